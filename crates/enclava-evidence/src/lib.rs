@@ -1,0 +1,19 @@
+//! Verification of TEE evidence into normalized claims.
+//!
+//! Every verifier here is pure: it takes evidence bytes, endorsements (certificates, collateral) and
+//! the verification time, and returns either [`Claims`] or a [`VerifyError`] naming the check that
+//! failed with what was expected and what was found. No network, no file system, no clock, no
+//! global state: fetching collateral and reading files happen in the callers.
+//!
+//! The flow is evidence -> [`Claims`]; appraisal (policies) happens elsewhere.
+
+pub mod azure;
+pub mod ccel;
+pub mod claims;
+pub mod dcap;
+pub mod error;
+pub mod sim;
+pub mod snp;
+
+pub use claims::{Claims, Tee};
+pub use error::VerifyError;

@@ -1,0 +1,1 @@
+//! Storage interface and embedded backend.
