@@ -1,1 +1,129 @@
-//! Storage interface and embedded backend.
+//! Storage for the Enclava vault.
+//!
+//! The vault, identity and audit logic see only the [`Store`] trait: a small transactional
+//! key-value model (named tables of `key -> bytes`) plus an append-only audit table. The embedded
+//! SQLite backend ([`SqliteStore`]) is the default; a PostgreSQL backend implements the same trait
+//! without any change to the logic above it.
+//!
+//! Guarantees every backend must give:
+//! - a [`Store::transact`] call is atomic and durable when it returns `Ok` (a crash afterwards loses
+//!   nothing; a crash during it leaves nothing of it);
+//! - `expect` preconditions in a transaction are checked inside the same transaction, so two
+//!   writers racing on one object cannot both win;
+//! - audit entries get consecutive sequence numbers starting at 1, in append order.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use thiserror::Error;
+
+/// The tables the vault uses. Keys within a table are opaque UTF-8 strings chosen by the caller
+/// (e.g. `name/version`), ordered bytewise for listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// Vault-wide metadata: seal configuration, wrapped root key, settings.
+    Meta,
+    Keys,
+    KeyVersions,
+    DeletedKeys,
+    Secrets,
+    SecretVersions,
+    DeletedSecrets,
+    Principals,
+    RoleAssignments,
+    Policies,
+    /// Signed checkpoints of the audit chain head.
+    AuditCheckpoints,
+}
+
+impl Table {
+    pub const ALL: [Table; 11] = [
+        Table::Meta,
+        Table::Keys,
+        Table::KeyVersions,
+        Table::DeletedKeys,
+        Table::Secrets,
+        Table::SecretVersions,
+        Table::DeletedSecrets,
+        Table::Principals,
+        Table::RoleAssignments,
+        Table::Policies,
+        Table::AuditCheckpoints,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Meta => "meta",
+            Table::Keys => "keys",
+            Table::KeyVersions => "key_versions",
+            Table::DeletedKeys => "deleted_keys",
+            Table::Secrets => "secrets",
+            Table::SecretVersions => "secret_versions",
+            Table::DeletedSecrets => "deleted_secrets",
+            Table::Principals => "principals",
+            Table::RoleAssignments => "role_assignments",
+            Table::Policies => "policies",
+            Table::AuditCheckpoints => "audit_checkpoints",
+        }
+    }
+}
+
+/// One step of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Insert or replace.
+    Put { table: Table, key: String, value: Vec<u8> },
+    /// Remove if present.
+    Delete { table: Table, key: String },
+    /// Precondition: the row must currently hold exactly `value` (`None`: must be absent).
+    /// Fails the whole transaction with [`StoreError::Conflict`] otherwise.
+    Expect { table: Table, key: String, value: Option<Vec<u8>> },
+}
+
+/// One stored audit entry: its sequence number and the serialized entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: u64,
+    pub entry: Vec<u8>,
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("conflicting concurrent change to {table}/{key}: expected it {expected}, found it changed")]
+    Conflict { table: &'static str, key: String, expected: &'static str },
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    #[error("storage schema version {found} is newer than this build supports ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The storage interface. Synchronous by design: callers on an async runtime use
+/// `spawn_blocking`; the logic layers stay free of async.
+pub trait Store: Send + Sync + 'static {
+    fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Rows whose key starts with `prefix` and is strictly greater than `after` (when given),
+    /// in key order, at most `limit`.
+    fn list(
+        &self,
+        table: Table,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// Apply all ops atomically and durably, or none of them.
+    fn transact(&self, ops: Vec<Op>) -> Result<()>;
+
+    /// Append audit entries atomically and durably; returns the sequence number of the first.
+    fn append_audit(&self, entries: Vec<Vec<u8>>) -> Result<u64>;
+
+    /// Audit entries with `seq >= from`, in order, at most `limit`.
+    fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<AuditRow>>;
+
+    /// The highest audit sequence number, 0 when empty.
+    fn audit_head(&self) -> Result<u64>;
+}

@@ -1,0 +1,255 @@
+//! Embedded backend: one SQLite file in the data directory, WAL journal, `synchronous=FULL` so that
+//! an acknowledged transaction survives a crash or power loss.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::{AuditRow, Op, Result, Store, StoreError, Table};
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// The embedded store. One connection behind a mutex: SQLite serializes writers anyway, and the
+/// vault's hot paths (crypto operations) read keys that callers cache.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(backend)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database, for tests and benchmarks.
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(backend)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION });
+        }
+        let mut ddl = String::from("BEGIN;");
+        for t in Table::ALL {
+            ddl.push_str(&format!(
+                "CREATE TABLE IF NOT EXISTS {} (k TEXT PRIMARY KEY NOT NULL, v BLOB NOT NULL) WITHOUT ROWID;",
+                t.name()
+            ));
+        }
+        ddl.push_str(
+            "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY NOT NULL, entry BLOB NOT NULL);",
+        );
+        ddl.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"));
+        conn.execute_batch(&ddl).map_err(backend)?;
+        Ok(SqliteStore { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (the transaction rolls
+        // back on drop), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for SqliteStore {
+    fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!("SELECT v FROM {} WHERE k = ?1", table.name()))
+            .map_err(backend)?;
+        stmt.query_row(params![key], |r| r.get(0)).optional().map_err(backend)
+    }
+
+    fn list(
+        &self,
+        table: Table,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let conn = self.conn();
+        // Range scan on the primary key: k >= prefix AND k < prefix + U+10FFFF... done with
+        // substr so that LIKE's wildcards in names cannot matter.
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT k, v FROM {} WHERE substr(k, 1, length(?1)) = ?1 AND (?2 IS NULL OR k > ?2) ORDER BY k LIMIT ?3",
+                table.name()
+            ))
+            .map_err(backend)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![prefix, after, limit], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn transact(&self, ops: Vec<Op>) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        for op in ops {
+            match op {
+                Op::Put { table, key, value } => {
+                    tx.prepare_cached(&format!(
+                        "INSERT INTO {} (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                        table.name()
+                    ))
+                    .and_then(|mut s| s.execute(params![key, value]))
+                    .map_err(backend)?;
+                }
+                Op::Delete { table, key } => {
+                    tx.prepare_cached(&format!("DELETE FROM {} WHERE k = ?1", table.name()))
+                        .and_then(|mut s| s.execute(params![key]))
+                        .map_err(backend)?;
+                }
+                Op::Expect { table, key, value } => {
+                    let current: Option<Vec<u8>> = tx
+                        .prepare_cached(&format!("SELECT v FROM {} WHERE k = ?1", table.name()))
+                        .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
+                        .map_err(backend)?;
+                    if current != value {
+                        // Dropping `tx` rolls back everything done so far.
+                        return Err(StoreError::Conflict {
+                            table: table.name(),
+                            key,
+                            expected: if value.is_some() { "unchanged" } else { "absent" },
+                        });
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn append_audit(&self, entries: Vec<Vec<u8>>) -> Result<u64> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let head: i64 = tx
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))
+            .map_err(backend)?;
+        let first = head + 1;
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO audit (seq, entry) VALUES (?1, ?2)")
+                .map_err(backend)?;
+            for (i, entry) in entries.iter().enumerate() {
+                let seq = first + i64::try_from(i).map_err(|e| StoreError::Backend(e.to_string()))?;
+                stmt.execute(params![seq, entry]).map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)?;
+        u64::try_from(first).map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
+    fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<AuditRow>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT seq, entry FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2")
+            .map_err(backend)?;
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![from, limit], |r| {
+                let seq: i64 = r.get(0)?;
+                Ok(AuditRow { seq: seq.max(0) as u64, entry: r.get(1)? })
+            })
+            .map_err(backend)?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn audit_head(&self) -> Result<u64> {
+        let conn = self.conn();
+        let head: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))
+            .map_err(backend)?;
+        Ok(head.max(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(table: Table, k: &str, v: &[u8]) -> Op {
+        Op::Put { table, key: k.into(), value: v.to_vec() }
+    }
+
+    #[test]
+    fn put_get_list_delete() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.transact(vec![put(Table::Keys, "a/1", b"x"), put(Table::Keys, "a/2", b"y"), put(Table::Keys, "b/1", b"z")])
+            .unwrap();
+        assert_eq!(s.get(Table::Keys, "a/2").unwrap().as_deref(), Some(&b"y"[..]));
+        assert_eq!(s.get(Table::Secrets, "a/2").unwrap(), None);
+        let listed: Vec<String> = s.list(Table::Keys, "a/", None, 10).unwrap().into_iter().map(|r| r.0).collect();
+        assert_eq!(listed, ["a/1", "a/2"]);
+        let after: Vec<String> = s.list(Table::Keys, "", Some("a/1"), 1).unwrap().into_iter().map(|r| r.0).collect();
+        assert_eq!(after, ["a/2"]);
+        s.transact(vec![Op::Delete { table: Table::Keys, key: "a/1".into() }]).unwrap();
+        assert_eq!(s.get(Table::Keys, "a/1").unwrap(), None);
+    }
+
+    #[test]
+    fn prefix_is_literal_not_a_pattern() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.transact(vec![put(Table::Keys, "a_b", b"1"), put(Table::Keys, "axb", b"2"), put(Table::Keys, "a%", b"3")])
+            .unwrap();
+        assert_eq!(s.list(Table::Keys, "a_", None, 10).unwrap().len(), 1);
+        assert_eq!(s.list(Table::Keys, "a%", None, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn failed_expectation_rolls_back_whole_transaction() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.transact(vec![put(Table::Keys, "k", b"v1")]).unwrap();
+        let err = s
+            .transact(vec![
+                put(Table::Keys, "other", b"written-first"),
+                Op::Expect { table: Table::Keys, key: "k".into(), value: Some(b"stale".to_vec()) },
+                put(Table::Keys, "k", b"v2"),
+            ])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+        assert_eq!(s.get(Table::Keys, "other").unwrap(), None, "no partial write");
+        assert_eq!(s.get(Table::Keys, "k").unwrap().as_deref(), Some(&b"v1"[..]));
+        s.transact(vec![Op::Expect { table: Table::Keys, key: "new".into(), value: None }, put(Table::Keys, "new", b"1")])
+            .unwrap();
+        assert!(s.transact(vec![Op::Expect { table: Table::Keys, key: "new".into(), value: None }]).is_err());
+    }
+
+    #[test]
+    fn audit_sequence_is_consecutive_and_durable_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            assert_eq!(s.audit_head().unwrap(), 0);
+            assert_eq!(s.append_audit(vec![b"e1".to_vec(), b"e2".to_vec()]).unwrap(), 1);
+            assert_eq!(s.append_audit(vec![b"e3".to_vec()]).unwrap(), 3);
+            s.transact(vec![put(Table::Meta, "m", b"1")]).unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.audit_head().unwrap(), 3);
+        let rows = s.audit_range(2, 10).unwrap();
+        assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(rows[1].entry, b"e3");
+        assert_eq!(s.get(Table::Meta, "m").unwrap().as_deref(), Some(&b"1"[..]));
+    }
+}
