@@ -47,6 +47,7 @@
 //! | `chip_id_mismatch` | CHIP_ID differs from the VCEK's hwID |
 
 pub mod certs;
+pub mod intermediates;
 pub mod report;
 pub mod roots;
 #[cfg(test)]

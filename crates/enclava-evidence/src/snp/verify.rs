@@ -123,6 +123,17 @@ fn pinned_roots() -> Result<Vec<(Product, Vec<u8>)>, SnpError> {
     Ok(out)
 }
 
+/// AMD's published ASKs and ASVKs, parsed.
+fn pinned_intermediates() -> Result<Vec<ParsedCert>, SnpError> {
+    let mut out = Vec::with_capacity(super::intermediates::ALL_PEM.len());
+    for pem in super::intermediates::ALL_PEM {
+        for der in certs::certs_from_pem_or_der(pem.as_bytes())? {
+            out.push(ParsedCert::parse(&der, "pinned AMD intermediate")?);
+        }
+    }
+    Ok(out)
+}
+
 /// Everything about the chain that does not depend on the verification time.
 fn build_chain(endorsements: &Endorsements) -> Result<VerifiedChain, SnpError> {
     build_chain_with_roots(endorsements, &pinned_roots()?)
@@ -168,8 +179,17 @@ pub(super) fn build_chain_with_roots(
         .filter(|c| !c.is_ec() && !c.self_issued())
         .collect();
     let leaf_issuer = &leaf.cert.tbs_certificate.issuer;
+    // Evidence often carries the leaf alone (Azure, a bare VCEK): then fall back to AMD's
+    // published intermediates. They are not anchors: the chain is still verified up to the ARK.
+    let pinned = if intermediates.is_empty() {
+        pinned_intermediates()?
+    } else {
+        Vec::new()
+    };
     let Some(ask) = intermediates
         .iter()
+        .copied()
+        .chain(pinned.iter())
         .find(|c| &c.cert.tbs_certificate.subject == leaf_issuer)
     else {
         let want = certs::name_string(leaf_issuer);
@@ -304,7 +324,7 @@ pub(super) fn build_chain_with_roots(
     let mut windows = Vec::new();
     for (what, c) in [
         (leaf_what.to_string(), leaf),
-        (format!("{ask_what} {ask_cn}"), *ask),
+        (format!("{ask_what} {ask_cn}"), ask),
         (format!("ARK-{product}"), &ark),
     ] {
         let (nb, na) = c.validity();
