@@ -1,0 +1,318 @@
+//! The full role x action x scope x resource matrix, checked against an expectation written here
+//! independently of the implementation's table.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use enclava_identity::{Action, Identity, IdentityConfig, Resource, Role, Scope};
+use enclava_store::SqliteStore;
+
+/// Every action's wire name. If an action is added, this list (and the expectations) must be
+/// updated, which the first test enforces.
+const ALL: &[&str] = &[
+    "keys/create",
+    "keys/import",
+    "keys/get",
+    "keys/list",
+    "keys/versions/list",
+    "keys/update",
+    "keys/delete",
+    "deletedkeys/get",
+    "deletedkeys/list",
+    "deletedkeys/recover",
+    "deletedkeys/purge",
+    "keys/backup",
+    "keys/restore",
+    "keys/rotate",
+    "keys/rotationpolicy/get",
+    "keys/rotationpolicy/set",
+    "keys/encrypt",
+    "keys/decrypt",
+    "keys/wrapkey",
+    "keys/unwrapkey",
+    "keys/sign",
+    "keys/verify",
+    "keys/release",
+    "rng",
+    "secrets/set",
+    "secrets/get",
+    "secrets/list",
+    "secrets/versions/list",
+    "secrets/update",
+    "secrets/delete",
+    "deletedsecrets/get",
+    "deletedsecrets/list",
+    "deletedsecrets/recover",
+    "deletedsecrets/purge",
+    "secrets/backup",
+    "secrets/restore",
+    "audit/read",
+    "roles/manage",
+    "principals/manage",
+    "operator/seal",
+    "policies/manage",
+];
+
+/// Actions not about one named object: need vault scope.
+const VAULT_LEVEL: &[&str] = &[
+    "keys/list",
+    "deletedkeys/list",
+    "keys/restore",
+    "rng",
+    "secrets/list",
+    "deletedsecrets/list",
+    "secrets/restore",
+    "audit/read",
+    "roles/manage",
+    "principals/manage",
+    "operator/seal",
+    "policies/manage",
+];
+
+const CRYPTO_OPS: &[&str] = &[
+    "keys/encrypt",
+    "keys/decrypt",
+    "keys/wrapkey",
+    "keys/unwrapkey",
+    "keys/sign",
+    "keys/verify",
+];
+
+fn expected_actions(role: Role) -> BTreeSet<&'static str> {
+    let mut s = BTreeSet::new();
+    match role {
+        Role::Administrator => s.extend(ALL.iter().copied()),
+        Role::CryptoOfficer => {
+            s.extend(ALL.iter().copied().filter(|a| {
+                (a.starts_with("keys/") || a.starts_with("deletedkeys/")) && *a != "keys/release"
+            }));
+            s.insert("rng");
+        }
+        Role::CryptoUser => {
+            s.extend(["keys/get", "keys/list", "keys/versions/list", "rng"]);
+            s.extend(CRYPTO_OPS.iter().copied());
+        }
+        Role::ReleaseUser => {
+            s.insert("keys/release");
+        }
+        Role::SecretsOfficer => s.extend(
+            ALL.iter()
+                .copied()
+                .filter(|a| a.starts_with("secrets/") || a.starts_with("deletedsecrets/")),
+        ),
+        Role::SecretsUser => s.extend(["secrets/get", "secrets/list", "secrets/versions/list"]),
+        Role::Auditor => s.extend([
+            "audit/read",
+            "keys/get",
+            "keys/list",
+            "keys/versions/list",
+            "keys/rotationpolicy/get",
+            "deletedkeys/get",
+            "deletedkeys/list",
+            "secrets/list",
+            "secrets/versions/list",
+            "deletedsecrets/list",
+        ]),
+    }
+    s
+}
+
+fn expected_covers(scope: &Scope, action: &str, resource: &Resource) -> bool {
+    match scope {
+        Scope::Vault => true,
+        _ if VAULT_LEVEL.contains(&action) => false,
+        Scope::Key(k) => *resource == Resource::Key(k.clone()),
+        Scope::Secret(s) => *resource == Resource::Secret(s.clone()),
+    }
+}
+
+fn identity() -> Identity {
+    Identity::new(
+        Arc::new(SqliteStore::in_memory().unwrap()),
+        IdentityConfig::new("https://vault.test"),
+    )
+}
+
+#[test]
+fn action_list_is_complete_and_names_round_trip() {
+    let names: BTreeSet<&str> = Action::ALL.iter().map(|a| a.name()).collect();
+    let mine: BTreeSet<&str> = ALL.iter().copied().collect();
+    assert_eq!(
+        names, mine,
+        "the test's action list must name every action exactly"
+    );
+    assert_eq!(Action::ALL.len(), ALL.len());
+    for a in Action::ALL {
+        assert_eq!(a.name().parse::<Action>().unwrap(), *a);
+        assert_eq!(a.is_vault_level(), VAULT_LEVEL.contains(&a.name()), "{a}");
+    }
+    assert!("keys/explode".parse::<Action>().is_err());
+}
+
+#[test]
+fn full_matrix_role_action_scope_resource() {
+    let id = identity();
+    let scopes = [
+        Scope::Vault,
+        Scope::Key("k1".into()),
+        Scope::Secret("s1".into()),
+    ];
+    let resources = [
+        Resource::Vault,
+        Resource::Key("k1".into()),
+        Resource::Key("k2".into()),
+        Resource::Secret("s1".into()),
+        Resource::Secret("s2".into()),
+    ];
+    let mut checked = 0;
+    let mut allowed = 0;
+    for role in Role::ALL {
+        let grants = expected_actions(role);
+        for scope in &scopes {
+            let (p, _) = id
+                .create_service_principal(&format!("{role} at {scope}"), 0)
+                .unwrap();
+            id.assign_role(&p.id, role, scope.clone(), 0).unwrap();
+            for action in Action::ALL {
+                for res in &resources {
+                    let want = grants.contains(action.name())
+                        && expected_covers(scope, action.name(), res);
+                    let d = id.authorize(&p, *action, res).unwrap();
+                    assert_eq!(
+                        d.allowed, want,
+                        "role {role} scope {scope} action {action} resource {res:?}: reason {}",
+                        d.reason
+                    );
+                    assert!(!d.reason.is_empty());
+                    checked += 1;
+                    allowed += usize::from(want);
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 7 * 3 * ALL.len() * 5);
+    // Sanity: the expectation is neither all-allow nor all-deny.
+    assert!(allowed > 0 && allowed < checked);
+}
+
+#[test]
+fn default_deny_without_assignments_and_when_disabled() {
+    let id = identity();
+    let (p, _) = id.create_service_principal("nobody", 0).unwrap();
+    for action in Action::ALL {
+        for res in [
+            Resource::Vault,
+            Resource::Key("k".into()),
+            Resource::Secret("s".into()),
+        ] {
+            assert!(!id.authorize(&p, *action, &res).unwrap().allowed);
+        }
+    }
+    let (admin, _) = id.create_service_principal("admin", 0).unwrap();
+    id.assign_role(&admin.id, Role::Administrator, Scope::Vault, 0)
+        .unwrap();
+    assert!(
+        id.authorize(&admin, Action::KeyCreate, &Resource::Key("k".into()))
+            .unwrap()
+            .allowed
+    );
+    let admin = id.set_enabled(&admin.id, false).unwrap();
+    let d = id
+        .authorize(&admin, Action::KeyCreate, &Resource::Key("k".into()))
+        .unwrap();
+    assert!(!d.allowed);
+    assert!(d.reason.contains("disabled"), "{}", d.reason);
+}
+
+#[test]
+fn multiple_assignments_combine_and_removal_revokes() {
+    let id = identity();
+    let (p, _) = id.create_service_principal("app", 0).unwrap();
+    let a1 = id
+        .assign_role(&p.id, Role::CryptoUser, Scope::Key("k1".into()), 0)
+        .unwrap();
+    id.assign_role(&p.id, Role::SecretsUser, Scope::Secret("s1".into()), 0)
+        .unwrap();
+    // Idempotent.
+    let again = id
+        .assign_role(&p.id, Role::CryptoUser, Scope::Key("k1".into()), 5)
+        .unwrap();
+    assert_eq!(again, a1);
+    assert_eq!(
+        id.list_assignments(Some(&p.id), None, 100).unwrap().len(),
+        2
+    );
+    assert!(
+        id.authorize(&p, Action::KeySign, &Resource::Key("k1".into()))
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        id.authorize(&p, Action::SecretGet, &Resource::Secret("s1".into()))
+            .unwrap()
+            .allowed
+    );
+    let d = id.authorize(&p, Action::KeyList, &Resource::Vault).unwrap();
+    assert!(!d.allowed);
+    assert!(d.reason.contains("vault scope"), "{}", d.reason);
+    id.remove_assignment(&a1.id).unwrap();
+    assert!(
+        !id.authorize(&p, Action::KeySign, &Resource::Key("k1".into()))
+            .unwrap()
+            .allowed
+    );
+    assert!(id.get_assignment(&a1.id).unwrap().is_none());
+    // Deleting the principal removes its assignments.
+    id.delete_principal(&p.id).unwrap();
+    assert!(id.list_assignments(None, None, 100).unwrap().is_empty());
+    assert!(id.get_principal(&p.id).unwrap().is_none());
+}
+
+#[test]
+fn role_and_scope_parsing() {
+    for r in Role::ALL {
+        assert_eq!(r.id().parse::<Role>().unwrap(), r);
+        assert_eq!(r.display_name().parse::<Role>().unwrap(), r);
+        assert_eq!(
+            format!("Key Vault {}", r.display_name())
+                .parse::<Role>()
+                .unwrap(),
+            r
+        );
+    }
+    assert_eq!(
+        "Key Vault Crypto Service Release User"
+            .parse::<Role>()
+            .unwrap(),
+        Role::ReleaseUser
+    );
+    assert!("Owner".parse::<Role>().is_err());
+    assert_eq!("/".parse::<Scope>().unwrap(), Scope::Vault);
+    assert_eq!(
+        "/keys/k-1".parse::<Scope>().unwrap(),
+        Scope::Key("k-1".into())
+    );
+    assert_eq!(
+        "/secrets/s1".parse::<Scope>().unwrap(),
+        Scope::Secret("s1".into())
+    );
+    for bad in [
+        "",
+        "/keys/",
+        "/keys/a/b",
+        "/keys/a_b",
+        "/certificates/c",
+        "keys/k",
+        "/secrets/x y",
+    ] {
+        assert!(bad.parse::<Scope>().is_err(), "{bad:?} must be rejected");
+    }
+    for s in [
+        Scope::Vault,
+        Scope::Key("k".into()),
+        Scope::Secret("s".into()),
+    ] {
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), s);
+    }
+}
