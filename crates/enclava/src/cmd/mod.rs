@@ -4,7 +4,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
+pub mod evidence;
 pub mod server;
+// BEGIN vault-client commands (CLI helper)
+pub mod audit;
+pub mod client;
+pub mod key;
+pub mod operator;
+pub mod secret;
+// END vault-client commands
 
 /// Enclava: a self-hosted confidential-computing platform (attestation, key vault, enclave runtime).
 #[derive(Debug, Parser)]
@@ -18,6 +27,27 @@ pub struct Cli {
 pub enum Command {
     /// Run the Enclava server (HTTPS; Key Vault-compatible API).
     Server(server::ServerArgs),
+    /// Keys: create, list, rotate, back up, and encrypt/decrypt/sign/verify/wrap/unwrap with them.
+    Key(key::KeyArgs),
+    /// Secrets: set, get, list, delete, recover, purge, back up.
+    Secret(secret::SecretArgs),
+    /// Vault operator tasks: init, unseal, seal, status.
+    Operator(operator::OperatorArgs),
+    /// Audit log: verify the hash chain and signed checkpoints, export entries.
+    Audit(audit::AuditArgs),
+    /// Verify TEE evidence (SEV-SNP, TDX, SGX, Azure CVM, simulated) offline.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
+    /// Benchmarks that print ratios against a baseline measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// How results are printed: a readable table for people, JSON for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
 }
 
 /// Exit codes: 0 success, 1 the operation ran and said no (verification failed, denied),
@@ -25,5 +55,11 @@ pub enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Server(args) => server::run(args),
+        Command::Evidence(cmd) => evidence::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
+        Command::Key(args) => key::run(args),
+        Command::Secret(args) => secret::run(args),
+        Command::Operator(args) => operator::run(args),
+        Command::Audit(args) => audit::run(args),
     }
 }

@@ -1,0 +1,187 @@
+//! `enclava bench ...`: throughput benchmarks that print ratios against a baseline measured in the
+//! same run (OpenSSL's `openssl speed` for the crypto ceiling). Machines are noisy: every figure is
+//! the median of several rounds.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::OutputFormat;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Evidence verifications per second on one core: SNP (chain cached and cold) and TDX
+    /// (collateral cached and cold) next to OpenSSL's ECDSA verify rates.
+    Evidence(EvidenceBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvidenceBenchArgs {
+    /// The real hardware vectors (default: ../shared/vectors from the current directory).
+    #[arg(long, env = "ENCLAVA_VECTORS", default_value = "../shared/vectors")]
+    pub vectors: PathBuf,
+    /// Measuring time per figure, split into rounds; the median round is reported.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    #[arg(long, default_value_t = 5)]
+    pub rounds: u32,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+pub fn run(cmd: BenchCommand) -> ExitCode {
+    match cmd {
+        BenchCommand::Evidence(args) => match bench_evidence(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+/// Median operations per second over `rounds` rounds of `total / rounds` each.
+pub fn measure(total: Duration, rounds: u32, mut op: impl FnMut() -> bool) -> Result<f64, String> {
+    let rounds = rounds.max(1);
+    let per_round = total / rounds;
+    // Warm up (and check the operation works at all before timing it).
+    if !op() {
+        return Err("the benchmarked operation failed on its first run".into());
+    }
+    let mut rates = Vec::with_capacity(rounds as usize);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < per_round {
+            if !op() {
+                return Err("the benchmarked operation failed during the run".into());
+            }
+            n += 1;
+        }
+        rates.push(n as f64 / start.elapsed().as_secs_f64());
+    }
+    Ok(median(&mut rates))
+}
+
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Runs `openssl speed` and returns the values of the named column for the named rows, e.g.
+/// verify/s for "256 bits ecdsa (nistp256)". The median of `rounds` runs.
+pub fn openssl_speed(args: &[&str], row_prefix: &str, column_from_end: usize, rounds: u32) -> Result<f64, String> {
+    let mut values = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let out = std::process::Command::new("openssl")
+            .arg("speed")
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run `openssl speed` for the baseline: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("`openssl speed {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(row_prefix))
+            .ok_or_else(|| format!("`openssl speed` printed no line starting with {row_prefix:?}"))?;
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let field = fields
+            .len()
+            .checked_sub(1 + column_from_end)
+            .and_then(|i| fields.get(i))
+            .ok_or_else(|| format!("unexpected `openssl speed` line: {line:?}"))?;
+        let value: f64 = field
+            .trim_end_matches('k')
+            .parse()
+            .map_err(|_| format!("unexpected number {field:?} in `openssl speed` line {line:?}"))?;
+        values.push(if field.ends_with('k') { value * 1000.0 } else { value });
+    }
+    Ok(median(&mut values))
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+}
+
+fn read_vector(dir: &std::path::Path, rel: &str) -> Result<Vec<u8>, String> {
+    let p = dir.join(rel);
+    std::fs::read(&p).map_err(|e| format!("cannot read vector {}: {e} (use --vectors DIR)", p.display()))
+}
+
+fn pem_certs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    if bytes.starts_with(b"-----") {
+        let blocks = pem::parse_many(bytes).map_err(|e| e.to_string())?;
+        Ok(blocks.into_iter().map(pem::Pem::into_contents).collect())
+    } else {
+        Ok(vec![bytes.to_vec()])
+    }
+}
+
+fn bench_evidence(args: &EvidenceBenchArgs) -> Result<(), String> {
+    use enclava_evidence::{dcap, snp};
+    let v = &args.vectors;
+    let total = Duration::from_secs_f64(args.seconds.max(0.5));
+    let secs = format!("{}", (args.seconds / f64::from(args.rounds.max(1))).ceil().max(1.0) as u64);
+
+    eprintln!("measuring OpenSSL's ECDSA verify rates (baseline) ...");
+    let p384 = openssl_speed(&["-seconds", &secs, "ecdsap384"], "384 bits ecdsa", 0, 3)?;
+    let p256 = openssl_speed(&["-seconds", &secs, "ecdsap256"], "256 bits ecdsa", 0, 3)?;
+
+    let report = read_vector(v, "sev-snp/google-go-sev-guest/attestation.bin")?;
+    let mut certs = pem_certs(&read_vector(v, "sev-snp/google-go-sev-guest/vcek.testcer")?)?;
+    certs.extend(pem_certs(&read_vector(v, "sev-snp/google-go-sev-guest/ask_ark_milan.pem")?)?);
+    let endorsements = snp::Endorsements { certs_der: certs, crls_der: vec![] };
+    let snp_at = at("2022-09-24T01:00:00Z");
+
+    eprintln!("measuring SNP verification (cold: whole chain every time) ...");
+    let snp_cold = measure(total, args.rounds, || snp::verify(&report, &endorsements, snp_at).is_ok())?;
+    eprintln!("measuring SNP verification (chain cached) ...");
+    let snp_verifier = snp::SnpVerifier::new();
+    let snp_cached = measure(total, args.rounds, || snp_verifier.verify(&report, &endorsements, snp_at).is_ok())?;
+
+    let quote = read_vector(v, "tdx/phala-dcap-qvl/tdx_quote")?;
+    let collateral_json = read_vector(v, "tdx/phala-dcap-qvl/tdx_quote_collateral.json")?;
+    let tdx_at = at("2025-07-19T10:00:34Z");
+    eprintln!("measuring TDX verification (cold: collateral parsed and verified every time) ...");
+    let tdx_cold = measure(total, args.rounds, || {
+        dcap::Collateral::from_dcap_qvl_json(&collateral_json)
+            .is_ok_and(|c| dcap::verify_tdx(&quote, Some(&c), tdx_at).is_ok())
+    })?;
+    eprintln!("measuring TDX verification (collateral cached) ...");
+    let collateral = dcap::Collateral::from_dcap_qvl_json(&collateral_json).map_err(|e| e.to_string())?;
+    let tdx_verifier = dcap::DcapVerifier::new();
+    let tdx_cached =
+        measure(total, args.rounds, || tdx_verifier.verify_tdx(&quote, Some(&collateral), tdx_at).is_ok())?;
+
+    let snp_ratio = snp_cached / p384;
+    let tdx_ratio = tdx_cached / (p256 / 2.0);
+    let report = json!({
+        "baseline": {"openssl_p384_verify_per_s": p384, "openssl_p256_verify_per_s": p256},
+        "snp": {"cold_per_s": snp_cold, "cached_per_s": snp_cached, "cached_vs_one_p384_verify": snp_ratio, "goal": 0.8},
+        "tdx": {"cold_per_s": tdx_cold, "cached_per_s": tdx_cached, "cached_vs_two_p256_verifies": tdx_ratio, "goal": 0.7},
+        "rounds": args.rounds, "seconds_per_figure": args.seconds, "statistic": "median",
+    });
+    match args.output {
+        OutputFormat::Json => println!("{report:#}"),
+        OutputFormat::Table => {
+            println!("evidence verification, one core, median of {} rounds", args.rounds);
+            println!("  openssl P-384 verify        {p384:>10.0}/s   (baseline)");
+            println!("  openssl P-256 verify        {p256:>10.0}/s   (baseline)");
+            println!("  SNP cold (full chain)       {snp_cold:>10.0}/s");
+            println!("  SNP cached chain            {snp_cached:>10.0}/s   {snp_ratio:.2}x one P-384 verify (goal >= 0.8)");
+            println!("  TDX cold (full collateral)  {tdx_cold:>10.0}/s");
+            println!("  TDX cached collateral       {tdx_cached:>10.0}/s   {tdx_ratio:.2}x two P-256 verifies (goal >= 0.7)");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! `enclava evidence verify`: verify TEE evidence offline and print normalized claims.
+//!
+//! Exit codes: 0 verified, 1 verification failed (the JSON names the failed check), 2 unusable
+//! arguments or unreadable input.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use enclava_evidence::error::FailedCheck;
+use enclava_evidence::{Claims, Tee, VerifyError, azure, dcap, sim, snp};
+use serde_json::json;
+
+use super::OutputFormat;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EvidenceCommand {
+    /// Verify evidence from real hardware (or the simulator) and print its normalized claims.
+    ///
+    /// Evidence may be binary or hex. Certificates may be PEM or DER, alone or as bundles (VCEK, or
+    /// VCEK+ASK+ARK). Intel collateral may be a directory of PCS files (recognized by content) or a
+    /// dcap-qvl collateral JSON file. Azure CVM evidence is the JSON that Confidential Containers'
+    /// Azure attesters produce.
+    ///
+    /// Examples:
+    ///   enclava evidence verify --tee snp --evidence report.bin --certs vcek.pem --at 2024-01-01T00:00:00Z
+    ///   enclava evidence verify --tee tdx --evidence quote.dat --collateral pcs/ --output json
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Which TEE produced the evidence.
+    #[arg(long, value_parser = parse_tee)]
+    pub tee: Tee,
+    /// The evidence file (report, quote, Azure evidence JSON, simulated evidence).
+    #[arg(long)]
+    pub evidence: PathBuf,
+    /// Certificates endorsing the evidence (PEM or DER; may be given more than once).
+    #[arg(long)]
+    pub certs: Vec<PathBuf>,
+    /// Collateral: a directory of Intel PCS files or a dcap-qvl JSON file (TDX/SGX); CRLs (SNP).
+    #[arg(long)]
+    pub collateral: Option<PathBuf>,
+    /// Verify as of this time (RFC 3339). Default: now.
+    #[arg(long, value_parser = parse_time)]
+    pub at: Option<DateTime<Utc>>,
+    /// Azure vTPM evidence: the nonce expected in the TPM quote (hex, or text with `text:` prefix).
+    #[arg(long)]
+    pub nonce: Option<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+fn parse_tee(s: &str) -> Result<Tee, String> {
+    s.parse()
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("expected an RFC 3339 time like 2024-01-31T12:00:00Z, found {s:?}: {e}"))
+}
+
+pub fn run(cmd: EvidenceCommand) -> ExitCode {
+    match cmd {
+        EvidenceCommand::Verify(args) => verify(args),
+    }
+}
+
+/// Why the input could not even be handed to a verifier (exit code 2).
+struct InputError(String);
+
+fn verify(args: VerifyArgs) -> ExitCode {
+    let at = args.at.unwrap_or_else(Utc::now);
+    let result = match run_verifier(&args, at) {
+        Ok(r) => r,
+        Err(InputError(msg)) => {
+            eprintln!("error: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match (result, args.output) {
+        (Ok(claims), OutputFormat::Json) => {
+            print_json(&json!({"verified": true, "claims": claims}));
+            ExitCode::SUCCESS
+        }
+        (Err(e), OutputFormat::Json) => {
+            print_json(&json!({"verified": false, "failed_check": e.failed_check(), "reason": e.to_string()}));
+            ExitCode::from(1)
+        }
+        (Ok(claims), OutputFormat::Table) => {
+            print_summary(&claims, at);
+            ExitCode::SUCCESS
+        }
+        (Err(e), OutputFormat::Table) => {
+            println!("NOT VERIFIED ({} evidence, as of {})", args.tee, at.to_rfc3339());
+            println!("  failed check: {}", e.failed_check());
+            println!("  reason:       {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+}
+
+fn print_summary(c: &Claims, at: DateTime<Utc>) {
+    println!("VERIFIED {} evidence as of {}", c.tee, at.to_rfc3339());
+    if !c.tee.is_hardware() {
+        println!("  WARNING: simulated evidence, not hardware; no production policy accepts it");
+    }
+    println!("  measurement:  {}", c.measurement);
+    println!("  report_data:  {}", c.report_data);
+    println!("  debug:        {}", c.debug);
+    if let Some(s) = &c.tcb_status {
+        println!("  tcb_status:   {s}");
+    }
+    if !c.advisory_ids.is_empty() {
+        println!("  advisories:   {}", c.advisory_ids.join(", "));
+    }
+    println!("  (use --output json for every claim)");
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, InputError> {
+    std::fs::read(path).map_err(|e| InputError(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+/// Binary as is; text that is entirely hex digits (whitespace allowed) is decoded.
+fn binary_or_hex(bytes: Vec<u8>) -> Vec<u8> {
+    let compact: Vec<u8> = bytes.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    if !compact.is_empty() && compact.len() % 2 == 0 && compact.iter().all(u8::is_ascii_hexdigit) {
+        if let Ok(decoded) = hex::decode(&compact) {
+            return decoded;
+        }
+    }
+    bytes
+}
+
+/// Certificates (and CRLs) from PEM bundles or DER files.
+#[derive(Default)]
+struct Pki {
+    certs: Vec<Vec<u8>>,
+    crls: Vec<Vec<u8>>,
+}
+
+impl Pki {
+    fn add(&mut self, bytes: &[u8], origin: &Path) -> Result<(), InputError> {
+        if looks_like_pem(bytes) {
+            let blocks = pem::parse_many(bytes)
+                .map_err(|e| InputError(format!("{}: not valid PEM: {e}", origin.display())))?;
+            for b in blocks {
+                match b.tag() {
+                    "CERTIFICATE" | "TRUSTED CERTIFICATE" => self.certs.push(b.into_contents()),
+                    "X509 CRL" => self.crls.push(b.into_contents()),
+                    other => {
+                        return Err(InputError(format!(
+                            "{}: expected CERTIFICATE or X509 CRL PEM blocks, found {other:?}",
+                            origin.display()
+                        )));
+                    }
+                }
+            }
+        } else if is_der_crl(bytes) {
+            self.crls.push(bytes.to_vec());
+        } else {
+            self.certs.push(bytes.to_vec());
+        }
+        Ok(())
+    }
+}
+
+fn looks_like_pem(bytes: &[u8]) -> bool {
+    bytes.windows(11).any(|w| w == b"-----BEGIN ")
+}
+
+/// A DER CertificateList has tbsCertList whose first element is an optional version then an
+/// AlgorithmIdentifier; a Certificate's tbs starts with a [0] version tag. Tell them apart by
+/// trying the CRL parser.
+fn is_der_crl(bytes: &[u8]) -> bool {
+    use der::Decode;
+    x509_cert::crl::CertificateList::from_der(bytes).is_ok()
+}
+
+fn read_pki(args: &VerifyArgs) -> Result<Pki, InputError> {
+    let mut pki = Pki::default();
+    for p in &args.certs {
+        let bytes = read(p, "certificates")?;
+        pki.add(&bytes, p)?;
+    }
+    if let Some(c) = &args.collateral {
+        for (name, bytes) in read_collateral_files(c)? {
+            pki.add(&bytes, Path::new(&name))?;
+        }
+    }
+    Ok(pki)
+}
+
+/// A file, or every regular file directly inside a directory (sorted by name for determinism).
+fn read_collateral_files(path: &Path) -> Result<Vec<(String, Vec<u8>)>, InputError> {
+    if path.is_dir() {
+        let entries = std::fs::read_dir(path)
+            .map_err(|e| InputError(format!("cannot read collateral directory {}: {e}", path.display())))?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+            let p = entry.path();
+            if p.is_file() {
+                files.push((p.display().to_string(), read(&p, "collateral file")?));
+            }
+        }
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(files)
+    } else {
+        Ok(vec![(path.display().to_string(), read(path, "collateral")?)])
+    }
+}
+
+fn read_dcap_collateral(path: &Path) -> Result<dcap::Collateral, InputError> {
+    let files = read_collateral_files(path)?;
+    // A single dcap-qvl style JSON file holds everything.
+    if let [(name, bytes)] = files.as_slice() {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if v.get("tcb_info").is_some() || v.get("pck_crl").is_some() {
+                return dcap::Collateral::from_dcap_qvl_json(bytes)
+                    .map_err(|e| InputError(format!("{name}: not usable dcap-qvl collateral: {e}")));
+            }
+        }
+    }
+    // A directory may hold other files too (a README, the quote itself): keep those that are
+    // collateral on their own, and say which were skipped and why.
+    let mut refs: Vec<(&str, &[u8])> = Vec::new();
+    for (name, bytes) in &files {
+        match dcap::Collateral::from_files(&[(name.as_str(), bytes.as_slice())]) {
+            Ok(_) => refs.push((name.as_str(), bytes.as_slice())),
+            Err(e) if files.len() > 1 => eprintln!("note: skipping {name}: {e}"),
+            Err(e) => return Err(InputError(format!("{name}: not usable Intel collateral: {e}"))),
+        }
+    }
+    dcap::Collateral::from_files(&refs)
+        .map_err(|e| InputError(format!("{}: not usable Intel collateral: {e}", path.display())))
+}
+
+fn parse_nonce(s: &str) -> Result<Vec<u8>, InputError> {
+    if let Some(text) = s.strip_prefix("text:") {
+        return Ok(text.as_bytes().to_vec());
+    }
+    hex::decode(s).map_err(|e| InputError(format!("--nonce: expected hex (or text:...), found {s:?}: {e}")))
+}
+
+fn run_verifier(args: &VerifyArgs, at: DateTime<Utc>) -> Result<Result<Claims, VerifyError>, InputError> {
+    let raw = read(&args.evidence, "evidence")?;
+    let nonce = args.nonce.as_deref().map(parse_nonce).transpose()?;
+    Ok(match args.tee {
+        Tee::Snp => {
+            let pki = read_pki(args)?;
+            let endorsements = snp::Endorsements { certs_der: pki.certs, crls_der: pki.crls };
+            snp::verify(&binary_or_hex(raw), &endorsements, at).map_err(VerifyError::from)
+        }
+        Tee::Tdx | Tee::Sgx => {
+            let collateral = args.collateral.as_deref().map(read_dcap_collateral).transpose()?;
+            let quote = binary_or_hex(raw);
+            if args.tee == Tee::Tdx {
+                dcap::verify_tdx(&quote, collateral.as_ref(), at).map_err(VerifyError::from)
+            } else {
+                dcap::verify_sgx(&quote, collateral.as_ref(), at).map_err(VerifyError::from)
+            }
+        }
+        Tee::AzureSnp | Tee::AzureTdx => {
+            let evidence = azure::AzureEvidence::from_coco_json(&raw)
+                .map_err(|e| InputError(format!("{}: not Azure CVM evidence JSON: {e}", args.evidence.display())))?;
+            if args.tee == Tee::AzureSnp {
+                let pki = read_pki(args)?;
+                let endorsements = snp::Endorsements { certs_der: pki.certs, crls_der: pki.crls };
+                azure::verify_snp(&evidence, &endorsements, nonce.as_deref(), at).map_err(VerifyError::from)
+            } else {
+                let collateral = args.collateral.as_deref().map(read_dcap_collateral).transpose()?;
+                azure::verify_tdx(&evidence, collateral.as_ref(), nonce.as_deref(), at).map_err(VerifyError::from)
+            }
+        }
+        Tee::Sim => sim::verify(&raw, at).map_err(VerifyError::from),
+    })
+}

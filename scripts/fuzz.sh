@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# A short coverage-guided fuzz run of every parser, seeded from the real hardware vectors.
+# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]
+# cargo-fuzz needs nightly features; on this stable toolchain RUSTC_BOOTSTRAP=1 enables them. We
+# fuzz without a sanitizer (-s none): the code has no `unsafe`, so what we hunt is panics and hangs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-10}"
+vectors="${ENCLAVA_VECTORS:-$(pwd)/../shared/vectors}"
+
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "installing cargo-fuzz (one time) ..."
+  cargo install cargo-fuzz --locked >/dev/null || { echo "error: cannot install cargo-fuzz" >&2; exit 1; }
+fi
+
+# Seeds: target -> vector globs (relative to the vectors folder). Copied into the ignored corpus
+# folder, never into the repository.
+declare -A seeds=(
+  [snp_report]="sev-snp/*/*.bin sev-snp/*/*.hex"
+  [dcap_quote]="tdx/*/*quote* sgx/*/*quote* tdx/google-go-tdx-guest/*.dat"
+  [dcap_collateral]="tdx/*/*collateral*.json sgx/*/*collateral*.json tdx/*/tcbInfo.json tdx/*/enclaveIdentity.json tdx/google-go-tdx-guest/sample_* tdx/google-go-tdx-guest/*crl*"
+  [azure_hcl]="azure-cvm/*/hcl-report*.bin"
+  [azure_evidence]="azure-cvm/*/evidence-v*.json azure-cvm/*/tpm-quote-v1.json"
+  [tpm_quote]="azure-cvm/*/quote.bin azure-cvm/*/tpm-quote.msg"
+  [ccel]="tdx/google-go-tdx-guest/ccel_data.dat tdx/google-go-tdx-guest/ccel_table.dat"
+  [sim_evidence]=""
+)
+
+export RUSTC_BOOTSTRAP=1
+targets=$(ls fuzz/fuzz_targets | sed 's/\.rs$//')
+cd fuzz
+cargo fuzz build -s none $targets 2>&1 | tail -n 3
+for t in $targets; do
+  corpus="corpus/$t"
+  mkdir -p "$corpus"
+  if [ -d "$vectors" ]; then
+    for g in ${seeds[$t]:-}; do
+      for f in "$vectors"/$g; do [ -f "$f" ] && cp -f "$f" "$corpus/seed-$(basename "$(dirname "$f")")-$(basename "$f")"; done
+    done
+  fi
+  echo "fuzzing $t for ${seconds}s ($(ls "$corpus" | wc -l) seeds)"
+  cargo fuzz run -s none "$t" "$corpus" -- -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=1100000 2>&1 | tail -n 2
+done

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls this script).
+# Installs what the tests need (Rust components, cargo-fuzz, a Python virtualenv with the Azure
+# SDKs) and fails loudly if it cannot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup)"
+export CARGO_TERM_COLOR=never
+
+vectors="${ENCLAVA_VECTORS:-$(pwd)/../shared/vectors}"
+if [ ! -f "$vectors/README.md" ]; then
+  if [ "${CI:-}" = "true" ]; then die "hardware test vectors not found at $vectors"; fi
+  echo "NOTICE: hardware test vectors not found at $vectors; vector tests will be skipped"
+fi
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "build"
+cargo build --workspace --all-targets
+
+step "lint"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "Rust tests"
+cargo test --workspace
+
+if [ -x tests/python/run.sh ]; then
+  step "Python SDK compatibility tests (real azure-keyvault SDKs against a real server)"
+  bash scripts/python-env.sh
+  ENCLAVA_BIN="$(pwd)/target/debug/enclava" bash tests/python/run.sh
+fi
+
+if [ -d fuzz/fuzz_targets ] && [ "${ENCLAVA_SKIP_FUZZ:-}" != "1" ]; then
+  step "short fuzz run of every parser, seeded from the real vectors"
+  bash scripts/fuzz.sh "${ENCLAVA_FUZZ_SECONDS:-10}"
+fi
+
+step "all tests passed"
