@@ -8,14 +8,22 @@ use std::path::PathBuf;
 pub fn vectors_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("ENCLAVA_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+        });
     if dir.join("README.md").is_file() {
         return Some(dir);
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("test vectors not found at {} (CI=true: they must be present)", dir.display());
+        panic!(
+            "test vectors not found at {} (CI=true: they must be present)",
+            dir.display()
+        );
     }
-    eprintln!("NOTICE: test vectors not found at {}; skipping", dir.display());
+    eprintln!(
+        "NOTICE: test vectors not found at {}; skipping",
+        dir.display()
+    );
     None
 }
 
