@@ -2,8 +2,8 @@
 //! signature checks (aws-lc-rs), chain building to the pinned Intel SGX Root CA, validity windows,
 //! revocation, and the Intel SGX PCK certificate extension (OID 1.2.840.113741.1.13.1).
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use chrono::{DateTime, Utc};
@@ -38,7 +38,15 @@ pub const SIG_CACHE_CAPACITY: usize = 4096;
 #[derive(Debug, Default)]
 pub struct SigCache {
     seen: HashSet<[u8; 32]>,
+    /// Parsed values keyed by SHA-256 of the exact bytes they were parsed (and, for chains,
+    /// verified) from: PCK chains from quotes, TCB info and QE identity bodies.
+    pub(super) chains: HashMap<[u8; 32], Arc<Vec<Cert>>>,
+    pub(super) tcb_infos: HashMap<[u8; 32], Arc<super::collateral::TcbInfo>>,
+    pub(super) qe_identities: HashMap<[u8; 32], Arc<super::collateral::EnclaveIdentity>>,
 }
+
+/// Which memo table of [`SigCache`] a value lives in.
+pub(super) type MemoSlot<T> = fn(&mut SigCache) -> &mut HashMap<[u8; 32], Arc<T>>;
 
 impl SigCache {
     pub fn len(&self) -> usize {
@@ -104,6 +112,35 @@ impl Ctx<'_> {
     /// ECDSA P-256 SHA-256 with a DER (ASN.1) signature.
     pub fn verify_asn1(&self, public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
         self.verify(SigFormat::Asn1, public_key, msg, sig)
+    }
+
+    /// The value made from `bytes` by `make` (parsing, chain verification), remembered in `slot`
+    /// when this context has a cache. Only successes are remembered; the same bytes always give
+    /// the same value, so a hit is exactly what `make` would return again.
+    pub(super) fn memo<T>(
+        &self,
+        slot: MemoSlot<T>,
+        bytes: &[u8],
+        make: impl FnOnce() -> Result<T, DcapError>,
+    ) -> Result<Arc<T>, DcapError> {
+        let Some(cache) = self.cache else {
+            return make().map(Arc::new);
+        };
+        let key: [u8; 32] = Sha256::digest(bytes).into();
+        if let Ok(mut guard) = cache.lock()
+            && let Some(v) = slot(&mut guard).get(&key)
+        {
+            return Ok(Arc::clone(v));
+        }
+        let value = Arc::new(make()?);
+        if let Ok(mut guard) = cache.lock() {
+            let table = slot(&mut guard);
+            if table.len() >= SIG_CACHE_CAPACITY {
+                table.clear();
+            }
+            table.insert(key, Arc::clone(&value));
+        }
+        Ok(value)
     }
 
     /// ECDSA P-256 SHA-256 with a raw r||s signature (uncached: quote-specific signatures).

@@ -382,9 +382,10 @@ pub fn verify_sgx(
 }
 
 /// A verifier that remembers verified collateral signatures (TCB info, QE identity, CRLs, PCK and
-/// TCB Signing chain links; keyed by SHA-256 of key, message and signature) behind a mutex, bounded
-/// to [`certs::SIG_CACHE_CAPACITY`] entries. Time windows, revocation and TCB matching are always
-/// re-evaluated; quote-specific signatures are never cached.
+/// TCB Signing chain links, and the PCK's signature over the QE report, which a platform repeats
+/// in every quote; keyed by SHA-256 of key, message and signature) behind a mutex, bounded to
+/// [`certs::SIG_CACHE_CAPACITY`] entries. Time windows, revocation and TCB matching are always
+/// re-evaluated; the quote's own signature by the attestation key is never cached.
 #[derive(Debug, Default)]
 pub struct DcapVerifier {
     cache: Mutex<SigCache>,
@@ -449,7 +450,7 @@ enum Expect {
 /// What the quote-only checks establish.
 struct QuoteChecked {
     quote: Quote,
-    pck_chain: Vec<Cert>,
+    pck_chain: std::sync::Arc<Vec<Cert>>,
     pck: PckExtension,
 }
 
@@ -476,8 +477,10 @@ fn check_quote(
         _ => {}
     }
     // PCK chain to the pinned root.
-    let chain = certs::parse_pem_chain(&quote.pck_chain_pem)?;
-    let pck_chain = certs::verify_chain(&chain, root, ctx)?;
+    let pck_chain = ctx.memo(|c| &mut c.chains, &quote.pck_chain_pem, || {
+        let chain = certs::parse_pem_chain(&quote.pck_chain_pem)?;
+        certs::verify_chain(&chain, root, ctx)
+    })?;
     if pck_chain.len() != 3 {
         return Err(DcapError::MalformedCertificate(format!(
             "PCK chain: expected PCK, PCK CA and root, found {} certificates",
@@ -493,8 +496,9 @@ fn check_quote(
         )));
     }
     let leaf = &pck_chain[0];
-    // QE report signed by the PCK.
-    if !Ctx::verify_fixed_uncached(
+    // QE report signed by the PCK. Cacheable: a platform's QE report stays the same across many
+    // quotes (it binds the attestation key), and a hit means these exact bytes verified before.
+    if !ctx.verify_fixed(
         leaf.public_key(),
         &quote.qe_report_raw,
         &quote.qe_report_signature,
@@ -656,8 +660,12 @@ fn evaluate(
         &c.qe_identity_issuer_chain
     };
     let qe_chain = verify_signed_json("QE identity", qe_signed, qe_chain_src, root, ctx)?;
-    let tcb_info = TcbInfo::parse(&tcb_signed.body)?;
-    let qe_identity = EnclaveIdentity::parse(&qe_signed.body)?;
+    let tcb_info = ctx.memo(|c| &mut c.tcb_infos, &tcb_signed.body, || {
+        TcbInfo::parse(&tcb_signed.body)
+    })?;
+    let qe_identity = ctx.memo(|c| &mut c.qe_identities, &qe_signed.body, || {
+        EnclaveIdentity::parse(&qe_signed.body)
+    })?;
 
     let root_crl = c.root_ca_crl.as_ref().ok_or_else(|| {
         DcapError::MissingCollateral("expected the Intel SGX Root CA CRL, found none".into())
