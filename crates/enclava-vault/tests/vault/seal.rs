@@ -1,0 +1,273 @@
+use std::sync::Arc;
+
+use enclava_store::{SqliteStore, Store};
+use enclava_vault::*;
+
+use crate::common::*;
+
+fn fresh() -> (Vault, TestClock) {
+    let clock = TestClock::new();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+    (Vault::new(store, BASE.into(), clock.clock()), clock)
+}
+
+#[test]
+fn init_unseal_progress_and_seal() {
+    let (v, _) = fresh();
+    assert!(!v.is_initialized().unwrap());
+    assert!(v.is_sealed());
+    assert_eq!(
+        v.unseal("ensh1-001-003-00-00000000").unwrap_err(),
+        VaultError::NotInitialized
+    );
+    let out = v.init(5, 3).unwrap();
+    assert_eq!(out.shares.len(), 5);
+    assert!(format!("{out:?}").contains("redacted"));
+    assert!(v.is_initialized().unwrap());
+    assert!(v.is_sealed(), "init leaves the vault sealed");
+    assert_eq!(v.init(5, 3).unwrap_err(), VaultError::AlreadyInitialized);
+
+    let p = v.unseal(&out.shares[4]).unwrap();
+    assert_eq!(
+        p,
+        UnsealProgress {
+            sealed: true,
+            progress: 1,
+            threshold: 3
+        }
+    );
+    // The same share again does not count twice.
+    let p = v.unseal(&out.shares[4]).unwrap();
+    assert_eq!(p.progress, 1);
+    let p = v.unseal(&out.shares[1]).unwrap();
+    assert_eq!(p.progress, 2);
+    assert_eq!(v.seal_status().unwrap().progress, 2);
+    let p = v.unseal(&out.shares[0]).unwrap();
+    assert_eq!(
+        p,
+        UnsealProgress {
+            sealed: false,
+            progress: 0,
+            threshold: 3
+        }
+    );
+    assert!(!v.is_sealed());
+    let st = v.seal_status().unwrap();
+    assert!(st.initialized && !st.sealed && st.threshold == 3 && st.shares == 5 && !st.dev_mode);
+
+    // Data works, then seal makes everything Sealed.
+    v.set_secret(
+        "s",
+        &SecretSetParameters {
+            value: "v".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    v.seal();
+    assert!(v.is_sealed());
+    let e = v.get_secret("s", None).unwrap_err();
+    assert_eq!(e, VaultError::Sealed);
+    assert_eq!(e.http_status(), 503);
+    assert_eq!(e.code(), "VaultSealed");
+    // Unseal again with a different subset.
+    v.unseal(&out.shares[2]).unwrap();
+    v.unseal(&out.shares[3]).unwrap();
+    let p = v.unseal(&out.shares[0]).unwrap();
+    assert!(!p.sealed);
+    assert_eq!(
+        v.get_secret("s", None).unwrap().value.unwrap().as_str(),
+        "v"
+    );
+}
+
+#[test]
+fn wrong_shares_fail_clearly_and_reset() {
+    let (v, _) = fresh();
+    let out = v.init(3, 2).unwrap();
+    let (other, _) = fresh();
+    let foreign = other.init(3, 2).unwrap();
+
+    v.unseal(&out.shares[0]).unwrap();
+    // A share from another vault with the same parameters parses fine but reconstructs garbage.
+    let e = v.unseal(&foreign.shares[1]).unwrap_err();
+    assert!(matches!(e, VaultError::UnsealFailed(_)), "{e:?}");
+    assert_eq!(e.http_status(), 400);
+    assert!(v.is_sealed());
+    assert_eq!(v.seal_status().unwrap().progress, 0, "progress was reset");
+
+    // A mistyped share is rejected before use, and does not count.
+    let mut typo: Vec<char> = out.shares[1].chars().collect();
+    let i = 20;
+    typo[i] = if typo[i] == 'a' { 'b' } else { 'a' };
+    let typo: String = typo.into_iter().collect();
+    let e = v.unseal(&typo).unwrap_err();
+    assert!(
+        matches!(e, VaultError::InvalidShare(ref m) if m.contains("checksum")),
+        "{e:?}"
+    );
+    assert!(
+        !e.to_string().contains(&out.shares[1][14..40]),
+        "error must not echo share data"
+    );
+    assert_eq!(v.seal_status().unwrap().progress, 0);
+
+    // A share with a different threshold is refused.
+    let (third, _) = fresh();
+    let t3 = third.init(3, 3).unwrap();
+    assert!(matches!(
+        v.unseal(&t3.shares[0]).unwrap_err(),
+        VaultError::InvalidShare(_)
+    ));
+
+    // The right shares still work.
+    v.unseal(&out.shares[1]).unwrap();
+    assert!(!v.unseal(&out.shares[2]).unwrap().sealed);
+}
+
+#[test]
+fn init_parameter_validation() {
+    let (v, _) = fresh();
+    assert!(matches!(
+        v.init(2, 3).unwrap_err(),
+        VaultError::BadParameter(_)
+    ));
+    assert!(matches!(
+        v.init(0, 0).unwrap_err(),
+        VaultError::BadParameter(_)
+    ));
+    assert!(!v.is_initialized().unwrap());
+    let out = v.init(1, 1).unwrap();
+    assert!(!v.unseal(&out.shares[0]).unwrap().sealed);
+}
+
+#[test]
+fn dev_mode_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unseal.key");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
+    let clock = TestClock::new();
+    let v = Vault::new(store.clone(), BASE.into(), clock.clock());
+    v.init_or_unseal_dev(&path).unwrap();
+    assert!(!v.is_sealed());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert!(v.seal_status().unwrap().dev_mode);
+    v.set_secret(
+        "a",
+        &SecretSetParameters {
+            value: "b".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // A second vault instance over the same store unseals from the file.
+    let v2 = Vault::new(store, BASE.into(), clock.clock());
+    assert!(v2.is_sealed());
+    v2.init_or_unseal_dev(&path).unwrap();
+    assert_eq!(
+        v2.get_secret("a", None).unwrap().value.unwrap().as_str(),
+        "b"
+    );
+    // Shares are refused for a dev vault; a wrong key file fails clearly.
+    v2.seal();
+    assert!(v2.unseal("ensh1-001-001-00-00000000").is_err());
+    let bad = dir.path().join("bad.key");
+    std::fs::write(&bad, "00".repeat(32)).unwrap();
+    let e = v2.unseal_dev(&bad).unwrap_err();
+    assert!(matches!(e, VaultError::UnsealFailed(_)), "{e:?}");
+    let e = v2.unseal_dev(&dir.path().join("missing.key")).unwrap_err();
+    assert!(matches!(e, VaultError::UnsealFailed(_)));
+    // init_dev refuses to overwrite an existing file / an initialized vault.
+    assert_eq!(
+        v2.init_dev(&path).unwrap_err(),
+        VaultError::AlreadyInitialized
+    );
+}
+
+#[test]
+fn sealed_vault_refuses_every_data_operation() {
+    let env = env();
+    let v = &env.vault;
+    create(v, "k", "oct", None, None);
+    v.set_secret(
+        "s",
+        &SecretSetParameters {
+            value: "x".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    v.seal();
+    let sealed = |r: Result<(), VaultError>| assert_eq!(r.unwrap_err(), VaultError::Sealed);
+    let p = op("A256GCM", b"x");
+    sealed(
+        v.create_key(
+            "k2",
+            &KeyCreateParameters {
+                kty: "oct".into(),
+                ..Default::default()
+            },
+        )
+        .map(|_| ()),
+    );
+    sealed(
+        v.import_key("k2", &KeyImportParameters::default())
+            .map(|_| ()),
+    );
+    sealed(v.get_key("k", None).map(|_| ()));
+    sealed(
+        v.update_key("k", None, &KeyUpdateParameters::default())
+            .map(|_| ()),
+    );
+    sealed(v.list_keys(None, None).map(|_| ()));
+    sealed(v.list_key_versions("k", None, None).map(|_| ()));
+    sealed(v.delete_key("k").map(|_| ()));
+    sealed(v.get_deleted_key("k").map(|_| ()));
+    sealed(v.list_deleted_keys(None, None).map(|_| ()));
+    sealed(v.recover_deleted_key("k").map(|_| ()));
+    sealed(v.purge_deleted_key("k"));
+    sealed(v.purge_expired(env.clock.now()).map(|_| ()));
+    sealed(v.backup_key("k").map(|_| ()));
+    sealed(v.restore_key(b"x").map(|_| ()));
+    sealed(v.rotate_key("k").map(|_| ()));
+    sealed(v.get_rotation_policy("k").map(|_| ()));
+    sealed(
+        v.set_rotation_policy("k", &KeyRotationPolicy::default())
+            .map(|_| ()),
+    );
+    sealed(v.run_due_rotations(env.clock.now()).map(|_| ()));
+    sealed(v.encrypt("k", None, &p).map(|_| ()));
+    sealed(v.decrypt("k", None, &p).map(|_| ()));
+    sealed(v.wrap_key("k", None, &p).map(|_| ()));
+    sealed(v.unwrap_key("k", None, &p).map(|_| ()));
+    sealed(v.sign("k", None, &KeySignParameters::default()).map(|_| ()));
+    sealed(
+        v.verify("k", None, &KeyVerifyParameters::default())
+            .map(|_| ()),
+    );
+    sealed(v.rng(16).map(|_| ()));
+    sealed(v.releasable_key("k", None).map(|_| ()));
+    sealed(
+        v.set_secret("s", &SecretSetParameters::default())
+            .map(|_| ()),
+    );
+    sealed(v.get_secret("s", None).map(|_| ()));
+    sealed(
+        v.update_secret("s", None, &SecretUpdateParameters::default())
+            .map(|_| ()),
+    );
+    sealed(v.list_secrets(None, None).map(|_| ()));
+    sealed(v.list_secret_versions("s", None, None).map(|_| ()));
+    sealed(v.delete_secret("s").map(|_| ()));
+    sealed(v.get_deleted_secret("s").map(|_| ()));
+    sealed(v.list_deleted_secrets(None, None).map(|_| ()));
+    sealed(v.recover_deleted_secret("s").map(|_| ()));
+    sealed(v.purge_deleted_secret("s"));
+    sealed(v.backup_secret("s").map(|_| ()));
+    sealed(v.restore_secret(b"x").map(|_| ()));
+}

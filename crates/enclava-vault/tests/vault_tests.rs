@@ -1,0 +1,16 @@
+//! Integration tests of the vault over the real SQLite store.
+
+#[path = "vault/at_rest.rs"]
+mod at_rest;
+#[path = "vault/common.rs"]
+mod common;
+#[path = "vault/crypto.rs"]
+mod crypto;
+#[path = "vault/lifecycle.rs"]
+mod lifecycle;
+#[path = "vault/props.rs"]
+mod props;
+#[path = "vault/seal.rs"]
+mod seal;
+#[path = "vault/secrets.rs"]
+mod secrets;
