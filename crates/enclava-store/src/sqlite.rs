@@ -33,10 +33,12 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection) -> Result<Self> {
+        // The busy timeout first: switching to WAL needs a lock that another process (the CLI
+        // reading the audit log while the server writes) may hold for a moment.
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(backend)?;

@@ -130,10 +130,12 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, InputError> {
 /// Binary as is; text that is entirely hex digits (whitespace allowed) is decoded.
 fn binary_or_hex(bytes: Vec<u8>) -> Vec<u8> {
     let compact: Vec<u8> = bytes.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-    if !compact.is_empty() && compact.len() % 2 == 0 && compact.iter().all(u8::is_ascii_hexdigit) {
-        if let Ok(decoded) = hex::decode(&compact) {
-            return decoded;
-        }
+    if !compact.is_empty()
+        && compact.len().is_multiple_of(2)
+        && compact.iter().all(u8::is_ascii_hexdigit)
+        && let Ok(decoded) = hex::decode(&compact)
+    {
+        return decoded;
     }
     bytes
 }
@@ -220,13 +222,12 @@ fn read_collateral_files(path: &Path) -> Result<Vec<(String, Vec<u8>)>, InputErr
 fn read_dcap_collateral(path: &Path) -> Result<dcap::Collateral, InputError> {
     let files = read_collateral_files(path)?;
     // A single dcap-qvl style JSON file holds everything.
-    if let [(name, bytes)] = files.as_slice() {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
-            if v.get("tcb_info").is_some() || v.get("pck_crl").is_some() {
-                return dcap::Collateral::from_dcap_qvl_json(bytes)
-                    .map_err(|e| InputError(format!("{name}: not usable dcap-qvl collateral: {e}")));
-            }
-        }
+    if let [(name, bytes)] = files.as_slice()
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && (v.get("tcb_info").is_some() || v.get("pck_crl").is_some())
+    {
+        return dcap::Collateral::from_dcap_qvl_json(bytes)
+            .map_err(|e| InputError(format!("{name}: not usable dcap-qvl collateral: {e}")));
     }
     // A directory may hold other files too (a README, the quote itself): keep those that are
     // collateral on their own, and say which were skipped and why.
