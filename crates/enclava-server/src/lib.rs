@@ -1,1 +1,439 @@
-//! HTTP server.
+//! The Enclava HTTP server: a thin axum shell over the vault, identity and audit libraries.
+//!
+//! - [`start`] binds, prepares TLS (a local CA on first start), opens the data directory, starts
+//!   the audit writer and the maintenance task, and serves; it returns once the socket accepts
+//!   connections.
+//! - Every request goes through [`app::dispatch`] (see that module for the pipeline).
+//! - Configuration layering: [`config`]. TLS material: [`tls`]. Routing (pure): [`route`].
+//!
+//! Data directory layout: `vault.db` (SQLite), `ca.pem` / `ca-key.pem` (0600) / `tls-cert.pem` /
+//! `tls-key.pem` (0600), `dev-unseal.key` (dev mode only, 0600), `admin.token` (0600).
+
+#![forbid(unsafe_code)]
+
+pub mod apiversion;
+pub mod app;
+pub mod audit_pipe;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod lifecycle;
+pub mod metrics;
+pub mod route;
+pub mod tls;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use enclava_audit::{AuditLog, NewEntry, Outcome};
+use enclava_identity::{Identity, IdentityConfig};
+use enclava_store::{SqliteStore, Store};
+use enclava_vault::{RotationAction, Vault, system_clock};
+use thiserror::Error;
+
+pub use config::{ConfigError, LogFormat, PartialConfig, ServerConfig};
+
+use crate::app::AppState;
+use crate::audit_pipe::{AppendFn, AuditSink};
+use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
+
+/// The SQLite database file in the data directory.
+pub const DB_FILE: &str = "vault.db";
+/// The development unseal key file in the data directory.
+pub const DEV_UNSEAL_KEY_FILE: &str = "dev-unseal.key";
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("opening the database {path}: {message}")]
+    Store { path: PathBuf, message: String },
+    #[error("{0}")]
+    Startup(String),
+    #[error("the server stopped with an error: {0}")]
+    Serve(String),
+}
+
+/// A started server.
+pub struct RunningServer {
+    /// The bound address (the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    /// `https://127.0.0.1:PORT` (the address clients on this machine use).
+    pub local_url: String,
+    /// Base URL in ids, links, the token issuer and the challenge.
+    pub base_url: String,
+    pub ca_path: Option<PathBuf>,
+    pub ca_fingerprint: Option<String>,
+    pub created_ca: bool,
+    pub state: Arc<AppState>,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// The start-up contract line: `ready https://127.0.0.1:PORT`.
+    pub fn ready_line(&self) -> String {
+        format!("ready {}", self.local_url)
+    }
+
+    /// Stop accepting and let in-flight requests finish (up to `grace`).
+    pub fn shutdown(&self, grace: Duration) {
+        self.handle.graceful_shutdown(Some(grace));
+    }
+
+    /// Wait until the server stops.
+    pub async fn wait(self) -> Result<(), ServerError> {
+        join_result(self.task.await)
+    }
+
+    /// Serve until `signal` completes (then shut down gracefully within `grace`) or the server
+    /// stops by itself.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+        grace: Duration,
+    ) -> Result<(), ServerError> {
+        let r = tokio::select! {
+            r = &mut self.task => join_result(r),
+            _ = signal => {
+                self.handle.graceful_shutdown(Some(grace));
+                join_result(self.task.await)
+            }
+        };
+        // The audit queue is FIFO: once this entry is durable, every earlier one is too.
+        if let Err(e) = self
+            .state
+            .audit
+            .append_durable(system_entry("server/stop", None))
+            .await
+        {
+            eprintln!("enclava: flushing the audit log at shutdown failed: {e}");
+        }
+        r
+    }
+}
+
+fn join_result(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), ServerError> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ServerError::Serve(e.to_string())),
+        Err(e) => Err(ServerError::Serve(e.to_string())),
+    }
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ServerError + 'a {
+    move |source| ServerError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<(), ServerError> {
+    if dir.exists() {
+        if !dir.is_dir() {
+            return Err(ServerError::Startup(format!(
+                "data directory {} exists but is not a directory",
+                dir.display()
+            )));
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(io("cannot create data directory", dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("cannot set permissions on", dir))?;
+    }
+    Ok(())
+}
+
+fn host_for_url(h: &str) -> String {
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    if h.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{h}]")
+    } else {
+        h.to_string()
+    }
+}
+
+/// Base URL when none is configured: the bound address, or the first host name when bound to
+/// the unspecified address.
+fn derive_base_url(config: &ServerConfig, addr: SocketAddr) -> String {
+    if let Some(u) = &config.public_url {
+        return u.clone();
+    }
+    let scheme = config.scheme();
+    if addr.ip().is_unspecified() {
+        let host = config
+            .hostnames
+            .first()
+            .map(|h| host_for_url(h))
+            .unwrap_or("localhost".into());
+        format!("{scheme}://{host}:{}", addr.port())
+    } else {
+        format!("{scheme}://{addr}")
+    }
+}
+
+/// Start the server. Returns once it listens; serving continues in a background task.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    prepare_data_dir(&config.data_dir)?;
+    let tls_material = if config.insecure_http {
+        None
+    } else {
+        Some(tls::ensure_tls(
+            &config.data_dir,
+            &config.hostnames,
+            config.tls.as_ref(),
+        )?)
+    };
+
+    let db_path = config.data_dir.join(DB_FILE);
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&db_path).map_err(|e| ServerError::Store {
+            path: db_path.clone(),
+            message: e.to_string(),
+        })?);
+
+    let listener = TcpListener::bind(config.addr).map_err(|source| ServerError::Bind {
+        addr: config.addr,
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServerError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.addr,
+        source,
+    })?;
+    let base_url = derive_base_url(&config, addr);
+    let local_ip = if addr.ip().is_unspecified() {
+        if addr.is_ipv6() {
+            "[::1]".to_string()
+        } else {
+            "127.0.0.1".to_string()
+        }
+    } else {
+        host_for_url(&addr.ip().to_string())
+    };
+    let local_url = format!("{}://{}:{}", config.scheme(), local_ip, addr.port());
+
+    let vault = Arc::new(Vault::new(store.clone(), base_url.clone(), system_clock()));
+    let mut id_config = IdentityConfig::new(base_url.clone());
+    let mut audiences = vec![config.resource.clone()];
+    for a in id_config.audiences.drain(..) {
+        if !audiences
+            .iter()
+            .any(|x| x.trim_end_matches('/') == a.trim_end_matches('/'))
+        {
+            audiences.push(a);
+        }
+    }
+    id_config.audiences = audiences;
+    let identity = Arc::new(Identity::new(store.clone(), id_config));
+    let audit_log = Arc::new(
+        AuditLog::new(store.clone())
+            .map_err(|e| ServerError::Startup(format!("opening the audit log: {e}")))?,
+    );
+    let metrics = Arc::new(Metrics::new());
+
+    let log2 = audit_log.clone();
+    let append: AppendFn<NewEntry> =
+        Arc::new(move |batch| log2.append(batch).map(|_| ()).map_err(|e| e.to_string()));
+    let m2 = metrics.clone();
+    let (audit, _audit_task) = AuditSink::start(append, move |n| {
+        m2.audit_entries.inc_by(n as u64);
+        m2.audit_batches.inc();
+    });
+
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        base_url: base_url.clone(),
+        vault: vault.clone(),
+        identity,
+        store,
+        metrics: metrics.clone(),
+        audit,
+        audit_log,
+        lifecycle: Arc::new(Lifecycle::new(config.data_dir.clone(), config.dev)),
+    });
+
+    if config.dev {
+        eprintln!(
+            "WARNING: development mode (--dev): the vault is initialized and unsealed automatically with the key in {}. \
+             Anyone who can read the data directory can unseal it. Never use --dev in production.",
+            config.data_dir.join(DEV_UNSEAL_KEY_FILE).display()
+        );
+        let st = state.clone();
+        let key_path = config.data_dir.join(DEV_UNSEAL_KEY_FILE);
+        tokio::task::spawn_blocking(move || -> Result<(), ServerError> {
+            st.vault.init_or_unseal_dev(&key_path).map_err(|e| {
+                ServerError::Startup(format!(
+                    "development unseal with {} failed: {e}",
+                    key_path.display()
+                ))
+            })?;
+            st.lifecycle.on_unsealed(&st).map_err(ServerError::Startup)
+        })
+        .await
+        .map_err(|e| ServerError::Startup(e.to_string()))??;
+    }
+    let mode = if config.dev {
+        "development mode"
+    } else {
+        "production mode"
+    };
+    state
+        .audit
+        .append_durable(system_entry(
+            "server/start",
+            Some(format!("{mode}, base URL {base_url}")),
+        ))
+        .await
+        .map_err(|e| ServerError::Startup(format!("writing the audit log: {e}")))?;
+    match vault.seal_status() {
+        Ok(s) => metrics.set_seal_state(s.initialized, s.sealed),
+        Err(e) => return Err(ServerError::Startup(format!("reading the seal state: {e}"))),
+    }
+
+    spawn_maintenance(state.clone());
+
+    let app = Router::new()
+        .fallback(app::dispatch)
+        .with_state(state.clone());
+    let handle = axum_server::Handle::new();
+    let make = app.into_make_service_with_connect_info::<SocketAddr>();
+    let (ca_path, ca_fingerprint, created_ca) = match &tls_material {
+        Some(t) => (t.ca_path.clone(), t.ca_fingerprint.clone(), t.created_ca),
+        None => (None, None, false),
+    };
+    let task = match tls_material {
+        Some(t) => {
+            let cfg = axum_server::tls_rustls::RustlsConfig::from_config(t.server_config);
+            let server = axum_server::from_tcp_rustls(listener, cfg).handle(handle.clone());
+            tokio::spawn(server.serve(make))
+        }
+        None => {
+            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            tokio::spawn(server.serve(make))
+        }
+    };
+    // The listener is bound and listening; wait until the server task owns it.
+    let _ = tokio::time::timeout(Duration::from_secs(5), handle.listening()).await;
+
+    Ok(RunningServer {
+        addr,
+        local_url,
+        base_url,
+        ca_path,
+        ca_fingerprint,
+        created_ca,
+        state,
+        handle,
+        task,
+    })
+}
+
+/// An audit entry for something the server itself did.
+fn system_entry(action: &str, detail: Option<String>) -> NewEntry {
+    NewEntry {
+        time: chrono::Utc::now(),
+        principal: "system".into(),
+        action: action.into(),
+        object: String::new(),
+        version: None,
+        result: Outcome::Allowed,
+        status: 200,
+        request_id: app::new_request_id(),
+        client_addr: "internal".into(),
+        detail,
+    }
+}
+
+/// Run due key rotations and purge expired deleted objects, every `maintenance_interval`.
+fn spawn_maintenance(st: Arc<AppState>) {
+    let every = st.config.maintenance_interval;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate
+        loop {
+            tick.tick().await;
+            run_maintenance_once(&st).await;
+        }
+    });
+}
+
+/// One maintenance pass (also used by tests).
+pub async fn run_maintenance_once(st: &Arc<AppState>) {
+    if st.vault.is_sealed() {
+        return;
+    }
+    let st2 = st.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let now = chrono::Utc::now();
+        (
+            st2.vault.run_due_rotations(now),
+            st2.vault.purge_expired(now),
+        )
+    })
+    .await;
+    let Ok((rotations, purged)) = res else {
+        tracing::error!("maintenance task failed");
+        return;
+    };
+    match rotations {
+        Ok(events) => {
+            for ev in events {
+                let (action, version) = match ev.action {
+                    RotationAction::Rotate => ("keys/rotate", ev.new_version.clone()),
+                    RotationAction::Notify => ("keys/notify", Some(ev.version.clone())),
+                };
+                tracing::info!(key = %ev.name, action, "rotation policy action");
+                let entry = NewEntry {
+                    time: chrono::Utc::now(),
+                    principal: "system".into(),
+                    action: action.into(),
+                    object: format!("keys/{}", ev.name),
+                    version,
+                    result: Outcome::Allowed,
+                    status: 200,
+                    request_id: app::new_request_id(),
+                    client_addr: "internal".into(),
+                    detail: Some("rotation policy (maintenance task)".into()),
+                };
+                if let Err(e) = st.audit.append_durable(entry).await {
+                    tracing::error!(error = %e, "audit append failed for a rotation event");
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "running due rotations failed"),
+    }
+    match purged {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(purged = n, "purged expired deleted objects"),
+        Err(e) => tracing::error!(error = %e, "purging expired deleted objects failed"),
+    }
+}

@@ -1,0 +1,125 @@
+//! Group commit for audit entries: request handlers send entries over a channel; one background
+//! task drains whatever is queued (up to a batch limit), appends the batch in a single durable
+//! call, then acknowledges every waiter. A mutating request's response waits for its ack.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+/// Appends a batch durably (called on a blocking thread). Errors are reported to every waiter.
+pub type AppendFn<E> = Arc<dyn Fn(Vec<E>) -> Result<(), String> + Send + Sync>;
+
+/// Acknowledgement channel of one durable append.
+type Ack = oneshot::Sender<Result<(), String>>;
+
+/// The sending side, cheap to clone.
+pub struct AuditSink<E> {
+    tx: mpsc::Sender<(E, Option<Ack>)>,
+}
+
+impl<E> Clone for AuditSink<E> {
+    fn clone(&self) -> Self {
+        AuditSink {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+/// Largest batch appended in one call.
+pub const MAX_BATCH: usize = 512;
+
+impl<E: Send + 'static> AuditSink<E> {
+    /// Start the background writer. `on_batch(n)` is called after each successful append.
+    pub fn start(
+        append: AppendFn<E>,
+        on_batch: impl Fn(usize) + Send + Sync + 'static,
+    ) -> (AuditSink<E>, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<(E, Option<Ack>)>(8192);
+        let handle = tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(MAX_BATCH);
+            loop {
+                let n = rx.recv_many(&mut buf, MAX_BATCH).await;
+                if n == 0 {
+                    break; // every sender dropped
+                }
+                let (entries, waiters): (Vec<E>, Vec<_>) = buf.drain(..).unzip();
+                let count = entries.len();
+                let append = append.clone();
+                let result = match tokio::task::spawn_blocking(move || append(entries)).await {
+                    Ok(r) => r,
+                    Err(e) => Err(format!("audit writer task failed: {e}")),
+                };
+                if result.is_ok() {
+                    on_batch(count);
+                } else if let Err(e) = &result {
+                    tracing::error!(error = %e, entries = count, "audit append failed");
+                }
+                for w in waiters.into_iter().flatten() {
+                    let _ = w.send(result.clone());
+                }
+            }
+        });
+        (AuditSink { tx }, handle)
+    }
+
+    /// Queue an entry and wait until it is durable.
+    pub async fn append_durable(&self, entry: E) -> Result<(), String> {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        self.tx
+            .send((entry, Some(ack_tx)))
+            .await
+            .map_err(|_| "audit writer stopped".to_string())?;
+        ack_rx
+            .await
+            .map_err(|_| "audit writer stopped before acknowledging".to_string())?
+    }
+
+    /// Queue an entry without waiting (reads). Falls back to waiting for queue space.
+    pub async fn append(&self, entry: E) -> Result<(), String> {
+        self.tx
+            .send((entry, None))
+            .await
+            .map_err(|_| "audit writer stopped".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[tokio::test]
+    async fn batches_and_acks() {
+        let seen: Arc<Mutex<Vec<Vec<u32>>>> = Arc::default();
+        let s2 = seen.clone();
+        let append: AppendFn<u32> = Arc::new(move |b| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            s2.lock().unwrap().push(b);
+            Ok(())
+        });
+        let (sink, _h) = AuditSink::start(append, |_| {});
+        let mut tasks = Vec::new();
+        for i in 0..100u32 {
+            let s = sink.clone();
+            tasks.push(tokio::spawn(async move { s.append_durable(i).await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let batches = seen.lock().unwrap();
+        let total: usize = batches.iter().map(Vec::len).sum();
+        assert_eq!(total, 100);
+        assert!(
+            batches.len() < 100,
+            "expected group commit, got {} batches",
+            batches.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_reach_waiters() {
+        let append: AppendFn<u32> = Arc::new(|_| Err("disk full".into()));
+        let (sink, _h) = AuditSink::start(append, |_| {});
+        assert_eq!(sink.append_durable(1).await, Err("disk full".to_string()));
+    }
+}

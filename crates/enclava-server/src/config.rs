@@ -1,0 +1,381 @@
+//! Server configuration: a TOML file, `ENCLAVA_*` environment variables and command-line flags,
+//! layered so that flags win over the environment and the environment over the file.
+//!
+//! Every layer is a [`PartialConfig`] (all fields optional); [`PartialConfig::overlay`] stacks
+//! them and [`PartialConfig::resolve`] fills in defaults and validates the result. Pure: reading
+//! the file and the process environment happens in the caller.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Default listen address.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8443";
+/// Default data directory (relative to the working directory).
+pub const DEFAULT_DATA_DIR: &str = "enclava-data";
+/// Default token resource (audience) announced in the 401 challenge.
+pub const DEFAULT_RESOURCE: &str = "https://vault.azure.net";
+/// Default maximum request body size.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default interval of the maintenance task (due rotations, purges).
+pub const DEFAULT_MAINTENANCE_INTERVAL_SECS: u64 = 60;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("{source_name}: invalid value for {key}: expected {expected}, found {found:?}")]
+    Invalid {
+        source_name: String,
+        key: String,
+        expected: &'static str,
+        found: String,
+    },
+    #[error(
+        "plain HTTP (--insecure-http) is only allowed on a loopback address (127.0.0.0/8 or ::1), found {0}; use HTTPS (the default) for any other address"
+    )]
+    InsecureNonLoopback(SocketAddr),
+    #[error("--tls-cert and --tls-key must be given together (found only {0})")]
+    TlsPairIncomplete(&'static str),
+    #[error(
+        "--public-url must be an absolute http(s) URL without path, query or fragment, found {0:?}"
+    )]
+    PublicUrl(String),
+    #[error("log format must be \"text\" or \"json\", found {0:?}")]
+    LogFormat(String),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(ConfigError::LogFormat(other.to_string())),
+        }
+    }
+}
+
+/// One configuration layer; `None` means "not set here".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialConfig {
+    pub addr: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub dev: Option<bool>,
+    pub insecure_http: Option<bool>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub hostnames: Option<Vec<String>>,
+    pub public_url: Option<String>,
+    pub resource: Option<String>,
+    pub log_format: Option<String>,
+    pub maintenance_interval_secs: Option<u64>,
+    pub max_body_bytes: Option<usize>,
+}
+
+/// The environment variables read by [`PartialConfig::from_env`].
+pub const ENV_VARS: &[&str] = &[
+    "ENCLAVA_ADDR",
+    "ENCLAVA_DATA_DIR",
+    "ENCLAVA_DEV",
+    "ENCLAVA_INSECURE_HTTP",
+    "ENCLAVA_TLS_CERT",
+    "ENCLAVA_TLS_KEY",
+    "ENCLAVA_HOSTNAMES",
+    "ENCLAVA_PUBLIC_URL",
+    "ENCLAVA_RESOURCE",
+    "ENCLAVA_LOG_FORMAT",
+    "ENCLAVA_MAINTENANCE_INTERVAL_SECS",
+    "ENCLAVA_MAX_BODY_BYTES",
+];
+
+fn parse_bool(source: &str, key: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            source_name: source.to_string(),
+            key: key.to_string(),
+            expected: "a boolean (true/false/1/0/yes/no/on/off)",
+            found: v.to_string(),
+        }),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(source: &str, key: &str, v: &str) -> Result<T, ConfigError> {
+    v.trim().parse().map_err(|_| ConfigError::Invalid {
+        source_name: source.to_string(),
+        key: key.to_string(),
+        expected: "a non-negative integer",
+        found: v.to_string(),
+    })
+}
+
+impl PartialConfig {
+    /// Parse a TOML configuration file's contents. `path` is only used in error messages.
+    pub fn from_toml(path: &str, text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::File {
+            path: path.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Read `ENCLAVA_*` variables from the given `(name, value)` pairs (pass
+    /// `std::env::vars()`); other names are ignored.
+    pub fn from_env<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let src = "environment";
+        let mut c = PartialConfig::default();
+        for (k, v) in vars {
+            let (k, v) = (k.as_ref(), v.as_ref());
+            match k {
+                "ENCLAVA_ADDR" => c.addr = Some(v.to_string()),
+                "ENCLAVA_DATA_DIR" => c.data_dir = Some(PathBuf::from(v)),
+                "ENCLAVA_DEV" => c.dev = Some(parse_bool(src, k, v)?),
+                "ENCLAVA_INSECURE_HTTP" => c.insecure_http = Some(parse_bool(src, k, v)?),
+                "ENCLAVA_TLS_CERT" => c.tls_cert = Some(PathBuf::from(v)),
+                "ENCLAVA_TLS_KEY" => c.tls_key = Some(PathBuf::from(v)),
+                "ENCLAVA_HOSTNAMES" => {
+                    c.hostnames = Some(
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    )
+                }
+                "ENCLAVA_PUBLIC_URL" => c.public_url = Some(v.to_string()),
+                "ENCLAVA_RESOURCE" => c.resource = Some(v.to_string()),
+                "ENCLAVA_LOG_FORMAT" => c.log_format = Some(v.to_string()),
+                "ENCLAVA_MAINTENANCE_INTERVAL_SECS" => {
+                    c.maintenance_interval_secs = Some(parse_num(src, k, v)?)
+                }
+                "ENCLAVA_MAX_BODY_BYTES" => c.max_body_bytes = Some(parse_num(src, k, v)?),
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    /// `higher` stacked on `self`: every field set in `higher` wins.
+    pub fn overlay(self, higher: PartialConfig) -> PartialConfig {
+        PartialConfig {
+            addr: higher.addr.or(self.addr),
+            data_dir: higher.data_dir.or(self.data_dir),
+            dev: higher.dev.or(self.dev),
+            insecure_http: higher.insecure_http.or(self.insecure_http),
+            tls_cert: higher.tls_cert.or(self.tls_cert),
+            tls_key: higher.tls_key.or(self.tls_key),
+            hostnames: higher.hostnames.or(self.hostnames),
+            public_url: higher.public_url.or(self.public_url),
+            resource: higher.resource.or(self.resource),
+            log_format: higher.log_format.or(self.log_format),
+            maintenance_interval_secs: higher
+                .maintenance_interval_secs
+                .or(self.maintenance_interval_secs),
+            max_body_bytes: higher.max_body_bytes.or(self.max_body_bytes),
+        }
+    }
+
+    /// Fill in defaults and validate.
+    pub fn resolve(self) -> Result<ServerConfig, ConfigError> {
+        let addr_s = self.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
+        let addr: SocketAddr = addr_s.trim().parse().map_err(|_| ConfigError::Invalid {
+            source_name: "configuration".into(),
+            key: "addr".into(),
+            expected: "an IP socket address such as 127.0.0.1:8443 or [::1]:8443",
+            found: addr_s.clone(),
+        })?;
+        let insecure_http = self.insecure_http.unwrap_or(false);
+        if insecure_http && !addr.ip().is_loopback() {
+            return Err(ConfigError::InsecureNonLoopback(addr));
+        }
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError::TlsPairIncomplete("--tls-cert")),
+            (None, Some(_)) => return Err(ConfigError::TlsPairIncomplete("--tls-key")),
+        };
+        let public_url = match self.public_url {
+            Some(u) => Some(validate_public_url(&u)?),
+            None => None,
+        };
+        let log_format = match self.log_format {
+            Some(s) => s.parse()?,
+            None => LogFormat::Text,
+        };
+        let hostnames = self
+            .hostnames
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]);
+        let maintenance = self
+            .maintenance_interval_secs
+            .unwrap_or(DEFAULT_MAINTENANCE_INTERVAL_SECS)
+            .max(1);
+        Ok(ServerConfig {
+            addr,
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            dev: self.dev.unwrap_or(false),
+            insecure_http,
+            tls,
+            hostnames,
+            public_url,
+            resource: self
+                .resource
+                .unwrap_or_else(|| DEFAULT_RESOURCE.to_string()),
+            log_format,
+            maintenance_interval: Duration::from_secs(maintenance),
+            max_body_bytes: self
+                .max_body_bytes
+                .unwrap_or(DEFAULT_MAX_BODY_BYTES)
+                .max(1024),
+        })
+    }
+}
+
+fn validate_public_url(u: &str) -> Result<String, ConfigError> {
+    let trimmed = u.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or_else(|| ConfigError::PublicUrl(u.to_string()))?;
+    if rest.is_empty()
+        || rest.contains(['/', '?', '#', ' ', '@'])
+        || !rest.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(ConfigError::PublicUrl(u.to_string()));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Development mode: initialize and unseal automatically with a key file in the data dir.
+    pub dev: bool,
+    /// Serve plain HTTP (loopback only).
+    pub insecure_http: bool,
+    /// Operator-provided certificate chain and key (PEM files); `None`: generate a local CA.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Host names and IP addresses for the generated server certificate.
+    pub hostnames: Vec<String>,
+    /// Base URL used in object identifiers and paging links; `None`: derived per request.
+    pub public_url: Option<String>,
+    /// Token audience announced in the 401 challenge.
+    pub resource: String,
+    pub log_format: LogFormat,
+    pub maintenance_interval: Duration,
+    pub max_body_bytes: usize,
+}
+
+impl ServerConfig {
+    pub fn scheme(&self) -> &'static str {
+        if self.insecure_http { "http" } else { "https" }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_env_and_env_over_file() {
+        let file = PartialConfig::from_toml(
+            "f.toml",
+            "addr = \"127.0.0.1:1000\"\ndata_dir = \"/file\"\nresource = \"https://file\"\n",
+        )
+        .unwrap();
+        let env = PartialConfig::from_env([
+            ("ENCLAVA_ADDR", "127.0.0.1:2000"),
+            ("ENCLAVA_DATA_DIR", "/env"),
+            ("OTHER", "x"),
+        ])
+        .unwrap();
+        let flags = PartialConfig {
+            addr: Some("127.0.0.1:3000".into()),
+            ..Default::default()
+        };
+        let c = file.overlay(env).overlay(flags).resolve().unwrap();
+        assert_eq!(c.addr.port(), 3000);
+        assert_eq!(c.data_dir, PathBuf::from("/env"));
+        assert_eq!(c.resource, "https://file");
+    }
+
+    #[test]
+    fn insecure_http_only_on_loopback() {
+        let c = PartialConfig {
+            addr: Some("0.0.0.0:80".into()),
+            insecure_http: Some(true),
+            ..Default::default()
+        };
+        assert!(matches!(
+            c.resolve(),
+            Err(ConfigError::InsecureNonLoopback(_))
+        ));
+        let c = PartialConfig {
+            addr: Some("[::1]:80".into()),
+            insecure_http: Some(true),
+            ..Default::default()
+        };
+        assert!(c.resolve().unwrap().insecure_http);
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_what_was_found() {
+        let e = PartialConfig::from_env([("ENCLAVA_DEV", "maybe")]).unwrap_err();
+        assert!(e.to_string().contains("maybe"), "{e}");
+        let e = PartialConfig::from_toml("c.toml", "nonsense = 1").unwrap_err();
+        assert!(e.to_string().contains("c.toml"), "{e}");
+        let e = PartialConfig {
+            addr: Some("localhost".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(e.to_string().contains("localhost"), "{e}");
+        let e = PartialConfig {
+            tls_cert: Some("c".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert_eq!(e, ConfigError::TlsPairIncomplete("--tls-cert"));
+        let e = PartialConfig {
+            public_url: Some("https://h/x".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::PublicUrl(_)));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = PartialConfig::default().resolve().unwrap();
+        assert_eq!(c.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(c.hostnames, vec!["localhost", "127.0.0.1", "::1"]);
+        assert_eq!(c.resource, DEFAULT_RESOURCE);
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.scheme(), "https");
+    }
+}

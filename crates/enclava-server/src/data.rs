@@ -1,0 +1,380 @@
+//! Key Vault data-plane handlers: synchronous, called on a blocking thread once the request is
+//! authenticated and authorized. Bodies are decoded with the vault's model types (whose decode
+//! errors never echo submitted values); responses are the Azure JSON shapes.
+
+use axum::http::StatusCode;
+use enclava_vault::{
+    BackupBlob, GetRandomBytesRequest, KeyCreateParameters, KeyImportParameters,
+    KeyOperationsParameters, KeyRotationPolicy, KeySignParameters, KeyUpdateParameters,
+    KeyVerifyParameters, MAX_PAGE_SIZE, Page, SecretSetParameters, SecretUpdateParameters, Vault,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::route::{KeyOp, Route, validate_name};
+
+pub const JSON: &str = "application/json; charset=utf-8";
+
+/// A successful answer: status and JSON body (`None`: empty body).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Option<Vec<u8>>,
+    pub content_type: &'static str,
+}
+
+impl Reply {
+    pub fn json<T: Serialize>(v: &T) -> Result<Reply, ApiError> {
+        let body = serde_json::to_vec(v)
+            .map_err(|e| ApiError::internal(format!("cannot serialize the response: {e}")))?;
+        Ok(Reply {
+            status: StatusCode::OK,
+            body: Some(body),
+            content_type: JSON,
+        })
+    }
+
+    pub fn empty(status: StatusCode) -> Reply {
+        Reply {
+            status,
+            body: None,
+            content_type: JSON,
+        }
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Reply {
+        self.status = status;
+        self
+    }
+}
+
+/// Paging parameters from the query string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Paging {
+    pub max_results: Option<u32>,
+    pub skip_token: Option<String>,
+}
+
+impl Paging {
+    /// Parse `maxresults` and `$skiptoken` from query pairs.
+    pub fn from_query(pairs: &[(String, String)]) -> Result<Paging, ApiError> {
+        let mut p = Paging::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "maxresults" | "$maxresults" | "maxResults" => {
+                    let n: u32 = v.trim().parse().map_err(|_| {
+                        ApiError::bad_parameter(format!(
+                            "invalid maxresults: expected an integer from 1 to {MAX_PAGE_SIZE}, found {:?}",
+                            v.chars().take(32).collect::<String>()
+                        ))
+                    })?;
+                    if n == 0 || n > MAX_PAGE_SIZE {
+                        return Err(ApiError::bad_parameter(format!(
+                            "invalid maxresults: expected an integer from 1 to {MAX_PAGE_SIZE}, found {n}"
+                        )));
+                    }
+                    p.max_results = Some(n);
+                }
+                "$skiptoken" | "skiptoken" => {
+                    if v.len() > 4096 {
+                        return Err(ApiError::bad_parameter(format!(
+                            "invalid $skiptoken: expected a token from a nextLink, found {} characters",
+                            v.len()
+                        )));
+                    }
+                    p.skip_token = Some(v.clone());
+                }
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// Context for building absolute links.
+pub struct LinkCtx<'a> {
+    pub base_url: &'a str,
+    /// The api-version the client sent (echoed into nextLink).
+    pub api_version: &'a str,
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// `{"value": [...], "nextLink": url|null}`.
+pub fn page_json<T: Serialize>(
+    page: Page<T>,
+    ctx: &LinkCtx<'_>,
+    path: &str,
+    max_results: Option<u32>,
+) -> Result<Reply, ApiError> {
+    let next = page.continuation.map(|c| {
+        let mut url = format!(
+            "{}{}?api-version={}&$skiptoken={}",
+            ctx.base_url,
+            path,
+            enc(ctx.api_version),
+            enc(&c)
+        );
+        if let Some(n) = max_results {
+            url.push_str(&format!("&maxresults={n}"));
+        }
+        url
+    });
+    #[derive(Serialize)]
+    struct Out<T> {
+        value: Vec<T>,
+        #[serde(rename = "nextLink")]
+        next_link: Option<String>,
+    }
+    Reply::json(&Out {
+        value: page.items,
+        next_link: next,
+    })
+}
+
+fn key_name(n: &str) -> Result<(), ApiError> {
+    validate_name("key", n).map_err(ApiError::bad_parameter)
+}
+
+fn secret_name(n: &str) -> Result<(), ApiError> {
+    validate_name("secret", n).map_err(ApiError::bad_parameter)
+}
+
+/// Versions are path segments: reject what cannot be a version before the vault sees it.
+fn version_ok(kind: &str, v: &Option<String>) -> Result<(), ApiError> {
+    if let Some(v) = v
+        && (v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    {
+        return Err(ApiError::bad_parameter(format!(
+            "invalid {kind} version {:?}: expected letters and digits (a version id from this vault)",
+            v.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_parameter(
+            "invalid request body: expected a JSON object, found an empty body",
+        ));
+    }
+    enclava_vault::model::decode(body).map_err(ApiError::from)
+}
+
+/// Run one data-plane route.
+pub fn handle(
+    vault: &Vault,
+    route: &Route,
+    paging: &Paging,
+    body: &[u8],
+    ctx: &LinkCtx<'_>,
+) -> Result<Reply, ApiError> {
+    use Route as R;
+    let mr = paging.max_results;
+    let st = paging.skip_token.as_deref();
+    match route {
+        R::CreateKey { name } => {
+            key_name(name)?;
+            let p: KeyCreateParameters = decode(body)?;
+            Reply::json(&vault.create_key(name, &p)?)
+        }
+        R::ImportKey { name } => {
+            key_name(name)?;
+            let p: KeyImportParameters = decode(body)?;
+            Reply::json(&vault.import_key(name, &p)?)
+        }
+        R::GetKey { name, version } => {
+            key_name(name)?;
+            version_ok("key", version)?;
+            Reply::json(&vault.get_key(name, version.as_deref())?)
+        }
+        R::UpdateKey { name, version } => {
+            key_name(name)?;
+            version_ok("key", version)?;
+            let p: KeyUpdateParameters = decode(body)?;
+            Reply::json(&vault.update_key(name, version.as_deref(), &p)?)
+        }
+        R::ListKeys => page_json(vault.list_keys(mr, st)?, ctx, "/keys", mr),
+        R::ListKeyVersions { name } => {
+            key_name(name)?;
+            page_json(
+                vault.list_key_versions(name, mr, st)?,
+                ctx,
+                &format!("/keys/{name}/versions"),
+                mr,
+            )
+        }
+        R::DeleteKey { name } => {
+            key_name(name)?;
+            Reply::json(&vault.delete_key(name)?)
+        }
+        R::ListDeletedKeys => page_json(vault.list_deleted_keys(mr, st)?, ctx, "/deletedkeys", mr),
+        R::GetDeletedKey { name } => {
+            key_name(name)?;
+            Reply::json(&vault.get_deleted_key(name)?)
+        }
+        R::PurgeDeletedKey { name } => {
+            key_name(name)?;
+            vault.purge_deleted_key(name)?;
+            Ok(Reply::empty(StatusCode::NO_CONTENT))
+        }
+        R::RecoverDeletedKey { name } => {
+            key_name(name)?;
+            Reply::json(&vault.recover_deleted_key(name)?)
+        }
+        R::BackupKey { name } => {
+            key_name(name)?;
+            Reply::json(&vault.backup_key(name)?)
+        }
+        R::RestoreKey => {
+            let b: BackupBlob = decode(body)?;
+            Reply::json(&vault.restore_key(b.value.as_slice())?)
+        }
+        R::RotateKey { name } => {
+            key_name(name)?;
+            Reply::json(&vault.rotate_key(name)?)
+        }
+        R::GetRotationPolicy { name } => {
+            key_name(name)?;
+            Reply::json(&vault.get_rotation_policy(name)?)
+        }
+        R::SetRotationPolicy { name } => {
+            key_name(name)?;
+            let p: KeyRotationPolicy = decode(body)?;
+            Reply::json(&vault.set_rotation_policy(name, &p)?)
+        }
+        R::KeyOperation { name, version, op } => {
+            key_name(name)?;
+            version_ok("key", version)?;
+            let v = version.as_deref();
+            match op {
+                KeyOp::Encrypt => {
+                    let p: KeyOperationsParameters = decode(body)?;
+                    Reply::json(&vault.encrypt(name, v, &p)?)
+                }
+                KeyOp::Decrypt => {
+                    let p: KeyOperationsParameters = decode(body)?;
+                    Reply::json(&vault.decrypt(name, v, &p)?)
+                }
+                KeyOp::WrapKey => {
+                    let p: KeyOperationsParameters = decode(body)?;
+                    Reply::json(&vault.wrap_key(name, v, &p)?)
+                }
+                KeyOp::UnwrapKey => {
+                    let p: KeyOperationsParameters = decode(body)?;
+                    Reply::json(&vault.unwrap_key(name, v, &p)?)
+                }
+                KeyOp::Sign => {
+                    let p: KeySignParameters = decode(body)?;
+                    Reply::json(&vault.sign(name, v, &p)?)
+                }
+                KeyOp::Verify => {
+                    let p: KeyVerifyParameters = decode(body)?;
+                    Reply::json(&vault.verify(name, v, &p)?)
+                }
+            }
+        }
+        R::ReleaseKey { name, version } => {
+            key_name(name)?;
+            version_ok("key", version)?;
+            Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+                "secure key release (POST /keys/{name}/{version}/release) is not implemented in this version of Enclava",
+            ))
+        }
+        R::GetKeyAttestation { name, version } => {
+            key_name(name)?;
+            version_ok("key", version)?;
+            Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+                "key attestation (GET /keys/{name}/{version}/attestation) is not implemented in this version of Enclava",
+            ))
+        }
+        R::GetRandomBytes => {
+            let p: GetRandomBytesRequest = decode(body)?;
+            Reply::json(&vault.rng(p.count)?)
+        }
+        R::SetSecret { name } => {
+            secret_name(name)?;
+            let p: SecretSetParameters = decode(body)?;
+            Reply::json(&vault.set_secret(name, &p)?)
+        }
+        R::GetSecret { name, version } => {
+            secret_name(name)?;
+            version_ok("secret", version)?;
+            Reply::json(&vault.get_secret(name, version.as_deref())?)
+        }
+        R::UpdateSecret { name, version } => {
+            secret_name(name)?;
+            version_ok("secret", version)?;
+            let p: SecretUpdateParameters = decode(body)?;
+            Reply::json(&vault.update_secret(name, version.as_deref(), &p)?)
+        }
+        R::ListSecrets => page_json(vault.list_secrets(mr, st)?, ctx, "/secrets", mr),
+        R::ListSecretVersions { name } => {
+            secret_name(name)?;
+            page_json(
+                vault.list_secret_versions(name, mr, st)?,
+                ctx,
+                &format!("/secrets/{name}/versions"),
+                mr,
+            )
+        }
+        R::DeleteSecret { name } => {
+            secret_name(name)?;
+            Reply::json(&vault.delete_secret(name)?)
+        }
+        R::ListDeletedSecrets => page_json(
+            vault.list_deleted_secrets(mr, st)?,
+            ctx,
+            "/deletedsecrets",
+            mr,
+        ),
+        R::GetDeletedSecret { name } => {
+            secret_name(name)?;
+            Reply::json(&vault.get_deleted_secret(name)?)
+        }
+        R::PurgeDeletedSecret { name } => {
+            secret_name(name)?;
+            vault.purge_deleted_secret(name)?;
+            Ok(Reply::empty(StatusCode::NO_CONTENT))
+        }
+        R::RecoverDeletedSecret { name } => {
+            secret_name(name)?;
+            Reply::json(&vault.recover_deleted_secret(name)?)
+        }
+        R::BackupSecret { name } => {
+            secret_name(name)?;
+            Reply::json(&vault.backup_secret(name)?)
+        }
+        R::RestoreSecret => {
+            let b: BackupBlob = decode(body)?;
+            Reply::json(&vault.restore_secret(b.value.as_slice())?)
+        }
+        other => Err(ApiError::internal(format!(
+            "route {} is not a data-plane route",
+            other.template()
+        ))),
+    }
+}
+
+/// Parse query pairs (lenient: invalid percent-encoding is kept as-is by `form_urlencoded`).
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// The JSON value of a reply body, for tests.
+pub fn body_value(r: &Reply) -> Value {
+    r.body
+        .as_deref()
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or(Value::Null)
+}
