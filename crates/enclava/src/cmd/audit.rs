@@ -98,8 +98,26 @@ fn open_store(data_dir: &Path) -> CliResult<SqliteStore> {
             db.display()
         )));
     }
-    SqliteStore::open(&db)
-        .map_err(|e| CliError::Transport(format!("cannot open {}: {e}", db.display())))
+    // A running server may hold the write lock for a moment (opening runs idempotent schema
+    // statements, which need it): retry briefly instead of failing.
+    let mut attempt = 0u32;
+    loop {
+        match SqliteStore::open(&db) {
+            Ok(store) => return Ok(store),
+            Err(e) => {
+                let msg = e.to_string();
+                let busy = msg.contains("locked") || msg.contains("busy");
+                if !busy || attempt >= 50 {
+                    return Err(CliError::Transport(format!(
+                        "cannot open {}: {msg}",
+                        db.display()
+                    )));
+                }
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    }
 }
 
 /// Parse a public key: raw 65 bytes, or hex / base64 text of them.

@@ -46,14 +46,8 @@ pub struct ClientOpts {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
-    /// File holding the bearer token (e.g. the dev server's DATA_DIR/admin.token).
-    #[arg(
-        long,
-        env = "ENCLAVA_TOKEN_FILE",
-        global = true,
-        value_name = "FILE",
-        conflicts_with = "token"
-    )]
+    /// File holding the bearer token (e.g. the dev server's DATA_DIR/admin.token); wins over --token.
+    #[arg(long, env = "ENCLAVA_TOKEN_FILE", global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// PEM file with the CA certificate(s) to trust for the server (default: the public web PKI).
     #[arg(
@@ -226,9 +220,10 @@ impl Client {
             .as_deref()
             .ok_or_else(|| usage("no server URL: pass --url or set ENCLAVA_URL"))?;
         let base = normalize_base_url(raw)?;
+        // A token file, when given, wins over --token / ENCLAVA_TOKEN.
         let token = match (&opts.token, &opts.token_file) {
-            (Some(t), _) => Some(Zeroizing::new(t.trim().to_string())),
-            (None, Some(path)) => {
+            (Some(t), None) => Some(Zeroizing::new(t.trim().to_string())),
+            (_, Some(path)) => {
                 let text = Zeroizing::new(fs::read_to_string(path).map_err(|e| {
                     usage(format!("cannot read token file {}: {e}", path.display()))
                 })?);
@@ -492,7 +487,7 @@ fn status_name(status: u16) -> &'static str {
 fn truncate(s: &str, max: usize) -> String {
     let s = s.trim();
     match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}...", &s[..i]),
+        Some((i, _)) => format!("{}...", s.get(..i).unwrap_or_default()),
         None => s.to_string(),
     }
 }

@@ -1,0 +1,658 @@
+//! End-to-end tests of `enclava key|secret|operator|audit` against a dev server started from the
+//! same binary (`enclava server --dev`).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_enclava");
+
+struct DevServer {
+    child: Child,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl DevServer {
+    fn start() -> DevServer {
+        Self::start_with(true)
+    }
+
+    /// `dev = false`: a fresh, uninitialized, sealed server.
+    fn start_with(dev: bool) -> DevServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).expect("mkdir data");
+        let stderr = std::fs::File::create(dir.path().join("server.stderr")).expect("stderr file");
+        let mut server = Command::new(BIN);
+        server.arg("server");
+        if dev {
+            server.arg("--dev");
+        }
+        let mut child = server
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn enclava server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    // Keep draining so the server never blocks on a full pipe.
+                    continue;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        let url = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left.min(Duration::from_millis(500))) {
+                Ok(line) => {
+                    if let Some(u) = line.strip_prefix("ready ")
+                        && u.starts_with("https://")
+                    {
+                        break u.trim().to_string();
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("server exited with {status}: {}", read_stderr(dir.path()));
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "server did not print `ready https://...`: {}",
+                        read_stderr(dir.path())
+                    );
+                }
+            }
+        };
+        DevServer { child, url, dir }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("admin.token"))
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// An `enclava` command with the connection configured through the environment.
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env("ENCLAVA_URL", &self.url)
+            .env("ENCLAVA_CA_CERT", self.data_dir().join("ca.pem"))
+            .env_remove("ENCLAVA_TOKEN")
+            .env_remove("ENCLAVA_TOKEN_FILE")
+            .stdin(Stdio::null());
+        let token = self.token();
+        if !token.is_empty() {
+            c.env("ENCLAVA_TOKEN", token);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run enclava")
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn read_stderr(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("server.stderr")).unwrap_or_default()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "expected success, got {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(out: &Output) -> Value {
+    let text = ok(out);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {text}"))
+}
+
+fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+fn b64d(s: &str) -> Vec<u8> {
+    let cleaned: String = s.trim_end_matches('=').replace('+', "-").replace('/', "_");
+    URL_SAFE_NO_PAD.decode(cleaned).expect("base64")
+}
+
+#[test]
+fn cli_against_dev_server() {
+    let srv = DevServer::start();
+    let work = tempfile::tempdir().expect("tempdir");
+
+    // --- operator status (json) ---
+    let status = json(&srv.run(&["operator", "status", "-o", "json"]));
+    assert_eq!(status["sealed"], Value::Bool(false), "{status}");
+    assert_eq!(status["initialized"], Value::Bool(true), "{status}");
+
+    // --- RSA key: create, encrypt, decrypt ---
+    let created = json(&srv.run(&[
+        "key", "create", "cli-rsa", "--kty", "RSA", "--size", "2048", "-o", "json",
+    ]));
+    let kid = created["key"]["kid"].as_str().expect("kid").to_string();
+    assert!(
+        kid.starts_with(&format!("{}/keys/cli-rsa/", srv.url)),
+        "{kid}"
+    );
+    assert_eq!(
+        created["key"]["kty"].as_str().map(|k| k.starts_with("RSA")),
+        Some(true)
+    );
+
+    let plaintext = b"hello from the enclava CLI \x00\xff";
+    let enc = json(&srv.run(&[
+        "key",
+        "encrypt",
+        "cli-rsa",
+        "--alg",
+        "RSA-OAEP-256",
+        "--value",
+        &STANDARD.encode(plaintext),
+        "-o",
+        "json",
+    ]));
+    assert_eq!(enc["kid"].as_str(), Some(kid.as_str()));
+    let ct = enc["value"].as_str().expect("ciphertext").to_string();
+    assert_eq!(b64d(&ct).len(), 256);
+
+    let ct_file = work.path().join("ct.bin");
+    std::fs::write(&ct_file, b64d(&ct)).expect("write ct");
+    let pt_file = work.path().join("pt.bin");
+    ok(&srv.run(&[
+        "key",
+        "decrypt",
+        "cli-rsa",
+        "--alg",
+        "RSA-OAEP-256",
+        "--in",
+        ct_file.to_str().expect("path"),
+        "--out",
+        pt_file.to_str().expect("path"),
+    ]));
+    assert_eq!(std::fs::read(&pt_file).expect("read pt"), plaintext);
+
+    // Table output names the key.
+    let table = ok(&srv.run(&["key", "get", "cli-rsa"]));
+    assert!(
+        table.contains("cli-rsa") && table.contains("2048 bits"),
+        "{table}"
+    );
+
+    // --- sign / verify (exit 1 on a bad signature) ---
+    let data_file = work.path().join("data.txt");
+    std::fs::write(&data_file, b"signed payload").expect("write data");
+    let sig_file = work.path().join("sig.bin");
+    let data = data_file.to_str().expect("path");
+    let sig = sig_file.to_str().expect("path");
+    ok(&srv.run(&[
+        "key", "sign", "cli-rsa", "--alg", "PS256", "--in", data, "--out", sig,
+    ]));
+    assert_eq!(std::fs::read(&sig_file).expect("sig").len(), 256);
+    let good = srv.run(&[
+        "key",
+        "verify",
+        "cli-rsa",
+        "--alg",
+        "PS256",
+        "--in",
+        data,
+        "--signature-file",
+        sig,
+    ]);
+    assert!(ok(&good).contains("valid"));
+    std::fs::write(&data_file, b"tampered payload").expect("write data");
+    let bad = srv.run(&[
+        "key",
+        "verify",
+        "cli-rsa",
+        "--alg",
+        "PS256",
+        "--in",
+        data,
+        "--signature-file",
+        sig,
+    ]);
+    assert_eq!(
+        code(&bad),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("INVALID"));
+
+    // --- AES-GCM with an oct key: iv and tag come back and are needed to decrypt ---
+    ok(&srv.run(&[
+        "key", "create", "cli-oct", "--kty", "oct", "--hsm", "--size", "256",
+    ]));
+    let g = json(&srv.run(&[
+        "key",
+        "encrypt",
+        "cli-oct",
+        "--alg",
+        "A256GCM",
+        "--value",
+        &STANDARD.encode(b"gcm data"),
+        "--aad",
+        &STANDARD.encode(b"hdr"),
+        "-o",
+        "json",
+    ]));
+    let (gv, giv, gtag) = (
+        g["value"].as_str().expect("v"),
+        g["iv"].as_str().expect("iv"),
+        g["tag"].as_str().expect("tag"),
+    );
+    let gd = json(&srv.run(&[
+        "key",
+        "decrypt",
+        "cli-oct",
+        "--alg",
+        "A256GCM",
+        "--value",
+        gv,
+        "--iv",
+        giv,
+        "--tag",
+        gtag,
+        "--aad",
+        &STANDARD.encode(b"hdr"),
+        "-o",
+        "json",
+    ]));
+    assert_eq!(b64d(gd["value"].as_str().expect("pt")), b"gcm data");
+
+    // --- exportable key: needs a release policy, which the server stores ---
+    let policy_file = work.path().join("policy.json");
+    let policy = r#"{"version":"1.0.0","anyOf":[{"authority":"https://attest.example","allOf":[{"claim":"x-ms-isolation-tee.x-ms-attestation-type","equals":"sevsnpvm"}]}]}"#;
+    std::fs::write(&policy_file, policy).expect("write policy");
+    let exp = json(&srv.run(&[
+        "key",
+        "create",
+        "cli-exp",
+        "--kty",
+        "RSA",
+        "--hsm",
+        "--exportable",
+        "--release-policy",
+        policy_file.to_str().expect("path"),
+        "-o",
+        "json",
+    ]));
+    assert_eq!(exp["attributes"]["exportable"], Value::Bool(true), "{exp}");
+    let stored: Value = serde_json::from_slice(&b64d(
+        exp["release_policy"]["data"].as_str().expect("policy data"),
+    ))
+    .expect("policy");
+    assert_eq!(
+        stored,
+        serde_json::from_str::<Value>(policy).expect("policy json")
+    );
+    std::fs::write(&policy_file, "not json").expect("write policy");
+    let bad_policy = srv.run(&[
+        "key",
+        "create",
+        "cli-exp2",
+        "--kty",
+        "RSA",
+        "--exportable",
+        "--release-policy",
+        policy_file.to_str().expect("path"),
+    ]);
+    assert_eq!(code(&bad_policy), Some(2));
+
+    // --- secrets ---
+    let secret_file = work.path().join("secret.txt");
+    std::fs::write(&secret_file, "s3cr3t value\nline 2").expect("write secret");
+    let set = json(&srv.run(&[
+        "secret",
+        "set",
+        "cli-secret",
+        "--file",
+        secret_file.to_str().expect("path"),
+        "--content-type",
+        "text/plain",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(set["contentType"].as_str(), Some("text/plain"));
+    let got = srv.run(&["secret", "get", "cli-secret", "--value-only"]);
+    assert_eq!(ok(&got), "s3cr3t value\nline 2");
+    let got = json(&srv.run(&["secret", "get", "cli-secret", "-o", "json"]));
+    assert_eq!(got["value"].as_str(), Some("s3cr3t value\nline 2"));
+    for v in ["v-a", "v-b", "v-c", "v-d", "v2"] {
+        ok(&srv.run(&["secret", "set", "cli-secret", "--value", v]));
+    }
+    let versions = json(&srv.run(&["secret", "versions", "cli-secret", "-o", "json"]));
+    assert_eq!(versions.as_array().map(Vec::len), Some(6), "{versions}");
+    // Small pages: the CLI follows nextLink to the end and loses nothing.
+    let paged = json(&srv.run(&[
+        "secret",
+        "versions",
+        "cli-secret",
+        "--page-size",
+        "2",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(paged.as_array().map(Vec::len), Some(6), "{paged}");
+    let mut a: Vec<String> = versions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| v["id"].to_string())
+        .collect();
+    let mut b: Vec<String> = paged
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| v["id"].to_string())
+        .collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    let keys_paged = json(&srv.run(&["key", "list", "--page-size", "1", "-o", "json"]));
+    assert!(
+        keys_paged.as_array().map(Vec::len) >= Some(3),
+        "{keys_paged}"
+    );
+    let list = json(&srv.run(&["secret", "list", "-o", "json"]));
+    let ids: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert!(
+        ids.iter().any(|i| i.ends_with("/secrets/cli-secret")),
+        "{ids:?}"
+    );
+
+    // delete -> get is 404 (exit 1) -> recover -> get works -> delete + purge
+    ok(&srv.run(&["secret", "delete", "cli-secret"]));
+    let gone = srv.run(&["secret", "get", "cli-secret"]);
+    assert_eq!(
+        code(&gone),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+    ok(&srv.run(&["secret", "recover", "cli-secret"]));
+    assert_eq!(
+        ok(&srv.run(&["secret", "get", "cli-secret", "--value-only"])),
+        "v2"
+    );
+
+    // --- key backup / restore after purge ---
+    let backup = work.path().join("rsa.backup");
+    ok(&srv.run(&[
+        "key",
+        "backup",
+        "cli-rsa",
+        "--out",
+        backup.to_str().expect("path"),
+    ]));
+    ok(&srv.run(&["key", "delete", "cli-rsa"]));
+    ok(&srv.run(&["key", "purge", "cli-rsa"]));
+    assert_eq!(code(&srv.run(&["key", "get", "cli-rsa"])), Some(1));
+    ok(&srv.run(&["key", "restore", "--in", backup.to_str().expect("path")]));
+    // The restored key still decrypts the earlier ciphertext.
+    let again = json(&srv.run(&[
+        "key",
+        "decrypt",
+        "cli-rsa",
+        "--alg",
+        "RSA-OAEP-256",
+        "--value",
+        &ct,
+        "-o",
+        "json",
+    ]));
+    assert_eq!(b64d(again["value"].as_str().expect("pt")), plaintext);
+}
+
+#[test]
+fn exit_codes() {
+    let srv = DevServer::start();
+
+    // Not found: the server said no -> 1, with the server's reason on stderr.
+    let out = srv.run(&["key", "get", "does-not-exist"]);
+    assert_eq!(code(&out), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("404"), "{err}");
+
+    // Bad arguments -> 2, and nothing is sent.
+    assert_eq!(
+        code(&srv.run(&["key", "create", "k", "--kty", "RSA", "--size", "1000"])),
+        Some(2)
+    );
+    assert_eq!(code(&srv.run(&["key", "get", "bad/name"])), Some(2));
+    assert_eq!(
+        code(&srv.run(&["key", "encrypt", "k", "--alg", "RSA-OAEP", "--value", "***"])),
+        Some(2)
+    );
+    assert_eq!(
+        code(&srv.run(&["key", "create", "k", "--kty", "RSA", "--exportable"])),
+        Some(2)
+    );
+    assert_eq!(
+        code(&srv.run(&["operator", "init", "--shares", "2", "--threshold", "3"])),
+        Some(2)
+    );
+    assert_eq!(code(&srv.run(&["key", "frobnicate"])), Some(2));
+    let no_url = srv
+        .cmd()
+        .env_remove("ENCLAVA_URL")
+        .args(["key", "list"])
+        .output()
+        .expect("run");
+    assert_eq!(code(&no_url), Some(2));
+    assert!(String::from_utf8_lossy(&no_url.stderr).contains("ENCLAVA_URL"));
+
+    // Denied: a wrong token -> 1.
+    let denied = srv
+        .cmd()
+        .env("ENCLAVA_TOKEN", "wrong-token")
+        .args(["key", "list"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        code(&denied),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+
+    // Untrusted server certificate and unreachable server: network failure -> 3.
+    let untrusted = srv
+        .cmd()
+        .env_remove("ENCLAVA_CA_CERT")
+        .args(["key", "list"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        code(&untrusted),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&untrusted.stderr)
+    );
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let unreachable = srv
+        .cmd()
+        .env("ENCLAVA_URL", format!("https://127.0.0.1:{port}"))
+        .args(["key", "list"])
+        .output()
+        .expect("run");
+    assert_eq!(code(&unreachable), Some(3));
+
+    // A wrong algorithm for the key type is the server saying no -> 1.
+    ok(&srv.run(&["key", "create", "ec1", "--kty", "EC", "--curve", "P-256"]));
+    let wrong = srv.run(&["key", "sign", "ec1", "--alg", "RS256", "--value", "AAAA"]);
+    assert_eq!(
+        code(&wrong),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+}
+
+#[test]
+fn operator_init_unseal_seal() {
+    let srv = DevServer::start_with(false);
+    let status = json(&srv.run(&["operator", "status", "-o", "json"]));
+    assert_eq!(status["initialized"], Value::Bool(false), "{status}");
+    assert_eq!(status["sealed"], Value::Bool(true), "{status}");
+
+    let init = srv.run(&["operator", "init", "--shares", "3", "--threshold", "2"]);
+    let text = ok(&init);
+    assert!(String::from_utf8_lossy(&init.stderr).contains("shown ONCE"));
+    let shares: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("share ")
+                .and_then(|r| r.split_once(": "))
+                .map(|(_, s)| s.to_string())
+        })
+        .collect();
+    assert_eq!(shares.len(), 3, "{text}");
+    // Initializing twice is refused by the server.
+    assert_eq!(
+        code(&srv.run(&["operator", "init", "--shares", "3", "--threshold", "2"])),
+        Some(1)
+    );
+
+    // A sealed vault answers data requests with 503: exit 3.
+    assert_eq!(code(&srv.run(&["key", "list"])), Some(3));
+
+    // First share as an argument, second on standard input (the prompt path, without a terminal).
+    let first = ok(&srv.run(&["operator", "unseal", &shares[0]]));
+    assert!(first.contains("1/2"), "{first}");
+    let mut child = srv
+        .cmd()
+        .args(["operator", "unseal"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn unseal");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{}", shares[2]).expect("write share");
+    }
+    let out = child.wait_with_output().expect("unseal");
+    assert!(ok(&out).contains("unsealed"));
+    // The share never appears in the output.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&shares[2]));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&shares[2]));
+
+    let status = json(&srv.run(&["operator", "status", "-o", "json"]));
+    assert_eq!(status["sealed"], Value::Bool(false), "{status}");
+    // The bootstrap administrator token now exists; sealing needs it.
+    ok(&srv.run(&["key", "create", "after-unseal", "--kty", "EC"]));
+    ok(&srv.run(&["operator", "seal"]));
+    let status = json(&srv.run(&["operator", "status", "-o", "json"]));
+    assert_eq!(status["sealed"], Value::Bool(true), "{status}");
+    // A wrong share is refused.
+    assert_eq!(
+        code(&srv.run(&["operator", "unseal", "ensh1-001-002-00"])),
+        Some(1)
+    );
+}
+
+#[test]
+fn audit_verify_and_export() {
+    let mut srv = DevServer::start();
+    for name in ["a1", "a2", "a3"] {
+        ok(&srv.run(&["secret", "set", name, "--value", "x"]));
+    }
+    // Export over HTTP and from the store agree.
+    let http = ok(&srv.run(&["audit", "export", "--format", "jsonl"]));
+    let data = srv.data_dir();
+    let data_s = data.to_str().expect("path");
+    let local = ok(&srv.run(&["audit", "export", "--format", "jsonl", "--data-dir", data_s]));
+    let http_lines: Vec<&str> = http.lines().collect();
+    assert!(http_lines.len() >= 3, "{http}");
+    assert_eq!(
+        local.lines().take(http_lines.len()).collect::<Vec<_>>(),
+        http_lines
+    );
+    for line in &http_lines {
+        let v: Value = serde_json::from_str(line).expect("jsonl line");
+        assert!(v["hash"].as_str().is_some_and(|h| h.len() == 64), "{line}");
+    }
+
+    srv.stop();
+    let intact = srv.run(&["audit", "verify", "--data-dir", data_s]);
+    assert!(ok(&intact).contains("intact"));
+
+    // Modify one entry in place: verification fails (exit 1) and names the entry.
+    let db = data.join("vault.db");
+    {
+        let conn = rusqlite::Connection::open(&db).expect("open db");
+        let entry: Vec<u8> = conn
+            .query_row("SELECT entry FROM audit WHERE seq = 2", [], |r| r.get(0))
+            .expect("row 2");
+        let text = String::from_utf8(entry).expect("utf8");
+        let forged = text.replacen("\"status\":200", "\"status\":201", 1);
+        assert_ne!(forged, text, "entry 2 has no status 200: {text}");
+        conn.execute(
+            "UPDATE audit SET entry = ?1 WHERE seq = 2",
+            [forged.as_bytes()],
+        )
+        .expect("update");
+    }
+    let broken = srv.run(&["audit", "verify", "--data-dir", data_s]);
+    assert_eq!(code(&broken), Some(1));
+    let err = String::from_utf8_lossy(&broken.stderr);
+    assert!(err.contains("seq 2") && err.contains("modified"), "{err}");
+    let report = srv.run(&["audit", "verify", "--data-dir", data_s, "-o", "json"]);
+    assert_eq!(code(&report), Some(1));
+    let v: Value = serde_json::from_slice(&report.stdout).expect("json report");
+    assert_eq!(v["ok"], Value::Bool(false));
+    assert_eq!(v["first_problem"]["kind"].as_str(), Some("modified"));
+
+    // A missing data directory is a usage error.
+    let missing = srv.run(&["audit", "verify", "--data-dir", "/nonexistent/enclava"]);
+    assert_eq!(code(&missing), Some(2));
+}
