@@ -1,0 +1,461 @@
+//! The chunked STREAM payload: framing, nonces, sealing and opening of chunks.
+//!
+//! ```text
+//! chunk i = frame word (4 bytes, big-endian: bit 31 = final flag, bits 0..=30 = plaintext length)
+//!           || AES-256-GCM ciphertext (length bytes)
+//!           || GCM tag (16 bytes)
+//! nonce_i = i as 11-byte big-endian integer || final flag byte (0x00 or 0x01)
+//! AAD_i   = the 4-byte frame word
+//! ```
+//!
+//! Both directions use one buffer of a fixed size allocated when the stream starts; no
+//! allocation happens per chunk and memory use does not depend on the input size.
+
+use std::io::{self, Read, Write};
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
+use zeroize::Zeroizing;
+
+use crate::error::EnvelopeError;
+
+/// Length of a chunk's frame word.
+pub const FRAME_LEN: usize = 4;
+/// Length of an AES-256-GCM tag.
+pub const TAG_LEN: usize = 16;
+/// Bit 31 of the frame word marks the final chunk.
+pub const FINAL_FLAG: u32 = 0x8000_0000;
+/// Most chunks one envelope may hold (chunk indices `0 .. MAX_CHUNKS`).
+pub const MAX_CHUNKS: u64 = 1 << 32;
+/// Most plaintext bytes an encoder puts into one envelope (2^48 bytes = 256 TiB), which keeps
+/// the AES-256-GCM usage of one payload key at or below 2^44 blocks.
+pub const MAX_PLAINTEXT_BYTES: u64 = 1 << 48;
+
+/// The plaintext limit of an envelope with `chunk_size`-byte chunks.
+pub(crate) fn max_plaintext_bytes(chunk_size: u32) -> u64 {
+    (MAX_CHUNKS * u64::from(chunk_size)).min(MAX_PLAINTEXT_BYTES)
+}
+
+/// Error for a violated internal buffer invariant (never expected; avoids panicking).
+fn bounds() -> EnvelopeError {
+    EnvelopeError::Crypto("chunk buffer bounds")
+}
+
+/// The 96-bit GCM nonce of chunk `index`: 11-byte big-endian counter, then the final flag.
+pub(crate) fn chunk_nonce(index: u64, last: bool) -> Nonce {
+    let mut nonce = [0u8; NONCE_LEN];
+    let counter = index.to_be_bytes();
+    // Bytes 0..3 of the 11-byte counter stay zero: index < MAX_CHUNKS <= 2^64.
+    for (dst, src) in nonce.iter_mut().skip(3).zip(counter) {
+        *dst = src;
+    }
+    if let Some(flag) = nonce.last_mut() {
+        *flag = u8::from(last);
+    }
+    Nonce::assume_unique_for_key(nonce)
+}
+
+fn frame_word(len: usize, last: bool) -> Result<[u8; FRAME_LEN], EnvelopeError> {
+    let len = u32::try_from(len).map_err(|_| bounds())?;
+    if len & FINAL_FLAG != 0 {
+        return Err(bounds());
+    }
+    Ok((len | if last { FINAL_FLAG } else { 0 }).to_be_bytes())
+}
+
+/// Reads until `buf` is full or the reader reports end of stream; returns the bytes read.
+pub(crate) fn read_full<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..) {
+        if rest.is_empty() {
+            break;
+        }
+        let want = rest.len();
+        match reader.read(rest) {
+            Ok(0) => break,
+            Ok(n) if n <= want => filled += n,
+            Ok(n) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("reader returned {n} bytes for a {want}-byte buffer"),
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Encrypting side: seals chunks in place in one reusable buffer.
+pub(crate) struct Sealer {
+    key: LessSafeKey,
+    /// `FRAME_LEN + chunk_size + TAG_LEN` bytes: frame word, plaintext/ciphertext, tag.
+    buf: Zeroizing<Vec<u8>>,
+    chunk_size: usize,
+    max_bytes: u64,
+    index: u64,
+    finished: bool,
+    plaintext_bytes: u64,
+    payload_bytes: u64,
+}
+
+impl Sealer {
+    pub(crate) fn new(key: LessSafeKey, chunk_size: u32) -> Self {
+        let size = chunk_size as usize;
+        Sealer {
+            key,
+            buf: Zeroizing::new(vec![0u8; FRAME_LEN + size + TAG_LEN]),
+            chunk_size: size,
+            max_bytes: max_plaintext_bytes(chunk_size),
+            index: 0,
+            finished: false,
+            plaintext_bytes: 0,
+            payload_bytes: 0,
+        }
+    }
+
+    pub(crate) fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
+    /// The area where the next chunk's plaintext goes: `chunk_size + TAG_LEN` bytes, so a
+    /// reader may fill `chunk_size + 1` bytes to look one byte ahead (see
+    /// [`Sealer::seal_and_write`]).
+    pub(crate) fn plaintext_area(&mut self) -> &mut [u8] {
+        self.buf.get_mut(FRAME_LEN..).unwrap_or_default()
+    }
+
+    pub(crate) fn chunks(&self) -> u64 {
+        self.index
+    }
+    pub(crate) fn plaintext_bytes(&self) -> u64 {
+        self.plaintext_bytes
+    }
+    pub(crate) fn payload_bytes(&self) -> u64 {
+        self.payload_bytes
+    }
+
+    /// Seals the first `len` bytes of the plaintext area as the next chunk and writes the
+    /// framed chunk to `out`. A non-final chunk must be exactly `chunk_size` bytes. The byte
+    /// at plaintext offset `chunk_size` (a lookahead byte) is preserved and moved to offset 0
+    /// for the next chunk, so the caller can continue filling from offset 1.
+    pub(crate) fn seal_and_write<W: Write + ?Sized>(
+        &mut self,
+        len: usize,
+        last: bool,
+        lookahead: bool,
+        out: &mut W,
+    ) -> Result<(), EnvelopeError> {
+        if self.finished || len > self.chunk_size || (!last && len != self.chunk_size) {
+            return Err(bounds());
+        }
+        if self.index >= MAX_CHUNKS
+            || (!last && self.index + 1 >= MAX_CHUNKS)
+            || self.plaintext_bytes + len as u64 > self.max_bytes
+        {
+            return Err(EnvelopeError::TooLarge {
+                max_bytes: self.max_bytes,
+            });
+        }
+        let word = frame_word(len, last)?;
+        let saved = if lookahead {
+            Some(*self.buf.get(FRAME_LEN + len).ok_or_else(bounds)?)
+        } else {
+            None
+        };
+        let (frame, rest) = self
+            .buf
+            .split_at_mut_checked(FRAME_LEN)
+            .ok_or_else(bounds)?;
+        frame.copy_from_slice(&word);
+        let (plaintext, after) = rest.split_at_mut_checked(len).ok_or_else(bounds)?;
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(chunk_nonce(self.index, last), Aad::from(word), plaintext)
+            .map_err(|_| EnvelopeError::Crypto("AES-256-GCM seal"))?;
+        after
+            .get_mut(..TAG_LEN)
+            .ok_or_else(bounds)?
+            .copy_from_slice(tag.as_ref());
+        let total = FRAME_LEN + len + TAG_LEN;
+        out.write_all(self.buf.get(..total).ok_or_else(bounds)?)?;
+        self.index += 1;
+        self.plaintext_bytes += len as u64;
+        self.payload_bytes += total as u64;
+        if last {
+            self.finished = true;
+        }
+        if let Some(byte) = saved {
+            *self.buf.get_mut(FRAME_LEN).ok_or_else(bounds)? = byte;
+        }
+        Ok(())
+    }
+}
+
+enum OpenerState {
+    /// Nothing read yet: the first frame word comes next.
+    Start,
+    /// The next chunk's frame word has been read.
+    Frame([u8; FRAME_LEN]),
+    /// The stream ended where the next frame word should have been.
+    EndedEarly,
+    /// The final chunk has been verified and the stream has ended.
+    Done,
+    /// An error was returned; it is returned again.
+    Failed(FailedWith),
+}
+
+#[derive(Clone, Copy)]
+enum FailedWith {
+    Truncated,
+    TrailingData,
+    ChunkAuthentication(u64),
+    Other,
+}
+
+impl FailedWith {
+    fn of(err: &EnvelopeError) -> Self {
+        match err {
+            EnvelopeError::Truncated => FailedWith::Truncated,
+            EnvelopeError::TrailingData => FailedWith::TrailingData,
+            EnvelopeError::ChunkAuthentication { index } => FailedWith::ChunkAuthentication(*index),
+            _ => FailedWith::Other,
+        }
+    }
+    fn replay(self) -> EnvelopeError {
+        match self {
+            FailedWith::Truncated => EnvelopeError::Truncated,
+            FailedWith::TrailingData => EnvelopeError::TrailingData,
+            FailedWith::ChunkAuthentication(index) => EnvelopeError::ChunkAuthentication { index },
+            FailedWith::Other => EnvelopeError::Io(io::Error::other(
+                "the envelope stream already failed; see the first error",
+            )),
+        }
+    }
+}
+
+/// Decrypting side: reads, verifies and decrypts chunks in one reusable buffer.
+pub(crate) struct Opener {
+    key: LessSafeKey,
+    /// `chunk_size + TAG_LEN + FRAME_LEN` bytes: ciphertext, tag, and the next frame word.
+    buf: Zeroizing<Vec<u8>>,
+    chunk_size: usize,
+    index: u64,
+    state: OpenerState,
+    plaintext_bytes: u64,
+    payload_bytes: u64,
+}
+
+impl Opener {
+    pub(crate) fn new(key: LessSafeKey, chunk_size: u32) -> Self {
+        let size = chunk_size as usize;
+        Opener {
+            key,
+            buf: Zeroizing::new(vec![0u8; size + TAG_LEN + FRAME_LEN]),
+            chunk_size: size,
+            index: 0,
+            state: OpenerState::Start,
+            plaintext_bytes: 0,
+            payload_bytes: 0,
+        }
+    }
+
+    pub(crate) fn chunks(&self) -> u64 {
+        self.index
+    }
+    pub(crate) fn plaintext_bytes(&self) -> u64 {
+        self.plaintext_bytes
+    }
+    pub(crate) fn payload_bytes(&self) -> u64 {
+        self.payload_bytes
+    }
+
+    /// The verified plaintext of the chunk last returned by [`Opener::next_chunk`].
+    pub(crate) fn plaintext(&self, range: std::ops::Range<usize>) -> &[u8] {
+        self.buf.get(range).unwrap_or_default()
+    }
+
+    /// Reads, authenticates and decrypts the next chunk. Returns its plaintext length (the
+    /// plaintext is `self.plaintext(0..len)`), or `None` once the final chunk has been
+    /// returned. The final chunk is only returned after the end of the stream was seen.
+    pub(crate) fn next_chunk<R: Read + ?Sized>(
+        &mut self,
+        reader: &mut R,
+    ) -> Result<Option<usize>, EnvelopeError> {
+        match self.step(reader) {
+            Ok(result) => Ok(result),
+            Err(err) => {
+                self.state = OpenerState::Failed(FailedWith::of(&err));
+                Err(err)
+            }
+        }
+    }
+
+    fn step<R: Read + ?Sized>(&mut self, reader: &mut R) -> Result<Option<usize>, EnvelopeError> {
+        let word = match self.state {
+            OpenerState::Done => return Ok(None),
+            OpenerState::Failed(failed) => return Err(failed.replay()),
+            OpenerState::EndedEarly => return Err(EnvelopeError::Truncated),
+            OpenerState::Frame(word) => word,
+            OpenerState::Start => {
+                let mut word = [0u8; FRAME_LEN];
+                let n = read_full(reader, &mut word)?;
+                self.payload_bytes += n as u64;
+                if n < FRAME_LEN {
+                    return Err(EnvelopeError::Truncated);
+                }
+                word
+            }
+        };
+        let index = self.index;
+        let value = u32::from_be_bytes(word);
+        let last = value & FINAL_FLAG != 0;
+        let len = (value & !FINAL_FLAG) as usize;
+        if len > self.chunk_size {
+            return Err(EnvelopeError::MalformedChunk {
+                index,
+                reason: format!(
+                    "the frame declares {len} plaintext bytes, the chunk size is {}",
+                    self.chunk_size
+                ),
+            });
+        }
+        if !last && len != self.chunk_size {
+            return Err(EnvelopeError::MalformedChunk {
+                index,
+                reason: format!(
+                    "a non-final chunk must hold exactly {} bytes, the frame declares {len}",
+                    self.chunk_size
+                ),
+            });
+        }
+        if last && len == 0 && index > 0 {
+            return Err(EnvelopeError::MalformedChunk {
+                index,
+                reason: "an empty final chunk is only allowed as the only chunk".into(),
+            });
+        }
+        if index >= MAX_CHUNKS || (!last && index + 1 >= MAX_CHUNKS) {
+            return Err(EnvelopeError::MalformedChunk {
+                index,
+                reason: format!("an envelope holds at most {MAX_CHUNKS} chunks"),
+            });
+        }
+        let body = len + TAG_LEN;
+        // A non-final chunk is followed by at least the next frame word: read it in the same
+        // call, which halves the number of reads per chunk.
+        let want = if last { body } else { body + FRAME_LEN };
+        let area = self.buf.get_mut(..want).ok_or_else(bounds)?;
+        let n = read_full(reader, area)?;
+        self.payload_bytes += n as u64;
+        if n < body {
+            return Err(EnvelopeError::Truncated);
+        }
+        let (ciphertext, rest) = self.buf.split_at_mut_checked(len).ok_or_else(bounds)?;
+        let tag = rest.get(..TAG_LEN).ok_or_else(bounds)?;
+        self.key
+            .open_in_place_separate_tag(chunk_nonce(index, last), Aad::from(word), tag, ciphertext)
+            .map_err(|_| EnvelopeError::ChunkAuthentication { index })?;
+        if last {
+            let mut probe = [0u8; 1];
+            if read_full(reader, &mut probe)? != 0 {
+                self.payload_bytes += 1;
+                return Err(EnvelopeError::TrailingData);
+            }
+            self.state = OpenerState::Done;
+        } else if n < want {
+            self.state = OpenerState::EndedEarly;
+        } else {
+            let next = self
+                .buf
+                .get(body..want)
+                .and_then(|s| <[u8; FRAME_LEN]>::try_from(s).ok())
+                .ok_or_else(bounds)?;
+            self.state = OpenerState::Frame(next);
+        }
+        self.index += 1;
+        self.plaintext_bytes += len as u64;
+        Ok(Some(len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonce_is_counter_then_final_flag() {
+        let n = chunk_nonce(0x0102_0304_0506_0708, true);
+        assert_eq!(
+            n.as_ref(),
+            &[0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 1],
+            "11-byte big-endian counter, then the flag"
+        );
+        assert_eq!(chunk_nonce(0, false).as_ref(), &[0u8; 12]);
+        assert_eq!(chunk_nonce(1, false).as_ref()[10], 1);
+    }
+
+    #[test]
+    fn frame_word_encoding() {
+        assert_eq!(frame_word(65536, false).unwrap(), [0, 1, 0, 0]);
+        assert_eq!(frame_word(6, true).unwrap(), [0x80, 0, 0, 6]);
+        assert_eq!(frame_word(0, true).unwrap(), [0x80, 0, 0, 0]);
+        assert!(frame_word(0x8000_0000, false).is_err());
+    }
+
+    /// A reader that claims to have read more than it was asked for.
+    struct Liar;
+    impl Read for Liar {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            Ok(buf.len() + 1)
+        }
+    }
+
+    #[test]
+    fn read_full_rejects_lying_readers_and_stops_at_eof() {
+        let err = read_full(&mut Liar, &mut [0u8; 8]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let mut src: &[u8] = b"abc";
+        let mut buf = [0u8; 8];
+        assert_eq!(read_full(&mut src, &mut buf).unwrap(), 3);
+        assert_eq!(read_full(&mut src, &mut buf).unwrap(), 0);
+        assert_eq!(read_full(&mut src, &mut []).unwrap(), 0);
+    }
+
+    #[test]
+    fn plaintext_limits() {
+        assert_eq!(max_plaintext_bytes(1), 1 << 32);
+        assert_eq!(max_plaintext_bytes(64 * 1024), 1 << 48);
+        assert_eq!(max_plaintext_bytes(16 * 1024 * 1024), 1 << 48);
+        let key = LessSafeKey::new(
+            aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &[7u8; 32]).unwrap(),
+        );
+        let mut sealer = Sealer::new(key, 4);
+        sealer.max_bytes = 8;
+        let mut out = Vec::new();
+        sealer.seal_and_write(4, false, false, &mut out).unwrap();
+        sealer.seal_and_write(4, false, false, &mut out).unwrap();
+        assert!(matches!(
+            sealer.seal_and_write(1, true, false, &mut out),
+            Err(EnvelopeError::TooLarge { max_bytes: 8 })
+        ));
+    }
+
+    #[test]
+    fn sealer_refuses_to_continue_after_the_final_chunk() {
+        let key = LessSafeKey::new(
+            aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &[7u8; 32]).unwrap(),
+        );
+        let mut sealer = Sealer::new(key, 4);
+        let mut out = Vec::new();
+        sealer.seal_and_write(2, true, false, &mut out).unwrap();
+        assert_eq!(out.len(), FRAME_LEN + 2 + TAG_LEN);
+        assert!(sealer.seal_and_write(0, true, false, &mut out).is_err());
+        // A short non-final chunk is refused as well.
+        let key = LessSafeKey::new(
+            aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &[7u8; 32]).unwrap(),
+        );
+        let mut sealer = Sealer::new(key, 4);
+        assert!(sealer.seal_and_write(3, false, false, &mut out).is_err());
+    }
+}
