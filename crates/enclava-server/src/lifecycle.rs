@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use enclava_audit::{CheckpointSigner, EcdsaCheckpointSigner};
-use enclava_identity::{BOOTSTRAP_ADMIN_META, ClearKeyWrap, KeyWrap, TokenKey};
+use enclava_identity::{BOOTSTRAP_ADMIN_META, KeyWrap, TokenKey};
+use enclava_vault::Vault;
+use zeroize::Zeroizing;
 use enclava_store::{Op, Table};
 use serde_json::json;
 
@@ -25,11 +27,6 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub struct Lifecycle {
     pub data_dir: PathBuf,
     pub dev: bool,
-    /// How signing keys are protected at rest.
-    ///
-    /// ADAPTER NOTE: the vault crate does not (yet) expose a root-key wrapping API, so keys are
-    /// stored with [`ClearKeyWrap`]; they are only installed while the vault is unsealed.
-    pub wrap: Box<dyn KeyWrap + Send + Sync>,
 }
 
 impl Lifecycle {
@@ -37,13 +34,13 @@ impl Lifecycle {
         Lifecycle {
             data_dir,
             dev,
-            wrap: Box::new(ClearKeyWrap),
         }
     }
 
     /// Called after the vault became unsealed (blocking context).
     pub fn on_unsealed(&self, st: &AppState) -> Result<(), String> {
-        let key = TokenKey::load_or_create(st.store.as_ref(), self.wrap.as_ref())
+        let wrap = VaultKeyWrap::new(&st.vault, "token-signing-key");
+        let key = TokenKey::load_or_create(st.store.as_ref(), &wrap)
             .map_err(|e| format!("token signing key: {e}"))?;
         st.identity.set_token_key(Some(key));
         let signer = self.load_or_create_audit_key(st)?;
@@ -86,17 +83,18 @@ impl Lifecycle {
 
     fn load_or_create_audit_key(&self, st: &AppState) -> Result<EcdsaCheckpointSigner, String> {
         let store = st.store.as_ref();
+        let wrap = VaultKeyWrap::new(&st.vault, "audit-checkpoint-key");
         for _ in 0..3 {
             if let Some(wrapped) = store
                 .get(Table::Meta, AUDIT_KEY_META)
                 .map_err(|e| e.to_string())?
             {
-                let pkcs8 = self.wrap.unwrap(&wrapped)?;
+                let pkcs8 = wrap.unwrap(&wrapped)?;
                 return EcdsaCheckpointSigner::from_pkcs8(&pkcs8).map_err(|e| e.to_string());
             }
             let pkcs8 = EcdsaCheckpointSigner::generate_pkcs8().map_err(|e| e.to_string())?;
             let signer = EcdsaCheckpointSigner::from_pkcs8(&pkcs8).map_err(|e| e.to_string())?;
-            let wrapped = self.wrap.wrap(&pkcs8)?;
+            let wrapped = wrap.wrap(&pkcs8)?;
             let res = store.transact(vec![
                 Op::Expect {
                     table: Table::Meta,
@@ -180,4 +178,27 @@ pub fn verify_audit(st: &AppState) -> Result<Reply, ApiError> {
         "ok": report.first_problem.is_none() && report.checkpoints_ok,
         "checkpointPublicKey": hex::encode(&pk),
     }))
+}
+
+/// The server's own signing keys (access tokens, audit checkpoints) sealed under the vault's root
+/// key hierarchy: the database never holds them in clear, and they only open while unsealed.
+struct VaultKeyWrap<'a> {
+    vault: &'a Vault,
+    purpose: &'static str,
+}
+
+impl<'a> VaultKeyWrap<'a> {
+    fn new(vault: &'a Arc<Vault>, purpose: &'static str) -> Self {
+        VaultKeyWrap { vault: vault.as_ref(), purpose }
+    }
+}
+
+impl KeyWrap for VaultKeyWrap<'_> {
+    fn wrap(&self, plaintext: &[u8]) -> Result<Vec<u8>, String> {
+        self.vault.seal_aux(self.purpose, plaintext).map_err(|e| e.to_string())
+    }
+
+    fn unwrap(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+        self.vault.open_aux(self.purpose, wrapped).map_err(|e| e.to_string())
+    }
 }

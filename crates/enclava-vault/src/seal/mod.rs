@@ -390,3 +390,29 @@ fn write_private_file(path: &Path, data: &[u8]) -> Result<()> {
     f.sync_all().map_err(err)?;
     Ok(())
 }
+
+impl Vault {
+    /// Seal an auxiliary secret of the server (token signing key, audit checkpoint key) under the
+    /// root key hierarchy, so that it never sits in the database in clear. `purpose` names what it
+    /// is and is bound as associated data: a blob sealed for one purpose does not open as another.
+    pub fn seal_aux(&self, purpose: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let keys = self.data_keys()?;
+        aead_seal(&keys.object, &aux_aad(purpose), plaintext)
+    }
+
+    /// Open what [`Vault::seal_aux`] sealed for the same `purpose` (requires the vault unsealed).
+    pub fn open_aux(&self, purpose: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let keys = self.data_keys()?;
+        aead_open(&keys.object, &aux_aad(purpose), sealed)?.ok_or_else(|| {
+            VaultError::internal(format!(
+                "the stored {purpose} does not open under this vault's root key (corrupt or from another vault)"
+            ))
+        })
+    }
+}
+
+fn aux_aad(purpose: &str) -> Vec<u8> {
+    let mut aad = b"enclava/v1/aux/".to_vec();
+    aad.extend_from_slice(purpose.as_bytes());
+    aad
+}

@@ -271,3 +271,30 @@ fn sealed_vault_refuses_every_data_operation() {
     sealed(v.backup_secret("s").map(|_| ()));
     sealed(v.restore_secret(b"x").map(|_| ()));
 }
+
+#[test]
+fn aux_secrets_are_sealed_bound_to_their_purpose_and_need_the_unsealed_root() {
+    let env = env();
+    let secret = b"-----a server signing key in PKCS#8-----";
+    let sealed = env.vault.seal_aux("token-signing-key", secret).unwrap();
+    assert!(
+        !sealed.windows(secret.len()).any(|w| w == secret),
+        "the sealed blob must not contain the plaintext"
+    );
+    let opened = env.vault.open_aux("token-signing-key", &sealed).unwrap();
+    assert_eq!(opened.as_slice(), secret);
+    // Bound to its purpose: it does not open as another kind of secret.
+    assert!(env.vault.open_aux("audit-checkpoint-key", &sealed).is_err());
+    // Tampering is detected.
+    let mut flipped = sealed.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(env.vault.open_aux("token-signing-key", &flipped).is_err());
+    // Sealed: neither operation works.
+    env.vault.seal();
+    assert!(matches!(env.vault.open_aux("token-signing-key", &sealed), Err(VaultError::Sealed)));
+    assert!(matches!(env.vault.seal_aux("token-signing-key", secret), Err(VaultError::Sealed)));
+    // Another vault (another root) cannot open it.
+    let other = crate::common::env();
+    assert!(other.vault.open_aux("token-signing-key", &sealed).is_err());
+}
