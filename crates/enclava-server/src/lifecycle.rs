@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use enclava_audit::{CheckpointSigner, EcdsaCheckpointSigner};
 use enclava_identity::{BOOTSTRAP_ADMIN_META, KeyWrap, TokenKey};
-use enclava_vault::Vault;
-use zeroize::Zeroizing;
 use enclava_store::{Op, Table};
+use enclava_vault::Vault;
 use serde_json::json;
+use zeroize::Zeroizing;
 
 use crate::app::AppState;
 use crate::data::Reply;
@@ -31,10 +31,7 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     pub fn new(data_dir: PathBuf, dev: bool) -> Self {
-        Lifecycle {
-            data_dir,
-            dev,
-        }
+        Lifecycle { data_dir, dev }
     }
 
     /// Called after the vault became unsealed (blocking context).
@@ -189,16 +186,23 @@ struct VaultKeyWrap<'a> {
 
 impl<'a> VaultKeyWrap<'a> {
     fn new(vault: &'a Arc<Vault>, purpose: &'static str) -> Self {
-        VaultKeyWrap { vault: vault.as_ref(), purpose }
+        VaultKeyWrap {
+            vault: vault.as_ref(),
+            purpose,
+        }
     }
 }
 
 impl KeyWrap for VaultKeyWrap<'_> {
     fn wrap(&self, plaintext: &[u8]) -> Result<Vec<u8>, String> {
-        self.vault.seal_aux(self.purpose, plaintext).map_err(|e| e.to_string())
+        self.vault
+            .seal_aux(self.purpose, plaintext)
+            .map_err(|e| e.to_string())
     }
 
     fn unwrap(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
-        self.vault.open_aux(self.purpose, wrapped).map_err(|e| e.to_string())
+        self.vault
+            .open_aux(self.purpose, wrapped)
+            .map_err(|e| e.to_string())
     }
 }

@@ -73,12 +73,20 @@ impl Table {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Insert or replace.
-    Put { table: Table, key: String, value: Vec<u8> },
+    Put {
+        table: Table,
+        key: String,
+        value: Vec<u8>,
+    },
     /// Remove if present.
     Delete { table: Table, key: String },
     /// Precondition: the row must currently hold exactly `value` (`None`: must be absent).
     /// Fails the whole transaction with [`StoreError::Conflict`] otherwise.
-    Expect { table: Table, key: String, value: Option<Vec<u8>> },
+    Expect {
+        table: Table,
+        key: String,
+        value: Option<Vec<u8>>,
+    },
 }
 
 /// One stored audit entry: its sequence number and the serialized entry.
@@ -90,8 +98,14 @@ pub struct AuditRow {
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("conflicting concurrent change to {table}/{key}: expected it {expected}, found it changed")]
-    Conflict { table: &'static str, key: String, expected: &'static str },
+    #[error(
+        "conflicting concurrent change to {table}/{key}: expected it {expected}, found it changed"
+    )]
+    Conflict {
+        table: &'static str,
+        key: String,
+        expected: &'static str,
+    },
     #[error("storage backend error: {0}")]
     Backend(String),
     #[error("storage schema version {found} is newer than this build supports ({supported})")]

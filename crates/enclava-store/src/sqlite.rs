@@ -35,15 +35,22 @@ impl SqliteStore {
     fn init(conn: Connection) -> Result<Self> {
         // The busy timeout first: switching to WAL needs a lock that another process (the CLI
         // reading the audit log while the server writes) may hold for a moment.
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(backend)?;
         if found > SCHEMA_VERSION {
-            return Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION });
+            return Err(StoreError::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
         }
         let mut ddl = String::from("BEGIN;");
         for t in Table::ALL {
@@ -57,7 +64,9 @@ impl SqliteStore {
         );
         ddl.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"));
         conn.execute_batch(&ddl).map_err(backend)?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -73,7 +82,9 @@ impl Store for SqliteStore {
         let mut stmt = conn
             .prepare_cached(&format!("SELECT v FROM {} WHERE k = ?1", table.name()))
             .map_err(backend)?;
-        stmt.query_row(params![key], |r| r.get(0)).optional().map_err(backend)
+        stmt.query_row(params![key], |r| r.get(0))
+            .optional()
+            .map_err(backend)
     }
 
     fn list(
@@ -94,9 +105,12 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![prefix, after, limit], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map(params![prefix, after, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .map_err(backend)?;
-        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(backend)
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(backend)
     }
 
     fn transact(&self, ops: Vec<Op>) -> Result<()> {
@@ -129,7 +143,11 @@ impl Store for SqliteStore {
                         return Err(StoreError::Conflict {
                             table: table.name(),
                             key,
-                            expected: if value.is_some() { "unchanged" } else { "absent" },
+                            expected: if value.is_some() {
+                                "unchanged"
+                            } else {
+                                "absent"
+                            },
                         });
                     }
                 }
@@ -152,7 +170,8 @@ impl Store for SqliteStore {
                 .prepare_cached("INSERT INTO audit (seq, entry) VALUES (?1, ?2)")
                 .map_err(backend)?;
             for (i, entry) in entries.iter().enumerate() {
-                let seq = first + i64::try_from(i).map_err(|e| StoreError::Backend(e.to_string()))?;
+                let seq =
+                    first + i64::try_from(i).map_err(|e| StoreError::Backend(e.to_string()))?;
                 stmt.execute(params![seq, entry]).map_err(backend)?;
             }
         }
@@ -170,10 +189,14 @@ impl Store for SqliteStore {
         let rows = stmt
             .query_map(params![from, limit], |r| {
                 let seq: i64 = r.get(0)?;
-                Ok(AuditRow { seq: seq.max(0) as u64, entry: r.get(1)? })
+                Ok(AuditRow {
+                    seq: seq.max(0) as u64,
+                    entry: r.get(1)?,
+                })
             })
             .map_err(backend)?;
-        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(backend)
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(backend)
     }
 
     fn audit_head(&self) -> Result<u64> {
@@ -190,29 +213,58 @@ mod tests {
     use super::*;
 
     fn put(table: Table, k: &str, v: &[u8]) -> Op {
-        Op::Put { table, key: k.into(), value: v.to_vec() }
+        Op::Put {
+            table,
+            key: k.into(),
+            value: v.to_vec(),
+        }
     }
 
     #[test]
     fn put_get_list_delete() {
         let s = SqliteStore::in_memory().unwrap();
-        s.transact(vec![put(Table::Keys, "a/1", b"x"), put(Table::Keys, "a/2", b"y"), put(Table::Keys, "b/1", b"z")])
-            .unwrap();
-        assert_eq!(s.get(Table::Keys, "a/2").unwrap().as_deref(), Some(&b"y"[..]));
+        s.transact(vec![
+            put(Table::Keys, "a/1", b"x"),
+            put(Table::Keys, "a/2", b"y"),
+            put(Table::Keys, "b/1", b"z"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.get(Table::Keys, "a/2").unwrap().as_deref(),
+            Some(&b"y"[..])
+        );
         assert_eq!(s.get(Table::Secrets, "a/2").unwrap(), None);
-        let listed: Vec<String> = s.list(Table::Keys, "a/", None, 10).unwrap().into_iter().map(|r| r.0).collect();
+        let listed: Vec<String> = s
+            .list(Table::Keys, "a/", None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
         assert_eq!(listed, ["a/1", "a/2"]);
-        let after: Vec<String> = s.list(Table::Keys, "", Some("a/1"), 1).unwrap().into_iter().map(|r| r.0).collect();
+        let after: Vec<String> = s
+            .list(Table::Keys, "", Some("a/1"), 1)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
         assert_eq!(after, ["a/2"]);
-        s.transact(vec![Op::Delete { table: Table::Keys, key: "a/1".into() }]).unwrap();
+        s.transact(vec![Op::Delete {
+            table: Table::Keys,
+            key: "a/1".into(),
+        }])
+        .unwrap();
         assert_eq!(s.get(Table::Keys, "a/1").unwrap(), None);
     }
 
     #[test]
     fn prefix_is_literal_not_a_pattern() {
         let s = SqliteStore::in_memory().unwrap();
-        s.transact(vec![put(Table::Keys, "a_b", b"1"), put(Table::Keys, "axb", b"2"), put(Table::Keys, "a%", b"3")])
-            .unwrap();
+        s.transact(vec![
+            put(Table::Keys, "a_b", b"1"),
+            put(Table::Keys, "axb", b"2"),
+            put(Table::Keys, "a%", b"3"),
+        ])
+        .unwrap();
         assert_eq!(s.list(Table::Keys, "a_", None, 10).unwrap().len(), 1);
         assert_eq!(s.list(Table::Keys, "a%", None, 10).unwrap().len(), 1);
     }
@@ -224,16 +276,41 @@ mod tests {
         let err = s
             .transact(vec![
                 put(Table::Keys, "other", b"written-first"),
-                Op::Expect { table: Table::Keys, key: "k".into(), value: Some(b"stale".to_vec()) },
+                Op::Expect {
+                    table: Table::Keys,
+                    key: "k".into(),
+                    value: Some(b"stale".to_vec()),
+                },
                 put(Table::Keys, "k", b"v2"),
             ])
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
-        assert_eq!(s.get(Table::Keys, "other").unwrap(), None, "no partial write");
-        assert_eq!(s.get(Table::Keys, "k").unwrap().as_deref(), Some(&b"v1"[..]));
-        s.transact(vec![Op::Expect { table: Table::Keys, key: "new".into(), value: None }, put(Table::Keys, "new", b"1")])
-            .unwrap();
-        assert!(s.transact(vec![Op::Expect { table: Table::Keys, key: "new".into(), value: None }]).is_err());
+        assert_eq!(
+            s.get(Table::Keys, "other").unwrap(),
+            None,
+            "no partial write"
+        );
+        assert_eq!(
+            s.get(Table::Keys, "k").unwrap().as_deref(),
+            Some(&b"v1"[..])
+        );
+        s.transact(vec![
+            Op::Expect {
+                table: Table::Keys,
+                key: "new".into(),
+                value: None,
+            },
+            put(Table::Keys, "new", b"1"),
+        ])
+        .unwrap();
+        assert!(
+            s.transact(vec![Op::Expect {
+                table: Table::Keys,
+                key: "new".into(),
+                value: None
+            }])
+            .is_err()
+        );
     }
 
     #[test]
@@ -243,7 +320,11 @@ mod tests {
         {
             let s = SqliteStore::open(&path).unwrap();
             assert_eq!(s.audit_head().unwrap(), 0);
-            assert_eq!(s.append_audit(vec![b"e1".to_vec(), b"e2".to_vec()]).unwrap(), 1);
+            assert_eq!(
+                s.append_audit(vec![b"e1".to_vec(), b"e2".to_vec()])
+                    .unwrap(),
+                1
+            );
             assert_eq!(s.append_audit(vec![b"e3".to_vec()]).unwrap(), 3);
             s.transact(vec![put(Table::Meta, "m", b"1")]).unwrap();
         }

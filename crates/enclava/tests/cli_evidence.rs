@@ -9,11 +9,18 @@ use serde_json::Value;
 fn vectors() -> Option<PathBuf> {
     let dir = std::env::var_os("ENCLAVA_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+        });
     if dir.join("README.md").is_file() {
         return Some(dir);
     }
-    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "vectors missing at {} in CI", dir.display());
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "vectors missing at {} in CI",
+        dir.display()
+    );
     eprintln!("NOTICE: vectors not found at {}; skipping", dir.display());
     None
 }
@@ -39,10 +46,14 @@ fn path(v: &std::path::Path, rel: &str) -> String {
 fn snp_milan_vcek_only_verifies_with_manifest_values() {
     let Some(v) = vectors() else { return };
     let (code, out) = verify(&[
-        "--tee", "snp",
-        "--evidence", &path(&v, "sev-snp/google-go-sev-guest/attestation.bin"),
-        "--certs", &path(&v, "sev-snp/google-go-sev-guest/vcek.testcer"),
-        "--at", "2022-09-24T01:00:00Z",
+        "--tee",
+        "snp",
+        "--evidence",
+        &path(&v, "sev-snp/google-go-sev-guest/attestation.bin"),
+        "--certs",
+        &path(&v, "sev-snp/google-go-sev-guest/vcek.testcer"),
+        "--at",
+        "2022-09-24T01:00:00Z",
     ]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(out["verified"], true);
@@ -53,15 +64,31 @@ fn snp_milan_vcek_only_verifies_with_manifest_values() {
         "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01"
     );
     assert_eq!(c["debug"], true, "policy 0xb0000 has DEBUG set");
-    assert!(c["report_data"].as_str().unwrap().starts_with("0102030405000000"));
+    assert!(
+        c["report_data"]
+            .as_str()
+            .unwrap()
+            .starts_with("0102030405000000")
+    );
     assert_eq!(c["snp"]["product"], "Milan");
     assert_eq!(c["snp"]["signing_key"], "vcek");
     // The manifest gives the TCB as the u64 4901323769462652930 (0x4405000000000002): bl=2 tee=0
     // snp=5 ucode=0x44. `raw` is the report's bytes in order (little-endian).
     let t = &c["snp"]["reported_tcb"];
-    assert_eq!((t["bootloader"].as_u64(), t["tee"].as_u64(), t["snp"].as_u64(), t["microcode"].as_u64()), (Some(2), Some(0), Some(5), Some(0x44)));
+    assert_eq!(
+        (
+            t["bootloader"].as_u64(),
+            t["tee"].as_u64(),
+            t["snp"].as_u64(),
+            t["microcode"].as_u64()
+        ),
+        (Some(2), Some(0), Some(5), Some(0x44))
+    );
     let raw = hex::decode(t["raw"].as_str().unwrap()).unwrap();
-    assert_eq!(u64::from_le_bytes(raw.try_into().unwrap()), 4901323769462652930);
+    assert_eq!(
+        u64::from_le_bytes(raw.try_into().unwrap()),
+        4901323769462652930
+    );
     assert_eq!(c["snp"]["current_version"], "1.49.3");
 }
 
@@ -69,11 +96,16 @@ fn snp_milan_vcek_only_verifies_with_manifest_values() {
 fn snp_hex_report_and_der_chain_files() {
     let Some(v) = vectors() else { return };
     let (code, out) = verify(&[
-        "--tee", "snp",
-        "--evidence", &path(&v, "sev-snp/virtee-sev/report_milan.hex"),
-        "--certs", &path(&v, "sev-snp/virtee-sev/vcek_milan.der"),
-        "--certs", &path(&v, "sev-snp/virtee-sev/cert_chain_milan"),
-        "--at", "2024-01-01T00:00:00Z",
+        "--tee",
+        "snp",
+        "--evidence",
+        &path(&v, "sev-snp/virtee-sev/report_milan.hex"),
+        "--certs",
+        &path(&v, "sev-snp/virtee-sev/vcek_milan.der"),
+        "--certs",
+        &path(&v, "sev-snp/virtee-sev/cert_chain_milan"),
+        "--at",
+        "2024-01-01T00:00:00Z",
     ]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(
@@ -86,10 +118,14 @@ fn snp_hex_report_and_der_chain_files() {
 fn snp_wrong_chip_vcek_fails_with_report_signature() {
     let Some(v) = vectors() else { return };
     let (code, out) = verify(&[
-        "--tee", "snp",
-        "--evidence", &path(&v, "sev-snp/google-go-sev-guest/attestation.bin"),
-        "--certs", &path(&v, "sev-snp/virtee-sev/vcek_milan.der"),
-        "--at", "2024-01-01T00:00:00Z",
+        "--tee",
+        "snp",
+        "--evidence",
+        &path(&v, "sev-snp/google-go-sev-guest/attestation.bin"),
+        "--certs",
+        &path(&v, "sev-snp/virtee-sev/vcek_milan.der"),
+        "--at",
+        "2024-01-01T00:00:00Z",
     ]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(out["verified"], false);
@@ -101,28 +137,43 @@ fn snp_wrong_chip_vcek_fails_with_report_signature() {
 fn snp_outside_vcek_validity_fails_with_certificate_expired() {
     let Some(v) = vectors() else { return };
     let (code, out) = verify(&[
-        "--tee", "snp",
-        "--evidence", &path(&v, "sev-snp/google-go-sev-guest/attestation.bin"),
-        "--certs", &path(&v, "sev-snp/google-go-sev-guest/vcek.testcer"),
-        "--at", "2030-01-01T00:00:00Z",
+        "--tee",
+        "snp",
+        "--evidence",
+        &path(&v, "sev-snp/google-go-sev-guest/attestation.bin"),
+        "--certs",
+        &path(&v, "sev-snp/google-go-sev-guest/vcek.testcer"),
+        "--at",
+        "2030-01-01T00:00:00Z",
     ]);
-    assert_eq!((code, out["failed_check"].as_str()), (1, Some("certificate_expired")), "{out}");
+    assert_eq!(
+        (code, out["failed_check"].as_str()),
+        (1, Some("certificate_expired")),
+        "{out}"
+    );
 }
 
 #[test]
 fn tdx_phala_up_to_date_with_dcap_qvl_collateral() {
     let Some(v) = vectors() else { return };
     let (code, out) = verify(&[
-        "--tee", "tdx",
-        "--evidence", &path(&v, "tdx/phala-dcap-qvl/tdx_quote"),
-        "--collateral", &path(&v, "tdx/phala-dcap-qvl/tdx_quote_collateral.json"),
-        "--at", "2025-07-19T10:00:34Z",
+        "--tee",
+        "tdx",
+        "--evidence",
+        &path(&v, "tdx/phala-dcap-qvl/tdx_quote"),
+        "--collateral",
+        &path(&v, "tdx/phala-dcap-qvl/tdx_quote_collateral.json"),
+        "--at",
+        "2025-07-19T10:00:34Z",
     ]);
     assert_eq!(code, 0, "{out}");
     let c = &out["claims"];
     assert_eq!(c["tee"], "tdx");
     assert_eq!(c["tcb_status"], "UpToDate");
-    assert!(c.get("advisory_ids").is_none_or(|a| a.as_array().is_some_and(Vec::is_empty)));
+    assert!(
+        c.get("advisory_ids")
+            .is_none_or(|a| a.as_array().is_some_and(Vec::is_empty))
+    );
     assert_eq!(
         c["measurement"],
         "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7"
@@ -134,12 +185,20 @@ fn tdx_phala_up_to_date_with_dcap_qvl_collateral() {
 fn tdx_outdated_v5_has_no_matching_tcb_level() {
     let Some(v) = vectors() else { return };
     let (code, out) = verify(&[
-        "--tee", "tdx",
-        "--evidence", &path(&v, "tdx/phala-dcap-qvl/tdx_quote_outdated"),
-        "--collateral", &path(&v, "tdx/phala-dcap-qvl/tdx_quote_outdated_collateral.json"),
-        "--at", "2026-03-01T00:00:00Z",
+        "--tee",
+        "tdx",
+        "--evidence",
+        &path(&v, "tdx/phala-dcap-qvl/tdx_quote_outdated"),
+        "--collateral",
+        &path(&v, "tdx/phala-dcap-qvl/tdx_quote_outdated_collateral.json"),
+        "--at",
+        "2026-03-01T00:00:00Z",
     ]);
-    assert_eq!((code, out["failed_check"].as_str()), (1, Some("tcb_level_not_found")), "{out}");
+    assert_eq!(
+        (code, out["failed_check"].as_str()),
+        (1, Some("tcb_level_not_found")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -148,43 +207,108 @@ fn tdx_pcs_directory_recognized_by_content() {
     // A directory of just the PCS files (as a PCCS cache would hold them), under names that say
     // nothing: they must be recognized by content.
     let tmp = tempfile::tempdir().unwrap();
-    for (i, f) in ["sample_tcbInfo_response", "sample_qeIdentity_response", "pckcrl", "rootcrl.der", "derived_tcb_info_issuer_chain.pem", "derived_pck_crl_issuer_chain.pem"].iter().enumerate() {
-        std::fs::copy(v.join("tdx/google-go-tdx-guest").join(f), tmp.path().join(format!("file{i}"))).unwrap();
+    for (i, f) in [
+        "sample_tcbInfo_response",
+        "sample_qeIdentity_response",
+        "pckcrl",
+        "rootcrl.der",
+        "derived_tcb_info_issuer_chain.pem",
+        "derived_pck_crl_issuer_chain.pem",
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::copy(
+            v.join("tdx/google-go-tdx-guest").join(f),
+            tmp.path().join(format!("file{i}")),
+        )
+        .unwrap();
     }
     let dir = tmp.path().display().to_string();
     let quote = path(&v, "tdx/google-go-tdx-guest/tdx_prod_quote_SPR_E4.dat");
-    let (code, out) = verify(&["--tee", "tdx", "--evidence", &quote, "--collateral", &dir, "--at", "2023-07-01T01:00:00Z"]);
-    assert_eq!((code, out["failed_check"].as_str()), (1, Some("tcb_level_not_found")), "{out}");
-    let (code, out) = verify(&["--tee", "tdx", "--evidence", &quote, "--collateral", &dir, "--at", "2053-07-02T00:00:00Z"]);
+    let (code, out) = verify(&[
+        "--tee",
+        "tdx",
+        "--evidence",
+        &quote,
+        "--collateral",
+        &dir,
+        "--at",
+        "2023-07-01T01:00:00Z",
+    ]);
+    assert_eq!(
+        (code, out["failed_check"].as_str()),
+        (1, Some("tcb_level_not_found")),
+        "{out}"
+    );
+    let (code, out) = verify(&[
+        "--tee",
+        "tdx",
+        "--evidence",
+        &quote,
+        "--collateral",
+        &dir,
+        "--at",
+        "2053-07-02T00:00:00Z",
+    ]);
     assert_eq!(code, 1, "{out}");
     let check = out["failed_check"].as_str().unwrap();
-    assert!(check.ends_with("_expired"), "expected an expiry failure, found {check}: {out}");
+    assert!(
+        check.ends_with("_expired"),
+        "expected an expiry failure, found {check}: {out}"
+    );
 }
 
 #[test]
 fn sgx_phala_configuration_and_sw_hardening_needed() {
     let Some(v) = vectors() else { return };
     let (code, out) = verify(&[
-        "--tee", "sgx",
-        "--evidence", &path(&v, "sgx/phala-dcap-qvl/sgx_quote"),
-        "--collateral", &path(&v, "sgx/phala-dcap-qvl/sgx_quote_collateral.json"),
-        "--at", "2025-07-01T00:00:00Z",
+        "--tee",
+        "sgx",
+        "--evidence",
+        &path(&v, "sgx/phala-dcap-qvl/sgx_quote"),
+        "--collateral",
+        &path(&v, "sgx/phala-dcap-qvl/sgx_quote_collateral.json"),
+        "--at",
+        "2025-07-01T00:00:00Z",
     ]);
     assert_eq!(code, 0, "{out}");
     let c = &out["claims"];
     assert_eq!(c["tcb_status"], "ConfigurationAndSWHardeningNeeded");
-    assert_eq!(c["advisory_ids"], serde_json::json!(["INTEL-SA-00289", "INTEL-SA-00615"]));
-    assert_eq!(c["measurement"], "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb");
-    assert_eq!(c["sgx"]["mr_signer"], "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6");
-    assert!(c["report_data"].as_str().unwrap().starts_with(&hex::encode("Hello, world!")));
+    assert_eq!(
+        c["advisory_ids"],
+        serde_json::json!(["INTEL-SA-00289", "INTEL-SA-00615"])
+    );
+    assert_eq!(
+        c["measurement"],
+        "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb"
+    );
+    assert_eq!(
+        c["sgx"]["mr_signer"],
+        "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6"
+    );
+    assert!(
+        c["report_data"]
+            .as_str()
+            .unwrap()
+            .starts_with(&hex::encode("Hello, world!"))
+    );
 }
 
 #[test]
 fn azure_snp_vtpm_all_evidence_versions() {
     let Some(v) = vectors() else { return };
     let cases = [
-        ("evidence-v0.json", "e15c44796beabf46abcec7c57e590942041e47497e4ec27571c8b7664f48dced", "text:challenge"),
-        ("evidence-v1.json", "e15c44796beabf46abcec7c57e590942041e47497e4ec27571c8b7664f48dced", "text:challenge"),
+        (
+            "evidence-v0.json",
+            "e15c44796beabf46abcec7c57e590942041e47497e4ec27571c8b7664f48dced",
+            "text:challenge",
+        ),
+        (
+            "evidence-v1.json",
+            "e15c44796beabf46abcec7c57e590942041e47497e4ec27571c8b7664f48dced",
+            "text:challenge",
+        ),
         (
             "evidence-v2.json",
             "84275b2f4312cd4fc6cbe6b152ad3c3683e513d9f1e23c34fca160c8cca7a6a7",
@@ -193,12 +317,34 @@ fn azure_snp_vtpm_all_evidence_versions() {
     ];
     for (file, pcr0, nonce) in cases {
         let ev = path(&v, &format!("azure-cvm/trustee-az-snp-vtpm/{file}"));
-        let (code, out) = verify(&["--tee", "azure-snp", "--evidence", &ev, "--nonce", nonce, "--at", "2025-06-01T00:00:00Z"]);
+        let (code, out) = verify(&[
+            "--tee",
+            "azure-snp",
+            "--evidence",
+            &ev,
+            "--nonce",
+            nonce,
+            "--at",
+            "2025-06-01T00:00:00Z",
+        ]);
         assert_eq!(code, 0, "{file}: {out}");
         assert_eq!(out["claims"]["tee"], "azure-snp");
         assert_eq!(out["claims"]["azure"]["pcrs"]["0"], pcr0, "{file}");
-        let (code, out) = verify(&["--tee", "azure-snp", "--evidence", &ev, "--nonce", "text:other", "--at", "2025-06-01T00:00:00Z"]);
-        assert_eq!((code, out["failed_check"].as_str()), (1, Some("nonce_mismatch")), "{file}: {out}");
+        let (code, out) = verify(&[
+            "--tee",
+            "azure-snp",
+            "--evidence",
+            &ev,
+            "--nonce",
+            "text:other",
+            "--at",
+            "2025-06-01T00:00:00Z",
+        ]);
+        assert_eq!(
+            (code, out["failed_check"].as_str()),
+            (1, Some("nonce_mismatch")),
+            "{file}: {out}"
+        );
     }
 }
 
@@ -207,7 +353,11 @@ fn simulated_evidence_never_verifies_as_hardware() {
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("sim.bin");
     let now = chrono::Utc::now();
-    std::fs::write(&sim, enclava_evidence::sim::generate(&[7u8; 48], &[9u8; 64], now)).unwrap();
+    std::fs::write(
+        &sim,
+        enclava_evidence::sim::generate(&[7u8; 48], &[9u8; 64], now),
+    )
+    .unwrap();
     let sim = sim.display().to_string();
     let (code, out) = verify(&["--tee", "sim", "--evidence", &sim]);
     assert_eq!(code, 0, "{out}");

@@ -477,10 +477,14 @@ fn check_quote(
         _ => {}
     }
     // PCK chain to the pinned root.
-    let pck_chain = ctx.memo(|c| &mut c.chains, &quote.pck_chain_pem, || {
-        let chain = certs::parse_pem_chain(&quote.pck_chain_pem)?;
-        certs::verify_chain(&chain, root, ctx)
-    })?;
+    let pck_chain = ctx.memo(
+        |c| &mut c.chains,
+        &quote.pck_chain_pem,
+        || {
+            let chain = certs::parse_pem_chain(&quote.pck_chain_pem)?;
+            certs::verify_chain(&chain, root, ctx)
+        },
+    )?;
     if pck_chain.len() != 3 {
         return Err(DcapError::MalformedCertificate(format!(
             "PCK chain: expected PCK, PCK CA and root, found {} certificates",
@@ -660,12 +664,16 @@ fn evaluate(
         &c.qe_identity_issuer_chain
     };
     let qe_chain = verify_signed_json("QE identity", qe_signed, qe_chain_src, root, ctx)?;
-    let tcb_info = ctx.memo(|c| &mut c.tcb_infos, &tcb_signed.body, || {
-        TcbInfo::parse(&tcb_signed.body)
-    })?;
-    let qe_identity = ctx.memo(|c| &mut c.qe_identities, &qe_signed.body, || {
-        EnclaveIdentity::parse(&qe_signed.body)
-    })?;
+    let tcb_info = ctx.memo(
+        |c| &mut c.tcb_infos,
+        &tcb_signed.body,
+        || TcbInfo::parse(&tcb_signed.body),
+    )?;
+    let qe_identity = ctx.memo(
+        |c| &mut c.qe_identities,
+        &qe_signed.body,
+        || EnclaveIdentity::parse(&qe_signed.body),
+    )?;
 
     let root_crl = c.root_ca_crl.as_ref().ok_or_else(|| {
         DcapError::MissingCollateral("expected the Intel SGX Root CA CRL, found none".into())

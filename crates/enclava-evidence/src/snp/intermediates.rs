@@ -253,4 +253,11 @@ SUxr\n\
 ";
 
 /// Every pinned intermediate (PEM).
-pub const ALL_PEM: [&str; 6] = [MILAN_ASK_PEM, GENOA_ASK_PEM, TURIN_ASK_PEM, MILAN_ASVK_PEM, GENOA_ASVK_PEM, TURIN_ASVK_PEM];
+pub const ALL_PEM: [&str; 6] = [
+    MILAN_ASK_PEM,
+    GENOA_ASK_PEM,
+    TURIN_ASK_PEM,
+    MILAN_ASVK_PEM,
+    GENOA_ASVK_PEM,
+    TURIN_ASVK_PEM,
+];

@@ -292,8 +292,14 @@ fn aux_secrets_are_sealed_bound_to_their_purpose_and_need_the_unsealed_root() {
     assert!(env.vault.open_aux("token-signing-key", &flipped).is_err());
     // Sealed: neither operation works.
     env.vault.seal();
-    assert!(matches!(env.vault.open_aux("token-signing-key", &sealed), Err(VaultError::Sealed)));
-    assert!(matches!(env.vault.seal_aux("token-signing-key", secret), Err(VaultError::Sealed)));
+    assert!(matches!(
+        env.vault.open_aux("token-signing-key", &sealed),
+        Err(VaultError::Sealed)
+    ));
+    assert!(matches!(
+        env.vault.seal_aux("token-signing-key", secret),
+        Err(VaultError::Sealed)
+    ));
     // Another vault (another root) cannot open it.
     let other = crate::common::env();
     assert!(other.vault.open_aux("token-signing-key", &sealed).is_err());

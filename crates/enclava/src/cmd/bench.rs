@@ -78,7 +78,12 @@ pub fn median(v: &mut [f64]) -> f64 {
 
 /// Runs `openssl speed` and returns the values of the named column for the named rows, e.g.
 /// verify/s for "256 bits ecdsa (nistp256)". The median of `rounds` runs.
-pub fn openssl_speed(args: &[&str], row_prefix: &str, column_from_end: usize, rounds: u32) -> Result<f64, String> {
+pub fn openssl_speed(
+    args: &[&str],
+    row_prefix: &str,
+    column_from_end: usize,
+    rounds: u32,
+) -> Result<f64, String> {
     let mut values = Vec::new();
     for _ in 0..rounds.max(1) {
         let out = std::process::Command::new("openssl")
@@ -87,13 +92,19 @@ pub fn openssl_speed(args: &[&str], row_prefix: &str, column_from_end: usize, ro
             .output()
             .map_err(|e| format!("cannot run `openssl speed` for the baseline: {e}"))?;
         if !out.status.success() {
-            return Err(format!("`openssl speed {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "`openssl speed {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let line = text
             .lines()
             .find(|l| l.trim_start().starts_with(row_prefix))
-            .ok_or_else(|| format!("`openssl speed` printed no line starting with {row_prefix:?}"))?;
+            .ok_or_else(|| {
+                format!("`openssl speed` printed no line starting with {row_prefix:?}")
+            })?;
         let fields: Vec<&str> = line.split_whitespace().collect();
         let field = fields
             .len()
@@ -104,18 +115,29 @@ pub fn openssl_speed(args: &[&str], row_prefix: &str, column_from_end: usize, ro
             .trim_end_matches('k')
             .parse()
             .map_err(|_| format!("unexpected number {field:?} in `openssl speed` line {line:?}"))?;
-        values.push(if field.ends_with('k') { value * 1000.0 } else { value });
+        values.push(if field.ends_with('k') {
+            value * 1000.0
+        } else {
+            value
+        });
     }
     Ok(median(&mut values))
 }
 
 fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
 }
 
 fn read_vector(dir: &std::path::Path, rel: &str) -> Result<Vec<u8>, String> {
     let p = dir.join(rel);
-    std::fs::read(&p).map_err(|e| format!("cannot read vector {}: {e} (use --vectors DIR)", p.display()))
+    std::fs::read(&p).map_err(|e| {
+        format!(
+            "cannot read vector {}: {e} (use --vectors DIR)",
+            p.display()
+        )
+    })
 }
 
 fn pem_certs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
@@ -131,7 +153,12 @@ fn bench_evidence(args: &EvidenceBenchArgs) -> Result<(), String> {
     use enclava_evidence::{dcap, snp};
     let v = &args.vectors;
     let total = Duration::from_secs_f64(args.seconds.max(0.5));
-    let secs = format!("{}", (args.seconds / f64::from(args.rounds.max(1))).ceil().max(1.0) as u64);
+    let secs = format!(
+        "{}",
+        (args.seconds / f64::from(args.rounds.max(1)))
+            .ceil()
+            .max(1.0) as u64
+    );
 
     eprintln!("measuring OpenSSL's ECDSA verify rates (baseline) ...");
     let p384 = openssl_speed(&["-seconds", &secs, "ecdsap384"], "384 bits ecdsa", 0, 3)?;
@@ -139,15 +166,25 @@ fn bench_evidence(args: &EvidenceBenchArgs) -> Result<(), String> {
 
     let report = read_vector(v, "sev-snp/google-go-sev-guest/attestation.bin")?;
     let mut certs = pem_certs(&read_vector(v, "sev-snp/google-go-sev-guest/vcek.testcer")?)?;
-    certs.extend(pem_certs(&read_vector(v, "sev-snp/google-go-sev-guest/ask_ark_milan.pem")?)?);
-    let endorsements = snp::Endorsements { certs_der: certs, crls_der: vec![] };
+    certs.extend(pem_certs(&read_vector(
+        v,
+        "sev-snp/google-go-sev-guest/ask_ark_milan.pem",
+    )?)?);
+    let endorsements = snp::Endorsements {
+        certs_der: certs,
+        crls_der: vec![],
+    };
     let snp_at = at("2022-09-24T01:00:00Z");
 
     eprintln!("measuring SNP verification (cold: whole chain every time) ...");
-    let snp_cold = measure(total, args.rounds, || snp::verify(&report, &endorsements, snp_at).is_ok())?;
+    let snp_cold = measure(total, args.rounds, || {
+        snp::verify(&report, &endorsements, snp_at).is_ok()
+    })?;
     eprintln!("measuring SNP verification (chain cached) ...");
     let snp_verifier = snp::SnpVerifier::new();
-    let snp_cached = measure(total, args.rounds, || snp_verifier.verify(&report, &endorsements, snp_at).is_ok())?;
+    let snp_cached = measure(total, args.rounds, || {
+        snp_verifier.verify(&report, &endorsements, snp_at).is_ok()
+    })?;
 
     let quote = read_vector(v, "tdx/phala-dcap-qvl/tdx_quote")?;
     let collateral_json = read_vector(v, "tdx/phala-dcap-qvl/tdx_quote_collateral.json")?;
@@ -158,10 +195,14 @@ fn bench_evidence(args: &EvidenceBenchArgs) -> Result<(), String> {
             .is_ok_and(|c| dcap::verify_tdx(&quote, Some(&c), tdx_at).is_ok())
     })?;
     eprintln!("measuring TDX verification (collateral cached) ...");
-    let collateral = dcap::Collateral::from_dcap_qvl_json(&collateral_json).map_err(|e| e.to_string())?;
+    let collateral =
+        dcap::Collateral::from_dcap_qvl_json(&collateral_json).map_err(|e| e.to_string())?;
     let tdx_verifier = dcap::DcapVerifier::new();
-    let tdx_cached =
-        measure(total, args.rounds, || tdx_verifier.verify_tdx(&quote, Some(&collateral), tdx_at).is_ok())?;
+    let tdx_cached = measure(total, args.rounds, || {
+        tdx_verifier
+            .verify_tdx(&quote, Some(&collateral), tdx_at)
+            .is_ok()
+    })?;
 
     let snp_ratio = snp_cached / p384;
     let tdx_ratio = tdx_cached / (p256 / 2.0);
@@ -174,13 +215,20 @@ fn bench_evidence(args: &EvidenceBenchArgs) -> Result<(), String> {
     match args.output {
         OutputFormat::Json => println!("{report:#}"),
         OutputFormat::Table => {
-            println!("evidence verification, one core, median of {} rounds", args.rounds);
+            println!(
+                "evidence verification, one core, median of {} rounds",
+                args.rounds
+            );
             println!("  openssl P-384 verify        {p384:>10.0}/s   (baseline)");
             println!("  openssl P-256 verify        {p256:>10.0}/s   (baseline)");
             println!("  SNP cold (full chain)       {snp_cold:>10.0}/s");
-            println!("  SNP cached chain            {snp_cached:>10.0}/s   {snp_ratio:.2}x one P-384 verify (goal >= 0.8)");
+            println!(
+                "  SNP cached chain            {snp_cached:>10.0}/s   {snp_ratio:.2}x one P-384 verify (goal >= 0.8)"
+            );
             println!("  TDX cold (full collateral)  {tdx_cold:>10.0}/s");
-            println!("  TDX cached collateral       {tdx_cached:>10.0}/s   {tdx_ratio:.2}x two P-256 verifies (goal >= 0.7)");
+            println!(
+                "  TDX cached collateral       {tdx_cached:>10.0}/s   {tdx_ratio:.2}x two P-256 verifies (goal >= 0.7)"
+            );
         }
     }
     Ok(())

@@ -59,7 +59,9 @@ fn parse_tee(s: &str) -> Result<Tee, String> {
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("expected an RFC 3339 time like 2024-01-31T12:00:00Z, found {s:?}: {e}"))
+        .map_err(|e| {
+            format!("expected an RFC 3339 time like 2024-01-31T12:00:00Z, found {s:?}: {e}")
+        })
 }
 
 pub fn run(cmd: EvidenceCommand) -> ExitCode {
@@ -86,7 +88,9 @@ fn verify(args: VerifyArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         (Err(e), OutputFormat::Json) => {
-            print_json(&json!({"verified": false, "failed_check": e.failed_check(), "reason": e.to_string()}));
+            print_json(
+                &json!({"verified": false, "failed_check": e.failed_check(), "reason": e.to_string()}),
+            );
             ExitCode::from(1)
         }
         (Ok(claims), OutputFormat::Table) => {
@@ -94,7 +98,11 @@ fn verify(args: VerifyArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         (Err(e), OutputFormat::Table) => {
-            println!("NOT VERIFIED ({} evidence, as of {})", args.tee, at.to_rfc3339());
+            println!(
+                "NOT VERIFIED ({} evidence, as of {})",
+                args.tee,
+                at.to_rfc3339()
+            );
             println!("  failed check: {}", e.failed_check());
             println!("  reason:       {e}");
             ExitCode::from(1)
@@ -103,7 +111,10 @@ fn verify(args: VerifyArgs) -> ExitCode {
 }
 
 fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
 }
 
 fn print_summary(c: &Claims, at: DateTime<Utc>) {
@@ -124,12 +135,17 @@ fn print_summary(c: &Claims, at: DateTime<Utc>) {
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, InputError> {
-    std::fs::read(path).map_err(|e| InputError(format!("cannot read {what} {}: {e}", path.display())))
+    std::fs::read(path)
+        .map_err(|e| InputError(format!("cannot read {what} {}: {e}", path.display())))
 }
 
 /// Binary as is; text that is entirely hex digits (whitespace allowed) is decoded.
 fn binary_or_hex(bytes: Vec<u8>) -> Vec<u8> {
-    let compact: Vec<u8> = bytes.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let compact: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
     if !compact.is_empty()
         && compact.len().is_multiple_of(2)
         && compact.iter().all(u8::is_ascii_hexdigit)
@@ -202,8 +218,12 @@ fn read_pki(args: &VerifyArgs) -> Result<Pki, InputError> {
 /// A file, or every regular file directly inside a directory (sorted by name for determinism).
 fn read_collateral_files(path: &Path) -> Result<Vec<(String, Vec<u8>)>, InputError> {
     if path.is_dir() {
-        let entries = std::fs::read_dir(path)
-            .map_err(|e| InputError(format!("cannot read collateral directory {}: {e}", path.display())))?;
+        let entries = std::fs::read_dir(path).map_err(|e| {
+            InputError(format!(
+                "cannot read collateral directory {}: {e}",
+                path.display()
+            ))
+        })?;
         let mut files = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| InputError(format!("{}: {e}", path.display())))?;
@@ -215,7 +235,10 @@ fn read_collateral_files(path: &Path) -> Result<Vec<(String, Vec<u8>)>, InputErr
         files.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(files)
     } else {
-        Ok(vec![(path.display().to_string(), read(path, "collateral")?)])
+        Ok(vec![(
+            path.display().to_string(),
+            read(path, "collateral")?,
+        )])
     }
 }
 
@@ -236,31 +259,53 @@ fn read_dcap_collateral(path: &Path) -> Result<dcap::Collateral, InputError> {
         match dcap::Collateral::from_files(&[(name.as_str(), bytes.as_slice())]) {
             Ok(_) => refs.push((name.as_str(), bytes.as_slice())),
             Err(e) if files.len() > 1 => eprintln!("note: skipping {name}: {e}"),
-            Err(e) => return Err(InputError(format!("{name}: not usable Intel collateral: {e}"))),
+            Err(e) => {
+                return Err(InputError(format!(
+                    "{name}: not usable Intel collateral: {e}"
+                )));
+            }
         }
     }
-    dcap::Collateral::from_files(&refs)
-        .map_err(|e| InputError(format!("{}: not usable Intel collateral: {e}", path.display())))
+    dcap::Collateral::from_files(&refs).map_err(|e| {
+        InputError(format!(
+            "{}: not usable Intel collateral: {e}",
+            path.display()
+        ))
+    })
 }
 
 fn parse_nonce(s: &str) -> Result<Vec<u8>, InputError> {
     if let Some(text) = s.strip_prefix("text:") {
         return Ok(text.as_bytes().to_vec());
     }
-    hex::decode(s).map_err(|e| InputError(format!("--nonce: expected hex (or text:...), found {s:?}: {e}")))
+    hex::decode(s).map_err(|e| {
+        InputError(format!(
+            "--nonce: expected hex (or text:...), found {s:?}: {e}"
+        ))
+    })
 }
 
-fn run_verifier(args: &VerifyArgs, at: DateTime<Utc>) -> Result<Result<Claims, VerifyError>, InputError> {
+fn run_verifier(
+    args: &VerifyArgs,
+    at: DateTime<Utc>,
+) -> Result<Result<Claims, VerifyError>, InputError> {
     let raw = read(&args.evidence, "evidence")?;
     let nonce = args.nonce.as_deref().map(parse_nonce).transpose()?;
     Ok(match args.tee {
         Tee::Snp => {
             let pki = read_pki(args)?;
-            let endorsements = snp::Endorsements { certs_der: pki.certs, crls_der: pki.crls };
+            let endorsements = snp::Endorsements {
+                certs_der: pki.certs,
+                crls_der: pki.crls,
+            };
             snp::verify(&binary_or_hex(raw), &endorsements, at).map_err(VerifyError::from)
         }
         Tee::Tdx | Tee::Sgx => {
-            let collateral = args.collateral.as_deref().map(read_dcap_collateral).transpose()?;
+            let collateral = args
+                .collateral
+                .as_deref()
+                .map(read_dcap_collateral)
+                .transpose()?;
             let quote = binary_or_hex(raw);
             if args.tee == Tee::Tdx {
                 dcap::verify_tdx(&quote, collateral.as_ref(), at).map_err(VerifyError::from)
@@ -269,15 +314,28 @@ fn run_verifier(args: &VerifyArgs, at: DateTime<Utc>) -> Result<Result<Claims, V
             }
         }
         Tee::AzureSnp | Tee::AzureTdx => {
-            let evidence = azure::AzureEvidence::from_coco_json(&raw)
-                .map_err(|e| InputError(format!("{}: not Azure CVM evidence JSON: {e}", args.evidence.display())))?;
+            let evidence = azure::AzureEvidence::from_coco_json(&raw).map_err(|e| {
+                InputError(format!(
+                    "{}: not Azure CVM evidence JSON: {e}",
+                    args.evidence.display()
+                ))
+            })?;
             if args.tee == Tee::AzureSnp {
                 let pki = read_pki(args)?;
-                let endorsements = snp::Endorsements { certs_der: pki.certs, crls_der: pki.crls };
-                azure::verify_snp(&evidence, &endorsements, nonce.as_deref(), at).map_err(VerifyError::from)
+                let endorsements = snp::Endorsements {
+                    certs_der: pki.certs,
+                    crls_der: pki.crls,
+                };
+                azure::verify_snp(&evidence, &endorsements, nonce.as_deref(), at)
+                    .map_err(VerifyError::from)
             } else {
-                let collateral = args.collateral.as_deref().map(read_dcap_collateral).transpose()?;
-                azure::verify_tdx(&evidence, collateral.as_ref(), nonce.as_deref(), at).map_err(VerifyError::from)
+                let collateral = args
+                    .collateral
+                    .as_deref()
+                    .map(read_dcap_collateral)
+                    .transpose()?;
+                azure::verify_tdx(&evidence, collateral.as_ref(), nonce.as_deref(), at)
+                    .map_err(VerifyError::from)
             }
         }
         Tee::Sim => sim::verify(&raw, at).map_err(VerifyError::from),
