@@ -24,12 +24,13 @@ declare -A seeds=(
   [tpm_quote]="azure-cvm/*/quote.bin azure-cvm/*/tpm-quote.msg"
   [ccel]="tdx/google-go-tdx-guest/ccel_data.dat tdx/google-go-tdx-guest/ccel_table.dat"
   [sim_evidence]=""
+  [envelope_decrypt]=""
 )
 
 export RUSTC_BOOTSTRAP=1
 targets=$(ls fuzz/fuzz_targets | sed 's/\.rs$//')
 cd fuzz
-cargo fuzz build -s none $targets 2>&1 | tail -n 3
+cargo fuzz build -s none 2>&1 | tail -n 3
 for t in $targets; do
   corpus="corpus/$t"
   mkdir -p "$corpus"
