@@ -1,0 +1,181 @@
+//! The crate's one error type, [`AttestError`], and its HTTP mapping (status + stable code +
+//! MAA-shaped body `{"error": {"code", "message"}}`). Every variant says what was expected and
+//! what was found; no variant carries secret material (evidence bytes, keys, tokens).
+
+use chrono::{DateTime, Utc};
+use enclava_policy::FailedRule;
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use crate::request::RequestError;
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum AttestError {
+    /// The request is malformed (see [`RequestError`]).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+
+    /// The challenge nonce was never issued here (or was swept long ago).
+    #[error(
+        "unknown challenge nonce: expected a nonce issued by this service, found one it never issued (or long expired)"
+    )]
+    NonceUnknown,
+    /// The challenge nonce was issued, but its lifetime ended.
+    #[error(
+        "challenge nonce expired at {expired_at}: expected it to be used before then, found it used at {at}"
+    )]
+    NonceExpired {
+        expired_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    /// The challenge nonce was already used once.
+    #[error("challenge nonce replayed: expected a fresh nonce, found one already used")]
+    NonceReplayed,
+    /// Too many outstanding challenges.
+    #[error("too many outstanding challenges: at most {capacity} may be live at once")]
+    ChallengeCapacity { capacity: usize },
+
+    /// The evidence did not verify. `failed_check` is the verifier's stable code.
+    #[error("evidence verification failed ({failed_check}): {reason}")]
+    Evidence {
+        failed_check: &'static str,
+        reason: String,
+    },
+
+    /// The appraisal (binding checks or policy) denied the attestation; `failed` names every
+    /// failed rule (never empty).
+    #[error("attestation denied: {}", explain(failed))]
+    Denied { failed: Vec<FailedRule> },
+
+    /// Runtime / init-time data that cannot be used as sent (not JSON when it says JSON, private
+    /// key members in `keys`, init-time data for a TEE that has no place to bind it, ...).
+    #[error("invalid {what}: {reason}")]
+    InvalidData { what: String, reason: String },
+
+    /// A policy text that does not compile / parse.
+    #[error("invalid policy for {policy_type}: {reason}")]
+    InvalidPolicy { policy_type: String, reason: String },
+    /// A policy failed while evaluating (timeout, conflict, contract breach): no token.
+    #[error("policy evaluation failed for {policy_type}: {reason}")]
+    PolicyEvaluation { policy_type: String, reason: String },
+    /// An attestation / policy type name we do not know.
+    #[error("unknown attestation type {found:?}: expected one of {expected}")]
+    UnknownType {
+        found: String,
+        expected: &'static str,
+    },
+    /// A reference-value set name, scope or value that cannot be stored.
+    #[error("invalid reference values: {0}")]
+    InvalidReference(String),
+    /// A concurrent change won the race (optimistic concurrency on the store).
+    #[error("conflicting concurrent change to {what}: retry")]
+    Conflict { what: String },
+    /// Storage failed, or a stored record is unreadable.
+    #[error("storage error: {0}")]
+    Store(String),
+    /// The service configuration is unusable.
+    #[error("invalid service configuration: {0}")]
+    Config(String),
+    /// Mapping claims or signing the token failed (a server-side problem, not the caller's).
+    #[error("token issuance failed ({code}): {reason}")]
+    Token { code: &'static str, reason: String },
+}
+
+fn explain(failed: &[FailedRule]) -> String {
+    if failed.is_empty() {
+        return "no rule named".into();
+    }
+    failed
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<enclava_store::StoreError> for AttestError {
+    fn from(e: enclava_store::StoreError) -> Self {
+        match e {
+            enclava_store::StoreError::Conflict { table, key, .. } => AttestError::Conflict {
+                what: format!("{table}/{key}"),
+            },
+            other => AttestError::Store(other.to_string()),
+        }
+    }
+}
+
+impl AttestError {
+    /// The HTTP status the server answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            AttestError::Request(_)
+            | AttestError::NonceUnknown
+            | AttestError::NonceExpired { .. }
+            | AttestError::NonceReplayed
+            | AttestError::Evidence { .. }
+            | AttestError::InvalidData { .. }
+            | AttestError::InvalidPolicy { .. }
+            | AttestError::UnknownType { .. }
+            | AttestError::InvalidReference(_) => 400,
+            AttestError::Denied { .. } => 403,
+            AttestError::Conflict { .. } => 409,
+            AttestError::ChallengeCapacity { .. } => 503,
+            AttestError::PolicyEvaluation { .. }
+            | AttestError::Store(_)
+            | AttestError::Config(_)
+            | AttestError::Token { .. } => 500,
+        }
+    }
+
+    /// A stable machine-readable code (snake case). Evidence failures carry the verifier's
+    /// `failed_check` code after `evidence_` (e.g. `evidence_report_signature`): see
+    /// [`AttestError::failed_check`] for the bare code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AttestError::Request(e) => e.code(),
+            AttestError::NonceUnknown => "nonce_unknown",
+            AttestError::NonceExpired { .. } => "nonce_expired",
+            AttestError::NonceReplayed => "nonce_replayed",
+            AttestError::ChallengeCapacity { .. } => "challenge_capacity",
+            AttestError::Evidence { .. } => "evidence_invalid",
+            AttestError::Denied { .. } => "attestation_denied",
+            AttestError::InvalidData { .. } => "invalid_data",
+            AttestError::InvalidPolicy { .. } => "invalid_policy",
+            AttestError::PolicyEvaluation { .. } => "policy_evaluation_failed",
+            AttestError::UnknownType { .. } => "unknown_attestation_type",
+            AttestError::InvalidReference(_) => "invalid_reference_values",
+            AttestError::Conflict { .. } => "conflict",
+            AttestError::Store(_) => "storage_error",
+            AttestError::Config(_) => "invalid_configuration",
+            AttestError::Token { .. } => "token_issuance_failed",
+        }
+    }
+
+    /// For evidence failures, the verifier's stable `failed_check` code.
+    pub fn failed_check(&self) -> Option<&'static str> {
+        match self {
+            AttestError::Evidence { failed_check, .. } => Some(failed_check),
+            _ => None,
+        }
+    }
+
+    /// For denials, every failed rule.
+    pub fn failed_rules(&self) -> &[FailedRule] {
+        match self {
+            AttestError::Denied { failed } => failed,
+            _ => &[],
+        }
+    }
+
+    /// MAA's error body `{"error": {"code", "message"}}`, plus `failed_check` (evidence failures)
+    /// or `failed` (the failed rules of a denial) inside `error`.
+    pub fn error_body(&self) -> Value {
+        let mut err = json!({ "code": self.code(), "message": self.to_string() });
+        if let Some(fc) = self.failed_check() {
+            err["failed_check"] = json!(fc);
+        }
+        if let AttestError::Denied { failed } = self {
+            err["failed"] = serde_json::to_value(failed).unwrap_or(Value::Null);
+        }
+        json!({ "error": err })
+    }
+}

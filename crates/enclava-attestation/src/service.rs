@@ -1,0 +1,688 @@
+//! The attestation service: request -> evidence -> claims -> binding -> appraisal -> token.
+//!
+//! [`AttestationService::attest`] runs, in order:
+//! 1. the challenge (native requests with a `nonce`): consumed once ([`crate::challenge`]);
+//! 2. the sim gate: `sim` evidence is denied (`sim_disabled`) unless [`ServiceConfig::allow_sim`];
+//! 3. evidence verification with the service's [`SnpVerifier`] / [`DcapVerifier`] (their caches
+//!    stay warm across requests); collateral comes from the request or, when it carries none (MAA
+//!    requests never do), from the [`CollateralSource`], if one is configured; failure is
+//!    [`AttestError::Evidence`] with the verifier's `failed_check` code;
+//! 4. the binding checks ([`crate::binding`]);
+//! 5. appraisal: the active policy of the evidence's type (or the request's draft policy) over the
+//!    policy input `{claims, runtime_data, init_data, reference}` (Rego) or over the MAA-named
+//!    claims (MAA policy language); a denial is [`AttestError::Denied`] naming every failed rule;
+//! 6. the token: the MAA-named claims, `nonce`, `x-ms-policy-hash`, the policy's issued claims
+//!    (never overriding ours), `x-enclava-policy` {type, version, hash}, an EAR appraisal
+//!    (`x-enclava-ear`), signed with the current signer.
+//!
+//! # Dry runs
+//! A request with `draftPolicyForAttestation`, and [`AttestationService::test_policy`], evaluate
+//! the draft instead of the active policy and return an **unsigned** token (`alg: "none"`, header
+//! and payload `x-enclava-dry-run: true`, empty signature) that no verifier accepts (enclava-token
+//! refuses `alg: none` outright). A dry run checks a challenge without consuming it.
+
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use enclava_evidence::dcap::{Collateral, DcapVerifier};
+use enclava_evidence::error::FailedCheck;
+use enclava_evidence::snp::{Endorsements, SnpVerifier};
+use enclava_evidence::{Claims, Tee};
+use enclava_policy::{Decision, FailedRule};
+use enclava_store::Store;
+use enclava_token::ear::{Appraisal, EMBED_CLAIM, PolicyOutcome, VerifierId, ear_claims};
+use enclava_token::maa::DataType;
+use enclava_token::{Alg, JtiSource, Jwks, REGISTERED_CLAIMS, TokenOptions, TokenSigner};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sha2::Digest;
+
+use crate::binding;
+use crate::challenge::{self, Challenge, ChallengeStore};
+use crate::error::AttestError;
+use crate::policies::{CompiledPolicy, PolicyStore};
+use crate::request::{AttestRequest, Evidence};
+
+/// Rule name of the sim gate.
+pub const RULE_SIM_DISABLED: &str = "sim_disabled";
+/// Claim marking a dry-run token (header and payload).
+pub const DRY_RUN_CLAIM: &str = "x-enclava-dry-run";
+/// Claim naming the policy that admitted the evidence.
+pub const POLICY_CLAIM: &str = "x-enclava-policy";
+
+/// Service settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// `iss` of every token: the service's base URL.
+    pub issuer: String,
+    /// Token lifetime (1 s to 24 h).
+    pub token_lifetime: Duration,
+    /// Whether simulated evidence may be appraised at all (default false). Even when true, the
+    /// default `sim` policy denies it: a policy must accept it explicitly.
+    pub allow_sim: bool,
+    pub challenge_ttl: Duration,
+    pub challenge_capacity: usize,
+    /// How many previous signing keys [`AttestationService::rotate_signer`] keeps in the JWKS.
+    pub previous_keys_kept: usize,
+}
+
+impl ServiceConfig {
+    pub fn new(issuer: impl Into<String>) -> ServiceConfig {
+        ServiceConfig {
+            issuer: issuer.into(),
+            token_lifetime: Duration::seconds(enclava_token::DEFAULT_LIFETIME_SECONDS),
+            allow_sim: false,
+            challenge_ttl: Duration::seconds(challenge::DEFAULT_TTL_SECONDS),
+            challenge_capacity: challenge::DEFAULT_CAPACITY,
+            previous_keys_kept: 2,
+        }
+    }
+
+    /// Check the settings (the server calls this at startup): a non-empty issuer, a token
+    /// lifetime of 1 s to 24 h, a positive challenge TTL and capacity.
+    pub fn validate(&self) -> Result<(), AttestError> {
+        let bad = |m: String| Err(AttestError::Config(m));
+        if self.issuer.trim().is_empty() {
+            return bad("issuer: expected the service's base URL, found an empty string".into());
+        }
+        let life = self.token_lifetime.num_seconds();
+        if !(1..=enclava_token::MAX_LIFETIME_SECONDS).contains(&life) {
+            return bad(format!(
+                "token_lifetime: expected 1 to {} seconds, found {life}",
+                enclava_token::MAX_LIFETIME_SECONDS
+            ));
+        }
+        if self.challenge_ttl.num_seconds() < 1 || self.challenge_capacity == 0 {
+            return bad(format!(
+                "challenges: expected a TTL of at least 1 s and a capacity of at least 1, found {} s and {}",
+                self.challenge_ttl.num_seconds(),
+                self.challenge_capacity
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where collateral comes from when a request carries none (an Intel PCS / AMD KDS cache).
+pub trait CollateralSource: Send + Sync {
+    /// DCAP collateral for a TDX or SGX quote (for azure-tdx: the TD quote).
+    fn dcap_collateral(&self, tee: Tee, quote: &[u8]) -> Option<Collateral>;
+    /// SEV-SNP endorsements (VCEK chain, CRLs) for a report that came without certificates.
+    fn snp_endorsements(&self, _report: &[u8]) -> Option<Endorsements> {
+        None
+    }
+}
+
+/// `x-ms-policy-result` of a policy token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyResult {
+    Updated,
+    Removed,
+}
+
+impl PolicyResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyResult::Updated => "Updated",
+            PolicyResult::Removed => "Removed",
+        }
+    }
+}
+
+/// Which policy appraised the evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyRef {
+    pub policy_type: String,
+    /// 0: the built-in default; `None`: a draft.
+    pub version: Option<u64>,
+    pub builtin: bool,
+    pub hash: String,
+}
+
+/// A successful attestation.
+#[derive(Debug, Clone)]
+pub struct Attested {
+    /// The signed token (unsigned `alg: none` for a dry run).
+    pub token: String,
+    /// The token's payload.
+    pub claims: Map<String, Value>,
+    pub decision: Decision,
+    pub policy: PolicyRef,
+    pub dry_run: bool,
+}
+
+/// The result of a policy dry run.
+#[derive(Debug, Clone)]
+pub struct PolicyTestResult {
+    pub decision: Decision,
+    /// The payload the token would carry (with `x-enclava-dry-run`).
+    pub would_be_claims: Map<String, Value>,
+    /// An unsigned (`alg: none`) token of those claims: unusable by design.
+    pub unsigned_token: String,
+}
+
+struct Signers {
+    current: Arc<dyn TokenSigner>,
+    previous: Vec<Arc<dyn TokenSigner>>,
+}
+
+/// The attestation service (sync; the server wraps it).
+pub struct AttestationService {
+    config: ServiceConfig,
+    policies: PolicyStore,
+    challenges: ChallengeStore,
+    signers: RwLock<Signers>,
+    snp: SnpVerifier,
+    dcap: DcapVerifier,
+    collateral: Option<Arc<dyn CollateralSource>>,
+}
+
+impl std::fmt::Debug for AttestationService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttestationService")
+            .field("config", &self.config)
+            .field("snp", &self.snp)
+            .field("dcap", &self.dcap)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Appraiser<'a> {
+    Active,
+    Draft(&'a str),
+}
+
+struct Appraised {
+    token_claims: Map<String, Value>,
+    decision: Decision,
+    policy: PolicyRef,
+}
+
+fn evidence_err<E: FailedCheck + std::fmt::Display>(e: E) -> AttestError {
+    AttestError::Evidence {
+        failed_check: e.failed_check(),
+        reason: e.to_string(),
+    }
+}
+
+/// Runtime / init-time data as the policy input sees it: the JSON value for `dataType` JSON (when
+/// it parses), else the base64url string of the bytes; null when absent.
+fn data_input(d: Option<&enclava_token::maa::AttestData>) -> Value {
+    match d {
+        None => Value::Null,
+        Some(d) if d.data_type == DataType::Json => serde_json::from_slice(&d.data)
+            .unwrap_or_else(|_| Value::String(URL_SAFE_NO_PAD.encode(&d.data))),
+        Some(d) => Value::String(URL_SAFE_NO_PAD.encode(&d.data)),
+    }
+}
+
+impl AttestationService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        signer: Arc<dyn TokenSigner>,
+        config: ServiceConfig,
+    ) -> AttestationService {
+        AttestationService {
+            challenges: ChallengeStore::new(config.challenge_ttl, config.challenge_capacity),
+            config,
+            policies: PolicyStore::new(store),
+            signers: RwLock::new(Signers {
+                current: signer,
+                previous: Vec::new(),
+            }),
+            snp: SnpVerifier::new(),
+            dcap: DcapVerifier::new(),
+            collateral: None,
+        }
+    }
+
+    /// Use `source` for collateral a request does not carry.
+    pub fn with_collateral_source(mut self, source: Arc<dyn CollateralSource>) -> Self {
+        self.collateral = Some(source);
+        self
+    }
+
+    /// Previous signing keys still published in the JWKS (newest first).
+    pub fn with_previous_signers(self, previous: Vec<Arc<dyn TokenSigner>>) -> Self {
+        if let Ok(mut s) = self.signers.write() {
+            s.previous = previous;
+        }
+        self
+    }
+
+    /// Make `signer` current; the old current key stays in the JWKS (at most
+    /// `previous_keys_kept` previous keys).
+    pub fn rotate_signer(&self, signer: Arc<dyn TokenSigner>) {
+        let mut s = self.signers.write().unwrap_or_else(|p| p.into_inner());
+        let old = std::mem::replace(&mut s.current, signer);
+        s.previous.insert(0, old);
+        s.previous.truncate(self.config.previous_keys_kept);
+    }
+
+    fn signer(&self) -> Arc<dyn TokenSigner> {
+        let s = self.signers.read().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(&s.current)
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// Policies and reference values.
+    pub fn policies(&self) -> &PolicyStore {
+        &self.policies
+    }
+
+    pub fn challenges(&self) -> &ChallengeStore {
+        &self.challenges
+    }
+
+    /// Issue a challenge nonce for the native route.
+    pub fn challenge(&self, now: DateTime<Utc>) -> Result<Challenge, AttestError> {
+        self.challenges.issue(now)
+    }
+
+    /// Verify evidence into claims (no binding, no policy).
+    pub fn verify_evidence(
+        &self,
+        evidence: &Evidence,
+        now: DateTime<Utc>,
+    ) -> Result<Claims, AttestError> {
+        let source = self.collateral.as_deref();
+        let dcap_coll = |tee: Tee, given: &Option<Box<Collateral>>, quote: &[u8]| {
+            given
+                .as_deref()
+                .cloned()
+                .or_else(|| source.and_then(|s| s.dcap_collateral(tee, quote)))
+        };
+        match evidence {
+            Evidence::Snp {
+                report,
+                certs_der,
+                crls_der,
+                ..
+            } => {
+                let mut end = Endorsements {
+                    certs_der: certs_der.clone(),
+                    crls_der: crls_der.clone(),
+                };
+                if end.certs_der.is_empty()
+                    && let Some(e) = source.and_then(|s| s.snp_endorsements(report))
+                {
+                    end = e;
+                }
+                self.snp.verify(report, &end, now).map_err(evidence_err)
+            }
+            Evidence::Tdx { quote, collateral } => {
+                let c = dcap_coll(Tee::Tdx, collateral, quote);
+                self.dcap
+                    .verify_tdx(quote, c.as_ref(), now)
+                    .map_err(evidence_err)
+            }
+            Evidence::Sgx { quote, collateral } => {
+                let c = dcap_coll(Tee::Sgx, collateral, quote);
+                self.dcap
+                    .verify_sgx(quote, c.as_ref(), now)
+                    .map_err(evidence_err)
+            }
+            Evidence::AzureSnp {
+                evidence,
+                certs_der,
+                crls_der,
+            } => {
+                let end = Endorsements {
+                    certs_der: certs_der.clone(),
+                    crls_der: crls_der.clone(),
+                };
+                enclava_evidence::azure::verify_snp(evidence, &end, None, now).map_err(evidence_err)
+            }
+            Evidence::AzureTdx {
+                evidence,
+                collateral,
+            } => {
+                let td_quote = evidence.td_quote.as_deref().unwrap_or_default();
+                let c = dcap_coll(Tee::AzureTdx, collateral, td_quote);
+                enclava_evidence::azure::verify_tdx(evidence, c.as_ref(), None, now)
+                    .map_err(evidence_err)
+            }
+            Evidence::Sim { evidence } => {
+                enclava_evidence::sim::verify(evidence, now).map_err(evidence_err)
+            }
+        }
+    }
+
+    fn appraise(
+        &self,
+        req: &AttestRequest,
+        now: DateTime<Utc>,
+        appraiser: Appraiser<'_>,
+    ) -> Result<Appraised, AttestError> {
+        let tee = req.tee();
+        if tee == Tee::Sim && !self.config.allow_sim {
+            return Err(AttestError::Denied {
+                failed: vec![FailedRule::new(
+                    RULE_SIM_DISABLED,
+                    "claims.tee",
+                    "hardware evidence (simulated evidence is disabled on this service)",
+                    "sim",
+                )],
+            });
+        }
+        let claims = self.verify_evidence(&req.evidence, now)?;
+        let mut token_claims = binding::bind(
+            &claims,
+            req.runtime_data.as_ref(),
+            req.init_time_data.as_ref(),
+            req.challenge.as_deref(),
+        )?;
+
+        let reference = self.policies.references(&req.scope)?;
+        let input = json!({
+            "claims": serde_json::to_value(&claims).map_err(|e| AttestError::Token {
+                code: "malformed_claims",
+                reason: e.to_string(),
+            })?,
+            "runtime_data": data_input(req.runtime_data.as_ref()),
+            "init_data": data_input(req.init_time_data.as_ref()),
+            "reference": Value::Object(reference.clone()),
+        });
+
+        let (decision, policy) = match appraiser {
+            Appraiser::Active => {
+                let active = self.policies.active(tee)?;
+                let d = active
+                    .compiled
+                    .evaluate(tee.as_str(), &input, &token_claims)?;
+                (
+                    d,
+                    PolicyRef {
+                        policy_type: active.record.policy_type.clone(),
+                        version: Some(active.record.version),
+                        builtin: active.record.builtin,
+                        hash: active.record.hash.clone(),
+                    },
+                )
+            }
+            Appraiser::Draft(text) => {
+                let compiled = CompiledPolicy::compile(tee.as_str(), text)?;
+                let d = compiled.evaluate(tee.as_str(), &input, &token_claims)?;
+                (
+                    d,
+                    PolicyRef {
+                        policy_type: tee.as_str().into(),
+                        version: None,
+                        builtin: false,
+                        hash: enclava_policy::maa_policy_hash(text),
+                    },
+                )
+            }
+        };
+
+        // The token-to-be.
+        if let Some(n) = req.nonce.as_ref().or(req.challenge.as_ref()) {
+            token_claims.insert("nonce".into(), n.clone().into());
+        }
+        token_claims.insert("x-ms-policy-hash".into(), policy.hash.clone().into());
+        for (k, v) in &decision.issued_claims {
+            let reserved = REGISTERED_CLAIMS.contains(&k.as_str())
+                || k == "nonce"
+                || k.starts_with("x-enclava-");
+            if !token_claims.contains_key(k) && !reserved {
+                token_claims.insert(k.clone(), v.clone());
+            }
+        }
+        token_claims.insert(
+            POLICY_CLAIM.into(),
+            json!({
+                "type": policy.policy_type,
+                "version": policy.version,
+                "builtin": policy.builtin,
+                "hash": policy.hash,
+            }),
+        );
+        let outcome = if !decision.allowed {
+            PolicyOutcome::Denied
+        } else if policy.builtin && reference.is_empty() {
+            PolicyOutcome::NotAppraised
+        } else {
+            PolicyOutcome::Affirmed
+        };
+        let policy_id = match policy.version {
+            Some(v) => format!("{}@{v}", policy.policy_type),
+            None => format!("{}@draft", policy.policy_type),
+        };
+        let appraisal = Appraisal::new(&claims, outcome, Some(&policy_id));
+        token_claims.insert(
+            EMBED_CLAIM.into(),
+            Value::Object(ear_claims(&[appraisal], &VerifierId::enclava(), now)),
+        );
+        Ok(Appraised {
+            token_claims,
+            decision,
+            policy,
+        })
+    }
+
+    /// Attest: verify, bind, appraise and issue a signed token. A request with a draft policy is
+    /// a dry run (see the module docs).
+    pub fn attest(&self, req: &AttestRequest, now: DateTime<Utc>) -> Result<Attested, AttestError> {
+        if let Some(draft) = &req.draft_policy {
+            let r = self.dry_run(draft, req, now)?;
+            if !r.0.decision.allowed {
+                return Err(AttestError::Denied {
+                    failed: r.0.decision.failed,
+                });
+            }
+            return Ok(Attested {
+                token: r.1.unsigned_token,
+                claims: r.1.would_be_claims,
+                decision: r.0.decision,
+                policy: r.0.policy,
+                dry_run: true,
+            });
+        }
+        if let Some(c) = &req.challenge {
+            self.challenges.consume(c, now)?;
+        }
+        let a = self.appraise(req, now, Appraiser::Active)?;
+        if !a.decision.allowed {
+            return Err(AttestError::Denied {
+                failed: a.decision.failed,
+            });
+        }
+        let signer = self.signer();
+        let mut opts = TokenOptions::new(self.config.issuer.clone(), now);
+        opts.lifetime = self.config.token_lifetime;
+        opts.jti = JtiSource::Random;
+        let token = enclava_token::issue(&a.token_claims, signer.as_ref(), &opts).map_err(|e| {
+            AttestError::Token {
+                code: e.code(),
+                reason: e.to_string(),
+            }
+        })?;
+        let claims = enclava_token::decode_unverified(&token)
+            .map_err(|e| AttestError::Token {
+                code: e.code(),
+                reason: e.to_string(),
+            })?
+            .claims;
+        Ok(Attested {
+            token,
+            claims,
+            decision: a.decision,
+            policy: a.policy,
+            dry_run: false,
+        })
+    }
+
+    fn dry_run(
+        &self,
+        draft: &str,
+        req: &AttestRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(Appraised, PolicyTestResult), AttestError> {
+        if let Some(c) = &req.challenge {
+            self.challenges.check(c, now)?;
+        }
+        let a = self.appraise(req, now, Appraiser::Draft(draft))?;
+        let mut claims = a.token_claims.clone();
+        let iat = now.timestamp();
+        let exp = iat.saturating_add(self.config.token_lifetime.num_seconds());
+        claims.insert("iss".into(), self.config.issuer.clone().into());
+        claims.insert("iat".into(), iat.into());
+        claims.insert("nbf".into(), iat.into());
+        claims.insert("exp".into(), exp.into());
+        claims.insert(DRY_RUN_CLAIM.into(), true.into());
+        claims.insert("x-enclava-policy-allowed".into(), a.decision.allowed.into());
+        let header = json!({"alg": "none", "typ": "JWT", DRY_RUN_CLAIM: true});
+        let token = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(Value::Object(claims.clone()).to_string())
+        );
+        let result = PolicyTestResult {
+            decision: a.decision.clone(),
+            would_be_claims: claims,
+            unsigned_token: token,
+        };
+        Ok((a, result))
+    }
+
+    /// Evaluate `draft_policy` (Rego or MAA text) against the request: the decision and the
+    /// claims a token would carry, with an unsigned token only. Evidence and binding failures are
+    /// errors as in [`AttestationService::attest`]; a denial is a decision, not an error.
+    pub fn test_policy(
+        &self,
+        draft_policy: &str,
+        req: &AttestRequest,
+        now: DateTime<Utc>,
+    ) -> Result<PolicyTestResult, AttestError> {
+        Ok(self.dry_run(draft_policy, req, now)?.1)
+    }
+
+    /// A signed token describing a policy, as MAA answers `GET /policies/{type}` (`result` None),
+    /// `PUT` (`Some(Updated)`) and `POST :reset` (`Some(Removed)`): `x-ms-policy` (the policy as an
+    /// unsigned MAA policy JWS), `x-ms-policy-token-hash` (base64url SHA-256 of that JWS),
+    /// `x-ms-policy-hash`, `x-ms-policy-result` when given, and `x-enclava-policy`. It carries no
+    /// `x-ms-attestation-type`: it is not an attestation token.
+    pub fn policy_token(
+        &self,
+        record: &crate::policies::PolicyRecord,
+        result: Option<PolicyResult>,
+        now: DateTime<Utc>,
+    ) -> Result<String, AttestError> {
+        let jws = enclava_policy::maa::unsigned_policy_jws(&record.text);
+        let mut m = Map::new();
+        m.insert("x-ms-policy".into(), jws.clone().into());
+        m.insert(
+            "x-ms-policy-token-hash".into(),
+            URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(jws.as_bytes()))
+                .into(),
+        );
+        m.insert("x-ms-policy-hash".into(), record.hash.clone().into());
+        if let Some(r) = result {
+            m.insert("x-ms-policy-result".into(), r.as_str().into());
+        }
+        m.insert(
+            POLICY_CLAIM.into(),
+            json!({
+                "type": record.policy_type,
+                "version": record.version,
+                "builtin": record.builtin,
+                "hash": record.hash,
+                "language": record.language,
+            }),
+        );
+        let mut opts = TokenOptions::new(self.config.issuer.clone(), now);
+        opts.lifetime = self.config.token_lifetime;
+        enclava_token::issue(&m, self.signer().as_ref(), &opts).map_err(|e| AttestError::Token {
+            code: e.code(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The verification keys: the current signer's first, then the previous ones (with `x5c`
+    /// when a signer has a certificate chain).
+    pub fn jwks(&self) -> Result<Jwks, AttestError> {
+        let s = self.signers.read().unwrap_or_else(|p| p.into_inner());
+        let mut keys = Vec::with_capacity(1 + s.previous.len());
+        for signer in std::iter::once(&s.current).chain(s.previous.iter()) {
+            keys.push(signer.public_jwk().map_err(|e| AttestError::Token {
+                code: e.code(),
+                reason: e.to_string(),
+            })?);
+        }
+        Ok(Jwks::new(keys))
+    }
+
+    /// `/.well-known/openid-configuration` for `base_url` (normally the issuer).
+    pub fn openid_configuration(&self, base_url: &str) -> Value {
+        let s = self.signers.read().unwrap_or_else(|p| p.into_inner());
+        let mut algs: Vec<Alg> = Vec::new();
+        for signer in std::iter::once(&s.current).chain(s.previous.iter()) {
+            if !algs.contains(&signer.alg()) {
+                algs.push(signer.alg());
+            }
+        }
+        enclava_token::maa::openid_configuration(base_url, &algs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn service_is_shareable_across_threads() {
+        assert_send_sync::<AttestationService>();
+        assert_send_sync::<PolicyStore>();
+        assert_send_sync::<ChallengeStore>();
+    }
+
+    #[test]
+    fn config_validation() {
+        let ok = ServiceConfig::new("https://a.test");
+        ok.validate().unwrap();
+        for bad in [
+            ServiceConfig::new(" "),
+            ServiceConfig {
+                token_lifetime: Duration::seconds(0),
+                ..ok.clone()
+            },
+            ServiceConfig {
+                token_lifetime: Duration::hours(25),
+                ..ok.clone()
+            },
+            ServiceConfig {
+                challenge_capacity: 0,
+                ..ok.clone()
+            },
+        ] {
+            let e = bad.validate().unwrap_err();
+            assert_eq!((e.code(), e.http_status()), ("invalid_configuration", 500));
+        }
+    }
+
+    #[test]
+    fn data_input_shapes() {
+        use enclava_token::maa::AttestData;
+        assert_eq!(data_input(None), Value::Null);
+        assert_eq!(
+            data_input(Some(&AttestData::json(br#"{"a":1}"#.to_vec()))),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            data_input(Some(&AttestData::json(b"{oops".to_vec()))),
+            json!(URL_SAFE_NO_PAD.encode(b"{oops"))
+        );
+        assert_eq!(
+            data_input(Some(&AttestData::binary(vec![1, 2]))),
+            json!("AQI")
+        );
+    }
+}
