@@ -656,3 +656,112 @@ fn audit_verify_and_export() {
     let missing = srv.run(&["audit", "verify", "--data-dir", "/nonexistent/enclava"]);
     assert_eq!(code(&missing), Some(2));
 }
+
+/// `enclava data`: envelopes round-trip through the vault's wrapKey/unwrapKey, tampering and
+/// truncation are refused with exit 1 and leave no output file, and an envelope of another vault
+/// is never sent anywhere.
+#[test]
+fn data_envelopes_through_the_vault() {
+    let srv = DevServer::start();
+    let work = tempfile::tempdir().expect("tempdir");
+    let p = |n: &str| work.path().join(n).display().to_string();
+    // 3 MiB and a bit: several chunks, with a short final one.
+    let plain: Vec<u8> = (0..3 * 1024 * 1024 + 777)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(p("plain.bin"), &plain).unwrap();
+    ok(&srv.run(&["key", "create", "rsa-dk", "--kty", "RSA", "--size", "2048"]));
+    ok(&srv.run(&["key", "create", "aes-dk", "--kty", "oct"]));
+
+    for key in ["rsa-dk", "aes-dk"] {
+        let enc = p(&format!("{key}.enc"));
+        let out = json(&srv.run(&[
+            "data",
+            "encrypt",
+            "--key",
+            key,
+            "--in",
+            &p("plain.bin"),
+            "--out",
+            &enc,
+            "-o",
+            "json",
+        ]));
+        assert_eq!(out["plaintext_bytes"], plain.len());
+        assert!(
+            out["kid"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("/keys/{key}/"))
+        );
+        let sealed = std::fs::read(&enc).unwrap();
+        assert!(
+            !sealed.windows(64).any(|w| w == &plain[..64]),
+            "plaintext visible in the envelope"
+        );
+        let dec = p(&format!("{key}.dec"));
+        ok(&srv.run(&["data", "decrypt", "--in", &enc, "--out", &dec]));
+        assert_eq!(std::fs::read(&dec).unwrap(), plain, "{key}: round trip");
+
+        // A flipped byte in the middle, and a truncation: exit 1, no output left behind.
+        let mut tampered = sealed.clone();
+        let mid = tampered.len() / 2;
+        tampered[mid] ^= 0x40;
+        std::fs::write(p("tampered.enc"), &tampered).unwrap();
+        let r = srv.run(&[
+            "data",
+            "decrypt",
+            "--in",
+            &p("tampered.enc"),
+            "--out",
+            &p("t.out"),
+        ]);
+        assert_eq!(code(&r), Some(1), "{}", String::from_utf8_lossy(&r.stderr));
+        std::fs::write(p("short.enc"), &sealed[..sealed.len() - 100]).unwrap();
+        let r = srv.run(&[
+            "data",
+            "decrypt",
+            "--in",
+            &p("short.enc"),
+            "--out",
+            &p("t.out"),
+        ]);
+        assert_eq!(code(&r), Some(1), "{}", String::from_utf8_lossy(&r.stderr));
+        assert!(String::from_utf8_lossy(&r.stderr).contains("truncated"));
+        assert!(
+            !work.path().join("t.out").exists(),
+            "no partial output may remain"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(work.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+
+    // A disabled key cannot unwrap: the vault says no, exit 1.
+    ok(&srv.run(&["key", "update", "aes-dk", "--disable"]));
+    let r = srv.run(&[
+        "data",
+        "decrypt",
+        "--in",
+        &p("aes-dk.enc"),
+        "--out",
+        &p("x.out"),
+    ]);
+    assert_eq!(code(&r), Some(1), "{}", String::from_utf8_lossy(&r.stderr));
+
+    // An envelope naming another vault's key is refused locally (exit 2) before any request.
+    let other = DevServer::start();
+    let r = other.run(&[
+        "data",
+        "decrypt",
+        "--in",
+        &p("rsa-dk.enc"),
+        "--out",
+        &p("y.out"),
+    ]);
+    assert_eq!(code(&r), Some(2), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("another vault"));
+}

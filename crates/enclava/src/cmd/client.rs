@@ -261,6 +261,11 @@ impl Client {
         })
     }
 
+    /// The server's base URL (`https://host:port`, no trailing slash).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn json_output(&self) -> bool {
         self.output == OutputFormat::Json
     }

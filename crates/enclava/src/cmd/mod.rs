@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod data;
 pub mod evidence;
 pub mod server;
 // BEGIN vault-client commands (CLI helper)
@@ -38,6 +39,8 @@ pub enum Command {
     /// Verify TEE evidence (SEV-SNP, TDX, SGX, Azure CVM, simulated) offline.
     #[command(subcommand)]
     Evidence(evidence::EvidenceCommand),
+    /// Protect files with vault keys: encrypt, decrypt, inspect (streaming envelope format).
+    Data(data::DataArgs),
     /// Benchmarks that print ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Server(args) => server::run(args),
         Command::Evidence(cmd) => evidence::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Data(args) => data::run(args),
         Command::Key(args) => key::run(args),
         Command::Secret(args) => secret::run(args),
         Command::Operator(args) => operator::run(args),

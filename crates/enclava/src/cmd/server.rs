@@ -89,6 +89,7 @@ impl ServerArgs {
             }),
             maintenance_interval_secs: self.maintenance_interval_secs,
             max_body_bytes: self.max_body_bytes,
+            attestation: None,
         }
     }
 }
