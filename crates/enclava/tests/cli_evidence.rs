@@ -379,3 +379,48 @@ fn unusable_input_exits_2() {
     let (code, _) = verify(&["--tee", "snp", "--evidence", "x", "--at", "yesterday"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn snp_from_the_offline_collateral_cache() {
+    use enclava_collateral::{AmdKey, Cache};
+    use enclava_evidence::snp::report::Product;
+    let Some(v) = vectors() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let report = path(&v, "sev-snp/google-go-sev-guest/attestation.bin");
+    let args = |cache: &str| {
+        vec![
+            "--tee".to_string(),
+            "snp".into(),
+            "--evidence".into(),
+            report.clone(),
+            "--cache".into(),
+            cache.to_string(),
+            "--at".into(),
+            "2022-09-24T01:00:00Z".into(),
+        ]
+    };
+    // An empty cache: unusable input (exit 2), not a verification failure.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let a = args(&empty.display().to_string());
+    let (code, _) = verify(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 2);
+    // Filled the way `enclava collateral fetch` fills it.
+    let cache = Cache::create(dir.path().join("cache")).unwrap();
+    let vcek_pem = std::fs::read(v.join("sev-snp/google-go-sev-guest/vcek.testcer")).unwrap();
+    let vcek = pem::parse(&vcek_pem)
+        .map(|p| p.into_contents())
+        .unwrap_or(vcek_pem);
+    let at = chrono::DateTime::parse_from_rfc3339("2022-09-24T01:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    cache.import_snp_leaf(&vcek, at).unwrap();
+    let chain = std::fs::read(v.join("sev-snp/google-go-sev-guest/ask_ark_milan.pem")).unwrap();
+    cache
+        .put_amd_cert_chain(Product::Milan, AmdKey::Vcek, &chain)
+        .unwrap();
+    let a = args(&dir.path().join("cache").display().to_string());
+    let (code, out) = verify(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["claims"]["snp"]["product"], "Milan");
+}

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
+use enclava_collateral::DcapTee;
 use enclava_evidence::error::FailedCheck;
 use enclava_evidence::{Claims, Tee, VerifyError, azure, dcap, sim, snp};
 use serde_json::json;
@@ -42,6 +43,10 @@ pub struct VerifyArgs {
     /// Collateral: a directory of Intel PCS files or a dcap-qvl JSON file (TDX/SGX); CRLs (SNP).
     #[arg(long)]
     pub collateral: Option<PathBuf>,
+    /// Offline collateral cache directory (see `enclava collateral fetch`): used for what the
+    /// evidence, --certs and --collateral do not supply.
+    #[arg(long, env = "ENCLAVA_COLLATERAL_CACHE", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     /// Verify as of this time (RFC 3339). Default: now.
     #[arg(long, value_parser = parse_time)]
     pub at: Option<DateTime<Utc>>,
@@ -274,6 +279,11 @@ fn read_dcap_collateral(path: &Path) -> Result<dcap::Collateral, InputError> {
     })
 }
 
+fn open_cache(dir: &Path) -> Result<enclava_collateral::Cache, InputError> {
+    enclava_collateral::Cache::open(dir)
+        .map_err(|e| InputError(format!("collateral cache {}: {e}", dir.display())))
+}
+
 fn parse_nonce(s: &str) -> Result<Vec<u8>, InputError> {
     if let Some(text) = s.strip_prefix("text:") {
         return Ok(text.as_bytes().to_vec());
@@ -293,20 +303,37 @@ fn run_verifier(
     let nonce = args.nonce.as_deref().map(parse_nonce).transpose()?;
     Ok(match args.tee {
         Tee::Snp => {
+            let report = binary_or_hex(raw);
             let pki = read_pki(args)?;
-            let endorsements = snp::Endorsements {
+            let mut endorsements = snp::Endorsements {
                 certs_der: pki.certs,
                 crls_der: pki.crls,
             };
-            snp::verify(&binary_or_hex(raw), &endorsements, at).map_err(VerifyError::from)
+            if endorsements.certs_der.is_empty()
+                && let Some(dir) = &args.cache
+            {
+                endorsements = open_cache(dir)?
+                    .snp_endorsements(&report)
+                    .map_err(|e| InputError(format!("collateral cache {}: {e}", dir.display())))?;
+            }
+            snp::verify(&report, &endorsements, at).map_err(VerifyError::from)
         }
         Tee::Tdx | Tee::Sgx => {
-            let collateral = args
-                .collateral
-                .as_deref()
-                .map(read_dcap_collateral)
-                .transpose()?;
             let quote = binary_or_hex(raw);
+            let collateral = match (&args.collateral, &args.cache) {
+                (Some(path), _) => Some(read_dcap_collateral(path)?),
+                (None, Some(dir)) => {
+                    let tee = if args.tee == Tee::Tdx {
+                        DcapTee::Tdx
+                    } else {
+                        DcapTee::Sgx
+                    };
+                    Some(open_cache(dir)?.dcap_collateral(&quote, tee).map_err(|e| {
+                        InputError(format!("collateral cache {}: {e}", dir.display()))
+                    })?)
+                }
+                (None, None) => None,
+            };
             if args.tee == Tee::Tdx {
                 dcap::verify_tdx(&quote, collateral.as_ref(), at).map_err(VerifyError::from)
             } else {
