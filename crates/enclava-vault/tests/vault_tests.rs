@@ -10,6 +10,8 @@ mod crypto;
 mod lifecycle;
 #[path = "vault/props.rs"]
 mod props;
+#[path = "vault/release.rs"]
+mod release;
 #[path = "vault/seal.rs"]
 mod seal;
 #[path = "vault/secrets.rs"]

@@ -4,7 +4,13 @@
 //! `ciphertext = RSA-OAEP-H(fresh AES-256 key) || AES-KWP(fresh key, material)` (RFC 5649), with
 //! H = SHA-1 (`CKM_RSA_AES_KEY_WRAP`, the default), SHA-256 (`RSA_AES_KEY_WRAP_256`) or SHA-384
 //! (`RSA_AES_KEY_WRAP_384`). The material is raw bytes for oct keys and PKCS#8 DER for RSA / EC
-//! (see [`crate::Vault::releasable_key`]). Policy evaluation is the caller's job.
+//! (see [`crate::Vault::releasable_key`]).
+//!
+//! The whole release ([`crate::Vault::release`]): the attestation token verified against the
+//! [`TrustedIssuers`] ([`TrustedIssuers::verify`]), the key's release policy evaluated against
+//! its issuer and claims, the wrapping key chosen from `x-ms-runtime.keys`
+//! ([`select_wrapping_key`]), the material wrapped into `key_hsm`, and the answer signed as an
+//! RS256 JWS carrying the release signing certificate chain.
 
 use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrapPadded};
 use aws_lc_rs::rsa::{
@@ -16,6 +22,15 @@ use serde::Serialize;
 use crate::error::{Result, VaultError};
 use crate::model::JsonWebKey;
 use crate::util::random_key32;
+
+mod trust;
+mod wrapping;
+
+pub use enclava_token::{Jwk, Jwks, Rs256Signer, TokenSigner};
+pub use trust::{
+    IssuerKeys, TrustedIssuer, TrustedIssuers, VerifiedAttestation, unverified_summary,
+};
+pub use wrapping::{WrappingKey, select_wrapping_key};
 
 /// The release wrapping algorithms (`enc` of a release request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +151,200 @@ pub fn key_hsm_json(wrapping_kid: &str, enc: ReleaseEnc, ciphertext: &[u8]) -> R
         generator: "enclava",
     })
     .map_err(|_| VaultError::internal("cannot serialize key_hsm"))
+}
+
+/// A release request body: `{target, nonce?, enc?}`. `Debug` never prints the token.
+#[derive(Clone, Default, serde::Deserialize)]
+pub struct ReleaseRequest {
+    /// The attestation token.
+    pub target: String,
+    #[serde(default)]
+    pub nonce: Option<String>,
+    #[serde(default)]
+    pub enc: Option<String>,
+}
+
+impl std::fmt::Debug for ReleaseRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseRequest")
+            .field("target", &format_args!("<{} bytes>", self.target.len()))
+            .field("nonce", &self.nonce)
+            .field("enc", &self.enc)
+            .finish()
+    }
+}
+
+/// The release answer `{"value": JWS}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ReleaseResult {
+    pub value: String,
+}
+
+/// Longest accepted nonce (characters).
+pub const MAX_NONCE_LEN: usize = 1024;
+
+fn policy_denied(decision: &enclava_policy::Decision) -> VaultError {
+    let parts: Vec<String> = decision
+        .failed
+        .iter()
+        .take(16)
+        .map(|f| {
+            let mut s = String::new();
+            if !f.claim_path.is_empty() {
+                s.push_str(&format!("claim '{}': ", f.claim_path));
+            } else {
+                s.push_str(&format!("{}: ", f.rule));
+            }
+            s.push_str(&format!("expected {}, found {}", f.expected, f.found));
+            if !f.claim_path.is_empty() && !f.rule.is_empty() {
+                s.push_str(&format!(" (at {})", f.rule));
+            }
+            s
+        })
+        .collect();
+    let more = decision.failed.len().saturating_sub(16);
+    let more = if more > 0 {
+        format!("; and {more} more")
+    } else {
+        String::new()
+    };
+    VaultError::forbidden(
+        format!(
+            "the attestation token does not satisfy the key's release policy: {}{more}",
+            parts.join("; ")
+        ),
+        "ReleasePolicyNotSatisfied",
+    )
+}
+
+fn x5t_s256(signer: &dyn TokenSigner) -> Result<(Vec<String>, String)> {
+    use base64::Engine;
+    let chain = signer
+        .x5c()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| VaultError::internal("the release signer has no certificate chain"))?;
+    let leaf = chain.first().map(String::as_str).unwrap_or_default();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(leaf)
+        .map_err(|_| VaultError::internal("the release signing certificate is not base64"))?;
+    use sha2::Digest;
+    Ok((
+        chain.to_vec(),
+        crate::b64::encode(&sha2::Sha256::digest(&der)),
+    ))
+}
+
+impl crate::Vault {
+    /// Secure key release of key `name` (version, or latest) to the workload that presented the
+    /// verified attestation `att` (see [`TrustedIssuers::verify`]).
+    ///
+    /// Checks, in order: `enc` and `nonce` are valid; the key version is enabled, within nbf/exp,
+    /// exportable with a release policy; the policy allows `att`'s issuer and claims (else 403
+    /// `Forbidden` / `ReleasePolicyNotSatisfied` naming every failed condition); the token carries
+    /// a wrapping key (else 400). Returns `{"value": JWS}` signed RS256 by `signer` (whose x5c
+    /// chain goes into the header), payload `{request: {api-version, enc, kid, nonce}, response:
+    /// {key: {key: {public JWK + key_hsm}, attributes, release_policy}}}`.
+    pub fn release(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        req: &ReleaseRequest,
+        att: &VerifiedAttestation,
+        signer: &dyn TokenSigner,
+        api_version: &str,
+    ) -> Result<ReleaseResult> {
+        let enc = ReleaseEnc::parse(req.enc.as_deref())?;
+        if let Some(n) = &req.nonce
+            && n.chars().count() > MAX_NONCE_LEN
+        {
+            return Err(VaultError::bad(format!(
+                "invalid nonce: expected at most {MAX_NONCE_LEN} characters, found {}",
+                n.chars().count()
+            )));
+        }
+        let rk = self.releasable_key(name, version)?;
+        let rp = rk
+            .bundle
+            .release_policy
+            .as_ref()
+            .ok_or_else(|| VaultError::internal("exportable key without a release policy"))?;
+        let data = rp
+            .data
+            .as_ref()
+            .ok_or_else(|| VaultError::internal("stored release policy without data"))?;
+        let policy = enclava_policy::ReleasePolicy::from_content(
+            rp.content_type.as_deref(),
+            data.as_slice(),
+        )
+        .map_err(|e| {
+            VaultError::forbidden(
+                format!("the key's release policy cannot be evaluated: {e}"),
+                "ReleasePolicyInvalid",
+            )
+        })?;
+        let decision = policy.evaluate(&att.issuer, &serde_json::Value::Object(att.claims.clone()));
+        if !decision.allowed {
+            return Err(policy_denied(&decision));
+        }
+        let wk = select_wrapping_key(&att.claims)?;
+        let ciphertext = rsa_aes_key_wrap(&wk.jwk, enc, &rk.material)?;
+        let key_hsm = key_hsm_json(&wk.kid, enc, &ciphertext)?;
+
+        let kid = rk.bundle.key.kid.clone().unwrap_or_default();
+        let mut key = serde_json::to_value(&rk.bundle.key)
+            .map_err(|_| VaultError::internal("cannot serialize the key"))?;
+        if let Some(o) = key.as_object_mut() {
+            o.insert(
+                "key_hsm".into(),
+                serde_json::Value::String(crate::b64::encode(&key_hsm)),
+            );
+        }
+        let mut request = serde_json::Map::new();
+        request.insert("api-version".into(), api_version.into());
+        request.insert("enc".into(), enc.name().into());
+        request.insert("kid".into(), kid.into());
+        if let Some(n) = &req.nonce {
+            request.insert("nonce".into(), n.clone().into());
+        }
+        let mut inner = serde_json::Map::new();
+        inner.insert("key".into(), key);
+        inner.insert(
+            "attributes".into(),
+            serde_json::to_value(&rk.bundle.attributes)
+                .map_err(|_| VaultError::internal("cannot serialize the attributes"))?,
+        );
+        inner.insert(
+            "release_policy".into(),
+            serde_json::to_value(rp)
+                .map_err(|_| VaultError::internal("cannot serialize the release policy"))?,
+        );
+        let mut payload = serde_json::Map::new();
+        payload.insert("request".into(), request.into());
+        payload.insert(
+            "response".into(),
+            serde_json::json!({ "key": serde_json::Value::Object(inner) }),
+        );
+
+        if signer.alg() != enclava_token::Alg::RS256 {
+            return Err(VaultError::internal("the release signer must be RS256"));
+        }
+        let (x5c, x5t) = x5t_s256(signer)?;
+        let mut other = serde_json::Map::new();
+        other.insert("x5t#S256".into(), x5t.into());
+        let header = enclava_token::Header {
+            alg: "RS256".into(),
+            kid: Some(signer.kid().to_string()),
+            jku: None,
+            typ: None,
+            x5c: Some(x5c),
+            crit: None,
+            other,
+        };
+        let value = enclava_token::jwt::sign_compact(&header, &payload, signer).map_err(|e| {
+            VaultError::internal(format!("signing the release response failed: {e}"))
+        })?;
+        Ok(ReleaseResult { value })
+    }
 }
 
 #[cfg(test)]
