@@ -24,6 +24,30 @@ from azure.core.credentials import AccessToken
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = float(os.environ.get("ENCLAVA_READY_TIMEOUT", "60"))
+# A test attestation issuer the server trusts for secure key release (ENCLAVA_TRUSTED_ISSUERS):
+# test_release.py signs attestation tokens with its ES256 key (Server.attestation_key_pem).
+TEST_ATTESTATION_ISSUER = "https://attest.pytest.enclava.invalid"
+
+
+def _test_attestation_issuer(directory: Path) -> tuple[Path, Path]:
+    """Generate the test issuer's P-256 key; write its PEM and its JWKS. Returns (key pem, jwks)."""
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    nums = key.public_key().public_numbers()
+    b64 = lambda i: base64.urlsafe_b64encode(i.to_bytes(32, "big")).rstrip(b"=").decode()  # noqa: E731
+    jwks = {"keys": [{"kty": "EC", "crv": "P-256", "kid": "pytest-att-1", "use": "sig", "alg": "ES256",
+                      "x": b64(nums.x), "y": b64(nums.y)}]}
+    key_pem = directory / "attestation-key.pem"
+    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    jwks_path = directory / "attestation-jwks.json"
+    jwks_path.write_text(json.dumps(jwks))
+    return key_pem, jwks_path
 
 
 class StaticTokenCredential:
@@ -45,6 +69,7 @@ class Server:
     ca: str
     admin_token: str = field(repr=False)  # never printed in failure reports
     data_dir: Path
+    attestation_key_pem: Path | None = None
 
     def credential(self) -> StaticTokenCredential:
         return StaticTokenCredential(self.admin_token)
@@ -105,8 +130,11 @@ def server():
     data_dir.mkdir()
     stderr_path = Path(tmp.name) / "server.stderr"
     stderr_file = open(stderr_path, "w")
+    att_key_pem, att_jwks = _test_attestation_issuer(Path(tmp.name))
+    env = dict(os.environ, ENCLAVA_TRUSTED_ISSUERS=f"{TEST_ATTESTATION_ISSUER}={att_jwks}")
     proc = subprocess.Popen(
         [str(binary), "server", "--dev", "--data-dir", str(data_dir), "--addr", "127.0.0.1:0"],
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=stderr_file,
@@ -153,7 +181,7 @@ def server():
         tmp.cleanup()
         pytest.fail(msg, pytrace=False)
 
-    yield Server(url=url, ca=str(ca), admin_token=token, data_dir=data_dir)
+    yield Server(url=url, ca=str(ca), admin_token=token, data_dir=data_dir, attestation_key_pem=att_key_pem)
 
     proc.terminate()
     try:

@@ -313,10 +313,6 @@ def test_sdk_with_older_api_version(server, credential, unique_name, api_version
         assert client.get_key(unique_name).id == key.id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="secure key release is not implemented by the server yet (501); remove this marker when it is",
-)
 def test_release_rejects_bad_attestation(key_client, unique_name):
     """Secure key release through the SDK (`POST /keys/{name}//release` when unversioned): a target
     that is not a valid attestation token from a trusted issuer releases nothing."""

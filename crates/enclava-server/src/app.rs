@@ -42,6 +42,9 @@ pub struct AppState {
     pub audit: AuditSink<NewEntry>,
     pub audit_log: Arc<AuditLog>,
     pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
+    pub attestation: Arc<crate::attest::Attestation>,
+    /// Attestation token issuers trusted for secure key release.
+    pub trusted_issuers: Arc<enclava_vault::keys::release::TrustedIssuers>,
 }
 
 /// Per-request facts gathered along the pipeline (for audit, logs and response headers).
@@ -51,6 +54,8 @@ struct Ctx {
     action: Option<&'static str>,
     api_note: Option<String>,
     api_version: Option<String>,
+    attest: crate::attest::AttestCtx,
+    release_detail: Option<String>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-request-id");
@@ -182,7 +187,7 @@ fn bearer(headers: &HeaderMap) -> Option<Result<String, ()>> {
 }
 
 /// Authenticate the bearer token of a request (on a blocking thread).
-fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+pub(crate) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     match bearer(headers) {
         None => Err(challenge(
             st,
@@ -204,7 +209,7 @@ fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Principal, ApiErro
     }
 }
 
-fn authorize(
+pub(crate) fn authorize(
     st: &AppState,
     principal: &Principal,
     action: Action,
@@ -413,6 +418,11 @@ fn execute(
                         "unsealed, but loading the identity key failed: {e}"
                     ))
                 })?;
+                st.attestation.on_unsealed(st).map_err(|e| {
+                    ApiError::internal(format!(
+                        "unsealed, but starting the attestation service failed: {e}"
+                    ))
+                })?;
             }
             Reply::json(
                 &json!({"sealed": p.sealed, "progress": p.progress, "threshold": p.threshold}),
@@ -430,6 +440,7 @@ fn execute(
             ctx.action = Some(Action::OperatorSeal.name());
             authorize(st, &p, Action::OperatorSeal, &Resource::Vault)?;
             st.lifecycle.seal(st);
+            st.attestation.on_sealed();
             let s = st.vault.seal_status().map_err(ApiError::from)?;
             Reply::json(&json!({"sealed": true, "progress": s.progress, "threshold": s.threshold}))
         }
@@ -455,6 +466,18 @@ fn execute(
                 "subject_types_supported": ["public"],
                 "tenant_region_scope": null,
             }))
+        }
+        R::Attest(a) => {
+            let r = crate::attest::execute(st, a, headers, query, body, &mut ctx.attest);
+            ctx.principal = ctx.attest.principal.clone();
+            ctx.action = ctx.attest.action;
+            r
+        }
+        R::ReleaseKey { name, version } => {
+            ctx.action = Some(Action::KeyRelease.name());
+            let api = ctx.api_version.clone().unwrap_or_else(|| "7.6".into());
+            let (p, d) = (&mut ctx.principal, &mut ctx.release_detail);
+            crate::release::handle(st, name, version.as_deref(), headers, body, &api, p, d)
         }
         R::Jwks => match st.identity.token_jwks() {
             Some(j) => Reply::json(&j),
@@ -907,6 +930,14 @@ pub async fn dispatch(
             detail.push_str(" error=");
             detail.push_str(code);
         }
+        if let Some(d) = &ctx.attest.audit_detail {
+            detail.push(' ');
+            detail.push_str(d);
+        }
+        if let Some(d) = &ctx.release_detail {
+            detail.push(' ');
+            detail.push_str(d);
+        }
         let entry = NewEntry {
             time: chrono::Utc::now(),
             principal: ctx
@@ -996,7 +1027,10 @@ pub async fn dispatch(
             }
             resp
         }
-        Err(e) => e.into_response(),
+        Err(e) => match &routed {
+            Ok(Route::Attest(_)) => crate::attest::error_response(e, ctx.attest.error_extra.take()),
+            _ => e.into_response(),
+        },
     };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -83,6 +83,10 @@ pub struct PartialConfig {
     pub log_format: Option<String>,
     pub maintenance_interval_secs: Option<u64>,
     pub max_body_bytes: Option<usize>,
+    /// `[attestation]`: see [`crate::attest::AttestationSettings`].
+    pub attestation: Option<crate::attest::AttestationSettings>,
+    /// `[[trusted_issuers]]`: attestation token issuers trusted for secure key release.
+    pub trusted_issuers: Option<Vec<crate::release::TrustedIssuerConfig>>,
 }
 
 /// The environment variables read by [`PartialConfig::from_env`].
@@ -99,6 +103,7 @@ pub const ENV_VARS: &[&str] = &[
     "ENCLAVA_LOG_FORMAT",
     "ENCLAVA_MAINTENANCE_INTERVAL_SECS",
     "ENCLAVA_MAX_BODY_BYTES",
+    "ENCLAVA_TRUSTED_ISSUERS",
 ];
 
 fn parse_bool(source: &str, key: &str, v: &str) -> Result<bool, ConfigError> {
@@ -167,6 +172,20 @@ impl PartialConfig {
                     c.maintenance_interval_secs = Some(parse_num(src, k, v)?)
                 }
                 "ENCLAVA_MAX_BODY_BYTES" => c.max_body_bytes = Some(parse_num(src, k, v)?),
+                "ENCLAVA_TRUSTED_ISSUERS" => {
+                    c.trusted_issuers = Some(crate::release::parse_env_issuers(v).map_err(|_| {
+                        ConfigError::Invalid {
+                            source_name: src.to_string(),
+                            key: k.to_string(),
+                            expected: "comma-separated ISSUER=JWKS_FILE pairs",
+                            found: v.to_string(),
+                        }
+                    })?)
+                }
+                _ if k.starts_with("ENCLAVA_ATTESTATION_") => {
+                    c.attestation =
+                        crate::attest::AttestationSettings::from_env_var(c.attestation, k, v)?
+                }
                 _ => {}
             }
         }
@@ -190,6 +209,11 @@ impl PartialConfig {
                 .maintenance_interval_secs
                 .or(self.maintenance_interval_secs),
             max_body_bytes: higher.max_body_bytes.or(self.max_body_bytes),
+            attestation: crate::attest::AttestationSettings::overlay(
+                self.attestation,
+                higher.attestation,
+            ),
+            trusted_issuers: higher.trusted_issuers.or(self.trusted_issuers),
         }
     }
 
@@ -228,6 +252,8 @@ impl PartialConfig {
             .maintenance_interval_secs
             .unwrap_or(DEFAULT_MAINTENANCE_INTERVAL_SECS)
             .max(1);
+        let dev = self.dev.unwrap_or(false);
+        let attestation = self.attestation.unwrap_or_default().resolve(dev)?;
         Ok(ServerConfig {
             addr,
             data_dir: self
@@ -247,6 +273,8 @@ impl PartialConfig {
                 .max_body_bytes
                 .unwrap_or(DEFAULT_MAX_BODY_BYTES)
                 .max(1024),
+            attestation,
+            trusted_issuers: self.trusted_issuers.unwrap_or_default(),
         })
     }
 }
@@ -286,6 +314,9 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     pub maintenance_interval: Duration,
     pub max_body_bytes: usize,
+    pub attestation: crate::attest::AttestationConfig,
+    /// Attestation token issuers trusted for secure key release (besides the local service).
+    pub trusted_issuers: Vec<crate::release::TrustedIssuerConfig>,
 }
 
 impl ServerConfig {

@@ -13,12 +13,14 @@
 
 pub mod apiversion;
 pub mod app;
+pub mod attest;
 pub mod audit_pipe;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod lifecycle;
 pub mod metrics;
+pub mod release;
 pub mod route;
 pub mod tls;
 
@@ -278,6 +280,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         audit,
         audit_log,
         lifecycle: Arc::new(Lifecycle::new(config.data_dir.clone(), config.dev)),
+        attestation: Arc::new(attest::Attestation::new(
+            config.attestation.clone(),
+            base_url.clone(),
+        )),
+        trusted_issuers: Arc::new(
+            release::load_trusted_issuers(&config.trusted_issuers).map_err(ServerError::Startup)?,
+        ),
     });
 
     if config.dev {
@@ -295,7 +304,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                     key_path.display()
                 ))
             })?;
-            st.lifecycle.on_unsealed(&st).map_err(ServerError::Startup)
+            st.lifecycle.on_unsealed(&st).map_err(ServerError::Startup)?;
+            st.attestation.on_unsealed(&st).map_err(ServerError::Startup)
         })
         .await
         .map_err(|e| ServerError::Startup(e.to_string()))??;

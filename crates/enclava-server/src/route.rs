@@ -175,6 +175,8 @@ pub enum Route {
         name: String,
     },
     RestoreSecret,
+    /// The attestation service (MAA-compatible, native, policies): see [`crate::attest`].
+    Attest(crate::attest::AttestRoute),
 }
 
 /// Why no route matched.
@@ -207,6 +209,9 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
     let m = method;
     let not_allowed = |allowed: &'static str| Err(RouteError::MethodNotAllowed { allowed });
     use Route as R;
+    if let Some(r) = crate::attest::route(m, &segs) {
+        return r.map(R::Attest);
+    }
     match segs.as_slice() {
         ["healthz"] => {
             if m == Method::GET {
@@ -576,6 +581,7 @@ impl Route {
             R::RecoverDeletedSecret { .. } => "/deletedsecrets/{name}/recover",
             R::BackupSecret { .. } => "/secrets/{name}/backup",
             R::RestoreSecret => "/secrets/restore",
+            R::Attest(a) => a.template(),
         }
     }
 
@@ -643,6 +649,7 @@ impl Route {
             R::RecoverDeletedSecret { .. } => "RecoverDeletedSecret",
             R::BackupSecret { .. } => "BackupSecret",
             R::RestoreSecret => "RestoreSecret",
+            R::Attest(a) => a.operation(),
         }
     }
 
@@ -673,6 +680,7 @@ impl Route {
                 | R::DeleteRoleAssignment { .. }
                 | R::ReadAudit
                 | R::VerifyAudit
+                | R::Attest(_)
         )
     }
 
@@ -728,6 +736,7 @@ impl Route {
             | R::GetRoleAssignment { id }
             | R::DeleteRoleAssignment { id } => (Some(id), None),
             R::TenantToken { tenant } => (Some(tenant), None),
+            R::Attest(a) => (a.object(), None),
             _ => (None, None),
         }
     }

@@ -128,14 +128,14 @@ fn keys_secrets_quirks_and_paging() {
     let r = t.get(&format!("/keys/k1/?{V}"), Some(&a));
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["key"]["kid"], kid.as_str());
-    // Unversioned release route exists and says it is not implemented yet.
+    // Unversioned release route exists; "x" is not an attestation token (tests/release.rs).
     let r = t.post(
         &format!("/keys/k1//release?{V}"),
         Some(&a),
         &json!({"target": "x"}),
     );
-    assert_eq!(r.status, 501, "{}", r.text);
-    assert_eq!(r.code(), "NotImplemented");
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.code(), "BadParameter");
     // Sign + verify through the versioned and the empty-version routes.
     let digest = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU";
     let r = t.post(
@@ -647,7 +647,7 @@ fn role_and_scope_matrix_over_http() {
             "POST",
             format!("/keys/k1//release?{V}"),
             Some(json!({"target": "x"})),
-            501,
+            400,
         ),
         (
             "release",

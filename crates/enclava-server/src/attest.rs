@@ -1,0 +1,1502 @@
+//! The attestation service over HTTP: MAA-compatible routes, the native route, JWKS and OpenID
+//! discovery of the attestation token issuer, challenges, policy and reference-value management,
+//! signer rotation. A thin layer over [`enclava_attestation::AttestationService`].
+//!
+//! Routes (see API.md, section "Attestation"):
+//!
+//! | route | auth |
+//! |---|---|
+//! | `POST /attest/{SevSnpVm,TdxVm,SgxEnclave,OpenEnclave}` (MAA shapes) | none, unless `attestation.require_token` |
+//! | `POST /attest/native` (native shape, every TEE incl. `sim`) | same |
+//! | `GET /certs`, `GET /certs/` (JWKS of the token signer) | none |
+//! | `GET /.well-known/openid-configuration` (the **attestation** token issuer) | none |
+//! | `GET /challenge` | same as attest |
+//! | `GET /policies/{type}`, `PUT /policies/{type}`, `POST /policies/{type}:reset`, `POST /policies/{type}:test`, `GET /policies/{type}/versions` | `policies/manage` |
+//! | `GET /enclava/reference-values/{scope}`, `GET/PUT/DELETE /enclava/reference-values/{scope}/{name}` | `policies/manage` |
+//! | `POST /enclava/attestation/rotate` | `policies/manage` |
+//!
+//! Token signing keys are vault keys (`enclava-attestation-es256`, or `-rs256` with
+//! `attestation.alg = "RS256"`), created on the first unseal; the vault signs the digests. A
+//! rotation of that vault key (through this route, the Key Vault rotate route or a rotation
+//! policy) is picked up within [`SIGNER_RECHECK`]; the previous versions stay in the JWKS
+//! (`previous_keys_kept`, 2) so their tokens keep verifying until they expire.
+//!
+//! DCAP collateral for MAA requests comes from `attestation.collateral_dir` ([`DirCollateral`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration as StdDuration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use enclava_attestation::{
+    AttestError, AttestRequest, AttestationService, CollateralSource, MaaType, PolicyRecord,
+    ServiceConfig, policy_type,
+};
+use enclava_evidence::Tee;
+use enclava_evidence::dcap::Collateral;
+use enclava_identity::{Action, Resource};
+use enclava_token::{Alg, Jwk, TokenError, TokenSigner};
+use enclava_vault::{Base64Url, KeyCreateParameters, KeySignParameters, Vault, VaultError};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::Digest;
+
+use crate::app::AppState;
+use crate::data::Reply;
+use crate::error::ApiError;
+use crate::route::RouteError;
+
+/// Vault key name of the ES256 attestation signer.
+pub const ES256_KEY: &str = "enclava-attestation-es256";
+/// Vault key name of the RS256 attestation signer.
+pub const RS256_KEY: &str = "enclava-attestation-rs256";
+/// How often the current vault key version is re-read to notice a rotation done elsewhere.
+pub const SIGNER_RECHECK: StdDuration = StdDuration::from_secs(5);
+/// How long collateral read from the directory is kept before it is read again.
+pub const COLLATERAL_TTL: StdDuration = StdDuration::from_secs(300);
+/// The reference-value scope of attestation requests.
+pub const DEFAULT_SCOPE: &str = "default";
+const MAX_DETAIL: usize = 4000;
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+/// The `[attestation]` table of the server configuration (every field optional in a layer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationSettings {
+    /// Require a bearer token on attest and challenge calls (default false, like MAA).
+    pub require_token: Option<bool>,
+    /// `ES256` (default) or `RS256` (MAA's algorithm, an RSA-2048 vault key).
+    pub alg: Option<String>,
+    /// Directory of offline DCAP collateral (see [`DirCollateral`]).
+    pub collateral_dir: Option<PathBuf>,
+    /// Let simulated evidence reach the policy (default: on in `--dev`, off otherwise). The
+    /// default `sim` policy still denies it.
+    pub allow_sim: Option<bool>,
+    /// Token lifetime in seconds (default 300).
+    pub token_lifetime_secs: Option<i64>,
+    /// TESTING ONLY: verify evidence and issue tokens as of this RFC 3339 time instead of the
+    /// clock (for recorded evidence whose collateral windows are in the past). Never set in
+    /// production: tokens are then dated at this time.
+    pub verification_time: Option<String>,
+}
+
+impl AttestationSettings {
+    /// `higher` stacked on `self`.
+    pub fn overlay(lower: Option<Self>, higher: Option<Self>) -> Option<Self> {
+        match (lower, higher) {
+            (None, h) => h,
+            (l, None) => l,
+            (Some(l), Some(h)) => Some(AttestationSettings {
+                require_token: h.require_token.or(l.require_token),
+                alg: h.alg.or(l.alg),
+                collateral_dir: h.collateral_dir.or(l.collateral_dir),
+                allow_sim: h.allow_sim.or(l.allow_sim),
+                token_lifetime_secs: h.token_lifetime_secs.or(l.token_lifetime_secs),
+                verification_time: h.verification_time.or(l.verification_time),
+            }),
+        }
+    }
+
+    /// `ENCLAVA_ATTESTATION_*` variables (`REQUIRE_TOKEN`, `ALG`, `COLLATERAL_DIR`, `ALLOW_SIM`,
+    /// `TOKEN_LIFETIME_SECS`, `VERIFICATION_TIME`); `None` when none is set.
+    pub fn from_env_var(
+        current: Option<Self>,
+        key: &str,
+        value: &str,
+    ) -> Result<Option<Self>, crate::ConfigError> {
+        let Some(field) = key.strip_prefix("ENCLAVA_ATTESTATION_") else {
+            return Ok(current);
+        };
+        let mut s = current.unwrap_or_default();
+        let boolean = |v: &str| match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" | "" => Ok(false),
+            _ => Err(invalid(key, "a boolean (true/false/1/0)", v)),
+        };
+        match field {
+            "REQUIRE_TOKEN" => s.require_token = Some(boolean(value)?),
+            "ALLOW_SIM" => s.allow_sim = Some(boolean(value)?),
+            "ALG" => s.alg = Some(value.to_string()),
+            "COLLATERAL_DIR" => s.collateral_dir = Some(PathBuf::from(value)),
+            "TOKEN_LIFETIME_SECS" => {
+                s.token_lifetime_secs = Some(
+                    value
+                        .trim()
+                        .parse()
+                        .map_err(|_| invalid(key, "an integer number of seconds", value))?,
+                )
+            }
+            "VERIFICATION_TIME" => s.verification_time = Some(value.to_string()),
+            _ => return Ok(Some(s)),
+        }
+        Ok(Some(s))
+    }
+
+    /// Defaults and validation.
+    pub fn resolve(self, dev: bool) -> Result<AttestationConfig, crate::ConfigError> {
+        let alg = match self.alg.as_deref().map(str::trim) {
+            None | Some("ES256") | Some("es256") => Alg::ES256,
+            Some("RS256") | Some("rs256") => Alg::RS256,
+            Some(other) => {
+                return Err(invalid("attestation.alg", "\"ES256\" or \"RS256\"", other));
+            }
+        };
+        let verification_time = match &self.verification_time {
+            None => None,
+            Some(s) => Some(
+                DateTime::parse_from_rfc3339(s.trim())
+                    .map_err(|_| {
+                        invalid(
+                            "attestation.verification_time",
+                            "an RFC 3339 time such as 2025-06-01T00:00:00Z",
+                            s,
+                        )
+                    })?
+                    .with_timezone(&Utc),
+            ),
+        };
+        let lifetime = self.token_lifetime_secs.unwrap_or(300);
+        if !(1..=enclava_token::MAX_LIFETIME_SECONDS).contains(&lifetime) {
+            return Err(invalid(
+                "attestation.token_lifetime_secs",
+                "1 to 86400 seconds",
+                &lifetime.to_string(),
+            ));
+        }
+        Ok(AttestationConfig {
+            require_token: self.require_token.unwrap_or(false),
+            alg,
+            collateral_dir: self.collateral_dir,
+            allow_sim: self.allow_sim.unwrap_or(dev),
+            token_lifetime_secs: lifetime,
+            verification_time,
+        })
+    }
+}
+
+fn invalid(key: &str, expected: &'static str, found: &str) -> crate::ConfigError {
+    crate::ConfigError::Invalid {
+        source_name: "configuration".into(),
+        key: key.into(),
+        expected,
+        found: found.chars().take(200).collect(),
+    }
+}
+
+/// The resolved `[attestation]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationConfig {
+    pub require_token: bool,
+    pub alg: Alg,
+    pub collateral_dir: Option<PathBuf>,
+    pub allow_sim: bool,
+    pub token_lifetime_secs: i64,
+    pub verification_time: Option<DateTime<Utc>>,
+}
+
+impl Default for AttestationConfig {
+    fn default() -> Self {
+        AttestationConfig {
+            require_token: false,
+            alg: Alg::ES256,
+            collateral_dir: None,
+            allow_sim: false,
+            token_lifetime_secs: 300,
+            verification_time: None,
+        }
+    }
+}
+
+impl AttestationConfig {
+    pub fn key_name(&self) -> &'static str {
+        match self.alg {
+            Alg::RS256 => RS256_KEY,
+            _ => ES256_KEY,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing (pure)
+
+/// What a policy route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyOp {
+    Get,
+    Set,
+    Reset,
+    Test,
+    Versions,
+}
+
+/// What a reference-value route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefOp {
+    List,
+    Get,
+    Set,
+    Delete,
+    Versions,
+}
+
+/// The attestation routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttestRoute {
+    Maa(MaaType),
+    Native,
+    Certs,
+    OpenIdConfig,
+    Challenge,
+    Policy {
+        op: PolicyOp,
+        ty: String,
+        object: String,
+    },
+    Reference {
+        op: RefOp,
+        scope: String,
+        name: Option<String>,
+        object: String,
+    },
+    Rotate,
+}
+
+/// Match an attestation route; `None` when the path is not one (the caller routes on).
+pub fn route(m: &Method, segs: &[&str]) -> Option<Result<AttestRoute, RouteError>> {
+    let only = |want: Method, r: AttestRoute, allowed: &'static str| {
+        if *m == want {
+            Ok(r)
+        } else {
+            Err(RouteError::MethodNotAllowed { allowed })
+        }
+    };
+    let policy = |op: PolicyOp, ty: &str| AttestRoute::Policy {
+        op,
+        ty: ty.to_string(),
+        object: format!("policies/{}", ty.chars().take(64).collect::<String>()),
+    };
+    let reference = |op: RefOp, scope: &str, name: Option<&str>| AttestRoute::Reference {
+        op,
+        scope: scope.to_string(),
+        name: name.map(str::to_string),
+        object: match name {
+            Some(n) => format!("reference-values/{scope}/{n}"),
+            None => format!("reference-values/{scope}"),
+        }
+        .chars()
+        .take(300)
+        .collect(),
+    };
+    Some(match segs {
+        ["attest", "native"] => only(Method::POST, AttestRoute::Native, "POST"),
+        ["attest", ty] => {
+            let t = MaaType::from_name(ty).ok()?;
+            only(Method::POST, AttestRoute::Maa(t), "POST")
+        }
+        ["certs"] | ["certs", ""] => only(Method::GET, AttestRoute::Certs, "GET"),
+        [".well-known", "openid-configuration"] => {
+            only(Method::GET, AttestRoute::OpenIdConfig, "GET")
+        }
+        ["challenge"] => {
+            if *m == Method::GET || *m == Method::POST {
+                Ok(AttestRoute::Challenge)
+            } else {
+                Err(RouteError::MethodNotAllowed {
+                    allowed: "GET, POST",
+                })
+            }
+        }
+        ["policies", seg] if !seg.is_empty() => {
+            if let Some(ty) = seg.strip_suffix(":reset") {
+                only(Method::POST, policy(PolicyOp::Reset, ty), "POST")
+            } else if let Some(ty) = seg.strip_suffix(":test") {
+                only(Method::POST, policy(PolicyOp::Test, ty), "POST")
+            } else {
+                match *m {
+                    Method::GET => Ok(policy(PolicyOp::Get, seg)),
+                    Method::PUT => Ok(policy(PolicyOp::Set, seg)),
+                    _ => Err(RouteError::MethodNotAllowed {
+                        allowed: "GET, PUT",
+                    }),
+                }
+            }
+        }
+        ["policies", ty, "versions"] if !ty.is_empty() => {
+            only(Method::GET, policy(PolicyOp::Versions, ty), "GET")
+        }
+        ["enclava", "reference-values", scope] if !scope.is_empty() => {
+            only(Method::GET, reference(RefOp::List, scope, None), "GET")
+        }
+        ["enclava", "reference-values", scope, name] if !scope.is_empty() && !name.is_empty() => {
+            match *m {
+                Method::GET => Ok(reference(RefOp::Get, scope, Some(name))),
+                Method::PUT => Ok(reference(RefOp::Set, scope, Some(name))),
+                Method::DELETE => Ok(reference(RefOp::Delete, scope, Some(name))),
+                _ => Err(RouteError::MethodNotAllowed {
+                    allowed: "GET, PUT, DELETE",
+                }),
+            }
+        }
+        ["enclava", "reference-values", scope, name, "versions"]
+            if !scope.is_empty() && !name.is_empty() =>
+        {
+            only(
+                Method::GET,
+                reference(RefOp::Versions, scope, Some(name)),
+                "GET",
+            )
+        }
+        ["enclava", "attestation", "rotate"] => only(Method::POST, AttestRoute::Rotate, "POST"),
+        _ => return None,
+    })
+}
+
+impl AttestRoute {
+    pub fn template(&self) -> &'static str {
+        match self {
+            AttestRoute::Maa(MaaType::SevSnpVm) => "/attest/SevSnpVm",
+            AttestRoute::Maa(MaaType::TdxVm) => "/attest/TdxVm",
+            AttestRoute::Maa(MaaType::SgxEnclave) => "/attest/SgxEnclave",
+            AttestRoute::Maa(MaaType::OpenEnclave) => "/attest/OpenEnclave",
+            AttestRoute::Native => "/attest/native",
+            AttestRoute::Certs => "/certs",
+            AttestRoute::OpenIdConfig => "/.well-known/openid-configuration",
+            AttestRoute::Challenge => "/challenge",
+            AttestRoute::Policy { op, .. } => match op {
+                PolicyOp::Get | PolicyOp::Set => "/policies/{type}",
+                PolicyOp::Reset => "/policies/{type}:reset",
+                PolicyOp::Test => "/policies/{type}:test",
+                PolicyOp::Versions => "/policies/{type}/versions",
+            },
+            AttestRoute::Reference { op, .. } => match op {
+                RefOp::List => "/enclava/reference-values/{scope}",
+                RefOp::Versions => "/enclava/reference-values/{scope}/{name}/versions",
+                _ => "/enclava/reference-values/{scope}/{name}",
+            },
+            AttestRoute::Rotate => "/enclava/attestation/rotate",
+        }
+    }
+
+    pub fn operation(&self) -> &'static str {
+        match self {
+            AttestRoute::Maa(MaaType::SevSnpVm) => "AttestSevSnpVm",
+            AttestRoute::Maa(MaaType::TdxVm) => "AttestTdxVm",
+            AttestRoute::Maa(MaaType::SgxEnclave) => "AttestSgxEnclave",
+            AttestRoute::Maa(MaaType::OpenEnclave) => "AttestOpenEnclave",
+            AttestRoute::Native => "AttestNative",
+            AttestRoute::Certs => "GetAttestationCerts",
+            AttestRoute::OpenIdConfig => "GetAttestationOpenIdMetadata",
+            AttestRoute::Challenge => "GetChallenge",
+            AttestRoute::Policy { op, .. } => match op {
+                PolicyOp::Get => "GetPolicy",
+                PolicyOp::Set => "SetPolicy",
+                PolicyOp::Reset => "ResetPolicy",
+                PolicyOp::Test => "TestPolicy",
+                PolicyOp::Versions => "GetPolicyVersions",
+            },
+            AttestRoute::Reference { op, .. } => match op {
+                RefOp::List => "ListReferenceValues",
+                RefOp::Get => "GetReferenceValues",
+                RefOp::Set => "SetReferenceValues",
+                RefOp::Delete => "DeleteReferenceValues",
+                RefOp::Versions => "GetReferenceValueVersions",
+            },
+            AttestRoute::Rotate => "RotateAttestationSigner",
+        }
+    }
+
+    /// The audited object (`policies/{type}`, `reference-values/{scope}/{name}`).
+    pub fn object(&self) -> Option<&str> {
+        match self {
+            AttestRoute::Policy { object, .. } | AttestRoute::Reference { object, .. } => {
+                Some(object)
+            }
+            AttestRoute::Rotate => Some("attestation/signer"),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token signer over a vault key
+
+/// A [`TokenSigner`] whose private key never leaves the vault: it signs SHA-256 digests with
+/// `vault.sign(name, version, alg, digest)`.
+pub struct VaultSigner {
+    vault: Arc<Vault>,
+    name: String,
+    version: String,
+    alg: Alg,
+    jwk: Jwk,
+}
+
+impl std::fmt::Debug for VaultSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultSigner")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("alg", &self.alg)
+            .finish()
+    }
+}
+
+fn last_segment(kid: &str) -> String {
+    kid.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+impl VaultSigner {
+    /// The signer for one version of a vault key (`None`: the latest). The JWK `kid` is the key
+    /// version.
+    pub fn load(vault: Arc<Vault>, name: &str, version: Option<&str>) -> Result<Self, String> {
+        let b = vault
+            .get_key(name, version)
+            .map_err(|e| format!("reading vault key {name}: {e}"))?;
+        let version = b
+            .key
+            .kid
+            .as_deref()
+            .map(last_segment)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                format!("vault key {name}: expected a kid with a version, found none")
+            })?;
+        let kty = b.key.kty.as_deref().unwrap_or_default();
+        let (alg, jwk) = if kty.starts_with("EC") {
+            let (Some(x), Some(y)) = (&b.key.x, &b.key.y) else {
+                return Err(format!("vault key {name}: expected EC x and y, found none"));
+            };
+            if b.key.crv.as_deref() != Some("P-256") {
+                return Err(format!(
+                    "vault key {name}: expected curve P-256, found {:?}",
+                    b.key.crv
+                ));
+            }
+            let mut point = vec![0x04];
+            point.extend_from_slice(x.as_slice());
+            point.extend_from_slice(y.as_slice());
+            let jwk = Jwk::from_p256_point(&version, &point).map_err(|e| e.to_string())?;
+            (Alg::ES256, jwk)
+        } else if kty.starts_with("RSA") {
+            let (Some(n), Some(e)) = (&b.key.n, &b.key.e) else {
+                return Err(format!(
+                    "vault key {name}: expected RSA n and e, found none"
+                ));
+            };
+            (
+                Alg::RS256,
+                Jwk::from_rsa_components(&version, n.as_slice(), e.as_slice()),
+            )
+        } else {
+            return Err(format!(
+                "vault key {name}: expected an EC or RSA key, found kty {kty:?}"
+            ));
+        };
+        Ok(VaultSigner {
+            vault,
+            name: name.to_string(),
+            version,
+            alg,
+            jwk,
+        })
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Publish a certificate chain with the key (JWKS `x5c`).
+    pub fn with_x5c(mut self, x5c: Option<Vec<String>>) -> Self {
+        if let Some(c) = x5c {
+            self.jwk = self.jwk.with_x5c(c);
+        }
+        self
+    }
+
+    /// Attach `x5c` issued by the local CA in `data_dir` (when the server has one).
+    fn with_local_x5c(self, data_dir: Option<&Path>) -> Self {
+        let x5c = data_dir.and_then(|d| issue_x5c(d, &self.version, &self.jwk));
+        self.with_x5c(x5c)
+    }
+}
+
+impl TokenSigner for VaultSigner {
+    fn kid(&self) -> &str {
+        &self.version
+    }
+
+    fn alg(&self) -> Alg {
+        self.alg
+    }
+
+    fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, TokenError> {
+        let digest = sha2::Sha256::digest(signing_input).to_vec();
+        let params = KeySignParameters {
+            alg: self.alg.as_str().to_string(),
+            value: Base64Url(digest),
+        };
+        let r = self
+            .vault
+            .sign(&self.name, Some(&self.version), &params)
+            .map_err(|e| TokenError::Signing(format!("vault key {}: {e}", self.name)))?;
+        Ok(r.value.0)
+    }
+
+    fn public_jwk(&self) -> Result<Jwk, TokenError> {
+        Ok(self.jwk.clone())
+    }
+}
+
+/// The vault key's public key as rcgen sees it (for issuing its certificate).
+struct VaultPublicKey {
+    der: Vec<u8>,
+    alg: &'static rcgen::SignatureAlgorithm,
+}
+
+impl rcgen::PublicKeyData for VaultPublicKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.der
+    }
+
+    fn algorithm(&self) -> &rcgen::SignatureAlgorithm {
+        self.alg
+    }
+}
+
+fn der_len(n: usize) -> Vec<u8> {
+    if n < 0x80 {
+        vec![n as u8]
+    } else {
+        let b: Vec<u8> = n
+            .to_be_bytes()
+            .iter()
+            .copied()
+            .skip_while(|x| *x == 0)
+            .collect();
+        let mut out = vec![0x80 | b.len() as u8];
+        out.extend(b);
+        out
+    }
+}
+
+fn der_uint(v: &[u8]) -> Vec<u8> {
+    let v: Vec<u8> = v.iter().copied().skip_while(|x| *x == 0).collect();
+    let mut body = Vec::with_capacity(v.len() + 1);
+    if v.first().is_none_or(|b| b & 0x80 != 0) {
+        body.push(0);
+    }
+    body.extend(v);
+    let mut out = vec![0x02];
+    out.extend(der_len(body.len()));
+    out.extend(body);
+    out
+}
+
+/// `x5c` for a signer: a certificate for the vault key issued by the server's local CA (the CA
+/// `tls.rs` creates in the data directory), then the CA certificate. `None` when the server
+/// runs with operator-provided TLS (no local CA) or the CA files are unusable.
+fn issue_x5c(data_dir: &Path, kid: &str, jwk: &Jwk) -> Option<Vec<String>> {
+    use base64::engine::general_purpose::STANDARD;
+    let ca_pem = std::fs::read(data_dir.join(crate::tls::CA_FILE)).ok()?;
+    let ca_key_pem = zeroize::Zeroizing::new(
+        std::fs::read_to_string(data_dir.join(crate::tls::CA_KEY_FILE)).ok()?,
+    );
+    let ca_key = rcgen::KeyPair::from_pem(&ca_key_pem).ok()?;
+    let ca_der = {
+        let mut rd = ca_pem.as_slice();
+        rustls_pemfile::certs(&mut rd).next()?.ok()?.to_vec()
+    };
+    // The issuer as tls.rs defines it (distinguished name and key usages): the key identifier
+    // and issuer name of the new certificate then match ca.pem.
+    let mut ca_params = rcgen::CertificateParams::default();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::OrganizationName, "Enclava");
+    dn.push(rcgen::DnType::CommonName, "Enclava local CA");
+    ca_params.distinguished_name = dn;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let issuer = ca_params.self_signed(&ca_key).ok()?;
+    let public = match jwk.kty.as_str() {
+        "EC" => {
+            let x = URL_SAFE_NO_PAD.decode(jwk.x.as_deref()?).ok()?;
+            let y = URL_SAFE_NO_PAD.decode(jwk.y.as_deref()?).ok()?;
+            let mut der = vec![0x04];
+            der.extend(x);
+            der.extend(y);
+            VaultPublicKey {
+                der,
+                alg: &rcgen::PKCS_ECDSA_P256_SHA256,
+            }
+        }
+        "RSA" => {
+            let n = URL_SAFE_NO_PAD.decode(jwk.n.as_deref()?).ok()?;
+            let e = URL_SAFE_NO_PAD.decode(jwk.e.as_deref()?).ok()?;
+            let mut body = der_uint(&n);
+            body.extend(der_uint(&e));
+            let mut der = vec![0x30];
+            der.extend(der_len(body.len()));
+            der.extend(body);
+            VaultPublicKey {
+                der,
+                alg: &rcgen::PKCS_RSA_SHA256,
+            }
+        }
+        _ => return None,
+    };
+    let mut p = rcgen::CertificateParams::default();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::OrganizationName, "Enclava");
+    dn.push(
+        rcgen::DnType::CommonName,
+        format!("Enclava attestation token signer {kid}"),
+    );
+    p.distinguished_name = dn;
+    p.is_ca = rcgen::IsCa::ExplicitNoCa;
+    p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    let now = Utc::now();
+    use chrono::Datelike;
+    let (y, m, d) = (now.year(), now.month() as u8, now.day() as u8);
+    p.not_before = rcgen::date_time_ymd(y - 1, m, d.min(28));
+    p.not_after = rcgen::date_time_ymd(y + 2, m, d.min(28));
+    let cert = p.signed_by(&public, &issuer, &ca_key).ok()?;
+    Some(vec![STANDARD.encode(cert.der()), STANDARD.encode(&ca_der)])
+}
+
+/// Create the signing key on first use (EC P-256, or RSA-2048 for RS256).
+fn ensure_key(vault: &Vault, cfg: &AttestationConfig) -> Result<(), String> {
+    let name = cfg.key_name();
+    match vault.get_key(name, None) {
+        Ok(_) => return Ok(()),
+        Err(VaultError::KeyNotFound { .. }) => {}
+        Err(e) => return Err(format!("reading vault key {name}: {e}")),
+    }
+    let params = match cfg.alg {
+        Alg::RS256 => KeyCreateParameters {
+            kty: "RSA".into(),
+            key_size: Some(2048),
+            key_ops: Some(vec!["sign".into(), "verify".into()]),
+            ..Default::default()
+        },
+        _ => KeyCreateParameters {
+            kty: "EC".into(),
+            crv: Some("P-256".into()),
+            key_ops: Some(vec!["sign".into(), "verify".into()]),
+            ..Default::default()
+        },
+    };
+    vault
+        .create_key(name, &params)
+        .map(|_| ())
+        .map_err(|e| format!("creating vault key {name}: {e}"))
+}
+
+/// Older versions of the signing key (newest first, at most `keep`), for the JWKS.
+fn previous_signers(
+    vault: &Arc<Vault>,
+    name: &str,
+    current: &str,
+    keep: usize,
+    ca_dir: Option<&Path>,
+) -> Vec<Arc<dyn TokenSigner>> {
+    let mut items = Vec::new();
+    let mut cont: Option<String> = None;
+    for _ in 0..100 {
+        let Ok(page) = vault.list_key_versions(name, Some(25), cont.as_deref()) else {
+            break;
+        };
+        items.extend(page.items);
+        match page.continuation {
+            Some(c) => cont = Some(c),
+            None => break,
+        }
+    }
+    items.retain(|i| i.attributes.enabled != Some(false));
+    items.sort_by_key(|i| std::cmp::Reverse(i.attributes.created.unwrap_or(0)));
+    items
+        .iter()
+        .map(|i| last_segment(&i.kid))
+        .filter(|v| v != current)
+        .take(keep)
+        .filter_map(|v| VaultSigner::load(vault.clone(), name, Some(&v)).ok())
+        .map(|s| Arc::new(s.with_local_x5c(ca_dir)) as Arc<dyn TokenSigner>)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Collateral directory
+
+/// When an entry was read, and what was found (`None`: nothing for that FMSPC).
+type CacheEntry = (Instant, Option<Collateral>);
+
+/// DCAP collateral (and SNP endorsements) read from an offline directory. When the directory is
+/// an `enclava-collateral` cache (it has `intel/` or `amd/`; filled by the collateral fetchers),
+/// that crate's layout and lookups are used first. Otherwise (and as a fallback) collateral is
+/// chosen by the quote's FMSPC and TEE:
+///
+/// ```text
+/// {dir}/{tdx|sgx}/{fmspc}.json    dcap-qvl QuoteCollateralV3 JSON
+/// {dir}/{tdx|sgx}/{fmspc}/        Intel PCS files (TCB info, QE identity, CRLs, issuer chains)
+/// {dir}/{fmspc}.json, {dir}/{fmspc}/   the same, for either TEE
+/// ```
+///
+/// FMSPC is lower-case hex (12 characters). Entries are cached in memory for
+/// [`COLLATERAL_TTL`]; an unreadable entry is logged and treated as absent.
+pub struct DirCollateral {
+    dir: PathBuf,
+    store: Option<enclava_collateral::Cache>,
+    cache: Mutex<HashMap<(Tee, String), CacheEntry>>,
+}
+
+impl DirCollateral {
+    pub fn new(dir: PathBuf) -> Self {
+        let store = (dir.join("intel").is_dir() || dir.join("amd").is_dir())
+            .then(|| enclava_collateral::Cache::open(&dir).ok())
+            .flatten();
+        DirCollateral {
+            dir,
+            store,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The FMSPC (lower-case hex) of a quote's PCK certificate.
+    pub fn fmspc_of(quote: &[u8]) -> Option<String> {
+        let q = enclava_evidence::dcap::parse_quote(quote).ok()?;
+        let chain = enclava_evidence::dcap::certs::parse_pem_chain(&q.pck_chain_pem).ok()?;
+        let leaf = chain.first()?;
+        let ext = enclava_evidence::dcap::certs::pck_extension(leaf).ok()?;
+        Some(hex::encode(ext.fmspc))
+    }
+
+    fn load(&self, tee: Tee, fmspc: &str, quote: &[u8]) -> Option<Collateral> {
+        if let Some(store) = &self.store {
+            let t = match tee {
+                Tee::Sgx => enclava_collateral::DcapTee::Sgx,
+                _ => enclava_collateral::DcapTee::Tdx,
+            };
+            match store.dcap_collateral(quote, t) {
+                Ok(c) => return Some(c),
+                Err(e) => tracing::debug!(error = %e, "no collateral in the collateral cache"),
+            }
+        }
+        let sub = match tee {
+            Tee::Sgx => "sgx",
+            _ => "tdx",
+        };
+        let candidates = [self.dir.join(sub), self.dir.clone()];
+        for base in candidates {
+            let file = base.join(format!("{fmspc}.json"));
+            if file.is_file() {
+                return match std::fs::read(&file)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| Collateral::from_dcap_qvl_json(&b).map_err(|e| e.to_string()))
+                {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::warn!(file = %file.display(), error = %e, "unusable collateral file");
+                        None
+                    }
+                };
+            }
+            let d = base.join(fmspc);
+            if d.is_dir() {
+                return match read_pcs_dir(&d) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::warn!(dir = %d.display(), error = %e, "unusable collateral directory");
+                        None
+                    }
+                };
+            }
+        }
+        None
+    }
+}
+
+fn read_pcs_dir(d: &Path) -> Result<Collateral, String> {
+    let mut files = Vec::new();
+    let rd = std::fs::read_dir(d).map_err(|e| e.to_string())?;
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_file() {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let bytes = std::fs::read(&p).map_err(|e| format!("{name}: {e}"))?;
+            files.push((name, bytes));
+        }
+    }
+    files.sort();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    Collateral::from_files(&refs).map_err(|e| e.to_string())
+}
+
+impl CollateralSource for DirCollateral {
+    fn dcap_collateral(&self, tee: Tee, quote: &[u8]) -> Option<Collateral> {
+        let tee = match tee {
+            Tee::Sgx => Tee::Sgx,
+            _ => Tee::Tdx,
+        };
+        let fmspc = Self::fmspc_of(quote)?;
+        let key = (tee, fmspc.clone());
+        if let Ok(c) = self.cache.lock()
+            && let Some((at, v)) = c.get(&key)
+            && at.elapsed() < COLLATERAL_TTL
+        {
+            return v.clone();
+        }
+        let v = self.load(tee, &fmspc, quote);
+        if let Ok(mut c) = self.cache.lock() {
+            if c.len() > 4096 {
+                c.clear();
+            }
+            c.insert(key, (Instant::now(), v.clone()));
+        }
+        v
+    }
+
+    fn snp_endorsements(&self, report: &[u8]) -> Option<enclava_evidence::snp::Endorsements> {
+        self.store.as_ref()?.snp_endorsements(report).ok()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+struct Live {
+    service: Arc<AttestationService>,
+    key_version: String,
+    checked: Instant,
+}
+
+/// The attestation part of the server state: the service exists while the vault is unsealed.
+pub struct Attestation {
+    pub config: AttestationConfig,
+    issuer: String,
+    collateral: Option<Arc<DirCollateral>>,
+    live: RwLock<Option<Live>>,
+}
+
+impl Attestation {
+    pub fn new(config: AttestationConfig, issuer: String) -> Self {
+        let collateral = config
+            .collateral_dir
+            .clone()
+            .map(|d| Arc::new(DirCollateral::new(d)));
+        Attestation {
+            config,
+            issuer,
+            collateral,
+            live: RwLock::new(None),
+        }
+    }
+
+    /// The token issuer (`iss`): the server's base URL.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Called after unseal: create / load the signing key and start the service.
+    pub fn on_unsealed(&self, st: &AppState) -> Result<(), String> {
+        let vault = st.vault.clone();
+        ensure_key(&vault, &self.config)?;
+        let name = self.config.key_name();
+        let ca_dir = local_ca_dir(st);
+        let signer =
+            VaultSigner::load(vault.clone(), name, None)?.with_local_x5c(ca_dir.as_deref());
+        let key_version = signer.version().to_string();
+        let mut sc = ServiceConfig::new(self.issuer.clone());
+        sc.allow_sim = self.config.allow_sim;
+        sc.token_lifetime = chrono::Duration::seconds(self.config.token_lifetime_secs);
+        sc.validate().map_err(|e| e.to_string())?;
+        let prev = previous_signers(
+            &vault,
+            name,
+            &key_version,
+            sc.previous_keys_kept,
+            ca_dir.as_deref(),
+        );
+        let mut svc = AttestationService::new(st.store.clone(), Arc::new(signer), sc)
+            .with_previous_signers(prev);
+        if let Some(c) = &self.collateral {
+            svc = svc.with_collateral_source(c.clone());
+        }
+        let service = Arc::new(svc);
+        publish_trusted(st, &self.issuer, &service);
+        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+        *live = Some(Live {
+            service,
+            key_version,
+            checked: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Called on seal: forget the service (its signer needs the unsealed vault).
+    pub fn on_sealed(&self) {
+        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+        *live = None;
+    }
+
+    /// The running service, after noticing a rotation of the vault key done elsewhere.
+    pub fn service(&self, st: &AppState) -> Result<Arc<AttestationService>, ApiError> {
+        let (svc, stale) = {
+            let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+            match live.as_ref() {
+                Some(l) => (l.service.clone(), l.checked.elapsed() >= SIGNER_RECHECK),
+                None => return Err(ApiError::sealed()),
+            }
+        };
+        if stale {
+            self.refresh_signer(st, false)?;
+        }
+        Ok(svc)
+    }
+
+    /// Re-read the signing key; rotate the service's signer when the latest version changed
+    /// (or rotate the vault key first when `rotate_now`). Returns the current key version.
+    fn refresh_signer(&self, st: &AppState, rotate_now: bool) -> Result<String, ApiError> {
+        let name = self.config.key_name();
+        if rotate_now {
+            st.vault.rotate_key(name).map_err(ApiError::from)?;
+        }
+        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+        let Some(l) = live.as_mut() else {
+            return Err(ApiError::sealed());
+        };
+        l.checked = Instant::now();
+        let latest = match st.vault.get_key(name, None) {
+            Ok(b) => b.key.kid.as_deref().map(last_segment).unwrap_or_default(),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the attestation signing key failed");
+                return Ok(l.key_version.clone());
+            }
+        };
+        if !latest.is_empty() && latest != l.key_version {
+            let signer = VaultSigner::load(st.vault.clone(), name, Some(&latest))
+                .map_err(ApiError::internal)?
+                .with_local_x5c(local_ca_dir(st).as_deref());
+            l.service.rotate_signer(Arc::new(signer));
+            l.key_version = latest;
+            publish_trusted(st, &self.issuer, &l.service);
+            tracing::info!(version = %l.key_version, "attestation signer rotated");
+        }
+        Ok(l.key_version.clone())
+    }
+}
+
+/// The data directory when it holds the server's local CA (no operator TLS, not plain HTTP).
+fn local_ca_dir(st: &AppState) -> Option<PathBuf> {
+    (st.config.tls.is_none() && !st.config.insecure_http).then(|| st.config.data_dir.clone())
+}
+
+/// Make our own tokens trusted for secure key release: the local issuer with the current JWKS
+/// (current and previous keys), refreshed at start-up and on every signer rotation.
+fn publish_trusted(st: &AppState, issuer: &str, svc: &AttestationService) {
+    match svc.jwks() {
+        Ok(jwks) => st.trusted_issuers.set_local(issuer, jwks),
+        Err(e) => {
+            tracing::error!(error = %e, "publishing the attestation JWKS for key release failed")
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request handling
+
+/// Per-request facts for the pipeline (principal, action, audit detail, error extras).
+#[derive(Debug, Default, Clone)]
+pub struct AttestCtx {
+    pub principal: Option<String>,
+    pub action: Option<&'static str>,
+    /// Appended to the audit entry's detail (failed rules, policy versions).
+    pub audit_detail: Option<String>,
+    /// Extra members of the error object (`failed`, `failed_check`).
+    pub error_extra: Option<Map<String, Value>>,
+}
+
+fn attest_error(e: &AttestError, ctx: &mut AttestCtx) -> ApiError {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = e.error_body();
+    if let Some(obj) = body.get("error").and_then(Value::as_object) {
+        let extra: Map<String, Value> = obj
+            .iter()
+            .filter(|(k, _)| k.as_str() != "code" && k.as_str() != "message")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !extra.is_empty() {
+            ctx.error_extra = Some(extra);
+        }
+    }
+    let failed = e.failed_rules();
+    if !failed.is_empty() {
+        let d: Vec<String> = failed.iter().map(ToString::to_string).collect();
+        set_detail(ctx, format!("failed: {}", d.join("; ")));
+    } else if let Some(fc) = e.failed_check() {
+        set_detail(ctx, format!("failed_check: {fc}"));
+    }
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+fn set_detail(ctx: &mut AttestCtx, d: String) {
+    ctx.audit_detail = Some(d.chars().take(MAX_DETAIL).collect());
+}
+
+/// An error response for an attestation route: the MAA error shape plus `failed` /
+/// `failed_check`, and the `x-ms-error-code` header.
+pub fn error_response(e: ApiError, extra: Option<Map<String, Value>>) -> Response {
+    let code = e.code.clone();
+    let mut body = e.body();
+    if let (Some(extra), Some(obj)) = (extra, body.get_mut("error").and_then(Value::as_object_mut))
+    {
+        obj.extend(extra);
+    }
+    let mut resp = e.into_response();
+    if let Ok(bytes) = serde_json::to_vec(&body) {
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+        *resp.body_mut() = Body::from(bytes);
+    }
+    if let Ok(v) = HeaderValue::from_str(&code) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static("x-ms-error-code"), v);
+    }
+    resp
+}
+
+fn now_for(a: &Attestation) -> DateTime<Utc> {
+    a.config.verification_time.unwrap_or_else(Utc::now)
+}
+
+fn has_bearer(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::AUTHORIZATION)
+}
+
+/// Authenticate (and for management routes authorize `policies/manage`).
+fn auth(
+    st: &AppState,
+    headers: &HeaderMap,
+    ctx: &mut AttestCtx,
+    manage: bool,
+) -> Result<(), ApiError> {
+    let p = crate::app::authenticate(st, headers)?;
+    ctx.principal = Some(p.id.clone());
+    if manage {
+        ctx.action = Some(Action::PolicyManage.name());
+        crate::app::authorize(st, &p, Action::PolicyManage, &Resource::Vault)?;
+    }
+    Ok(())
+}
+
+/// Attest and challenge routes: no token needed unless `require_token`; a token that is sent is
+/// checked only when required (MAA clients send tokens of other issuers).
+fn auth_attest(st: &AppState, headers: &HeaderMap, ctx: &mut AttestCtx) -> Result<(), ApiError> {
+    if st.attestation.config.require_token {
+        return auth(st, headers, ctx, false);
+    }
+    if has_bearer(headers)
+        && let Ok(p) = crate::app::authenticate(st, headers)
+    {
+        ctx.principal = Some(p.id);
+    }
+    Ok(())
+}
+
+fn token_reply(a: &enclava_attestation::Attested) -> Result<Reply, ApiError> {
+    Reply::json(&json!({ "token": a.token }))
+}
+
+#[derive(Deserialize)]
+struct TestBody {
+    policy: String,
+    /// The attest request body (MAA shape for MAA type names, else the native shape).
+    request: Value,
+}
+
+fn policy_json(r: &PolicyRecord) -> Value {
+    serde_json::to_value(r).unwrap_or(Value::Null)
+}
+
+/// Policy upload body: an MAA policy JWS (`alg: none`), a JSON `{"policy": text}`, or the
+/// policy text itself.
+fn policy_text_of(body: &[u8], ty: &str) -> Result<String, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_parameter("the policy body is not UTF-8 text"))?
+        .trim();
+    if text.is_empty() {
+        return Err(ApiError::bad_parameter(
+            "empty policy body: expected an MAA policy JWS, {\"policy\": TEXT} or the policy text",
+        ));
+    }
+    if text.starts_with('{') {
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| ApiError::bad_parameter(format!("the policy body is not JSON: {e}")))?;
+        return v
+            .get("policy")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ApiError::bad_parameter("expected a JSON object with a string member \"policy\"")
+            });
+    }
+    let looks_jws = text.split('.').count() == 3
+        && !text.contains(char::is_whitespace)
+        && text.starts_with("ey");
+    if looks_jws {
+        let up = enclava_policy::maa::parse_policy_jws(text).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_policy",
+                format!("invalid policy JWS for {ty}: {e}"),
+            )
+        })?;
+        if !up.alg.eq_ignore_ascii_case("none") {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_policy_signature",
+                format!(
+                    "policy JWS alg {:?}: expected \"none\" (authorization is the caller's policies/manage role; signed policy uploads are not supported)",
+                    up.alg.chars().take(16).collect::<String>()
+                ),
+            ));
+        }
+        return Ok(up.policy_text);
+    }
+    Ok(text.to_string())
+}
+
+fn request_of(route_ty: Option<MaaType>, body: &[u8]) -> Result<AttestRequest, AttestError> {
+    let mut req = match route_ty {
+        Some(t) => AttestRequest::from_maa_json(t, body)?,
+        None => AttestRequest::from_native_json(body)?,
+    };
+    req.scope = DEFAULT_SCOPE.to_string();
+    Ok(req)
+}
+
+/// Run an attestation route (blocking context).
+pub fn execute(
+    st: &AppState,
+    route: &AttestRoute,
+    headers: &HeaderMap,
+    _query: &[(String, String)],
+    body: &[u8],
+    ctx: &mut AttestCtx,
+) -> Result<Reply, ApiError> {
+    let a = &st.attestation;
+    match route {
+        AttestRoute::Certs => {
+            let svc = a.service(st)?;
+            let jwks = svc.jwks().map_err(|e| attest_error(&e, ctx))?;
+            Reply::json(&jwks)
+        }
+        AttestRoute::OpenIdConfig => {
+            let svc = a.service(st)?;
+            Reply::json(&svc.openid_configuration(&a.issuer))
+        }
+        AttestRoute::Challenge => {
+            auth_attest(st, headers, ctx)?;
+            let svc = a.service(st)?;
+            let c = svc
+                .challenge(now_for(a))
+                .map_err(|e| attest_error(&e, ctx))?;
+            Reply::json(&json!({
+                "nonce": c.nonce,
+                "expires_at": c.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "expires_in": (c.expires_at - now_for(a)).num_seconds(),
+            }))
+        }
+        AttestRoute::Maa(t) => {
+            auth_attest(st, headers, ctx)?;
+            let svc = a.service(st)?;
+            let req = request_of(Some(*t), body).map_err(|e| attest_error(&e, ctx))?;
+            let out = svc
+                .attest(&req, now_for(a))
+                .map_err(|e| attest_error(&e, ctx))?;
+            set_detail(ctx, attested_detail(&out));
+            token_reply(&out)
+        }
+        AttestRoute::Native => {
+            auth_attest(st, headers, ctx)?;
+            let svc = a.service(st)?;
+            let req = request_of(None, body).map_err(|e| attest_error(&e, ctx))?;
+            let out = svc
+                .attest(&req, now_for(a))
+                .map_err(|e| attest_error(&e, ctx))?;
+            set_detail(ctx, attested_detail(&out));
+            Reply::json(&json!({
+                "token": out.token,
+                "dry_run": out.dry_run,
+                "policy": out.policy,
+            }))
+        }
+        AttestRoute::Policy { op, ty, .. } => {
+            auth(st, headers, ctx, true)?;
+            let svc = a.service(st)?;
+            let tee = policy_type(ty).map_err(|e| attest_error(&e, ctx))?;
+            let who = ctx.principal.clone().unwrap_or_default();
+            let now = now_for(a);
+            let p = svc.policies();
+            let err = |e: AttestError, ctx: &mut AttestCtx| attest_error(&e, ctx);
+            match op {
+                PolicyOp::Get => {
+                    let r = p.get(tee).map_err(|e| err(e, ctx))?;
+                    let token = svc.policy_token(&r, None, now).map_err(|e| err(e, ctx))?;
+                    Reply::json(&json!({"token": token, "policy": policy_json(&r)}))
+                }
+                PolicyOp::Versions => {
+                    let v = p.versions(tee).map_err(|e| err(e, ctx))?;
+                    Reply::json(&json!({"value": v}))
+                }
+                PolicyOp::Set | PolicyOp::Reset => {
+                    let (change, result) = if *op == PolicyOp::Set {
+                        let text = policy_text_of(body, ty)?;
+                        (
+                            p.set(tee, &text, &who, now).map_err(|e| err(e, ctx))?,
+                            enclava_attestation::PolicyResult::Updated,
+                        )
+                    } else {
+                        (
+                            p.reset(tee, &who, now).map_err(|e| err(e, ctx))?,
+                            enclava_attestation::PolicyResult::Removed,
+                        )
+                    };
+                    set_detail(
+                        ctx,
+                        format!(
+                            "policy {} version {} {:?} hash {}",
+                            change.policy_type, change.version, change.action, change.hash
+                        ),
+                    );
+                    let r = p.get(tee).map_err(|e| err(e, ctx))?;
+                    let token = svc
+                        .policy_token(&r, Some(result), now)
+                        .map_err(|e| err(e, ctx))?;
+                    Reply::json(&json!({
+                        "token": token,
+                        "policy": policy_json(&r),
+                        "change": change,
+                    }))
+                }
+                PolicyOp::Test => {
+                    let b: TestBody = serde_json::from_slice(body).map_err(|e| {
+                        ApiError::bad_parameter(format!(
+                            "invalid test body: expected {{\"policy\": TEXT, \"request\": ATTEST_BODY}} ({e})"
+                        ))
+                    })?;
+                    let maa = MaaType::from_name(ty).ok();
+                    let req_body = serde_json::to_vec(&b.request).unwrap_or_default();
+                    let req = request_of(maa, &req_body).map_err(|e| err(e, ctx))?;
+                    if req.tee() != tee && maa.is_none() {
+                        return Err(ApiError::bad_parameter(format!(
+                            "the request's evidence is {}, expected {tee} (the policy type of this route)",
+                            req.tee()
+                        )));
+                    }
+                    let r = svc
+                        .test_policy(&b.policy, &req, now)
+                        .map_err(|e| err(e, ctx))?;
+                    set_detail(
+                        ctx,
+                        format!(
+                            "dry run allowed={} failed={}",
+                            r.decision.allowed,
+                            r.decision.failed.len()
+                        ),
+                    );
+                    Reply::json(&json!({
+                        "allowed": r.decision.allowed,
+                        "failed": r.decision.failed,
+                        "claims": r.would_be_claims,
+                        "token": r.unsigned_token,
+                    }))
+                }
+            }
+        }
+        AttestRoute::Reference {
+            op, scope, name, ..
+        } => {
+            auth(st, headers, ctx, true)?;
+            let svc = a.service(st)?;
+            let who = ctx.principal.clone().unwrap_or_default();
+            let now = now_for(a);
+            let p = svc.policies();
+            let name = name.as_deref().unwrap_or_default();
+            let err = |e: AttestError, ctx: &mut AttestCtx| attest_error(&e, ctx);
+            match op {
+                RefOp::List => {
+                    let v = p.references(scope).map_err(|e| err(e, ctx))?;
+                    Reply::json(&json!({"scope": scope, "value": v}))
+                }
+                RefOp::Get => match p.get_reference(scope, name).map_err(|e| err(e, ctx))? {
+                    Some(r) => Reply::json(&r),
+                    None => Err(ApiError::not_found(format!(
+                        "no reference values {name:?} in scope {scope:?}"
+                    ))),
+                },
+                RefOp::Versions => {
+                    let v = p.reference_versions(scope, name).map_err(|e| err(e, ctx))?;
+                    Reply::json(&json!({"value": v}))
+                }
+                RefOp::Set => {
+                    let v: Value = serde_json::from_slice(body).map_err(|e| {
+                        ApiError::bad_parameter(format!(
+                            "invalid reference values: expected a JSON value ({e})"
+                        ))
+                    })?;
+                    let c = p
+                        .set_reference(scope, name, v, &who, now)
+                        .map_err(|e| err(e, ctx))?;
+                    set_detail(
+                        ctx,
+                        format!("reference values version {} hash {}", c.version, c.hash),
+                    );
+                    Reply::json(&c)
+                }
+                RefOp::Delete => {
+                    let c = p
+                        .delete_reference(scope, name, &who, now)
+                        .map_err(|e| err(e, ctx))?;
+                    set_detail(
+                        ctx,
+                        format!("reference values deleted, version {}", c.version),
+                    );
+                    Reply::json(&c)
+                }
+            }
+        }
+        AttestRoute::Rotate => {
+            auth(st, headers, ctx, true)?;
+            a.service(st)?;
+            let v = a.refresh_signer(st, true)?;
+            set_detail(ctx, format!("attestation signer now key version {v}"));
+            let svc = a.service(st)?;
+            let jwks = svc.jwks().map_err(|e| attest_error(&e, ctx))?;
+            Reply::json(&json!({"kid": v, "jwks": jwks}))
+        }
+    }
+}
+
+fn attested_detail(a: &enclava_attestation::Attested) -> String {
+    let tee = a
+        .claims
+        .get("x-enclava-tee")
+        .and_then(Value::as_str)
+        .unwrap_or("-");
+    let jti = a.claims.get("jti").and_then(Value::as_str).unwrap_or("-");
+    format!(
+        "tee {tee} policy {}@{} jti {jti}{}",
+        a.policy.policy_type,
+        a.policy
+            .version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "draft".into()),
+        if a.dry_run { " dry-run" } else { "" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(m: Method, p: &str) -> Option<Result<AttestRoute, RouteError>> {
+        let segs: Vec<&str> = p.trim_start_matches('/').split('/').collect();
+        route(&m, &segs)
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            r(Method::POST, "/attest/SevSnpVm"),
+            Some(Ok(AttestRoute::Maa(MaaType::SevSnpVm)))
+        );
+        assert_eq!(
+            r(Method::POST, "/attest/sgxenclave"),
+            Some(Ok(AttestRoute::Maa(MaaType::SgxEnclave)))
+        );
+        assert_eq!(
+            r(Method::POST, "/attest/native"),
+            Some(Ok(AttestRoute::Native))
+        );
+        assert_eq!(r(Method::POST, "/attest/Nope"), None);
+        assert_eq!(r(Method::GET, "/certs/"), Some(Ok(AttestRoute::Certs)));
+        assert!(matches!(
+            r(Method::POST, "/certs"),
+            Some(Err(RouteError::MethodNotAllowed { .. }))
+        ));
+        assert!(matches!(
+            r(Method::POST, "/policies/SevSnpVm:reset"),
+            Some(Ok(AttestRoute::Policy {
+                op: PolicyOp::Reset,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            r(Method::PUT, "/policies/TdxVm"),
+            Some(Ok(AttestRoute::Policy {
+                op: PolicyOp::Set,
+                ..
+            }))
+        ));
+        assert_eq!(
+            r(Method::GET, "/.well-known/openid-configuration"),
+            Some(Ok(AttestRoute::OpenIdConfig))
+        );
+        assert_eq!(r(Method::GET, "/t/.well-known/openid-configuration"), None);
+    }
+
+    #[test]
+    fn settings_resolve() {
+        let c = AttestationSettings::default().resolve(false).unwrap();
+        assert_eq!(c.alg, Alg::ES256);
+        assert!(!c.allow_sim && !c.require_token && c.verification_time.is_none());
+        assert!(
+            AttestationSettings::default()
+                .resolve(true)
+                .unwrap()
+                .allow_sim
+        );
+        let e = AttestationSettings {
+            alg: Some("HS256".into()),
+            ..Default::default()
+        }
+        .resolve(false)
+        .unwrap_err();
+        assert!(e.to_string().contains("HS256"), "{e}");
+        let e = AttestationSettings {
+            verification_time: Some("yesterday".into()),
+            ..Default::default()
+        }
+        .resolve(false)
+        .unwrap_err();
+        assert!(e.to_string().contains("yesterday"), "{e}");
+        let s =
+            AttestationSettings::from_env_var(None, "ENCLAVA_ATTESTATION_ALG", "RS256").unwrap();
+        assert_eq!(s.unwrap().resolve(false).unwrap().alg, Alg::RS256);
+    }
+
+    #[test]
+    fn policy_bodies() {
+        let text = "version=1.0; authorizationrules { => permit(); };";
+        assert_eq!(policy_text_of(text.as_bytes(), "t").unwrap(), text);
+        let jws = enclava_policy::maa::unsigned_policy_jws(text);
+        assert_eq!(policy_text_of(jws.as_bytes(), "t").unwrap(), text);
+        let j = json!({"policy": text}).to_string();
+        assert_eq!(policy_text_of(j.as_bytes(), "t").unwrap(), text);
+        assert!(policy_text_of(b"  ", "t").is_err());
+    }
+}

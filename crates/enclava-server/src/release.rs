@@ -1,0 +1,459 @@
+//! Secure key release over HTTP: `POST /keys/{name}/{version}/release` (and the SDK's unversioned
+//! `POST /keys/{name}//release`).
+//!
+//! Both are required: the caller's access token must grant `keys/release` (role Release User or
+//! above; checked first, so without it the attestation token is never looked at), and the body's
+//! `target` must be an attestation token from a trusted issuer ([`TrustedIssuers`]) that satisfies
+//! the key's release policy. The pure logic is [`enclava_vault::Vault::release`].
+//!
+//! Trusted issuers: `[[trusted_issuers]]` in the configuration file (`issuer` plus `jwks_file` or
+//! an inline `jwks` table), `ENCLAVA_TRUSTED_ISSUERS=ISSUER=JWKS_FILE[,ISSUER=JWKS_FILE...]`, and
+//! Enclava's own attestation service through [`TrustedIssuers::set_local`].
+//!
+//! The release response is signed by the release signing key: RSA-2048, created on first use,
+//! stored sealed under the vault's key hierarchy (purpose `release-signing-key`), with a
+//! certificate issued by the local CA (`DATA_DIR/ca.pem`) for the configured host names, so a
+//! client can check the JWS's x5c chain like a TLS server certificate. With an operator-provided
+//! TLS certificate (no local CA) the release certificate is self-signed.
+
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::encoding::AsDer;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use enclava_identity::{Action, Resource};
+use enclava_store::{Op, Table};
+use enclava_vault::VaultError;
+use enclava_vault::keys::release::{
+    IssuerKeys, Jwks, ReleaseRequest, TrustedIssuer, TrustedIssuers, unverified_summary,
+};
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::data::Reply;
+use crate::error::ApiError;
+use crate::tls::{CA_FILE, CA_KEY_FILE};
+
+/// Meta key of the sealed release signing key (PKCS#8).
+pub const RELEASE_KEY_META: &str = "release/signing-key";
+/// Meta key of the release signing certificate chain (JSON, clear).
+pub const RELEASE_CERT_META: &str = "release/signing-cert";
+/// The `seal_aux` purpose of the release signing key.
+pub const RELEASE_KEY_PURPOSE: &str = "release-signing-key";
+/// The environment variable listing trusted issuers.
+pub const ENV_TRUSTED_ISSUERS: &str = "ENCLAVA_TRUSTED_ISSUERS";
+
+/// `[[trusted_issuers]]`: an attestation token issuer whose tokens secure key release accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuerConfig {
+    /// The `iss` of its tokens.
+    pub issuer: String,
+    /// A JSON file with its JWKS (`{"keys":[...]}`) or one pinned JWK.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// Its JWKS inline.
+    #[serde(default)]
+    pub jwks: Option<Jwks>,
+}
+
+/// Parse `ENCLAVA_TRUSTED_ISSUERS`: comma-separated `ISSUER=JWKS_FILE` pairs (split at the first
+/// `=`).
+pub fn parse_env_issuers(v: &str) -> Result<Vec<TrustedIssuerConfig>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| match item.split_once('=') {
+            Some((iss, file)) if !iss.trim().is_empty() && !file.trim().is_empty() => {
+                Ok(TrustedIssuerConfig {
+                    issuer: iss.trim().to_string(),
+                    jwks_file: Some(PathBuf::from(file.trim())),
+                    jwks: None,
+                })
+            }
+            _ => Err(format!(
+                "expected ISSUER=JWKS_FILE, found {:?}",
+                item.chars().take(100).collect::<String>()
+            )),
+        })
+        .collect()
+}
+
+/// Load the configured issuers (reads the JWKS files).
+pub fn load_trusted_issuers(cfgs: &[TrustedIssuerConfig]) -> Result<TrustedIssuers, String> {
+    let mut out = Vec::new();
+    for c in cfgs {
+        if c.issuer.trim().is_empty() {
+            return Err("trusted issuer: expected a non-empty issuer URL".into());
+        }
+        let keys = match (&c.jwks_file, &c.jwks) {
+            (Some(p), None) => {
+                let bytes = std::fs::read(p).map_err(|e| {
+                    format!(
+                        "trusted issuer {}: cannot read jwks_file {}: {e}",
+                        c.issuer,
+                        p.display()
+                    )
+                })?;
+                IssuerKeys::from_json(&bytes)
+                    .map_err(|e| format!("trusted issuer {} ({}): {e}", c.issuer, p.display()))?
+            }
+            (None, Some(j)) if !j.keys.is_empty() => IssuerKeys::Jwks(j.clone()),
+            (None, Some(_)) => {
+                return Err(format!(
+                    "trusted issuer {}: expected a jwks with at least one key, found an empty one",
+                    c.issuer
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "trusted issuer {}: expected exactly one of jwks_file or jwks",
+                    c.issuer
+                ));
+            }
+        };
+        out.push(TrustedIssuer::new(c.issuer.trim(), keys));
+    }
+    Ok(TrustedIssuers::new(out))
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredCert {
+    /// What the certificate was issued for (host names, issuer CA, public key).
+    binding: String,
+    /// Standard base64 DER, leaf first.
+    x5c: Vec<String>,
+}
+
+fn generate_pkcs8() -> Result<Vec<u8>, String> {
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .map_err(|_| "RSA key generation failed".to_string())?;
+    let der: aws_lc_rs::encoding::Pkcs8V1Der = pair
+        .as_der()
+        .map_err(|_| "RSA key encoding failed".to_string())?;
+    Ok(der.as_ref().to_vec())
+}
+
+/// The sealed release signing key: load it, or create and store it on first use.
+fn load_or_create_key(st: &AppState) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+    let store = st.store.as_ref();
+    for _ in 0..3 {
+        if let Some(wrapped) = store
+            .get(Table::Meta, RELEASE_KEY_META)
+            .map_err(|e| e.to_string())?
+        {
+            return st
+                .vault
+                .open_aux(RELEASE_KEY_PURPOSE, &wrapped)
+                .map_err(|e| e.to_string());
+        }
+        let pkcs8 = zeroize::Zeroizing::new(generate_pkcs8()?);
+        let wrapped = st
+            .vault
+            .seal_aux(RELEASE_KEY_PURPOSE, &pkcs8)
+            .map_err(|e| e.to_string())?;
+        let res = store.transact(vec![
+            Op::Expect {
+                table: Table::Meta,
+                key: RELEASE_KEY_META.into(),
+                value: None,
+            },
+            Op::Put {
+                table: Table::Meta,
+                key: RELEASE_KEY_META.into(),
+                value: wrapped,
+            },
+        ]);
+        match res {
+            Ok(()) => return Ok(pkcs8),
+            Err(enclava_store::StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("the release signing key kept changing while loading it".into())
+}
+
+fn today() -> (i32, u8, u8) {
+    use chrono::Datelike;
+    let now = chrono::Utc::now().date_naive();
+    (
+        now.year(),
+        u8::try_from(now.month()).unwrap_or(1),
+        u8::try_from(now.day()).unwrap_or(1),
+    )
+}
+
+/// The local CA as an rcgen issuer: the same subject and key as `tls.rs` uses, so certificates
+/// it signs chain to `DATA_DIR/ca.pem`.
+fn local_ca(data_dir: &Path) -> Result<Option<(rcgen::Certificate, KeyPair, Vec<u8>)>, String> {
+    let ca_path = data_dir.join(CA_FILE);
+    let key_path = data_dir.join(CA_KEY_FILE);
+    if !(ca_path.exists() && key_path.exists()) {
+        return Ok(None);
+    }
+    let key_pem = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&key_path)
+            .map_err(|e| format!("cannot read {}: {e}", key_path.display()))?,
+    );
+    let key = KeyPair::from_pem(&key_pem)
+        .map_err(|e| format!("{}: expected a PEM private key: {e}", key_path.display()))?;
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Enclava");
+    dn.push(DnType::CommonName, "Enclava local CA");
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    let cert = p.self_signed(&key).map_err(|e| e.to_string())?;
+    let pem =
+        std::fs::read(&ca_path).map_err(|e| format!("cannot read {}: {e}", ca_path.display()))?;
+    let mut rd = pem.as_slice();
+    let ca_der = match rustls_pemfile::certs(&mut rd).next() {
+        Some(Ok(c)) => c.as_ref().to_vec(),
+        _ => return Err(format!("{}: expected a PEM certificate", ca_path.display())),
+    };
+    Ok(Some((cert, key, ca_der)))
+}
+
+fn release_cert_params(hostnames: &[String]) -> Result<CertificateParams, String> {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Enclava");
+    dn.push(DnType::CommonName, "Enclava key release signing");
+    p.distinguished_name = dn;
+    let mut sans = Vec::new();
+    for h in hostnames {
+        let h = h.trim().trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = h.parse::<std::net::IpAddr>() {
+            sans.push(SanType::IpAddress(ip));
+        } else {
+            let name = h.to_string().try_into().map_err(|e: rcgen::Error| {
+                format!("host name {h:?} is not a valid DNS name: {e}")
+            })?;
+            sans.push(SanType::DnsName(name));
+        }
+    }
+    p.subject_alt_names = sans;
+    // No basicConstraints extension: rcgen's explicit `cA FALSE` encodes a DER default, which
+    // strict parsers (Python `cryptography`) reject.
+    p.is_ca = IsCa::NoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    // Clients check the chain "with the vault's host name", as for a TLS server certificate.
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.use_authority_key_identifier_extension = true;
+    let (y, m, d) = today();
+    p.not_before = rcgen::date_time_ymd(y - 1, m, d.min(28));
+    p.not_after = rcgen::date_time_ymd(y + 2, m, d.min(28));
+    Ok(p)
+}
+
+/// The release signer: the sealed RSA key with its certificate chain `[leaf, CA]`.
+pub fn release_signer(st: &AppState) -> Result<enclava_vault::keys::release::Rs256Signer, String> {
+    let pkcs8 = load_or_create_key(st)?;
+    let key = KeyPair::from_pkcs8_der_and_sign_algo(
+        &rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_slice()),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .map_err(|e| format!("the release signing key does not load: {e}"))?;
+    let ca = local_ca(&st.config.data_dir)?;
+    let binding = {
+        let mut h = Sha256::new();
+        h.update(b"release-cert-v2\0");
+        h.update(st.config.hostnames.join(",").as_bytes());
+        h.update([0]);
+        if let Some((_, _, ca_der)) = &ca {
+            h.update(ca_der);
+        }
+        h.update([0]);
+        h.update(key.public_key_der());
+        hex::encode(h.finalize())
+    };
+    let stored: Option<StoredCert> = st
+        .store
+        .get(Table::Meta, RELEASE_CERT_META)
+        .map_err(|e| e.to_string())?
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let x5c = match stored {
+        Some(s) if s.binding == binding && !s.x5c.is_empty() => s.x5c,
+        _ => {
+            let params = release_cert_params(&st.config.hostnames)?;
+            let x5c = match &ca {
+                Some((ca_cert, ca_key, ca_der)) => {
+                    let leaf = params
+                        .signed_by(&key, ca_cert, ca_key)
+                        .map_err(|e| format!("issuing the release certificate failed: {e}"))?;
+                    vec![STANDARD.encode(leaf.der()), STANDARD.encode(ca_der)]
+                }
+                None => {
+                    let leaf = params
+                        .self_signed(&key)
+                        .map_err(|e| format!("issuing the release certificate failed: {e}"))?;
+                    vec![STANDARD.encode(leaf.der())]
+                }
+            };
+            let v = serde_json::to_vec(&StoredCert {
+                binding,
+                x5c: x5c.clone(),
+            })
+            .map_err(|e| e.to_string())?;
+            st.store
+                .transact(vec![Op::Put {
+                    table: Table::Meta,
+                    key: RELEASE_CERT_META.into(),
+                    value: v,
+                }])
+                .map_err(|e| e.to_string())?;
+            x5c
+        }
+    };
+    let leaf = x5c
+        .first()
+        .and_then(|c| STANDARD.decode(c).ok())
+        .unwrap_or_default();
+    let kid = enclava_vault::b64::encode(&Sha256::digest(&leaf));
+    enclava_vault::keys::release::Rs256Signer::from_pkcs8(kid, &pkcs8)
+        .map(|s| s.with_x5c(x5c))
+        .map_err(|e| format!("the release signing key does not load: {e}"))
+}
+
+fn vault_error(e: VaultError) -> ApiError {
+    ApiError::from(e)
+}
+
+/// Handle a release request (blocking context). `detail` receives the audit detail (token jti,
+/// measurement, issuer): never key material or the token itself.
+#[allow(clippy::too_many_arguments)]
+pub fn handle(
+    st: &AppState,
+    name: &str,
+    version: Option<&str>,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    api_version: &str,
+    principal: &mut Option<String>,
+    detail: &mut Option<String>,
+) -> Result<Reply, ApiError> {
+    // 1. The caller's role, before anything in the body is looked at.
+    let p = crate::app::authenticate(st, headers)?;
+    *principal = Some(p.id.clone());
+    crate::app::authorize(st, &p, Action::KeyRelease, &Resource::Key(name.to_string()))?;
+    // 2. The attestation token.
+    let req: ReleaseRequest = enclava_vault::model::decode(body).map_err(vault_error)?;
+    if req.target.is_empty() {
+        return Err(ApiError::bad_parameter(
+            "target is required: expected an attestation token",
+        ));
+    }
+    let att = match st.trusted_issuers.verify(&req.target, chrono::Utc::now()) {
+        Ok(a) => a,
+        Err(e) => {
+            *detail = Some(
+                unverified_summary(&req.target).unwrap_or_else(|| "token=undecodable".to_string()),
+            );
+            return Err(vault_error(e));
+        }
+    };
+    *detail = Some(att.audit_summary());
+    // 3. Policy, wrapping and signing.
+    let signer = release_signer(st).map_err(|e| {
+        tracing::error!(error = %e, "release signing key");
+        ApiError::internal("the release signing key is unavailable; see the server log")
+    })?;
+    let out = st
+        .vault
+        .release(name, version, &req, &att, &signer, api_version)
+        .map_err(vault_error)?;
+    Reply::json(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PartialConfig;
+
+    const JWK: &str = r#"{"kty":"EC","crv":"P-256","kid":"k1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+
+    #[test]
+    fn toml_inline_and_file_issuers() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("jwks.json");
+        std::fs::write(&f, format!(r#"{{"keys":[{JWK}]}}"#)).unwrap();
+        let toml = format!(
+            r#"
+[[trusted_issuers]]
+issuer = "https://maa.example/"
+jwks = {{ keys = [ {{ kty = "EC", crv = "P-256", kid = "k1", x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" }} ] }}
+
+[[trusted_issuers]]
+issuer = "https://other.example"
+jwks_file = "{}"
+"#,
+            f.display()
+        );
+        let c = PartialConfig::from_toml("t.toml", &toml)
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(c.trusted_issuers.len(), 2);
+        let t = load_trusted_issuers(&c.trusted_issuers).unwrap();
+        assert_eq!(
+            t.issuers(),
+            vec![
+                "https://maa.example/".to_string(),
+                "https://other.example".into()
+            ]
+        );
+        // A single JWK file is a pinned key.
+        std::fs::write(&f, JWK).unwrap();
+        assert!(load_trusted_issuers(&c.trusted_issuers).is_ok());
+        // Neither / both / unreadable / empty are errors naming the issuer.
+        let mut bad = c.trusted_issuers[0].clone();
+        bad.jwks_file = Some(f.clone());
+        let e = load_trusted_issuers(&[bad]).unwrap_err();
+        assert!(
+            e.contains("https://maa.example/") && e.contains("exactly one"),
+            "{e}"
+        );
+        let missing = TrustedIssuerConfig {
+            issuer: "https://x".into(),
+            jwks_file: Some(dir.path().join("nope.json")),
+            jwks: None,
+        };
+        assert!(
+            load_trusted_issuers(&[missing])
+                .unwrap_err()
+                .contains("cannot read")
+        );
+        let empty = TrustedIssuerConfig {
+            issuer: "https://x".into(),
+            jwks_file: None,
+            jwks: Some(Jwks::default()),
+        };
+        assert!(
+            load_trusted_issuers(&[empty])
+                .unwrap_err()
+                .contains("at least one key")
+        );
+    }
+
+    #[test]
+    fn env_issuers() {
+        let v =
+            parse_env_issuers("https://a.example=/etc/a.json, https://b.example=/b.json").unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].issuer, "https://b.example");
+        assert_eq!(v[1].jwks_file.as_deref(), Some(Path::new("/b.json")));
+        assert!(parse_env_issuers("https://a.example").is_err());
+        assert!(parse_env_issuers("=x").is_err());
+        let c = PartialConfig::from_env([(ENV_TRUSTED_ISSUERS, "https://a=/a.json")])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(c.trusted_issuers[0].issuer, "https://a");
+        assert!(PartialConfig::from_env([(ENV_TRUSTED_ISSUERS, "nonsense")]).is_err());
+    }
+}
