@@ -17,6 +17,9 @@ if [ ! -f "$vectors/README.md" ]; then
   echo "NOTICE: hardware test vectors not found at $vectors; vector tests will be skipped"
 fi
 
+step "example workload (wasm32-wasip1 and native)"
+bash scripts/build-workload.sh
+
 step "formatting"
 cargo fmt --all -- --check
 

@@ -956,7 +956,7 @@ pub async fn dispatch(
             client_addr: peer.ip().to_string(),
             detail: Some(detail),
         };
-        if method == Method::GET || method == Method::HEAD {
+        if !audit_must_be_durable(&method, &routed) {
             if let Err(e) = st.audit.append(entry).await {
                 tracing::error!(error = %e, "audit queue failed");
             }
@@ -1161,4 +1161,25 @@ impl ApiError {
         self.code = code.to_string();
         self
     }
+}
+
+/// Whether a request's response waits until its audit entry is on disk. Requests that change
+/// state or hand out key material (create, import, delete, set, release, operator and identity
+/// changes, policy changes) wait, so no acknowledged change is ever missing from the log.
+/// Reads and pure computations (GETs, crypto operations, attestation, challenges, random bytes)
+/// are queued and group-committed within milliseconds without holding the response: a crash in
+/// that window can lose their entries, never a change.
+fn audit_must_be_durable(method: &Method, routed: &Result<Route, RouteError>) -> bool {
+    use crate::attest::AttestRoute as AR;
+    if *method == Method::GET || *method == Method::HEAD {
+        return false;
+    }
+    !matches!(
+        routed,
+        Ok(Route::KeyOperation { .. }
+            | Route::GetRandomBytes
+            | Route::Attest(
+                AR::Maa(_) | AR::Native | AR::Challenge | AR::Certs | AR::OpenIdConfig
+            ))
+    )
 }

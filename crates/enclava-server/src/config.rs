@@ -173,14 +173,15 @@ impl PartialConfig {
                 }
                 "ENCLAVA_MAX_BODY_BYTES" => c.max_body_bytes = Some(parse_num(src, k, v)?),
                 "ENCLAVA_TRUSTED_ISSUERS" => {
-                    c.trusted_issuers = Some(crate::release::parse_env_issuers(v).map_err(|_| {
-                        ConfigError::Invalid {
-                            source_name: src.to_string(),
-                            key: k.to_string(),
-                            expected: "comma-separated ISSUER=JWKS_FILE pairs",
-                            found: v.to_string(),
-                        }
-                    })?)
+                    c.trusted_issuers =
+                        Some(crate::release::parse_env_issuers(v).map_err(|_| {
+                            ConfigError::Invalid {
+                                source_name: src.to_string(),
+                                key: k.to_string(),
+                                expected: "comma-separated ISSUER=JWKS_FILE pairs",
+                                found: v.to_string(),
+                            }
+                        })?)
                 }
                 _ if k.starts_with("ENCLAVA_ATTESTATION_") => {
                     c.attestation =

@@ -304,8 +304,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                     key_path.display()
                 ))
             })?;
-            st.lifecycle.on_unsealed(&st).map_err(ServerError::Startup)?;
-            st.attestation.on_unsealed(&st).map_err(ServerError::Startup)
+            st.lifecycle
+                .on_unsealed(&st)
+                .map_err(ServerError::Startup)?;
+            st.attestation
+                .on_unsealed(&st)
+                .map_err(ServerError::Startup)
         })
         .await
         .map_err(|e| ServerError::Startup(e.to_string()))??;

@@ -16,6 +16,9 @@ pub enum BenchCommand {
     /// Evidence verifications per second on one core: SNP (chain cached and cold) and TDX
     /// (collateral cached and cold) next to OpenSSL's ECDSA verify rates.
     Evidence(EvidenceBenchArgs),
+    /// End-to-end attestations per second over HTTPS (SNP, TDX) with p50/p99 latency, next to
+    /// the evidence-only rate and OpenSSL's ECDSA rates.
+    Attest(super::bench_attest::AttestBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -34,6 +37,13 @@ pub struct EvidenceBenchArgs {
 
 pub fn run(cmd: BenchCommand) -> ExitCode {
     match cmd {
+        BenchCommand::Attest(args) => match super::bench_attest::bench_attest(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         BenchCommand::Evidence(args) => match bench_evidence(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

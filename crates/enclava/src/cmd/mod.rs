@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod collateral;
 pub mod data;
 pub mod evidence;
 pub mod server;
@@ -15,6 +16,16 @@ pub mod key;
 pub mod operator;
 pub mod secret;
 // END vault-client commands
+// BEGIN attestation commands
+pub mod attest;
+pub mod bench_attest;
+pub mod policy;
+pub mod token;
+// END attestation commands
+// BEGIN enclave commands
+pub mod quickstart;
+pub mod run;
+// END enclave commands
 
 /// Enclava: a self-hosted confidential-computing platform (attestation, key vault, enclave runtime).
 #[derive(Debug, Parser)]
@@ -39,11 +50,25 @@ pub enum Command {
     /// Verify TEE evidence (SEV-SNP, TDX, SGX, Azure CVM, simulated) offline.
     #[command(subcommand)]
     Evidence(evidence::EvidenceCommand),
+    /// Fill the offline collateral cache from AMD KDS / Intel PCS (never on the verification path).
+    #[command(subcommand)]
+    Collateral(collateral::CollateralCommand),
     /// Protect files with vault keys: encrypt, decrypt, inspect (streaming envelope format).
     Data(data::DataArgs),
     /// Benchmarks that print ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Attest evidence with an attestation service and print the token and its claims.
+    Attest(attest::AttestArgs),
+    /// Attestation tokens: verify signature, expiry, issuer and audience.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Attestation appraisal policies: get, set, reset, test (dry run), versions.
+    Policy(policy::PolicyArgs),
+    /// Run a measured WebAssembly workload in a TEE on sealed inputs (attest, release, decrypt, run, encrypt, receipt).
+    Run(run::RunArgs),
+    /// The whole product in under a minute: dev server, policies, keys, sealed data, a confidential run, a refused tampered workload, audit.
+    Quickstart(quickstart::QuickstartArgs),
 }
 
 /// How results are printed: a readable table for people, JSON for scripts.
@@ -61,9 +86,15 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Evidence(cmd) => evidence::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Data(args) => data::run(args),
+        Command::Collateral(cmd) => collateral::run(cmd),
         Command::Key(args) => key::run(args),
         Command::Secret(args) => secret::run(args),
         Command::Operator(args) => operator::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Attest(args) => attest::run(args),
+        Command::Token(cmd) => token::run(cmd),
+        Command::Policy(args) => policy::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Quickstart(args) => quickstart::run(args),
     }
 }

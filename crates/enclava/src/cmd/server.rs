@@ -90,6 +90,7 @@ impl ServerArgs {
             maintenance_interval_secs: self.maintenance_interval_secs,
             max_body_bytes: self.max_body_bytes,
             attestation: None,
+            trusted_issuers: None,
         }
     }
 }

@@ -1,0 +1,260 @@
+//! `enclava attest`: send evidence to an Enclava (or MAA-compatible) attestation service and print
+//! the attestation token and its claims.
+//!
+//! The native route (`POST /attest/native`) takes every TEE; `--maa` uses the MAA-shaped routes
+//! (`SevSnpVm`, `TdxVm`, `SgxEnclave`), which carry no certificates (SNP: the VCEK chain goes inside
+//! the report JSON) and no collateral (the server's collateral directory is used).
+//!
+//! `--simulate MEASUREMENT_HEX` (with `--tee sim`) generates simulated evidence on the spot whose
+//! report data is SHA-256(runtime data) (development only: no default policy accepts it).
+//! `--challenge` asks the server for a single-use challenge and, with `--simulate`, puts it into
+//! the runtime data (`{"nonce": CHALLENGE, ...}`) so the evidence binds it.
+//!
+//! Exit codes: 0 token issued, 1 denied or refused (the error names every failed rule), 2 bad
+//! arguments or input, 3 server or network failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+use sha2::Digest;
+
+use super::client::{CliResult, Client, ClientOpts, finish, print_json, read_input, usage};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DataType {
+    Json,
+    Binary,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AttestArgs {
+    /// The TEE: snp, tdx, sgx, azure-snp, azure-tdx, sim.
+    #[arg(long)]
+    pub tee: String,
+    /// The evidence file (report, quote, Azure evidence JSON, simulated evidence; binary or hex).
+    #[arg(long, required_unless_present = "simulate")]
+    pub evidence: Option<PathBuf>,
+    /// Certificates (PEM or DER; VCEK/VLEK + ASK + ARK for SNP). May be repeated.
+    #[arg(long)]
+    pub certs: Vec<PathBuf>,
+    /// DCAP collateral: a dcap-qvl collateral JSON file (TDX/SGX, native route only).
+    #[arg(long)]
+    pub collateral: Option<PathBuf>,
+    /// Runtime data file (bound to the evidence's report data by SHA-256).
+    #[arg(long)]
+    pub runtime_data: Option<PathBuf>,
+    /// How the runtime data is interpreted.
+    #[arg(long, value_enum, default_value_t = DataType::Json)]
+    pub runtime_data_type: DataType,
+    /// Nonce echoed into the token (MAA routes) or a challenge issued by the server (native).
+    #[arg(long, conflicts_with = "challenge")]
+    pub nonce: Option<String>,
+    /// Fetch a single-use challenge from the server and use it as the nonce.
+    #[arg(long)]
+    pub challenge: bool,
+    /// Use the MAA-shaped route of the TEE instead of the native route.
+    #[arg(long)]
+    pub maa: bool,
+    /// Generate simulated evidence with this 48-byte measurement (hex); --tee sim only.
+    #[arg(long, value_name = "MEASUREMENT_HEX")]
+    pub simulate: Option<String>,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
+
+pub fn run(args: AttestArgs) -> ExitCode {
+    finish(attest(args))
+}
+
+fn read_evidence(path: &std::path::Path) -> CliResult<Vec<u8>> {
+    let raw = read_input(path)?;
+    let t = raw.trim_ascii();
+    if !t.is_empty()
+        && t.len() % 2 == 0
+        && t.iter().all(u8::is_ascii_hexdigit)
+        && let Ok(b) = hex::decode(t)
+    {
+        return Ok(b);
+    }
+    Ok(raw)
+}
+
+/// Certificates as one PEM text.
+fn certs_pem(paths: &[PathBuf]) -> CliResult<String> {
+    let mut out = String::new();
+    for p in paths {
+        let b = read_input(p)?;
+        if b.trim_ascii_start().starts_with(b"-----BEGIN") {
+            out.push_str(&String::from_utf8_lossy(&b));
+            out.push('\n');
+        } else {
+            out.push_str(&pem::encode(&pem::Pem::new("CERTIFICATE", b)));
+        }
+    }
+    Ok(out)
+}
+
+fn attest(args: AttestArgs) -> CliResult<()> {
+    let client = Client::new(&args.client)?;
+    let tee = args.tee.trim().to_ascii_lowercase();
+    if !matches!(
+        tee.as_str(),
+        "snp" | "tdx" | "sgx" | "azure-snp" | "azure-tdx" | "sim"
+    ) {
+        return Err(usage(format!(
+            "unknown --tee {tee:?}: expected snp, tdx, sgx, azure-snp, azure-tdx or sim"
+        )));
+    }
+    let nonce = if args.challenge {
+        let c = client.call("GET", "/challenge", &[], None)?;
+        Some(
+            c.get("nonce")
+                .and_then(Value::as_str)
+                .ok_or_else(|| usage("the server's challenge answer has no nonce"))?
+                .to_string(),
+        )
+    } else {
+        args.nonce.clone()
+    };
+    let mut runtime_data = match &args.runtime_data {
+        Some(p) => Some(read_input(p)?),
+        None => None,
+    };
+    let evidence = match (&args.simulate, &args.evidence) {
+        (Some(m), _) => {
+            if tee != "sim" {
+                return Err(usage("--simulate needs --tee sim"));
+            }
+            let m = hex::decode(m.trim())
+                .ok()
+                .and_then(|v| <[u8; 48]>::try_from(v).ok())
+                .ok_or_else(|| usage("--simulate: expected 96 hex characters (48 bytes)"))?;
+            if args.challenge {
+                // Bind the challenge: {"nonce": CHALLENGE} merged into JSON runtime data.
+                let mut obj: Map<String, Value> = match &runtime_data {
+                    Some(b) => match serde_json::from_slice(b) {
+                        Ok(Value::Object(o)) => o,
+                        _ => {
+                            return Err(usage(
+                                "--challenge with --simulate needs JSON object runtime data",
+                            ));
+                        }
+                    },
+                    None => Map::new(),
+                };
+                obj.insert("nonce".into(), json!(nonce));
+                runtime_data = Some(Value::Object(obj).to_string().into_bytes());
+            }
+            let mut rd = [0u8; 64];
+            if let Some(d) = &runtime_data {
+                rd[..32].copy_from_slice(&sha2::Sha256::digest(d));
+            }
+            enclava_evidence::sim::generate(&m, &rd, chrono::Utc::now())
+        }
+        (None, Some(p)) => read_evidence(p)?,
+        (None, None) => return Err(usage("--evidence FILE (or --simulate) is required")),
+    };
+    let data_type = match args.runtime_data_type {
+        DataType::Json => "JSON",
+        DataType::Binary => "Binary",
+    };
+    let rd_json = runtime_data
+        .as_ref()
+        .map(|d| json!({"data": URL_SAFE_NO_PAD.encode(d), "dataType": data_type}));
+    let (path, body) = if args.maa {
+        let (route, body) = match tee.as_str() {
+            "snp" => {
+                let inner = json!({
+                    "SnpReport": URL_SAFE_NO_PAD.encode(&evidence),
+                    "VcekCertChain": URL_SAFE_NO_PAD.encode(certs_pem(&args.certs)?.as_bytes()),
+                });
+                (
+                    "SevSnpVm",
+                    json!({"report": URL_SAFE_NO_PAD.encode(inner.to_string().as_bytes())}),
+                )
+            }
+            "tdx" => ("TdxVm", json!({"quote": URL_SAFE_NO_PAD.encode(&evidence)})),
+            "sgx" => (
+                "SgxEnclave",
+                json!({"quote": URL_SAFE_NO_PAD.encode(&evidence)}),
+            ),
+            other => {
+                return Err(usage(format!(
+                    "--maa: no MAA route for {other} (use the native route)"
+                )));
+            }
+        };
+        if args.collateral.is_some() {
+            return Err(usage(
+                "--collateral: MAA routes carry no collateral (the server's collateral directory is used); drop --maa",
+            ));
+        }
+        let mut body = body;
+        if let Some(r) = rd_json {
+            body["runtimeData"] = r;
+        }
+        if let Some(n) = &nonce {
+            body["nonce"] = json!(n);
+        }
+        (format!("/attest/{route}"), body)
+    } else {
+        let mut body = json!({"tee": tee, "evidence": URL_SAFE_NO_PAD.encode(&evidence)});
+        if !args.certs.is_empty() {
+            body["certs"] = json!(certs_pem(&args.certs)?);
+        }
+        if let Some(c) = &args.collateral {
+            if c.is_dir() {
+                return Err(usage(
+                    "--collateral: the native route takes a dcap-qvl collateral JSON file, found a directory",
+                ));
+            }
+            let v: Value = serde_json::from_slice(&read_input(c)?).map_err(|e| {
+                usage(format!(
+                    "--collateral {}: expected dcap-qvl collateral JSON: {e}",
+                    c.display()
+                ))
+            })?;
+            body["collateral"] = v;
+        }
+        if let Some(r) = rd_json {
+            body["runtime_data"] = r;
+        }
+        if let Some(n) = &nonce {
+            body["nonce"] = json!(n);
+        }
+        ("/attest/native".to_string(), body)
+    };
+    let answer = client.call("POST", &path, &[], Some(&body))?;
+    let token = answer
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| super::client::CliError::Transport("the answer carries no token".into()))?;
+    let (header, claims) = decode(token);
+    if client.json_output() {
+        print_json(&json!({"token": token, "header": header, "claims": claims}));
+    } else {
+        println!("{token}");
+        eprintln!("header: {header}");
+        eprintln!(
+            "claims: {}",
+            serde_json::to_string_pretty(&claims).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Decode a compact JWS's header and payload without verifying it (display only).
+pub fn decode(token: &str) -> (Value, Value) {
+    let part = |i: usize| {
+        token
+            .split('.')
+            .nth(i)
+            .and_then(|p| URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .unwrap_or(Value::Null)
+    };
+    (part(0), part(1))
+}

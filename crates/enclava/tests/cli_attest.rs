@@ -1,0 +1,449 @@
+//! `enclava token verify` through the real binary: a good token verifies (exit 0); tampered,
+//! expired, wrong-issuer, wrong-audience, `alg: none` and HS256-confused tokens are refused (exit 1)
+//! with their reason codes; bad arguments exit 2. Keys come from a JWKS file or a pinned PEM key.
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{Duration, Utc};
+use enclava_token::{Es256Signer, Jwks, TokenOptions, TokenSigner};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+const ISS: &str = "https://attest.enclava.test";
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    signer: Es256Signer,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Es256Signer::generate("k1").unwrap();
+        let jwks = Jwks::new(vec![signer.public_jwk().unwrap()]);
+        std::fs::write(
+            dir.path().join("jwks.json"),
+            serde_json::to_vec(&jwks).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("key.pem"), public_pem(&signer)).unwrap();
+        Fixture { dir, signer }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().to_string()
+    }
+
+    fn token(&self, issuer: &str, audience: Option<&str>, age_secs: i64) -> String {
+        let mut opts = TokenOptions::new(issuer, Utc::now() - Duration::seconds(age_secs));
+        opts.audience = audience.map(str::to_string);
+        let mut claims = Map::new();
+        claims.insert("x-ms-attestation-type".into(), json!("sevsnpvm"));
+        enclava_token::issue(&claims, &self.signer, &opts).unwrap()
+    }
+}
+
+/// The P-256 SubjectPublicKeyInfo of the signer, PEM.
+fn public_pem(s: &Es256Signer) -> String {
+    let jwk = s.public_jwk().unwrap();
+    let x = URL_SAFE_NO_PAD.decode(jwk.x.unwrap()).unwrap();
+    let y = URL_SAFE_NO_PAD.decode(jwk.y.unwrap()).unwrap();
+    let mut der = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+    der.push(0x04);
+    der.extend_from_slice(&x);
+    der.extend_from_slice(&y);
+    pem::encode(&pem::Pem::new("PUBLIC KEY", der))
+}
+
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    let mut k = if key.len() > 64 {
+        Sha256::digest(key).to_vec()
+    } else {
+        key.to_vec()
+    };
+    k.resize(64, 0);
+    let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
+    let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
+    let inner = Sha256::new()
+        .chain_update(&ipad)
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(&opad)
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+fn enc(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+}
+
+/// Runs `enclava token verify TOKEN ARGS --output json`: (exit code, stdout JSON, stderr).
+fn verify(token: &str, args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_enclava"))
+        .args(["token", "verify", token, "--output", "json"])
+        .args(args)
+        .env_remove("ENCLAVA_CA_CERT")
+        .output()
+        .expect("run enclava");
+    let code = out.status.code().expect("exit code");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (code, json, String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+fn assert_invalid(r: (i32, Value, String), code: &str) {
+    assert_eq!(r.0, 1, "expected exit 1 ({code}): {:?} {}", r.1, r.2);
+    assert_eq!(r.1["valid"], false, "{:?}", r.1);
+    assert_eq!(r.1["code"], code, "{:?} {}", r.1, r.2);
+    assert!(r.2.contains(code), "{}", r.2);
+}
+
+#[test]
+fn good_token_verifies_with_jwks_and_pinned_key() {
+    let f = Fixture::new();
+    let tok = f.token(ISS, Some("my-app"), 0);
+    let jwks = f.path("jwks.json");
+    let r = verify(
+        &tok,
+        &["--jwks", &jwks, "--issuer", ISS, "--audience", "my-app"],
+    );
+    assert_eq!(r.0, 0, "{:?} {}", r.1, r.2);
+    assert_eq!(r.1["valid"], true);
+    assert_eq!(r.1["claims"]["iss"], ISS);
+    assert_eq!(r.1["claims"]["x-ms-attestation-type"], "sevsnpvm");
+    let key = f.path("key.pem");
+    let r = verify(&tok, &["--key", &key, "--issuer", ISS]);
+    assert_eq!(r.0, 0, "{:?} {}", r.1, r.2);
+    // From a file too.
+    let file = f.path("token.jwt");
+    std::fs::write(&file, format!("{tok}\n")).unwrap();
+    assert_eq!(verify(&file, &["--key", &key, "--issuer", ISS]).0, 0);
+}
+
+#[test]
+fn bad_tokens_are_refused_with_their_codes() {
+    let f = Fixture::new();
+    let jwks = f.path("jwks.json");
+    let key = f.path("key.pem");
+    let good = f.token(ISS, Some("my-app"), 0);
+    let parts: Vec<&str> = good.split('.').collect();
+
+    // Tampered payload: the signature no longer matches.
+    let mut payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    payload["x-ms-attestation-type"] = json!("sgx");
+    let tampered = format!("{}.{}.{}", parts[0], enc(&payload), parts[2]);
+    assert_invalid(
+        verify(&tampered, &["--jwks", &jwks, "--issuer", ISS]),
+        "bad_signature",
+    );
+
+    // Expired (issued an hour ago, 5-minute lifetime).
+    let old = f.token(ISS, None, 3600);
+    assert_invalid(
+        verify(&old, &["--jwks", &jwks, "--issuer", ISS]),
+        "token_expired",
+    );
+
+    // Wrong issuer, wrong audience.
+    let other = f.token("https://evil.example", None, 0);
+    assert_invalid(
+        verify(&other, &["--jwks", &jwks, "--issuer", ISS]),
+        "wrong_issuer",
+    );
+    assert_invalid(
+        verify(
+            &good,
+            &["--key", &key, "--issuer", ISS, "--audience", "another-app"],
+        ),
+        "wrong_audience",
+    );
+
+    // alg none with the original claims and no signature.
+    let none = format!(
+        "{}.{}.",
+        enc(&json!({"alg": "none", "typ": "JWT", "kid": "k1"})),
+        parts[1]
+    );
+    assert_invalid(
+        verify(&none, &["--jwks", &jwks, "--issuer", ISS]),
+        "alg_none",
+    );
+
+    // HS256 "key confusion": HMAC keyed with the public key PEM the verifier holds.
+    let pem_text = std::fs::read(Path::new(&key)).unwrap();
+    let header = enc(&json!({"alg": "HS256", "typ": "JWT", "kid": "k1"}));
+    let input = format!("{header}.{}", parts[1]);
+    let mac = hmac_sha256(&pem_text, input.as_bytes());
+    let confused = format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac));
+    assert_invalid(
+        verify(&confused, &["--key", &key, "--issuer", ISS]),
+        "alg_symmetric",
+    );
+    assert_invalid(
+        verify(&confused, &["--jwks", &jwks, "--issuer", ISS]),
+        "alg_symmetric",
+    );
+
+    // A token signed by another key: unknown to the pinned key's verification.
+    let stranger = Es256Signer::generate("k1").unwrap();
+    let foreign =
+        enclava_token::issue(&Map::new(), &stranger, &TokenOptions::new(ISS, Utc::now())).unwrap();
+    assert_invalid(
+        verify(&foreign, &["--key", &key, "--issuer", ISS]),
+        "bad_signature",
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let f = Fixture::new();
+    let tok = f.token(ISS, None, 0);
+    // No key source.
+    assert_eq!(verify(&tok, &["--issuer", ISS]).0, 2);
+    // Unreadable key file, a private key instead of a public one, a non-https JWKS URL.
+    assert_eq!(verify(&tok, &["--key", &f.path("missing.pem")]).0, 2);
+    let private = f.path("private.pem");
+    std::fs::write(
+        &private,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    assert_eq!(verify(&tok, &["--key", &private]).0, 2);
+    assert_eq!(
+        verify(&tok, &["--jwks-url", "http://example.invalid/certs"]).0,
+        2
+    );
+    assert_eq!(
+        verify(&tok, &["--jwks", &f.path("jwks.json"), "--at", "yesterday"]).0,
+        2
+    );
+}
+
+/// A dev server child process (killed on drop) verifying as of `at`.
+struct DevServer {
+    child: std::process::Child,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dev_server(at: &str) -> DevServer {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_enclava"))
+        .args(["server", "--dev", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("ENCLAVA_ATTESTATION_VERIFICATION_TIME", at)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the server");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| panic!("no ready line: {line:?}"))
+        .to_string();
+    DevServer { child, url, dir }
+}
+
+fn vector(rel: &str) -> Option<String> {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/vectors")
+        .join(rel);
+    if p.is_file() {
+        return Some(p.to_string_lossy().to_string());
+    }
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "vectors missing"
+    );
+    eprintln!("NOTICE: vector {rel} not found; skipping");
+    None
+}
+
+#[test]
+fn attest_policy_and_verify_against_a_dev_server() {
+    let (Some(report), Some(vcek), Some(chain)) = (
+        vector("sev-snp/trustee/test-report.bin"),
+        vector("sev-snp/trustee/test-vcek.der"),
+        vector("sev-snp/google-go-sev-guest/ask_ark_milan.pem"),
+    ) else {
+        return;
+    };
+    let at = "2025-06-01T00:00:00Z";
+    let s = dev_server(at);
+    let data = s.dir.path().join("data");
+    let ca = data.join("ca.pem").to_string_lossy().to_string();
+    let token_file = data.join("admin.token").to_string_lossy().to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_enclava"))
+            .args(args)
+            .args(["--url", &s.url, "--ca-cert", &ca, "--output", "json"])
+            .env_remove("ENCLAVA_TOKEN")
+            .env("ENCLAVA_TOKEN_FILE", &token_file)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // MAA route with the VCEK chain inside the report JSON.
+    let (code, out, err) = cli(&[
+        "attest",
+        "--maa",
+        "--tee",
+        "snp",
+        "--evidence",
+        &report,
+        "--certs",
+        &vcek,
+        "--certs",
+        &chain,
+        "--nonce",
+        "cli-1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["claims"]["x-ms-attestation-type"], "sevsnpvm");
+    assert_eq!(out["claims"]["nonce"], "cli-1");
+    assert_eq!(
+        out["claims"]["x-ms-sevsnpvm-launchmeasurement"],
+        "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c"
+    );
+    let token = out["token"].as_str().unwrap().to_string();
+    // The token verifies against the server's JWKS (as of the server's verification time).
+    let jwks_url = format!("{}/certs", s.url);
+    let v = Command::new(env!("CARGO_BIN_EXE_enclava"))
+        .args([
+            "token",
+            "verify",
+            &token,
+            "--jwks-url",
+            &jwks_url,
+            "--ca-cert",
+            &ca,
+        ])
+        .args(["--issuer", &s.url, "--at", at, "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    // Native route: the same evidence.
+    let (code, out, err) = cli(&[
+        "attest",
+        "--tee",
+        "snp",
+        "--evidence",
+        &report,
+        "--certs",
+        &vcek,
+        "--certs",
+        &chain,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["claims"]["x-enclava-tee"], "snp");
+    // Policies: get the built-in, test a denying draft (exit 1, rule named), set, reset.
+    let (code, out, err) = cli(&["policy", "get", "--type", "SevSnpVm"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["policy"]["version"], 0);
+    assert_eq!(out["policy"]["builtin"], true);
+    let dir = tempfile::tempdir().unwrap();
+    let draft = dir.path().join("deny.rego");
+    std::fs::write(
+        &draft,
+        "package enclava.appraisal\n\nimport rego.v1\n\ndefault allow := false\n\nallow if count(deny) == 0\n\ndeny contains \"nope\" if true\n",
+    )
+    .unwrap();
+    let inner = json!({
+        "SnpReport": URL_SAFE_NO_PAD.encode(std::fs::read(&report).unwrap()),
+        "VcekCertChain": URL_SAFE_NO_PAD.encode(
+            [
+                pem::encode(&pem::Pem::new("CERTIFICATE", std::fs::read(&vcek).unwrap())),
+                std::fs::read_to_string(&chain).unwrap(),
+            ]
+            .concat(),
+        ),
+    });
+    let req = dir.path().join("req.json");
+    std::fs::write(
+        &req,
+        json!({"report": URL_SAFE_NO_PAD.encode(inner.to_string())}).to_string(),
+    )
+    .unwrap();
+    let draft_s = draft.to_string_lossy().to_string();
+    let req_s = req.to_string_lossy().to_string();
+    let (code, out, err) = cli(&[
+        "policy",
+        "test",
+        "--type",
+        "SevSnpVm",
+        "--file",
+        &draft_s,
+        "--request",
+        &req_s,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out["allowed"], false);
+    assert_eq!(out["failed"][0]["rule"], "nope");
+    let (code, out, err) = cli(&["policy", "set", "--type", "SevSnpVm", "--file", &draft_s]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["policy"]["version"], 1);
+    let (code, _, err) = cli(&[
+        "attest",
+        "--maa",
+        "--tee",
+        "snp",
+        "--evidence",
+        &report,
+        "--certs",
+        &vcek,
+        "--certs",
+        &chain,
+    ]);
+    assert_eq!(code, 1, "denied: {err}");
+    assert!(
+        err.contains("attestation_denied") && err.contains("nope"),
+        "{err}"
+    );
+    let (code, out, err) = cli(&["policy", "reset", "--type", "SevSnpVm"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["policy"]["builtin"], true);
+    // Without a token the policy routes refuse (exit 1, 401).
+    let out = Command::new(env!("CARGO_BIN_EXE_enclava"))
+        .args([
+            "policy",
+            "get",
+            "--type",
+            "snp",
+            "--url",
+            &s.url,
+            "--ca-cert",
+            &ca,
+        ])
+        .env_remove("ENCLAVA_TOKEN")
+        .env_remove("ENCLAVA_TOKEN_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
