@@ -19,6 +19,9 @@ pub enum BenchCommand {
     /// End-to-end attestations per second over HTTPS (SNP, TDX) with p50/p99 latency, next to
     /// the evidence-only rate and OpenSSL's ECDSA rates.
     Attest(super::bench_attest::AttestBenchArgs),
+    /// Key Vault operations per second over HTTPS (A256GCM encrypt, A256KW wrap, RSA-2048
+    /// OAEP-256 decrypt, secret get) with p50/p99, next to OpenSSL's raw rates.
+    Vault(super::bench_vault::VaultBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -38,6 +41,13 @@ pub struct EvidenceBenchArgs {
 pub fn run(cmd: BenchCommand) -> ExitCode {
     match cmd {
         BenchCommand::Attest(args) => match super::bench_attest::bench_attest(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        BenchCommand::Vault(args) => match super::bench_vault::bench_vault(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -73,7 +73,7 @@ fn der_certs(files: &[Vec<u8>]) -> Vec<Vec<u8>> {
 }
 
 /// A scratch directory removed on drop.
-struct Scratch(PathBuf);
+pub(super) struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(what: &str) -> Result<Scratch, String> {
@@ -89,7 +89,7 @@ impl Scratch {
         Ok(Scratch(p))
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -100,12 +100,12 @@ impl Drop for Scratch {
     }
 }
 
-struct Srv {
-    _dir: Scratch,
+pub(super) struct Srv {
+    pub(super) dir: Scratch,
     rt: tokio::runtime::Runtime,
-    server: Option<enclava_server::RunningServer>,
-    url: String,
-    ca: PathBuf,
+    pub(super) server: Option<enclava_server::RunningServer>,
+    pub(super) url: String,
+    pub(super) ca: PathBuf,
 }
 
 impl Drop for Srv {
@@ -120,17 +120,25 @@ impl Drop for Srv {
 }
 
 fn start(at: &str, collateral: Option<PathBuf>) -> Result<Srv, String> {
+    start_dev_server(Some(enclava_server::attest::AttestationSettings {
+        verification_time: Some(at.into()),
+        collateral_dir: collateral,
+        ..Default::default()
+    }))
+}
+
+/// An in-process development server (dev unseal, HTTPS on a loopback port) in a scratch
+/// directory removed on drop.
+pub(super) fn start_dev_server(
+    attestation: Option<enclava_server::attest::AttestationSettings>,
+) -> Result<Srv, String> {
     let dir = Scratch::new("server")?;
     let cfg = enclava_server::PartialConfig {
         addr: Some("127.0.0.1:0".into()),
         data_dir: Some(dir.path().join("data")),
         dev: Some(true),
         log_format: None,
-        attestation: Some(enclava_server::attest::AttestationSettings {
-            verification_time: Some(at.into()),
-            collateral_dir: collateral,
-            ..Default::default()
-        }),
+        attestation,
         ..Default::default()
     }
     .resolve()
@@ -146,7 +154,7 @@ fn start(at: &str, collateral: Option<PathBuf>) -> Result<Srv, String> {
     let url = server.local_url.clone();
     let ca = dir.path().join("data").join("ca.pem");
     Ok(Srv {
-        _dir: dir,
+        dir,
         rt,
         server: Some(server),
         url,
@@ -154,7 +162,7 @@ fn start(at: &str, collateral: Option<PathBuf>) -> Result<Srv, String> {
     })
 }
 
-fn agent(ca: &Path) -> Result<ureq::Agent, String> {
+pub(super) fn agent(ca: &Path) -> Result<ureq::Agent, String> {
     let pem = std::fs::read(ca).map_err(|e| e.to_string())?;
     let mut roots = rustls::RootCertStore::empty();
     let mut rd = pem.as_slice();

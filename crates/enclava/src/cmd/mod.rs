@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod bench_vault;
 pub mod collateral;
 pub mod data;
 pub mod evidence;
