@@ -22,6 +22,13 @@ pub enum BenchCommand {
     /// Key Vault operations per second over HTTPS (A256GCM encrypt, A256KW wrap, RSA-2048
     /// OAEP-256 decrypt, secret get) with p50/p99, next to OpenSSL's raw rates.
     Vault(super::bench_vault::VaultBenchArgs),
+    /// End-to-end attested key releases per second over HTTPS (challenge, sim evidence, attest,
+    /// release, key_hsm unwrap) with p50/p99, next to OpenSSL's RSA-2048 private-op rate.
+    Release(super::bench_release::ReleaseBenchArgs),
+    /// Envelope encrypt/decrypt throughput next to OpenSSL's AES-256-GCM (16 KiB) ceiling.
+    Data(super::bench_data::DataBenchArgs),
+    /// The example workload under the enclave runtime's wasm host versus natively.
+    Workload(super::bench_data::WorkloadBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,7 +54,16 @@ pub fn run(cmd: BenchCommand) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        BenchCommand::Data(args) => report(super::bench_data::bench_data(&args)),
+        BenchCommand::Workload(args) => report(super::bench_data::bench_workload(&args)),
         BenchCommand::Vault(args) => match super::bench_vault::bench_vault(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        BenchCommand::Release(args) => match super::bench_release::bench_release(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -61,6 +77,16 @@ pub fn run(cmd: BenchCommand) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+fn report(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod bench_data;
 pub mod bench_vault;
 pub mod collateral;
 pub mod data;
@@ -20,6 +21,7 @@ pub mod secret;
 // BEGIN attestation commands
 pub mod attest;
 pub mod bench_attest;
+pub mod bench_release;
 pub mod policy;
 pub mod token;
 // END attestation commands

@@ -1,0 +1,169 @@
+//! `enclava bench data` and `enclava bench workload`: envelope throughput next to OpenSSL's
+//! AES-256-GCM ceiling, and the example workload under the enclave runtime's wasm host next to
+//! the same code compiled natively, each measured in the same run.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::OutputFormat;
+use super::bench::{median, openssl_speed};
+
+#[derive(Debug, clap::Args)]
+pub struct DataBenchArgs {
+    /// Bytes per run (default 1 GiB), streamed through the real encrypt/decrypt code in memory.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub bytes: u64,
+    /// Plaintext bytes per chunk (the CLI's default).
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub chunk_size: u32,
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+pub fn bench_data(args: &DataBenchArgs) -> Result<(), String> {
+    eprintln!("measuring OpenSSL's AES-256-GCM at 16 KiB blocks (the ceiling) ...");
+    // The last column of the row is 16384-byte blocks.
+    let ceiling = openssl_speed(
+        &["-seconds", "2", "-evp", "aes-256-gcm"],
+        "AES-256-GCM",
+        0,
+        3,
+    )?;
+    let mut enc = Vec::new();
+    let mut dec = Vec::new();
+    for round in 0..args.rounds.max(1) {
+        eprintln!(
+            "round {}: encrypting and decrypting {} bytes ...",
+            round + 1,
+            args.bytes
+        );
+        let (e, d) = enclava_envelope::bench_throughput(args.bytes, args.chunk_size)
+            .map_err(|e| format!("envelope benchmark failed: {e}"))?;
+        enc.push(e);
+        dec.push(d);
+    }
+    let (enc, dec) = (median(&mut enc), median(&mut dec));
+    let report = json!({
+        "bytes": args.bytes, "chunk_size": args.chunk_size, "rounds": args.rounds, "statistic": "median",
+        "openssl_aes_256_gcm_16k_bytes_per_s": ceiling,
+        "encrypt_bytes_per_s": enc, "decrypt_bytes_per_s": dec,
+        "encrypt_vs_openssl": enc / ceiling, "decrypt_vs_openssl": dec / ceiling, "goal": 0.8,
+    });
+    match args.output {
+        OutputFormat::Json => println!("{report:#}"),
+        OutputFormat::Table => {
+            let gb = |b: f64| b / 1e9;
+            println!(
+                "envelope throughput, {} MiB per run, {} KiB chunks, median of {} rounds (in memory: the crypto path, no disk)",
+                args.bytes >> 20,
+                args.chunk_size >> 10,
+                args.rounds
+            );
+            println!(
+                "  openssl aes-256-gcm 16 KiB   {:>7.2} GB/s   (ceiling, one core)",
+                gb(ceiling)
+            );
+            println!(
+                "  envelope encrypt             {:>7.2} GB/s   {:.2}x (goal >= 0.8)",
+                gb(enc),
+                enc / ceiling
+            );
+            println!(
+                "  envelope decrypt             {:>7.2} GB/s   {:.2}x (goal >= 0.8)",
+                gb(dec),
+                dec / ceiling
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorkloadBenchArgs {
+    /// The example workload built for wasm32-wasip1 (scripts/build-workload.sh).
+    #[arg(
+        long,
+        default_value = "examples/fraud-workload/target/wasm32-wasip1/release/fraud-workload.wasm"
+    )]
+    pub wasm: PathBuf,
+    /// The same workload built natively.
+    #[arg(
+        long,
+        default_value = "examples/fraud-workload/target/release/fraud-workload"
+    )]
+    pub native: PathBuf,
+    /// Transactions in the generated dataset.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Timed runs of each (after one warm-up run each).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+pub fn bench_workload(args: &WorkloadBenchArgs) -> Result<(), String> {
+    for p in [&args.wasm, &args.native] {
+        if !p.is_file() {
+            return Err(format!(
+                "{} not found: build the example workload first (bash scripts/build-workload.sh)",
+                p.display()
+            ));
+        }
+    }
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    eprintln!(
+        "generating {} transactions with the native generator ...",
+        args.rows
+    );
+    let status = std::process::Command::new(&args.native)
+        .args([
+            "--generate",
+            &args.rows.to_string(),
+            "--seed",
+            "1",
+            "--output",
+        ])
+        .arg(dir.path())
+        .status()
+        .map_err(|e| format!("running {}: {e}", args.native.display()))?;
+    if !status.success() {
+        return Err(format!("the generator failed: {status}"));
+    }
+    eprintln!(
+        "running the workload {} times under the wasm host and natively ...",
+        args.runs
+    );
+    let r = enclava_runtime::bench_overhead(&args.wasm, &args.native, dir.path(), args.runs)
+        .map_err(|e| e.to_string())?;
+    if !r.outputs_identical {
+        return Err("the wasm and native runs wrote different outputs".into());
+    }
+    let report = json!({
+        "rows": args.rows, "runs": r.runs, "statistic": "median",
+        "wasm_secs": r.wasm_secs, "native_secs": r.native_secs,
+        "wasm_min_secs": r.wasm_min_secs, "native_min_secs": r.native_min_secs,
+        "ratio": r.ratio, "goal": 1.3, "outputs_identical": r.outputs_identical,
+    });
+    match args.output {
+        OutputFormat::Json => println!("{report:#}"),
+        OutputFormat::Table => {
+            println!(
+                "example workload ({} transactions), median of {} runs; outputs byte-identical",
+                args.rows, r.runs
+            );
+            println!(
+                "  native             {:>8.3} s   (baseline; min {:.3} s)",
+                r.native_secs, r.native_min_secs
+            );
+            println!(
+                "  enclave wasm host  {:>8.3} s   {:.2}x native (goal <= 1.3; min {:.3} s)",
+                r.wasm_secs, r.ratio, r.wasm_min_secs
+            );
+        }
+    }
+    Ok(())
+}
