@@ -285,7 +285,15 @@ pub struct Identity {
     config: IdentityConfig,
     token_key: RwLock<Option<Arc<TokenKey>>>,
     external: RwLock<Arc<Vec<ExternalKeys>>>,
+    /// Digests of (key, algorithm, signed bytes, signature) of our own tokens whose signature
+    /// verified: a bearer token is presented on every request, and its ECDSA check would
+    /// otherwise dominate cheap operations. Only successes are kept, so a hit is exactly what a
+    /// new verification would say; expiry, audience and the principal are checked every time.
+    verified_signatures: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
 }
+
+/// How many verified token signatures [`Identity`] remembers before it starts over.
+const VERIFIED_SIGNATURE_CAPACITY: usize = 16_384;
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], IdentityError> {
     let mut b = [0u8; N];
@@ -404,7 +412,36 @@ impl Identity {
             config,
             token_key: RwLock::new(None),
             external: RwLock::new(Arc::new(Vec::new())),
+            verified_signatures: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// Verify our own token's ES256 signature, remembering successes (see `verified_signatures`).
+    fn verify_own_signature(&self, point: &[u8], jws: &token::Jws<'_>) -> Result<(), AuthError> {
+        let mut h = Sha256::new();
+        for part in [point, jws.alg.as_bytes(), jws.signing_input, &jws.signature] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        let digest: [u8; 32] = h.finalize().into();
+        let cache = || {
+            self.verified_signatures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        if cache().contains(&digest) {
+            return Ok(());
+        }
+        VerifyKey::Es256 {
+            point: point.to_vec(),
+        }
+        .verify(jws)?;
+        let mut seen = cache();
+        if seen.len() >= VERIFIED_SIGNATURE_CAPACITY {
+            seen.clear();
+        }
+        seen.insert(digest);
+        Ok(())
     }
 
     pub fn config(&self) -> &IdentityConfig {
@@ -1131,10 +1168,7 @@ impl Identity {
             {
                 return Err(AuthError::UnknownKey { kid: sanitize(kid) });
             }
-            VerifyKey::Es256 {
-                point: key.public_point().to_vec(),
-            }
-            .verify(&jws)?;
+            self.verify_own_signature(key.public_point(), &jws)?;
             let c = token::claims(&jws.payload, now, self.config.leeway)?;
             if !c.aud.iter().any(|a| self.accepted_audience(a).is_some()) {
                 return Err(AuthError::WrongAudience {

@@ -288,6 +288,9 @@ fn tampered_tokens_rejected() {
     let (_s, id, _) = setup();
     let (tok, _) = issued(&id);
     let (other, _) = issued(&id);
+    // Both verified once (and so remembered by the signature cache): tampering must still fail.
+    assert!(id.authenticate(&tok, NOW).is_ok());
+    assert!(id.authenticate(&other, NOW).is_ok());
     let (h, mut p, sig) = parts(&tok);
     // Changed claim, original signature.
     p["sub"] = parts(&other).1["sub"].clone();
