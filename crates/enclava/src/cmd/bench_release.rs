@@ -540,7 +540,7 @@ fn figure_json(f: &Figure, rsa_private: f64) -> Value {
         "vs_openssl_rsa2048_private_ops": f.per_s / rsa_private,
         "releases_measured": f.releases,
         "step_p50_ms": {
-            "keygen": f.steps.keygen, "challenge": f.steps.challenge,
+            "keygen": if f.fresh_key { json!(f.steps.keygen) } else { Value::Null }, "challenge": f.steps.challenge,
             "runtime_data_and_evidence": f.steps.evidence, "attest": f.steps.attest,
             "release_and_unwrap": f.steps.release,
         },
