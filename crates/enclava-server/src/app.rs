@@ -796,6 +796,9 @@ fn admin(
 /// How long a client may take to send its request body.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The most of an oversized body that is read and discarded so the client can see its 413.
+const REJECTED_BODY_DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+
 /// Read the body within the limit.
 async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
@@ -811,6 +814,21 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes,
         .and_then(|v| v.parse::<u64>().ok())
         && len > max as u64
     {
+        // Read (and discard) a bounded amount of what the client is sending before answering:
+        // a client that is still writing its body when the connection closes never sees the 413.
+        if len <= REJECTED_BODY_DRAIN_LIMIT {
+            let drain = async {
+                let mut body = body;
+                let mut seen = 0u64;
+                while let Some(Ok(frame)) = body.frame().await {
+                    seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+                    if seen > REJECTED_BODY_DRAIN_LIMIT {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+        }
         return Err(too_large());
     }
     let collect = http_body_util::Limited::new(body, max).collect();
