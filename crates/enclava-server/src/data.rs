@@ -278,15 +278,6 @@ pub fn handle(
                 }
             }
         }
-        R::ReleaseKey { name, version } => {
-            key_name(name)?;
-            version_ok("key", version)?;
-            Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "NotImplemented",
-                "secure key release (POST /keys/{name}/{version}/release) is not implemented in this version of Enclava",
-            ))
-        }
         R::GetKeyAttestation { name, version } => {
             key_name(name)?;
             version_ok("key", version)?;
