@@ -535,7 +535,7 @@ fn pem_field(
     let parsed = if crls {
         enclava_evidence::snp::crls_from_pem_or_der(s.as_bytes())
     } else {
-        enclava_evidence::snp::certs_from_pem_or_der(s.as_bytes())
+        enclava_evidence::snp::cert_blocks_from_pem_or_der(s.as_bytes())
     };
     let der = parsed.map_err(|e| RequestError::Invalid {
         field: key.into(),
@@ -622,7 +622,7 @@ fn decode_snp_report_json(bytes: &[u8]) -> Result<Evidence, RequestError> {
     let certs_der = match opt(&m, "VcekCertChain") {
         Some(v) => {
             let pem = b64_value("report.VcekCertChain", v)?;
-            let der = enclava_evidence::snp::certs_from_pem_or_der(&pem).map_err(|e| {
+            let der = enclava_evidence::snp::cert_blocks_from_pem_or_der(&pem).map_err(|e| {
                 RequestError::Invalid {
                     field: "report.VcekCertChain".into(),
                     reason: format!("expected PEM VCEK || ASK || ARK: {e}"),

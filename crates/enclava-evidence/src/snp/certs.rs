@@ -53,6 +53,25 @@ pub fn certs_from_pem_or_der(input: &[u8]) -> Result<Vec<Vec<u8>>, SnpError> {
     })
 }
 
+/// Like [`certs_from_pem_or_der`] without parsing the certificates: each block is only checked to
+/// be one complete DER SEQUENCE. For request decoding, where the verifier parses (and caches) the
+/// chain anyway and reports a malformed certificate as `malformed_certificate`.
+pub fn cert_blocks_from_pem_or_der(input: &[u8]) -> Result<Vec<Vec<u8>>, SnpError> {
+    let blocks = blocks_from_pem_or_der(input, &["CERTIFICATE"], "certificate")?;
+    for (i, der) in blocks.iter().enumerate() {
+        if tlv_len(der) != Some(der.len()) {
+            return Err(SnpError::MalformedCertificate {
+                which: format!("certificate #{i} of the input"),
+                reason: format!(
+                    "expected one DER SEQUENCE, found {} bytes that are not one",
+                    der.len()
+                ),
+            });
+        }
+    }
+    Ok(blocks)
+}
+
 /// Like [`certs_from_pem_or_der`] for CRLs (`X509 CRL` PEM blocks or DER).
 pub fn crls_from_pem_or_der(input: &[u8]) -> Result<Vec<Vec<u8>>, SnpError> {
     blocks_from_pem_or_der(input, &["X509 CRL"], "crl").and_then(|v| {
@@ -82,11 +101,11 @@ fn blocks_from_pem_or_der(
     };
     let trimmed = input.trim_ascii_start();
     if trimmed.starts_with(b"-----BEGIN") {
-        let blocks = pem::parse_many(trimmed).map_err(|e| err(format!("invalid PEM: {e}")))?;
+        let blocks = pem_blocks(trimmed).map_err(|e| err(format!("invalid PEM: {e}")))?;
         let out: Vec<Vec<u8>> = blocks
             .into_iter()
-            .filter(|p| tags.contains(&p.tag()))
-            .map(|p| p.into_contents())
+            .filter(|(label, _)| tags.contains(label))
+            .map(|(_, der)| der)
             .collect();
         if out.is_empty() {
             return Err(err(format!(
@@ -110,6 +129,55 @@ fn blocks_from_pem_or_der(
     }
     if out.is_empty() {
         return Err(err("expected PEM or DER, found empty input".into()));
+    }
+    Ok(out)
+}
+
+const PEM_BEGIN: &[u8] = b"-----BEGIN ";
+const PEM_DASHES: &[u8] = b"-----";
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Every PEM block of `text` as (label, decoded body), in order. Text between blocks is ignored
+/// (tools print `subject=` lines and the like there); a block without its matching END line,
+/// encapsulated headers or a body that is not base64 is an error. Written out rather than
+/// delegated: the `pem` crate spent more time splitting a VCEK chain than verifying its report.
+fn pem_blocks(text: &[u8]) -> Result<Vec<(&str, Vec<u8>)>, String> {
+    use base64::Engine;
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = find(rest, PEM_BEGIN) {
+        let after = &rest[start + PEM_BEGIN.len()..];
+        let label_len = find(after, PEM_DASHES)
+            .filter(|&n| !after[..n].contains(&b'\n'))
+            .ok_or("expected a BEGIN line ending in -----, found none")?;
+        let label = std::str::from_utf8(&after[..label_len])
+            .map_err(|_| "expected an ASCII label on the BEGIN line".to_string())?;
+        let body_and_rest = &after[label_len + PEM_DASHES.len()..];
+        let end_line = format!("-----END {label}-----");
+        let body_len = find(body_and_rest, end_line.as_bytes())
+            .ok_or_else(|| format!("expected {end_line}, found none"))?;
+        let body = &body_and_rest[..body_len];
+        if body.contains(&b':') {
+            return Err(format!(
+                "expected only base64 in the {label} block, found encapsulated headers"
+            ));
+        }
+        let b64: Vec<u8> = body
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&b64)
+            .map_err(|e| format!("the {label} block is not base64: {e}"))?;
+        out.push((label, der));
+        rest = &body_and_rest[body_len + end_line.len()..];
+    }
+    if out.is_empty() {
+        return Err("expected at least one -----BEGIN ...----- block, found none".into());
     }
     Ok(out)
 }
@@ -540,6 +608,58 @@ impl ParsedCrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pem_blocks_split_like_the_pem_crate() {
+        // The pinned ARKs / ASKs and a chain with CRLF line ends, text between blocks and a block
+        // of another kind: the same blocks as the `pem` crate finds.
+        let chain = format!(
+            "{}\r\nsubject=CN=ARK-Genoa\n-----BEGIN PUBLIC KEY-----\nAAEC\n-----END PUBLIC KEY-----\n{}",
+            super::super::roots::ARK_MILAN_PEM.replace('\n', "\r\n"),
+            super::super::roots::ark_pem(super::super::Product::Genoa),
+        );
+        let ours = pem_blocks(chain.as_bytes()).unwrap();
+        let theirs = pem::parse_many(chain.as_bytes()).unwrap();
+        assert_eq!(ours.len(), theirs.len());
+        for (o, t) in ours.iter().zip(&theirs) {
+            assert_eq!((o.0, o.1.as_slice()), (t.tag(), t.contents()));
+        }
+        let certs = certs_from_pem_or_der(chain.as_bytes()).unwrap();
+        assert_eq!(certs.len(), 2);
+        assert_eq!(
+            cert_blocks_from_pem_or_der(chain.as_bytes()).unwrap(),
+            certs
+        );
+    }
+
+    #[test]
+    fn pem_blocks_refuse_broken_text() {
+        let ark = super::super::roots::ARK_MILAN_PEM;
+        let cases: [(String, &str); 5] = [
+            (
+                ark.replace("-----END CERTIFICATE-----", ""),
+                "expected -----END CERTIFICATE-----",
+            ),
+            (
+                ark.replace("-----END CERTIFICATE-----", "-----END X509 CRL-----"),
+                "expected -----END CERTIFICATE-----",
+            ),
+            (
+                ark.replacen("\n", "\nProc-Type: 4,ENCRYPTED\n", 1),
+                "encapsulated headers",
+            ),
+            (ark.replacen("M", "*", 1), "not base64"),
+            ("-----BEGIN CERTIFICATE\nAAAA\n".to_string(), "BEGIN line"),
+        ];
+        for (text, why) in cases {
+            let e = pem_blocks(text.as_bytes()).unwrap_err();
+            assert!(e.contains(why), "{why}: {e}");
+            assert!(certs_from_pem_or_der(text.as_bytes()).is_err());
+        }
+        // Not a certificate inside: the cheap splitter sees one SEQUENCE only when there is one.
+        let junk = "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n";
+        assert!(cert_blocks_from_pem_or_der(junk.as_bytes()).is_err());
+    }
 
     #[test]
     fn guids() {

@@ -61,8 +61,8 @@ use thiserror::Error;
 use crate::Claims;
 
 pub use certs::{
-    CertTableEntry, CertTableKind, certs_from_pem_or_der, crls_from_pem_or_der,
-    endorsements_from_cert_table, parse_cert_table,
+    CertTableEntry, CertTableKind, cert_blocks_from_pem_or_der, certs_from_pem_or_der,
+    crls_from_pem_or_der, endorsements_from_cert_table, parse_cert_table,
 };
 pub use report::{
     AttestationReport, Cpuid, FirmwareVersion, GuestPolicy, KeyInfo, PlatformInfo, Product,
