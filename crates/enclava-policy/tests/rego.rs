@@ -560,3 +560,72 @@ mod props {
         }
     }
 }
+
+#[test]
+fn deny_and_allow_of_every_definedness_are_read_correctly() {
+    // `deny` a complete rule: undefined for some inputs, a boolean or an array for others.
+    let src = r#"package enclava.appraisal
+import rego.v1
+default allow := true
+deny := true if input.claims.flag == "bool"
+deny := [{"rule": "listed", "path": "claims.flag", "expected": "not list", "found": "list"}] if input.claims.flag == "list"
+"#;
+    let p = AppraisalPolicy::compile("complete-deny", src).unwrap();
+    assert!(
+        p.evaluate(&input(json!({"flag": "none"}), json!({})))
+            .unwrap()
+            .allowed,
+        "an undefined deny denies nothing"
+    );
+    let d = p
+        .evaluate(&input(json!({"flag": "bool"}), json!({})))
+        .unwrap();
+    assert_eq!(rules(&d), ["deny"]);
+    let d = p
+        .evaluate(&input(json!({"flag": "list"}), json!({})))
+        .unwrap();
+    assert_eq!(
+        d.failed,
+        [enclava_policy::FailedRule::new(
+            "listed",
+            "claims.flag",
+            "not list",
+            "list"
+        )]
+    );
+
+    // `deny` declared, `allow` undefined (no default) for this input, and defined for another.
+    let src = r#"package enclava.appraisal
+import rego.v1
+allow if input.claims.ok
+deny contains "bad" if input.claims.bad
+"#;
+    let p = AppraisalPolicy::compile("partial", src).unwrap();
+    let d = p.evaluate(&input(json!({}), json!({}))).unwrap();
+    assert_eq!(rules(&d), ["allow"]);
+    assert!(d.failed[0].found.starts_with("undefined"));
+    let d = p
+        .evaluate(&input(json!({"ok": true, "bad": true}), json!({})))
+        .unwrap();
+    assert_eq!(rules(&d), ["bad"], "deny wins over allow");
+    assert!(
+        p.evaluate(&input(json!({"ok": true}), json!({})))
+            .unwrap()
+            .allowed
+    );
+
+    // Only `deny`, no `allow`: never allowed, and the deny members still explain.
+    let p = AppraisalPolicy::compile(
+        "deny-only",
+        "package enclava.appraisal\nimport rego.v1\ndeny contains \"x\" if input.claims.x\n",
+    )
+    .unwrap();
+    assert_eq!(
+        rules(&p.evaluate(&input(json!({"x": true}), json!({}))).unwrap()),
+        ["x"]
+    );
+    assert_eq!(
+        rules(&p.evaluate(&input(json!({}), json!({}))).unwrap()),
+        ["default_deny"]
+    );
+}

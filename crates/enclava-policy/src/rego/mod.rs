@@ -2,7 +2,9 @@
 //!
 //! [`AppraisalPolicy::compile`] parses and analyses the policy once and keeps a prepared engine;
 //! [`AppraisalPolicy::evaluate`] clones that engine (cheap: the modules and analysis are shared by
-//! reference) and evaluates `allow`, `deny` and `claims` against one input. The input contract and
+//! reference) and evaluates `deny` and `allow` against one input in a single evaluation (through a
+//! small generated module, so that `allow if count(deny) == 0` does not evaluate `deny` twice),
+//! then `claims` when allowed. The input contract and
 //! the deny convention are described in the crate documentation.
 //!
 //! Evaluation is bounded by a wall-clock guard ([`EVALUATION_TIME_LIMIT`]) so that a pathological
@@ -29,6 +31,30 @@ pub const EVALUATION_TIME_LIMIT: Duration = Duration::from_secs(2);
 pub const MAX_POLICY_BYTES: usize = 1 << 20;
 
 const MAX_ECHO: usize = 512;
+
+/// The module Enclava adds beside a policy to read `deny` and `allow` in one evaluation.
+const ENTRY_MODULE: &str = "enclava-entry.rego";
+const ENTRY_PACKAGE: &str = "enclava_internal.entry";
+
+/// `both`: deny and allow when both are defined (the usual case, cheapest to evaluate); `each`:
+/// each wrapped in an array, empty when undefined (a rule that is undefined would otherwise make
+/// the whole object undefined).
+fn entry_module(package: &str, has_deny: bool, has_allow: bool) -> String {
+    let mut m = format!("package {ENTRY_PACKAGE}\n\nimport rego.v1\n\n");
+    let mut each = Vec::new();
+    for (rule, declared) in [("deny", has_deny), ("allow", has_allow)] {
+        if declared {
+            each.push(format!("\"{rule}\": [v | v := data.{package}.{rule}]"));
+        }
+    }
+    m.push_str(&format!("each := {{{}}}\n", each.join(", ")));
+    if has_deny && has_allow {
+        m.push_str(&format!(
+            "\nboth := {{\"deny\": data.{package}.deny, \"allow\": data.{package}.allow}}\n"
+        ));
+    }
+    m
+}
 
 /// A compiled Rego program bound to one package, following the allow/deny/claims contract.
 #[derive(Debug, Clone)]
@@ -85,6 +111,14 @@ impl RegoProgram {
         let has_allow = declares("allow");
         let has_deny = declares("deny");
         let has_claims = declares("claims");
+        if has_allow || has_deny {
+            engine
+                .add_policy(
+                    ENTRY_MODULE.to_string(),
+                    entry_module(package, has_deny, has_allow),
+                )
+                .map_err(|e| compile_error(name, &e))?;
+        }
         // Analyse and schedule the modules now (errors here are compile errors, e.g. unsafe
         // variables or recursion), so that every clone starts prepared.
         engine
@@ -112,22 +146,11 @@ impl RegoProgram {
         let mut engine = self.engine.clone();
         engine.set_input(rego_input);
 
-        // `deny` first: when it is non-empty the decision is made, and `allow`/`claims` need not
-        // be evaluated (each `eval_rule` starts from a clean evaluation state).
-        let deny = if self.has_deny {
-            self.eval_rule(&mut engine, "deny")?
-        } else {
-            RegoValue::Undefined
-        };
+        let (deny, allow) = self.eval_deny_and_allow(&mut engine)?;
         let failed = self.deny_to_failed(&deny)?;
         if !failed.is_empty() {
             return Ok(Decision::deny(failed));
         }
-        let allow = if self.has_allow {
-            Some(self.eval_rule(&mut engine, "allow")?)
-        } else {
-            None
-        };
 
         match allow {
             Some(RegoValue::Bool(true)) => {
@@ -155,13 +178,51 @@ impl RegoProgram {
         }
     }
 
+    /// `deny` and `allow` (`None` when the policy declares no `allow`) from one evaluation, so
+    /// that rules both depend on (the usual `allow if count(deny) == 0`) are evaluated once.
+    fn eval_deny_and_allow(
+        &self,
+        engine: &mut regorus::Engine,
+    ) -> Result<(RegoValue, Option<RegoValue>), PolicyError> {
+        if !self.has_deny && !self.has_allow {
+            return Ok((RegoValue::Undefined, None));
+        }
+        if self.has_deny && self.has_allow {
+            let both = self.eval_path(engine, &format!("data.{ENTRY_PACKAGE}.both"))?;
+            if let RegoValue::Object(o) = &both {
+                let member = |k: &str| o.get(&RegoValue::from(k)).cloned();
+                if let (Some(d), Some(a)) = (member("deny"), member("allow")) {
+                    return Ok((d, Some(a)));
+                }
+            }
+        }
+        // One of them is undefined for this input: the wrapped form says which.
+        let each = self.eval_path(engine, &format!("data.{ENTRY_PACKAGE}.each"))?;
+        let first = |k: &str| match &each {
+            RegoValue::Object(o) => match o.get(&RegoValue::from(k)) {
+                Some(RegoValue::Array(a)) => a.first().cloned().unwrap_or(RegoValue::Undefined),
+                _ => RegoValue::Undefined,
+            },
+            _ => RegoValue::Undefined,
+        };
+        Ok((first("deny"), self.has_allow.then(|| first("allow"))))
+    }
+
     fn eval_rule(
         &self,
         engine: &mut regorus::Engine,
         rule: &str,
     ) -> Result<RegoValue, PolicyError> {
+        self.eval_path(engine, &format!("data.{}.{rule}", self.package))
+    }
+
+    fn eval_path(
+        &self,
+        engine: &mut regorus::Engine,
+        path: &str,
+    ) -> Result<RegoValue, PolicyError> {
         engine
-            .eval_rule(format!("data.{}.{rule}", self.package))
+            .eval_rule(path.to_string())
             .map_err(|e| PolicyError::RegoEval {
                 policy: self.name.clone(),
                 message: bounded(&e.to_string(), 2048),
