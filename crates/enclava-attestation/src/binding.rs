@@ -284,7 +284,7 @@ mod tests {
             proptest::prop_assert!(bind(&c, Some(&AttestData::binary(data.clone())), None, None).is_ok());
             if other != data {
                 let e = bind(&c, Some(&AttestData::binary(other)), None, None).unwrap_err();
-                proptest::prop_assert_eq!(e.failed_rules()[0].rule.as_str(), RULE_RUNTIME);
+                proptest::prop_assert_eq!(&e.failed_rules()[0].rule, RULE_RUNTIME);
             }
         }
     }

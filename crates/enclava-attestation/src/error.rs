@@ -9,6 +9,9 @@ use thiserror::Error;
 
 use crate::request::RequestError;
 
+/// Rule name of a refused challenge nonce (unknown, expired or replayed).
+pub const RULE_NONCE: &str = "nonce_fresh";
+
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum AttestError {
     /// The request is malformed (see [`RequestError`]).
@@ -158,11 +161,26 @@ impl AttestError {
         }
     }
 
-    /// For denials, every failed rule.
-    pub fn failed_rules(&self) -> &[FailedRule] {
+    /// For denials, every failed rule; for a challenge nonce that is unknown, expired or
+    /// replayed, the rule [`RULE_NONCE`] (the request is refused before any evidence is looked
+    /// at, so that is the only rule that failed).
+    pub fn failed_rules(&self) -> Vec<FailedRule> {
+        let nonce = |found: String| {
+            vec![FailedRule::new(
+                RULE_NONCE,
+                "nonce",
+                "a challenge nonce issued by this service, unexpired and not used before",
+                found,
+            )]
+        };
         match self {
-            AttestError::Denied { failed } => failed,
-            _ => &[],
+            AttestError::Denied { failed } => failed.clone(),
+            AttestError::NonceUnknown => nonce("a nonce this service never issued".into()),
+            AttestError::NonceExpired { expired_at, .. } => {
+                nonce(format!("a nonce that expired at {expired_at}"))
+            }
+            AttestError::NonceReplayed => nonce("a nonce already used once".into()),
+            _ => Vec::new(),
         }
     }
 
@@ -173,7 +191,8 @@ impl AttestError {
         if let Some(fc) = self.failed_check() {
             err["failed_check"] = json!(fc);
         }
-        if let AttestError::Denied { failed } = self {
+        let failed = self.failed_rules();
+        if !failed.is_empty() {
             err["failed"] = serde_json::to_value(failed).unwrap_or(Value::Null);
         }
         json!({ "error": err })

@@ -18,7 +18,7 @@ pub mod request;
 pub mod service;
 
 pub use challenge::{Challenge, ChallengeStore};
-pub use error::AttestError;
+pub use error::{AttestError, RULE_NONCE};
 pub use policies::{
     ChangeAction, CompiledPolicy, PolicyChange, PolicyLanguage, PolicyRecord, PolicyStore,
     ReferenceChange, ReferenceRecord, policy_type,

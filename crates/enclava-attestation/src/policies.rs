@@ -25,12 +25,19 @@
 //! | `attestation/reference-version/{scope}/{name}/{version:020}` | every version |
 //!
 //! Writes are one transaction with an `Expect` on the current row (two racing writers cannot
-//! both win: the loser gets [`AttestError::Conflict`]). The compiled policy cache is keyed by type
-//! and version and re-validated against the current row on every use, so a change made through
-//! another instance sharing the store is picked up too.
+//! both win: the loser gets [`AttestError::Conflict`]).
+//!
+//! # Caching
+//! The compiled active policy of each type and the current reference sets of each scope are kept
+//! in memory: attestation reads them on every request, and a store read per request cost more than
+//! the policy evaluation. A change made through this instance replaces the cached value at once. A
+//! change made through another instance sharing the store is picked up when the cached value is
+//! next re-validated against the store, at most [`DEFAULT_REVALIDATE_AFTER`] after it was last
+//! checked ([`PolicyStore::revalidate_after`] changes the interval; zero checks on every use).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use enclava_evidence::Tee;
@@ -53,6 +60,10 @@ pub const MAX_REFERENCE_BYTES: usize = 256 * 1024;
 pub const MAX_REFERENCE_SETS: usize = 256;
 /// Largest policy text.
 pub const MAX_POLICY_BYTES: usize = 256 * 1024;
+/// How long a cached policy or reference scope is used before it is checked against the store.
+pub const DEFAULT_REVALIDATE_AFTER: Duration = Duration::from_secs(1);
+/// Most reference scopes kept in memory (the cache starts over when a new scope would exceed it).
+const MAX_CACHED_SCOPES: usize = 4096;
 
 /// Every attestation type with a policy.
 pub const POLICY_TYPES: [Tee; 6] = [
@@ -263,10 +274,21 @@ fn corrupt(key: &str, e: impl std::fmt::Display) -> AttestError {
     AttestError::Store(format!("stored record {key} is unreadable: {e}"))
 }
 
+/// The reference sets of one scope, as the policy input's `reference` member.
+type ReferenceSets = Arc<Map<String, Value>>;
+
+/// A cached value and when it was last known to match the store.
+struct Checked<T> {
+    value: T,
+    checked: Instant,
+}
+
 /// Policies and reference values over a [`Store`].
 pub struct PolicyStore {
     store: Arc<dyn Store>,
-    cache: Mutex<HashMap<Tee, Arc<ActivePolicy>>>,
+    revalidate_after: Duration,
+    cache: Mutex<HashMap<Tee, Checked<Arc<ActivePolicy>>>>,
+    references: Mutex<HashMap<String, Checked<ReferenceSets>>>,
 }
 
 impl std::fmt::Debug for PolicyStore {
@@ -279,12 +301,31 @@ impl PolicyStore {
     pub fn new(store: Arc<dyn Store>) -> PolicyStore {
         PolicyStore {
             store,
+            revalidate_after: DEFAULT_REVALIDATE_AFTER,
             cache: Mutex::new(HashMap::new()),
+            references: Mutex::new(HashMap::new()),
         }
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Tee, Arc<ActivePolicy>>> {
+    /// Check cached policies and reference sets against the store when they are older than
+    /// `interval` (see the module docs); `Duration::ZERO` checks on every use.
+    pub fn revalidate_after(mut self, interval: Duration) -> PolicyStore {
+        self.revalidate_after = interval;
+        self
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Tee, Checked<Arc<ActivePolicy>>>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reference_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Checked<ReferenceSets>>> {
+        self.references.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fresh(&self, checked: Instant) -> bool {
+        !self.revalidate_after.is_zero() && checked.elapsed() < self.revalidate_after
     }
 
     fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, AttestError> {
@@ -303,17 +344,30 @@ impl PolicyStore {
             .unwrap_or_else(|| builtin_record(tee)))
     }
 
-    /// The active compiled policy (cached per version).
+    /// The active compiled policy (cached; see the module docs).
     pub fn active(&self, tee: Tee) -> Result<Arc<ActivePolicy>, AttestError> {
-        let record = self.get(tee)?;
-        if let Some(a) = self.cache().get(&tee)
-            && a.record == record
+        if let Some(c) = self.cache().get(&tee)
+            && self.fresh(c.checked)
         {
-            return Ok(Arc::clone(a));
+            return Ok(Arc::clone(&c.value));
+        }
+        let checked = Instant::now();
+        let record = self.get(tee)?;
+        if let Some(c) = self.cache().get_mut(&tee)
+            && c.value.record == record
+        {
+            c.checked = checked;
+            return Ok(Arc::clone(&c.value));
         }
         let compiled = CompiledPolicy::compile(&record.policy_type, &record.text)?;
         let active = Arc::new(ActivePolicy { record, compiled });
-        self.cache().insert(tee, Arc::clone(&active));
+        self.cache().insert(
+            tee,
+            Checked {
+                value: Arc::clone(&active),
+                checked,
+            },
+        );
         Ok(active)
     }
 
@@ -382,8 +436,13 @@ impl PolicyStore {
             who: who.into(),
             at: now,
         };
-        self.cache()
-            .insert(tee, Arc::new(ActivePolicy { record, compiled }));
+        self.cache().insert(
+            tee,
+            Checked {
+                value: Arc::new(ActivePolicy { record, compiled }),
+                checked: Instant::now(),
+            },
+        );
         Ok(change)
     }
 
@@ -508,6 +567,8 @@ impl PolicyStore {
             value: bytes,
         });
         self.store.transact(ops)?;
+        // The scope's sets are re-read on their next use.
+        self.reference_cache().remove(scope);
         Ok(ReferenceChange {
             scope: record.scope,
             name: record.name,
@@ -586,8 +647,33 @@ impl PolicyStore {
         Ok(out)
     }
 
-    /// The current sets of a scope as the policy input's `reference` object.
-    pub fn references(&self, scope: &str) -> Result<Map<String, Value>, AttestError> {
+    /// The current sets of a scope as the policy input's `reference` object (cached; see the
+    /// module docs).
+    pub fn references(&self, scope: &str) -> Result<ReferenceSets, AttestError> {
+        valid_name(scope, "scope")?;
+        if let Some(c) = self.reference_cache().get(scope)
+            && self.fresh(c.checked)
+        {
+            return Ok(Arc::clone(&c.value));
+        }
+        let checked = Instant::now();
+        let sets = Arc::new(self.stored_references(scope)?);
+        let mut cache = self.reference_cache();
+        if cache.len() >= MAX_CACHED_SCOPES && !cache.contains_key(scope) {
+            cache.clear();
+        }
+        cache.insert(
+            scope.to_string(),
+            Checked {
+                value: Arc::clone(&sets),
+                checked,
+            },
+        );
+        Ok(sets)
+    }
+
+    /// The current sets of a scope as stored (no cache: for listing them).
+    pub fn stored_references(&self, scope: &str) -> Result<Map<String, Value>, AttestError> {
         valid_name(scope, "scope")?;
         let rows = self.store.list(
             Table::Policies,
@@ -695,13 +781,36 @@ mod tests {
         assert_eq!(s.get(Tee::Tdx).unwrap().version, 0);
         assert!(s.versions(Tee::Tdx).unwrap().is_empty());
 
-        // A second instance over the same store sees the change (cache re-validated).
-        let other = PolicyStore {
-            store: Arc::clone(&s.store),
-            cache: Mutex::new(HashMap::new()),
-        };
+        // A second instance over the same store: its change is picked up once the cached
+        // policy is re-validated, not before.
+        let other = PolicyStore::new(Arc::clone(&s.store));
         other.set(Tee::Snp, ALLOW_ALL, "dave", now()).unwrap();
+        assert_eq!(s.active(Tee::Snp).unwrap().record.version, 3);
+        let s = s.revalidate_after(Duration::ZERO);
         assert_eq!(s.active(Tee::Snp).unwrap().record.version, 4);
+    }
+
+    #[test]
+    fn reference_cache_follows_local_and_remote_changes() {
+        let s = store();
+        assert!(s.references("t1").unwrap().is_empty());
+        s.set_reference("t1", "m", json!({"measurements": ["aa"]}), "a", now())
+            .unwrap();
+        // A local change is visible at once.
+        assert_eq!(
+            s.references("t1").unwrap()["m"],
+            json!({"measurements": ["aa"]})
+        );
+        // A change through another instance waits for re-validation.
+        let other = PolicyStore::new(Arc::clone(&s.store));
+        other.delete_reference("t1", "m", "b", now()).unwrap();
+        assert_eq!(s.references("t1").unwrap().len(), 1);
+        let s = s.revalidate_after(Duration::ZERO);
+        assert!(s.references("t1").unwrap().is_empty());
+        // Scopes are separate.
+        s.set_reference("t2", "x", json!(1), "a", now()).unwrap();
+        assert!(s.references("t1").unwrap().is_empty());
+        assert_eq!(s.references("t2").unwrap()["x"], json!(1));
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub const RULE_SIM_DISABLED: &str = "sim_disabled";
 pub const DRY_RUN_CLAIM: &str = "x-enclava-dry-run";
 /// Claim naming the policy that admitted the evidence.
 pub const POLICY_CLAIM: &str = "x-enclava-policy";
+/// Claim naming the reference-value scope the evidence was appraised against.
+pub const SCOPE_CLAIM: &str = "x-enclava-reference-scope";
 
 /// Service settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,8 +109,9 @@ impl ServiceConfig {
 
 /// Where collateral comes from when a request carries none (an Intel PCS / AMD KDS cache).
 pub trait CollateralSource: Send + Sync {
-    /// DCAP collateral for a TDX or SGX quote (for azure-tdx: the TD quote).
-    fn dcap_collateral(&self, tee: Tee, quote: &[u8]) -> Option<Collateral>;
+    /// DCAP collateral for a TDX or SGX quote (for azure-tdx: the TD quote). Shared, not copied:
+    /// the same collateral serves every quote of a platform.
+    fn dcap_collateral(&self, tee: Tee, quote: &[u8]) -> Option<Arc<Collateral>>;
     /// SEV-SNP endorsements (VCEK chain, CRLs) for a report that came without certificates.
     fn snp_endorsements(&self, _report: &[u8]) -> Option<Endorsements> {
         None
@@ -284,6 +287,24 @@ impl AttestationService {
         self.challenges.issue(now)
     }
 
+    /// The request's own DCAP collateral, else the collateral source's (kept alive in `keep`).
+    fn dcap_collateral<'a>(
+        &self,
+        tee: Tee,
+        given: &'a Option<Box<Collateral>>,
+        quote: &[u8],
+        keep: &'a mut Option<Arc<Collateral>>,
+    ) -> Option<&'a Collateral> {
+        if let Some(c) = given {
+            return Some(c);
+        }
+        *keep = self
+            .collateral
+            .as_deref()
+            .and_then(|s| s.dcap_collateral(tee, quote));
+        keep.as_deref()
+    }
+
     /// Verify evidence into claims (no binding, no policy).
     pub fn verify_evidence(
         &self,
@@ -291,12 +312,7 @@ impl AttestationService {
         now: DateTime<Utc>,
     ) -> Result<Claims, AttestError> {
         let source = self.collateral.as_deref();
-        let dcap_coll = |tee: Tee, given: &Option<Box<Collateral>>, quote: &[u8]| {
-            given
-                .as_deref()
-                .cloned()
-                .or_else(|| source.and_then(|s| s.dcap_collateral(tee, quote)))
-        };
+        let mut fetched: Option<Arc<Collateral>> = None;
         match evidence {
             Evidence::Snp {
                 report,
@@ -316,16 +332,12 @@ impl AttestationService {
                 self.snp.verify(report, &end, now).map_err(evidence_err)
             }
             Evidence::Tdx { quote, collateral } => {
-                let c = dcap_coll(Tee::Tdx, collateral, quote);
-                self.dcap
-                    .verify_tdx(quote, c.as_ref(), now)
-                    .map_err(evidence_err)
+                let c = self.dcap_collateral(Tee::Tdx, collateral, quote, &mut fetched);
+                self.dcap.verify_tdx(quote, c, now).map_err(evidence_err)
             }
             Evidence::Sgx { quote, collateral } => {
-                let c = dcap_coll(Tee::Sgx, collateral, quote);
-                self.dcap
-                    .verify_sgx(quote, c.as_ref(), now)
-                    .map_err(evidence_err)
+                let c = self.dcap_collateral(Tee::Sgx, collateral, quote, &mut fetched);
+                self.dcap.verify_sgx(quote, c, now).map_err(evidence_err)
             }
             Evidence::AzureSnp {
                 evidence,
@@ -343,9 +355,8 @@ impl AttestationService {
                 collateral,
             } => {
                 let td_quote = evidence.td_quote.as_deref().unwrap_or_default();
-                let c = dcap_coll(Tee::AzureTdx, collateral, td_quote);
-                enclava_evidence::azure::verify_tdx(evidence, c.as_ref(), None, now)
-                    .map_err(evidence_err)
+                let c = self.dcap_collateral(Tee::AzureTdx, collateral, td_quote, &mut fetched);
+                enclava_evidence::azure::verify_tdx(evidence, c, None, now).map_err(evidence_err)
             }
             Evidence::Sim { evidence } => {
                 enclava_evidence::sim::verify(evidence, now).map_err(evidence_err)
@@ -379,6 +390,14 @@ impl AttestationService {
         )?;
 
         let reference = self.policies.references(&req.scope)?;
+        // A named scope must exist: an attester naming a scope nobody configured would otherwise
+        // be appraised against no reference values at all.
+        if req.scope != crate::request::DEFAULT_SCOPE && reference.is_empty() {
+            return Err(AttestError::InvalidReference(format!(
+                "scope {}: expected a reference-value scope holding at least one set, found none",
+                req.scope
+            )));
+        }
         let input = json!({
             "claims": serde_json::to_value(&claims).map_err(|e| AttestError::Token {
                 code: "malformed_claims",
@@ -386,7 +405,7 @@ impl AttestationService {
             })?,
             "runtime_data": data_input(req.runtime_data.as_ref()),
             "init_data": data_input(req.init_time_data.as_ref()),
-            "reference": Value::Object(reference.clone()),
+            "reference": Value::Object(Map::clone(&reference)),
         });
 
         let (decision, policy) = match appraiser {
@@ -425,6 +444,7 @@ impl AttestationService {
             token_claims.insert("nonce".into(), n.clone().into());
         }
         token_claims.insert("x-ms-policy-hash".into(), policy.hash.clone().into());
+        token_claims.insert(SCOPE_CLAIM.into(), req.scope.clone().into());
         for (k, v) in &decision.issued_claims {
             let reserved = REGISTERED_CLAIMS.contains(&k.as_str())
                 || k == "nonce"
@@ -496,18 +516,11 @@ impl AttestationService {
         let mut opts = TokenOptions::new(self.config.issuer.clone(), now);
         opts.lifetime = self.config.token_lifetime;
         opts.jti = JtiSource::Random;
-        let token = enclava_token::issue(&a.token_claims, signer.as_ref(), &opts).map_err(|e| {
-            AttestError::Token {
-                code: e.code(),
-                reason: e.to_string(),
-            }
-        })?;
-        let claims = enclava_token::decode_unverified(&token)
+        let (token, claims) = enclava_token::issue_claims(a.token_claims, signer.as_ref(), &opts)
             .map_err(|e| AttestError::Token {
-                code: e.code(),
-                reason: e.to_string(),
-            })?
-            .claims;
+            code: e.code(),
+            reason: e.to_string(),
+        })?;
         Ok(Attested {
             token,
             claims,

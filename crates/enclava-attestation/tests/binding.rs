@@ -33,7 +33,7 @@ fn tdx_mrconfigid() {
     let e = env.svc.attest(&req, at).unwrap_err();
     let f: Vec<_> = e
         .failed_rules()
-        .iter()
+        .into_iter()
         .filter(|r| r.rule == RULE_INIT)
         .collect();
     assert_eq!(f.len(), 1, "{e}");

@@ -140,6 +140,21 @@ fn challenge_flow_replay_expiry_and_binding() {
         .unwrap_err();
     assert_eq!(e, AttestError::NonceReplayed);
     assert_eq!((e.code(), e.http_status()), ("nonce_replayed", 400));
+    // The refusal names its rule, in the error body as for any denial.
+    let failed = e.failed_rules();
+    assert_eq!(
+        (failed[0].rule.as_str(), failed[0].claim_path.as_str()),
+        (enclava_attestation::RULE_NONCE, "nonce")
+    );
+    assert!(
+        failed[0].found.contains("already used"),
+        "{}",
+        failed[0].found
+    );
+    assert_eq!(
+        e.error_body()["error"]["failed"][0]["rule"],
+        enclava_attestation::RULE_NONCE
+    );
 
     // Expired.
     let c2 = env.svc.challenge(now()).unwrap();
@@ -291,7 +306,8 @@ fn snp_reference_values_tcb_minimum_and_binding() {
         ),
     );
     let e = env.svc.attest(&bad, at).unwrap_err();
-    let rules: Vec<&str> = e.failed_rules().iter().map(|r| r.rule.as_str()).collect();
+    let failed = e.failed_rules();
+    let rules: Vec<&str> = failed.iter().map(|r| r.rule.as_str()).collect();
     assert_eq!(rules, ["runtime_data_binding", "init_data_binding"], "{e}");
     assert_eq!(e.failed_rules()[1].claim_path, "claims.snp.host_data");
 }

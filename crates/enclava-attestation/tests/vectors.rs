@@ -327,7 +327,8 @@ fn tdx_quotes_without_collateral_need_an_explicit_policy() {
         let at = t(at);
         let req = maa(MaaType::TdxVm, json!({"quote": b64u(quote)}));
         let e = env.svc.attest(&req, at).unwrap_err();
-        let rules: Vec<&str> = e.failed_rules().iter().map(|r| r.rule.as_str()).collect();
+        let failed = e.failed_rules();
+        let rules: Vec<&str> = failed.iter().map(|r| r.rule.as_str()).collect();
         assert!(rules.contains(&"tcb_not_evaluated"), "case {i}: {e}");
         // An explicit policy accepting NotEvaluated (still no debug) admits it.
         let r = env
@@ -519,7 +520,8 @@ fn sgx_occlum_without_collateral() {
     let req = maa(MaaType::SgxEnclave, json!({"quote": b64u(&q)}));
     // A debug enclave whose TCB was not evaluated: both rules are named.
     let e = env.svc.attest(&req, at).unwrap_err();
-    let mut rules: Vec<&str> = e.failed_rules().iter().map(|r| r.rule.as_str()).collect();
+    let failed = e.failed_rules();
+    let mut rules: Vec<&str> = failed.iter().map(|r| r.rule.as_str()).collect();
     rules.sort_unstable();
     rules.dedup();
     assert_eq!(rules, ["debug", "tcb_not_evaluated"], "{e}");

@@ -61,7 +61,7 @@ pub const SIGNER_RECHECK: StdDuration = StdDuration::from_secs(5);
 /// How long collateral read from the directory is kept before it is read again.
 pub const COLLATERAL_TTL: StdDuration = StdDuration::from_secs(300);
 /// The reference-value scope of attestation requests.
-pub const DEFAULT_SCOPE: &str = "default";
+pub const DEFAULT_SCOPE: &str = enclava_attestation::request::DEFAULT_SCOPE;
 const MAX_DETAIL: usize = 4000;
 
 // ---------------------------------------------------------------------------------------------
@@ -737,7 +737,7 @@ fn previous_signers(
 // Collateral directory
 
 /// When an entry was read, and what was found (`None`: nothing for that FMSPC).
-type CacheEntry = (Instant, Option<Collateral>);
+type CacheEntry = (Instant, Option<Arc<Collateral>>);
 
 /// DCAP collateral (and SNP endorsements) read from an offline directory. When the directory is
 /// an `enclava-collateral` cache (it has `intel/` or `amd/`; filled by the collateral fetchers),
@@ -756,6 +756,9 @@ pub struct DirCollateral {
     dir: PathBuf,
     store: Option<enclava_collateral::Cache>,
     cache: Mutex<HashMap<(Tee, String), CacheEntry>>,
+    /// FMSPC by SHA-256 of a quote's PCK chain: finding it parses the chain, and the chain is the
+    /// same for every quote of a platform.
+    fmspcs: Mutex<HashMap<[u8; 32], String>>,
 }
 
 impl DirCollateral {
@@ -767,7 +770,26 @@ impl DirCollateral {
             dir,
             store,
             cache: Mutex::new(HashMap::new()),
+            fmspcs: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn cached_fmspc(&self, quote: &[u8]) -> Option<String> {
+        let q = enclava_evidence::dcap::parse_quote(quote).ok()?;
+        let key: [u8; 32] = sha2::Sha256::digest(&q.pck_chain_pem).into();
+        if let Ok(m) = self.fmspcs.lock()
+            && let Some(f) = m.get(&key)
+        {
+            return Some(f.clone());
+        }
+        let fmspc = Self::fmspc_of(quote)?;
+        if let Ok(mut m) = self.fmspcs.lock() {
+            if m.len() > 4096 {
+                m.clear();
+            }
+            m.insert(key, fmspc.clone());
+        }
+        Some(fmspc)
     }
 
     /// The FMSPC (lower-case hex) of a quote's PCK certificate.
@@ -847,12 +869,12 @@ fn read_pcs_dir(d: &Path) -> Result<Collateral, String> {
 }
 
 impl CollateralSource for DirCollateral {
-    fn dcap_collateral(&self, tee: Tee, quote: &[u8]) -> Option<Collateral> {
+    fn dcap_collateral(&self, tee: Tee, quote: &[u8]) -> Option<Arc<Collateral>> {
         let tee = match tee {
             Tee::Sgx => Tee::Sgx,
             _ => Tee::Tdx,
         };
-        let fmspc = Self::fmspc_of(quote)?;
+        let fmspc = self.cached_fmspc(quote)?;
         let key = (tee, fmspc.clone());
         if let Ok(c) = self.cache.lock()
             && let Some((at, v)) = c.get(&key)
@@ -860,7 +882,7 @@ impl CollateralSource for DirCollateral {
         {
             return v.clone();
         }
-        let v = self.load(tee, &fmspc, quote);
+        let v = self.load(tee, &fmspc, quote).map(Arc::new);
         if let Ok(mut c) = self.cache.lock() {
             if c.len() > 4096 {
                 c.clear();
@@ -1179,12 +1201,23 @@ fn policy_text_of(body: &[u8], ty: &str) -> Result<String, ApiError> {
     Ok(text.to_string())
 }
 
-fn request_of(route_ty: Option<MaaType>, body: &[u8]) -> Result<AttestRequest, AttestError> {
+/// The request, with the reference-value scope named by the `scope` query parameter (default
+/// [`DEFAULT_SCOPE`]). The service refuses a scope that holds no reference sets, and the token
+/// names the scope (`x-enclava-reference-scope`), so a relying party can require its own.
+fn request_of(
+    route_ty: Option<MaaType>,
+    body: &[u8],
+    query: &[(String, String)],
+) -> Result<AttestRequest, AttestError> {
     let mut req = match route_ty {
         Some(t) => AttestRequest::from_maa_json(t, body)?,
         None => AttestRequest::from_native_json(body)?,
     };
-    req.scope = DEFAULT_SCOPE.to_string();
+    req.scope = query
+        .iter()
+        .find(|(k, _)| k == "scope")
+        .map_or(DEFAULT_SCOPE, |(_, v)| v.as_str())
+        .to_string();
     Ok(req)
 }
 
@@ -1193,7 +1226,7 @@ pub fn execute(
     st: &AppState,
     route: &AttestRoute,
     headers: &HeaderMap,
-    _query: &[(String, String)],
+    query: &[(String, String)],
     body: &[u8],
     ctx: &mut AttestCtx,
 ) -> Result<Reply, ApiError> {
@@ -1223,7 +1256,7 @@ pub fn execute(
         AttestRoute::Maa(t) => {
             auth_attest(st, headers, ctx)?;
             let svc = a.service(st)?;
-            let req = request_of(Some(*t), body).map_err(|e| attest_error(&e, ctx))?;
+            let req = request_of(Some(*t), body, query).map_err(|e| attest_error(&e, ctx))?;
             let out = svc
                 .attest(&req, now_for(a))
                 .map_err(|e| attest_error(&e, ctx))?;
@@ -1233,7 +1266,7 @@ pub fn execute(
         AttestRoute::Native => {
             auth_attest(st, headers, ctx)?;
             let svc = a.service(st)?;
-            let req = request_of(None, body).map_err(|e| attest_error(&e, ctx))?;
+            let req = request_of(None, body, query).map_err(|e| attest_error(&e, ctx))?;
             let out = svc
                 .attest(&req, now_for(a))
                 .map_err(|e| attest_error(&e, ctx))?;
@@ -1300,7 +1333,7 @@ pub fn execute(
                     })?;
                     let maa = MaaType::from_name(ty).ok();
                     let req_body = serde_json::to_vec(&b.request).unwrap_or_default();
-                    let req = request_of(maa, &req_body).map_err(|e| err(e, ctx))?;
+                    let req = request_of(maa, &req_body, query).map_err(|e| err(e, ctx))?;
                     if req.tee() != tee && maa.is_none() {
                         return Err(ApiError::bad_parameter(format!(
                             "the request's evidence is {}, expected {tee} (the policy type of this route)",
@@ -1339,7 +1372,7 @@ pub fn execute(
             let err = |e: AttestError, ctx: &mut AttestCtx| attest_error(&e, ctx);
             match op {
                 RefOp::List => {
-                    let v = p.references(scope).map_err(|e| err(e, ctx))?;
+                    let v = p.stored_references(scope).map_err(|e| err(e, ctx))?;
                     Reply::json(&json!({"scope": scope, "value": v}))
                 }
                 RefOp::Get => match p.get_reference(scope, name).map_err(|e| err(e, ctx))? {

@@ -308,6 +308,45 @@ fn snp_vectors_attest_over_https_and_deny_paths() {
         &[],
     );
     assert_eq!(r.status, 200, "{}", r.text);
+
+    // Per-tenant scopes: `?scope=` picks the reference sets, and the token names the scope.
+    let r = s.put(
+        "/enclava/reference-values/tenant-a/approved",
+        Some(&admin),
+        &json!({"measurements": ["11".repeat(48)]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let in_scope = |scope: &str| {
+        s.post(
+            &format!("/attest/SevSnpVm?api-version=2022-08-01&scope={scope}"),
+            None,
+            &snp_body(report, certs, json!({})),
+        )
+    };
+    assert_denied(&in_scope("tenant-a"), "measurement_not_allowed");
+    // The default scope is now empty again: the same evidence passes there.
+    let r = attest(&s, "SevSnpVm", &snp_body(report, certs, json!({})));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let claims = verify(&s, r.body["token"].as_str().unwrap(), SNP_AT);
+    assert_eq!(claims["x-enclava-reference-scope"], "default");
+    // A scope nobody configured is refused rather than appraised against nothing.
+    let r = in_scope("nobody");
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_reference_values"),
+        "{}",
+        r.text
+    );
+    let r = s.put(
+        "/enclava/reference-values/tenant-a/approved",
+        Some(&admin),
+        &json!({"measurements": [measurement]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = in_scope("tenant-a");
+    assert_eq!(r.status, 200, "{}", r.text);
+    let claims = verify(&s, r.body["token"].as_str().unwrap(), SNP_AT);
+    assert_eq!(claims["x-enclava-reference-scope"], "tenant-a");
 }
 
 #[test]
@@ -524,6 +563,11 @@ fn sim_challenges_replay_discovery_and_rotation() {
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.code(), "nonce_replayed");
     assert_eq!(r.header("x-ms-error-code"), Some("nonce_replayed"));
+    assert_eq!(
+        r.body["error"]["failed"][0]["rule"], "nonce_fresh",
+        "{}",
+        r.text
+    );
 
     // x5c: a certificate for the vault key from the local CA, then the CA itself; a key made
     // of nothing but the x5c verifies the token.
@@ -707,4 +751,39 @@ fn collateral_cache_layout_is_used_for_tdxvm() {
         &attest(&bare, "TdxVm", &json!({"quote": b64u(&quote)})),
         "tcb_not_evaluated",
     );
+}
+
+/// Azure confidential VM evidence (SNP + vTPM) has no MAA-shaped route here (MAA's `AzureGuest`
+/// protocol carries a TCG log and AIK certificate, not this evidence): it attests over HTTPS
+/// through the native route, every evidence version of the vector.
+#[test]
+fn azure_vtpm_vectors_attest_over_https_via_the_native_route() {
+    if vectors().is_none() {
+        return;
+    }
+    const AZ: &str = "azure-cvm/trustee-az-snp-vtpm";
+    let at = "2025-06-01T00:00:00Z";
+    let s = server(at, None);
+    let chain = String::from_utf8(read("sev-snp/google-go-sev-guest/ask_ark_milan.pem")).unwrap();
+    for version in ["v0", "v1", "v2"] {
+        let ev = read(&format!("{AZ}/evidence-{version}.json"));
+        let body = json!({"tee": "azure-snp", "evidence": b64u(&ev), "certs": chain});
+        let r = s.post("/attest/native", None, &body);
+        assert_eq!(r.status, 200, "{version}: {}", r.text);
+        let c = verify(&s, r.body["token"].as_str().unwrap(), at);
+        assert_eq!(c["x-ms-attestation-type"], "azurevm", "{version}");
+        assert_eq!(c["x-enclava-tee"], "azure-snp", "{version}");
+        let iso = &c["x-ms-isolation-tee"];
+        assert_eq!(iso["x-ms-attestation-type"], "sevsnpvm", "{version}");
+        assert_eq!(iso["x-ms-compliance-status"], "azure-compliant-cvm");
+        assert_eq!(iso["x-ms-sevsnpvm-is-debuggable"], false, "{version}");
+        assert_eq!(iso["x-ms-runtime"]["keys"][0]["kid"], "HCLAkPub");
+        // Runtime data the vTPM nonce does not commit to: denied, the binding rule named.
+        let bad = json!({"tee": "azure-snp", "evidence": b64u(&ev), "certs": chain,
+            "runtime_data": {"data": b64u(b"challenge"), "dataType": "Binary"}});
+        assert_denied(
+            &s.post("/attest/native", None, &bad),
+            "runtime_data_binding",
+        );
+    }
 }

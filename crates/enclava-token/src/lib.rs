@@ -89,6 +89,16 @@ pub fn issue(
     signer: &dyn TokenSigner,
     opts: &TokenOptions,
 ) -> Result<String, TokenError> {
+    issue_claims(claims.clone(), signer, opts).map(|(token, _)| token)
+}
+
+/// Like [`issue`], taking the claims by value and handing back the payload as signed (with the
+/// registered claims), so that a caller need not decode the token it has just made.
+pub fn issue_claims(
+    claims: Map<String, Value>,
+    signer: &dyn TokenSigner,
+    opts: &TokenOptions,
+) -> Result<(String, Map<String, Value>), TokenError> {
     let life = opts.lifetime.num_seconds();
     if life <= 0 || life > MAX_LIFETIME_SECONDS {
         return Err(TokenError::InvalidOptions(format!(
@@ -109,7 +119,7 @@ pub fn issue(
         JtiSource::Fixed(s) => s.clone(),
     };
 
-    let mut out = claims.clone();
+    let mut out = claims;
     for k in REGISTERED_CLAIMS {
         out.remove(k);
     }
@@ -125,7 +135,8 @@ pub fn issue(
         out.insert("nonce".into(), Value::String(n.clone()));
     }
     let header = Header::for_signer(signer, opts.jku.clone());
-    jwt::sign_compact(&header, &out, signer)
+    let token = jwt::sign_compact(&header, &out, signer)?;
+    Ok((token, out))
 }
 
 fn random_jti() -> Result<String, TokenError> {

@@ -49,11 +49,11 @@ pub fn pem_of(files: &[Vec<u8>]) -> String {
 pub struct FixedCollateral(pub Vec<(Vec<u8>, Collateral)>);
 
 impl CollateralSource for FixedCollateral {
-    fn dcap_collateral(&self, _tee: Tee, quote: &[u8]) -> Option<Collateral> {
+    fn dcap_collateral(&self, _tee: Tee, quote: &[u8]) -> Option<Arc<Collateral>> {
         self.0
             .iter()
             .find(|(q, _)| q == quote)
-            .map(|(_, c)| c.clone())
+            .map(|(_, c)| Arc::new(c.clone()))
     }
 }
 
