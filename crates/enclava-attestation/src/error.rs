@@ -58,6 +58,19 @@ pub enum AttestError {
     /// A policy text that does not compile / parse.
     #[error("invalid policy for {policy_type}: {reason}")]
     InvalidPolicy { policy_type: String, reason: String },
+    /// Trusted policy signers are configured and the upload is not signed.
+    #[error(
+        "policy signature required: expected a policy JWS signed (RS256, x5c) by a trusted policy signer, found an unsigned policy"
+    )]
+    PolicySignatureRequired,
+    /// A signed policy upload whose signature is unusable or does not verify.
+    #[error("invalid policy signature: {0}")]
+    InvalidPolicySignature(String),
+    /// A policy upload signed by a certificate that is not a trusted policy signer.
+    #[error(
+        "untrusted policy signer: expected a certificate of the configured policy signers, found one with SHA-256 {cert_sha256}"
+    )]
+    UntrustedPolicySigner { cert_sha256: String },
     /// A policy failed while evaluating (timeout, conflict, contract breach): no token.
     #[error("policy evaluation failed for {policy_type}: {reason}")]
     PolicyEvaluation { policy_type: String, reason: String },
@@ -118,8 +131,10 @@ impl AttestError {
             | AttestError::InvalidData { .. }
             | AttestError::InvalidPolicy { .. }
             | AttestError::UnknownType { .. }
-            | AttestError::InvalidReference(_) => 400,
-            AttestError::Denied { .. } => 403,
+            | AttestError::InvalidReference(_)
+            | AttestError::PolicySignatureRequired
+            | AttestError::InvalidPolicySignature(_) => 400,
+            AttestError::Denied { .. } | AttestError::UntrustedPolicySigner { .. } => 403,
             AttestError::Conflict { .. } => 409,
             AttestError::ChallengeCapacity { .. } => 503,
             AttestError::PolicyEvaluation { .. }
@@ -143,6 +158,9 @@ impl AttestError {
             AttestError::Denied { .. } => "attestation_denied",
             AttestError::InvalidData { .. } => "invalid_data",
             AttestError::InvalidPolicy { .. } => "invalid_policy",
+            AttestError::PolicySignatureRequired => "policy_signature_required",
+            AttestError::InvalidPolicySignature(_) => "invalid_policy_signature",
+            AttestError::UntrustedPolicySigner { .. } => "untrusted_policy_signer",
             AttestError::PolicyEvaluation { .. } => "policy_evaluation_failed",
             AttestError::UnknownType { .. } => "unknown_attestation_type",
             AttestError::InvalidReference(_) => "invalid_reference_values",

@@ -16,6 +16,7 @@ pub mod error;
 pub mod policies;
 pub mod request;
 pub mod service;
+pub mod signers;
 
 pub use challenge::{Challenge, ChallengeStore};
 pub use error::{AttestError, RULE_NONCE};
@@ -28,3 +29,4 @@ pub use service::{
     AttestationService, Attested, CollateralSource, PolicyRef, PolicyResult, PolicyTestResult,
     ServiceConfig,
 };
+pub use signers::{PolicySigner, PolicySigners};

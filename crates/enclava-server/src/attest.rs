@@ -36,7 +36,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use enclava_attestation::{
     AttestError, AttestRequest, AttestationService, CollateralSource, MaaType, PolicyRecord,
-    ServiceConfig, policy_type,
+    PolicySigner, PolicySigners, ServiceConfig, policy_type,
 };
 use enclava_evidence::Tee;
 use enclava_evidence::dcap::Collateral;
@@ -86,6 +86,9 @@ pub struct AttestationSettings {
     /// clock (for recorded evidence whose collateral windows are in the past). Never set in
     /// production: tokens are then dated at this time.
     pub verification_time: Option<String>,
+    /// PEM file of the certificates trusted to sign policy uploads. When set, every policy
+    /// upload must be an RS256 JWS whose `x5c` leaf is one of them (MAA's isolated mode).
+    pub policy_signers: Option<PathBuf>,
 }
 
 impl AttestationSettings {
@@ -101,12 +104,13 @@ impl AttestationSettings {
                 allow_sim: h.allow_sim.or(l.allow_sim),
                 token_lifetime_secs: h.token_lifetime_secs.or(l.token_lifetime_secs),
                 verification_time: h.verification_time.or(l.verification_time),
+                policy_signers: h.policy_signers.or(l.policy_signers),
             }),
         }
     }
 
     /// `ENCLAVA_ATTESTATION_*` variables (`REQUIRE_TOKEN`, `ALG`, `COLLATERAL_DIR`, `ALLOW_SIM`,
-    /// `TOKEN_LIFETIME_SECS`, `VERIFICATION_TIME`); `None` when none is set.
+    /// `TOKEN_LIFETIME_SECS`, `VERIFICATION_TIME`, `POLICY_SIGNERS`); `None` when none is set.
     pub fn from_env_var(
         current: Option<Self>,
         key: &str,
@@ -135,6 +139,7 @@ impl AttestationSettings {
                 )
             }
             "VERIFICATION_TIME" => s.verification_time = Some(value.to_string()),
+            "POLICY_SIGNERS" => s.policy_signers = Some(PathBuf::from(value)),
             _ => return Ok(Some(s)),
         }
         Ok(Some(s))
@@ -171,6 +176,24 @@ impl AttestationSettings {
                 &lifetime.to_string(),
             ));
         }
+        let policy_signers = match &self.policy_signers {
+            None => PolicySigners::default(),
+            Some(path) => {
+                let shown = path.display().to_string();
+                let pem = std::fs::read(path).map_err(|e| crate::ConfigError::Invalid {
+                    source_name: "configuration".into(),
+                    key: "attestation.policy_signers".into(),
+                    expected: "a readable PEM file of policy signer certificates",
+                    found: format!("{shown}: {e}"),
+                })?;
+                PolicySigners::from_pem(&pem).map_err(|e| crate::ConfigError::Invalid {
+                    source_name: "configuration".into(),
+                    key: "attestation.policy_signers".into(),
+                    expected: "PEM certificates with RSA keys",
+                    found: format!("{shown}: {e}"),
+                })?
+            }
+        };
         Ok(AttestationConfig {
             require_token: self.require_token.unwrap_or(false),
             alg,
@@ -178,6 +201,7 @@ impl AttestationSettings {
             allow_sim: self.allow_sim.unwrap_or(dev),
             token_lifetime_secs: lifetime,
             verification_time,
+            policy_signers,
         })
     }
 }
@@ -200,6 +224,8 @@ pub struct AttestationConfig {
     pub allow_sim: bool,
     pub token_lifetime_secs: i64,
     pub verification_time: Option<DateTime<Utc>>,
+    /// Certificates trusted to sign policy uploads (none: the role alone authorizes).
+    pub policy_signers: PolicySigners,
 }
 
 impl Default for AttestationConfig {
@@ -211,6 +237,7 @@ impl Default for AttestationConfig {
             allow_sim: false,
             token_lifetime_secs: 300,
             verification_time: None,
+            policy_signers: PolicySigners::default(),
         }
     }
 }
@@ -1155,50 +1182,52 @@ fn policy_json(r: &PolicyRecord) -> Value {
 
 /// Policy upload body: an MAA policy JWS (`alg: none`), a JSON `{"policy": text}`, or the
 /// policy text itself.
-fn policy_text_of(body: &[u8], ty: &str) -> Result<String, ApiError> {
+/// The policy text of a `PUT /policies/{type}` body (an MAA policy JWS, `{"policy": TEXT}` or the
+/// text itself) and, for a signed JWS, its verified signer. With trusted policy signers configured
+/// only a JWS signed by one of them is accepted.
+fn policy_text_of(
+    body: &[u8],
+    ty: &str,
+    signers: &PolicySigners,
+) -> Result<(String, Option<PolicySigner>), AttestError> {
+    let bad = |m: String| AttestError::InvalidPolicy {
+        policy_type: ty.chars().take(64).collect(),
+        reason: m,
+    };
     let text = std::str::from_utf8(body)
-        .map_err(|_| ApiError::bad_parameter("the policy body is not UTF-8 text"))?
+        .map_err(|_| bad("expected UTF-8 text, found other bytes".into()))?
         .trim();
     if text.is_empty() {
-        return Err(ApiError::bad_parameter(
-            "empty policy body: expected an MAA policy JWS, {\"policy\": TEXT} or the policy text",
+        return Err(bad(
+            "expected an MAA policy JWS, {\"policy\": TEXT} or the policy text, found an empty body"
+                .into(),
         ));
-    }
-    if text.starts_with('{') {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| ApiError::bad_parameter(format!("the policy body is not JSON: {e}")))?;
-        return v
-            .get("policy")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| {
-                ApiError::bad_parameter("expected a JSON object with a string member \"policy\"")
-            });
     }
     let looks_jws = text.split('.').count() == 3
         && !text.contains(char::is_whitespace)
         && text.starts_with("ey");
     if looks_jws {
-        let up = enclava_policy::maa::parse_policy_jws(text).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_policy",
-                format!("invalid policy JWS for {ty}: {e}"),
-            )
-        })?;
-        if !up.alg.eq_ignore_ascii_case("none") {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unsupported_policy_signature",
-                format!(
-                    "policy JWS alg {:?}: expected \"none\" (authorization is the caller's policies/manage role; signed policy uploads are not supported)",
-                    up.alg.chars().take(16).collect::<String>()
-                ),
-            ));
-        }
-        return Ok(up.policy_text);
+        let up = enclava_policy::maa::parse_policy_jws(text)
+            .map_err(|e| bad(format!("invalid policy JWS: {e}")))?;
+        let signer = signers.check(&up)?;
+        return Ok((up.policy_text, signer));
     }
-    Ok(text.to_string())
+    if !signers.is_empty() {
+        return Err(AttestError::PolicySignatureRequired);
+    }
+    if text.starts_with('{') {
+        let v: Value = serde_json::from_str(text).map_err(|e| {
+            bad(format!(
+                "expected JSON {{\"policy\": TEXT}}, found invalid JSON ({e})"
+            ))
+        })?;
+        return v
+            .get("policy")
+            .and_then(Value::as_str)
+            .map(|p| (p.to_string(), None))
+            .ok_or_else(|| bad("expected a JSON object with a string member \"policy\"".into()));
+    }
+    Ok((text.to_string(), None))
 }
 
 /// The request, with the reference-value scope named by the `scope` query parameter (default
@@ -1296,8 +1325,11 @@ pub fn execute(
                     Reply::json(&json!({"value": v}))
                 }
                 PolicyOp::Set | PolicyOp::Reset => {
+                    let mut signed_by: Option<String> = None;
                     let (change, result) = if *op == PolicyOp::Set {
-                        let text = policy_text_of(body, ty)?;
+                        let (text, signer) = policy_text_of(body, ty, &a.config.policy_signers)
+                            .map_err(|e| err(e, ctx))?;
+                        signed_by = signer.map(|s| s.cert_sha256);
                         (
                             p.set(tee, &text, &who, now).map_err(|e| err(e, ctx))?,
                             enclava_attestation::PolicyResult::Updated,
@@ -1311,8 +1343,15 @@ pub fn execute(
                     set_detail(
                         ctx,
                         format!(
-                            "policy {} version {} {:?} hash {}",
-                            change.policy_type, change.version, change.action, change.hash
+                            "policy {} version {} {:?} hash {}{}",
+                            change.policy_type,
+                            change.version,
+                            change.action,
+                            change.hash,
+                            signed_by
+                                .as_deref()
+                                .map(|s| format!(" signed-by {s}"))
+                                .unwrap_or_default()
                         ),
                     );
                     let r = p.get(tee).map_err(|e| err(e, ctx))?;
@@ -1525,11 +1564,20 @@ mod tests {
     #[test]
     fn policy_bodies() {
         let text = "version=1.0; authorizationrules { => permit(); };";
-        assert_eq!(policy_text_of(text.as_bytes(), "t").unwrap(), text);
+        let none = PolicySigners::default();
+        let unsigned = (text.to_string(), None);
+        assert_eq!(
+            policy_text_of(text.as_bytes(), "t", &none).unwrap(),
+            unsigned
+        );
         let jws = enclava_policy::maa::unsigned_policy_jws(text);
-        assert_eq!(policy_text_of(jws.as_bytes(), "t").unwrap(), text);
+        assert_eq!(
+            policy_text_of(jws.as_bytes(), "t", &none).unwrap(),
+            unsigned
+        );
         let j = json!({"policy": text}).to_string();
-        assert_eq!(policy_text_of(j.as_bytes(), "t").unwrap(), text);
-        assert!(policy_text_of(b"  ", "t").is_err());
+        assert_eq!(policy_text_of(j.as_bytes(), "t", &none).unwrap(), unsigned);
+        let e = policy_text_of(b"  ", "t", &none).unwrap_err();
+        assert_eq!((e.code(), e.http_status()), ("invalid_policy", 400));
     }
 }

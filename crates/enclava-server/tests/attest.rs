@@ -787,3 +787,159 @@ fn azure_vtpm_vectors_attest_over_https_via_the_native_route() {
         );
     }
 }
+
+/// An RSA policy signer: its certificate (DER) and a function signing a policy upload JWS.
+struct PolicySignerKey {
+    cert_der: Vec<u8>,
+    cert_pem: String,
+    key: aws_lc_rs::signature::RsaKeyPair,
+}
+
+impl PolicySignerKey {
+    fn new(name: &str) -> PolicySignerKey {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&kp)
+            .unwrap();
+        PolicySignerKey {
+            cert_der: cert.der().to_vec(),
+            cert_pem: cert.pem(),
+            key: aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&kp.serialize_der()).unwrap(),
+        }
+    }
+
+    /// `{"alg":"RS256","x5c":[cert]}.{"AttestationPolicy": b64url(text)}.sig`
+    fn sign(&self, text: &str) -> String {
+        let header = json!({"alg": "RS256", "x5c": [STANDARD.encode(&self.cert_der)]});
+        let payload = json!({"AttestationPolicy": b64u(text.as_bytes())});
+        let input = format!(
+            "{}.{}",
+            b64u(header.to_string().as_bytes()),
+            b64u(payload.to_string().as_bytes())
+        );
+        let mut sig = vec![0u8; self.key.public_modulus_len()];
+        self.key
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
+            .unwrap();
+        format!("{input}.{}", b64u(&sig))
+    }
+}
+
+fn put_policy(s: &TestServer, token: &str, body: &str) -> Resp {
+    s.call(
+        "PUT",
+        "/policies/SevSnpVm?api-version=2022-08-01",
+        Some(token),
+        Some(body.as_bytes()),
+        &[("Content-Type", "text/plain")],
+    )
+}
+
+#[test]
+fn signed_policy_uploads_follow_the_trusted_signers() {
+    let trusted = PolicySignerKey::new("policy signer");
+    let stranger = PolicySignerKey::new("someone else");
+    let policy = "version=1.0; authorizationrules { => permit(); };";
+
+    // With trusted signers configured (MAA isolated mode): only their signatures are accepted.
+    let dir = tempfile::tempdir().unwrap();
+    let signers = dir.path().join("signers.pem");
+    std::fs::write(&signers, &trusted.cert_pem).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let cfg = PartialConfig {
+        addr: Some("127.0.0.1:0".into()),
+        data_dir: Some(data.path().join("data")),
+        dev: Some(true),
+        attestation: Some(AttestationSettings {
+            policy_signers: Some(signers),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let mut s = start_with(cfg);
+    s.dir = data;
+    let admin = s.admin_token();
+    let unsigned = enclava_policy::maa::unsigned_policy_jws(policy);
+    for body in [unsigned.as_str(), policy] {
+        let r = put_policy(&s, &admin, body);
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "policy_signature_required"),
+            "{}",
+            r.text
+        );
+    }
+    let r = put_policy(&s, &admin, &stranger.sign(policy));
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "untrusted_policy_signer"),
+        "{}",
+        r.text
+    );
+    // A trusted signature over another payload does not verify.
+    let good = trusted.sign(policy);
+    let other = trusted.sign("version=1.0; authorizationrules { => deny(); };");
+    let spliced: Vec<&str> = good.split('.').collect();
+    let other_sig = other.rsplit('.').next().unwrap();
+    let tampered = format!("{}.{}.{other_sig}", spliced[0], spliced[1]);
+    let r = put_policy(&s, &admin, &tampered);
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_policy_signature"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        s.get("/policies/SevSnpVm", Some(&admin)).body["policy"]["version"],
+        0
+    );
+    // The trusted signature is accepted, and the audit entry names the signer.
+    let r = put_policy(&s, &admin, &good);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["policy"]["version"], 1);
+    let digest = hex::encode(sha2::Sha256::digest(&trusted.cert_der));
+    assert!(
+        !audit_with(&s, &format!("signed-by {digest}")).is_empty(),
+        "no audit entry names the signer"
+    );
+
+    // Without trusted signers the role authorizes: unsigned is fine, a broken signature is not.
+    let open = server(SNP_AT, None);
+    let admin = open.admin_token();
+    assert_eq!(put_policy(&open, &admin, &unsigned).status, 200);
+    assert_eq!(
+        put_policy(&open, &admin, &stranger.sign(policy)).status,
+        200
+    );
+    let r = put_policy(&open, &admin, &tampered);
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_policy_signature"),
+        "{}",
+        r.text
+    );
+
+    // A signer file that is not PEM certificates stops the server at configuration time.
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let e = PartialConfig {
+        data_dir: Some(dir.path().join("data2")),
+        dev: Some(true),
+        attestation: Some(AttestationSettings {
+            policy_signers: Some(bad),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap_err();
+    assert!(e.to_string().contains("policy_signers"), "{e}");
+}

@@ -239,12 +239,17 @@ impl Drop for DevServer {
 }
 
 fn dev_server(at: &str) -> DevServer {
+    dev_server_with(at, &[])
+}
+
+fn dev_server_with(at: &str, envs: &[(&str, &str)]) -> DevServer {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_enclava"))
         .args(["server", "--dev", "--addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .env("ENCLAVA_ATTESTATION_VERIFICATION_TIME", at)
+        .envs(envs.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -446,4 +451,77 @@ fn attest_policy_and_verify_against_a_dev_server() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn policy_set_signs_for_a_server_with_trusted_signers() {
+    let keys = tempfile::tempdir().unwrap();
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["policy signer".to_string()])
+        .unwrap()
+        .self_signed(&kp)
+        .unwrap();
+    let path = |n: &str| keys.path().join(n).to_string_lossy().to_string();
+    std::fs::write(path("signer.pem"), cert.pem()).unwrap();
+    std::fs::write(path("signer.key"), kp.serialize_pem()).unwrap();
+    std::fs::write(
+        path("policy.txt"),
+        "version=1.0; authorizationrules { => permit(); };",
+    )
+    .unwrap();
+    let signers = path("signer.pem");
+    let s = dev_server_with(
+        "2025-06-01T00:00:00Z",
+        &[("ENCLAVA_ATTESTATION_POLICY_SIGNERS", signers.as_str())],
+    );
+    let data = s.dir.path().join("data");
+    let ca = data.join("ca.pem").to_string_lossy().to_string();
+    let token_file = data.join("admin.token").to_string_lossy().to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_enclava"))
+            .args(args)
+            .args(["--url", &s.url, "--ca-cert", &ca, "--output", "json"])
+            .env_remove("ENCLAVA_TOKEN")
+            .env("ENCLAVA_TOKEN_FILE", &token_file)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let policy = path("policy.txt");
+    // Unsigned: refused by the server, which requires a trusted signature.
+    let (code, _, err) = cli(&["policy", "set", "--type", "SevSnpVm", "--file", &policy]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("policy_signature_required"), "{err}");
+    // Signed with the trusted key: stored.
+    let key = path("signer.key");
+    let (code, out, err) = cli(&[
+        "policy",
+        "set",
+        "--type",
+        "SevSnpVm",
+        "--file",
+        &policy,
+        "--sign-key",
+        &key,
+        "--sign-cert",
+        &signers,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["policy"]["version"], 1, "{out}");
+    // A key without its certificate is a usage error.
+    let (code, _, err) = cli(&[
+        "policy",
+        "set",
+        "--type",
+        "SevSnpVm",
+        "--file",
+        &policy,
+        "--sign-key",
+        &key,
+    ]);
+    assert_eq!(code, 2, "{err}");
 }

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 
 use super::client::{
-    CliError, CliResult, Client, ClientOpts, finish, print_fields, print_json, read_input, usage,
+    CliError, CliResult, Client, ClientOpts, b64url, finish, print_fields, print_json, read_input,
+    usage,
 };
 
 #[derive(Debug, clap::Args)]
@@ -28,12 +29,20 @@ pub enum PolicyCommand {
     Get(TypeArg),
     /// Every stored version of a policy.
     Versions(TypeArg),
-    /// Store a new policy (Rego or MAA policy language; a file, `-` for stdin).
+    /// Store a new policy (Rego or MAA policy language; a file, `-` for stdin). With `--sign-key`
+    /// and `--sign-cert` it is sent as an MAA policy JWS signed with RS256, as a server with
+    /// trusted policy signers (`attestation.policy_signers`) requires.
     Set {
         #[command(flatten)]
         ty: TypeArg,
         #[arg(long)]
         file: PathBuf,
+        /// The signer's RSA private key (PKCS#8 PEM, `-----BEGIN PRIVATE KEY-----`).
+        #[arg(long, requires = "sign_cert")]
+        sign_key: Option<PathBuf>,
+        /// The signer's certificate (PEM), sent in the JWS `x5c` header.
+        #[arg(long, requires = "sign_key")]
+        sign_cert: Option<PathBuf>,
     },
     /// Go back to the built-in default policy.
     Reset(TypeArg),
@@ -76,6 +85,56 @@ fn checked_type(t: &str) -> CliResult<&str> {
 fn text_of(p: &std::path::Path) -> CliResult<String> {
     String::from_utf8(read_input(p)?)
         .map_err(|_| usage(format!("{} is not UTF-8 text", p.display())))
+}
+
+/// One PEM block of `path` with the given label, decoded.
+fn pem_block(path: &std::path::Path, label: &str) -> CliResult<Vec<u8>> {
+    let text = read_input(path)?;
+    let blocks = pem::parse_many(&text)
+        .map_err(|e| usage(format!("{}: expected PEM, found {e}", path.display())))?;
+    blocks
+        .into_iter()
+        .find(|b| b.tag() == label)
+        .map(pem::Pem::into_contents)
+        .ok_or_else(|| {
+            usage(format!(
+                "{}: expected a -----BEGIN {label}----- block, found none",
+                path.display()
+            ))
+        })
+}
+
+/// The MAA policy upload JWS for `text`, signed with RS256 by `key`, `cert` in `x5c`.
+fn signed_policy_jws(
+    text: &str,
+    key: &std::path::Path,
+    cert: &std::path::Path,
+) -> CliResult<String> {
+    use base64::Engine;
+    use enclava_token::TokenSigner;
+    let key_der = zeroize::Zeroizing::new(pem_block(key, "PRIVATE KEY")?);
+    let cert_der = pem_block(cert, "CERTIFICATE")?;
+    let signer =
+        enclava_token::Rs256Signer::from_pkcs8("policy-signer", &key_der).map_err(|e| {
+            usage(format!(
+                "{}: expected an RSA PKCS#8 private key, found {e}",
+                key.display()
+            ))
+        })?;
+    let header = json!({
+        "alg": "RS256",
+        "x5c": [base64::engine::general_purpose::STANDARD.encode(&cert_der)],
+    });
+    let payload = json!({"AttestationPolicy": b64url(text.as_bytes())});
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(payload.to_string().as_bytes())
+    );
+    let sig = signer
+        .sign(input.as_bytes())
+        .map_err(|e| usage(format!("signing the policy failed: {e}")))?;
+    Ok(format!("{input}.{}", b64url(&sig)))
 }
 
 fn show_policy(client: &Client, v: &Value) {
@@ -128,14 +187,21 @@ fn policy(args: PolicyArgs) -> CliResult<()> {
                 }
             }
         }
-        PolicyCommand::Set { ty, file } => {
+        PolicyCommand::Set {
+            ty,
+            file,
+            sign_key,
+            sign_cert,
+        } => {
             let text = text_of(file)?;
-            let v = client.call(
-                "PUT",
-                &format!("/policies/{}", checked_type(&ty.ty)?),
-                &[],
-                Some(&json!({ "policy": text })),
-            )?;
+            let path = format!("/policies/{}", checked_type(&ty.ty)?);
+            let v = match (sign_key, sign_cert) {
+                (Some(key), Some(cert)) => {
+                    let jws = signed_policy_jws(&text, key, cert)?;
+                    client.call_raw("PUT", &path, jws.as_bytes())?
+                }
+                _ => client.call("PUT", &path, &[], Some(&json!({ "policy": text })))?,
+            };
             show_policy(&client, &v);
         }
         PolicyCommand::Reset(t) => {
