@@ -18,22 +18,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 fn vectors() -> Option<PathBuf> {
-    let dir = std::env::var_os("ENCLAVA_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-        });
-    if dir.join("README.md").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("test vectors not found at {} (CI=true)", dir.display());
-    }
-    eprintln!(
-        "NOTICE: test vectors not found at {}; skipping",
-        dir.display()
-    );
-    None
+    enclava_testvectors::dir()
 }
 
 fn read(rel: &str) -> Vec<u8> {

@@ -267,19 +267,7 @@ fn dev_server_with(at: &str, envs: &[(&str, &str)]) -> DevServer {
 }
 
 fn vector(rel: &str) -> Option<String> {
-    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/vectors")
-        .join(rel);
-    if p.is_file() {
-        return Some(p.to_string_lossy().to_string());
-    }
-    assert_ne!(
-        std::env::var("CI").as_deref(),
-        Ok("true"),
-        "vectors missing"
-    );
-    eprintln!("NOTICE: vector {rel} not found; skipping");
-    None
+    enclava_testvectors::dir().map(|d| d.join(rel).to_string_lossy().to_string())
 }
 
 #[test]

@@ -7,22 +7,7 @@ use std::process::Command;
 use serde_json::Value;
 
 fn vectors() -> Option<PathBuf> {
-    let dir = std::env::var_os("ENCLAVA_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-        });
-    if dir.join("README.md").is_file() {
-        return Some(dir);
-    }
-    assert_ne!(
-        std::env::var("CI").as_deref(),
-        Ok("true"),
-        "vectors missing at {} in CI",
-        dir.display()
-    );
-    eprintln!("NOTICE: vectors not found at {}; skipping", dir.display());
-    None
+    enclava_testvectors::dir()
 }
 
 /// Runs `enclava evidence verify ... --output json`; returns (exit code, parsed stdout).

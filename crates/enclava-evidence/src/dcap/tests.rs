@@ -773,21 +773,7 @@ fn raw_member_returns_exact_bytes() {
 }
 
 fn vector(rel: &str) -> Option<Vec<u8>> {
-    let dir = std::env::var_os("ENCLAVA_VECTORS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-        });
-    if !dir.join("README.md").is_file() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "vectors missing in CI"
-        );
-        eprintln!("NOTICE: vectors not found; skipping");
-        return None;
-    }
-    Some(std::fs::read(dir.join(rel)).unwrap())
+    enclava_testvectors::read(rel)
 }
 
 #[test]
