@@ -21,6 +21,7 @@ mod backup;
 mod cache;
 pub mod error;
 pub mod keys;
+mod lifecycle;
 pub mod model;
 pub mod seal;
 pub mod secrets;

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use crate::Vault;
 use crate::b64::{Base64Url, SecretBytes};
 use crate::error::{Result, VaultError};
+use crate::lifecycle;
 use crate::model::*;
 use crate::util::{
     aead_open, aead_seal, decode_token, encode_token, name_key, page_size, validate_name,
@@ -794,27 +795,7 @@ impl Vault {
             deleted: now.timestamp(),
             scheduled_purge: scheduled.timestamp(),
         };
-        self.store.transact(vec![
-            Op::Expect {
-                table: Table::Keys,
-                key: nk.clone(),
-                value: Some(old),
-            },
-            Op::Delete {
-                table: Table::Keys,
-                key: nk.clone(),
-            },
-            Op::Expect {
-                table: Table::DeletedKeys,
-                key: nk.clone(),
-                value: None,
-            },
-            Op::Put {
-                table: Table::DeletedKeys,
-                key: nk.clone(),
-                value: to_json(&d)?,
-            },
-        ])?;
+        self.soft_delete_row(lifecycle::KEYS, &nk, old, to_json(&d)?)?;
         self.cache.invalidate(&nk);
         self.deleted_key_bundle(&nk, &d)
     }
@@ -882,27 +863,7 @@ impl Vault {
                 .ok_or_else(|| VaultError::DeletedKeyNotFound {
                     name: name.to_string(),
                 })?;
-        self.store.transact(vec![
-            Op::Expect {
-                table: Table::DeletedKeys,
-                key: nk.clone(),
-                value: Some(old),
-            },
-            Op::Delete {
-                table: Table::DeletedKeys,
-                key: nk.clone(),
-            },
-            Op::Expect {
-                table: Table::Keys,
-                key: nk.clone(),
-                value: None,
-            },
-            Op::Put {
-                table: Table::Keys,
-                key: nk.clone(),
-                value: to_json(&d.key)?,
-            },
-        ])?;
+        self.recover_row(lifecycle::KEYS, &nk, old, to_json(&d.key)?)?;
         self.cache.invalidate(&nk);
         let (vr, _) = self
             .read_key_version(&nk, &d.key.latest)?
@@ -928,24 +889,7 @@ impl Vault {
     }
 
     fn purge_key_rows(&self, nk: &str, old: Vec<u8>) -> Result<()> {
-        let mut ops = vec![
-            Op::Expect {
-                table: Table::DeletedKeys,
-                key: nk.to_string(),
-                value: Some(old),
-            },
-            Op::Delete {
-                table: Table::DeletedKeys,
-                key: nk.to_string(),
-            },
-        ];
-        for k in self.all_row_keys(Table::KeyVersions, &format!("{nk}/"))? {
-            ops.push(Op::Delete {
-                table: Table::KeyVersions,
-                key: k,
-            });
-        }
-        self.store.transact(ops)?;
+        self.purge_rows(lifecycle::KEYS, nk, old)?;
         self.cache.invalidate(nk);
         Ok(())
     }
@@ -960,14 +904,7 @@ impl Vault {
                 .ok_or_else(|| VaultError::DeletedKeyNotFound {
                     name: name.to_string(),
                 })?;
-        if self.options.purge_protection {
-            return Err(VaultError::forbidden(
-                format!(
-                    "Operation purge is not allowed on key '{name}': purge protection is enabled for this vault; it will be purged automatically after its scheduled purge date"
-                ),
-                "PurgeProtectionEnabled",
-            ));
-        }
+        self.check_purge_allowed(lifecycle::KEYS, name)?;
         self.purge_key_rows(&nk, old)
     }
 
@@ -975,28 +912,12 @@ impl Vault {
     /// many objects were purged.
     pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<usize> {
         self.data_keys()?;
-        let mut purged = 0;
-        let mut after: Option<String> = None;
-        loop {
-            let rows = self
-                .store
-                .list(Table::DeletedKeys, "", after.as_deref(), 200)?;
-            let n = rows.len();
-            for (k, v) in rows {
-                after = Some(k.clone());
-                let d: DeletedKeyRecord = from_json(&v, "deleted key")?;
-                if d.scheduled_purge <= now.timestamp() {
-                    match self.purge_key_rows(&k, v) {
-                        Ok(()) => purged += 1,
-                        Err(VaultError::Conflict(_)) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            if n < 200 {
-                break;
-            }
-        }
+        let mut purged = self.purge_expired_rows(
+            lifecycle::KEYS,
+            now.timestamp(),
+            |v| Ok(from_json::<DeletedKeyRecord>(v, "deleted key")?.scheduled_purge),
+            |k, v| self.purge_key_rows(k, v),
+        )?;
         purged += self.purge_expired_secrets(now)?;
         Ok(purged)
     }

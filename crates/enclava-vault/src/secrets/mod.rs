@@ -10,6 +10,7 @@ use crate::Vault;
 use crate::b64::{Base64Url, SecretString};
 use crate::error::{Result, VaultError};
 use crate::keys::validate_tags;
+use crate::lifecycle;
 use crate::model::*;
 use crate::util::{
     aead_open, aead_seal, decode_token, encode_token, name_key, page_size, validate_name,
@@ -520,27 +521,7 @@ impl Vault {
             deleted: now.timestamp(),
             scheduled_purge: scheduled.timestamp(),
         };
-        self.store.transact(vec![
-            Op::Expect {
-                table: Table::Secrets,
-                key: nk.clone(),
-                value: Some(old),
-            },
-            Op::Delete {
-                table: Table::Secrets,
-                key: nk.clone(),
-            },
-            Op::Expect {
-                table: Table::DeletedSecrets,
-                key: nk.clone(),
-                value: None,
-            },
-            Op::Put {
-                table: Table::DeletedSecrets,
-                key: nk.clone(),
-                value: to_json(&d)?,
-            },
-        ])?;
+        self.soft_delete_row(lifecycle::SECRETS, &nk, old, to_json(&d)?)?;
         self.deleted_secret_bundle(&nk, &d)
     }
 
@@ -602,55 +583,13 @@ impl Vault {
                 .ok_or_else(|| VaultError::DeletedSecretNotFound {
                     name: name.to_string(),
                 })?;
-        self.store.transact(vec![
-            Op::Expect {
-                table: Table::DeletedSecrets,
-                key: nk.clone(),
-                value: Some(old),
-            },
-            Op::Delete {
-                table: Table::DeletedSecrets,
-                key: nk.clone(),
-            },
-            Op::Expect {
-                table: Table::Secrets,
-                key: nk.clone(),
-                value: None,
-            },
-            Op::Put {
-                table: Table::Secrets,
-                key: nk.clone(),
-                value: to_json(&d.secret)?,
-            },
-        ])?;
+        self.recover_row(lifecycle::SECRETS, &nk, old, to_json(&d.secret)?)?;
         let (vr, _) = self
             .read_secret_version(&nk, &d.secret.latest)?
             .ok_or_else(|| {
                 VaultError::internal("a recovered secret's latest version is missing")
             })?;
         Ok(self.secret_bundle(&d.secret.name, &vr, None))
-    }
-
-    fn purge_secret_rows(&self, nk: &str, old: Vec<u8>) -> Result<()> {
-        let mut ops = vec![
-            Op::Expect {
-                table: Table::DeletedSecrets,
-                key: nk.to_string(),
-                value: Some(old),
-            },
-            Op::Delete {
-                table: Table::DeletedSecrets,
-                key: nk.to_string(),
-            },
-        ];
-        for k in self.all_row_keys(Table::SecretVersions, &format!("{nk}/"))? {
-            ops.push(Op::Delete {
-                table: Table::SecretVersions,
-                key: k,
-            });
-        }
-        self.store.transact(ops)?;
-        Ok(())
     }
 
     /// Purge a deleted secret. `Forbidden` under purge protection.
@@ -663,40 +602,17 @@ impl Vault {
                 .ok_or_else(|| VaultError::DeletedSecretNotFound {
                     name: name.to_string(),
                 })?;
-        if self.options.purge_protection {
-            return Err(VaultError::forbidden(
-                format!(
-                    "Operation purge is not allowed on secret '{name}': purge protection is enabled for this vault; it will be purged automatically after its scheduled purge date"
-                ),
-                "PurgeProtectionEnabled",
-            ));
-        }
-        self.purge_secret_rows(&nk, old)
+        self.check_purge_allowed(lifecycle::SECRETS, name)?;
+        self.purge_rows(lifecycle::SECRETS, &nk, old)
     }
 
     pub(crate) fn purge_expired_secrets(&self, now: DateTime<Utc>) -> Result<usize> {
-        let mut purged = 0;
-        let mut after: Option<String> = None;
-        loop {
-            let rows = self
-                .store
-                .list(Table::DeletedSecrets, "", after.as_deref(), 200)?;
-            let n = rows.len();
-            for (k, v) in rows {
-                after = Some(k.clone());
-                let d: DeletedSecretRecord = from_json(&v, "deleted secret")?;
-                if d.scheduled_purge <= now.timestamp() {
-                    match self.purge_secret_rows(&k, v) {
-                        Ok(()) => purged += 1,
-                        Err(VaultError::Conflict(_)) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            if n < 200 {
-                return Ok(purged);
-            }
-        }
+        self.purge_expired_rows(
+            lifecycle::SECRETS,
+            now.timestamp(),
+            |v| Ok(from_json::<DeletedSecretRecord>(v, "deleted secret")?.scheduled_purge),
+            |k, v| self.purge_rows(lifecycle::SECRETS, k, v),
+        )
     }
 
     /// Back up all versions of a secret.
