@@ -266,6 +266,30 @@ fn dev_server_with(at: &str, envs: &[(&str, &str)]) -> DevServer {
     DevServer { child, url, dir }
 }
 
+impl DevServer {
+    /// `enclava ARGS --output json` against this server as its bootstrap administrator:
+    /// (exit code, parsed stdout, stderr).
+    fn cli(&self, args: &[&str]) -> (i32, Value, String) {
+        let data = self.dir.path().join("data");
+        let out = Command::new(env!("CARGO_BIN_EXE_enclava"))
+            .args(args)
+            .arg("--url")
+            .arg(&self.url)
+            .arg("--ca-cert")
+            .arg(data.join("ca.pem"))
+            .args(["--output", "json"])
+            .env_remove("ENCLAVA_TOKEN")
+            .env("ENCLAVA_TOKEN_FILE", data.join("admin.token"))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+}
+
 fn vector(rel: &str) -> Option<String> {
     enclava_testvectors::dir().map(|d| d.join(rel).to_string_lossy().to_string())
 }
@@ -281,23 +305,13 @@ fn attest_policy_and_verify_against_a_dev_server() {
     };
     let at = "2025-06-01T00:00:00Z";
     let s = dev_server(at);
-    let data = s.dir.path().join("data");
-    let ca = data.join("ca.pem").to_string_lossy().to_string();
-    let token_file = data.join("admin.token").to_string_lossy().to_string();
-    let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_enclava"))
-            .args(args)
-            .args(["--url", &s.url, "--ca-cert", &ca, "--output", "json"])
-            .env_remove("ENCLAVA_TOKEN")
-            .env("ENCLAVA_TOKEN_FILE", &token_file)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap(),
-            serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let ca = s
+        .dir
+        .path()
+        .join("data/ca.pem")
+        .to_string_lossy()
+        .to_string();
+    let cli = |args: &[&str]| s.cli(args);
     // MAA route with the VCEK chain inside the report JSON.
     let (code, out, err) = cli(&[
         "attest",
@@ -462,23 +476,7 @@ fn policy_set_signs_for_a_server_with_trusted_signers() {
         "2025-06-01T00:00:00Z",
         &[("ENCLAVA_ATTESTATION_POLICY_SIGNERS", signers.as_str())],
     );
-    let data = s.dir.path().join("data");
-    let ca = data.join("ca.pem").to_string_lossy().to_string();
-    let token_file = data.join("admin.token").to_string_lossy().to_string();
-    let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_enclava"))
-            .args(args)
-            .args(["--url", &s.url, "--ca-cert", &ca, "--output", "json"])
-            .env_remove("ENCLAVA_TOKEN")
-            .env("ENCLAVA_TOKEN_FILE", &token_file)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap(),
-            serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let cli = |args: &[&str]| s.cli(args);
     let policy = path("policy.txt");
     // Unsigned: refused by the server, which requires a trusted signature.
     let (code, _, err) = cli(&["policy", "set", "--type", "SevSnpVm", "--file", &policy]);
