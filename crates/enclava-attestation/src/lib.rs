@@ -22,7 +22,7 @@ pub use challenge::{Challenge, ChallengeStore};
 pub use error::{AttestError, RULE_NONCE};
 pub use policies::{
     ChangeAction, CompiledPolicy, PolicyChange, PolicyLanguage, PolicyRecord, PolicyStore,
-    ReferenceChange, ReferenceRecord, policy_type,
+    ReferenceChange, ReferenceRecord, SignedPolicy, policy_type,
 };
 pub use request::{AttestRequest, Evidence, MaaType, RequestError, Route};
 pub use service::{

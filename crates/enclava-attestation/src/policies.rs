@@ -185,6 +185,20 @@ pub struct PolicyRecord {
     pub hash: String,
     pub who: String,
     pub at: Option<DateTime<Utc>>,
+    /// For a policy uploaded as a signed JWS: that JWS and its verified signer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedPolicy>,
+}
+
+/// A signed policy upload as received, kept with the policy it carried (MAA answers with it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedPolicy {
+    /// The upload JWS (`x-ms-policy` of the policy token).
+    pub jws: String,
+    /// The signer as a JWK with its certificate (`x-ms-policy-signer`).
+    pub signer: Value,
+    /// Hex SHA-256 of the signer's certificate.
+    pub signer_sha256: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,6 +266,7 @@ pub fn builtin_record(tee: Tee) -> PolicyRecord {
         hash: enclava_policy::maa_policy_hash(text),
         who: "builtin".into(),
         at: None,
+        signed: None,
     }
 }
 
@@ -381,6 +396,7 @@ impl PolicyStore {
         tee: Tee,
         text: &str,
         builtin: bool,
+        signed: Option<SignedPolicy>,
         who: &str,
         now: DateTime<Utc>,
     ) -> Result<PolicyChange, AttestError> {
@@ -404,6 +420,7 @@ impl PolicyStore {
             hash: enclava_policy::maa_policy_hash(text),
             who: who.into(),
             at: Some(now),
+            signed,
         };
         let bytes = serde_json::to_vec(&record).map_err(|e| AttestError::Store(e.to_string()))?;
         self.store.transact(vec![
@@ -454,7 +471,19 @@ impl PolicyStore {
         who: &str,
         now: DateTime<Utc>,
     ) -> Result<PolicyChange, AttestError> {
-        self.write_policy(tee, text, false, who, now)
+        self.write_policy(tee, text, false, None, who, now)
+    }
+
+    /// Like [`PolicyStore::set`] for a policy that arrived as a signed upload (kept with it).
+    pub fn set_signed(
+        &self,
+        tee: Tee,
+        text: &str,
+        signed: SignedPolicy,
+        who: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PolicyChange, AttestError> {
+        self.write_policy(tee, text, false, Some(signed), who, now)
     }
 
     /// Back to the built-in default (stored as a new version, so the history stays whole).
@@ -465,7 +494,7 @@ impl PolicyStore {
         now: DateTime<Utc>,
     ) -> Result<PolicyChange, AttestError> {
         let text = builtin_record(tee).text;
-        self.write_policy(tee, &text, true, who, now)
+        self.write_policy(tee, &text, true, None, who, now)
     }
 
     /// Every stored version of a type's policy, oldest first (the implicit version 0 excluded).

@@ -576,8 +576,9 @@ impl AttestationService {
     }
 
     /// A signed token describing a policy, as MAA answers `GET /policies/{type}` (`result` None),
-    /// `PUT` (`Some(Updated)`) and `POST :reset` (`Some(Removed)`): `x-ms-policy` (the policy as an
-    /// unsigned MAA policy JWS), `x-ms-policy-token-hash` (base64url SHA-256 of that JWS),
+    /// `PUT` (`Some(Updated)`) and `POST :reset` (`Some(Removed)`): `x-ms-policy` (the signed
+    /// upload JWS as received, with `x-ms-policy-signer`, else the policy as an unsigned MAA policy
+    /// JWS), `x-ms-policy-token-hash` (base64url SHA-256 of that JWS),
     /// `x-ms-policy-hash`, `x-ms-policy-result` when given, and `x-enclava-policy`. It carries no
     /// `x-ms-attestation-type`: it is not an attestation token.
     pub fn policy_token(
@@ -586,9 +587,15 @@ impl AttestationService {
         result: Option<PolicyResult>,
         now: DateTime<Utc>,
     ) -> Result<String, AttestError> {
-        let jws = enclava_policy::maa::unsigned_policy_jws(&record.text);
+        let jws = match &record.signed {
+            Some(signed) => signed.jws.clone(),
+            None => enclava_policy::maa::unsigned_policy_jws(&record.text),
+        };
         let mut m = Map::new();
         m.insert("x-ms-policy".into(), jws.clone().into());
+        if let Some(signed) = &record.signed {
+            m.insert("x-ms-policy-signer".into(), signed.signer.clone());
+        }
         m.insert(
             "x-ms-policy-token-hash".into(),
             URL_SAFE_NO_PAD

@@ -27,10 +27,27 @@ pub struct PolicySigners {
     certs: Vec<Vec<u8>>,
 }
 
-/// A verified signature: the signer's certificate digest (hex SHA-256 of its DER).
+/// A verified signature: who signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicySigner {
+    /// Hex SHA-256 of the signer's certificate (DER).
     pub cert_sha256: String,
+    /// The signer as MAA's `x-ms-policy-signer` shows it: an RSA JWK (`n`, `e`) with the
+    /// certificate in `x5c`.
+    pub jwk: serde_json::Value,
+}
+
+/// `n` and `e` of a PKCS#1 RSAPublicKey (the subject public key of an rsaEncryption SPKI).
+fn rsa_modulus_exponent(rsa_public_key: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    use der::asn1::UintRef;
+    use der::{Reader, SliceReader};
+    let mut r = SliceReader::new(rsa_public_key).ok()?;
+    r.sequence(|seq| {
+        let n = UintRef::decode(seq)?;
+        let e = UintRef::decode(seq)?;
+        Ok((n.as_bytes().to_vec(), e.as_bytes().to_vec()))
+    })
+    .ok()
 }
 
 fn invalid(reason: String) -> AttestError {
@@ -111,8 +128,19 @@ impl PolicySigners {
                         .into(),
                 )
             })?;
+        let (n, e) =
+            rsa_modulus_exponent(spki.subject_public_key.raw_bytes()).ok_or_else(|| {
+                invalid("x5c[0]: expected a PKCS#1 RSA public key, found an unreadable one".into())
+            })?;
+        let b64u = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
         let signer = PolicySigner {
             cert_sha256: hex::encode(Sha256::digest(&leaf)),
+            jwk: serde_json::json!({
+                "kty": "RSA",
+                "n": b64u(&n),
+                "e": b64u(&e),
+                "x5c": [leaf_b64],
+            }),
         };
         if !self.is_empty() && !self.certs.contains(&leaf) {
             return Err(AttestError::UntrustedPolicySigner {

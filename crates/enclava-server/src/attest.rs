@@ -1329,11 +1329,20 @@ pub fn execute(
                     let (change, result) = if *op == PolicyOp::Set {
                         let (text, signer) = policy_text_of(body, ty, &a.config.policy_signers)
                             .map_err(|e| err(e, ctx))?;
-                        signed_by = signer.map(|s| s.cert_sha256);
-                        (
-                            p.set(tee, &text, &who, now).map_err(|e| err(e, ctx))?,
-                            enclava_attestation::PolicyResult::Updated,
-                        )
+                        let change = match signer {
+                            Some(signer) => {
+                                signed_by = Some(signer.cert_sha256.clone());
+                                let signed = enclava_attestation::SignedPolicy {
+                                    jws: String::from_utf8_lossy(body).trim().to_string(),
+                                    signer: signer.jwk,
+                                    signer_sha256: signer.cert_sha256,
+                                };
+                                p.set_signed(tee, &text, signed, &who, now)
+                            }
+                            None => p.set(tee, &text, &who, now),
+                        }
+                        .map_err(|e| err(e, ctx))?;
+                        (change, enclava_attestation::PolicyResult::Updated)
                     } else {
                         (
                             p.reset(tee, &who, now).map_err(|e| err(e, ctx))?,

@@ -890,6 +890,22 @@ fn signed_policy_uploads_follow_the_trusted_signers() {
     let r = put_policy(&s, &admin, &good);
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["policy"]["version"], 1);
+    // The policy token answers with the upload as signed and the signer (MAA's shape).
+    let r = s.get("/policies/SevSnpVm", Some(&admin));
+    let now = chrono::Utc::now().to_rfc3339();
+    let c = verify(&s, r.body["token"].as_str().unwrap(), &now);
+    assert_eq!(c["x-ms-policy"], json!(good));
+    assert_eq!(
+        c["x-ms-policy-token-hash"],
+        json!(b64u(&sha2::Sha256::digest(good.as_bytes())))
+    );
+    let signer = &c["x-ms-policy-signer"];
+    assert_eq!(signer["kty"], "RSA");
+    assert_eq!(signer["x5c"][0], json!(STANDARD.encode(&trusted.cert_der)));
+    let n = URL_SAFE_NO_PAD
+        .decode(signer["n"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(n.len(), trusted.key.public_modulus_len(), "{signer}");
     let digest = hex::encode(sha2::Sha256::digest(&trusted.cert_der));
     assert!(
         !audit_with(&s, &format!("signed-by {digest}")).is_empty(),
@@ -900,6 +916,9 @@ fn signed_policy_uploads_follow_the_trusted_signers() {
     let open = server(SNP_AT, None);
     let admin = open.admin_token();
     assert_eq!(put_policy(&open, &admin, &unsigned).status, 200);
+    let r = open.get("/policies/SevSnpVm", Some(&admin));
+    let c = verify(&open, r.body["token"].as_str().unwrap(), SNP_AT);
+    assert!(c.get("x-ms-policy-signer").is_none(), "unsigned: no signer");
     assert_eq!(
         put_policy(&open, &admin, &stranger.sign(policy)).status,
         200
