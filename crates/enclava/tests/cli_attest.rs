@@ -511,3 +511,102 @@ fn policy_set_signs_for_a_server_with_trusted_signers() {
     ]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn reference_values_from_the_cli_steer_attestation() {
+    let (Some(report), Some(vcek), Some(chain)) = (
+        vector("sev-snp/trustee/test-report.bin"),
+        vector("sev-snp/trustee/test-vcek.der"),
+        vector("sev-snp/google-go-sev-guest/ask_ark_milan.pem"),
+    ) else {
+        return;
+    };
+    let s = dev_server("2025-06-01T00:00:00Z");
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.json");
+    let set_s = set.to_string_lossy().to_string();
+    let attest = |extra: &[&str]| {
+        let mut args = vec![
+            "attest",
+            "--maa",
+            "--tee",
+            "snp",
+            "--evidence",
+            &report,
+            "--certs",
+            &vcek,
+            "--certs",
+            &chain,
+        ];
+        args.extend_from_slice(extra);
+        s.cli(&args)
+    };
+    let (code, _, err) = attest(&[]);
+    assert_eq!(code, 0, "{err}");
+
+    // A set whose measurement is not this report's: the default policy now denies, naming it.
+    std::fs::write(&set, r#"{"measurements": ["00"]}"#).unwrap();
+    let (code, out, err) = s.cli(&[
+        "reference",
+        "set",
+        "--scope",
+        "default",
+        "--name",
+        "approved",
+        "--file",
+        &set_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        (out["version"].clone(), out["action"].clone()),
+        (json!(1), json!("set"))
+    );
+    let (code, out, _) = s.cli(&["reference", "list"]);
+    assert_eq!(code, 0);
+    assert_eq!(out["value"]["approved"]["measurements"][0], "00");
+    let (code, _, err) = attest(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("measurement_not_allowed"), "{err}");
+
+    // Delete: admitted again; the history keeps both versions.
+    let (code, out, err) = s.cli(&["reference", "delete", "--name", "approved"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["action"], "delete");
+    let (code, out, _) = s.cli(&["reference", "versions", "--name", "approved"]);
+    assert_eq!(code, 0);
+    assert_eq!(out["value"].as_array().unwrap().len(), 2);
+    assert_eq!(attest(&[]).0, 0);
+    let (code, _, err) = s.cli(&["reference", "get", "--name", "approved"]);
+    assert_eq!(code, 1, "a deleted set is not found: {err}");
+
+    // Per scope: a tenant's set applies to attestations that name the tenant, and only to them.
+    let (code, _, err) = s.cli(&[
+        "reference",
+        "set",
+        "--scope",
+        "tenant-a",
+        "--name",
+        "approved",
+        "--file",
+        &set_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = attest(&["--scope", "tenant-a"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("measurement_not_allowed"), "{err}");
+    let (code, out, err) = attest(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["claims"]["x-enclava-reference-scope"], "default");
+    let (code, _, err) = attest(&["--scope", "nobody"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("invalid_reference_values"), "{err}");
+    let (code, _, err) = attest(&["--scope", "no/slash"]);
+    assert_eq!(code, 2, "checked before any request: {err}");
+
+    // Bad input is a usage error before any request.
+    std::fs::write(&set, "not json").unwrap();
+    let (code, _, err) = s.cli(&["reference", "set", "--name", "x", "--file", &set_s]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = s.cli(&["reference", "list", "--scope", "no/slashes"]);
+    assert_eq!(code, 2, "{err}");
+}

@@ -58,6 +58,10 @@ pub struct AttestArgs {
     /// Use the MAA-shaped route of the TEE instead of the native route.
     #[arg(long)]
     pub maa: bool,
+    /// The reference-value scope (tenant / workload) to appraise against (default: the server's
+    /// `default` scope); the token names it in `x-enclava-reference-scope`.
+    #[arg(long)]
+    pub scope: Option<String>,
     /// Generate simulated evidence with this 48-byte measurement (hex); --tee sim only.
     #[arg(long, value_name = "MEASUREMENT_HEX")]
     pub simulate: Option<String>,
@@ -227,7 +231,13 @@ fn attest(args: AttestArgs) -> CliResult<()> {
         }
         ("/attest/native".to_string(), body)
     };
-    let answer = client.call("POST", &path, &[], Some(&body))?;
+    let scope = args
+        .scope
+        .as_deref()
+        .map(|s| super::reference::checked("scope", s))
+        .transpose()?;
+    let query: Vec<(&str, &str)> = scope.iter().map(|s| ("scope", s.as_str())).collect();
+    let answer = client.call("POST", &path, &query, Some(&body))?;
     let token = answer
         .get("token")
         .and_then(Value::as_str)

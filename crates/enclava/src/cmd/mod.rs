@@ -23,6 +23,7 @@ pub mod attest;
 pub mod bench_attest;
 pub mod bench_release;
 pub mod policy;
+pub mod reference;
 pub mod token;
 // END attestation commands
 // BEGIN enclave commands
@@ -68,6 +69,8 @@ pub enum Command {
     Token(token::TokenCommand),
     /// Attestation appraisal policies: get, set, reset, test (dry run), versions.
     Policy(policy::PolicyArgs),
+    /// Reference values the policies read (allowed measurements, minimum TCB, signers) per scope: list, get, set, delete, versions.
+    Reference(reference::ReferenceArgs),
     /// Run a measured WebAssembly workload in a TEE on sealed inputs (attest, release, decrypt, run, encrypt, receipt).
     Run(run::RunArgs),
     /// The whole product in under a minute: dev server, policies, keys, sealed data, a confidential run, a refused tampered workload, audit.
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Attest(args) => attest::run(args),
         Command::Token(cmd) => token::run(cmd),
         Command::Policy(args) => policy::run(args),
+        Command::Reference(args) => reference::run(args),
         Command::Run(args) => run::run(args),
         Command::Quickstart(args) => quickstart::run(args),
     }
