@@ -72,6 +72,8 @@ impl CallError {
 pub struct Client {
     agent: ureq::Agent,
     conn: Connection,
+    /// The CA certificates (DER) pinned with `ca_cert`; empty with the system roots.
+    pinned_ca: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -80,7 +82,7 @@ impl std::fmt::Debug for Client {
     }
 }
 
-fn load_roots(path: &PathBuf) -> Result<rustls::RootCertStore, EnclaveError> {
+fn load_roots(path: &PathBuf) -> Result<(rustls::RootCertStore, Vec<Vec<u8>>), EnclaveError> {
     let file = std::fs::File::open(path).map_err(|e| {
         EnclaveError::bad(format!(
             "cannot open CA certificate file {}: {e}",
@@ -88,10 +90,12 @@ fn load_roots(path: &PathBuf) -> Result<rustls::RootCertStore, EnclaveError> {
         ))
     })?;
     let mut roots = rustls::RootCertStore::empty();
+    let mut ders = Vec::new();
     for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
         let cert = cert.map_err(|e| {
             EnclaveError::bad(format!("CA file {} is not valid PEM: {e}", path.display()))
         })?;
+        ders.push(cert.to_vec());
         roots.add(cert).map_err(|e| {
             EnclaveError::bad(format!(
                 "CA file {} holds an unusable certificate: {e}",
@@ -105,7 +109,7 @@ fn load_roots(path: &PathBuf) -> Result<rustls::RootCertStore, EnclaveError> {
             path.display()
         )));
     }
-    Ok(roots)
+    Ok((roots, ders))
 }
 
 impl Client {
@@ -121,8 +125,10 @@ impl Client {
             .timeout(conn.timeout.max(Duration::from_secs(1)))
             .redirects(0)
             .user_agent(concat!("enclava-enclave/", env!("CARGO_PKG_VERSION")));
+        let mut pinned_ca = Vec::new();
         if let Some(ca) = &conn.ca_cert {
-            let roots = load_roots(ca)?;
+            let (roots, ders) = load_roots(ca)?;
+            pinned_ca = ders;
             let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
             let config = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
@@ -134,7 +140,13 @@ impl Client {
         Ok(Client {
             agent: b.build(),
             conn: Connection { url, ..conn },
+            pinned_ca,
         })
+    }
+
+    /// The CA certificates (DER) pinned for this server; empty with the system roots.
+    pub fn pinned_ca(&self) -> &[Vec<u8>] {
+        &self.pinned_ca
     }
 
     /// The server's base URL.

@@ -12,9 +12,9 @@
 //! the raw key for `oct` keys (PKCS#8 DER for RSA and EC). The RSA part is as long as the run
 //! key's modulus. The material is returned in a [`Zeroizing`] buffer and never written anywhere.
 //!
-//! The JWS signature is not what protects the key: the transport is TLS to the configured vault,
-//! and the material is encrypted to a key that exists only in this process. The JWS is decoded
-//! for its payload.
+//! The JWS signature is checked before this module sees the answer ([`crate::release_sig`]); here
+//! the JWS is decoded for its payload. What keeps the key secret is that the material is encrypted
+//! to a key that exists only in this process.
 
 use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrapPadded};
 use base64::Engine as _;

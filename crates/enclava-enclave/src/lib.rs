@@ -22,6 +22,7 @@ pub mod evidence;
 pub mod keyhsm;
 pub mod keys;
 pub mod receipt;
+pub mod release_sig;
 pub mod run;
 
 pub use client::Connection;

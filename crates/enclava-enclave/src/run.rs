@@ -324,6 +324,11 @@ pub fn release(
             "POST {path}: expected {{\"value\": JWS}}, found none"
         ))
     })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    crate::release_sig::verify_release_jws(jws, client.pinned_ca(), now)?;
     released_key_from_jws(jws, keys)
 }
 
