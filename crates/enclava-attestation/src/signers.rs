@@ -8,11 +8,11 @@
 //! trusted signers the caller's `policies/manage` role is the authorization: unsigned uploads are
 //! accepted, and a signed one must still verify (a broken signature is never ignored).
 
-use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use der::Decode;
 use enclava_policy::maa::PolicyUpload;
+use enclava_token::{Alg, Jwk};
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 
@@ -120,8 +120,8 @@ impl PolicySigners {
                 "x5c[0]: expected an RSA key for RS256, found key algorithm {alg}"
             )));
         }
-        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, spki.subject_public_key.raw_bytes())
-            .verify(upload.signing_input.as_bytes(), &upload.signature)
+        Jwk::from_x5c("RSA", vec![leaf_b64.clone()])
+            .verify_signature(Alg::RS256, upload.signing_input.as_bytes(), &upload.signature)
             .map_err(|_| {
                 invalid(
                     "expected an RS256 signature by the x5c[0] key over the header and payload, found one that does not verify"

@@ -15,6 +15,7 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use der::{Decode, Encode};
+use enclava_token::{Alg, Jwk};
 use serde_json::Value;
 use x509_cert::Certificate;
 
@@ -52,31 +53,23 @@ pub fn verify_release_jws(
     if alg != "RS256" {
         return Err(bad(format!("expected alg RS256, found {alg:?}")));
     }
-    let chain: Vec<Vec<u8>> = header
+    let x5c: Vec<String> = header
         .get("x5c")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|c| c.as_str().and_then(|c| STANDARD.decode(c).ok()))
-                .collect::<Option<Vec<_>>>()
-        })
+        .map(|a| a.iter().map(|c| c.as_str().map(str::to_string)).collect())
         .unwrap_or(Some(Vec::new()))
-        .ok_or_else(|| bad("expected x5c entries in base64 DER, found undecodable ones"))?;
-    let leaf_der = chain
+        .ok_or_else(|| bad("expected x5c entries as base64 strings, found other values"))?;
+    let leaf_der = x5c
         .first()
-        .ok_or_else(|| bad("expected the signing certificate in x5c, found none"))?;
-    let leaf = Certificate::from_der(leaf_der)
+        .and_then(|c| STANDARD.decode(c).ok())
+        .ok_or_else(|| bad("expected the signing certificate in x5c (base64 DER), found none"))?;
+    let leaf = Certificate::from_der(&leaf_der)
         .map_err(|e| bad(format!("x5c[0] is not a DER certificate: {e}")))?;
     let signature = URL_SAFE_NO_PAD
         .decode(s)
         .map_err(|_| bad("expected a base64url signature, found undecodable text"))?;
-    let leaf_key = leaf
-        .tbs_certificate
-        .subject_public_key_info
-        .subject_public_key
-        .raw_bytes();
-    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, leaf_key)
-        .verify(format!("{h}.{p}").as_bytes(), &signature)
+    Jwk::from_x5c("RSA", x5c)
+        .verify_signature(Alg::RS256, format!("{h}.{p}").as_bytes(), &signature)
         .map_err(|_| {
             bad("expected an RS256 signature by the x5c[0] key, found one that does not verify")
         })?;

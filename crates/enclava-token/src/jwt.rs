@@ -285,6 +285,23 @@ impl Jwk {
         }
     }
 
+    /// A key known only by its certificate chain (standard base64 DER, leaf first): `kty` `RSA`
+    /// or `EC`, the key taken from `x5c[0]` when used.
+    pub fn from_x5c(kty: &str, x5c: Vec<String>) -> Jwk {
+        Jwk {
+            kty: kty.into(),
+            kid: None,
+            use_: None,
+            alg: None,
+            crv: None,
+            x: None,
+            y: None,
+            n: None,
+            e: None,
+            x5c: Some(x5c),
+        }
+    }
+
     /// Attach a certificate chain (standard base64 DER, leaf first).
     pub fn with_x5c(mut self, x5c: Vec<String>) -> Jwk {
         self.x5c = Some(x5c);
@@ -336,6 +353,27 @@ impl Jwk {
             return Err(format!("expected key use \"sig\", found {}", shown(u)));
         }
         Ok(())
+    }
+
+    /// Check a JWS signature (`alg` over `signing_input` = `header.payload`) with this key: its
+    /// members, or the key of its first `x5c` certificate. For signed objects that are not
+    /// tokens (policy uploads, key release answers); tokens go through [`verify`], which also
+    /// checks the header and the claims.
+    pub fn verify_signature(
+        &self,
+        alg: Alg,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<(), TokenError> {
+        let key = self.verifying_key()?;
+        if key.alg() == alg && key.verify(signing_input, signature) {
+            Ok(())
+        } else {
+            Err(TokenError::BadSignature {
+                kid: self.kid_shown(),
+                alg: alg.as_str().into(),
+            })
+        }
     }
 
     fn verifying_key(&self) -> Result<VerifyingKey, TokenError> {
