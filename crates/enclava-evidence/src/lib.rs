@@ -12,6 +12,7 @@ pub mod ccel;
 pub mod claims;
 pub mod dcap;
 pub mod error;
+mod pem_reader;
 pub mod sim;
 pub mod snp;
 

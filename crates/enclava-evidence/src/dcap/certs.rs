@@ -297,21 +297,24 @@ pub fn common_name(name: &Name) -> String {
 
 /// The pinned Intel SGX Root CA.
 pub fn pinned_root() -> Result<Cert, DcapError> {
-    let p = pem::parse(INTEL_SGX_ROOT_CA_PEM)
+    let blocks = crate::pem_reader::blocks(INTEL_SGX_ROOT_CA_PEM.as_bytes())
         .map_err(|e| DcapError::MalformedCertificate(format!("pinned root: {e}")))?;
-    Cert::from_der(p.contents())
+    let (_, der) = blocks
+        .first()
+        .ok_or_else(|| DcapError::MalformedCertificate("pinned root: no PEM block".into()))?;
+    Cert::from_der(der)
 }
 
 /// Parse concatenated PEM certificates (a trailing NUL, as in quotes, is tolerated).
 pub fn parse_pem_chain(bytes: &[u8]) -> Result<Vec<Cert>, DcapError> {
     let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-    let pems = pem::parse_many(&bytes[..end]).map_err(|e| {
+    let pems = crate::pem_reader::blocks(&bytes[..end]).map_err(|e| {
         DcapError::MalformedCertificate(format!("PEM certificate chain does not parse: {e}"))
     })?;
     let certs = pems
         .iter()
-        .filter(|p| p.tag() == "CERTIFICATE")
-        .map(|p| Cert::from_der(p.contents()))
+        .filter(|(label, _)| *label == "CERTIFICATE")
+        .map(|(_, der)| Cert::from_der(der))
         .collect::<Result<Vec<_>, _>>()?;
     if certs.is_empty() {
         return Err(DcapError::MalformedCertificate(

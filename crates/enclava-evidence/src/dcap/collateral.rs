@@ -108,14 +108,16 @@ fn percent_decode(b: &[u8]) -> Vec<u8> {
 fn parse_crl_any(bytes: &[u8]) -> Result<Crl, DcapError> {
     let trimmed = trim_ascii(bytes);
     if trimmed.starts_with(b"-----BEGIN") {
-        let p = pem::parse(trimmed).map_err(|e| bad(format!("PEM CRL does not parse: {e}")))?;
-        if p.tag() != "X509 CRL" {
-            return Err(bad(format!(
-                "expected PEM block X509 CRL, found {}",
-                p.tag()
-            )));
-        }
-        return Crl::from_der(p.contents());
+        let blocks = crate::pem_reader::blocks(trimmed)
+            .map_err(|e| bad(format!("PEM CRL does not parse: {e}")))?;
+        return match blocks.as_slice() {
+            [("X509 CRL", der)] => Crl::from_der(der),
+            [(label, _)] => Err(bad(format!("expected PEM block X509 CRL, found {label}"))),
+            more => Err(bad(format!(
+                "expected one PEM block X509 CRL, found {} blocks",
+                more.len()
+            ))),
+        };
     }
     if !trimmed.is_empty() && trimmed.iter().all(u8::is_ascii_hexdigit) {
         let der = hex::decode(trimmed).map_err(|e| bad(format!("hex CRL: {e}")))?;

@@ -101,7 +101,8 @@ fn blocks_from_pem_or_der(
     };
     let trimmed = input.trim_ascii_start();
     if trimmed.starts_with(b"-----BEGIN") {
-        let blocks = pem_blocks(trimmed).map_err(|e| err(format!("invalid PEM: {e}")))?;
+        let blocks =
+            crate::pem_reader::blocks(trimmed).map_err(|e| err(format!("invalid PEM: {e}")))?;
         let out: Vec<Vec<u8>> = blocks
             .into_iter()
             .filter(|(label, _)| tags.contains(label))
@@ -129,55 +130,6 @@ fn blocks_from_pem_or_der(
     }
     if out.is_empty() {
         return Err(err("expected PEM or DER, found empty input".into()));
-    }
-    Ok(out)
-}
-
-const PEM_BEGIN: &[u8] = b"-----BEGIN ";
-const PEM_DASHES: &[u8] = b"-----";
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Every PEM block of `text` as (label, decoded body), in order. Text between blocks is ignored
-/// (tools print `subject=` lines and the like there); a block without its matching END line,
-/// encapsulated headers or a body that is not base64 is an error. Written out rather than
-/// delegated: the `pem` crate spent more time splitting a VCEK chain than verifying its report.
-fn pem_blocks(text: &[u8]) -> Result<Vec<(&str, Vec<u8>)>, String> {
-    use base64::Engine;
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = find(rest, PEM_BEGIN) {
-        let after = &rest[start + PEM_BEGIN.len()..];
-        let label_len = find(after, PEM_DASHES)
-            .filter(|&n| !after[..n].contains(&b'\n'))
-            .ok_or("expected a BEGIN line ending in -----, found none")?;
-        let label = std::str::from_utf8(&after[..label_len])
-            .map_err(|_| "expected an ASCII label on the BEGIN line".to_string())?;
-        let body_and_rest = &after[label_len + PEM_DASHES.len()..];
-        let end_line = format!("-----END {label}-----");
-        let body_len = find(body_and_rest, end_line.as_bytes())
-            .ok_or_else(|| format!("expected {end_line}, found none"))?;
-        let body = &body_and_rest[..body_len];
-        if body.contains(&b':') {
-            return Err(format!(
-                "expected only base64 in the {label} block, found encapsulated headers"
-            ));
-        }
-        let b64: Vec<u8> = body
-            .iter()
-            .copied()
-            .filter(|b| !b.is_ascii_whitespace())
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(&b64)
-            .map_err(|e| format!("the {label} block is not base64: {e}"))?;
-        out.push((label, der));
-        rest = &body_and_rest[body_len + end_line.len()..];
-    }
-    if out.is_empty() {
-        return Err("expected at least one -----BEGIN ...----- block, found none".into());
     }
     Ok(out)
 }
@@ -618,7 +570,7 @@ mod tests {
             super::super::roots::ARK_MILAN_PEM.replace('\n', "\r\n"),
             super::super::roots::ark_pem(super::super::Product::Genoa),
         );
-        let ours = pem_blocks(chain.as_bytes()).unwrap();
+        let ours = crate::pem_reader::blocks(chain.as_bytes()).unwrap();
         let theirs = pem::parse_many(chain.as_bytes()).unwrap();
         assert_eq!(ours.len(), theirs.len());
         for (o, t) in ours.iter().zip(&theirs) {
@@ -652,7 +604,7 @@ mod tests {
             ("-----BEGIN CERTIFICATE\nAAAA\n".to_string(), "BEGIN line"),
         ];
         for (text, why) in cases {
-            let e = pem_blocks(text.as_bytes()).unwrap_err();
+            let e = crate::pem_reader::blocks(text.as_bytes()).unwrap_err();
             assert!(e.contains(why), "{why}: {e}");
             assert!(certs_from_pem_or_der(text.as_bytes()).is_err());
         }
