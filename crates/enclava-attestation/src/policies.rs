@@ -497,15 +497,17 @@ impl PolicyStore {
         self.write_policy(tee, &text, true, None, who, now)
     }
 
-    /// Every stored version of a type's policy, oldest first (the implicit version 0 excluded).
-    pub fn versions(&self, tee: Tee) -> Result<Vec<PolicyRecord>, AttestError> {
-        let prefix = format!("{POLICY_VERSION}{tee}/");
+    /// Every record under `prefix`, in key order (page by page).
+    fn read_all<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<T>, AttestError> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let rows = self
                 .store
-                .list(Table::Policies, &prefix, after.as_deref(), 256)?;
+                .list(Table::Policies, prefix, after.as_deref(), 256)?;
             let Some((last, _)) = rows.last() else { break };
             after = Some(last.clone());
             for (k, v) in &rows {
@@ -513,6 +515,12 @@ impl PolicyStore {
             }
         }
         Ok(out)
+    }
+
+    /// Every stored version of a type's policy, oldest first (the implicit version 0 excluded).
+    pub fn versions(&self, tee: Tee) -> Result<Vec<PolicyRecord>, AttestError> {
+        let prefix = format!("{POLICY_VERSION}{tee}/");
+        self.read_all(&prefix)
     }
 
     fn write_reference(
@@ -661,19 +669,7 @@ impl PolicyStore {
         valid_name(scope, "scope")?;
         valid_name(name, "reference set name")?;
         let prefix = format!("{REF_VERSION}{scope}/{name}/");
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let rows = self
-                .store
-                .list(Table::Policies, &prefix, after.as_deref(), 256)?;
-            let Some((last, _)) = rows.last() else { break };
-            after = Some(last.clone());
-            for (k, v) in &rows {
-                out.push(serde_json::from_slice(v).map_err(|e| corrupt(k, e))?);
-            }
-        }
-        Ok(out)
+        self.read_all(&prefix)
     }
 
     /// The current sets of a scope as the policy input's `reference` object (cached; see the
