@@ -66,6 +66,8 @@ pub(crate) struct DataKeys {
     pub(crate) backup: Zeroizing<[u8; 32]>,
     /// Authenticates stored records' metadata.
     pub(crate) record_mac: Zeroizing<[u8; 32]>,
+    /// Base of [`Vault::derived_key`]: purpose-bound keys for the server's own use.
+    pub(crate) derivation: Zeroizing<[u8; 32]>,
 }
 
 /// Shares accumulated towards the threshold (in memory only).
@@ -80,6 +82,8 @@ const ROOT_AAD: &[u8] = b"enclava/v1/root-key: root key wrapped under the unseal
 const INFO_OBJECT: &[u8] = b"enclava/v1/data-key/object-seal";
 const INFO_BACKUP: &[u8] = b"enclava/v1/data-key/backup";
 const INFO_RECORD_MAC: &[u8] = b"enclava/v1/data-key/record-mac";
+const INFO_DERIVATION: &[u8] = b"enclava/v1/data-key/derivation-base";
+const DERIVED_PREFIX: &[u8] = b"enclava/v1/derived/";
 
 #[derive(Serialize, Deserialize)]
 struct SealRecord {
@@ -98,6 +102,7 @@ impl DataKeys {
             object: hkdf32(root, INFO_OBJECT)?,
             backup: hkdf32(root, INFO_BACKUP)?,
             record_mac: hkdf32(root, INFO_RECORD_MAC)?,
+            derivation: hkdf32(root, INFO_DERIVATION)?,
         })
     }
 }
@@ -408,6 +413,19 @@ impl Vault {
                 "the stored {purpose} does not open under this vault's root key (corrupt or from another vault)"
             ))
         })
+    }
+}
+
+impl Vault {
+    /// A 32-byte key derived from the root key for one `purpose` (HKDF-SHA256; distinct purposes
+    /// give independent keys). For the server's own MACs and seals (challenge nonces, row
+    /// integrity, ...): every process unsealed with the same root derives the same key, and none
+    /// exists while sealed.
+    pub fn derived_key(&self, purpose: &str) -> Result<Zeroizing<[u8; 32]>> {
+        let keys = self.data_keys()?;
+        let mut info = DERIVED_PREFIX.to_vec();
+        info.extend_from_slice(purpose.as_bytes());
+        hkdf32(keys.derivation.as_ref(), &info)
     }
 }
 

@@ -304,3 +304,31 @@ fn aux_secrets_are_sealed_bound_to_their_purpose_and_need_the_unsealed_root() {
     let other = crate::common::env();
     assert!(other.vault.open_aux("token-signing-key", &sealed).is_err());
 }
+
+#[test]
+fn derived_keys_are_bound_to_purpose_and_root_and_need_the_unsealed_vault() {
+    let env = env();
+    let a = env.vault.derived_key("challenge-mac").unwrap();
+    let b = env.vault.derived_key("row-integrity").unwrap();
+    assert_ne!(
+        a.as_ref(),
+        b.as_ref(),
+        "distinct purposes give distinct keys"
+    );
+    assert_eq!(
+        env.vault.derived_key("challenge-mac").unwrap().as_ref(),
+        a.as_ref(),
+        "the same purpose gives the same key"
+    );
+    let other = crate::common::env();
+    assert_ne!(
+        other.vault.derived_key("challenge-mac").unwrap().as_ref(),
+        a.as_ref(),
+        "another root gives another key"
+    );
+    env.vault.seal();
+    assert!(matches!(
+        env.vault.derived_key("challenge-mac"),
+        Err(VaultError::Sealed)
+    ));
+}
