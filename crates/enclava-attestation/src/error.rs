@@ -18,9 +18,10 @@ pub enum AttestError {
     #[error(transparent)]
     Request(#[from] RequestError),
 
-    /// The challenge nonce was never issued here (or was swept long ago).
+    /// The challenge nonce was never issued by a service holding this challenge key (bad shape,
+    /// version or MAC).
     #[error(
-        "unknown challenge nonce: expected a nonce issued by this service, found one it never issued (or long expired)"
+        "unknown challenge nonce: expected a nonce issued by this service, found one it never issued"
     )]
     NonceUnknown,
     /// The challenge nonce was issued, but its lifetime ended.
@@ -34,9 +35,6 @@ pub enum AttestError {
     /// The challenge nonce was already used once.
     #[error("challenge nonce replayed: expected a fresh nonce, found one already used")]
     NonceReplayed,
-    /// Too many outstanding challenges.
-    #[error("too many outstanding challenges: at most {capacity} may be live at once")]
-    ChallengeCapacity { capacity: usize },
 
     /// The evidence did not verify. `failed_check` is the verifier's stable code.
     #[error("evidence verification failed ({failed_check}): {reason}")]
@@ -136,7 +134,6 @@ impl AttestError {
             | AttestError::InvalidPolicySignature(_) => 400,
             AttestError::Denied { .. } | AttestError::UntrustedPolicySigner { .. } => 403,
             AttestError::Conflict { .. } => 409,
-            AttestError::ChallengeCapacity { .. } => 503,
             AttestError::PolicyEvaluation { .. }
             | AttestError::Store(_)
             | AttestError::Config(_)
@@ -153,7 +150,6 @@ impl AttestError {
             AttestError::NonceUnknown => "nonce_unknown",
             AttestError::NonceExpired { .. } => "nonce_expired",
             AttestError::NonceReplayed => "nonce_replayed",
-            AttestError::ChallengeCapacity { .. } => "challenge_capacity",
             AttestError::Evidence { .. } => "evidence_invalid",
             AttestError::Denied { .. } => "attestation_denied",
             AttestError::InvalidData { .. } => "invalid_data",

@@ -1,7 +1,8 @@
 //! The attestation service: request -> evidence -> claims -> binding -> appraisal -> token.
 //!
 //! [`AttestationService::attest`] runs, in order:
-//! 1. the challenge (native requests with a `nonce`): consumed once ([`crate::challenge`]);
+//! 1. the challenge (native requests with a `nonce`): redeemed once, across every process
+//!    sharing the store ([`crate::challenge`]);
 //! 2. the sim gate: `sim` evidence is denied (`sim_disabled`) unless [`ServiceConfig::allow_sim`];
 //! 3. evidence verification with the service's [`SnpVerifier`] / [`DcapVerifier`] (their caches
 //!    stay warm across requests); collateral comes from the request or, when it carries none (MAA
@@ -65,7 +66,6 @@ pub struct ServiceConfig {
     /// default `sim` policy denies it: a policy must accept it explicitly.
     pub allow_sim: bool,
     pub challenge_ttl: Duration,
-    pub challenge_capacity: usize,
     /// How many previous signing keys [`AttestationService::rotate_signer`] keeps in the JWKS.
     pub previous_keys_kept: usize,
 }
@@ -77,13 +77,12 @@ impl ServiceConfig {
             token_lifetime: Duration::seconds(enclava_token::DEFAULT_LIFETIME_SECONDS),
             allow_sim: false,
             challenge_ttl: Duration::seconds(challenge::DEFAULT_TTL_SECONDS),
-            challenge_capacity: challenge::DEFAULT_CAPACITY,
             previous_keys_kept: 2,
         }
     }
 
     /// Check the settings (the server calls this at startup): a non-empty issuer, a token
-    /// lifetime of 1 s to 24 h, a positive challenge TTL and capacity.
+    /// lifetime of 1 s to 24 h, a positive challenge TTL.
     pub fn validate(&self) -> Result<(), AttestError> {
         let bad = |m: String| Err(AttestError::Config(m));
         if self.issuer.trim().is_empty() {
@@ -96,11 +95,10 @@ impl ServiceConfig {
                 enclava_token::MAX_LIFETIME_SECONDS
             ));
         }
-        if self.challenge_ttl.num_seconds() < 1 || self.challenge_capacity == 0 {
+        if self.challenge_ttl.num_seconds() < 1 {
             return bad(format!(
-                "challenges: expected a TTL of at least 1 s and a capacity of at least 1, found {} s and {}",
-                self.challenge_ttl.num_seconds(),
-                self.challenge_capacity
+                "challenge_ttl: expected at least 1 s, found {} s",
+                self.challenge_ttl.num_seconds()
             ));
         }
         Ok(())
@@ -222,13 +220,15 @@ fn data_input(d: Option<&enclava_token::maa::AttestData>) -> Value {
 }
 
 impl AttestationService {
+    /// Challenges are MAC'd under a random key of this instance until
+    /// [`AttestationService::with_challenge_key`] sets a shared one, and redeemed into `store`.
     pub fn new(
         store: Arc<dyn Store>,
         signer: Arc<dyn TokenSigner>,
         config: ServiceConfig,
     ) -> AttestationService {
         AttestationService {
-            challenges: ChallengeStore::new(config.challenge_ttl, config.challenge_capacity),
+            challenges: ChallengeStore::with_random_key(config.challenge_ttl, store.clone()),
             config,
             policies: PolicyStore::new(store),
             signers: RwLock::new(Signers {
@@ -239,6 +239,14 @@ impl AttestationService {
             dcap: DcapVerifier::new(),
             collateral: None,
         }
+    }
+
+    /// MAC challenges under `key` and record redeemed ones in `redeemed` (the server: a key
+    /// derived from the vault root and the shared database, so that every process on that
+    /// database accepts each other's challenges exactly once).
+    pub fn with_challenge_key(mut self, key: &[u8; 32], redeemed: Arc<dyn Store>) -> Self {
+        self.challenges = ChallengeStore::new(key, self.config.challenge_ttl, redeemed);
+        self
     }
 
     /// Use `source` for collateral a request does not carry.
@@ -679,7 +687,7 @@ mod tests {
                 ..ok.clone()
             },
             ServiceConfig {
-                challenge_capacity: 0,
+                challenge_ttl: Duration::seconds(0),
                 ..ok.clone()
             },
         ] {

@@ -45,6 +45,8 @@ pub struct AppState {
     pub attestation: Arc<crate::attest::Attestation>,
     /// Attestation token issuers trusted for secure key release.
     pub trusted_issuers: Arc<enclava_vault::keys::release::TrustedIssuers>,
+    /// Per-client request rates and failed-login delays (see `ratelimit`).
+    pub rate_limits: Arc<crate::ratelimit::RateLimits>,
 }
 
 /// Per-request facts gathered along the pipeline (for audit, logs and response headers).
@@ -56,6 +58,10 @@ struct Ctx {
     api_version: Option<String>,
     attest: crate::attest::AttestCtx,
     release_detail: Option<String>,
+    /// The peer's address (rate limits and failed-login delays).
+    client_ip: Option<std::net::IpAddr>,
+    /// Seconds for a `Retry-After` header (429 answers).
+    retry_after: Option<u64>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-request-id");
@@ -580,16 +586,23 @@ fn token_endpoint(
         parts.join(" ")
     };
     ctx.principal = Some(id.chars().take(64).collect());
+    login_allowed(st, ctx, id)?;
     match st
         .identity
         .client_credentials(id, secret, &scope, now_secs())
     {
-        Ok(t) => Reply::json(&t),
-        Err(IdentityError::InvalidClient) => Err(oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed: unknown client or wrong secret",
-        )),
+        Ok(t) => {
+            login_result(st, ctx, id, true);
+            Reply::json(&t)
+        }
+        Err(IdentityError::InvalidClient) => {
+            login_result(st, ctx, id, false);
+            Err(oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed: unknown client or wrong secret",
+            ))
+        }
         Err(IdentityError::InvalidScope { found, expected }) => Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
@@ -610,6 +623,56 @@ fn token_endpoint(
             "server_error",
             identity_msg(&e),
         )),
+    }
+}
+
+/// Refuse a credential check while the caller's failed-login delay runs (429, `Retry-After`).
+fn login_allowed(st: &AppState, ctx: &mut Ctx, client_id: &str) -> Result<(), ApiError> {
+    let Some(ip) = ctx.client_ip else {
+        return Ok(());
+    };
+    match st
+        .rate_limits
+        .login_allowed(ip, client_id, std::time::Instant::now())
+    {
+        Ok(()) => Ok(()),
+        Err(wait) => {
+            st.metrics.count_rate_limited("login");
+            ctx.retry_after = Some(wait.secs());
+            Err(oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                format!(
+                    "too many failed logins for this client from this address: retry after {} s",
+                    wait.secs()
+                ),
+            ))
+        }
+    }
+}
+
+fn login_result(st: &AppState, ctx: &Ctx, client_id: &str, ok: bool) {
+    if let Some(ip) = ctx.client_ip {
+        if ok {
+            st.rate_limits.login_succeeded(ip, client_id);
+        } else {
+            st.rate_limits
+                .login_failed(ip, client_id, std::time::Instant::now());
+        }
+    }
+}
+
+/// Which request-rate bucket a route draws from.
+fn rate_class(route: &Route) -> Option<crate::ratelimit::Class> {
+    use crate::attest::AttestRoute as AR;
+    use crate::ratelimit::Class;
+    match route {
+        Route::Token | Route::TenantToken { .. } | Route::ManagedIdentityToken => {
+            Some(Class::Token)
+        }
+        Route::Attest(AR::Challenge) => Some(Class::Challenge),
+        Route::Attest(AR::Maa(_) | AR::Native) => Some(Class::Attest),
+        _ => None,
     }
 }
 
@@ -651,20 +714,27 @@ fn managed_identity(
     let client_id = get(query, "client_id")
         .or_else(|| get(query, "object_id"))
         .or_else(|| get(query, "principal_id"));
+    // Failed identity secrets are throttled like client secrets, under their own key.
+    let login_key = format!("managed-identity:{}", client_id.unwrap_or(""));
+    login_allowed(st, ctx, &login_key)?;
     let proof = ManagedIdentityProof { secret, client_id };
     match st
         .identity
         .managed_identity_token(resource, proof, now_secs())
     {
         Ok(t) => {
+            login_result(st, ctx, &login_key, true);
             ctx.principal = Some(t.client_id.clone());
             Reply::json(&t)
         }
-        Err(IdentityError::InvalidClient) => Err(oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "the identity secret does not belong to a managed identity (or client_id names another identity)",
-        )),
+        Err(IdentityError::InvalidClient) => {
+            login_result(st, ctx, &login_key, false);
+            Err(oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "the identity secret does not belong to a managed identity (or client_id names another identity)",
+            ))
+        }
         Err(IdentityError::InvalidScope { found, expected }) => Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_resource",
@@ -882,7 +952,10 @@ pub async fn dispatch(
         .or_else(|| headers.get(X_REQUEST_ID).and_then(sane_id))
         .unwrap_or_else(new_request_id);
     let query = data::query_pairs(parts.uri.query());
-    let mut ctx = Ctx::default();
+    let mut ctx = Ctx {
+        client_ip: Some(peer.ip()),
+        ..Ctx::default()
+    };
 
     let routed = route::route(&method, &path);
     let (template, operation) = match &routed {
@@ -909,7 +982,32 @@ pub async fn dispatch(
             body: Some(st.metrics.encode().into_bytes()),
             content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
         }),
-        Ok(route) => process(&st, route, &method, &headers, query, body, &mut ctx).await,
+        Ok(route) => {
+            let limited = rate_class(route).and_then(|class| {
+                st.rate_limits
+                    .check_request(peer.ip(), class, Instant::now())
+                    .err()
+                    .map(|wait| (class, wait))
+            });
+            match limited {
+                Some((class, wait)) => {
+                    st.metrics.count_rate_limited(class.name());
+                    ctx.retry_after = Some(wait.secs());
+                    let mut e = ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TooManyRequests",
+                        format!(
+                            "too many {} requests from this address: retry after {} s",
+                            class.name(),
+                            wait.secs()
+                        ),
+                    );
+                    e.oauth = class == crate::ratelimit::Class::Token;
+                    Err(e)
+                }
+                None => process(&st, route, &method, &headers, query, body, &mut ctx).await,
+            }
+        }
     };
 
     let status = match &outcome {
@@ -1064,6 +1162,9 @@ pub async fn dispatch(
     {
         h.insert(HeaderName::from_static(apiversion::NOTE_HEADER), v);
     }
+    if let Some(secs) = ctx.retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if !st.config.insecure_http {
         h.insert(
@@ -1151,11 +1252,9 @@ async fn process(
     let body = read_body(headers, body, st.config.max_body_bytes).await?;
     // Attestation is a fraction of a millisecond of CPU work whose hot path does no I/O (policies,
     // reference sets, collateral and verified chains are cached in memory): it runs on the worker.
-    // Handing it to the blocking pool and back cost about 15% of its throughput.
-    if matches!(
-        route,
-        Route::Attest(crate::attest::AttestRoute::Maa(_) | crate::attest::AttestRoute::Native)
-    ) {
+    // Handing it to the blocking pool and back cost about 15% of its throughput. Not the native
+    // route: redeeming its challenge is a database write.
+    if matches!(route, Route::Attest(crate::attest::AttestRoute::Maa(_))) {
         return execute(st, route, method, headers, &query, &body, ctx);
     }
     let st2 = st.clone();

@@ -60,6 +60,8 @@ pub const RS256_KEY: &str = "enclava-attestation-rs256";
 pub const SIGNER_RECHECK: StdDuration = StdDuration::from_secs(5);
 /// How long collateral read from the directory is kept before it is read again.
 pub const COLLATERAL_TTL: StdDuration = StdDuration::from_secs(300);
+/// Purpose of the vault-derived key that MACs challenge nonces.
+pub const CHALLENGE_KEY_PURPOSE: &str = "challenge-nonce";
 /// The reference-value scope of attestation requests.
 pub const DEFAULT_SCOPE: &str = enclava_attestation::request::DEFAULT_SCOPE;
 const MAX_DETAIL: usize = 4000;
@@ -939,6 +941,7 @@ pub struct Attestation {
     issuer: String,
     collateral: Option<Arc<DirCollateral>>,
     live: RwLock<Option<Live>>,
+    replay_store: Option<Arc<dyn enclava_store::Store>>,
 }
 
 impl Attestation {
@@ -952,6 +955,7 @@ impl Attestation {
             issuer,
             collateral,
             live: RwLock::new(None),
+            replay_store: None,
         }
     }
 
@@ -980,8 +984,15 @@ impl Attestation {
             sc.previous_keys_kept,
             ca_dir.as_deref(),
         );
+        // Challenges: MAC'd under a key derived from the root (every process unsealed with it
+        // accepts them) and redeemed into the shared database (single use across processes).
+        let challenge_key = st
+            .vault
+            .derived_key(CHALLENGE_KEY_PURPOSE)
+            .map_err(|e| format!("deriving the challenge key: {e}"))?;
         let mut svc = AttestationService::new(st.store.clone(), Arc::new(signer), sc)
-            .with_previous_signers(prev);
+            .with_previous_signers(prev)
+            .with_challenge_key(&challenge_key, self.redeemed_store(st));
         if let Some(c) = &self.collateral {
             svc = svc.with_collateral_source(c.clone());
         }
@@ -994,6 +1005,34 @@ impl Attestation {
             checked: Instant::now(),
         });
         Ok(())
+    }
+
+    /// Where redeemed challenge nonces are recorded: the dedicated connection when one was set
+    /// ([`Attestation::with_replay_store`]), else the server's store.
+    fn redeemed_store(&self, st: &AppState) -> Arc<dyn enclava_store::Store> {
+        self.replay_store
+            .clone()
+            .unwrap_or_else(|| st.store.clone())
+    }
+
+    /// Record redeemed challenges through `store` (a second connection to the same database).
+    pub fn with_replay_store(mut self, store: Arc<dyn enclava_store::Store>) -> Self {
+        self.replay_store = Some(store);
+        self
+    }
+
+    /// Delete expired redeemed challenges (the maintenance task); 0 while sealed.
+    pub fn sweep_challenges(&self) -> Result<usize, String> {
+        let svc = {
+            let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+            match live.as_ref() {
+                Some(l) => l.service.clone(),
+                None => return Ok(0),
+            }
+        };
+        svc.challenges()
+            .sweep(now_for(self))
+            .map_err(|e| e.to_string())
     }
 
     /// Called on seal: forget the service (its signer needs the unsealed vault).

@@ -16,10 +16,12 @@ pub mod app;
 pub mod attest;
 pub mod audit_pipe;
 pub mod config;
+pub mod connlimit;
 pub mod data;
 pub mod error;
 pub mod lifecycle;
 pub mod metrics;
+pub mod ratelimit;
 pub mod release;
 pub mod route;
 pub mod tls;
@@ -287,6 +289,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         trusted_issuers: Arc::new(
             release::load_trusted_issuers(&config.trusted_issuers).map_err(ServerError::Startup)?,
         ),
+        rate_limits: Arc::new(ratelimit::RateLimits::new(config.rate_limits.clone())),
     });
 
     if config.dev {
@@ -343,14 +346,25 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Some(t) => (t.ca_path.clone(), t.ca_fingerprint.clone(), t.created_ca),
         None => (None, None, false),
     };
+    // Every connection takes a slot of the cap before its TLS handshake; see `connlimit`.
+    let limiter = connlimit::ConnLimiter::new(config.max_connections, metrics.clone());
     let task = match tls_material {
         Some(t) => {
             let cfg = axum_server::tls_rustls::RustlsConfig::from_config(t.server_config);
-            let server = axum_server::from_tcp_rustls(listener, cfg).handle(handle.clone());
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(cfg)
+                .handshake_timeout(config.tls_handshake_timeout)
+                .acceptor(connlimit::LimitAcceptor::new(limiter, false));
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(acceptor)
+                .handle(handle.clone());
+            http_timeouts(server.http_builder(), &config);
             tokio::spawn(server.serve(make))
         }
         None => {
-            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(connlimit::LimitAcceptor::new(limiter, true))
+                .handle(handle.clone());
+            http_timeouts(server.http_builder(), &config);
             tokio::spawn(server.serve(make))
         }
     };
@@ -368,6 +382,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         handle,
         task,
     })
+}
+
+/// A client must send a complete request head within `header_read_timeout` (slow-loris
+/// connections dripping header bytes are closed then); hyper starts the same timer while it
+/// waits for the next request on a keep-alive connection, so it is also the idle bound.
+fn http_timeouts(
+    b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    config: &ServerConfig,
+) {
+    b.http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
 }
 
 /// An audit entry for something the server itself did.
@@ -449,5 +475,12 @@ pub async fn run_maintenance_once(st: &Arc<AppState>) {
         Ok(0) => {}
         Ok(n) => tracing::info!(purged = n, "purged expired deleted objects"),
         Err(e) => tracing::error!(error = %e, "purging expired deleted objects failed"),
+    }
+    let st2 = st.clone();
+    match tokio::task::spawn_blocking(move || st2.attestation.sweep_challenges()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(swept = n, "forgot expired redeemed challenges"),
+        Ok(Err(e)) => tracing::error!(error = %e, "sweeping redeemed challenges failed"),
+        Err(e) => tracing::error!(error = %e, "sweeping redeemed challenges failed"),
     }
 }

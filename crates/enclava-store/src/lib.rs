@@ -35,10 +35,14 @@ pub enum Table {
     Policies,
     /// Signed checkpoints of the audit chain head.
     AuditCheckpoints,
+    /// Redeemed attestation challenge nonces, each until its expiry (the replay set shared by
+    /// every server process on this database). Keys: `{issued_at:020}/{base64url(mac)}`, values
+    /// empty.
+    RedeemedNonces,
 }
 
 impl Table {
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Meta,
         Table::Keys,
         Table::KeyVersions,
@@ -50,6 +54,7 @@ impl Table {
         Table::RoleAssignments,
         Table::Policies,
         Table::AuditCheckpoints,
+        Table::RedeemedNonces,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +70,7 @@ impl Table {
             Table::RoleAssignments => "role_assignments",
             Table::Policies => "policies",
             Table::AuditCheckpoints => "audit_checkpoints",
+            Table::RedeemedNonces => "redeemed_nonces",
         }
     }
 }
