@@ -141,10 +141,12 @@ fn a_challenge_flood_stores_nothing_and_denies_nobody() {
 #[test]
 fn a_challenge_from_one_process_is_redeemed_once_on_another() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = start_with(config(dir.path(), |_| {}));
+    let path = dir.path().to_path_buf();
+    let mut a = start_with(config(&path, |_| {}));
+    a.dir = dir;
     allow_sim(&a);
     // B: a second server on the same data directory and database, unsealed with the same root.
-    let b = start_with(config(dir.path(), |_| {}));
+    let b = start_with(config(&path, |_| {}));
     assert_ne!(a.url, b.url);
 
     let nonce = challenge(&a);
@@ -169,7 +171,6 @@ fn a_challenge_from_one_process_is_redeemed_once_on_another() {
     a.rt.block_on(enclava_server::run_maintenance_once(&a.server.state));
     let r = b.post("/attest/native", None, &native(&nonce));
     assert_eq!(r.code(), "nonce_replayed", "{}", r.text);
-    a.dir = dir;
 }
 
 /// Open a connection from `src` (a loopback address) to the server.
