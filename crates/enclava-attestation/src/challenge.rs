@@ -136,7 +136,9 @@ impl ChallengeStore {
         let raw = URL_SAFE_NO_PAD
             .decode(nonce)
             .map_err(|_| AttestError::NonceUnknown)?;
-        let (body, tag) = raw.split_at_checked(RAW_LEN - MAC_LEN).ok_or(AttestError::NonceUnknown)?;
+        let (body, tag) = raw
+            .split_at_checked(RAW_LEN - MAC_LEN)
+            .ok_or(AttestError::NonceUnknown)?;
         let (version, rest) = body.split_first().ok_or(AttestError::NonceUnknown)?;
         if *version != NONCE_VERSION {
             return Err(AttestError::NonceUnknown);
@@ -150,7 +152,8 @@ impl ChallengeStore {
             .and_then(|s| s.try_into().ok())
             .ok_or(AttestError::NonceUnknown)?;
         let issued_at = i64::from_be_bytes(secs);
-        let issued = DateTime::<Utc>::from_timestamp(issued_at, 0).ok_or(AttestError::NonceUnknown)?;
+        let issued =
+            DateTime::<Utc>::from_timestamp(issued_at, 0).ok_or(AttestError::NonceUnknown)?;
         if issued > now + Duration::seconds(MAX_FUTURE_SKEW_SECONDS) {
             // Authentic but from the future: another process's clock is far off. Refuse rather
             // than let it live longer than its TTL.
@@ -277,7 +280,11 @@ mod tests {
     }
 
     fn chal(db: &Arc<dyn Store>) -> ChallengeStore {
-        ChallengeStore::new(&[7u8; 32], Duration::seconds(DEFAULT_TTL_SECONDS), db.clone())
+        ChallengeStore::new(
+            &[7u8; 32],
+            Duration::seconds(DEFAULT_TTL_SECONDS),
+            db.clone(),
+        )
     }
 
     #[test]
@@ -311,7 +318,10 @@ mod tests {
         // A different key: never issued as far as it can tell.
         let other = ChallengeStore::new(&[8u8; 32], Duration::seconds(300), db.clone());
         let c2 = a.issue(t0()).unwrap();
-        assert_eq!(other.consume(&c2.nonce, t0()), Err(AttestError::NonceUnknown));
+        assert_eq!(
+            other.consume(&c2.nonce, t0()),
+            Err(AttestError::NonceUnknown)
+        );
     }
 
     #[test]
@@ -340,7 +350,11 @@ mod tests {
         for i in 0..raw.len() {
             raw[i] ^= 1;
             let forged = URL_SAFE_NO_PAD.encode(&raw);
-            assert_eq!(s.check(&forged, t0()), Err(AttestError::NonceUnknown), "{i}");
+            assert_eq!(
+                s.check(&forged, t0()),
+                Err(AttestError::NonceUnknown),
+                "{i}"
+            );
             raw[i] ^= 1;
         }
         // An authentic nonce from far in the future is refused.
@@ -355,7 +369,8 @@ mod tests {
         let old = s.issue(t0()).unwrap();
         s.consume(&old.nonce, t0()).unwrap();
         let young = s.issue(t0() + Duration::seconds(50)).unwrap();
-        s.consume(&young.nonce, t0() + Duration::seconds(50)).unwrap();
+        s.consume(&young.nonce, t0() + Duration::seconds(50))
+            .unwrap();
         assert_eq!(s.sweep(t0() + Duration::seconds(60)).unwrap(), 0);
         assert_eq!(s.sweep(t0() + Duration::seconds(61)).unwrap(), 1);
         assert_eq!(s.redeemed_count().unwrap(), 1);
@@ -368,5 +383,48 @@ mod tests {
             s.consume(&young.nonce, t0() + Duration::seconds(61)),
             Err(AttestError::NonceReplayed)
         );
+    }
+}
+
+/// Cost of a durable redemption (one SQLite transaction, `synchronous=FULL`, on a real file):
+/// `cargo test -p enclava-attestation --release redemption_cost -- --ignored --nocapture`.
+#[cfg(test)]
+mod measure {
+    use super::*;
+    use enclava_store::SqliteStore;
+
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn redemption_cost() {
+        for relaxed in [false, true] {
+            let path = std::env::temp_dir().join(format!(
+                "enclava-redeem-{}-{relaxed}.db",
+                std::process::id()
+            ));
+            let store = if relaxed {
+                SqliteStore::open_relaxed(&path)
+            } else {
+                SqliteStore::open(&path)
+            };
+            let db: Arc<dyn Store> = Arc::new(store.unwrap());
+            let s = ChallengeStore::new(&[1u8; 32], Duration::seconds(300), db);
+            let now = Utc::now();
+            let nonces: Vec<String> = (0..2000).map(|_| s.issue(now).unwrap().nonce).collect();
+            let t = std::time::Instant::now();
+            for n in &nonces {
+                s.consume(n, now).unwrap();
+            }
+            let el = t.elapsed();
+            println!(
+                "synchronous={}: {} redemptions in {el:?}: {:.0}/s, {:.3} ms each",
+                if relaxed { "NORMAL" } else { "FULL" },
+                nonces.len(),
+                nonces.len() as f64 / el.as_secs_f64(),
+                el.as_secs_f64() * 1000.0 / nonces.len() as f64
+            );
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+            }
+        }
     }
 }

@@ -481,7 +481,8 @@ mod tests {
             (2, 5)
         );
         assert!(c.rate_limits.include_loopback);
-        let e = PartialConfig::from_env([("ENCLAVA_RATE_LIMIT_TOKEN_PER_SEC", "fast")]).unwrap_err();
+        let e =
+            PartialConfig::from_env([("ENCLAVA_RATE_LIMIT_TOKEN_PER_SEC", "fast")]).unwrap_err();
         assert!(e.to_string().contains("fast"), "{e}");
         let d = PartialConfig::default().resolve().unwrap();
         assert_eq!(d.header_read_timeout, Duration::from_secs(10));

@@ -181,7 +181,10 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut s = self.limiter.lock();
         s.open.remove(&self.id);
-        self.limiter.metrics.connections_open.set(s.open.len() as i64);
+        self.limiter
+            .metrics
+            .connections_open
+            .set(s.open.len() as i64);
     }
 }
 
@@ -361,7 +364,10 @@ fn soft_nofile() -> Option<u64> {
 
 fn parse_soft_nofile(limits: &str) -> Option<u64> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    let soft = line.trim_start_matches("Max open files").split_whitespace().next()?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
     if soft == "unlimited" {
         return Some(u64::MAX);
     }

@@ -158,7 +158,12 @@ impl RateLimitSettings {
             expected,
             found: value.chars().take(100).collect(),
         };
-        let num = || value.trim().parse::<u32>().map_err(|_| bad("a non-negative integer"));
+        let num = || {
+            value
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| bad("a non-negative integer"))
+        };
         match field {
             "TOKEN_PER_SEC" => s.token_per_sec = Some(num()?),
             "TOKEN_BURST" => s.token_burst = Some(num()?),
@@ -233,7 +238,8 @@ struct Bucket {
 impl Bucket {
     fn refill(&mut self, rate: Rate, now: Instant) {
         let dt = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + dt * f64::from(rate.per_sec)).min(f64::from(rate.burst.max(1)));
+        self.tokens =
+            (self.tokens + dt * f64::from(rate.per_sec)).min(f64::from(rate.burst.max(1)));
         self.at = now;
     }
 }
@@ -384,7 +390,12 @@ impl RateLimits {
     }
 
     /// Whether a client-credential attempt for `client_id` from `ip` may be checked now.
-    pub fn login_allowed(&self, ip: IpAddr, client_id: &str, now: Instant) -> Result<(), RetryAfter> {
+    pub fn login_allowed(
+        &self,
+        ip: IpAddr,
+        client_id: &str,
+        now: Instant,
+    ) -> Result<(), RetryAfter> {
         let ip = client_key(ip);
         let cid = client_id_key(client_id);
         let pair_failed = {

@@ -231,7 +231,9 @@ async fn closed_within(c: &mut TcpStream, within: Duration) -> bool {
 }
 
 fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -279,7 +281,9 @@ fn slowloris_connections_are_evicted_or_timed_out_and_healthz_stays_reachable() 
         let mut held = Vec::new();
         for _ in 0..20 {
             let mut c = connect_from("127.0.0.1", addr).await;
-            c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+            c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
             held.push(c);
         }
         let started = Instant::now();
@@ -298,7 +302,10 @@ fn slowloris_connections_are_evicted_or_timed_out_and_healthz_stays_reachable() 
         }
         let took = started.elapsed();
         assert_eq!(open, 0, "dripping connections still open after {took:?}");
-        assert!(took >= Duration::from_millis(1500), "closed too early: {took:?}");
+        assert!(
+            took >= Duration::from_millis(1500),
+            "closed too early: {took:?}"
+        );
     });
 }
 
@@ -366,7 +373,8 @@ fn floods_of_token_and_challenge_requests_get_429_with_retry_after() {
         let mut statuses = Vec::new();
         let mut retry = None;
         for _ in 0..8 {
-            let (st, h, _) = raw_request("127.0.0.9", addr, "POST", "/oauth2/token", ctype, form).await;
+            let (st, h, _) =
+                raw_request("127.0.0.9", addr, "POST", "/oauth2/token", ctype, form).await;
             statuses.push(st);
             if st == 429 {
                 retry = header(&h, "retry-after").map(str::to_string);
@@ -376,14 +384,22 @@ fn floods_of_token_and_challenge_requests_get_429_with_retry_after() {
         assert_eq!(statuses[7], 429, "{statuses:?}");
         assert_eq!(retry.as_deref(), Some("1"));
         // Another address is not limited by that one's flood.
-        let (st, _, _) =
-            raw_request("127.0.0.10", addr, "POST", "/contoso/oauth2/v2.0/token", ctype, form).await;
+        let (st, _, _) = raw_request(
+            "127.0.0.10",
+            addr,
+            "POST",
+            "/contoso/oauth2/v2.0/token",
+            ctype,
+            form,
+        )
+        .await;
         assert_ne!(st, 429);
 
         let mut got = 0;
         let mut limited = None;
         for _ in 0..15 {
-            let (st, h, body) = raw_request("127.0.0.9", addr, "GET", "/challenge", "text/plain", "").await;
+            let (st, h, body) =
+                raw_request("127.0.0.9", addr, "GET", "/challenge", "text/plain", "").await;
             match st {
                 200 => got += 1,
                 429 => {
@@ -423,7 +439,15 @@ fn an_attacker_hammering_a_client_id_does_not_lock_out_the_real_client() {
         let mut statuses = Vec::new();
         let mut retry_after = Vec::new();
         for i in 0..40 {
-            let (st, h, _) = raw_request("127.0.0.2", addr, "POST", "/oauth2/token", ctype, &form(&format!("guess-{i}"))).await;
+            let (st, h, _) = raw_request(
+                "127.0.0.2",
+                addr,
+                "POST",
+                "/oauth2/token",
+                ctype,
+                &form(&format!("guess-{i}")),
+            )
+            .await;
             statuses.push(st);
             if st == 429 {
                 retry_after.push(header(&h, "retry-after").unwrap_or("").to_string());
@@ -431,17 +455,47 @@ fn an_attacker_hammering_a_client_id_does_not_lock_out_the_real_client() {
         }
         assert!(statuses[..5].iter().all(|s| *s == 401), "{statuses:?}");
         assert_eq!(statuses[6], 429, "{statuses:?}");
-        assert!(statuses.iter().filter(|s| **s == 429).count() >= 30, "{statuses:?}");
-        assert!(retry_after.iter().all(|r| r == "1" || r == "2"), "{retry_after:?}");
+        assert!(
+            statuses.iter().filter(|s| **s == 429).count() >= 30,
+            "{statuses:?}"
+        );
+        assert!(
+            retry_after.iter().all(|r| r == "1" || r == "2"),
+            "{retry_after:?}"
+        );
         // Even the right secret from the attacker's address waits (no oracle while throttled).
-        let (st, _, _) = raw_request("127.0.0.2", addr, "POST", "/oauth2/token", ctype, &form(&secret)).await;
+        let (st, _, _) = raw_request(
+            "127.0.0.2",
+            addr,
+            "POST",
+            "/oauth2/token",
+            ctype,
+            &form(&secret),
+        )
+        .await;
         assert_eq!(st, 429);
         // The real client, from its own address, logs in at once.
-        let (st, _, body) = raw_request("127.0.0.3", addr, "POST", "/oauth2/token", ctype, &form(&secret)).await;
+        let (st, _, body) = raw_request(
+            "127.0.0.3",
+            addr,
+            "POST",
+            "/oauth2/token",
+            ctype,
+            &form(&secret),
+        )
+        .await;
         assert_eq!(st, 200, "{body}");
         // And no lockout: once the (bounded) delay passes, the right secret works from there too.
         tokio::time::sleep(Duration::from_millis(2100)).await;
-        let (st, _, body) = raw_request("127.0.0.2", addr, "POST", "/oauth2/token", ctype, &form(&secret)).await;
+        let (st, _, body) = raw_request(
+            "127.0.0.2",
+            addr,
+            "POST",
+            "/oauth2/token",
+            ctype,
+            &form(&secret),
+        )
+        .await;
         assert_eq!(st, 200, "{body}");
     });
     assert!(metric(&s, "enclava_rate_limited_total{limit=\"login\"}") >= 30.0);
