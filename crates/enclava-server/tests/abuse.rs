@@ -306,6 +306,22 @@ fn slowloris_connections_are_evicted_or_timed_out_and_healthz_stays_reachable() 
             took >= Duration::from_millis(1500),
             "closed too early: {took:?}"
         );
+
+        // An idle keep-alive connection is closed by the same timer.
+        let mut c = connect_from("127.0.0.1", addr).await;
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        let started = Instant::now();
+        assert!(closed_within(&mut c, Duration::from_secs(6)).await);
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(1500),
+            "idle closed too early: {took:?}"
+        );
     });
 }
 
