@@ -490,6 +490,27 @@ fn an_attacker_hammering_a_client_id_does_not_lock_out_the_real_client() {
         )
         .await;
         assert_eq!(st, 429);
+        // The attack spread over 40 more addresses (160 failures) exhausts the client_id's
+        // global failure budget: that only slows the addresses that failed.
+        for host in 20..60 {
+            for i in 0..4 {
+                let src = format!("127.0.0.{host}");
+                let guess = form(&format!("spread-{i}"));
+                let (st, _, _) =
+                    raw_request(&src, addr, "POST", "/oauth2/token", ctype, &guess).await;
+                assert!(st == 401 || st == 429, "{st}");
+            }
+        }
+        let (st, _, _) = raw_request(
+            "127.0.0.20",
+            addr,
+            "POST",
+            "/oauth2/token",
+            ctype,
+            &form("again"),
+        )
+        .await;
+        assert_eq!(st, 429);
         // The real client, from its own address, logs in at once.
         let (st, _, body) = raw_request(
             "127.0.0.3",
