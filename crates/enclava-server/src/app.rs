@@ -1152,10 +1152,10 @@ async fn process(
     // Attestation is a fraction of a millisecond of CPU work whose hot path does no I/O (policies,
     // reference sets, collateral and verified chains are cached in memory): it runs on the worker.
     // Handing it to the blocking pool and back cost about 15% of its throughput.
-    if matches!(
-        route,
-        Route::Attest(crate::attest::AttestRoute::Maa(_) | crate::attest::AttestRoute::Native)
-    ) {
+    // Requests that may carry a draft policy go to the blocking pool (see `runs_on_worker`).
+    if let Route::Attest(a) = route
+        && crate::attest::runs_on_worker(a, &body)
+    {
         return execute(st, route, method, headers, &query, &body, ctx);
     }
     let st2 = st.clone();

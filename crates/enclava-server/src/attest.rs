@@ -1124,6 +1124,11 @@ pub fn error_response(e: ApiError, extra: Option<Map<String, Value>>) -> Respons
         resp.headers_mut()
             .insert(HeaderName::from_static("x-ms-error-code"), v);
     }
+    // Draft evaluation slots free up within the draft deadline.
+    if code == AttestError::PolicyBusy { capacity: 0 }.code() {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    }
     resp
 }
 
@@ -1250,6 +1255,21 @@ fn request_of(
     Ok(req)
 }
 
+/// Whether an attestation request runs on the async worker (the hot path: a fraction of a
+/// millisecond of CPU, no I/O) rather than on the blocking pool. Requests that may carry a draft
+/// policy (`draftPolicyForAttestation`: caller-written Rego, up to its deadline) never do. A
+/// JSON key equal to that name either appears literally in the body or is spelled with a `\u`
+/// escape, so a body with neither certainly has no draft.
+pub fn runs_on_worker(route: &AttestRoute, body: &[u8]) -> bool {
+    const KEY: &[u8] = b"draftPolicyForAttestation";
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    match route {
+        AttestRoute::Native => true,
+        AttestRoute::Maa(_) => !contains(KEY) && !contains(b"\\u"),
+        _ => false,
+    }
+}
+
 /// Run an attestation route (blocking context).
 pub fn execute(
     st: &AppState,
@@ -1286,6 +1306,11 @@ pub fn execute(
             auth_attest(st, headers, ctx)?;
             let svc = a.service(st)?;
             let req = request_of(Some(*t), body, query).map_err(|e| attest_error(&e, ctx))?;
+            if req.draft_policy.is_some() {
+                // A draft policy is a policy author's tool (it runs caller-written code): only a
+                // caller allowed to manage policies may send one. MAA's SDKs always send a token.
+                auth(st, headers, ctx, true)?;
+            }
             let out = svc
                 .attest(&req, now_for(a))
                 .map_err(|e| attest_error(&e, ctx))?;
