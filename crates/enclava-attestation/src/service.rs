@@ -504,7 +504,8 @@ impl AttestationService {
                 let d = match compiled {
                     CompiledDraft::Rego(p) => p
                         .evaluate_until(&input, deadline)
-                        .map_err(|e| AttestError::from_policy(tee.as_str(), e, true))?,
+                        // The draft's author sent it: its failures are client errors (4xx).
+                        .map_err(|e| AttestError::from_policy(tee.as_str(), e, false))?,
                     CompiledDraft::Maa(p) => p.evaluate_map(&token_claims),
                 };
                 (

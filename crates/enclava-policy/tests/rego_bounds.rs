@@ -169,3 +169,24 @@ fn ordinary_policies_are_unaffected() {
     assert!(!d.allowed);
     assert_eq!(d.failed[0].rule, "r");
 }
+
+/// `numbers.range(1, 10^10)` would allocate ~160 GB in one uninterruptible step (and abort the
+/// server when the allocation fails): the bounded replacement refuses it, naming the bound.
+#[test]
+fn huge_ranges_are_refused_not_allocated() {
+    let src = format!("{HEAD}allow if count(numbers.range(1, 10000000000)) > 0\n");
+    let p = AppraisalPolicy::compile("range", &src).expect("compiles");
+    let t = Instant::now();
+    let e = p.evaluate(&json!({"claims": {}})).unwrap_err();
+    assert!(
+        e.to_string().contains("at most 100000 elements"),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    // Ranges inside the bound behave as the builtin.
+    let src = format!(
+        "{HEAD}allow if {{\n  numbers.range(1, 3) == [1, 2, 3]\n  numbers.range_step(10, 0, 4) == [10, 6, 2]\n}}\n"
+    );
+    let p = AppraisalPolicy::compile("range", &src).expect("compiles");
+    assert!(p.evaluate(&json!({"claims": {}})).unwrap().allowed);
+}

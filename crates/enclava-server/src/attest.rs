@@ -1125,7 +1125,8 @@ pub fn error_response(e: ApiError, extra: Option<Map<String, Value>>) -> Respons
             .insert(HeaderName::from_static("x-ms-error-code"), v);
     }
     // Draft evaluation slots free up within the draft deadline.
-    if code == AttestError::PolicyBusy { capacity: 0 }.code() {
+    let busy = AttestError::PolicyBusy { capacity: 0 };
+    if code == busy.code() {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
     }

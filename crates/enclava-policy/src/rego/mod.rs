@@ -14,6 +14,7 @@
 //! [`AppraisalPolicy::evaluate_until`]) enforced by regorus's execution timer, which is checked
 //! at every evaluation step. Exceeding any bound is [`PolicyError::TooComplex`].
 
+pub mod builtins;
 pub mod defaults;
 pub mod limits;
 
@@ -97,6 +98,12 @@ impl RegoProgram {
             found: v.found,
         })?;
         let mut engine = regorus::Engine::new();
+        builtins::install(&mut engine).map_err(|message| PolicyError::RegoCompile {
+            policy: name.to_string(),
+            line: None,
+            column: None,
+            message,
+        })?;
         // regorus's own length checks, at the same bounds (a second line of defence).
         let length = regorus::PolicyLengthConfig {
             max_col: NonZeroU32::new(limits::MAX_LINE_BYTES as u32 + 1).unwrap_or(NonZeroU32::MIN),
