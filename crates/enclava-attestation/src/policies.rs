@@ -155,10 +155,9 @@ impl CompiledPolicy {
         maa_claims: &Map<String, Value>,
     ) -> Result<Decision, AttestError> {
         match self {
-            CompiledPolicy::Rego(p) => {
-                p.evaluate(input)
-                    .map_err(|e| AttestError::from_policy(policy_type, e, true))
-            }
+            CompiledPolicy::Rego(p) => p
+                .evaluate(input)
+                .map_err(|e| AttestError::from_policy(policy_type, e, true)),
             CompiledPolicy::Maa(p) => Ok(p.evaluate_map(maa_claims)),
         }
     }

@@ -767,10 +767,58 @@ mod tests {
                 challenge_capacity: 0,
                 ..ok.clone()
             },
+            ServiceConfig {
+                max_concurrent_drafts: 0,
+                ..ok.clone()
+            },
         ] {
             let e = bad.validate().unwrap_err();
             assert_eq!((e.code(), e.http_status()), ("invalid_configuration", 500));
         }
+    }
+
+    #[test]
+    fn draft_slots_are_bounded_and_released() {
+        let running = AtomicUsize::new(0);
+        let a = DraftSlot::try_take(&running, 2).unwrap();
+        let b = DraftSlot::try_take(&running, 2).unwrap();
+        let Err(e) = DraftSlot::try_take(&running, 2) else {
+            panic!("a third slot out of two");
+        };
+        assert_eq!((e.code(), e.http_status()), ("policy_evaluation_busy", 503));
+        assert!(e.to_string().contains("at most 2"), "{e}");
+        drop(a);
+        let c = DraftSlot::try_take(&running, 2).unwrap();
+        drop(b);
+        drop(c);
+        assert_eq!(running.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn policy_bounds_are_client_errors() {
+        let too_complex = enclava_policy::PolicyError::TooComplex {
+            policy: "p".into(),
+            limit: enclava_policy::rego::limits::PolicyLimit::NestingDepth,
+            expected: "at most 8 deep".into(),
+            found: "depth 30".into(),
+        };
+        for evaluating in [false, true] {
+            let e = AttestError::from_policy("snp", too_complex.clone(), evaluating);
+            assert_eq!((e.code(), e.http_status()), ("policy_too_complex", 400));
+            assert!(
+                e.to_string()
+                    .contains("(nesting_depth): expected at most 8 deep, found depth 30"),
+                "{e}"
+            );
+        }
+        let other = enclava_policy::PolicyError::RegoEval {
+            policy: "p".into(),
+            message: "conflict".into(),
+        };
+        let e = AttestError::from_policy("snp", other.clone(), false);
+        assert_eq!((e.code(), e.http_status()), ("invalid_policy", 400));
+        let e = AttestError::from_policy("snp", other, true);
+        assert_eq!(e.code(), "policy_evaluation_failed");
     }
 
     #[test]

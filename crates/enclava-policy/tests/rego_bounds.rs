@@ -44,7 +44,10 @@ fn shapes(d: usize) -> Vec<(&'static str, String)> {
         ("sets_broken", format!("{}1 |{}", close("{"), close("}"))),
         ("compr_broken", format!("{}1", close("[x | x := "))),
         ("object_keys", format!("{}1{}", close("{"), close(": 1}"))),
-        ("object_values_in_arrays", format!("{}1{}", half("[{\"a\": "), half("}]"))),
+        (
+            "object_values_in_arrays",
+            format!("{}1{}", half("[{\"a\": "), half("}]")),
+        ),
         ("unions", format!("{}1{}", close("{1 | "), close("}"))),
         ("calls", format!("{}1{}", close("count("), close(")"))),
         ("sets_of_arrays", format!("{}1{}", half("{["), half("]}"))),
@@ -81,13 +84,21 @@ fn pathological_nesting_is_refused_before_parsing() {
                 panic!("{name} {depth}: compiled");
             };
             let took = t.elapsed();
-            assert_eq!(too_complex(&e), Some(PolicyLimit::NestingDepth), "{name} {depth}: {e}");
+            assert_eq!(
+                too_complex(&e),
+                Some(PolicyLimit::NestingDepth),
+                "{name} {depth}: {e}"
+            );
             let msg = e.to_string();
             assert!(
-                msg.contains(&format!("at most {MAX_NESTING_DEPTH} deep")) && msg.contains("found depth"),
+                msg.contains(&format!("at most {MAX_NESTING_DEPTH} deep"))
+                    && msg.contains("found depth"),
                 "{msg}"
             );
-            assert!(took < Duration::from_millis(200), "{name} {depth}: {took:?}");
+            assert!(
+                took < Duration::from_millis(200),
+                "{name} {depth}: {took:?}"
+            );
         }
     }
     // Too large and too many lines are refused the same way.
@@ -124,7 +135,11 @@ fn worst_case_inside_the_bounds_compiles_quickly() {
     let t = Instant::now();
     let r = AppraisalPolicy::compile("p", &src);
     let took = t.elapsed();
-    eprintln!("{n} rules of the slowest shape ({} bytes): {took:?} ({})", src.len(), r.is_ok());
+    eprintln!(
+        "{n} rules of the slowest shape ({} bytes): {took:?} ({})",
+        src.len(),
+        r.is_ok()
+    );
     // Debug builds are ~10x slower than release; the bound leaves room for a loaded machine.
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
@@ -143,14 +158,24 @@ fn deadline_stops_a_long_evaluation() {
     let took = t.elapsed();
     assert_eq!(too_complex(&e), Some(PolicyLimit::Deadline), "{e}");
     assert!(took >= EVALUATION_TIME_LIMIT, "{took:?}");
-    assert!(took < EVALUATION_TIME_LIMIT + Duration::from_secs(1), "{took:?}");
+    assert!(
+        took < EVALUATION_TIME_LIMIT + Duration::from_secs(1),
+        "{took:?}"
+    );
 
     let t = Instant::now();
     let e = p
-        .evaluate_until(&json!({"claims": {}}), Instant::now() + Duration::from_millis(300))
+        .evaluate_until(
+            &json!({"claims": {}}),
+            Instant::now() + Duration::from_millis(300),
+        )
         .unwrap_err();
     assert_eq!(too_complex(&e), Some(PolicyLimit::Deadline), "{e}");
-    assert!(t.elapsed() < Duration::from_millis(1300), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(1300),
+        "{:?}",
+        t.elapsed()
+    );
 
     // A deadline already passed refuses without running anything.
     let e = AppraisalPolicy::compile_until("slow", &src, Instant::now()).unwrap_err();
@@ -178,10 +203,7 @@ fn huge_ranges_are_refused_not_allocated() {
     let p = AppraisalPolicy::compile("range", &src).expect("compiles");
     let t = Instant::now();
     let e = p.evaluate(&json!({"claims": {}})).unwrap_err();
-    assert!(
-        e.to_string().contains("at most 100000 elements"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("at most 100000 elements"), "{e}");
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     // Ranges inside the bound behave as the builtin.
     let src = format!(

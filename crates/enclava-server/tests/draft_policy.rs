@@ -62,7 +62,8 @@ fn snp_body(extra: Value) -> Value {
         read(&format!("{T}/test-vcek.der")),
         read(&format!("{G}/ask_ark_milan.pem")),
     ];
-    let inner = json!({"SnpReport": b64u(&report), "VcekCertChain": b64u(pem_of(&certs).as_bytes())});
+    let inner =
+        json!({"SnpReport": b64u(&report), "VcekCertChain": b64u(pem_of(&certs).as_bytes())});
     let mut body = json!({"report": b64u(inner.to_string().as_bytes())});
     if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
         b.extend(e);
@@ -236,7 +237,8 @@ fn pathological_drafts_are_refused_quickly() {
     let r = attest(&s, Some(&admin), &with_draft(&big));
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(
-        r.text.contains(&format!("at most {MAX_SOURCE_BYTES} bytes")),
+        r.text
+            .contains(&format!("at most {MAX_SOURCE_BYTES} bytes")),
         "{}",
         r.text
     );
@@ -319,7 +321,11 @@ fn stored_policies_are_bounded_too() {
     let r = put(&nested(30));
     assert_too_complex(&r, "nesting_depth");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-    let r = put(&format!("{}# {}\n", allowing(), "a".repeat(MAX_SOURCE_BYTES)));
+    let r = put(&format!(
+        "{}# {}\n",
+        allowing(),
+        "a".repeat(MAX_SOURCE_BYTES)
+    ));
     assert_too_complex(&r, "source_bytes");
     let r = s.get("/policies/SevSnpVm", Some(&admin));
     assert_eq!(r.body["policy"]["builtin"], true, "{}", r.text);

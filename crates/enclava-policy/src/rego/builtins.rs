@@ -29,9 +29,7 @@ pub(crate) fn install(engine: &mut regorus::Engine) -> Result<(), String> {
         .add_extension(
             "numbers.range_step".to_string(),
             3,
-            Box::new(|args: Vec<RegoValue>| {
-                range("numbers.range_step", &args).map_err(Into::into)
-            }),
+            Box::new(|args: Vec<RegoValue>| range("numbers.range_step", &args).map_err(Into::into)),
         )
         .map_err(|e| e.to_string())
 }
@@ -84,9 +82,8 @@ mod tests {
         assert_eq!(ints(&r(1, 4)), [1, 2, 3, 4]);
         assert_eq!(ints(&r(3, 1)), [3, 2, 1]);
         assert_eq!(ints(&r(5, 5)), [5]);
-        let s = |a: i64, b: i64, c: i64| {
-            range("numbers.range_step", &[a.into(), b.into(), c.into()])
-        };
+        let s =
+            |a: i64, b: i64, c: i64| range("numbers.range_step", &[a.into(), b.into(), c.into()]);
         assert_eq!(ints(&s(0, 10, 3).unwrap()), [0, 3, 6, 9]);
         assert_eq!(ints(&s(10, 0, 4).unwrap()), [10, 6, 2]);
         assert!(s(0, 10, 0).is_err());
@@ -95,11 +92,7 @@ mod tests {
 
     #[test]
     fn huge_ranges_are_refused_without_allocating() {
-        let e = range(
-            "numbers.range",
-            &[i64::MIN.into(), i64::MAX.into()],
-        )
-        .unwrap_err();
+        let e = range("numbers.range", &[i64::MIN.into(), i64::MAX.into()]).unwrap_err();
         assert!(e.0.contains("at most 100000 elements"), "{e}");
         assert!(range("numbers.range", &[1i64.into(), 100_000i64.into()]).is_ok());
         assert!(range("numbers.range", &[1i64.into(), 100_001i64.into()]).is_err());

@@ -194,7 +194,9 @@ mod tests {
     use super::*;
 
     fn depth_error(src: &str) -> Option<LimitViolation> {
-        prescan(src).err().filter(|e| e.limit == PolicyLimit::NestingDepth)
+        prescan(src)
+            .err()
+            .filter(|e| e.limit == PolicyLimit::NestingDepth)
     }
 
     #[test]
@@ -222,7 +224,10 @@ mod tests {
         let e = depth_error(&bad).expect("too deep");
         assert_eq!(e.line, Some(2));
         assert_eq!(e.column, Some(6 + MAX_NESTING_DEPTH as u32));
-        assert!(e.found.contains(&format!("depth {}", MAX_NESTING_DEPTH + 1)));
+        assert!(
+            e.found
+                .contains(&format!("depth {}", MAX_NESTING_DEPTH + 1))
+        );
         assert!(e.expected.contains(&MAX_NESTING_DEPTH.to_string()));
     }
 
@@ -245,7 +250,9 @@ mod tests {
         assert!(depth_error(&format!("package p\nx := {chain}1\n")).is_some());
         // Ordinary arithmetic and negative literals are fine.
         assert_eq!(
-            prescan("package p\nx := 1 - -2\ny := 3 - 4 - 5 - 6 - 7 - 8 - 9 - 10 - 11 - 12 - 13 - 14\nz := 1e-5\n"),
+            prescan(
+                "package p\nx := 1 - -2\ny := 3 - 4 - 5 - 6 - 7 - 8 - 9 - 10 - 11 - 12 - 13 - 14\nz := 1e-5\n"
+            ),
             Ok(())
         );
     }
@@ -264,7 +271,10 @@ mod tests {
         let e = prescan(&long).unwrap_err();
         assert_eq!((e.limit, e.line), (PolicyLimit::LineBytes, Some(2)));
         let long_last = format!("package p\n# {}", "a".repeat(MAX_LINE_BYTES));
-        assert_eq!(prescan(&long_last).unwrap_err().limit, PolicyLimit::LineBytes);
+        assert_eq!(
+            prescan(&long_last).unwrap_err().limit,
+            PolicyLimit::LineBytes
+        );
         let exactly = format!("package p\n#{}\n", "a".repeat(MAX_LINE_BYTES - 1));
         assert_eq!(prescan(&exactly), Ok(()));
     }

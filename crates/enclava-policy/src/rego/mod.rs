@@ -80,7 +80,12 @@ impl RegoProgram {
         source: &str,
         package: &'static str,
     ) -> Result<RegoProgram, PolicyError> {
-        RegoProgram::compile_until(name, source, package, Instant::now() + EVALUATION_TIME_LIMIT)
+        RegoProgram::compile_until(
+            name,
+            source,
+            package,
+            Instant::now() + EVALUATION_TIME_LIMIT,
+        )
     }
 
     /// Compile, giving up (with [`PolicyError::TooComplex`]) once `deadline` has passed.
@@ -107,7 +112,8 @@ impl RegoProgram {
         // regorus's own length checks, at the same bounds (a second line of defence).
         let length = regorus::PolicyLengthConfig {
             max_col: NonZeroU32::new(limits::MAX_LINE_BYTES as u32 + 1).unwrap_or(NonZeroU32::MIN),
-            max_file_bytes: NonZeroUsize::new(limits::MAX_SOURCE_BYTES).unwrap_or(NonZeroUsize::MIN),
+            max_file_bytes: NonZeroUsize::new(limits::MAX_SOURCE_BYTES)
+                .unwrap_or(NonZeroUsize::MIN),
             max_lines: NonZeroUsize::new(limits::MAX_LINES).unwrap_or(NonZeroUsize::MIN),
         };
         engine.set_policy_length_config(length);
@@ -145,15 +151,13 @@ impl RegoProgram {
         // Analyse and schedule the modules now (errors here are compile errors, e.g. unsafe
         // variables or recursion), so that every clone starts prepared.
         set_deadline(&mut engine, name, deadline)?;
-        engine
-            .eval_query("true".to_string(), false)
-            .map_err(|e| {
-                if is_time_limit(e.downcast_ref::<regorus::LimitError>(), &e.to_string()) {
-                    deadline_passed(name)
-                } else {
-                    compile_error(name, &e)
-                }
-            })?;
+        engine.eval_query("true".to_string(), false).map_err(|e| {
+            if is_time_limit(e.downcast_ref::<regorus::LimitError>(), &e.to_string()) {
+                deadline_passed(name)
+            } else {
+                compile_error(name, &e)
+            }
+        })?;
         // Each evaluation sets its own deadline on its clone; none is inherited from compiling.
         engine.set_execution_timer_config(timer(EVALUATION_TIME_LIMIT));
         Ok(RegoProgram {
@@ -492,7 +496,11 @@ impl AppraisalPolicy {
 
     /// [`AppraisalPolicy::evaluate`], stopping with [`PolicyError::TooComplex`] once `deadline`
     /// has passed.
-    pub fn evaluate_until(&self, input: &Value, deadline: Instant) -> Result<Decision, PolicyError> {
+    pub fn evaluate_until(
+        &self,
+        input: &Value,
+        deadline: Instant,
+    ) -> Result<Decision, PolicyError> {
         match input.get("claims") {
             Some(Value::Object(_)) => {}
             Some(other) => {
