@@ -63,8 +63,9 @@ pub const DRY_RUN_CLAIM: &str = "x-enclava-dry-run";
 pub const POLICY_CLAIM: &str = "x-enclava-policy";
 /// Claim naming the reference-value scope the evidence was appraised against.
 pub const SCOPE_CLAIM: &str = "x-enclava-reference-scope";
-/// How long one dry run may spend compiling and evaluating its draft policy.
-pub const DRAFT_DEADLINE: std::time::Duration = enclava_policy::rego::EVALUATION_TIME_LIMIT;
+/// How long one dry run may spend compiling and evaluating its draft policy. Shorter than the
+/// stored policies' limit: a draft is untrusted, and evaluation memory grows with time.
+pub const DRAFT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Default for [`ServiceConfig::max_concurrent_drafts`].
 pub const DEFAULT_MAX_CONCURRENT_DRAFTS: usize = 2;
 

@@ -64,7 +64,9 @@
 //! Engine note: `regorus` is built with `std`, `arc` (so compiled policies are `Send + Sync`) and
 //! the `base64`/`base64url`/`hex` builtins only; regex, time, glob, semver, net, uuid, http,
 //! jsonschema and YAML builtins are not available to policies. Each evaluation is bounded by
-//! [`rego::EVALUATION_TIME_LIMIT`], and the source by [`rego::limits`] (size, lines, nesting).
+//! [`rego::EVALUATION_TIME_LIMIT`], and the source by [`rego::limits`] (size, lines, nesting);
+//! `numbers.range` and `numbers.range_step` produce at most [`rego::builtins::MAX_RANGE_ELEMENTS`]
+//! elements.
 
 #![forbid(unsafe_code)]
 
