@@ -212,3 +212,47 @@ fn huge_ranges_are_refused_not_allocated() {
     let p = AppraisalPolicy::compile("range", &src).expect("compiles");
     assert!(p.evaluate(&json!({"claims": {}})).unwrap().allowed);
 }
+
+/// Long operator chains (`(1 +\n1 +\n...)`): regorus builds and evaluates them recursively, and
+/// about 4000 terms overflowed a 2 MiB stack (aborting the whole process). Longer chains are
+/// refused; the deepest operator tree the bounds allow (every nesting level a maximal chain whose
+/// first operand is the next level) compiles and evaluates on a 2 MiB stack.
+#[test]
+fn operator_chains_are_bounded_and_the_worst_tree_fits_the_stack() {
+    let chain = |n: usize| format!("{HEAD}x := (1{})\nallow if x > 0\n", " +\n1".repeat(n));
+    let Err(e) = AppraisalPolicy::compile("p", &chain(4000)) else {
+        panic!("a 4000-term chain compiled");
+    };
+    assert_eq!(
+        too_complex(&e),
+        Some(PolicyLimit::ExpressionOperators),
+        "{e}"
+    );
+    let Err(e) = AppraisalPolicy::compile("p", &chain(limits::MAX_EXPRESSION_OPERATORS + 1)) else {
+        panic!("compiled");
+    };
+    assert_eq!(
+        too_complex(&e),
+        Some(PolicyLimit::ExpressionOperators),
+        "{e}"
+    );
+
+    let mut expr = "1".to_string();
+    // `x := E` is one operator at the top level; each level nests one more pair of parentheses.
+    for _ in 0..MAX_NESTING_DEPTH {
+        expr = format!(
+            "({expr}{})",
+            " +\n1".repeat(limits::MAX_EXPRESSION_OPERATORS - 1)
+        );
+    }
+    let src = format!("{HEAD}x := {expr}\nallow if x > 0\n");
+    limits::prescan(&src).expect("inside the bounds");
+    let worker = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let p = AppraisalPolicy::compile("deep", &src).expect("compiles");
+            p.evaluate(&json!({"claims": {}})).map(|d| d.allowed)
+        })
+        .unwrap();
+    assert_eq!(worker.join().expect("no stack overflow"), Ok(true));
+}

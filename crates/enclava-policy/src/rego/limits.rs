@@ -6,10 +6,13 @@
 //! or object, so every level doubles the work (measured: depth 18 took 17.8 s, depth 30 never
 //! returned, and each request grew the heap by hundreds of MB). Unary minus and array items
 //! recurse without regorus's own expression-depth guard, so a long `- - - ... x` or `[[[...`
-//! would overflow the stack. [`prescan`] bounds the size, the line shape and the nesting depth of
-//! the text (brackets, braces, parentheses and chains of unary minus, ignoring strings and
-//! comments) so that the worst policy that passes parses in milliseconds; evaluation is then
-//! bounded by the execution timer (see [`super::EVALUATION_TIME_LIMIT`]).
+//! would overflow the stack, and so would a long chain of binary operators (`1 +\n1 +\n...`
+//! inside parentheses: about 4000 terms abort a debug build on a 2 MiB stack), which regorus
+//! builds and evaluates recursively. [`prescan`] bounds the size, the line shape, the nesting
+//! depth of the text (brackets, braces, parentheses and chains of unary minus) and the operators
+//! in one expression, ignoring strings and comments, so that the worst policy that passes parses
+//! in milliseconds and stays far from the stack's end; evaluation is then bounded by the
+//! execution timer (see [`super::EVALUATION_TIME_LIMIT`]).
 
 use std::fmt;
 
@@ -20,6 +23,11 @@ pub const MAX_SOURCE_BYTES: usize = 64 * 1024;
 /// level (objects), so the bound keeps even a 64 KiB policy packed with the slowest shape at this
 /// depth well under the deadline (see the `worst_case_*` tests).
 pub const MAX_NESTING_DEPTH: usize = 8;
+/// Most binary operators (`+`, `|`, `==`, `in`, ...) in one expression: between two separators
+/// (`,`, `;`, a newline in a rule body) at one bracket level. Across the nesting bound this keeps
+/// the deepest operator tree around a thousand levels (regorus overflowed a 2 MiB stack at about
+/// four thousand in a debug build).
+pub const MAX_EXPRESSION_OPERATORS: usize = 128;
 /// Most lines in a policy.
 pub const MAX_LINES: usize = 8192;
 /// Longest line (bytes); regorus's own default column limit.
@@ -36,6 +44,8 @@ pub enum PolicyLimit {
     LineBytes,
     /// Nesting deeper than [`MAX_NESTING_DEPTH`].
     NestingDepth,
+    /// More than [`MAX_EXPRESSION_OPERATORS`] operators in one expression.
+    ExpressionOperators,
     /// Compiling and evaluating did not finish before the deadline.
     Deadline,
 }
@@ -48,6 +58,7 @@ impl PolicyLimit {
             PolicyLimit::Lines => "lines",
             PolicyLimit::LineBytes => "line_bytes",
             PolicyLimit::NestingDepth => "nesting_depth",
+            PolicyLimit::ExpressionOperators => "expression_operators",
             PolicyLimit::Deadline => "deadline",
         }
     }
@@ -101,7 +112,46 @@ pub fn prescan(source: &str) -> Result<(), LimitViolation> {
     let mut minus_run: usize = 0;
     let mut line: usize = 1;
     let mut line_start: usize = 0;
+    // Per open bracket (the first entry: top level), the bracket and the operators counted in
+    // its current expression.
+    let mut levels: Vec<(u8, usize)> = vec![(b'{', 0)];
+    // Whether the previous code byte was an operator character (`==` is one operator).
+    let mut in_operator = false;
+    // Start of the identifier being read (for the `in` / `or` operators).
+    let mut word_start: Option<usize> = None;
     for (i, b) in source.bytes().enumerate() {
+        if state == State::Code {
+            let is_word = b.is_ascii_alphanumeric() || b == b'_';
+            match (word_start, is_word) {
+                (None, true) => word_start = Some(i),
+                (Some(start), false) => {
+                    word_start = None;
+                    if matches!(source.get(start..i), Some("in" | "or")) {
+                        count_operator(&mut levels, line, i - line_start)?;
+                    }
+                }
+                _ => {}
+            }
+            let operator = matches!(
+                b,
+                b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'<' | b'>' | b'=' | b'!'
+            );
+            if operator && !in_operator {
+                count_operator(&mut levels, line, i - line_start + 1)?;
+            }
+            if !matches!(b, b' ' | b'\t' | b'\r') {
+                in_operator = operator;
+            }
+            match b {
+                b',' | b';' => reset(&mut levels),
+                b'\n' if levels.last().is_some_and(|(open, _)| *open == b'{') => reset(&mut levels),
+                b'(' | b'[' | b'{' => levels.push((b, 0)),
+                b')' | b']' | b'}' if levels.len() > 1 => {
+                    levels.pop();
+                }
+                _ => {}
+            }
+        }
         let column = i - line_start + 1;
         if b == b'\n' {
             if column > MAX_LINE_BYTES + 1 {
@@ -158,6 +208,33 @@ pub fn prescan(source: &str) -> Result<(), LimitViolation> {
         return Err(line_too_long(line, last));
     }
     Ok(())
+}
+
+fn reset(levels: &mut [(u8, usize)]) {
+    if let Some((_, n)) = levels.last_mut() {
+        *n = 0;
+    }
+}
+
+fn count_operator(
+    levels: &mut [(u8, usize)],
+    line: usize,
+    column: usize,
+) -> Result<(), LimitViolation> {
+    let Some((_, n)) = levels.last_mut() else {
+        return Ok(());
+    };
+    *n += 1;
+    if *n <= MAX_EXPRESSION_OPERATORS {
+        return Ok(());
+    }
+    Err(LimitViolation {
+        limit: PolicyLimit::ExpressionOperators,
+        expected: format!("at most {MAX_EXPRESSION_OPERATORS} operators in one expression"),
+        found: format!("more at line {line}, column {column}"),
+        line: Some(to_u32(line)),
+        column: Some(to_u32(column)),
+    })
 }
 
 fn check_depth(depth: usize, line: usize, column: usize) -> Result<(), LimitViolation> {
@@ -255,6 +332,37 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    #[test]
+    fn operator_chains_are_bounded_per_expression() {
+        let ops =
+            |e: &str| prescan(e).err().map(|v| v.limit) == Some(PolicyLimit::ExpressionOperators);
+        let chain =
+            |n: usize, op: &str| format!("package p\nx := (1{})\n", format!(" {op}\n1").repeat(n));
+        for op in ["+", "|", "==", "in", "or", "&"] {
+            assert_eq!(
+                prescan(&chain(MAX_EXPRESSION_OPERATORS, op)),
+                Ok(()),
+                "{op}"
+            );
+            assert!(ops(&chain(MAX_EXPRESSION_OPERATORS + 1, op)), "{op}");
+        }
+        // Separators start a new expression: statements in a body, items, arguments.
+        let body = format!(
+            "package p\nallow if {{\n{}}}\n",
+            "  1 + 1 == 2\n".repeat(500)
+        );
+        assert_eq!(prescan(&body), Ok(()));
+        let items = format!("package p\nx := [{}]\n", "1 + 1,\n".repeat(500));
+        assert_eq!(prescan(&items), Ok(()));
+        // Operators and words inside strings and comments, and words containing `in`, do not count.
+        let quiet = format!(
+            "package p\n# {}\nx := \"{}\"\nindex := [min | min := 1]\n",
+            "+ ".repeat(400),
+            "in or | ".repeat(100)
+        );
+        assert_eq!(prescan(&quiet), Ok(()));
     }
 
     #[test]
