@@ -79,7 +79,8 @@ pub enum AttestError {
     #[error("policy for {policy_type} is too complex ({limit}): {reason}")]
     PolicyTooComplex {
         policy_type: String,
-        /// Which bound: `source_bytes`, `lines`, `line_bytes`, `nesting_depth`, `deadline`.
+        /// Which bound: `source_bytes`, `lines`, `line_bytes`, `nesting_depth`,
+        /// `expression_operators`, `deadline`.
         limit: &'static str,
         reason: String,
     },

@@ -327,6 +327,9 @@ fn stored_policies_are_bounded_too() {
         "a".repeat(MAX_SOURCE_BYTES)
     ));
     assert_too_complex(&r, "source_bytes");
+    // A 4000-term operator chain overflowed regorus's stack and aborted the process.
+    let r = put(&format!("{}x := (1{})\n", allowing(), " +\n1".repeat(4000)));
+    assert_too_complex(&r, "expression_operators");
     let r = s.get("/policies/SevSnpVm", Some(&admin));
     assert_eq!(r.body["policy"]["builtin"], true, "{}", r.text);
 
