@@ -1260,13 +1260,18 @@ fn request_of(
 /// millisecond of CPU, no I/O) rather than on the blocking pool. Requests that may carry a draft
 /// policy (`draftPolicyForAttestation`: caller-written Rego, up to its deadline) never do. A
 /// JSON key equal to that name either appears literally in the body or is spelled with a `\u`
-/// escape, so a body with neither certainly has no draft.
+/// escape, so a body with neither the name nor any backslash (MAA bodies are base64 and JSON
+/// without escapes) certainly has no draft. Both scans are cheap next to the attestation.
 pub fn runs_on_worker(route: &AttestRoute, body: &[u8]) -> bool {
     const KEY: &[u8] = b"draftPolicyForAttestation";
-    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
     match route {
         AttestRoute::Native => true,
-        AttestRoute::Maa(_) => !contains(KEY) && !contains(b"\\u"),
+        AttestRoute::Maa(_) => {
+            !body.contains(&b'\\')
+                && !body
+                    .windows(KEY.len())
+                    .any(|w| w.first() == Some(&b'd') && w == KEY)
+        }
         _ => false,
     }
 }
@@ -1594,6 +1599,26 @@ mod tests {
         let s =
             AttestationSettings::from_env_var(None, "ENCLAVA_ATTESTATION_ALG", "RS256").unwrap();
         assert_eq!(s.unwrap().resolve(false).unwrap().alg, Alg::RS256);
+    }
+
+    #[test]
+    fn requests_that_may_carry_a_draft_leave_the_worker() {
+        let maa = AttestRoute::Maa(MaaType::SevSnpVm);
+        assert!(runs_on_worker(
+            &maa,
+            br#"{"report": "eyJhIjoxfQ", "nonce": "n"}"#
+        ));
+        assert!(!runs_on_worker(
+            &maa,
+            br#"{"report": "x", "draftPolicyForAttestation": "p"}"#
+        ));
+        // The same key spelled with an escape.
+        assert!(!runs_on_worker(
+            &maa,
+            br#"{"report": "x", "draft\u0050olicyForAttestation": "p"}"#
+        ));
+        assert!(runs_on_worker(&AttestRoute::Native, b"{}"));
+        assert!(!runs_on_worker(&AttestRoute::Certs, b""));
     }
 
     #[test]
