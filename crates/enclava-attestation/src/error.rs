@@ -69,9 +69,25 @@ pub enum AttestError {
         "untrusted policy signer: expected a certificate of the configured policy signers, found one with SHA-256 {cert_sha256}"
     )]
     UntrustedPolicySigner { cert_sha256: String },
-    /// A policy failed while evaluating (timeout, conflict, contract breach): no token.
+    /// A policy failed while evaluating (conflict, contract breach): no token.
     #[error("policy evaluation failed for {policy_type}: {reason}")]
     PolicyEvaluation { policy_type: String, reason: String },
+    /// A policy exceeds a complexity bound (source size, lines, nesting depth) or did not finish
+    /// compiling and evaluating before its deadline: refused, never run to the end.
+    #[error("policy for {policy_type} is too complex ({limit}): {reason}")]
+    PolicyTooComplex {
+        policy_type: String,
+        /// Which bound: `source_bytes`, `lines`, `line_bytes`, `nesting_depth`,
+        /// `expression_operators`, `deadline`.
+        limit: &'static str,
+        reason: String,
+    },
+    /// Every slot for draft-policy evaluation is taken: try again shortly (the server answers
+    /// with `Retry-After`). Draft evaluations are never queued.
+    #[error(
+        "too many draft policy evaluations in progress: at most {capacity} run at once, retry shortly"
+    )]
+    PolicyBusy { capacity: usize },
     /// An attestation / policy type name we do not know.
     #[error("unknown attestation type {found:?}: expected one of {expected}")]
     UnknownType {
@@ -118,6 +134,37 @@ impl From<enclava_store::StoreError> for AttestError {
 }
 
 impl AttestError {
+    /// A policy error of `policy_type`: [`AttestError::PolicyTooComplex`] for a bound it exceeds,
+    /// else [`AttestError::PolicyEvaluation`] when `evaluating`, or
+    /// [`AttestError::InvalidPolicy`] (compiling / parsing).
+    pub fn from_policy(
+        policy_type: &str,
+        e: enclava_policy::PolicyError,
+        evaluating: bool,
+    ) -> AttestError {
+        let policy_type = policy_type.chars().take(64).collect();
+        match e {
+            enclava_policy::PolicyError::TooComplex {
+                limit,
+                expected,
+                found,
+                ..
+            } => AttestError::PolicyTooComplex {
+                policy_type,
+                limit: limit.as_str(),
+                reason: format!("expected {expected}, found {found}"),
+            },
+            other if evaluating => AttestError::PolicyEvaluation {
+                policy_type,
+                reason: other.to_string(),
+            },
+            other => AttestError::InvalidPolicy {
+                policy_type,
+                reason: other.to_string(),
+            },
+        }
+    }
+
     /// The HTTP status the server answers with.
     pub fn http_status(&self) -> u16 {
         match self {
@@ -131,9 +178,11 @@ impl AttestError {
             | AttestError::UnknownType { .. }
             | AttestError::InvalidReference(_)
             | AttestError::PolicySignatureRequired
-            | AttestError::InvalidPolicySignature(_) => 400,
+            | AttestError::InvalidPolicySignature(_)
+            | AttestError::PolicyTooComplex { .. } => 400,
             AttestError::Denied { .. } | AttestError::UntrustedPolicySigner { .. } => 403,
             AttestError::Conflict { .. } => 409,
+            AttestError::PolicyBusy { .. } => 503,
             AttestError::PolicyEvaluation { .. }
             | AttestError::Store(_)
             | AttestError::Config(_)
@@ -158,6 +207,8 @@ impl AttestError {
             AttestError::InvalidPolicySignature(_) => "invalid_policy_signature",
             AttestError::UntrustedPolicySigner { .. } => "untrusted_policy_signer",
             AttestError::PolicyEvaluation { .. } => "policy_evaluation_failed",
+            AttestError::PolicyTooComplex { .. } => "policy_too_complex",
+            AttestError::PolicyBusy { .. } => "policy_evaluation_busy",
             AttestError::UnknownType { .. } => "unknown_attestation_type",
             AttestError::InvalidReference(_) => "invalid_reference_values",
             AttestError::Conflict { .. } => "conflict",

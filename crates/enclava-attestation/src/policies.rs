@@ -128,10 +128,7 @@ impl CompiledPolicy {
                 ),
             });
         }
-        let invalid = |e: enclava_policy::PolicyError| AttestError::InvalidPolicy {
-            policy_type: policy_type.into(),
-            reason: e.to_string(),
-        };
+        let invalid = |e| AttestError::from_policy(policy_type, e, false);
         match PolicyLanguage::detect(text) {
             PolicyLanguage::Rego => AppraisalPolicy::compile(policy_type, text)
                 .map(|p| CompiledPolicy::Rego(Box::new(p)))
@@ -158,13 +155,9 @@ impl CompiledPolicy {
         maa_claims: &Map<String, Value>,
     ) -> Result<Decision, AttestError> {
         match self {
-            CompiledPolicy::Rego(p) => {
-                p.evaluate(input)
-                    .map_err(|e| AttestError::PolicyEvaluation {
-                        policy_type: policy_type.into(),
-                        reason: e.to_string(),
-                    })
-            }
+            CompiledPolicy::Rego(p) => p
+                .evaluate(input)
+                .map_err(|e| AttestError::from_policy(policy_type, e, true)),
             CompiledPolicy::Maa(p) => Ok(p.evaluate_map(maa_claims)),
         }
     }

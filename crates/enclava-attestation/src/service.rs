@@ -21,8 +21,18 @@
 //! the draft instead of the active policy and return an **unsigned** token (`alg: "none"`, header
 //! and payload `x-enclava-dry-run: true`, empty signature) that no verifier accepts (enclava-token
 //! refuses `alg: none` outright). A dry run checks a challenge without consuming it.
+//!
+//! Draft policies are untrusted text, so a dry run is bounded three ways: the draft is compiled
+//! first, before any evidence is looked at, and refused if its source exceeds the bounds of
+//! `enclava_policy::rego::limits`; compiling and evaluating share one deadline
+//! ([`DRAFT_DEADLINE`]) that regorus's execution timer enforces; and at most
+//! [`ServiceConfig::max_concurrent_drafts`] dry runs run at once (over that,
+//! [`AttestError::PolicyBusy`] at once, never a queue). The server runs dry runs on its blocking
+//! pool, never on its async workers.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -43,7 +53,7 @@ use sha2::Digest;
 use crate::binding;
 use crate::challenge::{self, Challenge, ChallengeStore};
 use crate::error::AttestError;
-use crate::policies::{CompiledPolicy, PolicyStore};
+use crate::policies::PolicyStore;
 use crate::request::{AttestRequest, Evidence};
 
 /// Rule name of the sim gate.
@@ -54,6 +64,11 @@ pub const DRY_RUN_CLAIM: &str = "x-enclava-dry-run";
 pub const POLICY_CLAIM: &str = "x-enclava-policy";
 /// Claim naming the reference-value scope the evidence was appraised against.
 pub const SCOPE_CLAIM: &str = "x-enclava-reference-scope";
+/// How long one dry run may spend compiling and evaluating its draft policy. Shorter than the
+/// stored policies' limit: a draft is untrusted, and evaluation memory grows with time.
+pub const DRAFT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Default for [`ServiceConfig::max_concurrent_drafts`].
+pub const DEFAULT_MAX_CONCURRENT_DRAFTS: usize = 2;
 
 /// Service settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +83,9 @@ pub struct ServiceConfig {
     pub challenge_ttl: Duration,
     /// How many previous signing keys [`AttestationService::rotate_signer`] keeps in the JWKS.
     pub previous_keys_kept: usize,
+    /// Most dry runs (draft policies) evaluated at once; more are refused with
+    /// [`AttestError::PolicyBusy`]. Each holds a thread for up to [`DRAFT_DEADLINE`].
+    pub max_concurrent_drafts: usize,
 }
 
 impl ServiceConfig {
@@ -78,6 +96,7 @@ impl ServiceConfig {
             allow_sim: false,
             challenge_ttl: Duration::seconds(challenge::DEFAULT_TTL_SECONDS),
             previous_keys_kept: 2,
+            max_concurrent_drafts: DEFAULT_MAX_CONCURRENT_DRAFTS,
         }
     }
 
@@ -94,6 +113,12 @@ impl ServiceConfig {
                 "token_lifetime: expected 1 to {} seconds, found {life}",
                 enclava_token::MAX_LIFETIME_SECONDS
             ));
+        }
+        if self.max_concurrent_drafts == 0 {
+            return bad(
+                "max_concurrent_drafts: expected at least 1, found 0 (drafts would always be refused)"
+                    .into(),
+            );
         }
         if self.challenge_ttl.num_seconds() < 1 {
             return bad(format!(
@@ -172,6 +197,8 @@ struct Signers {
 /// The attestation service (sync; the server wraps it).
 pub struct AttestationService {
     config: ServiceConfig,
+    /// Dry runs in progress (see [`ServiceConfig::max_concurrent_drafts`]).
+    drafts_running: AtomicUsize,
     policies: PolicyStore,
     challenges: ChallengeStore,
     signers: RwLock<Signers>,
@@ -192,7 +219,56 @@ impl std::fmt::Debug for AttestationService {
 
 enum Appraiser<'a> {
     Active,
-    Draft(&'a str),
+    /// A draft compiled by [`compile_draft`], its text (for the hash) and the shared deadline.
+    Draft(&'a CompiledDraft, &'a str, Instant),
+}
+
+/// A compiled draft policy of either language.
+enum CompiledDraft {
+    Rego(Box<enclava_policy::AppraisalPolicy>),
+    Maa(enclava_policy::MaaPolicy),
+}
+
+/// Compile a draft policy (language detected as for stored policies) within `deadline`. The Rego
+/// source bounds are checked before regorus parses anything.
+fn compile_draft(
+    policy_type: &str,
+    text: &str,
+    deadline: Instant,
+) -> Result<CompiledDraft, AttestError> {
+    use crate::policies::PolicyLanguage;
+    let invalid = |e| AttestError::from_policy(policy_type, e, false);
+    match PolicyLanguage::detect(text) {
+        PolicyLanguage::Rego => {
+            enclava_policy::AppraisalPolicy::compile_until(policy_type, text, deadline)
+                .map(|p| CompiledDraft::Rego(Box::new(p)))
+                .map_err(invalid)
+        }
+        PolicyLanguage::Maa => enclava_policy::MaaPolicy::parse(text)
+            .map(CompiledDraft::Maa)
+            .map_err(invalid),
+    }
+}
+
+/// One of the [`ServiceConfig::max_concurrent_drafts`] dry-run slots, released on drop.
+struct DraftSlot<'a>(&'a AtomicUsize);
+
+impl<'a> DraftSlot<'a> {
+    /// Take a slot if one is free; never waits.
+    fn try_take(running: &'a AtomicUsize, capacity: usize) -> Result<DraftSlot<'a>, AttestError> {
+        running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < capacity).then_some(n + 1)
+            })
+            .map(|_| DraftSlot(running))
+            .map_err(|_| AttestError::PolicyBusy { capacity })
+    }
+}
+
+impl Drop for DraftSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 struct Appraised {
@@ -229,6 +305,7 @@ impl AttestationService {
     ) -> AttestationService {
         AttestationService {
             challenges: ChallengeStore::with_random_key(config.challenge_ttl, store.clone()),
+            drafts_running: AtomicUsize::new(0),
             config,
             policies: PolicyStore::new(store),
             signers: RwLock::new(Signers {
@@ -432,9 +509,14 @@ impl AttestationService {
                     },
                 )
             }
-            Appraiser::Draft(text) => {
-                let compiled = CompiledPolicy::compile(tee.as_str(), text)?;
-                let d = compiled.evaluate(tee.as_str(), &input, &token_claims)?;
+            Appraiser::Draft(compiled, text, deadline) => {
+                let d = match compiled {
+                    CompiledDraft::Rego(p) => p
+                        .evaluate_until(&input, deadline)
+                        // The draft's author sent it: its failures are client errors (4xx).
+                        .map_err(|e| AttestError::from_policy(tee.as_str(), e, false))?,
+                    CompiledDraft::Maa(p) => p.evaluate_map(&token_claims),
+                };
                 (
                     d,
                     PolicyRef {
@@ -544,10 +626,14 @@ impl AttestationService {
         req: &AttestRequest,
         now: DateTime<Utc>,
     ) -> Result<(Appraised, PolicyTestResult), AttestError> {
+        let _slot = DraftSlot::try_take(&self.drafts_running, self.config.max_concurrent_drafts)?;
+        let deadline = Instant::now() + DRAFT_DEADLINE;
+        // The draft first: a draft that is too complex is refused before any other work.
+        let compiled = compile_draft(req.tee().as_str(), draft, deadline)?;
         if let Some(c) = &req.challenge {
             self.challenges.check(c, now)?;
         }
-        let a = self.appraise(req, now, Appraiser::Draft(draft))?;
+        let a = self.appraise(req, now, Appraiser::Draft(&compiled, draft, deadline))?;
         let mut claims = a.token_claims.clone();
         let iat = now.timestamp();
         let exp = iat.saturating_add(self.config.token_lifetime.num_seconds());
@@ -690,10 +776,58 @@ mod tests {
                 challenge_ttl: Duration::seconds(0),
                 ..ok.clone()
             },
+            ServiceConfig {
+                max_concurrent_drafts: 0,
+                ..ok.clone()
+            },
         ] {
             let e = bad.validate().unwrap_err();
             assert_eq!((e.code(), e.http_status()), ("invalid_configuration", 500));
         }
+    }
+
+    #[test]
+    fn draft_slots_are_bounded_and_released() {
+        let running = AtomicUsize::new(0);
+        let a = DraftSlot::try_take(&running, 2).unwrap();
+        let b = DraftSlot::try_take(&running, 2).unwrap();
+        let Err(e) = DraftSlot::try_take(&running, 2) else {
+            panic!("a third slot out of two");
+        };
+        assert_eq!((e.code(), e.http_status()), ("policy_evaluation_busy", 503));
+        assert!(e.to_string().contains("at most 2"), "{e}");
+        drop(a);
+        let c = DraftSlot::try_take(&running, 2).unwrap();
+        drop(b);
+        drop(c);
+        assert_eq!(running.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn policy_bounds_are_client_errors() {
+        let too_complex = enclava_policy::PolicyError::TooComplex {
+            policy: "p".into(),
+            limit: enclava_policy::rego::limits::PolicyLimit::NestingDepth,
+            expected: "at most 8 deep".into(),
+            found: "depth 30".into(),
+        };
+        for evaluating in [false, true] {
+            let e = AttestError::from_policy("snp", too_complex.clone(), evaluating);
+            assert_eq!((e.code(), e.http_status()), ("policy_too_complex", 400));
+            assert!(
+                e.to_string()
+                    .contains("(nesting_depth): expected at most 8 deep, found depth 30"),
+                "{e}"
+            );
+        }
+        let other = enclava_policy::PolicyError::RegoEval {
+            policy: "p".into(),
+            message: "conflict".into(),
+        };
+        let e = AttestError::from_policy("snp", other.clone(), false);
+        assert_eq!((e.code(), e.http_status()), ("invalid_policy", 400));
+        let e = AttestError::from_policy("snp", other, true);
+        assert_eq!(e.code(), "policy_evaluation_failed");
     }
 
     #[test]

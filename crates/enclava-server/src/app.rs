@@ -1252,9 +1252,12 @@ async fn process(
     let body = read_body(headers, body, st.config.max_body_bytes).await?;
     // Attestation is a fraction of a millisecond of CPU work whose hot path does no I/O (policies,
     // reference sets, collateral and verified chains are cached in memory): it runs on the worker.
-    // Handing it to the blocking pool and back cost about 15% of its throughput. Not the native
-    // route: redeeming its challenge is a database write.
-    if matches!(route, Route::Attest(crate::attest::AttestRoute::Maa(_))) {
+    // Handing it to the blocking pool and back cost about 15% of its throughput. Requests that
+    // may carry a draft policy (caller-written Rego) or a challenge nonce (redeeming it is a
+    // database write) go to the blocking pool (see `runs_on_worker`).
+    if let Route::Attest(a) = route
+        && crate::attest::runs_on_worker(a, &body)
+    {
         return execute(st, route, method, headers, &query, &body, ctx);
     }
     let st2 = st.clone();

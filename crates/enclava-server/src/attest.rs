@@ -1163,6 +1163,12 @@ pub fn error_response(e: ApiError, extra: Option<Map<String, Value>>) -> Respons
         resp.headers_mut()
             .insert(HeaderName::from_static("x-ms-error-code"), v);
     }
+    // Draft evaluation slots free up within the draft deadline.
+    let busy = AttestError::PolicyBusy { capacity: 0 };
+    if code == busy.code() {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    }
     resp
 }
 
@@ -1289,6 +1295,29 @@ fn request_of(
     Ok(req)
 }
 
+/// Whether an attestation request runs on the async worker (the hot path: a fraction of a
+/// millisecond of CPU, no I/O) rather than on the blocking pool. Requests that may carry a draft
+/// policy (`draftPolicyForAttestation`: caller-written Rego, up to its deadline) never do. A
+/// JSON key equal to that name either appears literally in the body or is spelled with a `\u`
+/// escape, so a body with neither the name nor any backslash (MAA bodies are base64 and JSON
+/// without escapes) certainly has no draft. Native requests that may carry a challenge `nonce`
+/// (redeeming it is a database write) leave the worker too: their bodies carry `\n` escapes in
+/// PEM text, so for them only a `\u` escape counts. The scans are cheap next to the attestation.
+pub fn runs_on_worker(route: &AttestRoute, body: &[u8]) -> bool {
+    const KEY: &[u8] = b"draftPolicyForAttestation";
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    match route {
+        AttestRoute::Native => !contains(b"nonce") && !contains(b"\\u"),
+        AttestRoute::Maa(_) => {
+            !body.contains(&b'\\')
+                && !body
+                    .windows(KEY.len())
+                    .any(|w| w.first() == Some(&b'd') && w == KEY)
+        }
+        _ => false,
+    }
+}
+
 /// Run an attestation route (blocking context).
 pub fn execute(
     st: &AppState,
@@ -1325,6 +1354,11 @@ pub fn execute(
             auth_attest(st, headers, ctx)?;
             let svc = a.service(st)?;
             let req = request_of(Some(*t), body, query).map_err(|e| attest_error(&e, ctx))?;
+            if req.draft_policy.is_some() {
+                // A draft policy is a policy author's tool (it runs caller-written code): only a
+                // caller allowed to manage policies may send one. MAA's SDKs always send a token.
+                auth(st, headers, ctx, true)?;
+            }
             let out = svc
                 .attest(&req, now_for(a))
                 .map_err(|e| attest_error(&e, ctx))?;
@@ -1607,6 +1641,39 @@ mod tests {
         let s =
             AttestationSettings::from_env_var(None, "ENCLAVA_ATTESTATION_ALG", "RS256").unwrap();
         assert_eq!(s.unwrap().resolve(false).unwrap().alg, Alg::RS256);
+    }
+
+    #[test]
+    fn requests_that_may_carry_a_draft_leave_the_worker() {
+        let maa = AttestRoute::Maa(MaaType::SevSnpVm);
+        assert!(runs_on_worker(
+            &maa,
+            br#"{"report": "eyJhIjoxfQ", "nonce": "n"}"#
+        ));
+        assert!(!runs_on_worker(
+            &maa,
+            br#"{"report": "x", "draftPolicyForAttestation": "p"}"#
+        ));
+        // The same key spelled with an escape.
+        assert!(!runs_on_worker(
+            &maa,
+            br#"{"report": "x", "draft\u0050olicyForAttestation": "p"}"#
+        ));
+        assert!(runs_on_worker(&AttestRoute::Native, b"{}"));
+        assert!(runs_on_worker(
+            &AttestRoute::Native,
+            br#"{"tee": "sim", "certs": "-----BEGIN X-----\nAA\n"}"#
+        ));
+        // A challenge nonce (plain or escaped key) is redeemed off the worker.
+        assert!(!runs_on_worker(
+            &AttestRoute::Native,
+            br#"{"tee": "sim", "nonce": "n"}"#
+        ));
+        assert!(!runs_on_worker(
+            &AttestRoute::Native,
+            br#"{"tee": "sim", "n\u006fnce": "n"}"#
+        ));
+        assert!(!runs_on_worker(&AttestRoute::Certs, b""));
     }
 
     #[test]
