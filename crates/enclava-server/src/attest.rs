@@ -980,8 +980,11 @@ impl Attestation {
             sc.previous_keys_kept,
             ca_dir.as_deref(),
         );
+        // Stored policies and reference values are MAC'd under root-derived keys (row integrity).
+        let row_keys = enclava_attestation::PolicyRowKeys::derive(|p| vault.derived_key(p))?;
         let mut svc = AttestationService::new(st.store.clone(), Arc::new(signer), sc)
-            .with_previous_signers(prev);
+            .with_previous_signers(prev)
+            .with_row_keys(Arc::new(row_keys));
         if let Some(c) = &self.collateral {
             svc = svc.with_collateral_source(c.clone());
         }
