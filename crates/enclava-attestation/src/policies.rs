@@ -1155,9 +1155,13 @@ mod tests {
         assert_eq!(c.version, 2);
         assert_eq!(s.active(Tee::Sim).unwrap().record.text, DENY_ALL);
         // Editing a history row is detected when the history is read.
-        edit_row(&s, "attestation/policy-version/sim/00000000000000000001", |v| {
-            v["who"] = "mallory".into();
-        });
+        edit_row(
+            &s,
+            "attestation/policy-version/sim/00000000000000000001",
+            |v| {
+                v["who"] = "mallory".into();
+            },
+        );
         assert_eq!(
             s.versions(Tee::Sim).unwrap_err().code(),
             "integrity_check_failed"

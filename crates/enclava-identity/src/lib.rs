@@ -64,8 +64,8 @@ use subtle::ConstantTimeEq;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-pub use roles::{Action, Decision, ParseError, Resource, Role, Scope, valid_object_name};
 pub use integrity::{RowKey, RowKeys, RowProblem, row_key_purpose};
+pub use roles::{Action, Decision, ParseError, Resource, Role, Scope, valid_object_name};
 pub use token::{Claims, ClearKeyWrap, KeyWrap, MAX_TOKEN_LEN, TOKEN_KEY_META, TokenKey};
 
 use token::{VerifyKey, canon_url, sanitize};
@@ -902,13 +902,13 @@ impl Identity {
             });
         }
         let key = pkey(id);
-        let old = self
-            .store
-            .get(Table::Principals, &key)?
-            .ok_or_else(|| IdentityError::NotFound {
-                what: "principal",
-                id: sanitize(id),
-            })?;
+        let old =
+            self.store
+                .get(Table::Principals, &key)?
+                .ok_or_else(|| IdentityError::NotFound {
+                    what: "principal",
+                    id: sanitize(id),
+                })?;
         let rec = match self.open_row(Table::Principals, &key, &old) {
             Ok(payload) => Some(decode_record(&key, &payload)?),
             Err(IdentityError::Integrity { .. }) => None,

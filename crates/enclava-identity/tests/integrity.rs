@@ -136,7 +136,11 @@ fn planted_and_moved_assignments_grant_nothing() {
     assert!(admin_action_allowed(&id, &admin.id).allowed);
 
     // A valid (MAC'd) administrator row copied under the other principal's key.
-    let row = get(&store, Table::RoleAssignments, &format!("p/{}/{}", admin.id, admin_a.id));
+    let row = get(
+        &store,
+        Table::RoleAssignments,
+        &format!("p/{}/{}", admin.id, admin_a.id),
+    );
     put(
         &store,
         Table::RoleAssignments,
@@ -176,7 +180,10 @@ fn planted_and_moved_assignments_grant_nothing() {
     // rows with it.
     id.delete_principal(&p.id).unwrap();
     assert!(admin_action_allowed(&id, &admin.id).allowed);
-    assert_eq!(id.get_assignment(&admin_a.id).unwrap().unwrap().principal, admin.id);
+    assert_eq!(
+        id.get_assignment(&admin_a.id).unwrap().unwrap().principal,
+        admin.id
+    );
 }
 
 #[test]
@@ -185,7 +192,12 @@ fn swapped_principal_record_authenticates_nobody() {
     let (admin, _) = id.create_service_principal("admin", NOW).unwrap();
     let (p, secret) = id.create_service_principal("app", NOW).unwrap();
     let token = id
-        .client_credentials(&p.id, secret.expose(), "https://vault.azure.net/.default", NOW)
+        .client_credentials(
+            &p.id,
+            secret.expose(),
+            "https://vault.azure.net/.default",
+            NOW,
+        )
         .unwrap()
         .access_token;
     assert_eq!(id.authenticate(&token, NOW).unwrap().id, p.id);
@@ -207,7 +219,12 @@ fn swapped_principal_record_authenticates_nobody() {
     ));
     // The client-credentials grant refuses too (no token for a tampered principal).
     assert!(matches!(
-        id.client_credentials(&p.id, secret.expose(), "https://vault.azure.net/.default", NOW),
+        id.client_credentials(
+            &p.id,
+            secret.expose(),
+            "https://vault.azure.net/.default",
+            NOW
+        ),
         Err(IdentityError::Integrity { .. })
     ));
     // A tampered principal can still be deleted (repair).
@@ -268,7 +285,11 @@ fn bootstrap_pointer_cannot_be_redirected() {
     let (p, _) = id.create_service_principal("app", NOW).unwrap();
     // Pointing the bootstrap administrator at another principal (bootstrap_admin would make it
     // Administrator) with the pointer's MAC kept: refused.
-    let (head, _) = split(&get(&store, Table::Meta, enclava_identity::BOOTSTRAP_ADMIN_META));
+    let (head, _) = split(&get(
+        &store,
+        Table::Meta,
+        enclava_identity::BOOTSTRAP_ADMIN_META,
+    ));
     let mut forged = head;
     forged.extend_from_slice(p.id.as_bytes());
     put(
@@ -329,13 +350,17 @@ fn rows_from_before_integrity_are_adopted_once() {
     // boot principal + its assignment (2 rows) + app + its assignment (2 rows) + pointer.
     assert_eq!(m.adopted.len(), 7, "{m:?}");
     assert!(
-        m.adopted
-            .contains(&format!("principals/p/{}", p.id)),
+        m.adopted.contains(&format!("principals/p/{}", p.id)),
         "{m:?}"
     );
     assert!(admin_action_allowed(&id, &boot.id).allowed);
     let t = id
-        .client_credentials(&p.id, secret.expose(), "https://vault.azure.net/.default", NOW)
+        .client_credentials(
+            &p.id,
+            secret.expose(),
+            "https://vault.azure.net/.default",
+            NOW,
+        )
         .unwrap()
         .access_token;
     assert_eq!(id.authenticate(&t, NOW).unwrap().id, p.id);

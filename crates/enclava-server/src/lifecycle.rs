@@ -201,7 +201,12 @@ fn install_row_integrity(st: &AppState) -> Result<(), String> {
 
 /// At most 100 row names for an audit entry (the full list is in the log).
 fn names(rows: &[String]) -> String {
-    let mut s = rows.iter().take(100).cloned().collect::<Vec<_>>().join(", ");
+    let mut s = rows
+        .iter()
+        .take(100)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if rows.len() > 100 {
         s.push_str(&format!(" and {} more", rows.len() - 100));
     }

@@ -28,6 +28,9 @@ fn config(dir: &Path, att: Option<&Es256Signer>) -> enclava_server::ServerConfig
         addr: Some("127.0.0.1:0".into()),
         data_dir: Some(dir.join("data")),
         dev: Some(true),
+        // A fixed token issuer: the restarted server gets another port, and the tokens issued
+        // before the restart must stay valid (that is the point of the tests).
+        public_url: Some("https://localhost:8443".into()),
         trusted_issuers: att.map(|a| {
             vec![TrustedIssuerConfig {
                 issuer: ISS.into(),
@@ -307,9 +310,7 @@ fn tampered_policies_reference_values_and_release_policies_are_refused() {
 
     // A sim policy that denies everything, and a reference set in scope "t1".
     let deny_all = rego(r#"deny contains "always" if true"#);
-    let allow_sim = rego(
-        r#"deny contains "not sim" if input.claims.tee != "sim""#,
-    );
+    let allow_sim = rego(r#"deny contains "not sim" if input.claims.tee != "sim""#);
     put_policy(&t, &admin, &deny_all);
     let r = t.post("/attest/native", None, &sim_body());
     assert_eq!(r.status, 403, "{}", r.text);
@@ -364,7 +365,12 @@ fn tampered_policies_reference_values_and_release_policies_are_refused() {
         let (k, v) = &rows[0];
         let mut rec: Value = serde_json::from_slice(v).unwrap();
         rec["release_policy"]["data"] = release_policy("true").into();
-        put(&db, Table::KeyVersions, k, serde_json::to_vec(&rec).unwrap());
+        put(
+            &db,
+            Table::KeyVersions,
+            k,
+            serde_json::to_vec(&rec).unwrap(),
+        );
     }
 
     let t = start(dir, Some(&att));
