@@ -407,3 +407,100 @@ fn tampered_policies_reference_values_and_release_policies_are_refused() {
     );
     drop(stop(t));
 }
+
+/// Rewrite every protected row in the format written before row integrity (the bare payload)
+/// and remove the markers: the database as the previous version left it.
+fn downgrade(db: &SqliteStore) {
+    for table in [Table::Principals, Table::RoleAssignments, Table::Policies] {
+        for (k, v) in db.list(table, "", None, 10_000).unwrap() {
+            let nl = v.iter().position(|b| *b == b'\n').expect("an envelope");
+            put(db, table, &k, v[nl + 1..].to_vec());
+        }
+    }
+    let pointer = enclava_identity::BOOTSTRAP_ADMIN_META;
+    let v = get(db, Table::Meta, pointer);
+    let nl = v.iter().position(|b| *b == b'\n').expect("an envelope");
+    put(db, Table::Meta, pointer, v[nl + 1..].to_vec());
+    db.transact(vec![
+        Op::Delete {
+            table: Table::Meta,
+            key: enclava_identity::ROW_INTEGRITY_META.into(),
+        },
+        Op::Delete {
+            table: Table::Meta,
+            key: enclava_attestation::policies::ROW_INTEGRITY_META.into(),
+        },
+    ])
+    .unwrap();
+}
+
+#[test]
+fn rows_from_before_integrity_are_adopted_once_at_unseal() {
+    let t = start(tempfile::tempdir().unwrap(), None);
+    let admin = t.admin_token();
+    let (user, secret) = t.service_principal(&admin, "crypto-user");
+    assign(&t, &admin, &user, "CryptoUser", "/");
+    put_policy(&t, &admin, &rego(r#"deny contains "always" if true"#));
+    let user_token = t.token_for(&user, &secret);
+    let dir = stop(t);
+    downgrade(&db(&dir));
+
+    // First unseal of this version: the old rows are adopted, and that is audited.
+    let t = start(dir, None);
+    let admin = t.admin_token();
+    let r = t.get(&format!("/keys?{V}"), Some(&user_token));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = t.get("/enclava/role-assignments", Some(&user_token));
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = t.get("/policies/sim", Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = t.post("/attest/native", None, &sim_body());
+    assert_eq!(
+        r.status, 403,
+        "the adopted deny-all policy applies: {}",
+        r.text
+    );
+    let entries = t.audit_entries(&admin);
+    let migrated: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "integrity/migrate")
+        .collect();
+    assert_eq!(migrated.len(), 2, "identity and attestation: {entries:?}");
+    assert!(
+        migrated
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap().contains(&format!("p/{user}"))),
+        "{migrated:?}"
+    );
+    assert!(
+        migrated.iter().any(|e| e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("attestation/policy/sim")),
+        "{migrated:?}"
+    );
+    let dir = stop(t);
+
+    // Later: an unauthenticated Administrator row planted for the user is never adopted.
+    {
+        let db = db(&dir);
+        let planted = json!({"id": "00000000-0000-4000-8000-0000000000aa", "principal": user,
+            "role": "Administrator", "scope": "/", "created": 0});
+        put(
+            &db,
+            Table::RoleAssignments,
+            &format!("p/{user}/00000000-0000-4000-8000-0000000000aa"),
+            serde_json::to_vec(&planted).unwrap(),
+        );
+    }
+    let t = start(dir, None);
+    let r = t.get("/enclava/role-assignments", Some(&user_token));
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = t.get(&format!("/keys?{V}"), Some(&user_token));
+    assert_eq!(
+        r.status, 200,
+        "the valid assignment still works: {}",
+        r.text
+    );
+    drop(stop(t));
+}
