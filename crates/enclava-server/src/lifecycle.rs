@@ -156,26 +156,33 @@ fn install_row_integrity(st: &AppState) -> Result<(), String> {
     }
     let mut entries = Vec::new();
     for (what, adopted, refused, failed) in reports {
-        let detail = if let Some(f) = failed {
+        // Refusals are recorded as denials (something wrote rows behind the server's back).
+        let (result, detail) = if let Some(f) = failed {
             tracing::error!(rows = what, error = %f, "row integrity marker failed its check; nothing adopted");
-            format!("{what}: nothing adopted: {f}")
+            (Outcome::Denied, format!("{what}: nothing adopted: {f}"))
         } else if !refused.is_empty() {
             tracing::error!(
                 rows = what,
                 refused = ?refused,
                 "unauthenticated rows found in an integrity-protected store; they are refused"
             );
-            format!(
-                "{what}: {} unauthenticated row(s) refused (the store was already protected): {}",
-                refused.len(),
-                names(&refused)
+            (
+                Outcome::Denied,
+                format!(
+                    "{what}: {} unauthenticated row(s) refused (the store was already protected): {}",
+                    refused.len(),
+                    names(&refused)
+                ),
             )
         } else if !adopted.is_empty() {
             tracing::warn!(rows = what, adopted = ?adopted, "rows written before row integrity were MAC'd once");
-            format!(
-                "{what}: {} row(s) written before row integrity adopted: {}",
-                adopted.len(),
-                names(&adopted)
+            (
+                Outcome::Allowed,
+                format!(
+                    "{what}: {} row(s) written before row integrity adopted: {}",
+                    adopted.len(),
+                    names(&adopted)
+                ),
             )
         } else {
             continue;
@@ -186,8 +193,8 @@ fn install_row_integrity(st: &AppState) -> Result<(), String> {
             action: "integrity/migrate".into(),
             object: String::new(),
             version: None,
-            result: Outcome::Allowed,
-            status: 200,
+            result,
+            status: if result == Outcome::Allowed { 200 } else { 403 },
             request_id: crate::app::new_request_id(),
             client_addr: "internal".into(),
             detail: Some(detail),
