@@ -644,6 +644,7 @@ fn release_without_wrapping_key_is_a_bad_parameter() {
 /// version row moved under another key's name is refused the same way.
 #[test]
 fn release_policy_edited_in_the_database_is_refused() {
+    use enclava_store::Store;
     let e = env();
     let i = issuer();
     // Releasable only to non-debuggable TEEs; the attestation says debuggable: denied.
