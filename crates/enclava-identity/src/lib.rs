@@ -1082,14 +1082,38 @@ impl Identity {
             .transpose()
     }
 
-    /// Remove one assignment by id.
-    pub fn remove_assignment(&self, id: &str) -> Result<RoleAssignment, IdentityError> {
-        let a = self
-            .get_assignment(id)?
-            .ok_or_else(|| IdentityError::NotFound {
-                what: "role assignment",
-                id: sanitize(id),
-            })?;
+    /// Remove one assignment by id; returns it.
+    ///
+    /// An assignment whose `a/` row fails its integrity check is removed too (that is the
+    /// repair), and `None` is returned: its record is not trusted to name its principal, so every
+    /// `p/*/{id}` copy is found by key and deleted with it.
+    pub fn remove_assignment(&self, id: &str) -> Result<Option<RoleAssignment>, IdentityError> {
+        let not_found = || IdentityError::NotFound {
+            what: "role assignment",
+            id: sanitize(id),
+        };
+        let a = match self.get_assignment(id) {
+            Ok(Some(a)) => a,
+            Ok(None) => return Err(not_found()),
+            Err(IdentityError::Integrity { .. }) => {
+                let suffix = format!("/{id}");
+                let mut ops = vec![Op::Delete {
+                    table: Table::RoleAssignments,
+                    key: format!("a/{id}"),
+                }];
+                for key in self.all_keys(Table::RoleAssignments, "p/")? {
+                    if key.ends_with(&suffix) {
+                        ops.push(Op::Delete {
+                            table: Table::RoleAssignments,
+                            key,
+                        });
+                    }
+                }
+                self.store.transact(ops)?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         self.store.transact(vec![
             Op::Delete {
                 table: Table::RoleAssignments,
@@ -1100,7 +1124,7 @@ impl Identity {
                 key: format!("p/{}/{}", a.principal, a.id),
             },
         ])?;
-        Ok(a)
+        Ok(Some(a))
     }
 
     /// Assignments (of one principal, or all), in id order after `after` (an assignment id).

@@ -115,7 +115,26 @@ fn edited_assignment_grants_nothing_and_is_named() {
         id.list_assignments(Some(&p.id), None, 10),
         Err(IdentityError::Integrity { .. })
     ));
-    // Repair: deleting the principal removes the tampered rows too.
+    // Repair: removing the assignment removes both tampered copies (content not returned) ...
+    assert_eq!(id.remove_assignment(&a.id).unwrap(), None);
+    assert!(id.get_assignment(&a.id).unwrap().is_none());
+    assert!(
+        id.list_assignments(Some(&p.id), None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    // ... and deleting a principal removes its tampered rows too.
+    let b = id
+        .assign_role(&p.id, Role::CryptoUser, Scope::Vault, NOW)
+        .unwrap();
+    edit_json(
+        &store,
+        Table::RoleAssignments,
+        &format!("a/{}", b.id),
+        |v| {
+            v["role"] = "Administrator".into();
+        },
+    );
     id.delete_principal(&p.id).unwrap();
     assert!(
         store

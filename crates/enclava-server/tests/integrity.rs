@@ -171,6 +171,17 @@ fn tampered_identity_rows_grant_nothing_after_restart() {
         msg.contains("role_assignments") && msg.contains(&format!("a/{aid}")),
         "{msg}"
     );
+    // Repair: the administrator removes the tampered assignment.
+    let r = t.call(
+        "DELETE",
+        &format!("/enclava/role-assignments/{aid}"),
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = t.get(&format!("/enclava/role-assignments/{aid}"), Some(&admin));
+    assert_eq!(r.status, 404, "{}", r.text);
     // The swapped principal authenticates nobody (its old token is refused) ...
     assert_integrity_403(&t.get(&format!("/keys?{V}"), Some(&other_token)));
     assert_integrity_403(&t.get("/enclava/principals", Some(&other_token)));
