@@ -103,6 +103,10 @@ pub enum AttestError {
     /// Storage failed, or a stored record is unreadable.
     #[error("storage error: {0}")]
     Store(String),
+    /// A stored policy or reference-value row failed its integrity check (edited in the database,
+    /// or moved there from another key): it is not used, and nothing is evaluated with it.
+    #[error("integrity check failed for stored row {key:?}: {problem}")]
+    Integrity { key: String, problem: String },
     /// The service configuration is unusable.
     #[error("invalid service configuration: {0}")]
     Config(String),
@@ -185,6 +189,7 @@ impl AttestError {
             AttestError::PolicyBusy { .. } => 503,
             AttestError::PolicyEvaluation { .. }
             | AttestError::Store(_)
+            | AttestError::Integrity { .. }
             | AttestError::Config(_)
             | AttestError::Token { .. } => 500,
         }
@@ -213,6 +218,7 @@ impl AttestError {
             AttestError::InvalidReference(_) => "invalid_reference_values",
             AttestError::Conflict { .. } => "conflict",
             AttestError::Store(_) => "storage_error",
+            AttestError::Integrity { .. } => "integrity_check_failed",
             AttestError::Config(_) => "invalid_configuration",
             AttestError::Token { .. } => "token_issuance_failed",
         }

@@ -326,6 +326,13 @@ impl AttestationService {
         self
     }
 
+    /// Authenticate stored policies and reference values with `keys` (derived from the vault
+    /// root after unseal; see [`crate::integrity`]). Without them stored rows are refused.
+    pub fn with_row_keys(mut self, keys: Arc<crate::integrity::PolicyRowKeys>) -> Self {
+        self.policies = self.policies.with_row_keys(keys);
+        self
+    }
+
     /// Use `source` for collateral a request does not carry.
     pub fn with_collateral_source(mut self, source: Arc<dyn CollateralSource>) -> Self {
         self.collateral = Some(source);

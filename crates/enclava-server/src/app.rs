@@ -210,6 +210,16 @@ pub(crate) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Princip
             Err(AuthError::Store(_)) => Err(ApiError::internal(
                 "identity storage failed while checking the token",
             )),
+            // Row integrity: a tampered principal record authenticates nobody.
+            Err(e @ AuthError::Integrity(_)) => {
+                tracing::error!(error = %e, "refused a principal whose stored record failed its integrity check");
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    "the caller's stored principal record failed its integrity check",
+                )
+                .with_inner("IntegrityCheckFailed"))
+            }
             Err(e) => Err(challenge(st, format!("the bearer token was rejected: {e}"))),
         },
     }
@@ -225,6 +235,14 @@ pub(crate) fn authorize(
         .identity
         .authorize(principal, action, resource)
         .map_err(|e| ApiError::internal(format!("authorization failed: {}", identity_msg(&e))))?;
+    if !d.integrity_failures.is_empty() {
+        // Row integrity: those assignments were ignored (they granted nothing).
+        tracing::error!(
+            principal = %principal.id,
+            failures = ?d.integrity_failures,
+            "role assignment rows failed their integrity check and were ignored"
+        );
+    }
     if d.allowed {
         return Ok(());
     }
@@ -250,6 +268,10 @@ fn identity_msg(e: &IdentityError) -> String {
             tracing::error!(error = %e, "identity failure");
             "internal identity failure".to_string()
         }
+        IdentityError::Integrity { .. } => {
+            tracing::error!(error = %e, "identity row integrity failure");
+            e.to_string()
+        }
         other => other.to_string(),
     }
 }
@@ -266,7 +288,12 @@ fn identity_error(e: IdentityError) -> ApiError {
             ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", msg)
         }
         IdentityError::Disabled { .. } => ApiError::new(StatusCode::FORBIDDEN, "Forbidden", msg),
-        IdentityError::NoSigningKey => ApiError::sealed(),
+        IdentityError::NoSigningKey | IdentityError::NoRowKey => ApiError::sealed(),
+        IdentityError::Integrity { .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "IntegrityCheckFailed",
+            msg,
+        ),
         _ => ApiError::internal(msg),
     }
 }

@@ -990,9 +990,12 @@ impl Attestation {
             .vault
             .derived_key(CHALLENGE_KEY_PURPOSE)
             .map_err(|e| format!("deriving the challenge key: {e}"))?;
+        // Stored policies and reference values are MAC'd under root-derived keys (row integrity).
+        let row_keys = enclava_attestation::PolicyRowKeys::derive(|p| vault.derived_key(p))?;
         let mut svc = AttestationService::new(st.store.clone(), Arc::new(signer), sc)
             .with_previous_signers(prev)
-            .with_challenge_key(&challenge_key, self.redeemed_store(st));
+            .with_challenge_key(&challenge_key, self.redeemed_store(st))
+            .with_row_keys(Arc::new(row_keys));
         if let Some(c) = &self.collateral {
             svc = svc.with_collateral_source(c.clone());
         }

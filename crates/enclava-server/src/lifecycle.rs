@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use enclava_audit::{CheckpointSigner, EcdsaCheckpointSigner};
-use enclava_identity::{BOOTSTRAP_ADMIN_META, KeyWrap, TokenKey};
+use enclava_attestation::{PolicyRowKeys, PolicyStore};
+use enclava_audit::{CheckpointSigner, EcdsaCheckpointSigner, NewEntry, Outcome};
+use enclava_identity::{BOOTSTRAP_ADMIN_META, KeyWrap, RowKeys, TokenKey};
 use enclava_store::{Op, Table};
 use enclava_vault::Vault;
 use serde_json::json;
@@ -42,6 +43,7 @@ impl Lifecycle {
         st.identity.set_token_key(Some(key));
         let signer = self.load_or_create_audit_key(st)?;
         st.audit_log.set_signer(Some(Arc::new(signer)));
+        install_row_integrity(st)?;
         let first_unseal = st
             .store
             .get(Table::Meta, BOOTSTRAP_ADMIN_META)
@@ -72,6 +74,7 @@ impl Lifecycle {
     pub fn seal(&self, st: &AppState) {
         st.vault.seal();
         st.identity.set_token_key(None);
+        st.identity.set_row_keys(None);
         st.audit_log.set_signer(None);
         if let Ok(s) = st.vault.seal_status() {
             st.metrics.set_seal_state(s.initialized, s.sealed);
@@ -117,6 +120,104 @@ impl Lifecycle {
         }
         Err("the audit checkpoint key kept changing while loading it".into())
     }
+}
+
+/// Row integrity (principals, role assignments, attestation policies, reference values): install
+/// the identity row keys (derived from the root: every process unsealed with the same root
+/// derives the same keys), then adopt rows written before rows were MAC'd, once (see
+/// `Identity::migrate_row_integrity`). The attestation service derives its own keys when it
+/// starts (`Attestation::on_unsealed`, which runs after this). Every adoption, and every
+/// unauthenticated row that is refused, is logged and audited (`integrity/migrate`). A migration
+/// refused because its marker fails its MAC does not stop the unseal: the rows stay refused one by
+/// one where they are used, which is failing closed.
+fn install_row_integrity(st: &AppState) -> Result<(), String> {
+    let derive = |purpose: &str| st.vault.derived_key(purpose);
+    let keys = RowKeys::derive(derive)?;
+    st.identity.set_row_keys(Some(keys));
+    let now = chrono::Utc::now();
+    let mut reports = Vec::new();
+    match st.identity.migrate_row_integrity(now.timestamp()) {
+        Ok(m) => reports.push(("identity", m.adopted, m.refused, None)),
+        Err(e @ enclava_identity::IdentityError::Integrity { .. }) => {
+            reports.push(("identity", Vec::new(), Vec::new(), Some(e.to_string())))
+        }
+        Err(e) => return Err(format!("identity row integrity migration: {e}")),
+    }
+    let policy_keys = Arc::new(PolicyRowKeys::derive(derive)?);
+    match PolicyStore::new(st.store.clone())
+        .with_row_keys(policy_keys)
+        .migrate_row_integrity(now)
+    {
+        Ok(m) => reports.push(("attestation", m.adopted, m.refused, None)),
+        Err(e @ enclava_attestation::AttestError::Integrity { .. }) => {
+            reports.push(("attestation", Vec::new(), Vec::new(), Some(e.to_string())))
+        }
+        Err(e) => return Err(format!("attestation row integrity migration: {e}")),
+    }
+    let mut entries = Vec::new();
+    for (what, adopted, refused, failed) in reports {
+        // Refusals are recorded as denials (something wrote rows behind the server's back).
+        let (result, detail) = if let Some(f) = failed {
+            tracing::error!(rows = what, error = %f, "row integrity marker failed its check; nothing adopted");
+            (Outcome::Denied, format!("{what}: nothing adopted: {f}"))
+        } else if !refused.is_empty() {
+            tracing::error!(
+                rows = what,
+                refused = ?refused,
+                "unauthenticated rows found in an integrity-protected store; they are refused"
+            );
+            (
+                Outcome::Denied,
+                format!(
+                    "{what}: {} unauthenticated row(s) refused (the store was already protected): {}",
+                    refused.len(),
+                    names(&refused)
+                ),
+            )
+        } else if !adopted.is_empty() {
+            tracing::warn!(rows = what, adopted = ?adopted, "rows written before row integrity were MAC'd once");
+            (
+                Outcome::Allowed,
+                format!(
+                    "{what}: {} row(s) written before row integrity adopted: {}",
+                    adopted.len(),
+                    names(&adopted)
+                ),
+            )
+        } else {
+            continue;
+        };
+        entries.push(NewEntry {
+            time: now,
+            principal: "system".into(),
+            action: "integrity/migrate".into(),
+            object: String::new(),
+            version: None,
+            result,
+            status: if result == Outcome::Allowed { 200 } else { 403 },
+            request_id: crate::app::new_request_id(),
+            client_addr: "internal".into(),
+            detail: Some(detail),
+        });
+    }
+    st.audit_log
+        .append(entries)
+        .map_err(|e| format!("auditing the row integrity migration: {e}"))?;
+    Ok(())
+}
+
+/// At most 100 row names for an audit entry (the full list is in the log).
+fn names(rows: &[String]) -> String {
+    let mut s = rows
+        .iter()
+        .take(100)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if rows.len() > 100 {
+        s.push_str(&format!(" and {} more", rows.len() - 100));
+    }
+    s
 }
 
 fn get<'a>(q: &'a [(String, String)], k: &str) -> Option<&'a str> {
