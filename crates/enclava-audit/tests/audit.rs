@@ -58,7 +58,10 @@ fn fixture(n: u64, checkpoint_every: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vault.db");
     let store = Arc::new(SqliteStore::open(&path).unwrap());
-    let log = AuditLog::with_config(store.clone(), AuditConfig { checkpoint_every }).unwrap();
+    let log = AuditLog::with_config(store.clone(), AuditConfig {
+            checkpoint_every,
+            ..Default::default()
+        }).unwrap();
     let signer =
         EcdsaCheckpointSigner::from_pkcs8(&EcdsaCheckpointSigner::generate_pkcs8().unwrap())
             .unwrap();
@@ -476,6 +479,7 @@ fn checkpoints_need_a_signer_and_catch_up() {
         store.clone(),
         AuditConfig {
             checkpoint_every: 10,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -511,6 +515,7 @@ fn checkpoints_need_a_signer_and_catch_up() {
         store.clone(),
         AuditConfig {
             checkpoint_every: 10,
+            ..Default::default()
         },
     )
     .unwrap();

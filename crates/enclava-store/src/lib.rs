@@ -10,7 +10,9 @@
 //!   nothing; a crash during it leaves nothing of it);
 //! - `expect` preconditions in a transaction are checked inside the same transaction, so two
 //!   writers racing on one object cannot both win;
-//! - audit entries get consecutive sequence numbers starting at 1, in append order.
+//! - audit entries get consecutive sequence numbers starting at 1, in append order;
+//! - [`Store::transact_audited`] commits a change together with its audit entries, so an
+//!   acknowledged change is never missing from the log and a failed one leaves no entry behind.
 
 mod sqlite;
 
@@ -108,6 +110,10 @@ pub enum StoreError {
     },
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The disk (or the database's size limit) is full: nothing of the transaction was written.
+    /// Kept apart from [`StoreError::Backend`] so the server can answer 507 instead of 500.
+    #[error("storage is full, nothing was written: {0}")]
+    Full(String),
     #[error("storage schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
 }
@@ -134,6 +140,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Append audit entries atomically and durably; returns the sequence number of the first.
     fn append_audit(&self, entries: Vec<Vec<u8>>) -> Result<u64>;
+
+    /// Apply `ops` AND append `audit` entries in one atomic, durable transaction: either the
+    /// change and its audit entries are both stored, or neither is (a full disk, a failed
+    /// expectation or a crash leaves nothing of either). Returns the sequence number of the first
+    /// appended entry (the next sequence number when `audit` is empty).
+    fn transact_audited(&self, ops: Vec<Op>, audit: Vec<Vec<u8>>) -> Result<u64>;
 
     /// Audit entries with `seq >= from`, in order, at most `limit`.
     fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<AuditRow>>;

@@ -17,6 +17,11 @@ pub struct SqliteStore {
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
+    // A full disk is told apart: the caller can answer "insufficient storage" instead of a
+    // generic failure (SQLite has rolled the transaction back; nothing of it was written).
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        return StoreError::Full(e.to_string());
+    }
     StoreError::Backend(e.to_string())
 }
 
@@ -76,6 +81,62 @@ impl SqliteStore {
     }
 }
 
+/// Apply `ops` inside `tx` (the caller commits or drops it).
+fn apply_ops(tx: &rusqlite::Transaction<'_>, ops: Vec<Op>) -> Result<()> {
+    for op in ops {
+        match op {
+            Op::Put { table, key, value } => {
+                tx.prepare_cached(&format!(
+                    "INSERT INTO {} (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                    table.name()
+                ))
+                .and_then(|mut s| s.execute(params![key, value]))
+                .map_err(backend)?;
+            }
+            Op::Delete { table, key } => {
+                tx.prepare_cached(&format!("DELETE FROM {} WHERE k = ?1", table.name()))
+                    .and_then(|mut s| s.execute(params![key]))
+                    .map_err(backend)?;
+            }
+            Op::Expect { table, key, value } => {
+                let current: Option<Vec<u8>> = tx
+                    .prepare_cached(&format!("SELECT v FROM {} WHERE k = ?1", table.name()))
+                    .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
+                    .map_err(backend)?;
+                if current != value {
+                    // The caller drops the transaction: everything done so far rolls back.
+                    return Err(StoreError::Conflict {
+                        table: table.name(),
+                        key,
+                        expected: if value.is_some() {
+                            "unchanged"
+                        } else {
+                            "absent"
+                        },
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Append audit rows after the current maximum seq inside `tx`; returns the first seq.
+fn append_rows(tx: &rusqlite::Transaction<'_>, entries: &[Vec<u8>]) -> Result<u64> {
+    let head: i64 = tx
+        .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))
+        .map_err(backend)?;
+    let first = head + 1;
+    let mut stmt = tx
+        .prepare_cached("INSERT INTO audit (seq, entry) VALUES (?1, ?2)")
+        .map_err(backend)?;
+    for (i, entry) in entries.iter().enumerate() {
+        let seq = first + i64::try_from(i).map_err(|e| StoreError::Backend(e.to_string()))?;
+        stmt.execute(params![seq, entry]).map_err(backend)?;
+    }
+    u64::try_from(first).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
 impl Store for SqliteStore {
     fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {
         let conn = self.conn();
@@ -118,41 +179,7 @@ impl Store for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        for op in ops {
-            match op {
-                Op::Put { table, key, value } => {
-                    tx.prepare_cached(&format!(
-                        "INSERT INTO {} (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-                        table.name()
-                    ))
-                    .and_then(|mut s| s.execute(params![key, value]))
-                    .map_err(backend)?;
-                }
-                Op::Delete { table, key } => {
-                    tx.prepare_cached(&format!("DELETE FROM {} WHERE k = ?1", table.name()))
-                        .and_then(|mut s| s.execute(params![key]))
-                        .map_err(backend)?;
-                }
-                Op::Expect { table, key, value } => {
-                    let current: Option<Vec<u8>> = tx
-                        .prepare_cached(&format!("SELECT v FROM {} WHERE k = ?1", table.name()))
-                        .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
-                        .map_err(backend)?;
-                    if current != value {
-                        // Dropping `tx` rolls back everything done so far.
-                        return Err(StoreError::Conflict {
-                            table: table.name(),
-                            key,
-                            expected: if value.is_some() {
-                                "unchanged"
-                            } else {
-                                "absent"
-                            },
-                        });
-                    }
-                }
-            }
-        }
+        apply_ops(&tx, ops)?;
         tx.commit().map_err(backend)
     }
 
@@ -161,22 +188,21 @@ impl Store for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        let head: i64 = tx
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))
-            .map_err(backend)?;
-        let first = head + 1;
-        {
-            let mut stmt = tx
-                .prepare_cached("INSERT INTO audit (seq, entry) VALUES (?1, ?2)")
-                .map_err(backend)?;
-            for (i, entry) in entries.iter().enumerate() {
-                let seq =
-                    first + i64::try_from(i).map_err(|e| StoreError::Backend(e.to_string()))?;
-                stmt.execute(params![seq, entry]).map_err(backend)?;
-            }
-        }
+        let first = append_rows(&tx, &entries)?;
         tx.commit().map_err(backend)?;
-        u64::try_from(first).map_err(|e| StoreError::Backend(e.to_string()))
+        Ok(first)
+    }
+
+    fn transact_audited(&self, ops: Vec<Op>, audit: Vec<Vec<u8>>) -> Result<u64> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        // Dropping `tx` on any error below rolls back both the change and the entries.
+        apply_ops(&tx, ops)?;
+        let first = append_rows(&tx, &audit)?;
+        tx.commit().map_err(backend)?;
+        Ok(first)
     }
 
     fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<AuditRow>> {
