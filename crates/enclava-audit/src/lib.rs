@@ -585,31 +585,62 @@ impl AuditLog {
     /// kept (verification keeps reporting the problem until an operator investigates and moves
     /// the file aside) and the error says why.
     fn advance_head_file(&self, path: &std::path::Path, cp: &Checkpoint) -> Result<()> {
-        if let Ok(Some(existing)) = head_file::read(path) {
-            let stored = if existing.seq == 0 {
-                None
-            } else {
-                self.store
-                    .audit_range(existing.seq, 1)?
-                    .into_iter()
-                    .next()
-                    .filter(|r| r.seq == existing.seq)
-                    .and_then(|r| serde_json::from_slice::<AuditEntry>(&r.entry).ok())
-            };
-            if stored.is_none_or(|e| e.hash != existing.head_hash) {
-                return Err(AuditError::Corrupt {
-                    seq: existing.seq,
-                    detail: format!(
-                        "the signed head file {} names entry {} with hash {}, which the stored log does not hold: \
-                         the log was truncated or rewritten; the file is kept as evidence",
-                        path.display(),
-                        existing.seq,
-                        existing.head_hash
-                    ),
-                });
-            }
+        if let Some(problem) = self.head_file_problem_at(path)? {
+            return Err(AuditError::Corrupt {
+                seq: problem.0,
+                detail: format!("{}; the file is kept as evidence", problem.1),
+            });
         }
         head_file::write(path, cp)
+    }
+
+    /// Whether the configured signed head file names a head the stored chain does not contain
+    /// (the log was truncated or rewritten behind it). `None` when consistent or not configured.
+    /// The server checks this at start and records what it finds.
+    pub fn head_file_problem(&self) -> Result<Option<String>> {
+        match &self.config.head_file {
+            Some(path) => Ok(self.head_file_problem_at(path)?.map(|p| p.1)),
+            None => Ok(None),
+        }
+    }
+
+    fn head_file_problem_at(&self, path: &std::path::Path) -> Result<Option<(u64, String)>> {
+        let existing = match head_file::read(path) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Ok(None),
+            Err(e) => return Ok(Some((0, e.to_string()))),
+        };
+        let stored = if existing.seq == 0 {
+            None
+        } else {
+            self.store
+                .audit_range(existing.seq, 1)?
+                .into_iter()
+                .next()
+                .filter(|r| r.seq == existing.seq)
+                .and_then(|r| serde_json::from_slice::<AuditEntry>(&r.entry).ok())
+        };
+        Ok(match stored {
+            Some(e) if e.hash == existing.head_hash => None,
+            Some(_) => Some((
+                existing.seq,
+                format!(
+                    "the signed head file {} names entry {} with hash {}, but the stored entry {} has another hash: the log was rewritten",
+                    path.display(),
+                    existing.seq,
+                    existing.head_hash,
+                    existing.seq
+                ),
+            )),
+            None => Some((
+                existing.seq,
+                format!(
+                    "the signed head file {} names entry {}, but the stored log ends before it: the log was truncated",
+                    path.display(),
+                    existing.seq
+                ),
+            )),
+        })
     }
 }
 

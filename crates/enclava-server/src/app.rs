@@ -950,6 +950,12 @@ pub async fn dispatch(
     };
 
     let scope_out = ctx.scope.take().unwrap_or_default();
+    if !scope_out.committed.is_empty() {
+        // Entries committed with a change bypass the group-commit pipe; count them all the same.
+        st.metrics
+            .audit_entries
+            .inc_by(scope_out.committed.len() as u64);
+    }
     // A change that failed in storage was not made (its audit entry went with it): say so, as a
     // storage condition, rather than as a generic internal error.
     let mut outcome = match (outcome, scope_out.storage_failure) {

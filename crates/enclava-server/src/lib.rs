@@ -241,6 +241,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .map_err(|e| ServerError::Startup(format!("opening the audit log: {e}")))?,
     );
     let store: Arc<dyn Store> = Arc::new(AuditedStore::new(raw_store, audit_log.clone()));
+    // A log truncated or rewritten behind the signed head (e.g. while the server was down) is
+    // announced at once and recorded; the head file is kept as evidence (see AuditLog).
+    let tamper = audit_log
+        .head_file_problem()
+        .map_err(|e| ServerError::Startup(format!("checking the signed audit head: {e}")))?;
+    if let Some(p) = &tamper {
+        eprintln!("enclava: WARNING: audit log tampering detected: {p}");
+        tracing::error!(problem = %p, "audit log tampering detected");
+    }
 
     let listener = TcpListener::bind(config.addr).map_err(|source| ServerError::Bind {
         addr: config.addr,
@@ -358,6 +367,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         ))
         .await
         .map_err(|e| ServerError::Startup(format!("writing the audit log: {e}")))?;
+    if let Some(p) = tamper {
+        let mut e = system_entry("audit/tamper-detected", Some(p));
+        e.result = Outcome::Error;
+        e.status = 500;
+        if let Err(e) = state.audit.append_durable(e).await {
+            eprintln!("enclava: recording the audit tampering failed: {e}");
+        }
+    }
     match vault.seal_status() {
         Ok(s) => metrics.set_seal_state(s.initialized, s.sealed),
         Err(e) => return Err(ServerError::Startup(format!("reading the seal state: {e}"))),

@@ -118,6 +118,15 @@ fn truncated_tail_is_reported_even_with_the_checkpoints_deleted_too() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["ok"], false, "{}", r.text);
     assert_eq!(r.body["report"]["first_problem"]["kind"], "removed", "{}", r.text);
+    let entries = all_entries(&t2, &a);
+    let found = entries
+        .iter()
+        .find(|e| e["action"] == "audit/tamper-detected")
+        .expect("the restarted server records the truncation it found");
+    assert!(
+        found["detail"].as_str().unwrap().contains("truncated"),
+        "{found}"
+    );
     let dir = stop(t2);
     let kept = head_file::read(&data.join(head_file::HEAD_FILE))
         .unwrap()

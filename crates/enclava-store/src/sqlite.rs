@@ -361,4 +361,32 @@ mod tests {
         assert_eq!(rows[1].entry, b"e3");
         assert_eq!(s.get(Table::Meta, "m").unwrap().as_deref(), Some(&b"1"[..]));
     }
+
+    #[test]
+    fn transact_audited_commits_change_and_entries_together_or_neither() {
+        let s = SqliteStore::in_memory().unwrap();
+        assert_eq!(
+            s.transact_audited(vec![put(Table::Keys, "k", b"1")], vec![b"e1".to_vec()])
+                .unwrap(),
+            1
+        );
+        let err = s
+            .transact_audited(
+                vec![
+                    put(Table::Keys, "other", b"2"),
+                    Op::Expect {
+                        table: Table::Keys,
+                        key: "k".into(),
+                        value: None,
+                    },
+                ],
+                vec![b"e2".to_vec()],
+            )
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+        assert_eq!(s.audit_head().unwrap(), 1, "no entry for a change that lost");
+        assert_eq!(s.get(Table::Keys, "other").unwrap(), None);
+        assert_eq!(s.append_audit(vec![b"e3".to_vec()]).unwrap(), 2);
+        assert_eq!(s.transact_audited(vec![], vec![]).unwrap(), 3);
+    }
 }
