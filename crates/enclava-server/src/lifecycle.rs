@@ -132,6 +132,15 @@ fn get<'a>(q: &'a [(String, String)], k: &str) -> Option<&'a str> {
     q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
 }
 
+/// Make the entries queued so far durable before reading the log (read-your-writes for the
+/// auditor: entries committed with a change do not pass the queue, so without this a queued entry
+/// of an earlier request could still be missing from a read that shows a later change).
+fn flush_queued(st: &AppState) {
+    if let Err(e) = st.audit.flush_blocking() {
+        tracing::error!(error = %e, "flushing the audit queue before a read failed");
+    }
+}
+
 /// `GET /enclava/audit?from=N&limit=M` -> `{"value":[entries], "head": seq, "nextFrom": n|null}`.
 pub fn read_audit(st: &AppState, q: &[(String, String)]) -> Result<Reply, ApiError> {
     let num = |k: &str, default: u64, max: u64| -> Result<u64, ApiError> {
@@ -151,6 +160,7 @@ pub fn read_audit(st: &AppState, q: &[(String, String)]) -> Result<Reply, ApiErr
     };
     let from = num("from", 1, u64::MAX)?;
     let limit = num("limit", 1000, 1000)?;
+    flush_queued(st);
     let rows = st
         .store
         .audit_range(from, usize::try_from(limit).unwrap_or(1000))
@@ -173,6 +183,7 @@ pub fn read_audit(st: &AppState, q: &[(String, String)]) -> Result<Reply, ApiErr
 /// `GET /enclava/audit/verify` -> the verification report, comparing the chain with the
 /// checkpoints in the database and with the signed head file in the data directory.
 pub fn verify_audit(st: &AppState) -> Result<Reply, ApiError> {
+    flush_queued(st);
     let pk = st
         .store
         .get(Table::Meta, AUDIT_PUBLIC_META)
