@@ -62,10 +62,7 @@ fn unscoped_entry(ops: &[Op]) -> NewEntry {
         status: 200,
         request_id: String::new(),
         client_addr: "internal".into(),
-        detail: Some(format!(
-            "change outside any request: {}",
-            tables.join(", ")
-        )),
+        detail: Some(format!("change outside any request: {}", tables.join(", "))),
     }
 }
 

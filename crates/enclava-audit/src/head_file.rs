@@ -107,7 +107,11 @@ mod tests {
         write(&p, &cp(5)).unwrap();
         assert_eq!(read(&p).unwrap(), Some(cp(5)));
         write(&p, &cp(3)).unwrap();
-        assert_eq!(read(&p).unwrap(), Some(cp(5)), "an older head never replaces a newer one");
+        assert_eq!(
+            read(&p).unwrap(),
+            Some(cp(5)),
+            "an older head never replaces a newer one"
+        );
         write(&p, &cp(9)).unwrap();
         assert_eq!(read(&p).unwrap(), Some(cp(9)));
         std::fs::write(&p, b"{not json").unwrap();

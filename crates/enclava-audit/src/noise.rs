@@ -239,7 +239,10 @@ mod tests {
         }
         assert_eq!(f.observe(key("d")), Verdict::Suppress);
         assert_eq!(f.tracked(), 2, "the map never grows beyond max_keys");
-        assert!(f.drain(t + Duration::from_secs(10), Utc::now(), false).is_empty());
+        assert!(
+            f.drain(t + Duration::from_secs(10), Utc::now(), false)
+                .is_empty()
+        );
         let s = f.drain(t + Duration::from_secs(61), Utc::now(), false);
         assert_eq!(s.len(), 2, "{s:?}");
         assert_eq!((s[0].key.client.as_str(), s[0].suppressed), ("a", 7));

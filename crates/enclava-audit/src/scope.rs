@@ -253,7 +253,10 @@ mod tests {
         });
         let o = outer.finish();
         assert_eq!(o.committed, vec![7]);
-        assert_eq!(o.storage_failure, None, "a conflict is not a storage failure");
+        assert_eq!(
+            o.storage_failure, None,
+            "a conflict is not a storage failure"
+        );
         assert!(!active());
     }
 }

@@ -58,10 +58,14 @@ fn fixture(n: u64, checkpoint_every: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vault.db");
     let store = Arc::new(SqliteStore::open(&path).unwrap());
-    let log = AuditLog::with_config(store.clone(), AuditConfig {
+    let log = AuditLog::with_config(
+        store.clone(),
+        AuditConfig {
             checkpoint_every,
             ..Default::default()
-        }).unwrap();
+        },
+    )
+    .unwrap();
     let signer =
         EcdsaCheckpointSigner::from_pkcs8(&EcdsaCheckpointSigner::generate_pkcs8().unwrap())
             .unwrap();
@@ -684,7 +688,10 @@ fn audited_store_commits_each_change_with_its_entry_or_neither() {
     // Outside any scope a change is still audited, as the system, naming only the tables.
     store.transact(vec![put("gamma")]).unwrap();
     let e2: AuditEntry = serde_json::from_slice(&raw.audit_range(2, 1).unwrap()[0].entry).unwrap();
-    assert_eq!((e2.principal.as_str(), e2.action.as_str()), ("system", "store/write"));
+    assert_eq!(
+        (e2.principal.as_str(), e2.action.as_str()),
+        ("system", "store/write")
+    );
     assert!(e2.detail.unwrap().contains("secrets x1"));
     // Only preconditions: no change, no entry.
     store
@@ -701,7 +708,10 @@ fn audited_store_commits_each_change_with_its_entry_or_neither() {
     let r = verify(raw.as_ref(), &[]).unwrap();
     assert_eq!((r.entries, r.verified), (4, 4));
     assert!(r.first_problem.is_none(), "{r:?}");
-    assert!(store.append_audit(vec![b"raw".to_vec()]).is_err(), "no bypass of the chain");
+    assert!(
+        store.append_audit(vec![b"raw".to_vec()]).is_err(),
+        "no bypass of the chain"
+    );
 }
 
 #[test]
@@ -722,14 +732,26 @@ fn first_checkpoint_is_signed_at_once_and_later_ones_by_time() {
     let pk = s.public_key();
     log.set_signer(Some(Arc::new(s)));
     log.append(vec![entry(1)]).unwrap();
-    assert_eq!(log.last_checkpoint(), 1, "a young log is checkpointed at once");
+    assert_eq!(
+        log.last_checkpoint(),
+        1,
+        "a young log is checkpointed at once"
+    );
     log.append((2..=5).map(entry).collect()).unwrap();
     assert_eq!(log.last_checkpoint(), 1);
-    assert_eq!(log.checkpoint_if_due(t0(), false).unwrap(), None, "not yet due");
+    assert_eq!(
+        log.checkpoint_if_due(t0(), false).unwrap(),
+        None,
+        "not yet due"
+    );
     std::thread::sleep(std::time::Duration::from_millis(250));
     let cp = log.checkpoint_if_due(t0(), false).unwrap().unwrap();
     assert_eq!(cp.seq, 5);
-    assert_eq!(log.checkpoint_if_due(t0(), true).unwrap(), None, "head did not move");
+    assert_eq!(
+        log.checkpoint_if_due(t0(), true).unwrap(),
+        None,
+        "head did not move"
+    );
     log.append(vec![entry(6)]).unwrap();
     assert_eq!(log.checkpoint_if_due(t0(), true).unwrap().unwrap().seq, 6);
     let head = enclava_audit::head_file::read(&head_path).unwrap().unwrap();
@@ -768,7 +790,10 @@ fn signed_head_catches_truncation_rewrite_and_forgery() {
     let r = enclava_audit::verify_with_head(f.store.as_ref(), &pk, Some(&head)).unwrap();
     let p = r.first_problem.clone().unwrap();
     assert_eq!((p.seq, p.kind), (41, ProblemKind::Removed), "{r:?}");
-    assert!(p.detail.contains("the log ends at seq 40 but a signed head at seq 50"));
+    assert!(
+        p.detail
+            .contains("the log ends at seq 40 but a signed head at seq 50")
+    );
     assert!(!r.checkpoints_ok);
     // The server does not overwrite that evidence with a new head.
     let log2 = AuditLog::with_config(

@@ -959,9 +959,7 @@ pub async fn dispatch(
     // A change that failed in storage was not made (its audit entry went with it): say so, as a
     // storage condition, rather than as a generic internal error.
     let mut outcome = match (outcome, scope_out.storage_failure) {
-        (Err(e), Some(f)) if e.status == StatusCode::INTERNAL_SERVER_ERROR => {
-            Err(storage_error(f))
-        }
+        (Err(e), Some(f)) if e.status == StatusCode::INTERNAL_SERVER_ERROR => Err(storage_error(f)),
         (o, _) => o,
     };
     let status = match &outcome {
@@ -1023,7 +1021,9 @@ pub async fn dispatch(
         if let Some(seq) = scope_out.committed.last()
             && !already_recorded
         {
-            detail.push_str(&format!(" (final answer; the change was recorded at seq {seq})"));
+            detail.push_str(&format!(
+                " (final answer; the change was recorded at seq {seq})"
+            ));
         }
         let entry = NewEntry {
             time: chrono::Utc::now(),

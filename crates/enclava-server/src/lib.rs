@@ -138,7 +138,9 @@ impl RunningServer {
             .await
         {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => eprintln!("enclava: signing the audit checkpoint at shutdown failed: {e}"),
+            Ok(Err(e)) => {
+                eprintln!("enclava: signing the audit checkpoint at shutdown failed: {e}")
+            }
             Err(e) => eprintln!("enclava: signing the audit checkpoint at shutdown failed: {e}"),
         }
         r

@@ -45,10 +45,7 @@ impl Lifecycle {
         // A vault with no checkpoint yet gets one now (and entries logged while sealed are
         // covered when the interval is over): a chain with no signed head accepts a rewrite with
         // recomputed hashes. Best effort: the timer and the next appends retry.
-        if let Err(e) = st
-            .audit_log
-            .checkpoint_if_due(chrono::Utc::now(), false)
-        {
+        if let Err(e) = st.audit_log.checkpoint_if_due(chrono::Utc::now(), false) {
             tracing::error!(error = %e, "signing the first audit checkpoint after unseal failed");
         }
         let first_unseal = st

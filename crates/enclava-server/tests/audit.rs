@@ -39,7 +39,10 @@ fn all_entries(t: &TestServer, admin: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut from = 1u64;
     loop {
-        let r = t.get(&format!("/enclava/audit?from={from}&limit=1000"), Some(admin));
+        let r = t.get(
+            &format!("/enclava/audit?from={from}&limit=1000"),
+            Some(admin),
+        );
         assert_eq!(r.status, 200, "{}", r.text);
         out.extend(r.body["value"].as_array().cloned().unwrap_or_default());
         match r.body["nextFrom"].as_u64() {
@@ -76,7 +79,11 @@ fn truncated_tail_is_reported_even_with_the_checkpoints_deleted_too() {
     let t = start_dev();
     let a = t.admin_token();
     for i in 0..30 {
-        let r = t.put(&format!("/secrets/t{i}?{V}"), Some(&a), &json!({"value": "v"}));
+        let r = t.put(
+            &format!("/secrets/t{i}?{V}"),
+            Some(&a),
+            &json!({"value": "v"}),
+        );
         assert_eq!(r.status, 200, "{}", r.text);
     }
     let data = data_dir_of(&t);
@@ -101,8 +108,9 @@ fn truncated_tail_is_reported_even_with_the_checkpoints_deleted_too() {
     assert_eq!(p.kind, ProblemKind::Removed, "{r:?}");
     assert_eq!(p.seq, x + 1, "{r:?}");
     assert!(
-        p.detail
-            .contains(&format!("the log ends at seq {x} but a signed head at seq {y}")),
+        p.detail.contains(&format!(
+            "the log ends at seq {x} but a signed head at seq {y}"
+        )),
         "{}",
         p.detail
     );
@@ -117,7 +125,11 @@ fn truncated_tail_is_reported_even_with_the_checkpoints_deleted_too() {
     let r = t2.get("/enclava/audit/verify", Some(&a));
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["ok"], false, "{}", r.text);
-    assert_eq!(r.body["report"]["first_problem"]["kind"], "removed", "{}", r.text);
+    assert_eq!(
+        r.body["report"]["first_problem"]["kind"], "removed",
+        "{}",
+        r.text
+    );
     let entries = all_entries(&t2, &a);
     let found = entries
         .iter()
@@ -131,7 +143,10 @@ fn truncated_tail_is_reported_even_with_the_checkpoints_deleted_too() {
     let kept = head_file::read(&data.join(head_file::HEAD_FILE))
         .unwrap()
         .unwrap();
-    assert_eq!(kept, head, "the signed head naming the deleted entries is kept");
+    assert_eq!(
+        kept, head,
+        "the signed head naming the deleted entries is kept"
+    );
     drop(dir);
 }
 
@@ -140,9 +155,17 @@ fn rewritten_young_log_is_detected() {
     let t = start_dev();
     let a = t.admin_token();
     // A young vault: far fewer than 1000 entries, yet a checkpoint exists from the start.
-    let r = t.post(&format!("/keys/young/create?{V}"), Some(&a), &json!({"kty": "EC"}));
+    let r = t.post(
+        &format!("/keys/young/create?{V}"),
+        Some(&a),
+        &json!({"kty": "EC"}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = t.put(&format!("/secrets/young?{V}"), Some(&a), &json!({"value": "v"}));
+    let r = t.put(
+        &format!("/secrets/young?{V}"),
+        Some(&a),
+        &json!({"value": "v"}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     let r = t.get("/enclava/audit/verify", Some(&a));
     assert_eq!(r.body["ok"], true, "{}", r.text);
@@ -286,10 +309,7 @@ fn anonymous_noise_is_counted_not_logged_one_by_one() {
     let after = all_entries(&t, &a);
     let new: Vec<&Value> = after.iter().skip(before).collect();
     let bytes: usize = new.iter().map(|e| e.to_string().len()).sum();
-    let noise_entries = new
-        .iter()
-        .filter(|e| e["principal"] == "anonymous")
-        .count();
+    let noise_entries = new.iter().filter(|e| e["principal"] == "anonymous").count();
     eprintln!(
         "MEASURE anonymous noise: {} requests -> {} anonymous entries, {} new entries, {} bytes \
          (one entry per request before: {} entries, ~{} bytes)",
@@ -300,7 +320,10 @@ fn anonymous_noise_is_counted_not_logged_one_by_one() {
         n404 + n401,
         (n404 + n401) * bytes / new.len().max(1)
     );
-    assert!(noise_entries <= 2 * 10 + 2, "{noise_entries} anonymous entries");
+    assert!(
+        noise_entries <= 2 * 10 + 2,
+        "{noise_entries} anonymous entries"
+    );
     for i in 0..20 {
         let rid = format!("denied-{i}");
         assert!(
@@ -332,7 +355,13 @@ impl Tmpfs {
     fn mount(size: &str) -> Tmpfs {
         let dir = tempfile::tempdir().unwrap().keep();
         let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(&dir)
             .output()
             .expect("run mount");
@@ -379,7 +408,11 @@ fn disk_full_writes_commit_with_their_entry_or_not_at_all() {
         .to_string();
     // One secret whose value, and one ciphertext whose plaintext, are read back while the disk
     // is full: key material is handed out only with a durable audit entry.
-    let r = t.put(&format!("/secrets/before?{V}"), Some(&a), &json!({"value": "hello"}));
+    let r = t.put(
+        &format!("/secrets/before?{V}"),
+        Some(&a),
+        &json!({"value": "hello"}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     let r = t.post(
         &format!("/keys/kd/create?{V}"),
@@ -433,12 +466,20 @@ fn disk_full_writes_commit_with_their_entry_or_not_at_all() {
             &[("x-ms-client-request-id", &gid)],
         );
         *statuses.entry(r.status).or_default() += 1;
-        assert!(r.status == 200 || r.status == 507, "{} {}", r.status, r.text);
+        assert!(
+            r.status == 200 || r.status == 507,
+            "{} {}",
+            r.status,
+            r.text
+        );
         if r.status == 200 {
             assert_eq!(r.body["value"], "hello");
             ok_gets.push(gid);
         } else {
-            assert!(!r.text.contains("hello"), "no secret value without a durable entry");
+            assert!(
+                !r.text.contains("hello"),
+                "no secret value without a durable entry"
+            );
         }
         let did = format!("dec-{i}");
         let b = serde_json::to_vec(&json!({"alg": "RSA-OAEP-256", "value": ct})).unwrap();
@@ -450,12 +491,20 @@ fn disk_full_writes_commit_with_their_entry_or_not_at_all() {
             &[("x-ms-client-request-id", &did)],
         );
         *statuses.entry(r.status).or_default() += 1;
-        assert!(r.status == 200 || r.status == 507, "{} {}", r.status, r.text);
+        assert!(
+            r.status == 200 || r.status == 507,
+            "{} {}",
+            r.status,
+            r.text
+        );
         if r.status == 200 {
             assert_eq!(r.body["value"], "aGVsbG8");
             ok_gets.push(did);
         } else {
-            assert!(!r.text.contains("aGVsbG8"), "no plaintext without a durable entry");
+            assert!(
+                !r.text.contains("aGVsbG8"),
+                "no plaintext without a durable entry"
+            );
         }
     }
     eprintln!("MEASURE disk full: answers by status {statuses:?}");
@@ -471,19 +520,27 @@ fn disk_full_writes_commit_with_their_entry_or_not_at_all() {
     let store = SqliteStore::open(&data.join("vault.db")).unwrap();
     for i in &ok_puts {
         assert!(
-            store.get(Table::Secrets, &format!("full{i}")).unwrap().is_some(),
+            store
+                .get(Table::Secrets, &format!("full{i}"))
+                .unwrap()
+                .is_some(),
             "secret full{i} was acknowledged but is missing"
         );
         assert!(
-            entries.iter().any(|e| e["request_id"] == format!("put-{i}").as_str()
-                && e["action"] == "secrets/set"
-                && e["status"] == 200),
+            entries
+                .iter()
+                .any(|e| e["request_id"] == format!("put-{i}").as_str()
+                    && e["action"] == "secrets/set"
+                    && e["status"] == 200),
             "acknowledged write put-{i} has no audit entry"
         );
     }
     for i in &failed_puts {
         assert!(
-            store.get(Table::Secrets, &format!("full{i}")).unwrap().is_none(),
+            store
+                .get(Table::Secrets, &format!("full{i}"))
+                .unwrap()
+                .is_none(),
             "secret full{i} was refused with 507 but is stored"
         );
     }

@@ -384,7 +384,11 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
-        assert_eq!(s.audit_head().unwrap(), 1, "no entry for a change that lost");
+        assert_eq!(
+            s.audit_head().unwrap(),
+            1,
+            "no entry for a change that lost"
+        );
         assert_eq!(s.get(Table::Keys, "other").unwrap(), None);
         assert_eq!(s.append_audit(vec![b"e3".to_vec()]).unwrap(), 2);
         assert_eq!(s.transact_audited(vec![], vec![]).unwrap(), 3);
