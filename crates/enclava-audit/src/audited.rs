@@ -106,7 +106,7 @@ impl Store for AuditedStore {
         ))
     }
 
-    fn transact_audited(&self, _ops: Vec<Op>, _audit: Vec<Vec<u8>>) -> Result<u64> {
+    fn transact_audited(&self, _ops: Vec<Op>, _audit: Vec<Vec<u8>>, _first_seq: u64) -> Result<()> {
         Err(StoreError::Backend(
             "commit audited changes through the AuditLog, not through the audited store".into(),
         ))

@@ -435,7 +435,21 @@ impl AuditLog {
     /// disk) leaves the head unchanged. Returns the seq of the first entry.
     pub fn commit(&self, ops: Vec<Op>, entries: Vec<NewEntry>) -> Result<u64> {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
-        self.write_locked(&mut head, Some(ops), entries)
+        let mut attempt = 0;
+        loop {
+            match self.write_locked(&mut head, Some(ops.clone()), entries.clone()) {
+                // Another process appended: nothing was written; chain onto its entries and retry.
+                Err(AuditError::Store(StoreError::Conflict { table, .. }))
+                    if table == enclava_store::AUDIT_TABLE && attempt < 5 =>
+                {
+                    attempt += 1;
+                    let (seq, hash) = load_head(self.store.as_ref())?;
+                    head.seq = seq;
+                    head.hash = hash;
+                }
+                r => return r,
+            }
+        }
     }
 
     fn write_locked(
@@ -475,7 +489,10 @@ impl AuditLog {
         }
         let n = rows.len() as u64;
         let stored_at = match ops {
-            Some(ops) => self.store.transact_audited(ops, rows)?,
+            Some(ops) => {
+                self.store.transact_audited(ops, rows, first)?;
+                first
+            }
             None => self.store.append_audit(rows)?,
         };
         if n == 0 {

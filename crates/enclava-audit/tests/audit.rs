@@ -795,6 +795,12 @@ fn signed_head_catches_truncation_rewrite_and_forgery() {
             .contains("the log ends at seq 40 but a signed head at seq 50")
     );
     assert!(!r.checkpoints_ok);
+    // A forged head (not signed by the checkpoint key) is a checkpoint problem.
+    let mut forged = head.clone();
+    forged.seq = 10;
+    let r = enclava_audit::verify_with_head(f.store.as_ref(), &pk, Some(&forged)).unwrap();
+    assert!(!r.checkpoints_ok);
+    assert_eq!(r.first_checkpoint_problem.unwrap().seq, 10);
     // The server does not overwrite that evidence with a new head.
     let log2 = AuditLog::with_config(
         f.store.clone(),
@@ -811,10 +817,36 @@ fn signed_head_catches_truncation_rewrite_and_forgery() {
         enclava_audit::head_file::read(&head_path).unwrap().unwrap(),
         head
     );
-    // A forged head (not signed by the checkpoint key) is a checkpoint problem.
-    let mut forged = head.clone();
-    forged.seq = 10;
-    let r = enclava_audit::verify_with_head(f.store.as_ref(), &pk, Some(&forged)).unwrap();
-    assert!(!r.checkpoints_ok);
-    assert_eq!(r.first_checkpoint_problem.unwrap().seq, 10);
+}
+
+#[test]
+fn two_writers_on_one_database_keep_one_chain_for_committed_changes() {
+    use enclava_store::Op;
+    // Two processes on one database: each AuditLog's head goes stale when the other writes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.db");
+    let a_store = Arc::new(SqliteStore::open(&path).unwrap());
+    let b_store = Arc::new(SqliteStore::open(&path).unwrap());
+    let a = AuditLog::new(a_store.clone()).unwrap();
+    let b = AuditLog::new(b_store.clone()).unwrap();
+    let put = |k: &str| {
+        vec![Op::Put {
+            table: Table::Secrets,
+            key: k.into(),
+            value: b"v".to_vec(),
+        }]
+    };
+    for i in 0..5u64 {
+        assert_eq!(
+            a.commit(put(&format!("a{i}")), vec![entry(i)]).unwrap(),
+            2 * i + 1
+        );
+        assert_eq!(
+            b.commit(put(&format!("b{i}")), vec![entry(i)]).unwrap(),
+            2 * i + 2
+        );
+    }
+    let r = verify(a_store.as_ref(), &[]).unwrap();
+    assert_eq!((r.entries, r.verified), (10, 10));
+    assert!(r.first_problem.is_none(), "{r:?}");
 }

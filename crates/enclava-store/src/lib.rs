@@ -71,6 +71,10 @@ impl Table {
     }
 }
 
+/// Table name in the [`StoreError::Conflict`] of a [`Store::transact_audited`] whose entries
+/// would not land at the expected sequence number.
+pub const AUDIT_TABLE: &str = "audit";
+
 /// One step of a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -143,9 +147,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Apply `ops` AND append `audit` entries in one atomic, durable transaction: either the
     /// change and its audit entries are both stored, or neither is (a full disk, a failed
-    /// expectation or a crash leaves nothing of either). Returns the sequence number of the first
-    /// appended entry (the next sequence number when `audit` is empty).
-    fn transact_audited(&self, ops: Vec<Op>, audit: Vec<Vec<u8>>) -> Result<u64>;
+    /// expectation or a crash leaves nothing of either). The entries are chained by the caller,
+    /// so they must land exactly at `first_seq`: if the log's next sequence number is another
+    /// (another process appended meanwhile) nothing is written and the error is
+    /// [`StoreError::Conflict`] on table [`AUDIT_TABLE`], for the caller to re-chain and retry.
+    fn transact_audited(&self, ops: Vec<Op>, audit: Vec<Vec<u8>>, first_seq: u64) -> Result<()>;
 
     /// Audit entries with `seq >= from`, in order, at most `limit`.
     fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<AuditRow>>;

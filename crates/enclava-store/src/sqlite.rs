@@ -193,7 +193,7 @@ impl Store for SqliteStore {
         Ok(first)
     }
 
-    fn transact_audited(&self, ops: Vec<Op>, audit: Vec<Vec<u8>>) -> Result<u64> {
+    fn transact_audited(&self, ops: Vec<Op>, audit: Vec<Vec<u8>>, first_seq: u64) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -201,8 +201,14 @@ impl Store for SqliteStore {
         // Dropping `tx` on any error below rolls back both the change and the entries.
         apply_ops(&tx, ops)?;
         let first = append_rows(&tx, &audit)?;
-        tx.commit().map_err(backend)?;
-        Ok(first)
+        if first != first_seq {
+            return Err(StoreError::Conflict {
+                table: crate::AUDIT_TABLE,
+                key: first_seq.to_string(),
+                expected: "the next audit sequence number",
+            });
+        }
+        tx.commit().map_err(backend)
     }
 
     fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<AuditRow>> {
@@ -365,11 +371,8 @@ mod tests {
     #[test]
     fn transact_audited_commits_change_and_entries_together_or_neither() {
         let s = SqliteStore::in_memory().unwrap();
-        assert_eq!(
-            s.transact_audited(vec![put(Table::Keys, "k", b"1")], vec![b"e1".to_vec()])
-                .unwrap(),
-            1
-        );
+        s.transact_audited(vec![put(Table::Keys, "k", b"1")], vec![b"e1".to_vec()], 1)
+            .unwrap();
         let err = s
             .transact_audited(
                 vec![
@@ -381,6 +384,7 @@ mod tests {
                     },
                 ],
                 vec![b"e2".to_vec()],
+                2,
             )
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
@@ -391,6 +395,19 @@ mod tests {
         );
         assert_eq!(s.get(Table::Keys, "other").unwrap(), None);
         assert_eq!(s.append_audit(vec![b"e3".to_vec()]).unwrap(), 2);
-        assert_eq!(s.transact_audited(vec![], vec![]).unwrap(), 3);
+        // Entries chained for seq 2 must not land at 3: nothing of the change is written.
+        let err = s
+            .transact_audited(
+                vec![put(Table::Keys, "late", b"3")],
+                vec![b"e4".to_vec()],
+                2,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict { table: "audit", .. }),
+            "{err}"
+        );
+        assert_eq!(s.get(Table::Keys, "late").unwrap(), None);
+        assert_eq!(s.audit_head().unwrap(), 2);
     }
 }
