@@ -61,8 +61,9 @@
 //!
 //! Cached collateral is never trusted for being in the cache: the verifier checks every
 //! signature up to the pinned AMD and Intel roots and every validity window at its own time.
-//! Stale collateral therefore fails verification closed; keep it fresh with the fetchers'
-//! [`Refresh::IfStale`].
+//! Stale Intel collateral therefore fails verification closed; a stale AMD CRL is reported in the
+//! claims (`revocation.fresh: false`), which the default `snp` policy denies. Keep both fresh with
+//! the fetchers' [`Refresh::IfStale`] ([`KdsFetcher::refresh_cached`] for the AMD CRLs).
 
 pub mod cache;
 pub mod error;
