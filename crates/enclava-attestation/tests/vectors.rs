@@ -130,7 +130,10 @@ fn snp_vectors_attest_via_sevsnpvm() {
         let e = env.svc.attest(&req, at).unwrap_err();
         assert_eq!(e.code(), "attestation_denied", "{}: {e}", v.name);
         let f = e.failed_rules();
-        let revocation: Vec<_> = f.iter().filter(|r| r.rule == "revocation_checked").collect();
+        let revocation: Vec<_> = f
+            .iter()
+            .filter(|r| r.rule == "revocation_checked")
+            .collect();
         assert_eq!(revocation.len(), 1, "{}: {f:?}", v.name);
         let (key, product) = if v.name.contains("vlek") {
             ("VLEK", "Milan")
@@ -148,7 +151,10 @@ fn snp_vectors_attest_via_sevsnpvm() {
             v.name
         );
         assert_eq!(revocation[0].found, "none", "{}", v.name);
-        let others: Vec<_> = f.iter().filter(|r| r.rule != "revocation_checked").collect();
+        let others: Vec<_> = f
+            .iter()
+            .filter(|r| r.rule != "revocation_checked")
+            .collect();
         if v.debug {
             assert!(
                 !others.is_empty() && others.iter().all(|r| r.rule == "debug"),
@@ -688,9 +694,7 @@ fn collateral_crls_reach_the_snp_verifier() {
         signer as std::sync::Arc<dyn enclava_token::TokenSigner>,
         enclava_attestation::ServiceConfig::new(ISSUER),
     )
-    .with_collateral_source(std::sync::Arc::new(CrlSource(vec![forged_ark_crl(
-        &chain,
-    )])));
+    .with_collateral_source(std::sync::Arc::new(CrlSource(vec![forged_ark_crl(&chain)])));
     let req = maa(MaaType::SevSnpVm, snp_body(&report, &certs, json!({})));
     let e = svc.attest(&req, at).unwrap_err();
     assert_eq!(e.code(), "evidence_invalid", "{e}");
@@ -700,7 +704,8 @@ fn collateral_crls_reach_the_snp_verifier() {
     if let Some(cases) = azure_cases() {
         let chain_text = String::from_utf8(chain.clone()).unwrap();
         for (name, ev) in cases {
-            let req = native(json!({"tee": "azure-snp", "evidence": b64u(&ev), "certs": chain_text}));
+            let req =
+                native(json!({"tee": "azure-snp", "evidence": b64u(&ev), "certs": chain_text}));
             let e = svc.attest(&req, at).unwrap_err();
             assert_eq!(e.failed_check(), Some("crl_signature"), "{name}: {e}");
         }
@@ -740,7 +745,12 @@ fn moved_clock_is_stated_in_the_token() {
         config,
     );
     svc.policies()
-        .set(enclava_evidence::Tee::Snp, &snp_without_revocation(), "t", at)
+        .set(
+            enclava_evidence::Tee::Snp,
+            &snp_without_revocation(),
+            "t",
+            at,
+        )
         .unwrap();
     let req = maa(MaaType::SevSnpVm, snp_body(&report, &certs, json!({})));
     let a = svc.attest(&req, at).unwrap();

@@ -379,12 +379,14 @@ impl Cache {
             SigningKey::None => return Err(Error::UnsignedReport),
         };
         let products: Vec<Product> = match r.cpuid {
-            Some(c) => vec![Product::from_cpuid(c.family, c.model).ok_or(
-                Error::UnknownProduct {
-                    family: c.family,
-                    model: c.model,
-                },
-            )?],
+            Some(c) => {
+                vec![
+                    Product::from_cpuid(c.family, c.model).ok_or(Error::UnknownProduct {
+                        family: c.family,
+                        model: c.model,
+                    })?,
+                ]
+            }
             None => Product::ALL.to_vec(),
         };
         let mut out = Vec::new();

@@ -456,8 +456,15 @@ fn kds_fetches_and_checks_the_report_crl() {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(&p, &forged).unwrap();
     assert!(bare_cache.snp_crls(&a.report).unwrap().is_empty());
-    std::fs::write(bare_cache.amd_crl_path(Product::Milan, AmdKey::Vcek), &forged).unwrap();
-    assert_eq!(bare_cache.snp_crls(&a.report).unwrap(), vec![forged.clone()]);
+    std::fs::write(
+        bare_cache.amd_crl_path(Product::Milan, AmdKey::Vcek),
+        &forged,
+    )
+    .unwrap();
+    assert_eq!(
+        bare_cache.snp_crls(&a.report).unwrap(),
+        vec![forged.clone()]
+    );
     // And the verifier does check it: the forged CRL names this chain's ARK, so it must verify.
     let mut e = cache.snp_endorsements(&a.report).unwrap();
     assert_eq!(e.crls_der, vec![forged]);

@@ -1072,8 +1072,17 @@ fn cached_amd_crls_reach_the_verifier() {
         json!({}),
     );
     let r = attest(&s, "SevSnpVm", &body);
-    assert_eq!((r.status, r.code()), (400, "evidence_invalid"), "{}", r.text);
-    assert_eq!(r.body["error"]["failed_check"], "crl_signature", "{}", r.text);
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "evidence_invalid"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.body["error"]["failed_check"], "crl_signature",
+        "{}",
+        r.text
+    );
     // Azure SNP evidence (a Milan VCEK in the HCL evidence): the same CRL is looked up.
     let az = read("azure-cvm/trustee-az-snp-vtpm/evidence-v2.json");
     let chain_text = String::from_utf8(chain).unwrap();
@@ -1082,8 +1091,17 @@ fn cached_amd_crls_reach_the_verifier() {
         None,
         &json!({"tee": "azure-snp", "evidence": b64u(&az), "certs": chain_text}),
     );
-    assert_eq!((r.status, r.code()), (400, "evidence_invalid"), "{}", r.text);
-    assert_eq!(r.body["error"]["failed_check"], "crl_signature", "{}", r.text);
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "evidence_invalid"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.body["error"]["failed_check"], "crl_signature",
+        "{}",
+        r.text
+    );
 
     let bare = server(SNP_AT, None);
     let r = attest(&bare, "SevSnpVm", &body);

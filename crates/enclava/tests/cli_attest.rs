@@ -309,7 +309,10 @@ fn production_server_refuses_a_moved_verification_clock() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_enclava"))
         .args(["server", "--addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
-        .env("ENCLAVA_ATTESTATION_VERIFICATION_TIME", "2022-09-24T01:00:00Z")
+        .env(
+            "ENCLAVA_ATTESTATION_VERIFICATION_TIME",
+            "2022-09-24T01:00:00Z",
+        )
         .env_remove("ENCLAVA_DEV")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

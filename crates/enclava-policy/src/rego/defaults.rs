@@ -391,7 +391,10 @@ mod tests {
         let none = "rule revocation_checked on claims.revocation.checked: expected an AMD VCEK CRL \
                     for Milan (AMD KDS vcek/v1/Milan/crl, issued by ARK-Milan), found none";
         // No revocation claim at all (older claims), or checked false with no CRL.
-        assert_eq!(failed("snp", &snp_input("snp", None)), vec![none.to_string()]);
+        assert_eq!(
+            failed("snp", &snp_input("snp", None)),
+            vec![none.to_string()]
+        );
         let unchecked = serde_json::json!({"checked": false, "crls": [], "fresh": false});
         assert_eq!(
             failed("snp", &snp_input("snp", Some(unchecked))),
@@ -412,7 +415,8 @@ mod tests {
             "{f:?}"
         );
         // Checked but stale: revocation_fresh names the stale CRL.
-        let stale = serde_json::json!({"checked": true, "crls": [crl("ARK-Milan", false)], "fresh": false});
+        let stale =
+            serde_json::json!({"checked": true, "crls": [crl("ARK-Milan", false)], "fresh": false});
         assert_eq!(
             failed("snp", &snp_input("snp", Some(stale))),
             vec![
@@ -424,10 +428,12 @@ mod tests {
             ]
         );
         // Checked and fresh: allowed.
-        let ok = serde_json::json!({"checked": true, "crls": [crl("ARK-Milan", true)], "fresh": true});
+        let ok =
+            serde_json::json!({"checked": true, "crls": [crl("ARK-Milan", true)], "fresh": true});
         assert!(failed("snp", &snp_input("snp", Some(ok))).is_empty());
         // A claim that lies about freshness in the other direction still counts as not fresh.
-        let odd = serde_json::json!({"checked": true, "crls": [crl("ARK-Milan", true)], "fresh": "yes"});
+        let odd =
+            serde_json::json!({"checked": true, "crls": [crl("ARK-Milan", true)], "fresh": "yes"});
         assert_eq!(failed("snp", &snp_input("snp", Some(odd))).len(), 1);
     }
 
