@@ -242,7 +242,8 @@ fn snp_reference_values_tcb_minimum_and_binding() {
     // The default policy requires an AMD CRL, which no vector has: denied for that alone. The
     // reference-value rules below are the default policy's, with revocation switched off.
     let e = env.svc.attest(&req, at).unwrap_err();
-    let rules: Vec<&str> = e.failed_rules().iter().map(|r| r.rule.as_str()).collect();
+    let failed = e.failed_rules();
+    let rules: Vec<&str> = failed.iter().map(|r| r.rule.as_str()).collect();
     assert_eq!(rules, ["revocation_checked"], "{e}");
     env.svc
         .policies()
