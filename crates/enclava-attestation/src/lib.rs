@@ -29,6 +29,6 @@ pub use policies::{
 pub use request::{AttestRequest, Evidence, MaaType, RequestError, Route};
 pub use service::{
     AttestationService, Attested, CollateralSource, PolicyRef, PolicyResult, PolicyTestResult,
-    ServiceConfig,
+    ServiceConfig, VERIFICATION_TIME_CLAIM,
 };
 pub use signers::{PolicySigner, PolicySigners};

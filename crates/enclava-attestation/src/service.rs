@@ -14,7 +14,9 @@
 //!    claims (MAA policy language); a denial is [`AttestError::Denied`] naming every failed rule;
 //! 6. the token: the MAA-named claims, `nonce`, `x-ms-policy-hash`, the policy's issued claims
 //!    (never overriding ours), `x-enclava-policy` {type, version, hash}, an EAR appraisal
-//!    (`x-enclava-ear`), signed with the current signer.
+//!    (`x-enclava-ear`), `x-enclava-verification-time` {time, moved: true} when the service
+//!    verifies on a moved clock ([`ServiceConfig::clock_moved`], development only), signed with
+//!    the current signer.
 //!
 //! # Dry runs
 //! A request with `draftPolicyForAttestation`, and [`AttestationService::test_policy`], evaluate
@@ -69,6 +71,10 @@ pub const SCOPE_CLAIM: &str = "x-enclava-reference-scope";
 pub const DRAFT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Default for [`ServiceConfig::max_concurrent_drafts`].
 pub const DEFAULT_MAX_CONCURRENT_DRAFTS: usize = 2;
+/// Claim present only on tokens issued under a moved verification clock: `{"time": <the moved
+/// time, RFC 3339>, "moved": true}`. A relying party that sees it knows the evidence was not
+/// checked against the real time (expired collateral may have passed).
+pub const VERIFICATION_TIME_CLAIM: &str = "x-enclava-verification-time";
 
 /// Service settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +92,9 @@ pub struct ServiceConfig {
     /// Most dry runs (draft policies) evaluated at once; more are refused with
     /// [`AttestError::PolicyBusy`]. Each holds a thread for up to [`DRAFT_DEADLINE`].
     pub max_concurrent_drafts: usize,
+    /// The caller verifies as of a time other than the clock (a development server's
+    /// `attestation.verification_time`): every token then carries [`VERIFICATION_TIME_CLAIM`].
+    pub clock_moved: bool,
 }
 
 impl ServiceConfig {
@@ -97,6 +106,7 @@ impl ServiceConfig {
             challenge_ttl: Duration::seconds(challenge::DEFAULT_TTL_SECONDS),
             previous_keys_kept: 2,
             max_concurrent_drafts: DEFAULT_MAX_CONCURRENT_DRAFTS,
+            clock_moved: false,
         }
     }
 
@@ -138,6 +148,12 @@ pub trait CollateralSource: Send + Sync {
     /// SEV-SNP endorsements (VCEK chain, CRLs) for a report that came without certificates.
     fn snp_endorsements(&self, _report: &[u8]) -> Option<Endorsements> {
         None
+    }
+    /// AMD CRLs (DER) for a report whose request brought certificates but no CRL (MAA requests
+    /// and Azure HCL evidence never carry one), so that revocation can still be checked. CRLs of
+    /// other products are harmless: the verifier ignores CRLs not issued by the report's chain.
+    fn snp_crls(&self, _report: &[u8]) -> Vec<Vec<u8>> {
+        Vec::new()
     }
 }
 
@@ -421,6 +437,11 @@ impl AttestationService {
                 {
                     end = e;
                 }
+                if end.crls_der.is_empty()
+                    && let Some(s) = source
+                {
+                    end.crls_der = s.snp_crls(report);
+                }
                 self.snp.verify(report, &end, now).map_err(evidence_err)
             }
             Evidence::Tdx { quote, collateral } => {
@@ -436,10 +457,16 @@ impl AttestationService {
                 certs_der,
                 crls_der,
             } => {
-                let end = Endorsements {
+                let mut end = Endorsements {
                     certs_der: certs_der.clone(),
                     crls_der: crls_der.clone(),
                 };
+                if end.crls_der.is_empty()
+                    && let Some(s) = source
+                    && let Ok(hcl) = enclava_evidence::azure::parse_hcl_report(&evidence.hcl_report)
+                {
+                    end.crls_der = s.snp_crls(&hcl.hardware_report);
+                }
                 enclava_evidence::azure::verify_snp(evidence, &end, None, now).map_err(evidence_err)
             }
             Evidence::AzureTdx {
@@ -542,6 +569,12 @@ impl AttestationService {
         }
         token_claims.insert("x-ms-policy-hash".into(), policy.hash.clone().into());
         token_claims.insert(SCOPE_CLAIM.into(), req.scope.clone().into());
+        if self.config.clock_moved {
+            token_claims.insert(
+                VERIFICATION_TIME_CLAIM.into(),
+                json!({"time": now.to_rfc3339(), "moved": true}),
+            );
+        }
         for (k, v) in &decision.issued_claims {
             let reserved = REGISTERED_CLAIMS.contains(&k.as_str())
                 || k == "nonce"

@@ -124,48 +124,71 @@ fn snp_vectors_attest_via_sevsnpvm() {
             MaaType::SevSnpVm,
             snp_body(&v.report, &v.certs, json!({"nonce": 42})),
         );
-        let attested = match env.svc.attest(&req, at) {
-            Ok(a) => {
-                assert!(
-                    !v.debug,
-                    "{}: default policy must deny debug evidence",
-                    v.name
-                );
-                a
-            }
-            Err(e) => {
-                assert!(v.debug, "{}: {e}", v.name);
-                // The default policy denies debug evidence, naming the rule (twice: the
-                // normalized flag and the SNP guest policy bit).
-                let f = e.failed_rules();
-                assert_eq!(e.code(), "attestation_denied");
-                assert!(
-                    !f.is_empty() && f.iter().all(|r| r.rule == "debug"),
-                    "{}: {f:?}",
-                    v.name
-                );
-                assert!(
-                    f.iter().any(|r| r.claim_path == "claims.snp.policy.debug"),
-                    "{f:?}"
-                );
-                assert!(
-                    f.iter()
-                        .any(|r| r.claim_path == "claims.debug" && r.found == "true"),
-                    "{f:?}"
-                );
-                // An explicit policy allowing debug accepts it.
-                env.svc
-                    .policies()
-                    .set(enclava_evidence::Tee::Snp, &snp_allow_debug(), "test", at)
-                    .unwrap();
-                let a = env.svc.attest(&req, at).unwrap();
-                env.svc
-                    .policies()
-                    .reset(enclava_evidence::Tee::Snp, "test", at)
-                    .unwrap();
-                a
-            }
+        // The default policy denies every real vector: no AMD CRL came with it, so revocation
+        // was not checked; the deny names the CRL it expected. Debug evidence is denied for that
+        // too, naming the rule (twice: the normalized flag and the SNP guest policy bit).
+        let e = env.svc.attest(&req, at).unwrap_err();
+        assert_eq!(e.code(), "attestation_denied", "{}: {e}", v.name);
+        let f = e.failed_rules();
+        let revocation: Vec<_> = f
+            .iter()
+            .filter(|r| r.rule == "revocation_checked")
+            .collect();
+        assert_eq!(revocation.len(), 1, "{}: {f:?}", v.name);
+        let (key, product) = if v.name.contains("vlek") {
+            ("VLEK", "Milan")
+        } else if v.name.contains("genoa") {
+            ("VCEK", "Genoa")
+        } else {
+            ("VCEK", "Milan")
         };
+        assert_eq!(revocation[0].claim_path, "claims.revocation.checked");
+        assert!(
+            revocation[0]
+                .expected
+                .starts_with(&format!("an AMD {key} CRL for {product} ")),
+            "{}: {f:?}",
+            v.name
+        );
+        assert_eq!(revocation[0].found, "none", "{}", v.name);
+        let others: Vec<_> = f
+            .iter()
+            .filter(|r| r.rule != "revocation_checked")
+            .collect();
+        if v.debug {
+            assert!(
+                !others.is_empty() && others.iter().all(|r| r.rule == "debug"),
+                "{}: {f:?}",
+                v.name
+            );
+            assert!(
+                f.iter().any(|r| r.claim_path == "claims.snp.policy.debug"),
+                "{f:?}"
+            );
+            assert!(
+                f.iter()
+                    .any(|r| r.claim_path == "claims.debug" && r.found == "true"),
+                "{f:?}"
+            );
+        } else {
+            assert!(others.is_empty(), "{}: {f:?}", v.name);
+        }
+        // An explicit policy that does not require revocation (and, for debug evidence, allows
+        // debug) accepts it.
+        let policy = if v.debug {
+            snp_allow_debug()
+        } else {
+            snp_without_revocation()
+        };
+        env.svc
+            .policies()
+            .set(enclava_evidence::Tee::Snp, &policy, "test", at)
+            .unwrap();
+        let attested = env.svc.attest(&req, at).unwrap();
+        env.svc
+            .policies()
+            .reset(enclava_evidence::Tee::Snp, "test", at)
+            .unwrap();
         let tok = verify(&env, &attested.token, at);
         assert_eq!(tok.claims, attested.claims, "{}", v.name);
         let c = &tok.claims;
@@ -187,6 +210,15 @@ fn snp_vectors_attest_via_sevsnpvm() {
             v.name
         );
         assert!(c["x-ms-sevsnpvm-reportdata"].as_str().unwrap().len() == 128);
+        // The token says revocation was not checked.
+        assert_eq!(
+            c["x-enclava-claims"]["revocation"],
+            json!({"checked": false, "crls": [], "fresh": false}),
+            "{}",
+            v.name
+        );
+        // No moved clock here: no verification-time claim.
+        assert!(c.get("x-enclava-verification-time").is_none());
     }
 }
 
@@ -225,17 +257,29 @@ fn google_snp_claims_and_policy_versions() {
         claims["x-enclava-ear"]["submods"]["snp"]["ear.appraisal-policy-id"],
         "snp@1"
     );
-    // A reset brings the default (debug denied) back.
+    // A reset brings the default (debug denied, revocation required) back.
     env.svc
         .policies()
         .reset(enclava_evidence::Tee::Snp, "bob", at)
         .unwrap();
     let e = env.svc.attest(&req, at).unwrap_err();
     assert!(e.failed_rules().iter().any(|r| r.rule == "debug"), "{e}");
+    assert!(
+        e.failed_rules()
+            .iter()
+            .any(|r| r.rule == "revocation_checked"),
+        "{e}"
+    );
     assert_eq!(e.http_status(), 403);
     let body = e.error_body();
     assert_eq!(body["error"]["code"], "attestation_denied");
-    assert_eq!(body["error"]["failed"][0]["rule"], "debug");
+    let rules: Vec<&str> = body["error"]["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"debug"), "{rules:?}");
 }
 
 fn phala_tdx() -> Option<(Vec<u8>, Collateral)> {
@@ -592,6 +636,13 @@ fn azure_snp_vtpm_native() {
         );
         assert_eq!(iso["x-ms-runtime"]["keys"][0]["kid"], "HCLAkPub", "{name}");
         assert_eq!(iso["x-ms-sevsnpvm-is-debuggable"], false, "{name}");
+        // No CRL came with the HCL evidence (and this service has no collateral source): the
+        // claim says so, and the azure-snp default policy does not require it (by decision,
+        // see enclava-policy's defaults).
+        assert_eq!(
+            c["x-enclava-claims"]["revocation"]["checked"], false,
+            "{name}"
+        );
         assert!(
             c["x-ms-azurevm-attested-pcrs"]
                 .as_array()
@@ -622,4 +673,90 @@ fn azure_snp_vtpm_native() {
             "invalid_data"
         );
     }
+}
+
+/// Requests that bring certificates but no CRL (MAA's VcekCertChain, Azure's HCL evidence) get
+/// the collateral source's AMD CRLs, so that revocation can be checked: a CRL naming the
+/// report's ARK reaches the verifier, which checks it (this one is forged, so `crl_signature`).
+/// A CRL in the request wins over the source's.
+#[test]
+fn collateral_crls_reach_the_snp_verifier() {
+    let Some(report) = read(&format!("{T}/test-report.bin")) else {
+        return;
+    };
+    let chain = read(&format!("{G}/ask_ark_milan.pem")).unwrap();
+    let certs = vec![read(&format!("{T}/test-vcek.der")).unwrap(), chain.clone()];
+    let at = t("2025-06-01T00:00:00Z");
+    let store = std::sync::Arc::new(enclava_store::SqliteStore::in_memory().unwrap());
+    let signer = std::sync::Arc::new(enclava_token::Es256Signer::generate("k").unwrap());
+    let svc = enclava_attestation::AttestationService::new(
+        store,
+        signer as std::sync::Arc<dyn enclava_token::TokenSigner>,
+        enclava_attestation::ServiceConfig::new(ISSUER),
+    )
+    .with_collateral_source(std::sync::Arc::new(CrlSource(vec![forged_ark_crl(&chain)])));
+    let req = maa(MaaType::SevSnpVm, snp_body(&report, &certs, json!({})));
+    let e = svc.attest(&req, at).unwrap_err();
+    assert_eq!(e.code(), "evidence_invalid", "{e}");
+    assert_eq!(e.failed_check(), Some("crl_signature"), "{e}");
+
+    // The same for Azure SNP evidence (the CRL is looked up for the HCL's hardware report).
+    if let Some(cases) = azure_cases() {
+        let chain_text = String::from_utf8(chain.clone()).unwrap();
+        for (name, ev) in cases {
+            let req =
+                native(json!({"tee": "azure-snp", "evidence": b64u(&ev), "certs": chain_text}));
+            let e = svc.attest(&req, at).unwrap_err();
+            assert_eq!(e.failed_check(), Some("crl_signature"), "{name}: {e}");
+        }
+    }
+
+    // Without a collateral source nothing is added: not checked, and the default policy says
+    // which CRL it wanted.
+    let e = env().svc.attest(&req, at).unwrap_err();
+    let f = e.failed_rules();
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        f[0].to_string(),
+        "rule revocation_checked on claims.revocation.checked: expected an AMD VCEK CRL for \
+         Milan (AMD KDS vcek/v1/Milan/crl, issued by ARK-Milan), found none"
+    );
+}
+
+/// A service told that its clock is moved (a development server's verification_time) marks every
+/// token with `x-enclava-verification-time` {time, moved}.
+#[test]
+fn moved_clock_is_stated_in_the_token() {
+    let Some(report) = read(&format!("{T}/test-report.bin")) else {
+        return;
+    };
+    let certs = vec![
+        read(&format!("{T}/test-vcek.der")).unwrap(),
+        read(&format!("{G}/ask_ark_milan.pem")).unwrap(),
+    ];
+    let at = t("2025-06-01T00:00:00Z");
+    let store = std::sync::Arc::new(enclava_store::SqliteStore::in_memory().unwrap());
+    let signer = std::sync::Arc::new(enclava_token::Es256Signer::generate("k").unwrap());
+    let mut config = enclava_attestation::ServiceConfig::new(ISSUER);
+    config.clock_moved = true;
+    let svc = enclava_attestation::AttestationService::new(
+        store,
+        signer as std::sync::Arc<dyn enclava_token::TokenSigner>,
+        config,
+    );
+    svc.policies()
+        .set(
+            enclava_evidence::Tee::Snp,
+            &snp_without_revocation(),
+            "t",
+            at,
+        )
+        .unwrap();
+    let req = maa(MaaType::SevSnpVm, snp_body(&report, &certs, json!({})));
+    let a = svc.attest(&req, at).unwrap();
+    assert_eq!(
+        a.claims[enclava_attestation::VERIFICATION_TIME_CLAIM],
+        json!({"time": "2025-06-01T00:00:00+00:00", "moved": true})
+    );
+    assert_eq!(a.claims["iat"], at.timestamp());
 }

@@ -366,6 +366,42 @@ impl Cache {
         Ok(e)
     }
 
+    /// The cached AMD CRLs an SEV-SNP report's chain may need: `crl.der` (VCEK) or
+    /// `vlek_crl.der` (VLEK) of the report's product (every product for v2 reports, which predate
+    /// the CPUID field; the verifier ignores CRLs of other issuers). Empty when none is cached.
+    /// Unlike [`Cache::snp_endorsements`] it needs no VCEK in the cache: it serves requests that
+    /// bring their own certificates (an extended report, MAA's VcekCertChain, Azure's HCL).
+    pub fn snp_crls(&self, report: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let r = snp::parse_report(report)?;
+        let key = match r.key_info.signing_key {
+            SigningKey::Vcek => AmdKey::Vcek,
+            SigningKey::Vlek => AmdKey::Vlek,
+            SigningKey::None => return Err(Error::UnsignedReport),
+        };
+        let products: Vec<Product> = match r.cpuid {
+            Some(c) => {
+                vec![
+                    Product::from_cpuid(c.family, c.model).ok_or(Error::UnknownProduct {
+                        family: c.family,
+                        model: c.model,
+                    })?,
+                ]
+            }
+            None => Product::ALL.to_vec(),
+        };
+        let mut out = Vec::new();
+        for product in products {
+            let path = self.amd_crl_path(product, key);
+            if let Some(der) = read_optional(&path)? {
+                out.extend(
+                    snp::crls_from_pem_or_der(&der)
+                        .map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
     fn find_vcek(&self, products: &[Product], key: &ReportKey) -> Result<(Product, Vec<u8>)> {
         let candidates: Vec<(Product, PathBuf)> = products
             .iter()
@@ -553,7 +589,9 @@ impl Cache {
         Ok(path)
     }
 
-    /// Store an AMD CRL (DER) of a product; it must parse and be issued by `ARK-{product}`.
+    /// Store an AMD CRL (DER) of a product; it must parse, be issued by `ARK-{product}` and be
+    /// signed by the pinned ARK (a CRL that would fail verification is never cached: it would
+    /// fail every attestation of the product until replaced).
     pub fn put_amd_crl(&self, product: Product, key: AmdKey, der: &[u8]) -> Result<PathBuf> {
         let crl = dcap::certs::Crl::from_der(der)
             .map_err(|e| Error::invalid(format!("AMD {product} CRL"), e.to_string()))?;
@@ -564,6 +602,8 @@ impl Cache {
                 format!("expected issuer {want:?}, found {:?}", crl.issuer_cn()),
             ));
         }
+        snp::verify_ark_crl(der, product)
+            .map_err(|e| Error::invalid(format!("AMD {product} CRL"), e.to_string()))?;
         let path = self.amd_crl_path(product, key);
         write_atomic(&path, der)?;
         Ok(path)

@@ -145,7 +145,8 @@ impl KdsFetcher {
     /// chain), fetching what is missing, and return them as the cache serves them. When the
     /// cache can already serve the report, nothing is requested. The product comes from the
     /// report's CPUID (v3+), else from `product`, else Milan then Genoa are tried (v2 reports
-    /// predate Turin).
+    /// predate Turin). The product's CRL is [`KdsFetcher::fetch_crl_for_report`]'s job
+    /// (`enclava collateral fetch` does both).
     pub fn fetch_for_report(
         &self,
         report: &[u8],
@@ -175,6 +176,49 @@ impl KdsFetcher {
         Err(Error::NotFound {
             url: not_found.join(" and "),
         })
+    }
+
+    /// Make sure the cache holds a current CRL for `report`'s product and key type (KDS
+    /// `{vcek|vlek}/v1/{product}/crl`, issued by the ARK: the CRL that can revoke the ASK/ASVK),
+    /// fetching it as `refresh` says (the CLI: [`Refresh::IfStale`], or [`Refresh::Always`] with
+    /// `--force`), and return its cache path. Without it
+    /// the verifier cannot check revocation and the default `snp` policy denies. The product
+    /// comes from the report's CPUID (v3+), else from `product`, else from the chain cached for
+    /// the report. VLEK reports get the VLEK CRL (the VLEK itself comes from the cloud provider).
+    pub fn fetch_crl_for_report(
+        &self,
+        report: &[u8],
+        product: Option<Product>,
+        refresh: Refresh,
+    ) -> Result<PathBuf> {
+        let r = snp::parse_report(report)?;
+        let key = match r.key_info.signing_key {
+            SigningKey::Vcek => AmdKey::Vcek,
+            SigningKey::Vlek => AmdKey::Vlek,
+            SigningKey::None => return Err(Error::UnsignedReport),
+        };
+        let from_cpuid = match r.cpuid {
+            Some(c) => Some(Product::from_cpuid(c.family, c.model).ok_or(
+                Error::UnknownProduct {
+                    family: c.family,
+                    model: c.model,
+                },
+            )?),
+            None => None,
+        };
+        let product = match from_cpuid.or(product) {
+            Some(p) => p,
+            // A v2 report: the product of the cached chain (validity times do not matter for
+            // naming the product).
+            None => {
+                let e = self.cache.snp_endorsements(report)?;
+                snp::SnpVerifier::new()
+                    .chain(&e)
+                    .map_err(|err| Error::invalid("cached VCEK", err.to_string()))?
+                    .product
+            }
+        };
+        self.fetch_crl(product, key, refresh)
     }
 
     /// Fetch the VCEK of a chip at a TCB into the cache (and the product's cert chain first, when
@@ -248,7 +292,8 @@ impl KdsFetcher {
     }
 
     /// Refresh what a background refresher should keep current: every CRL already in the cache
-    /// (with [`Refresh::IfStale`]). VCEKs and chains do not go stale in practice (years of
+    /// (with [`Refresh::IfStale`]; [`KdsFetcher::fetch_for_report`] puts the product's CRL
+    /// there). VCEKs and chains do not go stale in practice (years of
     /// validity) and are fetched on demand by [`KdsFetcher::fetch_for_report`].
     pub fn refresh_cached(&self) -> RefreshReport {
         let mut report = RefreshReport::default();

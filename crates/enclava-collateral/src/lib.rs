@@ -37,8 +37,11 @@
 //!     cert_chain.pem                 ASK + ARK (KDS vcek/v1/{product}/cert_chain), optional: the
 //!                                    verifier also knows AMD's published ASKs.
 //!     vlek_cert_chain.pem            ASVK + ARK (KDS vlek/v1/{product}/cert_chain), optional.
-//!     crl.der                        KDS vcek/v1/{product}/crl (DER), optional; when present it
-//!                                    must be current at verification time.
+//!     crl.der                        KDS vcek/v1/{product}/crl (DER), optional; fetched with
+//!                                    the VCEK and refreshed when past its next update. Checked
+//!                                    under the pinned ARK before it is cached; whether it was
+//!                                    supplied and is current is in `claims.revocation` (the
+//!                                    default snp policy requires both).
 //!     vlek_crl.der                   KDS vlek/v1/{product}/crl (DER), optional.
 //!   intel/
 //!     tcb/{tdx|sgx}/{fmspc}.json               PCS TCB info response body, byte for byte
@@ -58,8 +61,9 @@
 //!
 //! Cached collateral is never trusted for being in the cache: the verifier checks every
 //! signature up to the pinned AMD and Intel roots and every validity window at its own time.
-//! Stale collateral therefore fails verification closed; keep it fresh with the fetchers'
-//! [`Refresh::IfStale`].
+//! Stale Intel collateral therefore fails verification closed; a stale AMD CRL is reported in the
+//! claims (`revocation.fresh: false`), which the default `snp` policy denies. Keep both fresh with
+//! the fetchers' [`Refresh::IfStale`] ([`KdsFetcher::refresh_cached`] for the AMD CRLs).
 
 pub mod cache;
 pub mod error;

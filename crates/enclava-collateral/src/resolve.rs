@@ -36,7 +36,9 @@ pub struct SnpSources<'a> {
 ///    ASK/ARK entries, if any);
 /// 3. else the cache ([`Cache::snp_endorsements`]).
 ///
-/// CRLs among the supplied files are added in every case.
+/// CRLs among the supplied files are added in every case; when there are none and a cache is
+/// given, the cache's AMD CRLs for the report's product ([`Cache::snp_crls`]), so that revocation
+/// is checked whichever way the certificates came.
 pub fn snp_endorsements(report: &[u8], src: &SnpSources<'_>) -> Result<(Endorsements, Origin)> {
     let table = match src.cert_table {
         Some(t) => snp::parse_cert_table(t)?,
@@ -110,6 +112,12 @@ pub fn snp_endorsements(report: &[u8], src: &SnpSources<'_>) -> Result<(Endorsem
         ));
     };
     e.crls_der.extend(file_crls);
+    if e.crls_der.is_empty()
+        && origin != Origin::Cache
+        && let Some(cache) = src.cache
+    {
+        e.crls_der = cache.snp_crls(report)?;
+    }
     Ok((e, origin))
 }
 

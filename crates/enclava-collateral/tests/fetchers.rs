@@ -361,6 +361,120 @@ fn kds_refuses_wrong_or_missing_certificates() {
     ));
 }
 
+/// A CRL that names the real ARK-Milan as issuer (its exact subject and signature algorithm)
+/// but carries a signature AMD never made: what a tampered mirror or proxy could serve.
+fn forged_ark_crl(ark_pem_chain: &[u8], this: &str, next: &str) -> Vec<u8> {
+    use x509_cert::certificate::Version;
+    use x509_cert::crl::{CertificateList, TbsCertList};
+    use x509_cert::der::asn1::{BitString, GeneralizedTime};
+    use x509_cert::der::{DecodePem, Encode};
+    use x509_cert::time::Time;
+    let text = String::from_utf8(ark_pem_chain.to_vec()).unwrap();
+    let ark = text
+        .split_inclusive("-----END CERTIFICATE-----")
+        .filter_map(|b| x509_cert::Certificate::from_pem(b.trim()).ok())
+        .find(|c| c.tbs_certificate.subject == c.tbs_certificate.issuer)
+        .expect("an ARK in the chain");
+    let time = |s: &str| {
+        let secs = t(s).timestamp() as u64;
+        Time::GeneralTime(GeneralizedTime::from_unix_duration(Duration::from_secs(secs)).unwrap())
+    };
+    CertificateList {
+        tbs_cert_list: TbsCertList {
+            version: Version::V2,
+            signature: ark.signature_algorithm.clone(),
+            issuer: ark.tbs_certificate.subject.clone(),
+            this_update: time(this),
+            next_update: Some(time(next)),
+            revoked_certificates: None,
+            crl_extensions: None,
+        },
+        signature_algorithm: ark.signature_algorithm.clone(),
+        signature: BitString::from_bytes(&[0x5A; 512]).unwrap(),
+    }
+    .to_der()
+    .unwrap()
+}
+
+/// `enclava collateral fetch` for SNP also fetches the product's CRL (KDS `vcek/v1/{product}/crl`,
+/// the product taken from the cached chain for this v2 report), and checks it under the pinned
+/// ARK before caching: a forged CRL is refused and nothing is cached; a missing one is a typed
+/// NotFound naming the URL. A CRL already in the cache reaches the verifier through
+/// `Cache::snp_crls` (which needs no VCEK in the cache).
+#[test]
+fn kds_fetches_and_checks_the_report_crl() {
+    let Some(a) = amd() else { return };
+    let forged = forged_ark_crl(&a.chain, "2023-12-01T00:00:00Z", "2024-02-01T00:00:00Z");
+    let (vcek, chain, crl) = (a.vcek.clone(), a.chain.clone(), forged.clone());
+    let serve_crl = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let s2 = serve_crl.clone();
+    let server = Server::start(move |target| match target {
+        GOOGLE_VCEK_PATH => Reply::ok(vcek.clone()),
+        "/vcek/v1/Milan/cert_chain" => Reply::ok(chain.clone()),
+        "/vcek/v1/Milan/crl" if s2.load(Ordering::SeqCst) => Reply::ok(crl.clone()),
+        _ => Reply::status(404),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let time = FakeTime::new(t("2024-01-01T00:00:00Z"));
+    let f = kds(&cache, &server, &time);
+    f.fetch_for_report(&a.report, None).unwrap();
+    let e = f
+        .fetch_crl_for_report(&a.report, None, Refresh::IfStale)
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_collateral", "{e}");
+    assert!(
+        e.to_string().contains("Milan CRL") && e.to_string().contains("signature"),
+        "{e}"
+    );
+    assert_eq!(
+        server.requests(),
+        vec![
+            "/vcek/v1/Milan/cert_chain",
+            GOOGLE_VCEK_PATH,
+            "/vcek/v1/Milan/crl"
+        ]
+    );
+    let crl_path = cache.amd_crl_path(Product::Milan, AmdKey::Vcek);
+    assert!(!crl_path.exists());
+    assert!(cache.snp_crls(&a.report).unwrap().is_empty());
+
+    // Not published: NotFound naming the CRL URL.
+    serve_crl.store(false, Ordering::SeqCst);
+    match f.fetch_crl_for_report(&a.report, Some(Product::Milan), Refresh::Always) {
+        Err(Error::NotFound { url }) => assert!(url.ends_with("/vcek/v1/Milan/crl"), "{url}"),
+        other => panic!("expected NotFound, found {other:?}"),
+    }
+
+    // A CRL placed in the cache by hand is served for the report, with or without a VCEK
+    // cached, and only for the report's key type.
+    std::fs::write(&crl_path, &forged).unwrap();
+    assert_eq!(cache.snp_crls(&a.report).unwrap(), vec![forged.clone()]);
+    let bare = tempfile::tempdir().unwrap();
+    let bare_cache = Cache::open(bare.path()).unwrap();
+    let p = bare_cache.amd_crl_path(Product::Milan, AmdKey::Vlek);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, &forged).unwrap();
+    assert!(bare_cache.snp_crls(&a.report).unwrap().is_empty());
+    std::fs::write(
+        bare_cache.amd_crl_path(Product::Milan, AmdKey::Vcek),
+        &forged,
+    )
+    .unwrap();
+    assert_eq!(
+        bare_cache.snp_crls(&a.report).unwrap(),
+        vec![forged.clone()]
+    );
+    // And the verifier does check it: the forged CRL names this chain's ARK, so it must verify.
+    let mut e = cache.snp_endorsements(&a.report).unwrap();
+    assert_eq!(e.crls_der, vec![forged]);
+    let err = snp::verify(&a.report, &e, t("2024-01-01T00:00:00Z")).unwrap_err();
+    assert_eq!(err.failed_check(), "crl_signature", "{err}");
+    e.crls_der.clear();
+    let claims = snp::verify(&a.report, &e, t("2024-01-01T00:00:00Z")).unwrap();
+    assert!(!claims.revocation.unwrap().checked);
+}
+
 #[test]
 fn kds_turin_vcek() {
     let Some(vcek) = read("sev-snp/virtee-sev/vcek_turin.der") else {

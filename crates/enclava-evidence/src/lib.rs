@@ -16,5 +16,5 @@ mod pem_reader;
 pub mod sim;
 pub mod snp;
 
-pub use claims::{Claims, Tee};
+pub use claims::{Claims, CrlClaims, RevocationClaims, Tee};
 pub use error::VerifyError;

@@ -206,5 +206,6 @@ pub fn verify(evidence: &[u8], at: DateTime<Utc>) -> Result<Claims, SimError> {
             format_version: SIM_FORMAT_VERSION,
             signer: hex::encode(SIM_PUBLIC_KEY),
         }),
+        revocation: None,
     })
 }

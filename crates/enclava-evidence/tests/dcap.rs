@@ -90,6 +90,13 @@ fn phala_tdx_v4_up_to_date() {
     assert!(tdx.tee_tcb_svn2.is_none() && tdx.mr_servicetd.is_none());
     assert_eq!(claims.report_data.len(), 128);
     assert!(claims.sgx.is_none() && claims.snp.is_none());
+    // Revocation: both Intel CRLs were checked, current at the verification time.
+    let rev = claims.revocation.as_ref().unwrap();
+    assert!(rev.checked && rev.fresh, "{rev:?}");
+    let issuers: Vec<&str> = rev.crls.iter().map(|c| c.issuer.as_str()).collect();
+    assert_eq!(issuers[0], "Intel SGX Root CA", "{issuers:?}");
+    assert!(issuers[1].starts_with("Intel SGX PCK "), "{issuers:?}");
+    assert!(rev.crls.iter().all(|c| c.current && c.sha256.len() == 64));
     // The same quote as SGX is refused.
     assert_eq!(
         code(dcap::verify_sgx(&quote, Some(&coll), t(PHALA_TDX_AT))),
@@ -123,6 +130,11 @@ fn phala_tdx_without_collateral_is_not_evaluated() {
     let claims = dcap::verify_tdx(&quote, None, t(PHALA_TDX_AT)).unwrap();
     assert_eq!(claims.tcb_status.as_deref(), Some(dcap::NOT_EVALUATED));
     assert_eq!(claims.measurement, PHALA_TDX_MR_TD);
+    // Nothing was checked for revocation.
+    assert_eq!(
+        claims.revocation,
+        Some(enclava_evidence::RevocationClaims::unchecked())
+    );
     let tdx = claims.tdx.unwrap();
     assert_eq!(tdx.platform_tcb_status, None);
     assert_eq!(tdx.fmspc, "b0c06f000000");

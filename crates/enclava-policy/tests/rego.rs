@@ -49,6 +49,18 @@ fn claims(tee: &str, debug: bool, tcb_status: Option<&str>) -> Value {
     if let Some(s) = tcb_status {
         c["tcb_status"] = json!(s);
     }
+    if tee != "sim" {
+        // Good evidence was checked against a current CRL of its root (the snp default requires
+        // it; see snp_default_requires_revocation).
+        let issuer = if tee.ends_with("snp") {
+            "ARK-Genoa"
+        } else {
+            "Intel SGX Root CA"
+        };
+        c["revocation"] = json!({"checked": true, "fresh": true, "crls": [{
+            "issuer": issuer, "this_update": "2026-01-01T00:00:00+00:00",
+            "next_update": "2026-02-01T00:00:00+00:00", "sha256": "ab".repeat(32), "current": true}]});
+    }
     match tee {
         "snp" => c["snp"] = snp_hw(debug),
         "tdx" => c["tdx"] = tdx_hw(debug),
@@ -628,4 +640,36 @@ deny contains "bad" if input.claims.bad
         rules(&p.evaluate(&input(json!({}), json!({}))).unwrap()),
         ["default_deny"]
     );
+}
+
+#[test]
+fn snp_default_requires_revocation() {
+    let p = AppraisalPolicy::builtin("snp").unwrap();
+    let mut c = claims("snp", false, None);
+    c.as_object_mut().unwrap().remove("revocation");
+    let d = p.evaluate(&input(c.clone(), json!({}))).unwrap();
+    assert_eq!(
+        d.failed,
+        vec![FailedRule::new(
+            "revocation_checked",
+            "claims.revocation.checked",
+            "an AMD VCEK CRL for Genoa (AMD KDS vcek/v1/Genoa/crl, issued by ARK-Genoa)",
+            "none"
+        )]
+    );
+    c["revocation"] = json!({"checked": true, "fresh": false, "crls": [{
+        "issuer": "ARK-Genoa", "this_update": "2025-01-01T00:00:00+00:00",
+        "next_update": "2025-02-01T00:00:00+00:00", "sha256": "ab", "current": false}]});
+    let d = p.evaluate(&input(c.clone(), json!({}))).unwrap();
+    assert_eq!(rules(&d), ["revocation_fresh"]);
+    // The azure-snp default does not require it; DCAP defaults do not look at it.
+    for tee in ["azure-snp", "tdx", "sgx", "azure-tdx"] {
+        let mut c = claims(tee, false, good_status(tee));
+        c.as_object_mut().unwrap().remove("revocation");
+        let d = AppraisalPolicy::builtin(tee)
+            .unwrap()
+            .evaluate(&input(c, json!({})))
+            .unwrap();
+        assert!(d.allowed, "{tee}: {}", d.explain());
+    }
 }

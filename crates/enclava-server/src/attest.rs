@@ -84,9 +84,10 @@ pub struct AttestationSettings {
     pub allow_sim: Option<bool>,
     /// Token lifetime in seconds (default 300).
     pub token_lifetime_secs: Option<i64>,
-    /// TESTING ONLY: verify evidence and issue tokens as of this RFC 3339 time instead of the
-    /// clock (for recorded evidence whose collateral windows are in the past). Never set in
-    /// production: tokens are then dated at this time.
+    /// DEVELOPMENT ONLY: verify evidence and issue tokens as of this RFC 3339 time instead of
+    /// the clock (for recorded evidence whose collateral windows are in the past). Only a `--dev`
+    /// server accepts it (any other refuses to start), and its tokens then carry
+    /// `x-enclava-verification-time` {time, moved: true}.
     pub verification_time: Option<String>,
     /// PEM file of the certificates trusted to sign policy uploads. When set, every policy
     /// upload must be an RS256 JWS whose `x5c` leaf is one of them (MAA's isolated mode).
@@ -158,6 +159,17 @@ impl AttestationSettings {
         };
         let verification_time = match &self.verification_time {
             None => None,
+            // A moved clock attests expired evidence (and dates tokens in the past or future):
+            // a development tool, never something a production server may be configured into.
+            Some(s) if !dev => {
+                return Err(invalid(
+                    "attestation.verification_time",
+                    "it unset outside --dev (attestation.verification_time / \
+                     ENCLAVA_ATTESTATION_VERIFICATION_TIME moves the verification clock, which \
+                     only a development server may do)",
+                    s,
+                ));
+            }
             Some(s) => Some(
                 DateTime::parse_from_rfc3339(s.trim())
                     .map_err(|_| {
@@ -924,6 +936,19 @@ impl CollateralSource for DirCollateral {
     fn snp_endorsements(&self, report: &[u8]) -> Option<enclava_evidence::snp::Endorsements> {
         self.store.as_ref()?.snp_endorsements(report).ok()
     }
+
+    /// The cached AMD CRLs for the report's product and key (`enclava collateral fetch` keeps
+    /// them), for requests that bring certificates but no CRL.
+    fn snp_crls(&self, report: &[u8]) -> Vec<Vec<u8>> {
+        match self.store.as_ref().map(|s| s.snp_crls(report)) {
+            Some(Ok(crls)) => crls,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "unusable AMD CRL in the collateral cache");
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -976,6 +1001,7 @@ impl Attestation {
         let mut sc = ServiceConfig::new(self.issuer.clone());
         sc.allow_sim = self.config.allow_sim;
         sc.token_lifetime = chrono::Duration::seconds(self.config.token_lifetime_secs);
+        sc.clock_moved = self.config.verification_time.is_some();
         sc.validate().map_err(|e| e.to_string())?;
         let prev = previous_signers(
             &vault,
@@ -1638,9 +1664,24 @@ mod tests {
             verification_time: Some("yesterday".into()),
             ..Default::default()
         }
-        .resolve(false)
+        .resolve(true)
         .unwrap_err();
         assert!(e.to_string().contains("yesterday"), "{e}");
+        // Only --dev may move the verification clock: a valid time is refused otherwise.
+        let moved = AttestationSettings {
+            verification_time: Some("2024-06-01T00:00:00Z".into()),
+            ..Default::default()
+        };
+        let e = moved.clone().resolve(false).unwrap_err();
+        assert!(
+            e.to_string().contains("attestation.verification_time")
+                && e.to_string().contains("--dev"),
+            "{e}"
+        );
+        assert_eq!(
+            moved.resolve(true).unwrap().verification_time,
+            Some(chrono::DateTime::from_timestamp(1_717_200_000, 0).unwrap())
+        );
         let s =
             AttestationSettings::from_env_var(None, "ENCLAVA_ATTESTATION_ALG", "RS256").unwrap();
         assert_eq!(s.unwrap().resolve(false).unwrap().alg, Alg::RS256);

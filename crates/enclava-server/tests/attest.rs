@@ -198,6 +198,34 @@ fn snp_vectors_attest_over_https_and_deny_paths() {
             "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f",
         ),
     ];
+    // The default snp policy requires an AMD CRL; no real one is among the vectors, so every
+    // vector is denied for that alone, the deny naming the CRL it expected.
+    for (name, report, certs, _) in &cases {
+        let r = attest(&s, "SevSnpVm", &snp_body(report, certs, json!({})));
+        assert_denied(&r, "revocation_checked");
+        let failed = r.body["error"]["failed"].as_array().unwrap();
+        assert_eq!(failed.len(), 1, "{name}: {}", r.text);
+        let (key, product) = match *name {
+            "trustee milan vlek" => ("VLEK", "Milan"),
+            "trustee genoa" => ("VCEK", "Genoa"),
+            _ => ("VCEK", "Milan"),
+        };
+        assert_eq!(failed[0]["claim_path"], "claims.revocation.checked");
+        assert_eq!(
+            failed[0]["expected"],
+            format!(
+                "an AMD {key} CRL for {product} (AMD KDS {}/v1/{product}/crl, issued by \
+                 ARK-{product})",
+                key.to_lowercase()
+            ),
+            "{name}"
+        );
+        assert_eq!(failed[0]["found"], "none", "{name}");
+    }
+    // From here on: the default policy with the revocation requirement switched off.
+    let admin = s.admin_token();
+    let r = put_policy(&s, &admin, &snp_without_revocation());
+    assert_eq!(r.status, 200, "{}", r.text);
     for (name, report, certs, measurement) in &cases {
         let r = attest(
             &s,
@@ -213,6 +241,17 @@ fn snp_vectors_attest_over_https_and_deny_paths() {
         assert_eq!(c["x-ms-sevsnpvm-is-debuggable"], false, "{name}");
         assert_eq!(c["x-enclava-tee"], "snp", "{name}");
         assert_eq!(c["iat"], json!(t(SNP_AT).timestamp()), "{name}");
+        // The token says revocation was not checked, and that the clock was moved.
+        assert_eq!(
+            c["x-enclava-claims"]["revocation"],
+            json!({"checked": false, "crls": [], "fresh": false}),
+            "{name}"
+        );
+        assert_eq!(
+            c["x-enclava-verification-time"],
+            json!({"time": "2025-06-01T00:00:00+00:00", "moved": true}),
+            "{name}"
+        );
         if !measurement.is_empty() {
             assert_eq!(c["x-ms-sevsnpvm-launchmeasurement"], *measurement, "{name}");
         }
@@ -256,7 +295,6 @@ fn snp_vectors_attest_over_https_and_deny_paths() {
     );
 
     // Measurement not in the reference set.
-    let admin = s.admin_token();
     let r = s.put(
         "/enclava/reference-values/default/approved",
         Some(&admin),
@@ -352,7 +390,21 @@ fn debug_snp_evidence_is_denied_naming_the_rule() {
     let r = attest(&s, "SevSnpVm", &body);
     assert_denied(&r, "debug");
     let rules = failed_rules(&r);
-    assert!(rules.iter().all(|(n, _)| n == "debug"), "{rules:?}");
+    // Debug twice, and (no AMD CRL among the vectors) revocation.
+    assert!(
+        rules
+            .iter()
+            .all(|(n, _)| n == "debug" || n == "revocation_checked"),
+        "{rules:?}"
+    );
+    assert_eq!(
+        rules
+            .iter()
+            .filter(|(n, _)| n == "revocation_checked")
+            .count(),
+        1,
+        "{rules:?}"
+    );
     assert!(
         rules.iter().any(|(_, p)| p == "claims.snp.policy.debug"),
         "{rules:?}"
@@ -816,6 +868,14 @@ impl PolicySignerKey {
     }
 }
 
+/// The default `snp` policy with the revocation requirement switched off: the real vectors come
+/// without AMD CRLs, so this is the only way they can pass.
+fn snp_without_revocation() -> String {
+    let text = enclava_policy::rego::defaults::SNP;
+    assert!(text.contains("require_revocation := true"));
+    text.replace("require_revocation := true", "require_revocation := false")
+}
+
 fn put_policy(s: &TestServer, token: &str, body: &str) -> Resp {
     s.call(
         "PUT",
@@ -946,4 +1006,142 @@ fn signed_policy_uploads_follow_the_trusted_signers() {
     .resolve()
     .unwrap_err();
     assert!(e.to_string().contains("policy_signers"), "{e}");
+}
+
+/// A CRL naming the real ARK of `pem_chain` as issuer (exact subject and signature algorithm)
+/// with a signature AMD never made: no real AMD CRL is among the vectors, and this shows a CRL
+/// reached the verifier (which refuses it: `crl_signature`).
+fn forged_ark_crl(pem_chain: &[u8]) -> Vec<u8> {
+    use x509_cert::certificate::Version;
+    use x509_cert::crl::{CertificateList, TbsCertList};
+    use x509_cert::der::asn1::{BitString, GeneralizedTime};
+    use x509_cert::der::{DecodePem, Encode};
+    use x509_cert::time::Time;
+    let text = String::from_utf8(pem_chain.to_vec()).unwrap();
+    let ark = text
+        .split_inclusive("-----END CERTIFICATE-----")
+        .filter_map(|b| x509_cert::Certificate::from_pem(b.trim()).ok())
+        .find(|c| c.tbs_certificate.subject == c.tbs_certificate.issuer)
+        .expect("an ARK in the chain");
+    let time = |secs: u64| {
+        Time::GeneralTime(
+            GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(secs)).unwrap(),
+        )
+    };
+    CertificateList {
+        tbs_cert_list: TbsCertList {
+            version: Version::V2,
+            signature: ark.signature_algorithm.clone(),
+            issuer: ark.tbs_certificate.subject.clone(),
+            this_update: time(1_600_000_000),
+            next_update: Some(time(2_000_000_000)),
+            revoked_certificates: None,
+            crl_extensions: None,
+        },
+        signature_algorithm: ark.signature_algorithm.clone(),
+        signature: BitString::from_bytes(&[0x5A; 512]).unwrap(),
+    }
+    .to_der()
+    .unwrap()
+}
+
+/// The AMD CRL in the server's collateral cache (where `enclava collateral fetch` puts it) is
+/// supplied to the verifier for MAA requests, which carry the VCEK chain but never a CRL, and for
+/// Azure SNP evidence. The cached CRL here is forged, so verification fails closed on it
+/// (`crl_signature`, a 400), which shows it was checked; without the cache the same request is
+/// only denied by the default policy for the missing CRL.
+#[test]
+fn cached_amd_crls_reach_the_verifier() {
+    if vectors().is_none() {
+        return;
+    }
+    let chain = read(&format!("{G}/ask_ark_milan.pem"));
+    let dir = tempfile::tempdir().unwrap();
+    let cache = enclava_collateral::Cache::create(dir.path()).unwrap();
+    let crl_path = cache.amd_crl_path(
+        enclava_evidence::snp::Product::Milan,
+        enclava_collateral::AmdKey::Vcek,
+    );
+    std::fs::create_dir_all(crl_path.parent().unwrap()).unwrap();
+    // Written by hand: Cache::put_amd_crl checks the ARK's signature and would refuse it.
+    std::fs::write(&crl_path, forged_ark_crl(&chain)).unwrap();
+    let s = server(SNP_AT, Some(dir.path().to_path_buf()));
+    let body = snp_body(
+        &read(&format!("{T}/test-report.bin")),
+        &[read(&format!("{T}/test-vcek.der")), chain.clone()],
+        json!({}),
+    );
+    let r = attest(&s, "SevSnpVm", &body);
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "evidence_invalid"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.body["error"]["failed_check"], "crl_signature",
+        "{}",
+        r.text
+    );
+    // Azure SNP evidence (a Milan VCEK in the HCL evidence): the same CRL is looked up.
+    let az = read("azure-cvm/trustee-az-snp-vtpm/evidence-v2.json");
+    let chain_text = String::from_utf8(chain).unwrap();
+    let r = s.post(
+        "/attest/native",
+        None,
+        &json!({"tee": "azure-snp", "evidence": b64u(&az), "certs": chain_text}),
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "evidence_invalid"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.body["error"]["failed_check"], "crl_signature",
+        "{}",
+        r.text
+    );
+
+    let bare = server(SNP_AT, None);
+    let r = attest(&bare, "SevSnpVm", &body);
+    assert_denied(&r, "revocation_checked");
+}
+
+/// Only `--dev` may move the verification clock: a production configuration that sets it (file
+/// or environment) does not resolve, so the server never starts; a dev one does.
+#[test]
+fn production_config_refuses_a_moved_verification_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |dev: Option<bool>| PartialConfig {
+        addr: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().join("data")),
+        dev,
+        attestation: Some(AttestationSettings {
+            verification_time: Some(SNP_AT.into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    for dev in [None, Some(false)] {
+        let e = cfg(dev).resolve().unwrap_err().to_string();
+        assert!(
+            e.contains("attestation.verification_time") && e.contains("--dev"),
+            "{e}"
+        );
+    }
+    let from_env =
+        PartialConfig::from_env([("ENCLAVA_ATTESTATION_VERIFICATION_TIME", SNP_AT)]).unwrap();
+    let e = PartialConfig {
+        addr: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().join("data")),
+        ..Default::default()
+    }
+    .overlay(from_env)
+    .resolve()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("attestation.verification_time"), "{e}");
+    let ok = cfg(Some(true)).resolve().unwrap();
+    assert_eq!(ok.attestation.verification_time, Some(t(SNP_AT)));
 }

@@ -294,6 +294,54 @@ fn vector(rel: &str) -> Option<String> {
     enclava_testvectors::dir().map(|d| d.join(rel).to_string_lossy().to_string())
 }
 
+/// The built-in `snp` policy with the revocation requirement switched off.
+fn snp_without_revocation() -> String {
+    let text = enclava_policy::rego::defaults::SNP;
+    assert!(text.contains("require_revocation := true"));
+    text.replace("require_revocation := true", "require_revocation := false")
+}
+
+/// A production server (no --dev) given a verification time refuses to start, naming the key;
+/// nothing listens.
+#[test]
+fn production_server_refuses_a_moved_verification_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_enclava"))
+        .args(["server", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env(
+            "ENCLAVA_ATTESTATION_VERIFICATION_TIME",
+            "2022-09-24T01:00:00Z",
+        )
+        .env_remove("ENCLAVA_DEV")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the server");
+    // A server that started anyway would never exit: give it a bounded time, then fail.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the production server started with a moved verification clock");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("attestation.verification_time") && err.contains("--dev"),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).is_empty(),
+        "no ready line"
+    );
+}
+
 #[test]
 fn attest_policy_and_verify_against_a_dev_server() {
     let (Some(report), Some(vcek), Some(chain)) = (
@@ -312,8 +360,7 @@ fn attest_policy_and_verify_against_a_dev_server() {
         .to_string_lossy()
         .to_string();
     let cli = |args: &[&str]| s.cli(args);
-    // MAA route with the VCEK chain inside the report JSON.
-    let (code, out, err) = cli(&[
+    let maa_attest = [
         "attest",
         "--maa",
         "--tee",
@@ -326,8 +373,35 @@ fn attest_policy_and_verify_against_a_dev_server() {
         &chain,
         "--nonce",
         "cli-1",
-    ]);
+    ];
+    // The built-in policy requires an AMD CRL, and no real one is among the vectors: denied,
+    // the deny naming the CRL it expected.
+    let (code, _, err) = cli(&maa_attest);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("revocation_checked") && err.contains("an AMD VCEK CRL for Milan"),
+        "{err}"
+    );
+    let (code, out, err) = cli(&["policy", "get", "--type", "SevSnpVm"]);
     assert_eq!(code, 0, "{err}");
+    assert_eq!(out["policy"]["version"], 0);
+    assert_eq!(out["policy"]["builtin"], true);
+    // The built-in policy without the revocation requirement admits it.
+    let dir = tempfile::tempdir().unwrap();
+    let norev = dir.path().join("norev.rego");
+    std::fs::write(&norev, snp_without_revocation()).unwrap();
+    let norev_s = norev.to_string_lossy().to_string();
+    let (code, out, err) = cli(&["policy", "set", "--type", "SevSnpVm", "--file", &norev_s]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["policy"]["version"], 1);
+    // MAA route with the VCEK chain inside the report JSON.
+    let (code, out, err) = cli(&maa_attest);
+    assert_eq!(code, 0, "{err}");
+    // A dev server on a moved clock says so in its tokens.
+    assert_eq!(
+        out["claims"]["x-enclava-verification-time"],
+        json!({"time": "2025-06-01T00:00:00+00:00", "moved": true})
+    );
     assert_eq!(out["claims"]["x-ms-attestation-type"], "sevsnpvm");
     assert_eq!(out["claims"]["nonce"], "cli-1");
     assert_eq!(
@@ -370,12 +444,7 @@ fn attest_policy_and_verify_against_a_dev_server() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out["claims"]["x-enclava-tee"], "snp");
-    // Policies: get the built-in, test a denying draft (exit 1, rule named), set, reset.
-    let (code, out, err) = cli(&["policy", "get", "--type", "SevSnpVm"]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(out["policy"]["version"], 0);
-    assert_eq!(out["policy"]["builtin"], true);
-    let dir = tempfile::tempdir().unwrap();
+    // Policies: test a denying draft (exit 1, rule named), set, reset.
     let draft = dir.path().join("deny.rego");
     std::fs::write(
         &draft,
@@ -415,7 +484,7 @@ fn attest_policy_and_verify_against_a_dev_server() {
     assert_eq!(out["failed"][0]["rule"], "nope");
     let (code, out, err) = cli(&["policy", "set", "--type", "SevSnpVm", "--file", &draft_s]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out["policy"]["version"], 1);
+    assert_eq!(out["policy"]["version"], 2);
     let (code, _, err) = cli(&[
         "attest",
         "--maa",
@@ -541,6 +610,13 @@ fn reference_values_from_the_cli_steer_attestation() {
         args.extend_from_slice(extra);
         s.cli(&args)
     };
+    // The built-in policy's reference-value rules, without its revocation requirement (no AMD
+    // CRL among the vectors).
+    let norev = dir.path().join("norev.rego");
+    std::fs::write(&norev, snp_without_revocation()).unwrap();
+    let norev_s = norev.to_string_lossy().to_string();
+    let (code, _, err) = s.cli(&["policy", "set", "--type", "SevSnpVm", "--file", &norev_s]);
+    assert_eq!(code, 0, "{err}");
     let (code, _, err) = attest(&[]);
     assert_eq!(code, 0, "{err}");
 

@@ -112,3 +112,60 @@ pub fn rego(deny_rules: &str) -> String {
         "package enclava.appraisal\n\nimport rego.v1\n\ndefault allow := false\n\nallow if count(deny) == 0\n\n{deny_rules}\n"
     )
 }
+
+/// The default `snp` policy with the revocation requirement switched off: the real vectors come
+/// without AMD CRLs (none is published among them), so this is the only way they can pass.
+pub fn snp_without_revocation() -> String {
+    let text = enclava_policy::rego::defaults::SNP;
+    assert!(text.contains("require_revocation := true"));
+    text.replace("require_revocation := true", "require_revocation := false")
+}
+
+/// A collateral source that has AMD CRLs (and nothing else) for every report.
+pub struct CrlSource(pub Vec<Vec<u8>>);
+
+impl CollateralSource for CrlSource {
+    fn dcap_collateral(&self, _tee: Tee, _quote: &[u8]) -> Option<Arc<Collateral>> {
+        None
+    }
+    fn snp_crls(&self, _report: &[u8]) -> Vec<Vec<u8>> {
+        self.0.clone()
+    }
+}
+
+/// A CRL naming the real ARK found in `pem_chain` as issuer (exact subject and signature
+/// algorithm) with a signature AMD never made. No real AMD CRL is among the vectors: this is
+/// how a test shows that a CRL reached the verifier (which then refuses it: `crl_signature`).
+pub fn forged_ark_crl(pem_chain: &[u8]) -> Vec<u8> {
+    use x509_cert::certificate::Version;
+    use x509_cert::crl::{CertificateList, TbsCertList};
+    use x509_cert::der::asn1::{BitString, GeneralizedTime};
+    use x509_cert::der::{DecodePem, Encode};
+    use x509_cert::time::Time;
+    let text = String::from_utf8(pem_chain.to_vec()).unwrap();
+    let ark = text
+        .split_inclusive("-----END CERTIFICATE-----")
+        .filter_map(|b| x509_cert::Certificate::from_pem(b.trim()).ok())
+        .find(|c| c.tbs_certificate.subject == c.tbs_certificate.issuer)
+        .expect("an ARK in the chain");
+    let time = |secs: u64| {
+        Time::GeneralTime(
+            GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(secs)).unwrap(),
+        )
+    };
+    CertificateList {
+        tbs_cert_list: TbsCertList {
+            version: Version::V2,
+            signature: ark.signature_algorithm.clone(),
+            issuer: ark.tbs_certificate.subject.clone(),
+            this_update: time(1_600_000_000),
+            next_update: Some(time(2_000_000_000)),
+            revoked_certificates: None,
+            crl_extensions: None,
+        },
+        signature_algorithm: ark.signature_algorithm.clone(),
+        signature: BitString::from_bytes(&[0x5A; 512]).unwrap(),
+    }
+    .to_der()
+    .unwrap()
+}

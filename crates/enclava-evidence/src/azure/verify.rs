@@ -106,6 +106,9 @@ fn build_claims(tee: Tee, checked: VtpmChecked, hw: Claims) -> Result<Claims, Az
         sgx: None,
         azure: Some(azure),
         sim: None,
+        // The hardware verifier's: for azure-snp, whether a CRL of the VCEK's ARK was supplied
+        // (the HCL evidence carries none; the server's collateral may); for azure-tdx, DCAP's.
+        revocation: hw.revocation,
     })
 }
 
@@ -196,6 +199,7 @@ mod tests {
             sgx: None,
             azure: None,
             sim: None,
+            revocation: None,
         }
     }
 

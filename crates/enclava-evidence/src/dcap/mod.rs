@@ -150,6 +150,8 @@ struct TcbEvaluation {
     module_tcb_status: Option<String>,
     tcb_date: Option<String>,
     tcb_evaluation_data_number: Option<u32>,
+    /// The Root CA CRL and the PCK CA CRL that were checked (unchecked without collateral).
+    revocation: crate::RevocationClaims,
 }
 
 /// TDX-specific claims (hex lower case).
@@ -792,12 +794,22 @@ fn evaluate(
     status = status.converge(qe.status);
     tcb::merge_advisories(&mut advisories, &qe.advisory_ids);
 
+    // Both CRLs verified, are current (a stale DCAP CRL fails verification with `crl_expired`)
+    // and revoke nothing in the chains: the same claim shape as SEV-SNP.
+    let revocation = crate::RevocationClaims::new(
+        true,
+        [root_crl, pck_crl]
+            .into_iter()
+            .map(|crl| crate::CrlClaims::from_crl(&crl.crl, &crl.der, crl.issuer_cn(), at))
+            .collect(),
+    );
     let eval = TcbEvaluation {
         platform_tcb_status: Some(platform.status.as_str().to_string()),
         qe_tcb_status: Some(qe.status.as_str().to_string()),
         module_tcb_status: module.map(|m| m.status.as_str().to_string()),
         tcb_date: Some(platform.tcb_date),
         tcb_evaluation_data_number: Some(tcb_info.tcb_evaluation_data_number),
+        revocation,
     };
     Ok((status.as_str().to_string(), advisories, eval))
 }
@@ -860,6 +872,7 @@ fn build_claims(
                 sgx: None,
                 azure: None,
                 sim: None,
+                revocation: Some(tcb.revocation.clone()),
             }
         }
         QuoteBody::Sgx(r) => {
@@ -898,6 +911,7 @@ fn build_claims(
                 }),
                 azure: None,
                 sim: None,
+                revocation: Some(tcb.revocation.clone()),
             }
         }
     }

@@ -11,7 +11,13 @@
 //!    issuer signed by one of the AMD Root Keys pinned in [`roots`] (a supplied ARK must be
 //!    byte-identical to the pinned one). All signatures RSASSA-PSS SHA-384. Every certificate
 //!    must be valid at the verification time. CRLs, when supplied and issued by this chain's ARK
-//!    or ASK, must verify and must not list the ASK or the leaf.
+//!    or ASK, must verify and must not list the ASK or the leaf (CRLs of other issuers are
+//!    ignored). Whether revocation could be checked at all is a claim, not a failure:
+//!    `claims.revocation` says `checked` (a CRL of this chain's ARK, the one AMD's KDS serves at
+//!    `vcek|vlek/v1/{product}/crl`, verified), which CRLs (issuer, cRLNumber, thisUpdate,
+//!    nextUpdate, SHA-256) and whether all of them are `fresh` (current at the verification
+//!    time). A stale CRL is reported, not refused: it is no worse than no CRL, which is also only
+//!    visible in the claims, and the default `snp` policy denies both.
 //! 3. The report: VMPL 0-3, signed (SIGNING_KEY not "none") by the kind of key the chain certifies,
 //!    CPUID product (v3+) equal to the chain's product, ECDSA P-384 signature over bytes 0..0x2A0
 //!    by the leaf, REPORTED_TCB equal to the leaf's TCB extensions (with the Turin layout on
@@ -39,7 +45,6 @@
 //! | `certificate_expired` | a certificate is not valid at the verification time |
 //! | `certificate_revoked` | a supplied CRL revokes the ASK/ASVK or the leaf |
 //! | `crl_signature` | a CRL of this chain is not signed by its issuer |
-//! | `crl_expired` | a CRL of this chain is not current at the verification time |
 //! | `product_mismatch` | product names of chain, certificate and report CPUID disagree |
 //! | `signing_key_mismatch` | report SIGNING_KEY is not the certified key kind (or is "none") |
 //! | `report_signature` | the report's ECDSA signature does not verify |
@@ -68,7 +73,7 @@ pub use report::{
     AttestationReport, Cpuid, FirmwareVersion, GuestPolicy, KeyInfo, PlatformInfo, Product,
     SigningKey, TcbVersion, parse_report,
 };
-pub use verify::{SnpVerifier, VerifiedChain, verify_chain};
+pub use verify::{SnpVerifier, VerifiedChain, verify_ark_crl, verify_chain};
 
 /// Certificates and CRLs that endorse a report: VCEK or VLEK, ASK or ASVK, ARK (any order, DER),
 /// from the extended report's certificate table, supplied files or an offline cache.
@@ -191,15 +196,6 @@ pub enum SnpError {
     },
     #[error("CRL signature: {0}")]
     CrlSignature(String),
-    #[error(
-        "CRL issued by {issuer} is not current at {at}: this update {this_update}, next update {next_update}"
-    )]
-    CrlExpired {
-        issuer: String,
-        this_update: String,
-        next_update: String,
-        at: String,
-    },
     #[error("product mismatch: expected {expected}, found {found}")]
     ProductMismatch { expected: String, found: String },
     #[error(
@@ -238,7 +234,6 @@ impl crate::error::FailedCheck for SnpError {
             SnpError::CertificateExpired { .. } => "certificate_expired",
             SnpError::CertificateRevoked { .. } => "certificate_revoked",
             SnpError::CrlSignature(_) => "crl_signature",
-            SnpError::CrlExpired { .. } => "crl_expired",
             SnpError::ProductMismatch { .. } => "product_mismatch",
             SnpError::SigningKeyMismatch { .. } => "signing_key_mismatch",
             SnpError::ReportSignature(_) => "report_signature",

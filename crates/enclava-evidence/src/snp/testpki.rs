@@ -13,6 +13,7 @@ use aws_lc_rs::signature::{
 use chrono::{DateTime, Utc};
 use der::asn1::{Any, BitString, Ia5StringRef, OctetString, UtcTime};
 use der::{Decode, Encode};
+use sha2::Digest;
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::Certificate;
 use x509_cert::certificate::{TbsCertificate, Version};
@@ -629,27 +630,6 @@ fn synthetic_crls() {
         )])),
         "crl_signature"
     );
-    // Stale or not yet issued.
-    assert_eq!(
-        code(with(vec![pki.crl(
-            &pki.ark_key,
-            "ARK-Milan",
-            &[],
-            this - 2_000_000,
-            this
-        )])),
-        "crl_expired"
-    );
-    assert_eq!(
-        code(with(vec![pki.crl(
-            &pki.ark_key,
-            "ARK-Milan",
-            &[],
-            1_755_000_000,
-            next
-        )])),
-        "crl_expired"
-    );
     // A CRL of an unrelated issuer cannot revoke anything here and is ignored.
     assert_eq!(
         code(with(vec![pki.crl(
@@ -661,6 +641,70 @@ fn synthetic_crls() {
         )])),
         "ok"
     );
+}
+
+/// What the revocation claims say: nothing supplied, a current ARK CRL, stale or not yet issued
+/// CRLs (reported, not refused), an ASK CRL alone (does not cover the ASK: not checked) and a CRL
+/// of another issuer (ignored, not listed).
+#[test]
+fn synthetic_revocation_claims() {
+    let pki = pki(Product::Milan, false);
+    let report = pki.report(false, |_| {});
+    let revocation = |crls: Vec<Vec<u8>>| {
+        let mut e = pki.endorsements();
+        e.crls_der = crls;
+        pki.verify(&report, &e).unwrap().revocation.unwrap()
+    };
+    let (this, next) = (1_740_000_000, 1_760_000_000);
+
+    let none = revocation(vec![]);
+    assert!(!none.checked && !none.fresh && none.crls.is_empty());
+
+    let ark_crl = pki.crl(&pki.ark_key, "ARK-Milan", &[7], this, next);
+    let r = revocation(vec![ark_crl.clone()]);
+    assert!(r.checked && r.fresh, "{r:?}");
+    assert_eq!(r.crls.len(), 1);
+    let c = &r.crls[0];
+    assert_eq!(c.issuer, "ARK-Milan");
+    assert_eq!(c.this_update, "2025-02-19T21:20:00+00:00");
+    assert_eq!(c.next_update.as_deref(), Some("2025-10-09T08:53:20+00:00"));
+    assert_eq!(c.sha256, hex::encode(sha2::Sha256::digest(&ark_crl)));
+    assert!(c.current);
+    assert_eq!(c.number, None);
+
+    // Past its next update, or not yet issued: checked (it verified, it revokes nothing) but not
+    // fresh, and the stale CRL is the one marked.
+    for (t, n) in [(this - 2_000_000, this), (1_755_000_000, next)] {
+        let stale = pki.crl(&pki.ark_key, "ARK-Milan", &[], t, n);
+        let r = revocation(vec![stale]);
+        assert!(r.checked && !r.fresh, "{r:?}");
+        assert!(!r.crls[0].current);
+        // A fresh ARK CRL beside a stale ASK CRL: still not fresh (every consulted CRL counts).
+        let stale_ask = pki.crl(&pki.ask_key, &pki.ask_cn, &[], t, n);
+        let r = revocation(vec![ark_crl.clone(), stale_ask]);
+        assert!(r.checked && !r.fresh, "{r:?}");
+        assert_eq!(r.crls[1].issuer, format!("ASK {}", pki.ask_cn));
+    }
+
+    // Only the ASK's CRL: it can revoke the VCEK but not the ASK, so not checked.
+    let r = revocation(vec![pki.crl(&pki.ask_key, &pki.ask_cn, &[], this, next)]);
+    assert!(!r.checked && !r.fresh && r.crls.len() == 1, "{r:?}");
+
+    // Another product's CRL is ignored entirely.
+    let r = revocation(vec![pki.crl(&pki.ask_key, "ARK-Genoa", &[], this, next)]);
+    assert!(!r.checked && r.crls.is_empty(), "{r:?}");
+
+    // The claims serialize as documented (docs/claims.md).
+    let claims = {
+        let mut e = pki.endorsements();
+        e.crls_der = vec![ark_crl];
+        pki.verify(&report, &e).unwrap()
+    };
+    let v = serde_json::to_value(&claims).unwrap();
+    assert_eq!(v["revocation"]["checked"], true);
+    assert_eq!(v["revocation"]["fresh"], true);
+    assert_eq!(v["revocation"]["crls"][0]["issuer"], "ARK-Milan");
+    assert!(v["revocation"]["crls"][0].get("number").is_none());
 }
 
 #[test]
@@ -696,12 +740,6 @@ fn every_failed_check_code_is_documented() {
             crl_issuer: s(),
         },
         SnpError::CrlSignature(s()),
-        SnpError::CrlExpired {
-            issuer: s(),
-            this_update: s(),
-            next_update: s(),
-            at: s(),
-        },
         SnpError::ProductMismatch {
             expected: s(),
             found: s(),

@@ -11,16 +11,28 @@ use sha2::{Digest, Sha256};
 use super::certs::{self, ParsedCert, ParsedCrl};
 use super::report::{AttestationReport, Product, SIGNED_LEN, SigningKey, TcbVersion, parse_report};
 use super::{Endorsements, SnpClaims, SnpError, TcbClaims, roots};
-use crate::{Claims, Tee};
+use crate::{Claims, CrlClaims, RevocationClaims, Tee};
 
-/// Validity window of one certificate or CRL, checked against the verification time on every
+/// Validity window of one certificate, checked against the verification time on every
 /// verification (cached chains included).
 #[derive(Debug, Clone)]
 struct Window {
     what: String,
-    crl: bool,
     not_before: i64,
-    not_after: Option<i64>,
+    not_after: i64,
+}
+
+/// A CRL of this chain that verified under its issuer and revokes nothing in the chain. Its
+/// freshness is not a verification failure: it is reported in the revocation claims at each
+/// verification time, and policies decide (a stale CRL is no worse than no CRL, which is also
+/// only visible in the claims).
+#[derive(Debug, Clone)]
+struct ChainCrl {
+    /// Issued by the ARK: the CRL that can revoke the ASK/ASVK (AMD KDS `.../crl`).
+    by_root: bool,
+    issuer: String,
+    der: Vec<u8>,
+    crl: x509_cert::crl::CertificateList,
 }
 
 /// A certificate chain that verified up to a pinned ARK (signatures, CRLs; validity times are
@@ -42,6 +54,7 @@ pub struct VerifiedChain {
     pub leaf_sha256: [u8; 32],
     leaf_key: ParsedPublicKey,
     windows: Vec<Window>,
+    crls: Vec<ChainCrl>,
 }
 
 impl std::fmt::Debug for VerifiedChain {
@@ -59,36 +72,39 @@ impl std::fmt::Debug for VerifiedChain {
 }
 
 impl VerifiedChain {
-    /// Every certificate and CRL of the chain must be valid at `at`.
+    /// Every certificate of the chain must be valid at `at` (CRL freshness is reported by
+    /// [`VerifiedChain::revocation`], not enforced here).
     pub fn check_time(&self, at: DateTime<Utc>) -> Result<(), SnpError> {
         let t = at.timestamp();
         for w in &self.windows {
-            let after_end = w.not_after.is_some_and(|na| t > na);
-            if t < w.not_before || after_end {
+            if t < w.not_before || t > w.not_after {
                 let fmt = |s: i64| {
                     DateTime::<Utc>::from_timestamp(s, 0)
                         .map(|d| d.to_rfc3339())
                         .unwrap_or_else(|| s.to_string())
                 };
-                let not_after = w.not_after.map(fmt).unwrap_or_else(|| "(none)".into());
-                return Err(if w.crl {
-                    SnpError::CrlExpired {
-                        issuer: w.what.clone(),
-                        this_update: fmt(w.not_before),
-                        next_update: not_after,
-                        at: at.to_rfc3339(),
-                    }
-                } else {
-                    SnpError::CertificateExpired {
-                        cert: w.what.clone(),
-                        not_before: fmt(w.not_before),
-                        not_after,
-                        at: at.to_rfc3339(),
-                    }
+                return Err(SnpError::CertificateExpired {
+                    cert: w.what.clone(),
+                    not_before: fmt(w.not_before),
+                    not_after: fmt(w.not_after),
+                    at: at.to_rfc3339(),
                 });
             }
         }
         Ok(())
+    }
+
+    /// The revocation claims as of `at`: checked when a CRL issued by this chain's ARK (the one
+    /// that covers the ASK/ASVK) verified; fresh when, in addition, every consulted CRL is
+    /// current at `at`.
+    pub fn revocation(&self, at: DateTime<Utc>) -> RevocationClaims {
+        let checked = self.crls.iter().any(|c| c.by_root);
+        let crls = self
+            .crls
+            .iter()
+            .map(|c| CrlClaims::from_crl(&c.crl, &c.der, c.issuer.clone(), at))
+            .collect();
+        RevocationClaims::new(checked, crls)
     }
 }
 
@@ -101,6 +117,30 @@ pub fn verify_chain(
     let chain = build_chain(endorsements)?;
     chain.check_time(at)?;
     Ok(chain)
+}
+
+/// Check a CRL before it is cached: it must parse, name the pinned `ARK-{product}` as issuer and
+/// carry that ARK's signature (AMD's KDS `vcek|vlek/v1/{product}/crl`). Freshness is not
+/// checked here (the verifier reports it in the claims).
+pub fn verify_ark_crl(der: &[u8], product: Product) -> Result<(), SnpError> {
+    let crl = ParsedCrl::parse(der, 0)?;
+    let roots = pinned_roots()?;
+    let ark_der = roots
+        .iter()
+        .find(|(p, _)| *p == product)
+        .map(|(_, d)| d)
+        .ok_or_else(|| SnpError::UntrustedRoot(format!("pinned ARK-{product} missing")))?;
+    let ark = ParsedCert::parse(ark_der, "pinned ARK")?;
+    if crl.crl.tbs_cert_list.issuer != ark.cert.tbs_certificate.subject {
+        return Err(SnpError::CrlSignature(format!(
+            "expected a CRL issued by ARK-{product}, found issuer {}",
+            certs::name_string(&crl.crl.tbs_cert_list.issuer)
+        )));
+    }
+    crl.verify_signed_by(&ark.rsa_public_key("ARK")?)
+        .map_err(|reason| {
+            SnpError::CrlSignature(format!("CRL naming ARK-{product} as issuer: {reason}"))
+        })
 }
 
 fn leaf_label(cn: &str) -> &'static str {
@@ -330,18 +370,19 @@ pub(super) fn build_chain_with_roots(
         let (nb, na) = c.validity();
         windows.push(Window {
             what,
-            crl: false,
             not_before: nb,
-            not_after: Some(na),
+            not_after: na,
         });
     }
+    let mut chain_crls = Vec::new();
 
     // CRLs issued by this chain's ARK (revoking the ASK/ASVK) or ASK (revoking the leaf); CRLs of
     // other issuers cannot revoke anything here and are skipped.
     for (i, der) in endorsements.crls_der.iter().enumerate() {
         let crl = ParsedCrl::parse(der, i)?;
         let issuer = &crl.crl.tbs_cert_list.issuer;
-        let (issuer_key, issuer_what, subject) = if issuer == &ark.cert.tbs_certificate.subject {
+        let by_root = issuer == &ark.cert.tbs_certificate.subject;
+        let (issuer_key, issuer_what, subject) = if by_root {
             (
                 &ark_key,
                 format!("ARK-{product}"),
@@ -366,12 +407,11 @@ pub(super) fn build_chain_with_roots(
                 crl_issuer: issuer_what,
             });
         }
-        let tbs = &crl.crl.tbs_cert_list;
-        windows.push(Window {
-            what: format!("{issuer_what} (CRL #{i})"),
-            crl: true,
-            not_before: certs::unix(tbs.this_update),
-            not_after: tbs.next_update.map(certs::unix),
+        chain_crls.push(ChainCrl {
+            by_root,
+            issuer: issuer_what,
+            der: crl.der,
+            crl: crl.crl,
         });
     }
 
@@ -393,6 +433,7 @@ pub(super) fn build_chain_with_roots(
         leaf_sha256: Sha256::digest(&leaf.der).into(),
         leaf_key,
         windows,
+        crls: chain_crls,
     })
 }
 
@@ -481,10 +522,10 @@ pub(super) fn verify_report_with_chain(
         });
     }
 
-    Ok(claims(r, chain))
+    Ok(claims(r, chain, at))
 }
 
-fn claims(r: &AttestationReport, chain: &VerifiedChain) -> Claims {
+fn claims(r: &AttestationReport, chain: &VerifiedChain, at: DateTime<Utc>) -> Claims {
     let p = chain.product;
     let snp = SnpClaims {
         version: r.version,
@@ -528,6 +569,7 @@ fn claims(r: &AttestationReport, chain: &VerifiedChain) -> Claims {
         sgx: None,
         azure: None,
         sim: None,
+        revocation: Some(chain.revocation(at)),
     }
 }
 

@@ -12,6 +12,20 @@
 //! | `tcb_below_minimum` | `claims.snp.reported_tcb.<field>` | SNP: below a reference `min_tcb` |
 //! | `signer_not_allowed` | `claims.sgx.mr_signer` | SGX: reference sets list `signers` and this is not one |
 //! | `svn_below_minimum` | `claims.sgx.isv_svn` | SGX: below a reference `min_svn` |
+//! | `revocation_checked` | `claims.revocation.checked` | SNP: no CRL of the chain's AMD root (ARK) was checked; the deny names the CRL expected (e.g. "an AMD VCEK CRL for Milan") |
+//! | `revocation_fresh` | `claims.revocation.fresh` | SNP: a consulted CRL is not current at the verification time; the deny lists the stale CRLs |
+//!
+//! Revocation (`require_revocation` in the policy text): the `snp` policy requires it. Without
+//! the ARK's CRL nothing says the ASK/ASVK that certified the VCEK/VLEK was not revoked; supply
+//! it with the evidence or keep it in the server's collateral cache (`enclava collateral fetch`
+//! fetches and refreshes it). The `azure-snp` policy does **not** require it
+//! (`require_revocation := false`), by decision: Azure's HCL evidence carries the VCEK that
+//! Azure's THIM service hands out and no CRL, Azure keeps revoked platforms out of its fleet, and
+//! Microsoft Azure Attestation does not check AMD CRLs either. The claim is still set (it says
+//! `checked: true` when the server's collateral supplies the CRL), and a copy of the policy with
+//! `require_revocation := true` requires it. DCAP (`tdx`, `sgx`, `azure-tdx`) always checks the
+//! Intel CRLs when collateral is present (a stale one fails verification) and without collateral
+//! the TCB is `NotEvaluated`, denied by `tcb_not_evaluated`.
 //!
 //! The `sim` policy always denies with `sim_not_allowed`: simulated evidence proves nothing, and
 //! only a policy that says so explicitly (such as `quickstart`) accepts it.
@@ -139,20 +153,57 @@ deny contains {"rule": "tcb_below_minimum", "path": concat(".", array.concat(["c
     };
 }
 
-/// AMD SEV-SNP (bare metal).
+macro_rules! snp_revocation {
+    () => {
+        r#"
+revocation := object.get(input, ["claims", "revocation"], {})
+
+revocation_crls := object.get(revocation, "crls", [])
+
+revocation_key := upper(object.get(input, array.concat(["claims"], array.concat(hardware_path, ["signing_key"])), "vcek"))
+
+revocation_product := object.get(input, array.concat(["claims"], array.concat(hardware_path, ["product"])), "its product")
+
+deny contains {"rule": "revocation_checked", "path": "claims.revocation.checked", "expected": sprintf("an AMD %v CRL for %v (AMD KDS %v/v1/%v/crl, issued by ARK-%v)", [revocation_key, revocation_product, lower(revocation_key), revocation_product, revocation_product]), "found": "none"} if {
+	require_revocation
+	object.get(revocation, "checked", false) != true
+	count(revocation_crls) == 0
+}
+
+deny contains {"rule": "revocation_checked", "path": "claims.revocation.checked", "expected": sprintf("an AMD %v CRL for %v (AMD KDS %v/v1/%v/crl, issued by ARK-%v)", [revocation_key, revocation_product, lower(revocation_key), revocation_product, revocation_product]), "found": sprintf("only CRLs of %v", [concat(", ", [c.issuer | some c in revocation_crls])])} if {
+	require_revocation
+	object.get(revocation, "checked", false) != true
+	count(revocation_crls) > 0
+}
+
+deny contains {"rule": "revocation_fresh", "path": "claims.revocation.fresh", "expected": "every CRL current at the verification time (this_update <= time <= next_update)", "found": sprintf("stale: %v", [concat(", ", stale)])} if {
+	require_revocation
+	object.get(revocation, "checked", false) == true
+	object.get(revocation, "fresh", false) != true
+	stale := [sprintf("%v CRL (this_update %v, next_update %v)", [c.issuer, c.this_update, object.get(c, "next_update", "none")]) | some c in revocation_crls; object.get(c, "current", false) != true]
+}
+"#
+    };
+}
+
+/// AMD SEV-SNP (bare metal). Requires revocation checked against a current ARK CRL.
 pub const SNP: &str = concat!(
     header!(),
-    "expected_tee := \"snp\"\n\ndebug_flag_path := [\"snp\", \"policy\", \"debug\"]\n\ntcb_path := [\"snp\", \"reported_tcb\"]\n",
+    "expected_tee := \"snp\"\n\ndebug_flag_path := [\"snp\", \"policy\", \"debug\"]\n\ntcb_path := [\"snp\", \"reported_tcb\"]\n\nhardware_path := [\"snp\"]\n\n# Deny unless the AMD CRL of the chain's root was checked and is current.\nrequire_revocation := true\n",
     common_hardware!(),
-    snp_tcb!()
+    snp_tcb!(),
+    snp_revocation!()
 );
 
 /// Azure confidential VM on SEV-SNP (vTPM + HCL); hardware claims under `claims.azure.hardware`.
+/// Does not require revocation (see the module docs for why); set `require_revocation := true`
+/// in a copy to require it.
 pub const AZURE_SNP: &str = concat!(
     header!(),
-    "expected_tee := \"azure-snp\"\n\ndebug_flag_path := [\"azure\", \"hardware\", \"policy\", \"debug\"]\n\ntcb_path := [\"azure\", \"hardware\", \"reported_tcb\"]\n",
+    "expected_tee := \"azure-snp\"\n\ndebug_flag_path := [\"azure\", \"hardware\", \"policy\", \"debug\"]\n\ntcb_path := [\"azure\", \"hardware\", \"reported_tcb\"]\n\nhardware_path := [\"azure\", \"hardware\"]\n\n# Azure's HCL evidence carries no CRL and Azure (THIM) vouches for the VCEK: revocation is not\n# required by default (claims.revocation still says whether it was checked). Set to true to\n# require an AMD CRL from the server's collateral.\nrequire_revocation := false\n",
     common_hardware!(),
-    snp_tcb!()
+    snp_tcb!(),
+    snp_revocation!()
 );
 
 /// Intel TDX (DCAP).
@@ -295,5 +346,109 @@ mod tests {
             assert!(p.is_ok(), "{name}: {:?}", p.err());
         }
         assert!(crate::AppraisalPolicy::builtin("nope").is_err());
+    }
+
+    /// SNP claims that pass every rule but revocation, with `revocation` as given (None: absent).
+    fn snp_input(tee: &str, revocation: Option<serde_json::Value>) -> serde_json::Value {
+        let hw = serde_json::json!({
+            "product": "Milan",
+            "signing_key": "vcek",
+            "policy": {"debug": false},
+            "reported_tcb": {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115},
+        });
+        let mut claims = serde_json::json!({
+            "tee": tee, "debug": false, "measurement": "aa", "report_data": "00",
+        });
+        if tee == "snp" {
+            claims["snp"] = hw;
+        } else {
+            claims["azure"] = serde_json::json!({"hardware": hw});
+        }
+        if let Some(r) = revocation {
+            claims["revocation"] = r;
+        }
+        serde_json::json!({"claims": claims, "reference": {}})
+    }
+
+    fn crl(issuer: &str, current: bool) -> serde_json::Value {
+        serde_json::json!({
+            "issuer": issuer, "this_update": "2025-01-01T00:00:00+00:00",
+            "next_update": "2025-02-01T00:00:00+00:00", "sha256": "ab", "current": current,
+        })
+    }
+
+    fn failed(policy: &str, input: &serde_json::Value) -> Vec<String> {
+        let d = crate::AppraisalPolicy::builtin(policy)
+            .unwrap()
+            .evaluate(input)
+            .unwrap();
+        assert_eq!(d.allowed, d.failed.is_empty(), "{d:?}");
+        d.failed.iter().map(|f| f.to_string()).collect()
+    }
+
+    #[test]
+    fn snp_requires_a_current_ark_crl() {
+        let none = "rule revocation_checked on claims.revocation.checked: expected an AMD VCEK CRL \
+                    for Milan (AMD KDS vcek/v1/Milan/crl, issued by ARK-Milan), found none";
+        // No revocation claim at all (older claims), or checked false with no CRL.
+        assert_eq!(
+            failed("snp", &snp_input("snp", None)),
+            vec![none.to_string()]
+        );
+        let unchecked = serde_json::json!({"checked": false, "crls": [], "fresh": false});
+        assert_eq!(
+            failed("snp", &snp_input("snp", Some(unchecked))),
+            vec![none.to_string()]
+        );
+        // Only the ASK's CRL: not the one that covers the ASK.
+        let ask_only = serde_json::json!({"checked": false, "crls": [crl("ASK SEV-Milan", true)], "fresh": false});
+        let f = failed("snp", &snp_input("snp", Some(ask_only)));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].ends_with("found only CRLs of ASK SEV-Milan"), "{f:?}");
+        // A VLEK names the VLEK CRL.
+        let mut vlek = snp_input("snp", None);
+        vlek["claims"]["snp"]["signing_key"] = "vlek".into();
+        vlek["claims"]["snp"]["product"] = "Genoa".into();
+        let f = failed("snp", &vlek);
+        assert!(
+            f[0].contains("expected an AMD VLEK CRL for Genoa (AMD KDS vlek/v1/Genoa/crl"),
+            "{f:?}"
+        );
+        // Checked but stale: revocation_fresh names the stale CRL.
+        let stale =
+            serde_json::json!({"checked": true, "crls": [crl("ARK-Milan", false)], "fresh": false});
+        assert_eq!(
+            failed("snp", &snp_input("snp", Some(stale))),
+            vec![
+                "rule revocation_fresh on claims.revocation.fresh: expected every CRL current at \
+                 the verification time (this_update <= time <= next_update), found stale: \
+                 ARK-Milan CRL (this_update 2025-01-01T00:00:00+00:00, next_update \
+                 2025-02-01T00:00:00+00:00)"
+                    .to_string()
+            ]
+        );
+        // Checked and fresh: allowed.
+        let ok =
+            serde_json::json!({"checked": true, "crls": [crl("ARK-Milan", true)], "fresh": true});
+        assert!(failed("snp", &snp_input("snp", Some(ok))).is_empty());
+        // A claim that lies about freshness in the other direction still counts as not fresh.
+        let odd =
+            serde_json::json!({"checked": true, "crls": [crl("ARK-Milan", true)], "fresh": "yes"});
+        assert_eq!(failed("snp", &snp_input("snp", Some(odd))).len(), 1);
+    }
+
+    #[test]
+    fn azure_snp_does_not_require_revocation_by_decision() {
+        assert!(failed("azure-snp", &snp_input("azure-snp", None)).is_empty());
+        let unchecked = serde_json::json!({"checked": false, "crls": [], "fresh": false});
+        assert!(failed("azure-snp", &snp_input("azure-snp", Some(unchecked))).is_empty());
+        // The same rules, switched on in a copy, deny it.
+        let strict = AZURE_SNP.replace("require_revocation := false", "require_revocation := true");
+        let d = crate::AppraisalPolicy::compile("azure-snp", &strict)
+            .unwrap()
+            .evaluate(&snp_input("azure-snp", None))
+            .unwrap();
+        assert_eq!(d.failed.len(), 1, "{d:?}");
+        assert_eq!(d.failed[0].rule, "revocation_checked");
     }
 }

@@ -9,8 +9,8 @@ use enclava_collateral::{Cache, DcapTee, KdsFetcher, PcsFetcher, Refresh};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum CollateralCommand {
-    /// Fetch what the evidence needs into the cache (VCEK + ASK/ARK for SNP; TCB info, QE
-    /// identity and CRLs for TDX/SGX). AMD allows about one request per 10 s: this waits politely.
+    /// Fetch what the evidence needs into the cache (VCEK + ASK/ARK + the product's AMD CRL for
+    /// SNP; TCB info, QE identity and CRLs for TDX/SGX). AMD allows about one request per 10 s: this waits politely.
     ///
     /// Example: enclava collateral fetch --tee snp --evidence report.bin --cache /var/lib/enclava/collateral
     Fetch {
@@ -28,7 +28,7 @@ pub enum CollateralCommand {
         /// A PCCS base URL to use instead of Intel PCS.
         #[arg(long)]
         pccs_url: Option<String>,
-        /// Refetch TCB info, QE identity and CRLs even if the cached ones are current.
+        /// Refetch TCB info, QE identity and CRLs (AMD's too) even if the cached ones are current.
         #[arg(long)]
         force: bool,
     },
@@ -58,9 +58,20 @@ pub fn run(cmd: CollateralCommand) -> ExitCode {
         }
     };
     let result = match tee.as_str() {
+        // The VCEK and chain, then the product's CRL (refreshed when stale, or always with
+        // --force): without it revocation cannot be checked and the default snp policy denies.
         "snp" => KdsFetcher::new(cache)
             .with_base_url(&kds_url)
-            .and_then(|f| f.fetch_for_report(&bytes, None))
+            .and_then(|f| {
+                f.fetch_for_report(&bytes, None)?;
+                let refresh = if force {
+                    Refresh::Always
+                } else {
+                    Refresh::IfStale
+                };
+                f.fetch_crl_for_report(&bytes, None, refresh)?;
+                f.cache().snp_endorsements(&bytes)
+            })
             .map(|e| {
                 format!(
                     "{} certificate(s), {} CRL(s) cached",
