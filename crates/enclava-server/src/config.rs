@@ -467,7 +467,10 @@ mod tests {
     #[test]
     fn bootstrap_token_lifetime_defaults_and_bounds() {
         let prod = PartialConfig::default().resolve().unwrap();
-        assert_eq!(prod.bootstrap_token_lifetime, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            prod.bootstrap_token_lifetime,
+            Duration::from_secs(24 * 3600)
+        );
         let dev = PartialConfig {
             dev: Some(true),
             ..Default::default()

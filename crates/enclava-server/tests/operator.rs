@@ -166,10 +166,7 @@ fn init_needs_the_one_time_init_token() {
     assert!(r.text.contains("does not match"), "{}", r.text);
     let r = t.post("/operator/init", Some(&"A".repeat(43)), &body);
     assert_eq!(r.status, 401, "{}", r.text);
-    assert_eq!(
-        t.get("/operator/status", None).body["initialized"],
-        false
-    );
+    assert_eq!(t.get("/operator/status", None).body["initialized"], false);
     // The right token: initialized, and the file is gone.
     let token = init_token(&t);
     let r = t.post("/operator/init", Some(&token), &body);

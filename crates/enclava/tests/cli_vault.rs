@@ -570,7 +570,10 @@ fn dev_mode_only_from_the_flag() {
     let out = run("true", false).output().expect("run server");
     assert_eq!(code(&out), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ENCLAVA_DEV") && err.contains("--dev"), "{err}");
+    assert!(
+        err.contains("ENCLAVA_DEV") && err.contains("--dev"),
+        "{err}"
+    );
     assert!(!data.join("vault.db").exists());
     assert!(!data.join("dev-unseal.key").exists());
     // A `dev = true` configuration file alone: refused too.
@@ -581,7 +584,12 @@ fn dev_mode_only_from_the_flag() {
         .arg(&cfg)
         .output()
         .expect("run server");
-    assert_eq!(code(&out), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        code(&out),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -669,7 +677,10 @@ fn operator_init_unseal_seal() {
     assert!(first.contains("1/2"), "{first}");
     // The same share again is reported, not silently counted or ignored.
     let again = ok(&srv.run(&["operator", "unseal", &shares[0]]));
-    assert!(again.contains("already given") && again.contains("1/2"), "{again}");
+    assert!(
+        again.contains("already given") && again.contains("1/2"),
+        "{again}"
+    );
     let mut child = srv
         .cmd()
         .args(["operator", "unseal"])

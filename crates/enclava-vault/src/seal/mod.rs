@@ -292,7 +292,8 @@ impl Vault {
         )
         .map_err(|e| VaultError::bad(e.to_string()))?;
         let commitments = ShareCommitments::compute(&parts)?;
-        let _root = self.store_new_root(&unseal_key, shares, threshold, false, Some(commitments))?;
+        let _root =
+            self.store_new_root(&unseal_key, shares, threshold, false, Some(commitments))?;
         Ok(InitOutput {
             shares: parts.iter().map(|s| s.encode()).collect(),
             threshold,
@@ -450,7 +451,9 @@ impl Vault {
             }
             // Next combination: the rightmost position that can still move right.
             let n = earlier.len();
-            let Some(pos) = (0..k).rev().find(|&p| idx.get(p).is_some_and(|&v| v < n - k + p))
+            let Some(pos) = (0..k)
+                .rev()
+                .find(|&p| idx.get(p).is_some_and(|&v| v < n - k + p))
             else {
                 return Ok(None);
             };
@@ -477,8 +480,8 @@ impl Vault {
     ) -> Result<()> {
         let mut all = Vec::with_capacity(usize::from(record.shares));
         for x in 1..=record.shares {
-            let data = shamir::interpolate_at(good, x)
-                .map_err(|e| VaultError::internal(e.to_string()))?;
+            let data =
+                shamir::interpolate_at(good, x).map_err(|e| VaultError::internal(e.to_string()))?;
             all.push(shamir::Share {
                 index: x,
                 threshold: record.threshold,
