@@ -118,6 +118,9 @@ const SEAL_FORMAT_COMMITTED: u32 = 2;
 /// Most share combinations tried per submitted share on a format-1 vault (see the module doc).
 const MAX_LEGACY_COMBINATIONS: usize = 256;
 
+/// A format-1 search result: the root key and the shares that opened it.
+type LegacyMatch = (Zeroizing<[u8; 32]>, Vec<shamir::Share>);
+
 #[derive(Serialize, Deserialize)]
 struct SealRecord {
     format: u32,
@@ -428,7 +431,7 @@ impl Vault {
     fn legacy_search(
         record: &SealRecord,
         pending: &[shamir::Share],
-    ) -> Result<Option<(Zeroizing<[u8; 32]>, Vec<shamir::Share>)>> {
+    ) -> Result<Option<LegacyMatch>> {
         let Some((newest, earlier)) = pending.split_last() else {
             return Ok(None);
         };
