@@ -296,7 +296,8 @@ pub struct IdentityConfig {
 
 impl IdentityConfig {
     /// Defaults: audiences `https://vault.enclava` and `https://vault.azure.net`, 1 h tokens,
-    /// 30-day bootstrap token, 60 s leeway.
+    /// 24 h bootstrap token (it only needs to live long enough to create the real principals),
+    /// 60 s leeway.
     pub fn new(issuer: impl Into<String>) -> Self {
         IdentityConfig {
             issuer: issuer.into(),
@@ -305,7 +306,7 @@ impl IdentityConfig {
                 "https://vault.azure.net".into(),
             ],
             token_lifetime: 3600,
-            bootstrap_token_lifetime: 30 * 24 * 3600,
+            bootstrap_token_lifetime: 24 * 3600,
             leeway: 60,
         }
     }

@@ -520,8 +520,10 @@ fn bootstrap_admin_is_an_administrator_and_is_reused() {
     let (_s, id, _) = setup();
     let (admin, token) = id.bootstrap_admin(NOW).unwrap();
     assert_eq!(admin.kind, PrincipalKind::BootstrapAdmin);
-    let who = id.authenticate(&token, NOW + 7 * 24 * 3600).unwrap();
+    let who = id.authenticate(&token, NOW + 23 * 3600).unwrap();
     assert_eq!(who.id, admin.id);
+    // Short-lived by default (24 h): it is for creating the real principals, not for keeping.
+    assert!(id.authenticate(&token, NOW + 25 * 3600).is_err());
     for a in [
         Action::RoleManage,
         Action::PrincipalManage,

@@ -436,6 +436,9 @@ fn execute(
                     enclava_vault::VaultError::AlreadyInitialized,
                 ));
             }
+            // First-come initialization would hand the unseal shares to whoever asks first: the
+            // caller proves access to the data directory with the one-time init token.
+            st.lifecycle.init_token.check(headers)?;
             let b: InitBody = native_json(body)?;
             if b.threshold == 0 || b.shares == 0 || b.threshold > b.shares {
                 return Err(ApiError::bad_parameter(format!(
@@ -447,6 +450,10 @@ fn execute(
                 .vault
                 .init(b.shares, b.threshold)
                 .map_err(ApiError::from)?;
+            if let Err(e) = st.lifecycle.init_token.consume(&st.config.data_dir) {
+                // The vault is initialized: the token can no longer initialize anything.
+                tracing::warn!(error = %e, "removing the used init token file failed");
+            }
             let s = st.vault.seal_status().map_err(ApiError::from)?;
             st.metrics.set_seal_state(s.initialized, s.sealed);
             let shares: Vec<&str> = out.shares.iter().map(|s| s.as_str()).collect();
@@ -467,9 +474,15 @@ fn execute(
                     ))
                 })?;
             }
-            Reply::json(
-                &json!({"sealed": p.sealed, "progress": p.progress, "threshold": p.threshold}),
-            )
+            let mut answer =
+                json!({"sealed": p.sealed, "progress": p.progress, "threshold": p.threshold});
+            if p.duplicate {
+                answer["duplicate"] = json!(true);
+                answer["message"] = json!(
+                    "this share was already given in this unseal attempt; it did not count again"
+                );
+            }
+            Reply::json(&answer)
         }
         R::OperatorSeal => {
             if st.vault.is_sealed() {

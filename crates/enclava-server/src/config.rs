@@ -27,6 +27,14 @@ pub const DEFAULT_MAINTENANCE_INTERVAL_SECS: u64 = 60;
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
 /// Default time a client has to complete the TLS handshake.
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
+/// Default lifetime of the bootstrap Administrator token written at the first unseal: a day to
+/// create the real principals, not a standing credential in a file.
+pub const DEFAULT_BOOTSTRAP_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
+/// Default bootstrap token lifetime in development mode, where `admin.token` is rewritten at
+/// every start and a long-running dev server should keep working.
+pub const DEFAULT_DEV_BOOTSTRAP_TOKEN_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+/// Bounds of `bootstrap_token_lifetime_secs`.
+pub const BOOTSTRAP_TOKEN_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 60..=30 * 24 * 3600;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -51,6 +59,10 @@ pub enum ConfigError {
     PublicUrl(String),
     #[error("log format must be \"text\" or \"json\", found {0:?}")]
     LogFormat(String),
+    #[error(
+        "development mode was requested by {0} but not by the --dev flag: refusing to start a development vault (automatic unseal with a key file in the data directory) from anything but an explicit --dev on the command line; remove it, or pass --dev if this really is a development server"
+    )]
+    DevWithoutFlag(&'static str),
 }
 
 /// Log output format.
@@ -97,6 +109,8 @@ pub struct PartialConfig {
     pub max_connections: Option<usize>,
     /// `[rate_limits]`: see [`crate::ratelimit::RateLimitSettings`].
     pub rate_limits: Option<crate::ratelimit::RateLimitSettings>,
+    /// Lifetime of the bootstrap Administrator token, seconds.
+    pub bootstrap_token_lifetime_secs: Option<u64>,
     /// `[attestation]`: see [`crate::attest::AttestationSettings`].
     pub attestation: Option<crate::attest::AttestationSettings>,
     /// `[[trusted_issuers]]`: attestation token issuers trusted for secure key release.
@@ -117,6 +131,7 @@ pub const ENV_VARS: &[&str] = &[
     "ENCLAVA_LOG_FORMAT",
     "ENCLAVA_MAINTENANCE_INTERVAL_SECS",
     "ENCLAVA_MAX_BODY_BYTES",
+    "ENCLAVA_BOOTSTRAP_TOKEN_LIFETIME_SECS",
     "ENCLAVA_TRUSTED_ISSUERS",
     "ENCLAVA_HEADER_READ_TIMEOUT_SECS",
     "ENCLAVA_TLS_HANDSHAKE_TIMEOUT_SECS",
@@ -200,6 +215,9 @@ impl PartialConfig {
                     c.rate_limits =
                         crate::ratelimit::RateLimitSettings::from_env_var(c.rate_limits, k, v)?
                 }
+                "ENCLAVA_BOOTSTRAP_TOKEN_LIFETIME_SECS" => {
+                    c.bootstrap_token_lifetime_secs = Some(parse_num(src, k, v)?)
+                }
                 "ENCLAVA_TRUSTED_ISSUERS" => {
                     c.trusted_issuers =
                         Some(crate::release::parse_env_issuers(v).map_err(|_| {
@@ -219,6 +237,17 @@ impl PartialConfig {
             }
         }
         Ok(c)
+    }
+
+    /// Refuse a layer that asks for development mode. Only the `--dev` flag may enable it: an
+    /// inherited `ENCLAVA_DEV=true` or a `dev = true` in a shared configuration file must not
+    /// silently turn a production command line into a vault that unseals itself from a file.
+    /// `source` names the layer in the error.
+    pub fn reject_dev(&self, source: &'static str) -> Result<(), ConfigError> {
+        if self.dev == Some(true) {
+            return Err(ConfigError::DevWithoutFlag(source));
+        }
+        Ok(())
     }
 
     /// `higher` stacked on `self`: every field set in `higher` wins.
@@ -249,6 +278,9 @@ impl PartialConfig {
                 self.rate_limits,
                 higher.rate_limits,
             ),
+            bootstrap_token_lifetime_secs: higher
+                .bootstrap_token_lifetime_secs
+                .or(self.bootstrap_token_lifetime_secs),
             attestation: crate::attest::AttestationSettings::overlay(
                 self.attestation,
                 higher.attestation,
@@ -293,6 +325,19 @@ impl PartialConfig {
             .unwrap_or(DEFAULT_MAINTENANCE_INTERVAL_SECS)
             .max(1);
         let dev = self.dev.unwrap_or(false);
+        let bootstrap_secs = match self.bootstrap_token_lifetime_secs {
+            Some(n) if BOOTSTRAP_TOKEN_LIFETIME_RANGE.contains(&n) => n,
+            Some(n) => {
+                return Err(ConfigError::Invalid {
+                    source_name: "configuration".into(),
+                    key: "bootstrap_token_lifetime_secs".into(),
+                    expected: "seconds from 60 to 2592000 (30 days)",
+                    found: n.to_string(),
+                });
+            }
+            None if dev => DEFAULT_DEV_BOOTSTRAP_TOKEN_LIFETIME_SECS,
+            None => DEFAULT_BOOTSTRAP_TOKEN_LIFETIME_SECS,
+        };
         let attestation = self.attestation.unwrap_or_default().resolve(dev)?;
         Ok(ServerConfig {
             addr,
@@ -328,6 +373,7 @@ impl PartialConfig {
                 .unwrap_or_else(crate::connlimit::default_max_connections)
                 .max(1),
             rate_limits: self.rate_limits.unwrap_or_default().resolve(),
+            bootstrap_token_lifetime: Duration::from_secs(bootstrap_secs),
             attestation,
             trusted_issuers: self.trusted_issuers.unwrap_or_default(),
         })
@@ -373,6 +419,8 @@ pub struct ServerConfig {
     pub tls_handshake_timeout: Duration,
     pub max_connections: usize,
     pub rate_limits: crate::ratelimit::RateLimitConfig,
+    /// Lifetime of the bootstrap Administrator token (default 24 h; 30 days with `--dev`).
+    pub bootstrap_token_lifetime: Duration,
     pub attestation: crate::attest::AttestationConfig,
     /// Attestation token issuers trusted for secure key release (besides the local service).
     pub trusted_issuers: Vec<crate::release::TrustedIssuerConfig>,
@@ -488,6 +536,53 @@ mod tests {
         assert_eq!(d.header_read_timeout, Duration::from_secs(10));
         assert!(d.max_connections >= 16 && d.max_connections <= 4096);
         assert!(!d.rate_limits.include_loopback);
+    }
+
+    #[test]
+    fn dev_mode_only_from_the_flag_layer() {
+        let env = PartialConfig::from_env([("ENCLAVA_DEV", "true")]).unwrap();
+        let e = env.reject_dev("the environment (ENCLAVA_DEV)").unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::DevWithoutFlag("the environment (ENCLAVA_DEV)")
+        );
+        assert!(e.to_string().contains("--dev"), "{e}");
+        let off = PartialConfig::from_env([("ENCLAVA_DEV", "false")]).unwrap();
+        assert!(off.reject_dev("env").is_ok());
+        let file = PartialConfig::from_toml("c.toml", "dev = true").unwrap();
+        assert!(file.reject_dev("the configuration file").is_err());
+    }
+
+    #[test]
+    fn bootstrap_token_lifetime_defaults_and_bounds() {
+        let prod = PartialConfig::default().resolve().unwrap();
+        assert_eq!(
+            prod.bootstrap_token_lifetime,
+            Duration::from_secs(24 * 3600)
+        );
+        let dev = PartialConfig {
+            dev: Some(true),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            dev.bootstrap_token_lifetime,
+            Duration::from_secs(30 * 24 * 3600)
+        );
+        let env =
+            PartialConfig::from_env([("ENCLAVA_BOOTSTRAP_TOKEN_LIFETIME_SECS", "3600")]).unwrap();
+        assert_eq!(
+            env.resolve().unwrap().bootstrap_token_lifetime,
+            Duration::from_secs(3600)
+        );
+        let e = PartialConfig {
+            bootstrap_token_lifetime_secs: Some(31 * 24 * 3600),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(e.to_string().contains("2678400"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! - Configuration layering: [`config`]. TLS material: [`tls`]. Routing (pure): [`route`].
 //!
 //! Data directory layout: `vault.db` (SQLite), `ca.pem` / `ca-key.pem` (0600) / `tls-cert.pem` /
-//! `tls-key.pem` (0600), `dev-unseal.key` (dev mode only, 0600), `admin.token` (0600).
+//! `tls-key.pem` (0600), `dev-unseal.key` (dev mode only, 0600), `admin.token` (0600),
+//! `init.token` (0600, only while a production vault awaits `operator init`: [`init_token`]).
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod connlimit;
 pub mod data;
 pub mod error;
+pub mod init_token;
 pub mod lifecycle;
 pub mod metrics;
 pub mod ratelimit;
@@ -304,6 +306,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         }
     }
     id_config.audiences = audiences;
+    id_config.bootstrap_token_lifetime =
+        i64::try_from(config.bootstrap_token_lifetime.as_secs()).unwrap_or(i64::MAX);
     let identity = Arc::new(Identity::new(store.clone(), id_config));
     let metrics = Arc::new(Metrics::new());
 
@@ -369,6 +373,26 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         })
         .await
         .map_err(|e| ServerError::Startup(e.to_string()))??;
+    }
+    if !config.dev {
+        let initialized = vault
+            .is_initialized()
+            .map_err(|e| ServerError::Startup(format!("reading the seal state: {e}")))?;
+        let gate = &state.lifecycle.init_token;
+        if initialized {
+            gate.consume(&config.data_dir)
+                .map_err(ServerError::Startup)?;
+        } else {
+            let path = gate
+                .prepare(&config.data_dir)
+                .map_err(|e| ServerError::Startup(format!("writing the init token: {e}")))?;
+            eprintln!(
+                "enclava: the vault is not initialized; initializing needs the one-time init token in {} (mode 0600): \
+                 enclava operator init --init-token-file {}",
+                path.display(),
+                path.display()
+            );
+        }
     }
     let mode = if config.dev {
         "development mode"

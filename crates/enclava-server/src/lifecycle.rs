@@ -28,11 +28,17 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub struct Lifecycle {
     pub data_dir: PathBuf,
     pub dev: bool,
+    /// Guards `POST /operator/init` while the vault is not initialized.
+    pub init_token: crate::init_token::InitTokenGate,
 }
 
 impl Lifecycle {
     pub fn new(data_dir: PathBuf, dev: bool) -> Self {
-        Lifecycle { data_dir, dev }
+        Lifecycle {
+            data_dir,
+            dev,
+            init_token: Default::default(),
+        }
     }
 
     /// Called after the vault became unsealed (blocking context).
@@ -63,8 +69,13 @@ impl Lifecycle {
             let path = self.data_dir.join(ADMIN_TOKEN_FILE);
             write_private(&path, token.as_bytes()).map_err(|e| e.to_string())?;
             if first_unseal {
+                // The bootstrap token is short-lived on purpose (a file an operator may forget
+                // about): it is meant to create the real, long-lived principals.
+                let hours = st.identity.config().bootstrap_token_lifetime / 3600;
                 eprintln!(
-                    "enclava: bootstrap Administrator {} created; its token is in {} (mode 0600)",
+                    "enclava: bootstrap Administrator {} created; its token is in {} (mode 0600) and expires in {hours} h. \
+                     Use it to create long-lived principals (POST /enclava/principals, then POST /enclava/role-assignments) \
+                     that obtain their own tokens with client credentials.",
                     p.id,
                     path.display()
                 );

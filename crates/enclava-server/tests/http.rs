@@ -313,16 +313,19 @@ fn sealed_lifecycle_over_operator_routes() {
     let r = t.get(&format!("/keys?{V}"), None);
     assert_eq!(r.status, 503);
     assert_eq!(r.code(), "VaultSealed");
+    // Init needs the one-time init token the server wrote at start.
+    let init_token = std::fs::read_to_string(data_dir_of(&t).join("init.token")).unwrap();
+    let init_token = Some(init_token.trim());
     // Bad init parameters.
     let r = t.post(
         "/operator/init",
-        None,
+        init_token,
         &json!({"shares": 2, "threshold": 3}),
     );
     assert_eq!(r.status, 400, "{}", r.text);
     let r = t.post(
         "/operator/init",
-        None,
+        init_token,
         &json!({"shares": 3, "threshold": 2}),
     );
     assert_eq!(r.status, 200, "{}", r.text);
@@ -337,7 +340,7 @@ fn sealed_lifecycle_over_operator_routes() {
     // Only once.
     let r = t.post(
         "/operator/init",
-        None,
+        init_token,
         &json!({"shares": 1, "threshold": 1}),
     );
     assert_eq!(r.status, 409, "{}", r.text);

@@ -25,9 +25,56 @@ fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// Create `path` empty with mode 0600 unless it exists; tighten an existing database (and its
+/// `-wal` / `-shm` companions) that group or others can access. Tightening is best effort (a
+/// file of another owner stays as it is: SQLite then opens it, or fails, on its own terms).
+#[cfg(unix)]
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(StoreError::Backend(format!(
+                "cannot create the database file {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    let mut companions = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        companions.push(name.into());
+    }
+    for p in companions {
+        if let Ok(meta) = std::fs::metadata(&p)
+            && meta.is_file()
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
 impl SqliteStore {
-    /// Open (creating if needed) the database at `path`.
+    /// Open (creating if needed) the database at `path`. A new database file is created with mode
+    /// 0600 (SQLite gives its `-wal` and `-shm` files the database file's mode), and an existing
+    /// one readable by group or others is tightened to 0600 when we own it: the database holds
+    /// wrapped keys, the audit log and identity records, no one else has a reason to read it.
     pub fn open(path: &Path) -> Result<Self> {
+        create_private(path)?;
         let conn = Connection::open(path).map_err(backend)?;
         Self::init(conn, "FULL")
     }
@@ -420,5 +467,29 @@ mod tests {
         );
         assert_eq!(s.get(Table::Keys, "late").unwrap(), None);
         assert_eq!(s.audit_head().unwrap(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn database_and_wal_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        let s = SqliteStore::open(&path).unwrap();
+        s.transact(vec![put(Table::Meta, "m", b"1")]).unwrap();
+        let wal = dir.path().join("vault.db-wal");
+        let shm = dir.path().join("vault.db-shm");
+        // The connection is open and has written: both companions exist now.
+        assert!(wal.exists() && shm.exists());
+        for p in [&path, &wal, &shm] {
+            assert_eq!(mode(p), 0o600, "{}", p.display());
+        }
+        drop(s);
+        // A database created world-readable (by an older version) is tightened on open.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(s.get(Table::Meta, "m").unwrap().as_deref(), Some(&b"1"[..]));
     }
 }

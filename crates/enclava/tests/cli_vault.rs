@@ -550,14 +550,100 @@ fn exit_codes() {
 }
 
 #[test]
+fn dev_mode_only_from_the_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let run = |env_dev: &str, flag: bool| {
+        let mut c = Command::new(BIN);
+        c.arg("server");
+        if flag {
+            c.arg("--dev");
+        }
+        c.arg("--data-dir")
+            .arg(&data)
+            .args(["--addr", "127.0.0.1:0"])
+            .env("ENCLAVA_DEV", env_dev)
+            .stdin(Stdio::null());
+        c
+    };
+    // ENCLAVA_DEV=true alone: refused before anything is created.
+    let out = run("true", false).output().expect("run server");
+    assert_eq!(code(&out), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ENCLAVA_DEV") && err.contains("--dev"),
+        "{err}"
+    );
+    assert!(!data.join("vault.db").exists());
+    assert!(!data.join("dev-unseal.key").exists());
+    // A `dev = true` configuration file alone: refused too.
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "dev = true\n").expect("write config");
+    let out = run("false", false)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("run server");
+    assert_eq!(
+        code(&out),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn operator_init_unseal_seal() {
     let srv = DevServer::start_with(false);
     let status = json(&srv.run(&["operator", "status", "-o", "json"]));
     assert_eq!(status["initialized"], Value::Bool(false), "{status}");
     assert_eq!(status["sealed"], Value::Bool(true), "{status}");
 
-    let init = srv.run(&["operator", "init", "--shares", "3", "--threshold", "2"]);
+    // Init needs the one-time init token from DATA_DIR/init.token: none or a wrong one -> 401.
+    let token_file = srv.data_dir().join("init.token");
+    assert!(token_file.exists());
+    let no_token = srv
+        .cmd()
+        .current_dir(srv.dir.path())
+        .env_remove("ENCLAVA_DATA_DIR")
+        .env_remove("ENCLAVA_INIT_TOKEN_FILE")
+        .args(["operator", "init", "--shares", "3", "--threshold", "2"])
+        .output()
+        .expect("run");
+    assert_eq!(code(&no_token), Some(1));
+    let err = String::from_utf8_lossy(&no_token.stderr);
+    assert!(err.contains("401") && err.contains("init token"), "{err}");
+    let wrong = srv.dir.path().join("wrong.token");
+    std::fs::write(&wrong, "x".repeat(43)).expect("write");
+    let out = srv.run(&[
+        "operator",
+        "init",
+        "--shares",
+        "3",
+        "--threshold",
+        "2",
+        "--init-token-file",
+        wrong.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(code(&out), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match"));
+    let status = json(&srv.run(&["operator", "status", "-o", "json"]));
+    assert_eq!(status["initialized"], Value::Bool(false), "{status}");
+
+    let data_dir = srv.data_dir();
+    let data_dir = data_dir.to_str().expect("utf-8 path");
+    let init = srv.run(&[
+        "operator",
+        "init",
+        "--shares",
+        "3",
+        "--threshold",
+        "2",
+        "--data-dir",
+        data_dir,
+    ]);
     let text = ok(&init);
+    assert!(!token_file.exists(), "the used init token is deleted");
     assert!(String::from_utf8_lossy(&init.stderr).contains("shown ONCE"));
     let shares: Vec<String> = text
         .lines()
@@ -570,7 +656,16 @@ fn operator_init_unseal_seal() {
     assert_eq!(shares.len(), 3, "{text}");
     // Initializing twice is refused by the server.
     assert_eq!(
-        code(&srv.run(&["operator", "init", "--shares", "3", "--threshold", "2"])),
+        code(&srv.run(&[
+            "operator",
+            "init",
+            "--shares",
+            "3",
+            "--threshold",
+            "2",
+            "--data-dir",
+            data_dir
+        ])),
         Some(1)
     );
 
@@ -580,6 +675,12 @@ fn operator_init_unseal_seal() {
     // First share as an argument, second on standard input (the prompt path, without a terminal).
     let first = ok(&srv.run(&["operator", "unseal", &shares[0]]));
     assert!(first.contains("1/2"), "{first}");
+    // The same share again is reported, not silently counted or ignored.
+    let again = ok(&srv.run(&["operator", "unseal", &shares[0]]));
+    assert!(
+        again.contains("already given") && again.contains("1/2"),
+        "{again}"
+    );
     let mut child = srv
         .cmd()
         .args(["operator", "unseal"])

@@ -6,6 +6,27 @@
 //!   AAD naming its purpose and format version) in `Table::Meta`.
 //! - **Data keys** are derived from the root key with HKDF-SHA256, one per purpose: object
 //!   sealing (keys and secrets at rest) and backup blobs.
+//!
+//! # Seal record format versions (`Table::Meta` row `seal`)
+//! - **1**: parameters and the wrapped root key only. A share is checked against nothing but its
+//!   (unkeyed) checksum, so a forged share is only noticed when the threshold is reached.
+//! - **2**: also `share_commitments`: a per-vault random salt and one [`shamir::commitment`] per
+//!   issued share (SHA-256, see there). `unseal` checks every submitted share against the
+//!   commitment of its index *before* it joins the pending set: a forged, altered or foreign share
+//!   is refused (`InvalidShare`, naming the index) and the progress made so far is kept; a
+//!   second, different share for an index already given cannot exist. Written by `init` since
+//!   this version. The share text format (`ensh1`) is unchanged.
+//!
+//! A format-1 vault still unseals with its shares. Without commitments a bad share cannot be
+//! told from a good one, so no share is ever dropped for another: when the shares given do not
+//! reconstruct the key, the vault tries the other combinations that include the newest share
+//! (bounded), keeps what it has and asks for more; it starts over only when every index was given
+//! and still nothing fits. After the first successful unseal the vault recomputes all shares
+//! from the threshold it was given and upgrades its record to format 2 (best effort: a failed
+//! upgrade is retried at the next unseal).
+//!
+//! The pending set lives in memory, holds at most one share per index (so at most `shares`
+//! entries), and is cleared by `seal` and by a successful unseal.
 
 pub mod shamir;
 
@@ -14,6 +35,7 @@ use std::sync::Arc;
 
 use enclava_store::{Op, Table};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::Vault;
@@ -43,6 +65,10 @@ pub struct UnsealProgress {
     pub sealed: bool,
     pub progress: u8,
     pub threshold: u8,
+    /// True when the share given had already been given in this unseal attempt (it did not
+    /// count again).
+    #[serde(default)]
+    pub duplicate: bool,
 }
 
 /// Seal status for health / status endpoints.
@@ -85,6 +111,16 @@ const INFO_RECORD_MAC: &[u8] = b"enclava/v1/data-key/record-mac";
 const INFO_DERIVATION: &[u8] = b"enclava/v1/data-key/derivation-base";
 const DERIVED_PREFIX: &[u8] = b"enclava/v1/derived/";
 
+/// Seal record format without share commitments (vaults initialized before them, dev vaults).
+const SEAL_FORMAT_PLAIN: u32 = 1;
+/// Seal record format with share commitments.
+const SEAL_FORMAT_COMMITTED: u32 = 2;
+/// Most share combinations tried per submitted share on a format-1 vault (see the module doc).
+const MAX_LEGACY_COMBINATIONS: usize = 256;
+
+/// A format-1 search result: the root key and the shares that opened it.
+type LegacyMatch = (Zeroizing<[u8; 32]>, Vec<shamir::Share>);
+
 #[derive(Serialize, Deserialize)]
 struct SealRecord {
     format: u32,
@@ -94,6 +130,45 @@ struct SealRecord {
     created: i64,
     /// hex of nonce || AES-256-GCM(unseal key, root key) || tag
     wrapped_root: String,
+    /// Format 2: commitments to the issued shares. Absent in format 1 (older servers ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    share_commitments: Option<ShareCommitments>,
+}
+
+/// The commitments of format 2: `values[i - 1]` commits to the share with index `i`.
+#[derive(Serialize, Deserialize)]
+struct ShareCommitments {
+    /// hex of the 32-byte per-vault salt
+    salt: String,
+    /// hex of each 32-byte commitment, in index order
+    values: Vec<String>,
+}
+
+impl ShareCommitments {
+    fn compute(shares: &[shamir::Share]) -> Result<Self> {
+        let salt = random_key32()?;
+        Ok(ShareCommitments {
+            salt: hex::encode(salt.as_ref()),
+            values: shares
+                .iter()
+                .map(|s| hex::encode(shamir::commitment(salt.as_ref(), s)))
+                .collect(),
+        })
+    }
+
+    /// Check `share` against the commitment of its index.
+    fn verify(&self, share: &shamir::Share) -> Result<bool> {
+        let corrupt = || VaultError::internal("the stored share commitments are corrupt");
+        let salt = hex::decode(&self.salt).map_err(|_| corrupt())?;
+        let Some(expected) = usize::from(share.index)
+            .checked_sub(1)
+            .and_then(|i| self.values.get(i))
+        else {
+            return Ok(false);
+        };
+        let expected = hex::decode(expected).map_err(|_| corrupt())?;
+        Ok(shamir::matches_commitment(&salt, share, &expected))
+    }
 }
 
 impl DataKeys {
@@ -109,10 +184,15 @@ impl DataKeys {
 
 impl Vault {
     fn load_seal_record(&self) -> Result<Option<SealRecord>> {
+        Ok(self.load_seal_record_raw()?.map(|(r, _)| r))
+    }
+
+    /// The seal record and its stored bytes (for a compare-and-swap update).
+    fn load_seal_record_raw(&self) -> Result<Option<(SealRecord, Vec<u8>)>> {
         match self.store.get(Table::Meta, SEAL_META_KEY)? {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
+                .map(|r| Some((r, bytes)))
                 .map_err(|_| VaultError::internal("the stored seal configuration is corrupt")),
         }
     }
@@ -130,16 +210,22 @@ impl Vault {
         shares: u8,
         threshold: u8,
         dev: bool,
+        share_commitments: Option<ShareCommitments>,
     ) -> Result<Zeroizing<[u8; 32]>> {
         let root = random_key32()?;
         let wrapped = aead_seal(unseal_key, ROOT_AAD, root.as_ref())?;
         let record = SealRecord {
-            format: 1,
+            format: if share_commitments.is_some() {
+                SEAL_FORMAT_COMMITTED
+            } else {
+                SEAL_FORMAT_PLAIN
+            },
             shares,
             threshold,
             dev,
             created: self.now().timestamp(),
             wrapped_root: hex::encode(wrapped),
+            share_commitments,
         };
         let bytes = serde_json::to_vec(&record)
             .map_err(|_| VaultError::internal("cannot serialize the seal configuration"))?;
@@ -208,24 +294,34 @@ impl Vault {
             &mut rand::rngs::OsRng,
         )
         .map_err(|e| VaultError::bad(e.to_string()))?;
-        let _root = self.store_new_root(&unseal_key, shares, threshold, false)?;
+        let commitments = ShareCommitments::compute(&parts)?;
+        let _root =
+            self.store_new_root(&unseal_key, shares, threshold, false, Some(commitments))?;
         Ok(InitOutput {
             shares: parts.iter().map(|s| s.encode()).collect(),
             threshold,
         })
     }
 
-    /// Give one unseal share. Shares accumulate (duplicates ignored) until the threshold is
-    /// reached; then the unseal key is reconstructed and the root key decrypted. A wrong set of
-    /// shares fails with `UnsealFailed` and resets progress. Unsealing an unsealed vault returns
+    /// Give one unseal share. Shares accumulate until the threshold is reached; then the unseal
+    /// key is reconstructed and the root key decrypted. Unsealing an unsealed vault returns
     /// `sealed: false` without effect.
+    ///
+    /// A share that does not parse, does not fit this vault, or (format 2) does not match the
+    /// commitment of its index fails with `InvalidShare` and changes nothing: the progress made
+    /// so far is kept. The same share given again answers `duplicate: true` without counting
+    /// twice; a different share for an index already given fails with `Conflict` and never
+    /// displaces the first. Format-1 (pre-commitment) vaults: see the module doc.
     pub fn unseal(&self, share: &str) -> Result<UnsealProgress> {
-        let record = self.load_seal_record()?.ok_or(VaultError::NotInitialized)?;
+        let (record, raw) = self
+            .load_seal_record_raw()?
+            .ok_or(VaultError::NotInitialized)?;
         if !self.is_sealed() {
             return Ok(UnsealProgress {
                 sealed: false,
                 progress: 0,
                 threshold: record.threshold,
+                duplicate: false,
             });
         }
         if record.dev {
@@ -249,35 +345,176 @@ impl Vault {
             )));
         }
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if !pending.shares.iter().any(|s| s.index == share.index) {
-            pending.shares.push(share);
+        let given = pending.shares.len();
+        if let Some(c) = &record.share_commitments
+            && !c.verify(&share)?
+        {
+            return Err(VaultError::InvalidShare(format!(
+                "share {} does not match the share issued at init for this vault (forged, altered or from another vault); it was not used, the unseal progress ({given} of {}) is kept",
+                share.index, record.threshold
+            )));
         }
+        if let Some(earlier) = pending.shares.iter().find(|s| s.index == share.index) {
+            if bool::from(earlier.data.as_slice().ct_eq(share.data.as_slice())) {
+                return Ok(UnsealProgress {
+                    sealed: true,
+                    progress: given as u8,
+                    threshold: record.threshold,
+                    duplicate: true,
+                });
+            }
+            return Err(VaultError::Conflict(format!(
+                "a different share with index {} was already given in this unseal attempt; the first one is kept and this one was not used (progress {given} of {})",
+                share.index, record.threshold
+            )));
+        }
+        // One share per index, each index at most `record.shares`: the set is bounded.
+        pending.shares.push(share);
         let progress = pending.shares.len();
-        if progress < record.threshold as usize {
+        if progress < usize::from(record.threshold) {
             return Ok(UnsealProgress {
                 sealed: true,
                 progress: progress as u8,
                 threshold: record.threshold,
+                duplicate: false,
             });
         }
-        let shares = std::mem::take(&mut pending.shares);
-        drop(pending);
-        let unseal_key =
-            shamir::combine(&shares).map_err(|e| VaultError::UnsealFailed(e.to_string()))?;
-        match Self::unwrap_root(&record, &unseal_key)? {
-            Some(root) => {
-                self.install_root(&root)?;
-                Ok(UnsealProgress {
-                    sealed: false,
-                    progress: 0,
-                    threshold: record.threshold,
-                })
+        let root = if record.share_commitments.is_some() {
+            // Every share was verified, so these reconstruct the key unless the record itself is
+            // inconsistent.
+            let unseal_key = shamir::combine(&pending.shares)
+                .map_err(|e| VaultError::UnsealFailed(e.to_string()))?;
+            match Self::unwrap_root(&record, &unseal_key)? {
+                Some(root) => root,
+                None => {
+                    pending.shares.clear();
+                    return Err(VaultError::internal(
+                        "shares matching their init commitments do not open the root key: the stored seal configuration is inconsistent",
+                    ));
+                }
             }
-            None => Err(VaultError::UnsealFailed(format!(
-                "the {} shares given do not reconstruct this vault's unseal key; progress was reset, start again with correct shares",
-                shares.len()
-            ))),
+        } else {
+            match Self::legacy_search(&record, &pending.shares)? {
+                Some((root, good)) => {
+                    // Best effort: a failed upgrade leaves a format-1 record, retried next time.
+                    let _ = self.upgrade_to_commitments(&record, &raw, &good);
+                    root
+                }
+                None if progress >= usize::from(record.shares) => {
+                    pending.shares.clear();
+                    return Err(VaultError::UnsealFailed(format!(
+                        "the {progress} shares given (every index of this vault) do not reconstruct its unseal key in any combination tried; progress was reset, start again with the custodians' shares"
+                    )));
+                }
+                None => {
+                    return Err(VaultError::UnsealFailed(format!(
+                        "the {progress} shares given so far do not reconstruct this vault's unseal key, so at least one of them is wrong; this vault was initialized before share commitments, so the server cannot tell which: all are kept, give another share (progress {progress}, threshold {})",
+                        record.threshold
+                    )));
+                }
+            }
+        };
+        pending.shares.clear();
+        drop(pending);
+        self.install_root(&root)?;
+        Ok(UnsealProgress {
+            sealed: false,
+            progress: 0,
+            threshold: record.threshold,
+            duplicate: false,
+        })
+    }
+
+    /// Format 1: find `threshold` of the pending shares, including the newest (the last), that
+    /// open the root key; at most [`MAX_LEGACY_COMBINATIONS`] tries. Returns the root key and
+    /// the shares that opened it.
+    fn legacy_search(
+        record: &SealRecord,
+        pending: &[shamir::Share],
+    ) -> Result<Option<LegacyMatch>> {
+        let Some((newest, earlier)) = pending.split_last() else {
+            return Ok(None);
+        };
+        let k = usize::from(record.threshold).saturating_sub(1);
+        if earlier.len() < k {
+            return Ok(None);
         }
+        // Lexicographic (k of earlier.len()) combinations.
+        let mut idx: Vec<usize> = (0..k).collect();
+        for _ in 0..MAX_LEGACY_COMBINATIONS {
+            let mut chosen: Vec<shamir::Share> = idx
+                .iter()
+                .filter_map(|&i| earlier.get(i).cloned())
+                .collect();
+            chosen.push(newest.clone());
+            if let Ok(key) = shamir::combine(&chosen)
+                && let Some(root) = Self::unwrap_root(record, &key)?
+            {
+                return Ok(Some((root, chosen)));
+            }
+            // Next combination: the rightmost position that can still move right.
+            let n = earlier.len();
+            let Some(pos) = (0..k)
+                .rev()
+                .find(|&p| idx.get(p).is_some_and(|&v| v < n - k + p))
+            else {
+                return Ok(None);
+            };
+            if let Some(v) = idx.get_mut(pos) {
+                *v += 1;
+            }
+            for p in pos + 1..k {
+                let prev = idx.get(p - 1).copied().unwrap_or(0);
+                if let Some(v) = idx.get_mut(p) {
+                    *v = prev + 1;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Format 1 -> 2: recompute every issued share from `good` (threshold shares that opened the
+    /// root key) and store their commitments, if the record is still the one read.
+    fn upgrade_to_commitments(
+        &self,
+        record: &SealRecord,
+        raw: &[u8],
+        good: &[shamir::Share],
+    ) -> Result<()> {
+        let mut all = Vec::with_capacity(usize::from(record.shares));
+        for x in 1..=record.shares {
+            let data =
+                shamir::interpolate_at(good, x).map_err(|e| VaultError::internal(e.to_string()))?;
+            all.push(shamir::Share {
+                index: x,
+                threshold: record.threshold,
+                data,
+            });
+        }
+        let upgraded = SealRecord {
+            format: SEAL_FORMAT_COMMITTED,
+            shares: record.shares,
+            threshold: record.threshold,
+            dev: record.dev,
+            created: record.created,
+            wrapped_root: record.wrapped_root.clone(),
+            share_commitments: Some(ShareCommitments::compute(&all)?),
+        };
+        let bytes = serde_json::to_vec(&upgraded)
+            .map_err(|_| VaultError::internal("cannot serialize the seal configuration"))?;
+        self.store.transact(vec![
+            Op::Expect {
+                table: Table::Meta,
+                key: SEAL_META_KEY.into(),
+                value: Some(raw.to_vec()),
+            },
+            Op::Put {
+                table: Table::Meta,
+                key: SEAL_META_KEY.into(),
+                value: bytes,
+            },
+        ])?;
+        Ok(())
     }
 
     /// Seal: forget the root key, derived keys, pending shares and the key cache.
@@ -333,7 +570,7 @@ impl Vault {
         let unseal_key = random_key32()?;
         let text = Zeroizing::new(format!("{}\n", hex::encode(unseal_key.as_ref())));
         write_private_file(unseal_key_path, text.as_bytes())?;
-        let root = self.store_new_root(&unseal_key, 1, 1, true)?;
+        let root = self.store_new_root(&unseal_key, 1, 1, true, None)?;
         self.install_root(&root)
     }
 

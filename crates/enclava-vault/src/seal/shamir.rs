@@ -10,7 +10,9 @@
 //! Encoding: `ensh1-III-TTT-<hex data>-<checksum>` where `ensh1` names the format version, `III`
 //! the share index and `TTT` the threshold (decimal), and the checksum is the first 4 bytes
 //! (8 hex) of SHA-256 over the format tag, index, threshold and data: a mistyped share is
-//! rejected before it is used.
+//! rejected before it is used. The checksum is unkeyed, so it only catches typos: anyone can
+//! compute it for a forged share. Authenticity comes from the per-share [`commitment`] that
+//! the vault stores at init (see the parent module) and checks before a share is used.
 
 use rand::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
@@ -149,6 +151,13 @@ pub fn split<R: RngCore + CryptoRng>(
 /// Lagrange interpolation at 0 of the given shares, without checking the threshold. With fewer
 /// shares than the threshold the result is unrelated to the secret.
 pub fn interpolate(shares: &[Share]) -> Result<Zeroizing<Vec<u8>>, ShamirError> {
+    interpolate_at(shares, 0)
+}
+
+/// Lagrange interpolation of the given shares at `x`: the y bytes the share with index `x` of
+/// the same sharing holds (`x = 0` is the secret). Used to recompute every share of a sharing
+/// from `threshold` good ones (to commit to all of them). Same checks as [`interpolate`].
+pub fn interpolate_at(shares: &[Share], x: u8) -> Result<Zeroizing<Vec<u8>>, ShamirError> {
     let first = shares.first().ok_or(ShamirError::NoShares)?;
     let len = first.data.len();
     for (i, s) in shares.iter().enumerate() {
@@ -166,14 +175,14 @@ pub fn interpolate(shares: &[Share]) -> Result<Zeroizing<Vec<u8>>, ShamirError> 
             return Err(ShamirError::DuplicateIndex { index: s.index });
         }
     }
-    // Lagrange basis at 0: l_i = prod_{j != i} x_j / (x_j - x_i); subtraction is XOR.
+    // Lagrange basis at x: l_i = prod_{j != i} (x - x_j) / (x_i - x_j); subtraction is XOR.
     let mut basis = Vec::with_capacity(shares.len());
     for (i, si) in shares.iter().enumerate() {
         let mut num = 1u8;
         let mut den = 1u8;
         for (j, sj) in shares.iter().enumerate() {
             if i != j {
-                num = gf_mul(num, sj.index);
+                num = gf_mul(num, sj.index ^ x);
                 den = gf_mul(den, sj.index ^ si.index);
             }
         }
@@ -198,6 +207,32 @@ pub fn combine(shares: &[Share]) -> Result<Zeroizing<Vec<u8>>, ShamirError> {
         });
     }
     interpolate(shares)
+}
+
+// --- commitments ----------------------------------------------------------------------------
+
+/// Domain separation of share commitments (format version 1 of the commitment).
+const COMMITMENT_DOMAIN: &[u8] = b"enclava/v1/unseal-share-commitment";
+
+/// A binding commitment to one share: SHA-256 over a domain tag, a per-vault random `salt`, the
+/// index, the threshold, the data length and the data. Stored at init, it lets the vault check a
+/// submitted share while sealed (no key is needed) before the share joins the pending set. It
+/// reveals nothing usable about the share: the data is 32 uniformly random bytes (preimage
+/// resistance), and the salt keeps commitments of different vaults unlinkable.
+pub fn commitment(salt: &[u8], share: &Share) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(COMMITMENT_DOMAIN);
+    h.update((salt.len() as u64).to_be_bytes());
+    h.update(salt);
+    h.update([share.index, share.threshold]);
+    h.update((share.data.len() as u64).to_be_bytes());
+    h.update(&*share.data);
+    h.finalize().into()
+}
+
+/// Constant-time check of `share` against a stored [`commitment`].
+pub fn matches_commitment(salt: &[u8], share: &Share, expected: &[u8]) -> bool {
+    bool::from(commitment(salt, share).as_slice().ct_eq(expected))
 }
 
 // --- encoding -------------------------------------------------------------------------------
@@ -314,6 +349,32 @@ mod tests {
             Err(ShamirError::Malformed(_))
         ));
         assert!(matches!(Share::decode(""), Err(ShamirError::Malformed(_))));
+    }
+
+    #[test]
+    fn interpolation_recomputes_every_share_and_commitments_bind() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let shares = split(&[7u8; 32], 5, 3, &mut rng).unwrap();
+        let chosen = vec![shares[4].clone(), shares[0].clone(), shares[2].clone()];
+        for s in &shares {
+            let y = interpolate_at(&chosen, s.index).unwrap();
+            assert_eq!(y.as_slice(), s.data.as_slice(), "share {}", s.index);
+        }
+        assert_eq!(interpolate_at(&chosen, 0).unwrap().as_slice(), &[7u8; 32]);
+
+        let salt = [1u8; 32];
+        let c = commitment(&salt, &shares[1]);
+        assert!(matches_commitment(&salt, &shares[1], &c));
+        // Another share, another salt, a changed byte, a changed index: no match.
+        assert!(!matches_commitment(&salt, &shares[2], &c));
+        assert!(!matches_commitment(&[2u8; 32], &shares[1], &c));
+        let mut altered = shares[1].clone();
+        altered.data[0] ^= 1;
+        assert!(!matches_commitment(&salt, &altered, &c));
+        let mut moved = shares[1].clone();
+        moved.index = 3;
+        assert!(!matches_commitment(&salt, &moved, &c));
+        assert!(!matches_commitment(&salt, &shares[1], &c[..31]));
     }
 
     #[test]

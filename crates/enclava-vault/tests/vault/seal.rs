@@ -33,12 +33,14 @@ fn init_unseal_progress_and_seal() {
         UnsealProgress {
             sealed: true,
             progress: 1,
-            threshold: 3
+            threshold: 3,
+            duplicate: false,
         }
     );
-    // The same share again does not count twice.
+    // The same share again does not count twice, and says so.
     let p = v.unseal(&out.shares[4]).unwrap();
     assert_eq!(p.progress, 1);
+    assert!(p.duplicate);
     let p = v.unseal(&out.shares[1]).unwrap();
     assert_eq!(p.progress, 2);
     assert_eq!(v.seal_status().unwrap().progress, 2);
@@ -48,7 +50,8 @@ fn init_unseal_progress_and_seal() {
         UnsealProgress {
             sealed: false,
             progress: 0,
-            threshold: 3
+            threshold: 3,
+            duplicate: false,
         }
     );
     assert!(!v.is_sealed());
@@ -82,19 +85,23 @@ fn init_unseal_progress_and_seal() {
 }
 
 #[test]
-fn wrong_shares_fail_clearly_and_reset() {
+fn wrong_shares_fail_clearly_and_keep_progress() {
     let (v, _) = fresh();
     let out = v.init(3, 2).unwrap();
     let (other, _) = fresh();
     let foreign = other.init(3, 2).unwrap();
 
     v.unseal(&out.shares[0]).unwrap();
-    // A share from another vault with the same parameters parses fine but reconstructs garbage.
+    // A share from another vault with the same parameters parses fine, but does not match the
+    // commitment stored at init: refused before use, the good share stays.
     let e = v.unseal(&foreign.shares[1]).unwrap_err();
-    assert!(matches!(e, VaultError::UnsealFailed(_)), "{e:?}");
+    assert!(
+        matches!(e, VaultError::InvalidShare(ref m) if m.contains("share 2 does not match the share issued at init")),
+        "{e:?}"
+    );
     assert_eq!(e.http_status(), 400);
     assert!(v.is_sealed());
-    assert_eq!(v.seal_status().unwrap().progress, 0, "progress was reset");
+    assert_eq!(v.seal_status().unwrap().progress, 1, "progress was kept");
 
     // A mistyped share is rejected before use, and does not count.
     let mut typo: Vec<char> = out.shares[1].chars().collect();
@@ -110,7 +117,7 @@ fn wrong_shares_fail_clearly_and_reset() {
         !e.to_string().contains(&out.shares[1][14..40]),
         "error must not echo share data"
     );
-    assert_eq!(v.seal_status().unwrap().progress, 0);
+    assert_eq!(v.seal_status().unwrap().progress, 1);
 
     // A share with a different threshold is refused.
     let (third, _) = fresh();
@@ -120,8 +127,7 @@ fn wrong_shares_fail_clearly_and_reset() {
         VaultError::InvalidShare(_)
     ));
 
-    // The right shares still work.
-    v.unseal(&out.shares[1]).unwrap();
+    // The right share completes the unseal started before the bad ones.
     assert!(!v.unseal(&out.shares[2]).unwrap().sealed);
 }
 
@@ -331,4 +337,147 @@ fn derived_keys_are_bound_to_purpose_and_root_and_need_the_unsealed_vault() {
         env.vault.derived_key("challenge-mac"),
         Err(VaultError::Sealed)
     ));
+}
+
+/// A share in the right format with random data (valid checksum) claiming `index`: what an
+/// anonymous attacker can always produce.
+fn forged_share(index: u8, threshold: u8) -> String {
+    use rand::RngCore;
+    let mut data = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut data);
+    enclava_vault::seal::shamir::Share {
+        index,
+        threshold,
+        data: zeroize::Zeroizing::new(data.to_vec()),
+    }
+    .encode()
+    .to_string()
+}
+
+#[test]
+fn forged_shares_neither_reset_progress_nor_squat_an_index() {
+    let (v, _) = fresh();
+    let out = v.init(5, 3).unwrap();
+    assert_eq!(v.unseal(&out.shares[0]).unwrap().progress, 1);
+    // Forged share with a real, not yet given index: refused, progress kept.
+    let e = v.unseal(&forged_share(2, 3)).unwrap_err();
+    assert!(
+        matches!(e, VaultError::InvalidShare(ref m) if m.contains("share 2 does not match") && m.contains("(1 of 3) is kept")),
+        "{e:?}"
+    );
+    assert_eq!(v.seal_status().unwrap().progress, 1);
+    // Forged share with the index already given: refused, the real one not displaced.
+    let e = v.unseal(&forged_share(1, 3)).unwrap_err();
+    assert!(matches!(e, VaultError::InvalidShare(_)), "{e:?}");
+    assert_eq!(v.seal_status().unwrap().progress, 1);
+    // The same real share twice: reported as a duplicate.
+    let p = v.unseal(&out.shares[0]).unwrap();
+    assert!(p.duplicate && p.sealed && p.progress == 1, "{p:?}");
+    // The real share 2 is still accepted (no squatting), and the third real share unseals.
+    assert_eq!(v.unseal(&out.shares[1]).unwrap().progress, 2);
+    for i in 0..20u8 {
+        assert!(v.unseal(&forged_share(3 + i % 3, 3)).is_err());
+    }
+    assert_eq!(v.seal_status().unwrap().progress, 2);
+    assert!(!v.unseal(&out.shares[4]).unwrap().sealed);
+}
+
+/// Rewrite the seal record as a vault initialized before share commitments (format 1).
+fn make_legacy(store: &Arc<dyn Store>) {
+    let raw = store
+        .get(enclava_store::Table::Meta, "seal")
+        .unwrap()
+        .unwrap();
+    let mut rec: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(rec["format"], 2);
+    assert_eq!(
+        rec["share_commitments"]["values"].as_array().unwrap().len(),
+        rec["shares"].as_u64().unwrap() as usize
+    );
+    let obj = rec.as_object_mut().unwrap();
+    obj.remove("share_commitments");
+    obj.insert("format".into(), 1.into());
+    store
+        .transact(vec![enclava_store::Op::Put {
+            table: enclava_store::Table::Meta,
+            key: "seal".into(),
+            value: serde_json::to_vec(&rec).unwrap(),
+        }])
+        .unwrap();
+}
+
+fn seal_format(store: &Arc<dyn Store>) -> u64 {
+    let raw = store
+        .get(enclava_store::Table::Meta, "seal")
+        .unwrap()
+        .unwrap();
+    let rec: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    rec["format"].as_u64().unwrap()
+}
+
+#[test]
+fn legacy_vault_unseals_keeps_good_progress_and_upgrades_to_commitments() {
+    let clock = TestClock::new();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+    let v = Vault::new(store.clone(), BASE.into(), clock.clock());
+    let out = v.init(3, 2).unwrap();
+    make_legacy(&store);
+    assert_eq!(seal_format(&store), 1);
+
+    // Without commitments a forged share is only noticed at the threshold, and good progress
+    // is not discarded: the server tries the other combinations and asks for more.
+    assert_eq!(v.unseal(&forged_share(1, 2)).unwrap().progress, 1);
+    // The real share 1 conflicts with the forged one: reported, not silently ignored.
+    let e = v.unseal(&out.shares[0]).unwrap_err();
+    assert!(
+        matches!(e, VaultError::Conflict(ref m) if m.contains("index 1")),
+        "{e:?}"
+    );
+    assert_eq!(e.http_status(), 409);
+    let e = v.unseal(&out.shares[1]).unwrap_err();
+    assert!(
+        matches!(e, VaultError::UnsealFailed(ref m) if m.contains("all are kept")),
+        "{e:?}"
+    );
+    assert_eq!(v.seal_status().unwrap().progress, 2);
+    // Share 3 combines with the kept share 2.
+    assert!(!v.unseal(&out.shares[2]).unwrap().sealed);
+    // The first unseal upgraded the record: now forged shares are refused up front.
+    assert_eq!(seal_format(&store), 2);
+    v.seal();
+    v.unseal(&out.shares[1]).unwrap();
+    let e = v.unseal(&forged_share(1, 2)).unwrap_err();
+    assert!(matches!(e, VaultError::InvalidShare(_)), "{e:?}");
+    assert_eq!(v.seal_status().unwrap().progress, 1);
+    // Every issued share (also those not used at the upgrade) matches its recomputed commitment.
+    assert!(!v.unseal(&out.shares[0]).unwrap().sealed);
+    v.seal();
+    v.unseal(&out.shares[2]).unwrap();
+    assert!(!v.unseal(&out.shares[0]).unwrap().sealed);
+}
+
+#[test]
+fn legacy_vault_with_honest_shares_unseals_and_resets_only_when_every_index_fails() {
+    let clock = TestClock::new();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+    let v = Vault::new(store.clone(), BASE.into(), clock.clock());
+    let out = v.init(2, 2).unwrap();
+    make_legacy(&store);
+    v.unseal(&out.shares[0]).unwrap();
+    assert!(!v.unseal(&out.shares[1]).unwrap().sealed);
+
+    // Every index given and nothing fits: start over (nothing else could be added).
+    let store2: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+    let v3 = Vault::new(store2.clone(), BASE.into(), clock.clock());
+    let out3 = v3.init(2, 2).unwrap();
+    make_legacy(&store2);
+    v3.unseal(&forged_share(1, 2)).unwrap();
+    let e = v3.unseal(&out3.shares[1]).unwrap_err();
+    assert!(
+        matches!(e, VaultError::UnsealFailed(ref m) if m.contains("progress was reset")),
+        "{e:?}"
+    );
+    assert_eq!(v3.seal_status().unwrap().progress, 0);
+    v3.unseal(&out3.shares[0]).unwrap();
+    assert!(!v3.unseal(&out3.shares[1]).unwrap().sealed);
 }

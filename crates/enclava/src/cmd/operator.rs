@@ -1,6 +1,7 @@
 //! `enclava operator ...`: initialize, unseal, seal and inspect a vault over HTTP.
 
 use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 use serde_json::{Value, json};
@@ -29,6 +30,14 @@ pub enum OperatorCommand {
         /// Number of shares needed to unseal.
         #[arg(long, default_value_t = 3)]
         threshold: u8,
+        /// File holding the one-time init token the server wrote to DATA_DIR/init.token at start
+        /// (copy it here when the server runs elsewhere) [default: DATA_DIR/init.token].
+        #[arg(long, env = "ENCLAVA_INIT_TOKEN_FILE", value_name = "FILE")]
+        init_token_file: Option<PathBuf>,
+        /// The server's data directory, where init.token is looked for without --init-token-file
+        /// [default: ./enclava-data, the server's default].
+        #[arg(long, env = "ENCLAVA_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Submit one unseal share (prompted for, without echo, when not given).
     Unseal {
@@ -60,12 +69,71 @@ pub fn check_init(shares: u8, threshold: u8) -> CliResult<()> {
     Ok(())
 }
 
-fn run_inner(args: OperatorArgs) -> CliResult<()> {
-    if let OperatorCommand::Init { shares, threshold } = &args.command {
-        check_init(*shares, *threshold)?;
+/// The init token: `--init-token-file`, else `DATA_DIR/init.token`. `None` when the default file
+/// does not exist (the request then goes without it and the server explains: 409 when already
+/// initialized, else 401); an explicit file that cannot be read is a usage error.
+fn read_init_token(
+    file: Option<&Path>,
+    data_dir: Option<&Path>,
+) -> CliResult<Option<Zeroizing<String>>> {
+    let path = match (file, data_dir) {
+        (Some(f), _) => f.to_path_buf(),
+        (None, Some(d)) => d.join("init.token"),
+        (None, None) => Path::new("enclava-data").join("init.token"),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => Zeroizing::new(t),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && file.is_none() => {
+            eprintln!(
+                "warning: no init token at {} (the server writes DATA_DIR/init.token at start while the vault is not initialized; pass --init-token-file FILE or --data-dir DIR); sending init without it",
+                path.display()
+            );
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(usage(format!(
+                "cannot read the init token file {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let token = Zeroizing::new(text.trim().to_string());
+    if token.is_empty() || token.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(usage(format!(
+            "the init token file {} is empty or holds more than one token",
+            path.display()
+        )));
     }
+    Ok(Some(token))
+}
+
+fn run_inner(args: OperatorArgs) -> CliResult<()> {
+    let init_token = if let OperatorCommand::Init {
+        shares,
+        threshold,
+        init_token_file,
+        data_dir,
+    } = &args.command
+    {
+        check_init(*shares, *threshold)?;
+        Some(read_init_token(
+            init_token_file.as_deref(),
+            data_dir.as_deref(),
+        )?)
+    } else {
+        None
+    };
     // Connection settings are checked before prompting, so a typo does not cost a typed share.
-    let c = Client::new(&args.client)?;
+    let c = match &init_token {
+        // Init authenticates with the init token, never with an access token.
+        Some(t) => {
+            let mut opts = args.client.clone();
+            opts.token = t.as_ref().map(|t| t.to_string());
+            opts.token_file = None;
+            Client::new(&opts)?
+        }
+        None => Client::new(&args.client)?,
+    };
     let share = match &args.command {
         OperatorCommand::Unseal { share: Some(s) } => Some(Zeroizing::new(s.trim().to_string())),
         OperatorCommand::Unseal { share: None } => Some(prompt_share()?),
@@ -77,7 +145,9 @@ fn run_inner(args: OperatorArgs) -> CliResult<()> {
         return Err(usage("the unseal share is empty"));
     }
     match args.command {
-        OperatorCommand::Init { shares, threshold } => {
+        OperatorCommand::Init {
+            shares, threshold, ..
+        } => {
             let v = c.call(
                 "POST",
                 "/operator/init",
@@ -123,6 +193,12 @@ fn run_inner(args: OperatorArgs) -> CliResult<()> {
                 print_json(&v);
             } else if v.get("sealed").and_then(Value::as_bool) == Some(false) {
                 println!("vault unsealed");
+            } else if v.get("duplicate").and_then(Value::as_bool) == Some(true) {
+                println!(
+                    "this share was already given (it did not count again); progress {}/{} (vault still sealed)",
+                    show(&v, &["progress"]),
+                    show(&v, &["threshold"])
+                );
             } else {
                 println!(
                     "share accepted; progress {}/{} (vault still sealed)",

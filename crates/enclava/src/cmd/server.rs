@@ -21,10 +21,10 @@ pub enum LogFormatArg {
 
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
-    /// TOML configuration file (keys: addr, data_dir, dev, insecure_http, tls_cert, tls_key,
+    /// TOML configuration file (keys: addr, data_dir, insecure_http, tls_cert, tls_key,
     /// hostnames, public_url, resource, log_format, maintenance_interval_secs, max_body_bytes,
-    /// header_read_timeout_secs, tls_handshake_timeout_secs, max_connections, [rate_limits],
-    /// [attestation], [[trusted_issuers]]).
+    /// header_read_timeout_secs, tls_handshake_timeout_secs, max_connections,
+    /// bootstrap_token_lifetime_secs, [rate_limits], [attestation], [[trusted_issuers]]).
     #[arg(long, env = "ENCLAVA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Listen address [env: ENCLAVA_ADDR] [default: 127.0.0.1:8443]; port 0 picks a free port.
@@ -35,7 +35,8 @@ pub struct ServerArgs {
     pub data_dir: Option<PathBuf>,
     /// Development mode: initialize and unseal automatically with a key file in the data
     /// directory and write a bootstrap Administrator token to DATA_DIR/admin.token. Never in
-    /// production [env: ENCLAVA_DEV].
+    /// production. Only this flag enables it: ENCLAVA_DEV=true or `dev = true` in the
+    /// configuration file without --dev make the server refuse to start.
     #[arg(long)]
     pub dev: bool,
     /// Serve plain HTTP instead of HTTPS; only allowed on a loopback address
@@ -83,6 +84,11 @@ pub struct ServerArgs {
     /// [env: ENCLAVA_MAX_CONNECTIONS] [default: the open-file limit minus 128, at most 4096].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Lifetime of the bootstrap Administrator token written to DATA_DIR/admin.token at the first
+    /// unseal, 60 to 2592000 seconds [env: ENCLAVA_BOOTSTRAP_TOKEN_LIFETIME_SECS] [default: 86400;
+    /// 2592000 with --dev, which rewrites it at every start].
+    #[arg(long, value_name = "SECONDS")]
+    pub bootstrap_token_lifetime_secs: Option<u64>,
 }
 
 impl ServerArgs {
@@ -107,6 +113,7 @@ impl ServerArgs {
             tls_handshake_timeout_secs: self.tls_handshake_timeout_secs,
             max_connections: self.max_connections,
             rate_limits: None,
+            bootstrap_token_lifetime_secs: self.bootstrap_token_lifetime_secs,
             attestation: None,
             trusted_issuers: None,
         }
@@ -124,6 +131,13 @@ fn resolve(args: &ServerArgs) -> Result<ServerConfig, String> {
         None => PartialConfig::default(),
     };
     let env = PartialConfig::from_env(std::env::vars()).map_err(|e| e.to_string())?;
+    if !args.dev {
+        // Development mode (a vault that unseals itself from a file) only from an explicit flag.
+        env.reject_dev("the environment (ENCLAVA_DEV)")
+            .map_err(|e| e.to_string())?;
+        file.reject_dev("the configuration file (dev = true)")
+            .map_err(|e| e.to_string())?;
+    }
     file.overlay(env)
         .overlay(args.flags_layer())
         .resolve()
