@@ -51,6 +51,7 @@ const ALL: &[&str] = &[
     "principals/manage",
     "operator/seal",
     "policies/manage",
+    "service-keys/rotate",
 ];
 
 /// Actions not about one named object: need vault scope.
@@ -67,6 +68,7 @@ const VAULT_LEVEL: &[&str] = &[
     "principals/manage",
     "operator/seal",
     "policies/manage",
+    "service-keys/rotate",
 ];
 
 const CRYPTO_OPS: &[&str] = &[
