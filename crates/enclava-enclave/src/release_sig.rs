@@ -159,12 +159,15 @@ mod tests {
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
-        let mut leaf_params = rcgen::CertificateParams::new(vec!["vault.test".to_string()]).unwrap();
+        let mut leaf_params =
+            rcgen::CertificateParams::new(vec!["vault.test".to_string()]).unwrap();
         match eku {
-            Some(oid) => leaf_params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
-                &[2, 5, 29, 37],
-                enclava_token::eku::eku_extension_value(oid).unwrap(),
-            )],
+            Some(oid) => {
+                leaf_params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+                    &[2, 5, 29, 37],
+                    enclava_token::eku::eku_extension_value(oid).unwrap(),
+                )]
+            }
             None => {
                 leaf_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth]
             }

@@ -682,11 +682,8 @@ impl Attestation {
     /// signer that does not load leaves the service down (503 `signer_unavailable`, an operator
     /// rotation recovers) without failing the unseal.
     pub fn on_unsealed(&self, st: &AppState) -> Result<(), String> {
-        let loaded = crate::service_keys::load_or_create(
-            &st.vault,
-            st.store.as_ref(),
-            self.config.ring(),
-        );
+        let loaded =
+            crate::service_keys::load_or_create(&st.vault, st.store.as_ref(), self.config.ring());
         match loaded.and_then(|l| self.start(st, &l)) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -717,8 +714,8 @@ impl Attestation {
             })?;
         let mut previous = signers.previous;
         previous.truncate(sc.previous_keys_kept);
-        let mut svc =
-            AttestationService::new(st.store.clone(), signers.current, sc).with_previous_signers(previous);
+        let mut svc = AttestationService::new(st.store.clone(), signers.current, sc)
+            .with_previous_signers(previous);
         if let Some(c) = &self.collateral {
             svc = svc.with_collateral_source(c.clone());
         }
@@ -1288,7 +1285,10 @@ pub fn execute(
             ctx.action = Some(Action::ServiceKeyRotate.name());
             crate::app::authorize(st, &p, Action::ServiceKeyRotate, &Resource::Vault)?;
             let kid = a.rotate(st, kind)?;
-            set_detail(ctx, format!("{} service key now version {kid}", kind.name()));
+            set_detail(
+                ctx,
+                format!("{} service key now version {kid}", kind.name()),
+            );
             match kind {
                 ServiceKeyKind::Attestation => {
                     let svc = a.service(st)?;

@@ -112,7 +112,9 @@ impl Lifecycle {
         let ca = match service_keys::load_ca(&st.vault, st.store.as_ref(), &ca_der) {
             Ok(Some(ca)) => Arc::new(ca),
             Ok(None) => {
-                tracing::error!("no sealed key for the local CA (ca.pem); release answers are unavailable");
+                tracing::error!(
+                    "no sealed key for the local CA (ca.pem); release answers are unavailable"
+                );
                 return Ok(());
             }
             Err(e) => {

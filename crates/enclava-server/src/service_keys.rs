@@ -199,8 +199,12 @@ fn decode(vault: &Vault, ring: Ring, row: &[u8]) -> Result<Loaded, ServiceKeyErr
     let plain = vault
         .open_aux(ring.purpose(), row)
         .map_err(|e| err(key, e))?;
-    let stored: StoredRing = serde_json::from_slice(&plain)
-        .map_err(|_| err(key, "expected a sealed JSON key ring, found undecodable content"))?;
+    let stored: StoredRing = serde_json::from_slice(&plain).map_err(|_| {
+        err(
+            key,
+            "expected a sealed JSON key ring, found undecodable content",
+        )
+    })?;
     let mut versions = Vec::with_capacity(stored.versions.len());
     for v in &stored.versions {
         let pkcs8 = Zeroizing::new(
@@ -500,14 +504,21 @@ pub fn load_ca(
     store: &dyn Store,
     ca_der: &[u8],
 ) -> Result<Option<LocalCa>, ServiceKeyError> {
-    let Some(row) = store.get(Table::Meta, CA_META).map_err(|e| err(CA_META, e))? else {
+    let Some(row) = store
+        .get(Table::Meta, CA_META)
+        .map_err(|e| err(CA_META, e))?
+    else {
         return Ok(None);
     };
     let plain = vault
         .open_aux(CA_PURPOSE, &row)
         .map_err(|e| err(CA_META, e))?;
-    let stored: StoredCa = serde_json::from_slice(&plain)
-        .map_err(|_| err(CA_META, "expected a sealed JSON CA key, found undecodable content"))?;
+    let stored: StoredCa = serde_json::from_slice(&plain).map_err(|_| {
+        err(
+            CA_META,
+            "expected a sealed JSON CA key, found undecodable content",
+        )
+    })?;
     let want = hex::encode(Sha256::digest(ca_der));
     if stored.ca_sha256 != want {
         return Err(err(
@@ -670,7 +681,8 @@ pub fn release_x5c(
             Ok(vec![STANDARD.encode(leaf), STANDARD.encode(&ca.der)])
         }
         None => {
-            p.custom_extensions.push(purpose_extension(RELEASE_SIGNING_EKU)?);
+            p.custom_extensions
+                .push(purpose_extension(RELEASE_SIGNING_EKU)?);
             let leaf = p
                 .self_signed(&pair)
                 .map_err(|e| err(key, format!("issuing the release certificate failed: {e}")))?;

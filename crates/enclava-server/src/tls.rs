@@ -489,12 +489,19 @@ mod tests {
         let a = ensure_tls(dir.path(), &["localhost".to_string()], None, false).unwrap();
         let pkcs8 = a.ca_key_unsealed.unwrap();
         let key = KeyPair::try_from(pkcs8.as_slice()).unwrap();
-        write_private(&dir.path().join(CA_KEY_FILE), key.serialize_pem().as_bytes()).unwrap();
+        write_private(
+            &dir.path().join(CA_KEY_FILE),
+            key.serialize_pem().as_bytes(),
+        )
+        .unwrap();
         let before = fs::read(dir.path().join(CERT_FILE)).unwrap();
         let b = ensure_tls(dir.path(), &["vault.example".to_string()], None, true).unwrap();
         assert!(!b.created_ca && !b.reissue_pending);
         assert_eq!(b.ca_fingerprint, a.ca_fingerprint);
-        assert_eq!(b.ca_key_unsealed.as_deref().map(|v| v.as_slice()), Some(pkcs8.as_slice()));
+        assert_eq!(
+            b.ca_key_unsealed.as_deref().map(|v| v.as_slice()),
+            Some(pkcs8.as_slice())
+        );
         assert_ne!(fs::read(dir.path().join(CERT_FILE)).unwrap(), before);
     }
 

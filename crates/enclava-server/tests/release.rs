@@ -181,9 +181,12 @@ fn check_jws(t: &TestServer, jws: &str) -> (Value, Value) {
         .iter()
         .map(|n| match n {
             x509_cert::ext::pkix::name::GeneralName::DnsName(d) => d.to_string(),
-            x509_cert::ext::pkix::name::GeneralName::IpAddress(ip) => {
-                ip.as_bytes().iter().map(u8::to_string).collect::<Vec<_>>().join(".")
-            }
+            x509_cert::ext::pkix::name::GeneralName::IpAddress(ip) => ip
+                .as_bytes()
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join("."),
             _ => String::new(),
         })
         .collect();

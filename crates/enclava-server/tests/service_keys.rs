@@ -60,8 +60,12 @@ fn attest_ok(t: &TestServer) -> String {
 }
 
 fn header_of(jws: &str) -> Value {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jws.split('.').next().unwrap()).unwrap())
-        .unwrap()
+    serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(jws.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn kids(t: &TestServer) -> Vec<String> {
@@ -186,7 +190,10 @@ fn a_data_plane_key_named_like_the_old_signer_has_no_power() {
     let r = t.get(&format!("/keys?{V}"), Some(&admin));
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["value"], json!([]), "{}", r.text);
-    let r = t.get(&format!("/keys/enclava-attestation-es256?{V}"), Some(&admin));
+    let r = t.get(
+        &format!("/keys/enclava-attestation-es256?{V}"),
+        Some(&admin),
+    );
     assert_eq!(r.status, 404, "{}", r.text);
 
     let service_kids = kids(&t);
@@ -202,8 +209,8 @@ fn a_data_plane_key_named_like_the_old_signer_has_no_power() {
     let user = t.token_for(&user_id, &user_secret);
 
     // The officer imports a P-256 key it knows under the old signer name.
-    let known = EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING)
-        .unwrap();
+    let known =
+        EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
     let point = known.public_key().as_ref().to_vec();
     let d = known.private_key().as_be_bytes().unwrap();
     let r = t.put(
@@ -230,7 +237,11 @@ fn a_data_plane_key_named_like_the_old_signer_has_no_power() {
     });
     let input = format!(
         "{}.{}",
-        b64u(json!({"alg": "ES256", "typ": "JWT", "kid": version}).to_string().as_bytes()),
+        b64u(
+            json!({"alg": "ES256", "typ": "JWT", "kid": version})
+                .to_string()
+                .as_bytes()
+        ),
         b64u(claims.to_string().as_bytes())
     );
     let r = t.post(
@@ -289,7 +300,11 @@ fn a_data_plane_key_named_like_the_old_signer_has_no_power() {
         "PATCH",
         &format!("/keys/enclava-attestation-es256/{version}?{V}"),
         Some(&officer),
-        Some(json!({"attributes": {"enabled": false}}).to_string().as_bytes()),
+        Some(
+            json!({"attributes": {"enabled": false}})
+                .to_string()
+                .as_bytes(),
+        ),
         &[],
     );
     assert_eq!(r.status, 200, "{}", r.text);
@@ -361,7 +376,11 @@ fn rotation_is_an_administrator_action_and_audited() {
 
     // The release signer rotates too: the next release answer carries the new certificate.
     let release = releasable_key(&t, &admin);
-    let r = t.post(&release, Some(&admin), &json!({"target": release_token(&att)}));
+    let r = t.post(
+        &release,
+        Some(&admin),
+        &json!({"target": release_token(&att)}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     let leaf_before = x5c_ders(&header_of(r.body["value"].as_str().unwrap())["x5c"])[0].clone();
     let r = t.post(
@@ -372,7 +391,11 @@ fn rotation_is_an_administrator_action_and_audited() {
     assert_eq!(r.status, 200, "{}", r.text);
     let rotated_leaf = x5c_ders(&r.body["x5c"])[0].clone();
     assert_ne!(rotated_leaf, leaf_before);
-    let r = t.post(&release, Some(&admin), &json!({"target": release_token(&att)}));
+    let r = t.post(
+        &release,
+        Some(&admin),
+        &json!({"target": release_token(&att)}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     let x5c = x5c_ders(&header_of(r.body["value"].as_str().unwrap())["x5c"]);
     assert_eq!(x5c[0], rotated_leaf);
@@ -457,12 +480,19 @@ fn nothing_to_forge_with_is_on_disk_and_the_release_cert_has_its_own_purpose() {
 
     // A release answer: signed by the release key, certificate from ca.pem, release purpose only.
     let release = releasable_key(&t, &admin);
-    let r = t.post(&release, Some(&admin), &json!({"target": release_token(&att)}));
+    let r = t.post(
+        &release,
+        Some(&admin),
+        &json!({"target": release_token(&att)}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     let jws = r.body["value"].as_str().unwrap().to_string();
     let x5c = x5c_ders(&header_of(&jws)["x5c"]);
     assert_eq!(x5c[1], ca_der(&t));
-    assert!(issued_by(&x5c[0], &x5c[1]), "the release leaf chains to ca.pem");
+    assert!(
+        issued_by(&x5c[0], &x5c[1]),
+        "the release leaf chains to ca.pem"
+    );
     assert!(cert_has_eku(&x5c[0], RELEASE_SIGNING_EKU));
     assert!(!cert_has_eku(&x5c[0], SERVER_AUTH));
     // The TLS certificate has TLS's purpose only: it is no release signer.
@@ -528,7 +558,10 @@ fn the_ca_survives_a_restart_sealed_and_a_legacy_ca_key_file_is_migrated() {
     assert_eq!(r.status, 200, "{}", r.text);
     let jwk = &t.get("/certs", None).body["keys"][0];
     let x5c = x5c_ders(&jwk["x5c"]);
-    assert!(issued_by(&x5c[0], &ca_der_of(&data)), "the sealed CA opened");
+    assert!(
+        issued_by(&x5c[0], &ca_der_of(&data)),
+        "the sealed CA opened"
+    );
     t.server.shutdown(std::time::Duration::from_secs(1));
     drop(t);
 
@@ -566,7 +599,10 @@ fn the_ca_survives_a_restart_sealed_and_a_legacy_ca_key_file_is_migrated() {
     assert!(!t.server.created_ca);
     assert!(fresh_data.join("ca-key.pem").exists(), "kept until sealed");
     init_and_unseal(&t);
-    assert!(!fresh_data.join("ca-key.pem").exists(), "migrated and deleted");
+    assert!(
+        !fresh_data.join("ca-key.pem").exists(),
+        "migrated and deleted"
+    );
     assert_eq!(private_keys_on_disk(&fresh_data), Vec::<String>::new());
     let jwk = &t.get("/certs", None).body["keys"][0];
     let x5c = x5c_ders(&jwk["x5c"]);
@@ -594,12 +630,19 @@ fn an_unusable_signer_is_503_and_an_administrator_rotation_recovers() {
     let share = init_and_unseal(&t);
     let admin = t.admin_token();
     let release = releasable_key(&t, &admin);
-    let r = t.post(&release, Some(&admin), &json!({"target": release_token(&att)}));
+    let r = t.post(
+        &release,
+        Some(&admin),
+        &json!({"target": release_token(&att)}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(t.get("/certs", None).status, 200);
 
     // Someone with database access overwrites the sealed rows.
-    for row in ["service-keys/attestation-es256", "service-keys/release-rs256"] {
+    for row in [
+        "service-keys/attestation-es256",
+        "service-keys/release-rs256",
+    ] {
         t.server
             .state
             .store
@@ -626,7 +669,11 @@ fn an_unusable_signer_is_503_and_an_administrator_rotation_recovers() {
         assert_eq!(r.status, 503, "{p}: {}", r.text);
         assert_eq!(r.code(), "signer_unavailable", "{p}: {}", r.text);
     }
-    let r = t.post(&release, Some(&admin), &json!({"target": release_token(&att)}));
+    let r = t.post(
+        &release,
+        Some(&admin),
+        &json!({"target": release_token(&att)}),
+    );
     assert_eq!(r.status, 503, "{}", r.text);
     assert_eq!(r.code(), "signer_unavailable", "{}", r.text);
     assert!(!r.text.contains("garbage"));
@@ -641,6 +688,10 @@ fn an_unusable_signer_is_503_and_an_administrator_rotation_recovers() {
         assert_eq!(r.status, 200, "{kind}: {}", r.text);
     }
     assert_eq!(t.get("/certs", None).status, 200);
-    let r = t.post(&release, Some(&admin), &json!({"target": release_token(&att)}));
+    let r = t.post(
+        &release,
+        Some(&admin),
+        &json!({"target": release_token(&att)}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
 }

@@ -180,7 +180,11 @@ fn run_inner(args: OperatorArgs) -> CliResult<()> {
             if c.json_output() {
                 print_json(&v);
             } else {
-                println!("{} service key rotated; new kid {}", key.name(), show(&v, &["kid"]));
+                println!(
+                    "{} service key rotated; new kid {}",
+                    key.name(),
+                    show(&v, &["kid"])
+                );
             }
             Ok(())
         }
