@@ -102,7 +102,7 @@ pub fn cert_has_eku(cert_der: &[u8], dotted: &str) -> bool {
     let (Ok(cert), Some(want)) = (Certificate::from_der(cert_der), oid_content(dotted)) else {
         return false;
     };
-    eku_contents(&cert).is_some_and(|list| list.iter().any(|o| *o == want))
+    eku_contents(&cert).is_some_and(|list| list.contains(&want))
 }
 
 #[cfg(test)]
