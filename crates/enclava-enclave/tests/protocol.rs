@@ -605,7 +605,8 @@ fn the_tls_key_cannot_sign_a_release_answer_the_run_accepts() {
             .unwrap();
         let jws = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()));
         let e =
-            enclava_enclave::release_sig::verify_release_jws(&jws, &[ca.clone()], now).unwrap_err();
+            enclava_enclave::release_sig::verify_release_jws(&jws, std::slice::from_ref(&ca), now)
+                .unwrap_err();
         assert!(
             e.to_string().contains("release answer signature"),
             "{alg}: {e}"
