@@ -4,8 +4,10 @@
 //! JWS `x5c` header: the release certificate, then the CA that issued it (the vault's local CA, the
 //! same one its TLS certificate comes from). When the run pins that CA (`--ca-cert`), the answer is
 //! accepted only if the release certificate was issued by a pinned CA certificate, is within its
-//! validity period, and its key verifies the JWS: a release answer is then authentic on its own,
-//! not only because it came over TLS. Without a pinned CA (system roots) the signature is still
+//! validity period, carries the release-signing purpose
+//! ([`enclava_token::eku::RELEASE_SIGNING_EKU`]; the TLS certificate of the same CA does not, so
+//! the TLS key cannot sign release answers), and its key verifies the JWS: a release answer is
+//! then authentic on its own, not only because it came over TLS. Without a pinned CA (system roots) the signature is still
 //! checked against the `x5c` certificate, which proves integrity but not who signed.
 
 use aws_lc_rs::signature::{
@@ -15,6 +17,7 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use der::{Decode, Encode};
+use enclava_token::eku::{RELEASE_SIGNING_EKU, cert_has_eku};
 use enclava_token::{Alg, Jwk};
 use serde_json::Value;
 use x509_cert::Certificate;
@@ -86,16 +89,22 @@ pub fn verify_release_jws(
             "expected the release certificate to be valid now ({now_unix}), found validity {from}..{until} (unix seconds)"
         )));
     }
-    if pinned_ca
+    if !pinned_ca
         .iter()
         .any(|ca| issued_by(&leaf, ca).unwrap_or(false))
     {
-        Ok(())
-    } else {
-        Err(bad(
+        return Err(bad(
             "expected a release certificate issued by the pinned CA (--ca-cert), found one that is not",
-        ))
+        ));
     }
+    // The CA also issues the TLS certificate (and the attestation signer's): only a certificate
+    // stating the release-signing purpose may sign release answers.
+    if !cert_has_eku(&leaf_der, RELEASE_SIGNING_EKU) {
+        return Err(bad(format!(
+            "expected a release certificate with the release-signing purpose (extended key usage {RELEASE_SIGNING_EKU}), found one without it (a TLS or other certificate of the CA cannot sign release answers)"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether `ca_der` issued `leaf`: names match and the CA key verifies the leaf's signature.
@@ -137,6 +146,11 @@ mod tests {
 
     /// A P-256 CA and an RSA release certificate it issued (as the vault makes them).
     fn new_pki() -> Pki {
+        new_pki_with(Some(RELEASE_SIGNING_EKU))
+    }
+
+    /// The same, with the leaf's purpose `eku` (`None`: serverAuth only, like a TLS certificate).
+    fn new_pki_with(eku: Option<&str>) -> Pki {
         let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params
@@ -145,10 +159,20 @@ mod tests {
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["vault.test".to_string()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca, &ca_key)
-            .unwrap();
+        let mut leaf_params =
+            rcgen::CertificateParams::new(vec!["vault.test".to_string()]).unwrap();
+        match eku {
+            Some(oid) => {
+                leaf_params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+                    &[2, 5, 29, 37],
+                    enclava_token::eku::eku_extension_value(oid).unwrap(),
+                )]
+            }
+            None => {
+                leaf_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth]
+            }
+        }
+        let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
         Pki {
             ca_der: ca.der().to_vec(),
             leaf_der: leaf.der().to_vec(),
@@ -234,6 +258,19 @@ mod tests {
                 verify_release_jws(junk, &pinned, now()).is_err(),
                 "{junk:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_certificate_of_the_pinned_ca_without_the_release_purpose_is_refused() {
+        for eku in [None, Some(enclava_token::eku::ATTESTATION_TOKEN_EKU)] {
+            let pki = new_pki_with(eku);
+            let header = serde_json::json!({"alg": "RS256", "x5c": [STANDARD.encode(&pki.leaf_der), STANDARD.encode(&pki.ca_der)]});
+            let jws = sign(&pki, header, r#"{"response":{}}"#);
+            let e = verify_release_jws(&jws, std::slice::from_ref(&pki.ca_der), now()).unwrap_err();
+            assert!(e.to_string().contains("release-signing purpose"), "{e}");
+            // Without a pinned CA only integrity is checked (see the module docs).
+            verify_release_jws(&jws, &[], now()).unwrap();
         }
     }
 }

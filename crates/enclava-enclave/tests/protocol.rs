@@ -561,3 +561,55 @@ fn full_run_with_the_example_workload() {
     assert_eq!(std::fs::read_dir(&partial.output_dir).unwrap().count(), 0);
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
 }
+
+/// Issue 9 item 11: the TLS key sits in the data directory (it must, to serve TLS before
+/// unseal). Whoever reads it still cannot sign a release answer `enclava run` accepts with the
+/// CA pinned: the verifier wants RS256 by a certificate with the release-signing purpose, and the
+/// TLS certificate (same CA) has only serverAuth.
+#[test]
+fn the_tls_key_cannot_sign_a_release_answer_the_run_accepts() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    use base64::engine::general_purpose::STANDARD;
+    let dev = start();
+    let der_certs = |file: &str| -> Vec<Vec<u8>> {
+        let pem = std::fs::read(dev.data.join(file)).unwrap();
+        rustls_pemfile::certs(&mut &pem[..])
+            .map(|c| c.unwrap().to_vec())
+            .collect()
+    };
+    let ca = der_certs("ca.pem").remove(0);
+    let tls_leaf = der_certs("tls-cert.pem").remove(0);
+    assert!(!enclava_token::eku::cert_has_eku(
+        &tls_leaf,
+        enclava_token::eku::RELEASE_SIGNING_EKU
+    ));
+    let key_pem = std::fs::read(dev.data.join("tls-key.pem")).unwrap();
+    let key_der = rustls_pemfile::private_key(&mut &key_pem[..])
+        .unwrap()
+        .unwrap();
+    let tls_key =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key_der.secret_der()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let x5c = json!([STANDARD.encode(&tls_leaf), STANDARD.encode(&ca)]);
+    for alg in ["ES256", "RS256"] {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(json!({"alg": alg, "x5c": x5c}).to_string()),
+            URL_SAFE_NO_PAD.encode(r#"{"response":{"key":{}}}"#)
+        );
+        let sig = tls_key
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        let jws = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()));
+        let e =
+            enclava_enclave::release_sig::verify_release_jws(&jws, std::slice::from_ref(&ca), now)
+                .unwrap_err();
+        assert!(
+            e.to_string().contains("release answer signature"),
+            "{alg}: {e}"
+        );
+    }
+}

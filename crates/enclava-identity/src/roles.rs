@@ -7,7 +7,7 @@
 //!
 //! | role | actions |
 //! |---|---|
-//! | Administrator | every action, including role / principal / policy management, audit read and operator seal |
+//! | Administrator | every action, including role / principal / policy management, audit read, operator seal and service key rotation (`service-keys/rotate`, granted by no other role) |
 //! | Crypto Officer | all key management (create, import, get, list, list versions, update, delete, get/list deleted, recover, purge, backup, restore, rotate, rotation policy get/set) + crypto ops (encrypt, decrypt, wrap, unwrap, sign, verify) + rng. **Not** release, **not** secrets |
 //! | Crypto User | key get, key list, key list versions, encrypt, decrypt, wrap, unwrap, sign, verify, rng |
 //! | Release User | key release only |
@@ -289,6 +289,10 @@ actions! {
     OperatorSeal => "operator/seal", true;
     /// Manage attestation / release policies.
     PolicyManage => "policies/manage", true;
+    /// Rotate a service key (attestation token signer, release signer): an operator action
+    /// granted by Administrator only. Service keys themselves are not vault keys: no key action
+    /// reaches them.
+    ServiceKeyRotate => "service-keys/rotate", true;
 }
 
 impl fmt::Display for Action {

@@ -63,6 +63,7 @@ const ALL: &[&str] = &[
     "principals/manage",
     "operator/seal",
     "policies/manage",
+    "service-keys/rotate",
 ];
 
 /// Actions not about one named object: need vault scope.
@@ -79,6 +80,7 @@ const VAULT_LEVEL: &[&str] = &[
     "principals/manage",
     "operator/seal",
     "policies/manage",
+    "service-keys/rotate",
 ];
 
 const CRYPTO_OPS: &[&str] = &[

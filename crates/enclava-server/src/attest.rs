@@ -13,13 +13,16 @@
 //! | `GET /challenge` | same as attest |
 //! | `GET /policies/{type}`, `PUT /policies/{type}`, `POST /policies/{type}:reset`, `POST /policies/{type}:test`, `GET /policies/{type}/versions` | `policies/manage` |
 //! | `GET /enclava/reference-values/{scope}`, `GET/PUT/DELETE /enclava/reference-values/{scope}/{name}` | `policies/manage` |
-//! | `POST /enclava/attestation/rotate` | `policies/manage` |
+//! | `POST /enclava/attestation/rotate`, `POST /enclava/service-keys/{attestation\|release}/rotate` | `service-keys/rotate` (Administrator only) |
 //!
-//! Token signing keys are vault keys (`enclava-attestation-es256`, or `-rs256` with
-//! `attestation.alg = "RS256"`), created on the first unseal; the vault signs the digests. A
-//! rotation of that vault key (through this route, the Key Vault rotate route or a rotation
-//! policy) is picked up within [`SIGNER_RECHECK`]; the previous versions stay in the JWKS
-//! (`previous_keys_kept`, 2) so their tokens keep verifying until they expire.
+//! The token signing key is a service key ([`crate::service_keys`]: ES256 P-256, or RS256
+//! RSA-2048 with `attestation.alg = "RS256"`), sealed in a namespace no Key Vault route reaches,
+//! created on the first unseal and used in process. Its `x5c` certificate comes from the local CA
+//! with the attestation-token purpose ([`enclava_token::eku::ATTESTATION_TOKEN_EKU`]). A rotation
+//! (these routes; by another process on the same database it is noticed within
+//! [`SIGNER_RECHECK`]) keeps the previous versions in the JWKS (`previous_keys_kept`, 2) so their
+//! tokens keep verifying until they expire. A missing or unusable signer answers 503
+//! `signer_unavailable`.
 //!
 //! DCAP collateral for MAA requests comes from `attestation.collateral_dir` ([`DirCollateral`]).
 
@@ -31,8 +34,6 @@ use std::time::{Duration as StdDuration, Instant};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use enclava_attestation::{
     AttestError, AttestRequest, AttestationService, CollateralSource, MaaType, PolicyRecord,
@@ -41,8 +42,7 @@ use enclava_attestation::{
 use enclava_evidence::Tee;
 use enclava_evidence::dcap::Collateral;
 use enclava_identity::{Action, Resource};
-use enclava_token::{Alg, Jwk, TokenError, TokenSigner};
-use enclava_vault::{Base64Url, KeyCreateParameters, KeySignParameters, Vault, VaultError};
+use enclava_token::{Alg, TokenSigner};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::Digest;
@@ -52,11 +52,13 @@ use crate::data::Reply;
 use crate::error::ApiError;
 use crate::route::RouteError;
 
-/// Vault key name of the ES256 attestation signer.
-pub const ES256_KEY: &str = "enclava-attestation-es256";
-/// Vault key name of the RS256 attestation signer.
-pub const RS256_KEY: &str = "enclava-attestation-rs256";
-/// How often the current vault key version is re-read to notice a rotation done elsewhere.
+/// Name of the data-plane vault key that signed attestation tokens before service keys existed.
+/// No longer used: such a key is an ordinary key with no power (see [`crate::service_keys`]).
+pub const LEGACY_ES256_KEY: &str = "enclava-attestation-es256";
+/// The RS256 counterpart of [`LEGACY_ES256_KEY`].
+pub const LEGACY_RS256_KEY: &str = "enclava-attestation-rs256";
+/// How often the stored signer ring is re-read to notice a rotation by another server process
+/// on the same database.
 pub const SIGNER_RECHECK: StdDuration = StdDuration::from_secs(5);
 /// How long collateral read from the directory is kept before it is read again.
 pub const COLLATERAL_TTL: StdDuration = StdDuration::from_secs(300);
@@ -257,11 +259,9 @@ impl Default for AttestationConfig {
 }
 
 impl AttestationConfig {
-    pub fn key_name(&self) -> &'static str {
-        match self.alg {
-            Alg::RS256 => RS256_KEY,
-            _ => ES256_KEY,
-        }
+    /// The service key ring of the token signer ([`crate::service_keys`]).
+    pub fn ring(&self) -> crate::service_keys::Ring {
+        crate::service_keys::Ring::attestation(self.alg)
     }
 }
 
@@ -307,7 +307,10 @@ pub enum AttestRoute {
         name: Option<String>,
         object: String,
     },
+    /// Rotate the attestation token signer (`POST /enclava/attestation/rotate`).
     Rotate,
+    /// Rotate a service key (`POST /enclava/service-keys/{attestation|release}/rotate`).
+    RotateServiceKey(crate::service_keys::ServiceKeyKind),
 }
 
 /// Match an attestation route; `None` when the path is not one (the caller routes on).
@@ -396,6 +399,10 @@ pub fn route(m: &Method, segs: &[&str]) -> Option<Result<AttestRoute, RouteError
             )
         }
         ["enclava", "attestation", "rotate"] => only(Method::POST, AttestRoute::Rotate, "POST"),
+        ["enclava", "service-keys", kind, "rotate"] => {
+            let k = crate::service_keys::ServiceKeyKind::parse(kind)?;
+            only(Method::POST, AttestRoute::RotateServiceKey(k), "POST")
+        }
         _ => return None,
     })
 }
@@ -423,6 +430,7 @@ impl AttestRoute {
                 _ => "/enclava/reference-values/{scope}/{name}",
             },
             AttestRoute::Rotate => "/enclava/attestation/rotate",
+            AttestRoute::RotateServiceKey(_) => "/enclava/service-keys/{kind}/rotate",
         }
     }
 
@@ -451,6 +459,12 @@ impl AttestRoute {
                 RefOp::Versions => "GetReferenceValueVersions",
             },
             AttestRoute::Rotate => "RotateAttestationSigner",
+            AttestRoute::RotateServiceKey(crate::service_keys::ServiceKeyKind::Attestation) => {
+                "RotateAttestationSigner"
+            }
+            AttestRoute::RotateServiceKey(crate::service_keys::ServiceKeyKind::Release) => {
+                "RotateReleaseSigner"
+            }
         }
     }
 
@@ -460,318 +474,16 @@ impl AttestRoute {
             AttestRoute::Policy { object, .. } | AttestRoute::Reference { object, .. } => {
                 Some(object)
             }
-            AttestRoute::Rotate => Some("attestation/signer"),
+            AttestRoute::Rotate => Some("service-keys/attestation"),
+            AttestRoute::RotateServiceKey(crate::service_keys::ServiceKeyKind::Attestation) => {
+                Some("service-keys/attestation")
+            }
+            AttestRoute::RotateServiceKey(crate::service_keys::ServiceKeyKind::Release) => {
+                Some("service-keys/release")
+            }
             _ => None,
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Token signer over a vault key
-
-/// A [`TokenSigner`] whose private key never leaves the vault: it signs SHA-256 digests with
-/// `vault.sign(name, version, alg, digest)`.
-pub struct VaultSigner {
-    vault: Arc<Vault>,
-    name: String,
-    version: String,
-    alg: Alg,
-    jwk: Jwk,
-}
-
-impl std::fmt::Debug for VaultSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VaultSigner")
-            .field("name", &self.name)
-            .field("version", &self.version)
-            .field("alg", &self.alg)
-            .finish()
-    }
-}
-
-fn last_segment(kid: &str) -> String {
-    kid.rsplit('/').next().unwrap_or_default().to_string()
-}
-
-impl VaultSigner {
-    /// The signer for one version of a vault key (`None`: the latest). The JWK `kid` is the key
-    /// version.
-    pub fn load(vault: Arc<Vault>, name: &str, version: Option<&str>) -> Result<Self, String> {
-        let b = vault
-            .get_key(name, version)
-            .map_err(|e| format!("reading vault key {name}: {e}"))?;
-        let version = b
-            .key
-            .kid
-            .as_deref()
-            .map(last_segment)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                format!("vault key {name}: expected a kid with a version, found none")
-            })?;
-        let kty = b.key.kty.as_deref().unwrap_or_default();
-        let (alg, jwk) = if kty.starts_with("EC") {
-            let (Some(x), Some(y)) = (&b.key.x, &b.key.y) else {
-                return Err(format!("vault key {name}: expected EC x and y, found none"));
-            };
-            if b.key.crv.as_deref() != Some("P-256") {
-                return Err(format!(
-                    "vault key {name}: expected curve P-256, found {:?}",
-                    b.key.crv
-                ));
-            }
-            let mut point = vec![0x04];
-            point.extend_from_slice(x.as_slice());
-            point.extend_from_slice(y.as_slice());
-            let jwk = Jwk::from_p256_point(&version, &point).map_err(|e| e.to_string())?;
-            (Alg::ES256, jwk)
-        } else if kty.starts_with("RSA") {
-            let (Some(n), Some(e)) = (&b.key.n, &b.key.e) else {
-                return Err(format!(
-                    "vault key {name}: expected RSA n and e, found none"
-                ));
-            };
-            (
-                Alg::RS256,
-                Jwk::from_rsa_components(&version, n.as_slice(), e.as_slice()),
-            )
-        } else {
-            return Err(format!(
-                "vault key {name}: expected an EC or RSA key, found kty {kty:?}"
-            ));
-        };
-        Ok(VaultSigner {
-            vault,
-            name: name.to_string(),
-            version,
-            alg,
-            jwk,
-        })
-    }
-
-    pub fn version(&self) -> &str {
-        &self.version
-    }
-
-    /// Publish a certificate chain with the key (JWKS `x5c`).
-    pub fn with_x5c(mut self, x5c: Option<Vec<String>>) -> Self {
-        if let Some(c) = x5c {
-            self.jwk = self.jwk.with_x5c(c);
-        }
-        self
-    }
-
-    /// Attach `x5c` issued by the local CA in `data_dir` (when the server has one).
-    fn with_local_x5c(self, data_dir: Option<&Path>) -> Self {
-        let x5c = data_dir.and_then(|d| issue_x5c(d, &self.version, &self.jwk));
-        self.with_x5c(x5c)
-    }
-}
-
-impl TokenSigner for VaultSigner {
-    fn kid(&self) -> &str {
-        &self.version
-    }
-
-    fn alg(&self) -> Alg {
-        self.alg
-    }
-
-    fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, TokenError> {
-        let digest = sha2::Sha256::digest(signing_input).to_vec();
-        let params = KeySignParameters {
-            alg: self.alg.as_str().to_string(),
-            value: Base64Url(digest),
-        };
-        let r = self
-            .vault
-            .sign(&self.name, Some(&self.version), &params)
-            .map_err(|e| TokenError::Signing(format!("vault key {}: {e}", self.name)))?;
-        Ok(r.value.0)
-    }
-
-    fn public_jwk(&self) -> Result<Jwk, TokenError> {
-        Ok(self.jwk.clone())
-    }
-}
-
-/// The vault key's public key as rcgen sees it (for issuing its certificate).
-struct VaultPublicKey {
-    der: Vec<u8>,
-    alg: &'static rcgen::SignatureAlgorithm,
-}
-
-impl rcgen::PublicKeyData for VaultPublicKey {
-    fn der_bytes(&self) -> &[u8] {
-        &self.der
-    }
-
-    fn algorithm(&self) -> &rcgen::SignatureAlgorithm {
-        self.alg
-    }
-}
-
-fn der_len(n: usize) -> Vec<u8> {
-    if n < 0x80 {
-        vec![n as u8]
-    } else {
-        let b: Vec<u8> = n
-            .to_be_bytes()
-            .iter()
-            .copied()
-            .skip_while(|x| *x == 0)
-            .collect();
-        let mut out = vec![0x80 | b.len() as u8];
-        out.extend(b);
-        out
-    }
-}
-
-fn der_uint(v: &[u8]) -> Vec<u8> {
-    let v: Vec<u8> = v.iter().copied().skip_while(|x| *x == 0).collect();
-    let mut body = Vec::with_capacity(v.len() + 1);
-    if v.first().is_none_or(|b| b & 0x80 != 0) {
-        body.push(0);
-    }
-    body.extend(v);
-    let mut out = vec![0x02];
-    out.extend(der_len(body.len()));
-    out.extend(body);
-    out
-}
-
-/// `x5c` for a signer: a certificate for the vault key issued by the server's local CA (the CA
-/// `tls.rs` creates in the data directory), then the CA certificate. `None` when the server
-/// runs with operator-provided TLS (no local CA) or the CA files are unusable.
-fn issue_x5c(data_dir: &Path, kid: &str, jwk: &Jwk) -> Option<Vec<String>> {
-    use base64::engine::general_purpose::STANDARD;
-    let ca_pem = std::fs::read(data_dir.join(crate::tls::CA_FILE)).ok()?;
-    let ca_key_pem = zeroize::Zeroizing::new(
-        std::fs::read_to_string(data_dir.join(crate::tls::CA_KEY_FILE)).ok()?,
-    );
-    let ca_key = rcgen::KeyPair::from_pem(&ca_key_pem).ok()?;
-    let ca_der = {
-        let mut rd = ca_pem.as_slice();
-        rustls_pemfile::certs(&mut rd).next()?.ok()?.to_vec()
-    };
-    // The issuer as tls.rs defines it (distinguished name and key usages): the key identifier
-    // and issuer name of the new certificate then match ca.pem.
-    let mut ca_params = rcgen::CertificateParams::default();
-    let mut dn = rcgen::DistinguishedName::new();
-    dn.push(rcgen::DnType::OrganizationName, "Enclava");
-    dn.push(rcgen::DnType::CommonName, "Enclava local CA");
-    ca_params.distinguished_name = dn;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let issuer = ca_params.self_signed(&ca_key).ok()?;
-    let public = match jwk.kty.as_str() {
-        "EC" => {
-            let x = URL_SAFE_NO_PAD.decode(jwk.x.as_deref()?).ok()?;
-            let y = URL_SAFE_NO_PAD.decode(jwk.y.as_deref()?).ok()?;
-            let mut der = vec![0x04];
-            der.extend(x);
-            der.extend(y);
-            VaultPublicKey {
-                der,
-                alg: &rcgen::PKCS_ECDSA_P256_SHA256,
-            }
-        }
-        "RSA" => {
-            let n = URL_SAFE_NO_PAD.decode(jwk.n.as_deref()?).ok()?;
-            let e = URL_SAFE_NO_PAD.decode(jwk.e.as_deref()?).ok()?;
-            let mut body = der_uint(&n);
-            body.extend(der_uint(&e));
-            let mut der = vec![0x30];
-            der.extend(der_len(body.len()));
-            der.extend(body);
-            VaultPublicKey {
-                der,
-                alg: &rcgen::PKCS_RSA_SHA256,
-            }
-        }
-        _ => return None,
-    };
-    let mut p = rcgen::CertificateParams::default();
-    let mut dn = rcgen::DistinguishedName::new();
-    dn.push(rcgen::DnType::OrganizationName, "Enclava");
-    dn.push(
-        rcgen::DnType::CommonName,
-        format!("Enclava attestation token signer {kid}"),
-    );
-    p.distinguished_name = dn;
-    p.is_ca = rcgen::IsCa::ExplicitNoCa;
-    p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-    let now = Utc::now();
-    use chrono::Datelike;
-    let (y, m, d) = (now.year(), now.month() as u8, now.day() as u8);
-    p.not_before = rcgen::date_time_ymd(y - 1, m, d.min(28));
-    p.not_after = rcgen::date_time_ymd(y + 2, m, d.min(28));
-    let cert = p.signed_by(&public, &issuer, &ca_key).ok()?;
-    Some(vec![STANDARD.encode(cert.der()), STANDARD.encode(&ca_der)])
-}
-
-/// Create the signing key on first use (EC P-256, or RSA-2048 for RS256).
-fn ensure_key(vault: &Vault, cfg: &AttestationConfig) -> Result<(), String> {
-    let name = cfg.key_name();
-    match vault.get_key(name, None) {
-        Ok(_) => return Ok(()),
-        Err(VaultError::KeyNotFound { .. }) => {}
-        Err(e) => return Err(format!("reading vault key {name}: {e}")),
-    }
-    let params = match cfg.alg {
-        Alg::RS256 => KeyCreateParameters {
-            kty: "RSA".into(),
-            key_size: Some(2048),
-            key_ops: Some(vec!["sign".into(), "verify".into()]),
-            ..Default::default()
-        },
-        _ => KeyCreateParameters {
-            kty: "EC".into(),
-            crv: Some("P-256".into()),
-            key_ops: Some(vec!["sign".into(), "verify".into()]),
-            ..Default::default()
-        },
-    };
-    vault
-        .create_key(name, &params)
-        .map(|_| ())
-        .map_err(|e| format!("creating vault key {name}: {e}"))
-}
-
-/// Older versions of the signing key (newest first, at most `keep`), for the JWKS.
-fn previous_signers(
-    vault: &Arc<Vault>,
-    name: &str,
-    current: &str,
-    keep: usize,
-    ca_dir: Option<&Path>,
-) -> Vec<Arc<dyn TokenSigner>> {
-    let mut items = Vec::new();
-    let mut cont: Option<String> = None;
-    for _ in 0..100 {
-        let Ok(page) = vault.list_key_versions(name, Some(25), cont.as_deref()) else {
-            break;
-        };
-        items.extend(page.items);
-        match page.continuation {
-            Some(c) => cont = Some(c),
-            None => break,
-        }
-    }
-    items.retain(|i| i.attributes.enabled != Some(false));
-    items.sort_by_key(|i| std::cmp::Reverse(i.attributes.created.unwrap_or(0)));
-    items
-        .iter()
-        .map(|i| last_segment(&i.kid))
-        .filter(|v| v != current)
-        .take(keep)
-        .filter_map(|v| VaultSigner::load(vault.clone(), name, Some(&v)).ok())
-        .map(|s| Arc::new(s.with_local_x5c(ca_dir)) as Arc<dyn TokenSigner>)
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -957,6 +669,8 @@ impl CollateralSource for DirCollateral {
 struct Live {
     service: Arc<AttestationService>,
     key_version: String,
+    /// SHA-256 of the stored signer ring when it was loaded.
+    row_digest: [u8; 32],
     checked: Instant,
 }
 
@@ -967,6 +681,9 @@ pub struct Attestation {
     collateral: Option<Arc<DirCollateral>>,
     live: RwLock<Option<Live>>,
     replay_store: Option<Arc<dyn enclava_store::Store>>,
+    /// Why the service is not running although the vault is unsealed (its signer is missing or
+    /// unusable): answered as 503 `signer_unavailable`. Never key material.
+    unavailable: RwLock<Option<String>>,
 }
 
 impl Attestation {
@@ -981,6 +698,7 @@ impl Attestation {
             collateral,
             live: RwLock::new(None),
             replay_store: None,
+            unavailable: RwLock::new(None),
         }
     }
 
@@ -989,37 +707,61 @@ impl Attestation {
         &self.issuer
     }
 
-    /// Called after unseal: create / load the signing key and start the service.
+    /// Called after unseal: load (or create) the signer service key and start the service. A
+    /// signer that does not load leaves the service down (503 `signer_unavailable`, an operator
+    /// rotation recovers) without failing the unseal.
     pub fn on_unsealed(&self, st: &AppState) -> Result<(), String> {
-        let vault = st.vault.clone();
-        ensure_key(&vault, &self.config)?;
-        let name = self.config.key_name();
-        let ca_dir = local_ca_dir(st);
-        let signer =
-            VaultSigner::load(vault.clone(), name, None)?.with_local_x5c(ca_dir.as_deref());
-        let key_version = signer.version().to_string();
+        let loaded =
+            crate::service_keys::load_or_create(&st.vault, st.store.as_ref(), self.config.ring());
+        match loaded.and_then(|l| self.start(st, &l)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "the attestation token signer is unavailable");
+                *self.live.write().unwrap_or_else(|p| p.into_inner()) = None;
+                *self.unavailable.write().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// Start (or restart) the service with the signers of `loaded`.
+    fn start(
+        &self,
+        st: &AppState,
+        loaded: &crate::service_keys::Loaded,
+    ) -> Result<(), crate::service_keys::ServiceKeyError> {
+        let ca = st.lifecycle.local_ca();
+        let signers =
+            crate::service_keys::attestation_signers(loaded, self.config.ring(), ca.as_deref())?;
         let mut sc = ServiceConfig::new(self.issuer.clone());
         sc.allow_sim = self.config.allow_sim;
         sc.token_lifetime = chrono::Duration::seconds(self.config.token_lifetime_secs);
         sc.clock_moved = self.config.verification_time.is_some();
-        sc.validate().map_err(|e| e.to_string())?;
-        let prev = previous_signers(
-            &vault,
-            name,
-            &key_version,
-            sc.previous_keys_kept,
-            ca_dir.as_deref(),
-        );
+        sc.validate()
+            .map_err(|e| crate::service_keys::ServiceKeyError {
+                key: self.config.ring().meta_key(),
+                reason: e.to_string(),
+            })?;
+        let mut previous = signers.previous;
+        previous.truncate(sc.previous_keys_kept);
+        let derive_err = |e: enclava_vault::VaultError| crate::service_keys::ServiceKeyError {
+            key: self.config.ring().meta_key(),
+            reason: format!("deriving a root-bound key: {e}"),
+        };
         // Challenges: MAC'd under a key derived from the root (every process unsealed with it
         // accepts them) and redeemed into the shared database (single use across processes).
         let challenge_key = st
             .vault
             .derived_key(CHALLENGE_KEY_PURPOSE)
-            .map_err(|e| format!("deriving the challenge key: {e}"))?;
+            .map_err(derive_err)?;
         // Stored policies and reference values are MAC'd under root-derived keys (row integrity).
-        let row_keys = enclava_attestation::PolicyRowKeys::derive(|p| vault.derived_key(p))?;
-        let mut svc = AttestationService::new(st.store.clone(), Arc::new(signer), sc)
-            .with_previous_signers(prev)
+        let row_keys = enclava_attestation::PolicyRowKeys::derive(|p| st.vault.derived_key(p))
+            .map_err(|e| crate::service_keys::ServiceKeyError {
+                key: self.config.ring().meta_key(),
+                reason: format!("deriving the policy row keys: {e}"),
+            })?;
+        let mut svc = AttestationService::new(st.store.clone(), signers.current, sc)
+            .with_previous_signers(previous)
             .with_challenge_key(&challenge_key, self.redeemed_store(st))
             .with_row_keys(Arc::new(row_keys));
         if let Some(c) = &self.collateral {
@@ -1027,12 +769,13 @@ impl Attestation {
         }
         let service = Arc::new(svc);
         publish_trusted(st, &self.issuer, &service);
-        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
-        *live = Some(Live {
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = Some(Live {
             service,
-            key_version,
+            key_version: signers.kid,
+            row_digest: signers.row_digest,
             checked: Instant::now(),
         });
+        *self.unavailable.write().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
     }
 
@@ -1064,62 +807,140 @@ impl Attestation {
             .map_err(|e| e.to_string())
     }
 
-    /// Called on seal: forget the service (its signer needs the unsealed vault).
-    pub fn on_sealed(&self) {
-        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
-        *live = None;
+    /// Switch the running service to the current key of `loaded` (a rotation): the service and
+    /// its outstanding challenges stay, the old key joins the previous ones in the JWKS. Starts
+    /// the service when it is not running.
+    fn apply(
+        &self,
+        st: &AppState,
+        loaded: &crate::service_keys::Loaded,
+    ) -> Result<(), crate::service_keys::ServiceKeyError> {
+        {
+            let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(l) = live.as_mut() {
+                l.row_digest = loaded.row_digest;
+                if l.key_version != loaded.current().kid {
+                    let ca = st.lifecycle.local_ca();
+                    let signers = crate::service_keys::attestation_signers(
+                        loaded,
+                        self.config.ring(),
+                        ca.as_deref(),
+                    )?;
+                    l.service.rotate_signer(signers.current);
+                    l.key_version = signers.kid;
+                    publish_trusted(st, &self.issuer, &l.service);
+                    tracing::info!(kid = %l.key_version, "attestation signer rotated");
+                }
+                return Ok(());
+            }
+        }
+        self.start(st, loaded)
     }
 
-    /// The running service, after noticing a rotation of the vault key done elsewhere.
+    /// Called on seal: forget the service (its signer is sealed again).
+    pub fn on_sealed(&self) {
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.unavailable.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The running service, after noticing a rotation by another process.
     pub fn service(&self, st: &AppState) -> Result<Arc<AttestationService>, ApiError> {
-        let (svc, stale) = {
+        let stale = {
             let live = self.live.read().unwrap_or_else(|p| p.into_inner());
             match live.as_ref() {
-                Some(l) => (l.service.clone(), l.checked.elapsed() >= SIGNER_RECHECK),
-                None => return Err(ApiError::sealed()),
+                Some(l) => l.checked.elapsed() >= SIGNER_RECHECK,
+                None => return Err(self.down()),
             }
         };
         if stale {
-            self.refresh_signer(st, false)?;
+            self.refresh_signer(st)?;
         }
-        Ok(svc)
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        live.as_ref()
+            .map(|l| l.service.clone())
+            .ok_or_else(|| self.down())
     }
 
-    /// Re-read the signing key; rotate the service's signer when the latest version changed
-    /// (or rotate the vault key first when `rotate_now`). Returns the current key version.
-    fn refresh_signer(&self, st: &AppState, rotate_now: bool) -> Result<String, ApiError> {
-        let name = self.config.key_name();
-        if rotate_now {
-            st.vault.rotate_key(name).map_err(ApiError::from)?;
+    /// Why there is no service: the signer is unavailable, or the vault is sealed.
+    fn down(&self) -> ApiError {
+        match self
+            .unavailable
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(_) => crate::service_keys::unavailable(
+                "the attestation token signer is unavailable; see the server log",
+            ),
+            None => ApiError::sealed(),
         }
-        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
-        let Some(l) = live.as_mut() else {
-            return Err(ApiError::sealed());
-        };
-        l.checked = Instant::now();
-        let latest = match st.vault.get_key(name, None) {
-            Ok(b) => b.key.kid.as_deref().map(last_segment).unwrap_or_default(),
+    }
+
+    /// Re-read the stored signer ring; when another process rotated it, reload the signers.
+    fn refresh_signer(&self, st: &AppState) -> Result<(), ApiError> {
+        let ring = self.config.ring();
+        let digest = match crate::service_keys::row_digest(st.store.as_ref(), ring) {
+            Ok(d) => d,
             Err(e) => {
-                tracing::error!(error = %e, "reading the attestation signing key failed");
-                return Ok(l.key_version.clone());
+                tracing::error!(error = %e, "reading the attestation signer ring failed");
+                return Ok(());
             }
         };
-        if !latest.is_empty() && latest != l.key_version {
-            let signer = VaultSigner::load(st.vault.clone(), name, Some(&latest))
-                .map_err(ApiError::internal)?
-                .with_local_x5c(local_ca_dir(st).as_deref());
-            l.service.rotate_signer(Arc::new(signer));
-            l.key_version = latest;
-            publish_trusted(st, &self.issuer, &l.service);
-            tracing::info!(version = %l.key_version, "attestation signer rotated");
+        let changed = {
+            let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+            let Some(l) = live.as_mut() else {
+                return Err(self.down());
+            };
+            l.checked = Instant::now();
+            digest.is_some_and(|d| d != l.row_digest)
+        };
+        if changed {
+            let loaded = crate::service_keys::load_or_create(&st.vault, st.store.as_ref(), ring)
+                .and_then(|l| self.apply(st, &l));
+            if let Err(e) = loaded {
+                tracing::error!(error = %e, "the attestation token signer changed and does not load");
+                *self.live.write().unwrap_or_else(|p| p.into_inner()) = None;
+                *self.unavailable.write().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                return Err(self.down());
+            }
         }
-        Ok(l.key_version.clone())
+        Ok(())
     }
-}
 
-/// The data directory when it holds the server's local CA (no operator TLS, not plain HTTP).
-fn local_ca_dir(st: &AppState) -> Option<PathBuf> {
-    (st.config.tls.is_none() && !st.config.insecure_http).then(|| st.config.data_dir.clone())
+    /// Operator rotation of a service key (`service-keys/rotate`). Returns the new kid.
+    fn rotate(
+        &self,
+        st: &AppState,
+        kind: crate::service_keys::ServiceKeyKind,
+    ) -> Result<String, ApiError> {
+        use crate::service_keys::{Ring, ServiceKeyKind, rotate};
+        if st.vault.is_sealed() {
+            return Err(ApiError::sealed());
+        }
+        let ring = match kind {
+            ServiceKeyKind::Attestation => self.config.ring(),
+            ServiceKeyKind::Release => Ring::Release,
+        };
+        // Keep what the JWKS publishes (previous_keys_kept, 2).
+        let keep = ServiceConfig::new(self.issuer.clone()).previous_keys_kept;
+        let loaded = rotate(&st.vault, st.store.as_ref(), ring, keep).map_err(|e| {
+            tracing::error!(error = %e, "service key rotation failed");
+            crate::service_keys::unavailable(format!(
+                "rotating the {} service key failed; see the server log",
+                kind.name()
+            ))
+        })?;
+        let kid = loaded.current().kid.clone();
+        if kind == ServiceKeyKind::Attestation {
+            self.apply(st, &loaded).map_err(|e| {
+                tracing::error!(error = %e, "the rotated attestation signer does not load");
+                crate::service_keys::unavailable(
+                    "the attestation token signer is unavailable; see the server log",
+                )
+            })?;
+        }
+        Ok(kid)
+    }
 }
 
 /// Make our own tokens trusted for secure key release: the local issuer with the current JWKS
@@ -1562,14 +1383,39 @@ pub fn execute(
                 }
             }
         }
-        AttestRoute::Rotate => {
-            auth(st, headers, ctx, true)?;
-            a.service(st)?;
-            let v = a.refresh_signer(st, true)?;
-            set_detail(ctx, format!("attestation signer now key version {v}"));
-            let svc = a.service(st)?;
-            let jwks = svc.jwks().map_err(|e| attest_error(&e, ctx))?;
-            Reply::json(&json!({"kid": v, "jwks": jwks}))
+        AttestRoute::Rotate | AttestRoute::RotateServiceKey(_) => {
+            use crate::service_keys::ServiceKeyKind;
+            let kind = match route {
+                AttestRoute::RotateServiceKey(k) => *k,
+                _ => ServiceKeyKind::Attestation,
+            };
+            // An operator action of its own (Administrator only), not policy management.
+            let p = crate::app::authenticate(st, headers)?;
+            ctx.principal = Some(p.id.clone());
+            ctx.action = Some(Action::ServiceKeyRotate.name());
+            crate::app::authorize(st, &p, Action::ServiceKeyRotate, &Resource::Vault)?;
+            let kid = a.rotate(st, kind)?;
+            set_detail(
+                ctx,
+                format!("{} service key now version {kid}", kind.name()),
+            );
+            match kind {
+                ServiceKeyKind::Attestation => {
+                    let svc = a.service(st)?;
+                    let jwks = svc.jwks().map_err(|e| attest_error(&e, ctx))?;
+                    Reply::json(&json!({"key": kind.name(), "kid": kid, "jwks": jwks}))
+                }
+                ServiceKeyKind::Release => {
+                    let signer = crate::release::release_signer(st).map_err(|e| {
+                        tracing::error!(error = %e, "release signing key");
+                        crate::service_keys::unavailable(
+                            "the release signing key is unavailable; see the server log",
+                        )
+                    })?;
+                    let x5c = signer.x5c().map(<[String]>::to_vec).unwrap_or_default();
+                    Reply::json(&json!({"key": kind.name(), "kid": kid, "x5c": x5c}))
+                }
+            }
         }
     }
 }

@@ -6,9 +6,10 @@
 //! - Every request goes through [`app::dispatch`] (see that module for the pipeline).
 //! - Configuration layering: [`config`]. TLS material: [`tls`]. Routing (pure): [`route`].
 //!
-//! Data directory layout: `vault.db` (SQLite), `ca.pem` / `ca-key.pem` (0600) / `tls-cert.pem` /
-//! `tls-key.pem` (0600), `dev-unseal.key` (dev mode only, 0600), `admin.token` (0600),
-//! `init.token` (0600, only while a production vault awaits `operator init`: [`init_token`]).
+//! Data directory layout: `vault.db` (SQLite), `ca.pem` / `tls-cert.pem` / `tls-key.pem` (0600)
+//! (the CA key is a sealed service key, see [`service_keys`]), `dev-unseal.key` (dev mode only,
+//! 0600), `admin.token` (0600), `init.token` (0600, only while a production vault awaits
+//! `operator init`: [`init_token`]), `audit-head.json` (the latest signed audit checkpoint).
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod release;
 pub mod route;
+pub mod service_keys;
 pub mod tls;
 
 use std::net::{SocketAddr, TcpListener};
@@ -218,16 +220,6 @@ fn derive_base_url(config: &ServerConfig, addr: SocketAddr) -> String {
 /// Start the server. Returns once it listens; serving continues in a background task.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     prepare_data_dir(&config.data_dir)?;
-    let tls_material = if config.insecure_http {
-        None
-    } else {
-        Some(tls::ensure_tls(
-            &config.data_dir,
-            &config.hostnames,
-            config.tls.as_ref(),
-        )?)
-    };
-
     let db_path = config.data_dir.join(DB_FILE);
     let raw_store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&db_path).map_err(|e| ServerError::Store {
@@ -267,6 +259,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             message: e.to_string(),
         },
     )?);
+
+    // The store first: TLS needs to know whether the local CA key is sealed in it.
+    let mut tls_material = if config.insecure_http {
+        None
+    } else {
+        Some(tls::ensure_tls(
+            &config.data_dir,
+            &config.hostnames,
+            config.tls.as_ref(),
+            service_keys::ca_is_sealed(store.as_ref()),
+        )?)
+    };
 
     let listener = TcpListener::bind(config.addr).map_err(|source| ServerError::Bind {
         addr: config.addr,
@@ -329,7 +333,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         metrics: metrics.clone(),
         audit,
         audit_log,
-        lifecycle: Arc::new(Lifecycle::new(config.data_dir.clone(), config.dev)),
+        lifecycle: Arc::new({
+            let l = Lifecycle::new(config.data_dir.clone(), config.dev);
+            match tls_material.as_mut().filter(|t| t.ca_path.is_some()) {
+                Some(t) => l.with_local_ca(
+                    config.hostnames.clone(),
+                    t.ca_key_unsealed.take(),
+                    t.cert_swap.clone(),
+                ),
+                None => l,
+            }
+        }),
         attestation: Arc::new(
             attest::Attestation::new(config.attestation.clone(), base_url.clone())
                 .with_replay_store(replay_store),

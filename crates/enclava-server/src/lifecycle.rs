@@ -1,9 +1,10 @@
-//! What happens around seal state changes: loading the token signing key and the audit
-//! checkpoint key after unseal, forgetting them on seal, writing the bootstrap administrator
-//! token, and the audit read / verify routes.
+//! What happens around seal state changes: loading the token signing key, the audit
+//! checkpoint key and the local CA (a service key, [`crate::service_keys`]) after unseal,
+//! forgetting them on seal, writing the bootstrap administrator token, and the audit read /
+//! verify routes.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use enclava_attestation::{PolicyRowKeys, PolicyStore};
 use enclava_audit::{CheckpointSigner, EcdsaCheckpointSigner, NewEntry, Outcome};
@@ -16,7 +17,8 @@ use zeroize::Zeroizing;
 use crate::app::AppState;
 use crate::data::Reply;
 use crate::error::ApiError;
-use crate::tls::write_private;
+use crate::service_keys::{self, LocalCa};
+use crate::tls::{self, CertSwap, write_private};
 
 /// Meta key of the (wrapped) audit checkpoint signing key.
 pub const AUDIT_KEY_META: &str = "audit/checkpoint-key";
@@ -30,6 +32,18 @@ pub struct Lifecycle {
     pub dev: bool,
     /// Guards `POST /operator/init` while the vault is not initialized.
     pub init_token: crate::init_token::InitTokenGate,
+    /// The local CA's TLS side (`None`: operator TLS or plain HTTP, no local CA).
+    local_tls: Option<LocalTls>,
+    /// The local CA, open while the vault is unsealed.
+    ca: RwLock<Option<Arc<LocalCa>>>,
+}
+
+struct LocalTls {
+    hostnames: Vec<String>,
+    /// A CA key not sealed yet (new, or from a legacy `ca-key.pem`): sealed at the next unseal.
+    /// Only in memory meanwhile, never in the data directory.
+    pending_key: Mutex<Option<Zeroizing<Vec<u8>>>>,
+    cert_swap: Arc<CertSwap>,
 }
 
 impl Lifecycle {
@@ -38,11 +52,97 @@ impl Lifecycle {
             data_dir,
             dev,
             init_token: Default::default(),
+            local_tls: None,
+            ca: RwLock::new(None),
         }
+    }
+
+    /// The server has a local CA (no operator TLS): `hostnames` are the TLS certificate's,
+    /// `pending_key` the CA key [`tls::ensure_tls`] returned unsealed, `cert_swap` the served
+    /// certificate.
+    pub fn with_local_ca(
+        mut self,
+        hostnames: Vec<String>,
+        pending_key: Option<Zeroizing<Vec<u8>>>,
+        cert_swap: Arc<CertSwap>,
+    ) -> Self {
+        self.local_tls = Some(LocalTls {
+            hostnames,
+            pending_key: Mutex::new(pending_key),
+            cert_swap,
+        });
+        self
+    }
+
+    /// Whether the server has a local CA at all (it may be closed: sealed or unusable).
+    pub fn has_local_ca(&self) -> bool {
+        self.local_tls.is_some()
+    }
+
+    /// The open local CA (`None`: no local CA, vault sealed, or its key is unusable).
+    pub fn local_ca(&self) -> Option<Arc<LocalCa>> {
+        self.ca.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Seal a pending CA key, open the sealed one, and re-issue the TLS certificate if the host
+    /// names changed while the CA was sealed. A CA that does not open is logged, not fatal: TLS
+    /// keeps working, and what needs the CA (release answers) answers 503 `signer_unavailable`.
+    fn open_local_ca(&self, st: &AppState) -> Result<(), String> {
+        let Some(l) = &self.local_tls else {
+            return Ok(());
+        };
+        let ca_path = self.data_dir.join(tls::CA_FILE);
+        let ca_pem = std::fs::read(&ca_path)
+            .map_err(|e| format!("cannot read {}: {e}", ca_path.display()))?;
+        let ca_der = tls::first_cert_der(&ca_pem, &ca_path).map_err(|e| e.to_string())?;
+        {
+            let mut pending = l.pending_key.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(pkcs8) = pending.as_ref() {
+                service_keys::store_ca(&st.vault, st.store.as_ref(), pkcs8, &ca_der)
+                    .map_err(|e| e.to_string())?;
+                *pending = None;
+                // Sealed now: a legacy clear copy must go (older versions wrote it).
+                let legacy = self.data_dir.join(tls::CA_KEY_FILE);
+                if legacy.exists() {
+                    std::fs::remove_file(&legacy)
+                        .map_err(|e| format!("cannot remove {}: {e}", legacy.display()))?;
+                    eprintln!(
+                        "enclava: the local CA key moved from {} into the sealed store",
+                        legacy.display()
+                    );
+                }
+            }
+        }
+        let ca = match service_keys::load_ca(&st.vault, st.store.as_ref(), &ca_der) {
+            Ok(Some(ca)) => Arc::new(ca),
+            Ok(None) => {
+                tracing::error!(
+                    "no sealed key for the local CA (ca.pem); release answers are unavailable"
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the local CA key does not open; release answers are unavailable");
+                return Ok(());
+            }
+        };
+        if !tls::server_cert_current(&self.data_dir, &l.hostnames) {
+            let (cert, key) = ca.issuer();
+            tls::issue_server_cert(&self.data_dir, &l.hostnames, cert, key, &ca_pem)
+                .and_then(|()| l.cert_swap.reload(&self.data_dir))
+                .map_err(|e| format!("re-issuing the TLS certificate: {e}"))?;
+            eprintln!(
+                "enclava: TLS certificate re-issued for {}",
+                l.hostnames.join(", ")
+            );
+        }
+        *self.ca.write().unwrap_or_else(|p| p.into_inner()) = Some(ca);
+        Ok(())
     }
 
     /// Called after the vault became unsealed (blocking context).
     pub fn on_unsealed(&self, st: &AppState) -> Result<(), String> {
+        self.open_local_ca(st)?;
         let wrap = VaultKeyWrap::new(&st.vault, "token-signing-key");
         let key = TokenKey::load_or_create(st.store.as_ref(), &wrap)
             .map_err(|e| format!("token signing key: {e}"))?;
@@ -90,6 +190,7 @@ impl Lifecycle {
     /// Seal the vault and forget every key that depends on it.
     pub fn seal(&self, st: &AppState) {
         st.vault.seal();
+        *self.ca.write().unwrap_or_else(|p| p.into_inner()) = None;
         st.identity.set_token_key(None);
         st.identity.set_row_keys(None);
         st.audit_log.set_signer(None);

@@ -10,15 +10,17 @@
 //! an inline `jwks` table), `ENCLAVA_TRUSTED_ISSUERS=ISSUER=JWKS_FILE[,ISSUER=JWKS_FILE...]`, and
 //! Enclava's own attestation service through [`TrustedIssuers::set_local`].
 //!
-//! The release response is signed by the release signing key: RSA-2048, created on first use,
-//! stored sealed under the vault's key hierarchy (purpose `release-signing-key`), with a
-//! certificate issued by the local CA (`DATA_DIR/ca.pem`) for the configured host names, so a
-//! client can check the JWS's x5c chain like a TLS server certificate. With an operator-provided
-//! TLS certificate (no local CA) the release certificate is self-signed.
+//! The release response is signed by the release signing key, a service key
+//! ([`crate::service_keys`]: RSA-2048, sealed, created on first use, rotated only by an
+//! Administrator), with a certificate issued by the local CA (`DATA_DIR/ca.pem`) for the
+//! configured host names whose only purpose is release signing
+//! ([`enclava_token::eku::RELEASE_SIGNING_EKU`], no serverAuth). `enclava run --ca-cert` checks
+//! both the chain and the purpose, so neither the TLS key nor any other certificate of the CA
+//! can stand in for it. With an operator-provided TLS certificate (no local CA) the release
+//! certificate is self-signed. A missing or unusable signer answers 503 `signer_unavailable`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use aws_lc_rs::encoding::AsDer;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use enclava_identity::{Action, Resource};
@@ -27,24 +29,16 @@ use enclava_vault::VaultError;
 use enclava_vault::keys::release::{
     IssuerKeys, Jwks, ReleaseRequest, TrustedIssuer, TrustedIssuers, unverified_summary,
 };
-use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::data::Reply;
 use crate::error::ApiError;
-use crate::tls::{CA_FILE, CA_KEY_FILE};
+use crate::service_keys::{self, ServiceKeyError};
 
-/// Meta key of the sealed release signing key (PKCS#8).
-pub const RELEASE_KEY_META: &str = "release/signing-key";
 /// Meta key of the release signing certificate chain (JSON, clear).
 pub const RELEASE_CERT_META: &str = "release/signing-cert";
-/// The `seal_aux` purpose of the release signing key.
-pub const RELEASE_KEY_PURPOSE: &str = "release-signing-key";
 /// The environment variable listing trusted issuers.
 pub const ENV_TRUSTED_ISSUERS: &str = "ENCLAVA_TRUSTED_ISSUERS";
 
@@ -130,183 +124,62 @@ struct StoredCert {
     x5c: Vec<String>,
 }
 
-fn generate_pkcs8() -> Result<Vec<u8>, String> {
-    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-        .map_err(|_| "RSA key generation failed".to_string())?;
-    let der: aws_lc_rs::encoding::Pkcs8V1Der = pair
-        .as_der()
-        .map_err(|_| "RSA key encoding failed".to_string())?;
-    Ok(der.as_ref().to_vec())
-}
-
-/// The sealed release signing key: load it, or create and store it on first use.
-fn load_or_create_key(st: &AppState) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-    let store = st.store.as_ref();
-    for _ in 0..3 {
-        if let Some(wrapped) = store
-            .get(Table::Meta, RELEASE_KEY_META)
-            .map_err(|e| e.to_string())?
-        {
-            return st
-                .vault
-                .open_aux(RELEASE_KEY_PURPOSE, &wrapped)
-                .map_err(|e| e.to_string());
-        }
-        let pkcs8 = zeroize::Zeroizing::new(generate_pkcs8()?);
-        let wrapped = st
-            .vault
-            .seal_aux(RELEASE_KEY_PURPOSE, &pkcs8)
-            .map_err(|e| e.to_string())?;
-        let res = store.transact(vec![
-            Op::Expect {
-                table: Table::Meta,
-                key: RELEASE_KEY_META.into(),
-                value: None,
-            },
-            Op::Put {
-                table: Table::Meta,
-                key: RELEASE_KEY_META.into(),
-                value: wrapped,
-            },
-        ]);
-        match res {
-            Ok(()) => return Ok(pkcs8),
-            Err(enclava_store::StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Err("the release signing key kept changing while loading it".into())
-}
-
-fn today() -> (i32, u8, u8) {
-    use chrono::Datelike;
-    let now = chrono::Utc::now().date_naive();
-    (
-        now.year(),
-        u8::try_from(now.month()).unwrap_or(1),
-        u8::try_from(now.day()).unwrap_or(1),
-    )
-}
-
-/// The local CA as an rcgen issuer: the same subject and key as `tls.rs` uses, so certificates
-/// it signs chain to `DATA_DIR/ca.pem`.
-fn local_ca(data_dir: &Path) -> Result<Option<(rcgen::Certificate, KeyPair, Vec<u8>)>, String> {
-    let ca_path = data_dir.join(CA_FILE);
-    let key_path = data_dir.join(CA_KEY_FILE);
-    if !(ca_path.exists() && key_path.exists()) {
-        return Ok(None);
-    }
-    let key_pem = zeroize::Zeroizing::new(
-        std::fs::read_to_string(&key_path)
-            .map_err(|e| format!("cannot read {}: {e}", key_path.display()))?,
-    );
-    let key = KeyPair::from_pem(&key_pem)
-        .map_err(|e| format!("{}: expected a PEM private key: {e}", key_path.display()))?;
-    let mut p = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "Enclava");
-    dn.push(DnType::CommonName, "Enclava local CA");
-    p.distinguished_name = dn;
-    p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
-    let cert = p.self_signed(&key).map_err(|e| e.to_string())?;
-    let pem =
-        std::fs::read(&ca_path).map_err(|e| format!("cannot read {}: {e}", ca_path.display()))?;
-    let mut rd = pem.as_slice();
-    let ca_der = match rustls_pemfile::certs(&mut rd).next() {
-        Some(Ok(c)) => c.as_ref().to_vec(),
-        _ => return Err(format!("{}: expected a PEM certificate", ca_path.display())),
+/// The release signer: the current version of the release service key
+/// ([`crate::service_keys`]) with its certificate chain `[leaf, CA]` (purpose
+/// [`enclava_token::eku::RELEASE_SIGNING_EKU`]). The certificate is re-issued when the key, the
+/// CA or the host names change.
+pub fn release_signer(
+    st: &AppState,
+) -> Result<enclava_vault::keys::release::Rs256Signer, ServiceKeyError> {
+    let ring = service_keys::Ring::Release;
+    let key_name = ring.meta_key();
+    let err = |reason: String| ServiceKeyError {
+        key: key_name,
+        reason,
     };
-    Ok(Some((cert, key, ca_der)))
-}
-
-fn release_cert_params(hostnames: &[String]) -> Result<CertificateParams, String> {
-    let mut p = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "Enclava");
-    dn.push(DnType::CommonName, "Enclava key release signing");
-    p.distinguished_name = dn;
-    let mut sans = Vec::new();
-    for h in hostnames {
-        let h = h.trim().trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = h.parse::<std::net::IpAddr>() {
-            sans.push(SanType::IpAddress(ip));
-        } else {
-            let name = h.to_string().try_into().map_err(|e: rcgen::Error| {
-                format!("host name {h:?} is not a valid DNS name: {e}")
-            })?;
-            sans.push(SanType::DnsName(name));
-        }
+    let loaded = service_keys::load_or_create(&st.vault, st.store.as_ref(), ring)?;
+    let current = loaded.current();
+    let ca = st.lifecycle.local_ca();
+    if st.lifecycle.has_local_ca() && ca.is_none() {
+        // A release answer must chain to ca.pem; a self-signed one would only be refused.
+        return Err(err(
+            "expected the local CA to issue its certificate, found the CA key unavailable".into(),
+        ));
     }
-    p.subject_alt_names = sans;
-    // No basicConstraints extension: rcgen's explicit `cA FALSE` encodes a DER default, which
-    // strict parsers (Python `cryptography`) reject.
-    p.is_ca = IsCa::NoCa;
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    // Clients check the chain "with the vault's host name", as for a TLS server certificate.
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    p.use_authority_key_identifier_extension = true;
-    let (y, m, d) = today();
-    p.not_before = rcgen::date_time_ymd(y - 1, m, d.min(28));
-    p.not_after = rcgen::date_time_ymd(y + 2, m, d.min(28));
-    Ok(p)
-}
-
-/// The release signer: the sealed RSA key with its certificate chain `[leaf, CA]`.
-pub fn release_signer(st: &AppState) -> Result<enclava_vault::keys::release::Rs256Signer, String> {
-    let pkcs8 = load_or_create_key(st)?;
-    let key = KeyPair::from_pkcs8_der_and_sign_algo(
-        &rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_slice()),
-        &rcgen::PKCS_RSA_SHA256,
-    )
-    .map_err(|e| format!("the release signing key does not load: {e}"))?;
-    let ca = local_ca(&st.config.data_dir)?;
     let binding = {
         let mut h = Sha256::new();
-        h.update(b"release-cert-v2\0");
+        h.update(b"release-cert-v3\0");
         h.update(st.config.hostnames.join(",").as_bytes());
         h.update([0]);
-        if let Some((_, _, ca_der)) = &ca {
-            h.update(ca_der);
+        if let Some(ca) = &ca {
+            h.update(&ca.der);
         }
         h.update([0]);
-        h.update(key.public_key_der());
+        h.update(current.kid.as_bytes());
         hex::encode(h.finalize())
     };
     let stored: Option<StoredCert> = st
         .store
         .get(Table::Meta, RELEASE_CERT_META)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| err(e.to_string()))?
         .and_then(|b| serde_json::from_slice(&b).ok());
     let x5c = match stored {
         Some(s) if s.binding == binding && !s.x5c.is_empty() => s.x5c,
         _ => {
-            let params = release_cert_params(&st.config.hostnames)?;
-            let x5c = match &ca {
-                Some((ca_cert, ca_key, ca_der)) => {
-                    let leaf = params
-                        .signed_by(&key, ca_cert, ca_key)
-                        .map_err(|e| format!("issuing the release certificate failed: {e}"))?;
-                    vec![STANDARD.encode(leaf.der()), STANDARD.encode(ca_der)]
-                }
-                None => {
-                    let leaf = params
-                        .self_signed(&key)
-                        .map_err(|e| format!("issuing the release certificate failed: {e}"))?;
-                    vec![STANDARD.encode(leaf.der())]
-                }
-            };
+            let x5c =
+                service_keys::release_x5c(&current.pkcs8, &st.config.hostnames, ca.as_deref())?;
             let v = serde_json::to_vec(&StoredCert {
                 binding,
                 x5c: x5c.clone(),
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| err(e.to_string()))?;
             st.store
                 .transact(vec![Op::Put {
                     table: Table::Meta,
                     key: RELEASE_CERT_META.into(),
                     value: v,
                 }])
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| err(e.to_string()))?;
             x5c
         }
     };
@@ -315,9 +188,9 @@ pub fn release_signer(st: &AppState) -> Result<enclava_vault::keys::release::Rs2
         .and_then(|c| STANDARD.decode(c).ok())
         .unwrap_or_default();
     let kid = enclava_vault::b64::encode(&Sha256::digest(&leaf));
-    enclava_vault::keys::release::Rs256Signer::from_pkcs8(kid, &pkcs8)
+    enclava_vault::keys::release::Rs256Signer::from_pkcs8(kid, &current.pkcs8)
         .map(|s| s.with_x5c(x5c))
-        .map_err(|e| format!("the release signing key does not load: {e}"))
+        .map_err(|e| err(format!("the release signing key does not load: {e}")))
 }
 
 fn vault_error(e: VaultError) -> ApiError {
@@ -361,7 +234,7 @@ pub fn handle(
     // 3. Policy, wrapping and signing.
     let signer = release_signer(st).map_err(|e| {
         tracing::error!(error = %e, "release signing key");
-        ApiError::internal("the release signing key is unavailable; see the server log")
+        service_keys::unavailable("the release signing key is unavailable; see the server log")
     })?;
     let out = st
         .vault
@@ -374,6 +247,7 @@ pub fn handle(
 mod tests {
     use super::*;
     use crate::config::PartialConfig;
+    use std::path::Path;
 
     const JWK: &str = r#"{"kty":"EC","crv":"P-256","kid":"k1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
 

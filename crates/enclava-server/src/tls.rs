@@ -1,19 +1,23 @@
 //! TLS material: an operator-provided certificate, or a local CA and server certificate generated
 //! on first start (rcgen) and kept in the data directory.
 //!
-//! Files in the data directory: `ca.pem` (the CA certificate clients trust), `ca-key.pem` (0600),
-//! `tls-cert.pem` (server certificate followed by the CA) and `tls-key.pem` (0600).
+//! Files in the data directory: `ca.pem` (the CA certificate clients trust), `tls-cert.pem`
+//! (server certificate followed by the CA) and `tls-key.pem` (0600). The CA's private key is NOT
+//! among them: it is a service key sealed in the vault's store ([`crate::service_keys`]); older
+//! versions wrote it to `ca-key.pem`, which the first unseal migrates and deletes.
 
 use std::fs;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
 };
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -60,6 +64,14 @@ pub struct TlsMaterial {
     pub ca_fingerprint: Option<String>,
     /// True when the CA was created by this call.
     pub created_ca: bool,
+    /// The local CA's private key (PKCS#8 DER) while it is not sealed yet (created by this call,
+    /// or read from a legacy `ca-key.pem`): the next unseal seals it.
+    pub ca_key_unsealed: Option<Zeroizing<Vec<u8>>>,
+    /// The served certificate does not match the host names (or is missing) and the CA key is
+    /// sealed: re-issue it after unseal.
+    pub reissue_pending: bool,
+    /// Swap the served certificate without a restart.
+    pub cert_swap: Arc<CertSwap>,
 }
 
 /// Write `data` to `path` with mode 0600 (owner read/write only), replacing any existing file
@@ -170,35 +182,55 @@ fn server_params(hostnames: &[String]) -> Result<CertificateParams, TlsError> {
 
 /// Make sure TLS material exists and build the rustls configuration.
 ///
-/// With `operator` (cert, key) PEM files, those are used as they are. Otherwise the local CA in
-/// `data_dir` is created if missing, and a server certificate for `hostnames` is issued by it if
-/// missing or if the host names changed.
+/// With `operator` (cert, key) PEM files, those are used as they are. Otherwise the local CA's
+/// certificate (`ca.pem`) and a server certificate for `hostnames` are kept in `data_dir`; the
+/// CA's private key is a service key (see [`crate::service_keys`]): it is never written to the
+/// data directory, only sealed in the vault's store, because whoever holds it can mint release
+/// and attestation-signer certificates that clients trust.
+///
+/// - No `ca.pem` (first start), or a `ca.pem` whose key is neither sealed (`ca_key_sealed`) nor in
+///   a legacy `ca-key.pem`: a new CA is created; its key is returned in
+///   [`TlsMaterial::ca_key_unsealed`] and stays in memory until the next unseal seals it. A
+///   restart before that unseal loses it, and the next start creates a fresh CA (clients then
+///   trust the new `ca.pem`): harmless, since nothing was issued under the lost one that outlives
+///   it.
+/// - A legacy `ca-key.pem` (written by older versions): read into memory the same way; the next
+///   unseal seals it and deletes the file.
+/// - The CA key sealed: the existing server certificate is served; when the host names changed
+///   (or it is missing) it is re-issued after unseal ([`TlsMaterial::reissue_pending`]) and
+///   swapped in through [`TlsMaterial::cert_swap`] without a restart.
 pub fn ensure_tls(
     data_dir: &Path,
     hostnames: &[String],
     operator: Option<&(PathBuf, PathBuf)>,
+    ca_key_sealed: bool,
 ) -> Result<TlsMaterial, TlsError> {
     if let Some((cert, key)) = operator {
         let chain = fs::read(cert).map_err(io_err("cannot read certificate", cert))?;
         let key_pem =
             Zeroizing::new(fs::read(key).map_err(io_err("cannot read private key", key))?);
-        let server_config = rustls_config(&chain, cert, &key_pem, key)?;
+        let (server_config, cert_swap) = rustls_config(&chain, cert, &key_pem, key)?;
         return Ok(TlsMaterial {
             server_config,
             ca_path: None,
             ca_fingerprint: None,
             created_ca: false,
+            ca_key_unsealed: None,
+            reissue_pending: false,
+            cert_swap,
         });
     }
     let ca_path = data_dir.join(CA_FILE);
     let ca_key_path = data_dir.join(CA_KEY_FILE);
     let cert_path = data_dir.join(CERT_FILE);
     let key_path = data_dir.join(KEY_FILE);
-    let hosts_path = data_dir.join("tls-hosts.txt");
-    let hosts_line = hostnames.join(",");
 
     let mut created_ca = false;
-    let (ca_cert, ca_key) = if ca_path.exists() && ca_key_path.exists() {
+    let mut ca_key_unsealed = None;
+    let served_exists = cert_path.exists() && key_path.exists();
+    let issuer = if ca_path.exists() && ca_key_path.exists() {
+        // Legacy layout: the CA key in clear on disk. Keep it in memory until the next unseal
+        // moves it into the sealed store (and deletes the file).
         let key_pem = Zeroizing::new(
             fs::read_to_string(&ca_key_path).map_err(io_err("cannot read", &ca_key_path))?,
         );
@@ -207,55 +239,125 @@ pub fn ensure_tls(
             expected: "a PEM private key",
             found: e.to_string(),
         })?;
-        // Re-derive the issuer from the same parameters and key: subject and key identifier
-        // match the stored ca.pem, so certificates it signs chain to that file.
-        let cert = ca_params()
-            .self_signed(&key)
-            .map_err(|e| TlsError::Generate(e.to_string()))?;
-        (cert, key)
+        ca_key_unsealed = Some(Zeroizing::new(key.serialize_der()));
+        let cert = ca_issuer(&key)?;
+        Some((cert, key))
+    } else if ca_path.exists() && ca_key_sealed && served_exists {
+        // The CA key is sealed: serve what is there until unseal.
+        None
     } else {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(|e| TlsError::Generate(e.to_string()))?;
-        let cert = ca_params()
-            .self_signed(&key)
-            .map_err(|e| TlsError::Generate(e.to_string()))?;
-        write_private(&ca_key_path, Zeroizing::new(key.serialize_pem()).as_bytes())?;
+        let cert = ca_issuer(&key)?;
         write_public(&ca_path, cert.pem().as_bytes())?;
+        // A stale key file of an older CA is useless now and must not linger.
+        let _ = fs::remove_file(&ca_key_path);
+        ca_key_unsealed = Some(Zeroizing::new(key.serialize_der()));
         created_ca = true;
         // Any old server certificate was issued by a different CA.
         let _ = fs::remove_file(&cert_path);
-        (cert, key)
+        Some((cert, key))
     };
     let ca_pem = fs::read(&ca_path).map_err(io_err("cannot read", &ca_path))?;
     let ca_der = first_cert_der(&ca_pem, &ca_path)?;
 
-    let hosts_match = fs::read_to_string(&hosts_path)
-        .map(|s| s.trim() == hosts_line)
-        .unwrap_or(false);
-    if !(cert_path.exists() && key_path.exists() && hosts_match) {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| TlsError::Generate(e.to_string()))?;
-        let cert = server_params(hostnames)?
-            .signed_by(&key, &ca_cert, &ca_key)
-            .map_err(|e| TlsError::Generate(e.to_string()))?;
-        write_private(&key_path, Zeroizing::new(key.serialize_pem()).as_bytes())?;
-        let mut chain = cert.pem();
-        chain.push_str(&String::from_utf8_lossy(&ca_pem));
-        write_public(&cert_path, chain.as_bytes())?;
-        write_public(&hosts_path, hosts_line.as_bytes())?;
+    let mut reissue_pending = false;
+    if !server_cert_current(data_dir, hostnames) {
+        match &issuer {
+            Some((ca_cert, ca_key)) => {
+                issue_server_cert(data_dir, hostnames, ca_cert, ca_key, &ca_pem)?
+            }
+            None => reissue_pending = true,
+        }
     }
     let chain = fs::read(&cert_path).map_err(io_err("cannot read", &cert_path))?;
     let key_pem = Zeroizing::new(fs::read(&key_path).map_err(io_err("cannot read", &key_path))?);
-    let server_config = rustls_config(&chain, &cert_path, &key_pem, &key_path)?;
+    let (server_config, cert_swap) = rustls_config(&chain, &cert_path, &key_pem, &key_path)?;
     Ok(TlsMaterial {
         server_config,
         ca_fingerprint: Some(fingerprint(&ca_der)),
         ca_path: Some(ca_path),
         created_ca,
+        ca_key_unsealed,
+        reissue_pending,
+        cert_swap,
     })
 }
 
-fn first_cert_der(pem: &[u8], path: &Path) -> Result<Vec<u8>, TlsError> {
+/// The local CA as an rcgen issuer: the same subject and key usages as `ca.pem`, so the
+/// certificates it signs carry that file's issuer name and key identifier.
+pub fn ca_issuer(key: &KeyPair) -> Result<rcgen::Certificate, TlsError> {
+    ca_params()
+        .self_signed(key)
+        .map_err(|e| TlsError::Generate(e.to_string()))
+}
+
+const HOSTS_FILE: &str = "tls-hosts.txt";
+
+/// Whether the server certificate in `data_dir` exists and was issued for `hostnames`.
+pub fn server_cert_current(data_dir: &Path, hostnames: &[String]) -> bool {
+    let hosts_match = fs::read_to_string(data_dir.join(HOSTS_FILE))
+        .map(|s| s.trim() == hostnames.join(","))
+        .unwrap_or(false);
+    hosts_match && data_dir.join(CERT_FILE).exists() && data_dir.join(KEY_FILE).exists()
+}
+
+/// Issue a new server certificate (and key) for `hostnames` under the local CA and write it to
+/// `data_dir` (`tls-cert.pem` with the CA appended, `tls-key.pem` 0600, `tls-hosts.txt`).
+pub fn issue_server_cert(
+    data_dir: &Path,
+    hostnames: &[String],
+    ca_cert: &rcgen::Certificate,
+    ca_key: &KeyPair,
+    ca_pem: &[u8],
+) -> Result<(), TlsError> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let cert = server_params(hostnames)?
+        .signed_by(&key, ca_cert, ca_key)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    write_private(
+        &data_dir.join(KEY_FILE),
+        Zeroizing::new(key.serialize_pem()).as_bytes(),
+    )?;
+    let mut chain = cert.pem();
+    chain.push_str(&String::from_utf8_lossy(ca_pem));
+    write_public(&data_dir.join(CERT_FILE), chain.as_bytes())?;
+    write_public(&data_dir.join(HOSTS_FILE), hostnames.join(",").as_bytes())
+}
+
+/// The certificate the server presents, replaceable while it runs (a re-issue after unseal).
+#[derive(Debug)]
+pub struct CertSwap {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertSwap {
+    /// Serve the certificate and key now in `data_dir` (after [`issue_server_cert`]).
+    pub fn reload(&self, data_dir: &Path) -> Result<(), TlsError> {
+        let cert_path = data_dir.join(CERT_FILE);
+        let key_path = data_dir.join(KEY_FILE);
+        let chain = fs::read(&cert_path).map_err(io_err("cannot read", &cert_path))?;
+        let key_pem =
+            Zeroizing::new(fs::read(&key_path).map_err(io_err("cannot read", &key_path))?);
+        let ck = certified_key(&chain, &cert_path, &key_pem, &key_path)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ck);
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for CertSwap {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+}
+
+pub fn first_cert_der(pem: &[u8], path: &Path) -> Result<Vec<u8>, TlsError> {
     let mut rd = pem;
     match rustls_pemfile::certs(&mut rd).next() {
         Some(Ok(c)) => Ok(c.as_ref().to_vec()),
@@ -277,12 +379,12 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-fn rustls_config(
+fn certified_key(
     chain_pem: &[u8],
     chain_path: &Path,
     key_pem: &[u8],
     key_path: &Path,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<CertifiedKey, TlsError> {
     let mut rd = chain_pem;
     let certs: Vec<_> = rustls_pemfile::certs(&mut rd)
         .collect::<Result<_, _>>()
@@ -310,14 +412,27 @@ fn rustls_config(
             expected: "a PEM private key",
             found: "no PRIVATE KEY block".into(),
         })?;
+    CertifiedKey::from_der(certs, key, &provider()).map_err(|e| TlsError::Rustls(e.to_string()))
+}
+
+fn rustls_config(
+    chain_pem: &[u8],
+    chain_path: &Path,
+    key_pem: &[u8],
+    key_path: &Path,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<CertSwap>), TlsError> {
+    let swap = Arc::new(CertSwap {
+        current: RwLock::new(Arc::new(certified_key(
+            chain_pem, chain_path, key_pem, key_path,
+        )?)),
+    });
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rustls(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+        .with_cert_resolver(swap.clone());
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    Ok((Arc::new(cfg), swap))
 }
 
 #[cfg(test)]
@@ -332,28 +447,61 @@ mod tests {
             "127.0.0.1".to_string(),
             "::1".to_string(),
         ];
-        let a = ensure_tls(dir.path(), &hosts, None).unwrap();
+        let a = ensure_tls(dir.path(), &hosts, None, false).unwrap();
         assert!(a.created_ca);
+        assert!(!a.reissue_pending);
+        assert!(a.ca_key_unsealed.is_some(), "the new CA key is handed over");
+        assert!(
+            !dir.path().join(CA_KEY_FILE).exists(),
+            "the CA key is never written to the data directory"
+        );
         let fp = a.ca_fingerprint.clone().unwrap();
         assert_eq!(fp.len(), 32 * 3 - 1);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            for f in [CA_KEY_FILE, KEY_FILE] {
-                let mode = fs::metadata(dir.path().join(f))
-                    .unwrap()
-                    .permissions()
-                    .mode();
-                assert_eq!(mode & 0o777, 0o600, "{f}");
-            }
+            let mode = fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
         }
-        let b = ensure_tls(dir.path(), &hosts, None).unwrap();
+        // The CA key sealed: reused as it is, nothing in clear.
+        let b = ensure_tls(dir.path(), &hosts, None, true).unwrap();
         assert!(!b.created_ca);
+        assert!(b.ca_key_unsealed.is_none());
         assert_eq!(b.ca_fingerprint.unwrap(), fp);
-        // New host names: a new server certificate from the same CA.
+        // New host names while the CA key is sealed: the old certificate is served until unseal.
         let before = fs::read(dir.path().join(CERT_FILE)).unwrap();
-        let c = ensure_tls(dir.path(), &["vault.example".to_string()], None).unwrap();
+        let c = ensure_tls(dir.path(), &["vault.example".to_string()], None, true).unwrap();
+        assert!(c.reissue_pending);
         assert_eq!(c.ca_fingerprint.unwrap(), fp);
+        assert_eq!(fs::read(dir.path().join(CERT_FILE)).unwrap(), before);
+        // Never sealed (a restart before the first unseal): a fresh CA.
+        let d = ensure_tls(dir.path(), &hosts, None, false).unwrap();
+        assert!(d.created_ca);
+        assert_ne!(d.ca_fingerprint.unwrap(), fp);
+    }
+
+    #[test]
+    fn a_legacy_ca_key_file_is_read_and_reissues_for_new_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = ensure_tls(dir.path(), &["localhost".to_string()], None, false).unwrap();
+        let pkcs8 = a.ca_key_unsealed.unwrap();
+        let key = KeyPair::try_from(pkcs8.as_slice()).unwrap();
+        write_private(
+            &dir.path().join(CA_KEY_FILE),
+            key.serialize_pem().as_bytes(),
+        )
+        .unwrap();
+        let before = fs::read(dir.path().join(CERT_FILE)).unwrap();
+        let b = ensure_tls(dir.path(), &["vault.example".to_string()], None, true).unwrap();
+        assert!(!b.created_ca && !b.reissue_pending);
+        assert_eq!(b.ca_fingerprint, a.ca_fingerprint);
+        assert_eq!(
+            b.ca_key_unsealed.as_deref().map(|v| v.as_slice()),
+            Some(pkcs8.as_slice())
+        );
         assert_ne!(fs::read(dir.path().join(CERT_FILE)).unwrap(), before);
     }
 
@@ -364,7 +512,7 @@ mod tests {
         let key = dir.path().join("k.pem");
         fs::write(&cert, "not pem").unwrap();
         fs::write(&key, "not pem").unwrap();
-        let e = ensure_tls(dir.path(), &[], Some(&(cert, key)))
+        let e = ensure_tls(dir.path(), &[], Some(&(cert, key)), false)
             .err()
             .unwrap();
         assert!(e.to_string().contains("c.pem"), "{e}");

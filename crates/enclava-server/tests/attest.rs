@@ -707,7 +707,7 @@ fn require_token_gates_attest_calls() {
     assert_eq!(r.status, 401, "{}", r.text);
     let r = s.get("/challenge", Some(&s.admin_token()));
     assert_eq!(r.status, 200, "{}", r.text);
-    // RS256 configured: an RSA vault key signs, published with n/e.
+    // RS256 configured: an RSA service key signs, published with n/e.
     let k = &s.get("/certs", None).body["keys"][0];
     assert_eq!(k["kty"], "RSA");
     assert_eq!(k["alg"], "RS256");
@@ -716,15 +716,24 @@ fn require_token_gates_attest_calls() {
         d.body["id_token_signing_alg_values_supported"],
         json!(["RS256"])
     );
-    // A rotation of the vault key through the Key Vault API is picked up (within 5 s); the old
-    // version stays published.
+    // A rotation by another server process on the same database (here: directly in the store)
+    // is picked up within 5 s; the old version stays published. The data-plane route of the
+    // old key name reaches nothing.
     let before = k["kid"].clone();
     let r = s.post(
         "/keys/enclava-attestation-rs256/rotate?api-version=7.5",
         Some(&s.admin_token()),
         &json!({}),
     );
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 404, "{}", r.text);
+    let st = &s.server.state;
+    enclava_server::service_keys::rotate(
+        &st.vault,
+        st.store.as_ref(),
+        enclava_server::service_keys::Ring::AttestationRs256,
+        2,
+    )
+    .unwrap();
     std::thread::sleep(
         enclava_server::attest::SIGNER_RECHECK + std::time::Duration::from_millis(200),
     );

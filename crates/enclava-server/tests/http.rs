@@ -33,7 +33,7 @@ fn startup_contract_and_ca_trust() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        for f in ["admin.token", "dev-unseal.key", "tls-key.pem", "ca-key.pem"] {
+        for f in ["admin.token", "dev-unseal.key", "tls-key.pem"] {
             let mode = std::fs::metadata(data.join(f))
                 .unwrap()
                 .permissions()
@@ -42,6 +42,8 @@ fn startup_contract_and_ca_trust() {
             assert_eq!(mode, 0o600, "{f}");
         }
     }
+    // The CA key is a sealed service key, never a file.
+    assert!(!data.join("ca-key.pem").exists());
     // Fingerprint printed = SHA-256 of the CA file's certificate.
     let fp = t.server.ca_fingerprint.clone().unwrap();
     let pem = std::fs::read(data.join("ca.pem")).unwrap();

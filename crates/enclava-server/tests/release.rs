@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrapPadded};
 use aws_lc_rs::rsa::{KeySize, OAEP_SHA1_MGF1SHA1, OaepPrivateDecryptingKey, PrivateDecryptingKey};
@@ -17,8 +15,6 @@ use common::*;
 use enclava_server::PartialConfig;
 use enclava_server::release::TrustedIssuerConfig;
 use enclava_token::{Es256Signer, JtiSource, Jwks, TokenOptions, issue};
-use rustls::client::danger::ServerCertVerifier;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::{Map, Value, json};
 use x509_cert::der::Decode;
 
@@ -136,7 +132,7 @@ fn check_jws(t: &TestServer, jws: &str) -> (Value, Value) {
     );
     // Signature with the leaf's public key.
     let cert = x509_cert::Certificate::from_der(&x5c[0]).unwrap();
-    let spki = cert.tbs_certificate.subject_public_key_info;
+    let spki = &cert.tbs_certificate.subject_public_key_info;
     let pkcs1 = spki.subject_public_key.raw_bytes();
     UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pkcs1)
         .verify(
@@ -146,11 +142,6 @@ fn check_jws(t: &TestServer, jws: &str) -> (Value, Value) {
         .expect("JWS verifies with the x5c leaf");
     // Chain to the server's CA, for the vault's host name.
     let ca_pem = std::fs::read(data_dir_of(t).join("ca.pem")).unwrap();
-    let mut rd = ca_pem.as_slice();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut rd) {
-        roots.add(c.unwrap()).unwrap();
-    }
     assert_eq!(
         x5c[1],
         rustls_pemfile::certs(&mut ca_pem.as_slice())
@@ -160,35 +151,57 @@ fn check_jws(t: &TestServer, jws: &str) -> (Value, Value) {
             .as_ref(),
         "x5c[1] is DATA_DIR/ca.pem"
     );
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-        Arc::new(roots),
-        Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+    // Issued by ca.pem (its P-256 key verifies the leaf), for the vault's host names, with the
+    // release-signing purpose and not TLS's: the release certificate is not a TLS certificate.
+    let ca = x509_cert::Certificate::from_der(&x5c[1]).unwrap();
+    assert_eq!(cert.tbs_certificate.issuer, ca.tbs_certificate.subject);
+    UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        ca.tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes(),
     )
-    .build()
-    .unwrap();
-    let leaf = CertificateDer::from(x5c[0].clone());
+    .verify(
+        &x509_cert::der::Encode::to_der(&cert.tbs_certificate).unwrap(),
+        cert.signature.raw_bytes(),
+    )
+    .expect("the release certificate chains to ca.pem");
+    let san = cert
+        .tbs_certificate
+        .extensions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.extn_id.to_string() == "2.5.29.17")
+        .expect("subjectAltName");
+    let san = x509_cert::ext::pkix::SubjectAltName::from_der(san.extn_value.as_bytes()).unwrap();
+    let names: Vec<String> = san
+        .0
+        .iter()
+        .map(|n| match n {
+            x509_cert::ext::pkix::name::GeneralName::DnsName(d) => d.to_string(),
+            x509_cert::ext::pkix::name::GeneralName::IpAddress(ip) => ip
+                .as_bytes()
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join("."),
+            _ => String::new(),
+        })
+        .collect();
     for host in ["localhost", "127.0.0.1"] {
-        verifier
-            .verify_server_cert(
-                &leaf,
-                &[],
-                &ServerName::try_from(host).unwrap(),
-                &[],
-                UnixTime::now(),
-            )
-            .unwrap_or_else(|e| panic!("x5c chains to ca.pem for {host}: {e}"));
+        assert!(names.iter().any(|n| n == host), "{host} in {names:?}");
     }
-    assert!(
-        verifier
-            .verify_server_cert(
-                &leaf,
-                &[],
-                &ServerName::try_from("evil.example").unwrap(),
-                &[],
-                UnixTime::now()
-            )
-            .is_err()
-    );
+    assert!(!names.iter().any(|n| n == "evil.example"));
+    assert!(enclava_token::eku::cert_has_eku(
+        &x5c[0],
+        enclava_token::eku::RELEASE_SIGNING_EKU
+    ));
+    assert!(!enclava_token::eku::cert_has_eku(
+        &x5c[0],
+        "1.3.6.1.5.5.7.3.1"
+    ));
     (header, payload)
 }
 

@@ -13,6 +13,7 @@
 //! `x-enclava-ear` = `ear::ear_claims(..)` added), then `issue(&claims, &signer, &options)`.
 
 pub mod ear;
+pub mod eku;
 pub mod error;
 pub mod jwt;
 pub mod maa;

@@ -986,3 +986,33 @@ fn crash_loses_no_acknowledged_write() {
     ]);
     ok(&out);
 }
+
+#[test]
+fn operator_rotates_service_keys() {
+    let srv = DevServer::start();
+    let v = json(&srv.run(&[
+        "operator",
+        "rotate-service-key",
+        "--key",
+        "attestation",
+        "-o",
+        "json",
+    ]));
+    let kid = v["kid"].as_str().expect("kid").to_string();
+    assert_eq!(v["jwks"]["keys"][0]["kid"], kid.as_str());
+    assert_eq!(v["jwks"]["keys"].as_array().map(Vec::len), Some(2), "{v}");
+    let text = ok(&srv.run(&["operator", "rotate-service-key", "--key", "release"]));
+    assert!(text.contains("release service key rotated"), "{text}");
+    // Anything else is a usage error; without the Administrator role the server refuses.
+    assert_eq!(
+        code(&srv.run(&["operator", "rotate-service-key", "--key", "tls"])),
+        Some(2)
+    );
+    let out = srv
+        .cmd()
+        .env_remove("ENCLAVA_TOKEN")
+        .args(["operator", "rotate-service-key", "--key", "attestation"])
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), Some(1));
+}

@@ -48,6 +48,31 @@ pub enum OperatorCommand {
     Seal,
     /// Show whether the vault is initialized and sealed, and the unseal progress.
     Status,
+    /// Rotate a service key (Administrator only; audited): the attestation token signer (the
+    /// previous keys stay in /certs so their tokens keep verifying) or the release signer.
+    RotateServiceKey {
+        /// Which service key.
+        #[arg(long, value_enum)]
+        key: ServiceKeyArg,
+    },
+}
+
+/// The service keys an operator can rotate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceKeyArg {
+    /// The attestation token signer.
+    Attestation,
+    /// The secure key release answer signer.
+    Release,
+}
+
+impl ServiceKeyArg {
+    fn name(self) -> &'static str {
+        match self {
+            ServiceKeyArg::Attestation => "attestation",
+            ServiceKeyArg::Release => "release",
+        }
+    }
 }
 
 pub fn run(args: OperatorArgs) -> ExitCode {
@@ -218,6 +243,24 @@ fn run_inner(args: OperatorArgs) -> CliResult<()> {
                 });
             } else {
                 println!("vault sealed");
+            }
+            Ok(())
+        }
+        OperatorCommand::RotateServiceKey { key } => {
+            let v = c.call(
+                "POST",
+                &format!("/enclava/service-keys/{}/rotate", key.name()),
+                &[],
+                Some(&json!({})),
+            )?;
+            if c.json_output() {
+                print_json(&v);
+            } else {
+                println!(
+                    "{} service key rotated; new kid {}",
+                    key.name(),
+                    show(&v, &["kid"])
+                );
             }
             Ok(())
         }
