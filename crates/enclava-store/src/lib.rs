@@ -14,6 +14,7 @@
 //! - [`Store::transact_audited`] commits a change together with its audit entries, so an
 //!   acknowledged change is never missing from the log and a failed one leaves no entry behind.
 
+pub mod integrity;
 mod sqlite;
 
 pub use sqlite::SqliteStore;
