@@ -19,6 +19,7 @@ use enclava_enclave::{
 };
 use enclava_envelope::{BoxError, EncryptOptions, KeyWrapper};
 use enclava_runtime::{Access, Limits, Manifest};
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -35,18 +36,11 @@ struct Dev {
 fn agent(ca: &Path) -> ureq::Agent {
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(ca).unwrap();
-    for c in rustls_pemfile::certs(&mut &pem[..]) {
+    for c in <rustls::pki_types::CertificateDer as PemObject>::pem_slice_iter(&pem) {
         roots.add(c.unwrap()).unwrap();
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    ureq::AgentBuilder::new()
-        .tls_config(Arc::new(cfg))
+    let cfg = enclava_http::client_config(roots).unwrap();
+    enclava_http::pinned_agent_builder(Arc::new(cfg))
         .timeout(Duration::from_secs(30))
         .build()
 }

@@ -637,8 +637,11 @@ fn issue_x5c(data_dir: &Path, kid: &str, jwk: &Jwk) -> Option<Vec<String>> {
     );
     let ca_key = rcgen::KeyPair::from_pem(&ca_key_pem).ok()?;
     let ca_der = {
-        let mut rd = ca_pem.as_slice();
-        rustls_pemfile::certs(&mut rd).next()?.ok()?.to_vec()
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::pem_slice_iter(&ca_pem)
+            .next()?
+            .ok()?
+            .to_vec()
     };
     // The issuer as tls.rs defines it (distinguished name and key usages): the key identifier
     // and issuer name of the new certificate then match ca.pem.

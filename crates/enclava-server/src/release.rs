@@ -211,8 +211,8 @@ fn local_ca(data_dir: &Path) -> Result<Option<(rcgen::Certificate, KeyPair, Vec<
     let cert = p.self_signed(&key).map_err(|e| e.to_string())?;
     let pem =
         std::fs::read(&ca_path).map_err(|e| format!("cannot read {}: {e}", ca_path.display()))?;
-    let mut rd = pem.as_slice();
-    let ca_der = match rustls_pemfile::certs(&mut rd).next() {
+    use rustls::pki_types::pem::PemObject;
+    let ca_der = match rustls::pki_types::CertificateDer::pem_slice_iter(&pem).next() {
         Some(Ok(c)) => c.as_ref().to_vec(),
         _ => return Err(format!("{}: expected a PEM certificate", ca_path.display())),
     };

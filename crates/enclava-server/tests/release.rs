@@ -18,6 +18,7 @@ use enclava_server::PartialConfig;
 use enclava_server::release::TrustedIssuerConfig;
 use enclava_token::{Es256Signer, JtiSource, Jwks, TokenOptions, issue};
 use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::{Map, Value, json};
 use x509_cert::der::Decode;
@@ -146,14 +147,13 @@ fn check_jws(t: &TestServer, jws: &str) -> (Value, Value) {
         .expect("JWS verifies with the x5c leaf");
     // Chain to the server's CA, for the vault's host name.
     let ca_pem = std::fs::read(data_dir_of(t).join("ca.pem")).unwrap();
-    let mut rd = ca_pem.as_slice();
     let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut rd) {
+    for c in <rustls::pki_types::CertificateDer as PemObject>::pem_slice_iter(&ca_pem) {
         roots.add(c.unwrap()).unwrap();
     }
     assert_eq!(
         x5c[1],
-        rustls_pemfile::certs(&mut ca_pem.as_slice())
+        <rustls::pki_types::CertificateDer as PemObject>::pem_slice_iter(&ca_pem)
             .next()
             .unwrap()
             .unwrap()
