@@ -1,0 +1,28 @@
+//! The attestation policy upload path (`PUT /policies/{type}`): the JWS wrapper
+//! (`parse_policy_jws`), then the policy text compiled as the service does (Rego or the MAA
+//! language, detected). Never panics; a policy that compiles evaluates without panicking.
+#![no_main]
+
+use enclava_attestation::policies::CompiledPolicy;
+use enclava_policy::maa::parse_policy_jws;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    // Mode bit 0: the body is the JWS as sent, or the policy text itself (exercises the compiler
+    // without the fuzzer having to find base64url first).
+    let policy_text = if mode & 1 == 0 {
+        match parse_policy_jws(text) {
+            Ok(upload) => upload.policy_text,
+            Err(_) => return,
+        }
+    } else {
+        text.to_string()
+    };
+    let _ = CompiledPolicy::compile("SevSnpVm", &policy_text);
+});
