@@ -11,10 +11,6 @@ pub(crate) fn slice_at(b: &[u8], at: usize, n: usize) -> Option<&[u8]> {
     b.get(at..at.checked_add(n)?)
 }
 
-pub(crate) fn u16_le(b: &[u8], at: usize) -> Option<u16> {
-    array_at(b, at).map(u16::from_le_bytes)
-}
-
 pub(crate) fn u32_le(b: &[u8], at: usize) -> Option<u32> {
     array_at(b, at).map(u32::from_le_bytes)
 }
