@@ -65,6 +65,9 @@
 //! the `base64`/`base64url`/`hex` builtins only; regex, time, glob, semver, net, uuid, http,
 //! jsonschema and YAML builtins are not available to policies. Each evaluation is bounded by
 //! [`rego::EVALUATION_TIME_LIMIT`].
+// Parses attacker-supplied input: indexing, slicing and `unwrap` are denied outside tests, so bad
+// input is a typed error, never a panic.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 #![forbid(unsafe_code)]
 
