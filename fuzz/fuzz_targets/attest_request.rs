@@ -2,8 +2,8 @@
 //! native one, decoded from arbitrary bytes, never panic.
 #![no_main]
 
-use enclava_attestation::request::{MaaType, open_enclave_quote};
 use enclava_attestation::AttestRequest;
+use enclava_attestation::request::{MaaType, open_enclave_quote};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,6 +7,12 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let v = enclava_fuzz::vault();
-    assert!(v.restore_key(data).is_err(), "an unauthentic key backup restored");
-    assert!(v.restore_secret(data).is_err(), "an unauthentic secret backup restored");
+    assert!(
+        v.restore_key(data).is_err(),
+        "an unauthentic key backup restored"
+    );
+    assert!(
+        v.restore_secret(data).is_err(),
+        "an unauthentic secret backup restored"
+    );
 });

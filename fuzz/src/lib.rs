@@ -16,7 +16,11 @@ pub fn vault() -> &'static Vault {
     V.get_or_init(|| {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("in-memory store"));
         let at = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
-        let v = Vault::new(store, "https://vault.fuzz.test".into(), Arc::new(move || at));
+        let v = Vault::new(
+            store,
+            "https://vault.fuzz.test".into(),
+            Arc::new(move || at),
+        );
         let key_file =
             std::env::temp_dir().join(format!("enclava-fuzz-unseal-{}", std::process::id()));
         v.init_or_unseal_dev(&key_file).expect("dev init");

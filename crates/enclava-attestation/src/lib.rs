@@ -10,7 +10,6 @@
 // Parses attacker-supplied input: indexing, slicing and `unwrap` are denied outside tests, so bad
 // input is a typed error, never a panic.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
-
 #![forbid(unsafe_code)]
 
 pub mod binding;

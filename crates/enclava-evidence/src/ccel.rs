@@ -77,7 +77,10 @@ pub fn parse_ccel_table(table: &[u8]) -> Result<CcelTable, CcelError> {
             table.len()
         )));
     }
-    let sum = table.iter().take(length).fold(0u8, |a, &b| a.wrapping_add(b));
+    let sum = table
+        .iter()
+        .take(length)
+        .fold(0u8, |a, &b| a.wrapping_add(b));
     if sum != 0 {
         return Err(bad(format!(
             "checksum does not add up to zero (sum {sum:#04x})"
@@ -86,7 +89,9 @@ pub fn parse_ccel_table(table: &[u8]) -> Result<CcelTable, CcelError> {
     let u64_at = |o: usize| crate::bytes::u64_le(head, o).unwrap_or_default();
     Ok(CcelTable {
         revision: head[8],
-        oem_id: String::from_utf8_lossy(&head[10..16]).trim_end().to_string(),
+        oem_id: String::from_utf8_lossy(&head[10..16])
+            .trim_end()
+            .to_string(),
         cc_type: head[36],
         cc_subtype: head[37],
         log_area_minimum_length: u64_at(40),

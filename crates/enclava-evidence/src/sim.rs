@@ -184,9 +184,13 @@ pub fn verify(evidence: &[u8], at: DateTime<Utc>) -> Result<Claims, SimError> {
     if generated_at.timestamp() > at.timestamp().saturating_add(CLOCK_SKEW_SECONDS) {
         return Err(SimError::FromFuture { generated_at, at });
     }
-    let workload = std::str::from_utf8(evidence.get(WORKLOAD_OFFSET..signed_len).unwrap_or_default())
-        .map_err(|_| bad("workload is not UTF-8".into()))?
-        .to_string();
+    let workload = std::str::from_utf8(
+        evidence
+            .get(WORKLOAD_OFFSET..signed_len)
+            .unwrap_or_default(),
+    )
+    .map_err(|_| bad("workload is not UTF-8".into()))?
+    .to_string();
 
     Ok(Claims {
         tee: Tee::Sim,
@@ -196,7 +200,11 @@ pub fn verify(evidence: &[u8], at: DateTime<Utc>) -> Result<Claims, SimError> {
                 .get(MEASUREMENT_OFFSET..REPORT_DATA_OFFSET)
                 .unwrap_or_default(),
         ),
-        report_data: hex::encode(evidence.get(REPORT_DATA_OFFSET..TIME_OFFSET).unwrap_or_default()),
+        report_data: hex::encode(
+            evidence
+                .get(REPORT_DATA_OFFSET..TIME_OFFSET)
+                .unwrap_or_default(),
+        ),
         tcb_status: None,
         advisory_ids: Vec::new(),
         snp: None,

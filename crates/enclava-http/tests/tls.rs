@@ -49,9 +49,8 @@ fn serve_once(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> threa
                 Ok(n) => seen.extend_from_slice(&buf[..n]),
             }
         }
-        let _ = tls.write_all(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
-        );
+        let _ = tls
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
         tls.conn.send_close_notify();
         let _ = tls.flush();
     })
@@ -70,7 +69,12 @@ fn pinned_ca_connects_over_ipv4_and_ipv6() {
     let l4 = TcpListener::bind("127.0.0.1:0").unwrap();
     let url4 = format!("https://127.0.0.1:{}/", l4.local_addr().unwrap().port());
     let h = serve_once(l4, p.server.clone());
-    let body = pinned(&p.ca_der).get(&url4).call().unwrap().into_string().unwrap();
+    let body = pinned(&p.ca_der)
+        .get(&url4)
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
     assert_eq!(body, "hello");
     h.join().unwrap();
 
@@ -78,7 +82,12 @@ fn pinned_ca_connects_over_ipv4_and_ipv6() {
     if let Ok(l6) = TcpListener::bind("[::1]:0") {
         let url6 = format!("https://[::1]:{}/", l6.local_addr().unwrap().port());
         let h = serve_once(l6, p.server.clone());
-        let body = pinned(&p.ca_der).get(&url6).call().unwrap().into_string().unwrap();
+        let body = pinned(&p.ca_der)
+            .get(&url6)
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
         assert_eq!(body, "hello");
         h.join().unwrap();
     }
@@ -92,7 +101,11 @@ fn an_unpinned_server_is_refused_with_the_certificate_error() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("https://127.0.0.1:{}/", l.local_addr().unwrap().port());
     let h = serve_once(l, p.server.clone());
-    let err = pinned(&other.ca_der).get(&url).call().unwrap_err().to_string();
+    let err = pinned(&other.ca_der)
+        .get(&url)
+        .call()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("UnknownIssuer"), "{err}");
     h.join().unwrap();
 

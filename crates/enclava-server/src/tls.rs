@@ -298,16 +298,15 @@ fn rustls_config(
             found: "none".into(),
         });
     }
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| {
-        TlsError::Pem {
+    let key =
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Pem {
             path: key_path.to_path_buf(),
             expected: "a PEM private key",
             found: match e {
                 pem::Error::NoItemsFound => "no PRIVATE KEY block".into(),
                 e => e.to_string(),
             },
-        }
-    })?;
+        })?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rustls(e.to_string()))?

@@ -735,8 +735,16 @@ fn evaluate(
             DcapError::MalformedCertificate(format!("{what} chain: expected a signer, found none"))
         })
     }
-    certs::check_not_revoked(signer_of(&tcb_chain, "TCB info")?, &root_revoked, certs::CN_ROOT)?;
-    certs::check_not_revoked(signer_of(&qe_chain, "QE identity")?, &root_revoked, certs::CN_ROOT)?;
+    certs::check_not_revoked(
+        signer_of(&tcb_chain, "TCB info")?,
+        &root_revoked,
+        certs::CN_ROOT,
+    )?;
+    certs::check_not_revoked(
+        signer_of(&qe_chain, "QE identity")?,
+        &root_revoked,
+        certs::CN_ROOT,
+    )?;
     certs::check_not_revoked(pck_leaf, &pck_revoked, &pck_ca.common_name())?;
 
     // The collateral is for this platform and TEE.
