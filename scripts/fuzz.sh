@@ -49,5 +49,6 @@ for t in $targets; do
     done
   fi
   echo "fuzzing $t for ${seconds}s ($(ls "$corpus" | wc -l) seeds)"
-  cargo fuzz run -s none "$t" "$corpus" -- -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=1100000 2>&1 | tail -n 2
+  # One input running over 10 s is a finding too (a hang is a denial of service), not a wait.
+  cargo fuzz run -s none "$t" "$corpus" -- -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=1100000 2>&1 | tail -n 2
 done
