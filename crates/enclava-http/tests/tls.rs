@@ -13,9 +13,13 @@ struct Pki {
     server: Arc<rustls::ServerConfig>,
 }
 
-fn pki() -> Pki {
+/// A CA named `ca_name` and a loopback server certificate it issued.
+fn pki(ca_name: &str) -> Pki {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, ca_name);
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let leaf_key = rcgen::KeyPair::generate().unwrap();
@@ -65,7 +69,7 @@ fn pinned(ca: &CertificateDer<'static>) -> ureq::Agent {
 
 #[test]
 fn pinned_ca_connects_over_ipv4_and_ipv6() {
-    let p = pki();
+    let p = pki("server CA");
     let l4 = TcpListener::bind("127.0.0.1:0").unwrap();
     let url4 = format!("https://127.0.0.1:{}/", l4.local_addr().unwrap().port());
     let h = serve_once(l4, p.server.clone());
@@ -95,8 +99,8 @@ fn pinned_ca_connects_over_ipv4_and_ipv6() {
 
 #[test]
 fn an_unpinned_server_is_refused_with_the_certificate_error() {
-    let p = pki();
-    let other = pki();
+    let p = pki("server CA");
+    let other = pki("another CA");
     // Trusting another CA: the handshake fails on the server's certificate.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("https://127.0.0.1:{}/", l.local_addr().unwrap().port());
