@@ -18,9 +18,10 @@ pub enum AttestError {
     #[error(transparent)]
     Request(#[from] RequestError),
 
-    /// The challenge nonce was never issued here (or was swept long ago).
+    /// The challenge nonce was never issued by a service holding this challenge key (bad shape,
+    /// version or MAC).
     #[error(
-        "unknown challenge nonce: expected a nonce issued by this service, found one it never issued (or long expired)"
+        "unknown challenge nonce: expected a nonce issued by this service, found one it never issued"
     )]
     NonceUnknown,
     /// The challenge nonce was issued, but its lifetime ended.
@@ -34,9 +35,6 @@ pub enum AttestError {
     /// The challenge nonce was already used once.
     #[error("challenge nonce replayed: expected a fresh nonce, found one already used")]
     NonceReplayed,
-    /// Too many outstanding challenges.
-    #[error("too many outstanding challenges: at most {capacity} may be live at once")]
-    ChallengeCapacity { capacity: usize },
 
     /// The evidence did not verify. `failed_check` is the verifier's stable code.
     #[error("evidence verification failed ({failed_check}): {reason}")]
@@ -71,9 +69,25 @@ pub enum AttestError {
         "untrusted policy signer: expected a certificate of the configured policy signers, found one with SHA-256 {cert_sha256}"
     )]
     UntrustedPolicySigner { cert_sha256: String },
-    /// A policy failed while evaluating (timeout, conflict, contract breach): no token.
+    /// A policy failed while evaluating (conflict, contract breach): no token.
     #[error("policy evaluation failed for {policy_type}: {reason}")]
     PolicyEvaluation { policy_type: String, reason: String },
+    /// A policy exceeds a complexity bound (source size, lines, nesting depth) or did not finish
+    /// compiling and evaluating before its deadline: refused, never run to the end.
+    #[error("policy for {policy_type} is too complex ({limit}): {reason}")]
+    PolicyTooComplex {
+        policy_type: String,
+        /// Which bound: `source_bytes`, `lines`, `line_bytes`, `nesting_depth`,
+        /// `expression_operators`, `deadline`.
+        limit: &'static str,
+        reason: String,
+    },
+    /// Every slot for draft-policy evaluation is taken: try again shortly (the server answers
+    /// with `Retry-After`). Draft evaluations are never queued.
+    #[error(
+        "too many draft policy evaluations in progress: at most {capacity} run at once, retry shortly"
+    )]
+    PolicyBusy { capacity: usize },
     /// An attestation / policy type name we do not know.
     #[error("unknown attestation type {found:?}: expected one of {expected}")]
     UnknownType {
@@ -89,6 +103,10 @@ pub enum AttestError {
     /// Storage failed, or a stored record is unreadable.
     #[error("storage error: {0}")]
     Store(String),
+    /// A stored policy or reference-value row failed its integrity check (edited in the database,
+    /// or moved there from another key): it is not used, and nothing is evaluated with it.
+    #[error("integrity check failed for stored row {key:?}: {problem}")]
+    Integrity { key: String, problem: String },
     /// The service configuration is unusable.
     #[error("invalid service configuration: {0}")]
     Config(String),
@@ -120,6 +138,37 @@ impl From<enclava_store::StoreError> for AttestError {
 }
 
 impl AttestError {
+    /// A policy error of `policy_type`: [`AttestError::PolicyTooComplex`] for a bound it exceeds,
+    /// else [`AttestError::PolicyEvaluation`] when `evaluating`, or
+    /// [`AttestError::InvalidPolicy`] (compiling / parsing).
+    pub fn from_policy(
+        policy_type: &str,
+        e: enclava_policy::PolicyError,
+        evaluating: bool,
+    ) -> AttestError {
+        let policy_type = policy_type.chars().take(64).collect();
+        match e {
+            enclava_policy::PolicyError::TooComplex {
+                limit,
+                expected,
+                found,
+                ..
+            } => AttestError::PolicyTooComplex {
+                policy_type,
+                limit: limit.as_str(),
+                reason: format!("expected {expected}, found {found}"),
+            },
+            other if evaluating => AttestError::PolicyEvaluation {
+                policy_type,
+                reason: other.to_string(),
+            },
+            other => AttestError::InvalidPolicy {
+                policy_type,
+                reason: other.to_string(),
+            },
+        }
+    }
+
     /// The HTTP status the server answers with.
     pub fn http_status(&self) -> u16 {
         match self {
@@ -133,12 +182,14 @@ impl AttestError {
             | AttestError::UnknownType { .. }
             | AttestError::InvalidReference(_)
             | AttestError::PolicySignatureRequired
-            | AttestError::InvalidPolicySignature(_) => 400,
+            | AttestError::InvalidPolicySignature(_)
+            | AttestError::PolicyTooComplex { .. } => 400,
             AttestError::Denied { .. } | AttestError::UntrustedPolicySigner { .. } => 403,
             AttestError::Conflict { .. } => 409,
-            AttestError::ChallengeCapacity { .. } => 503,
+            AttestError::PolicyBusy { .. } => 503,
             AttestError::PolicyEvaluation { .. }
             | AttestError::Store(_)
+            | AttestError::Integrity { .. }
             | AttestError::Config(_)
             | AttestError::Token { .. } => 500,
         }
@@ -153,7 +204,6 @@ impl AttestError {
             AttestError::NonceUnknown => "nonce_unknown",
             AttestError::NonceExpired { .. } => "nonce_expired",
             AttestError::NonceReplayed => "nonce_replayed",
-            AttestError::ChallengeCapacity { .. } => "challenge_capacity",
             AttestError::Evidence { .. } => "evidence_invalid",
             AttestError::Denied { .. } => "attestation_denied",
             AttestError::InvalidData { .. } => "invalid_data",
@@ -162,10 +212,13 @@ impl AttestError {
             AttestError::InvalidPolicySignature(_) => "invalid_policy_signature",
             AttestError::UntrustedPolicySigner { .. } => "untrusted_policy_signer",
             AttestError::PolicyEvaluation { .. } => "policy_evaluation_failed",
+            AttestError::PolicyTooComplex { .. } => "policy_too_complex",
+            AttestError::PolicyBusy { .. } => "policy_evaluation_busy",
             AttestError::UnknownType { .. } => "unknown_attestation_type",
             AttestError::InvalidReference(_) => "invalid_reference_values",
             AttestError::Conflict { .. } => "conflict",
             AttestError::Store(_) => "storage_error",
+            AttestError::Integrity { .. } => "integrity_check_failed",
             AttestError::Config(_) => "invalid_configuration",
             AttestError::Token { .. } => "token_issuance_failed",
         }

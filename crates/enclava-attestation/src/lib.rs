@@ -15,6 +15,7 @@
 pub mod binding;
 pub mod challenge;
 pub mod error;
+pub mod integrity;
 pub mod policies;
 pub mod request;
 pub mod service;
@@ -22,6 +23,7 @@ pub mod signers;
 
 pub use challenge::{Challenge, ChallengeStore};
 pub use error::{AttestError, RULE_NONCE};
+pub use integrity::{PolicyRowKeys, row_key_purpose};
 pub use policies::{
     ChangeAction, CompiledPolicy, PolicyChange, PolicyLanguage, PolicyRecord, PolicyStore,
     ReferenceChange, ReferenceRecord, SignedPolicy, policy_type,

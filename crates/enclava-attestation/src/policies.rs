@@ -27,6 +27,15 @@
 //! Writes are one transaction with an `Expect` on the current row (two racing writers cannot
 //! both win: the loser gets [`AttestError::Conflict`]).
 //!
+//! # Integrity
+//! Every row is stored MAC'd under a root-derived key ([`crate::integrity`]; the MAC binds the
+//! row key and the exact bytes). A row that fails is never evaluated or served: reading it
+//! answers [`AttestError::Integrity`] naming the row. The keys come with
+//! [`PolicyStore::with_row_keys`]; without them stored rows are refused (the built-in defaults
+//! still apply where nothing is stored). Setting or resetting a policy whose current row fails
+//! its check is allowed (that is how an operator repairs it). Rows written before this existed
+//! are adopted once ([`PolicyStore::migrate_row_integrity`]).
+//!
 //! # Caching
 //! The compiled active policy of each type and the current reference sets of each scope are kept
 //! in memory: attestation reads them on every request, and a store read per request cost more than
@@ -48,12 +57,16 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::AttestError;
+use crate::integrity::{PolicyRowKeys, RowKey, is_enveloped};
 use crate::request::MaaType;
 
 const POLICY_HEAD: &str = "attestation/policy/";
 const POLICY_VERSION: &str = "attestation/policy-version/";
 const REF_HEAD: &str = "attestation/reference/";
 const REF_VERSION: &str = "attestation/reference-version/";
+/// Meta key recording that the policy rows are integrity-protected (see
+/// [`PolicyStore::migrate_row_integrity`]).
+pub const ROW_INTEGRITY_META: &str = "attestation/row-integrity";
 /// Largest reference-value set (serialized bytes).
 pub const MAX_REFERENCE_BYTES: usize = 256 * 1024;
 /// Most reference sets read per scope.
@@ -128,10 +141,7 @@ impl CompiledPolicy {
                 ),
             });
         }
-        let invalid = |e: enclava_policy::PolicyError| AttestError::InvalidPolicy {
-            policy_type: policy_type.into(),
-            reason: e.to_string(),
-        };
+        let invalid = |e| AttestError::from_policy(policy_type, e, false);
         match PolicyLanguage::detect(text) {
             PolicyLanguage::Rego => AppraisalPolicy::compile(policy_type, text)
                 .map(|p| CompiledPolicy::Rego(Box::new(p)))
@@ -158,13 +168,9 @@ impl CompiledPolicy {
         maa_claims: &Map<String, Value>,
     ) -> Result<Decision, AttestError> {
         match self {
-            CompiledPolicy::Rego(p) => {
-                p.evaluate(input)
-                    .map_err(|e| AttestError::PolicyEvaluation {
-                        policy_type: policy_type.into(),
-                        reason: e.to_string(),
-                    })
-            }
+            CompiledPolicy::Rego(p) => p
+                .evaluate(input)
+                .map_err(|e| AttestError::from_policy(policy_type, e, true)),
             CompiledPolicy::Maa(p) => Ok(p.evaluate_map(maa_claims)),
         }
     }
@@ -285,6 +291,14 @@ fn valid_name(s: &str, what: &str) -> Result<(), AttestError> {
     }
 }
 
+/// A row key as shown in errors and logs (our keys are ASCII; a tampered one may not be).
+fn row_name(key: &str) -> String {
+    key.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(200)
+        .collect()
+}
+
 fn corrupt(key: &str, e: impl std::fmt::Display) -> AttestError {
     AttestError::Store(format!("stored record {key} is unreadable: {e}"))
 }
@@ -301,6 +315,7 @@ struct Checked<T> {
 /// Policies and reference values over a [`Store`].
 pub struct PolicyStore {
     store: Arc<dyn Store>,
+    row_keys: Option<Arc<PolicyRowKeys>>,
     revalidate_after: Duration,
     cache: Mutex<HashMap<Tee, Checked<Arc<ActivePolicy>>>>,
     references: Mutex<HashMap<String, Checked<ReferenceSets>>>,
@@ -316,6 +331,7 @@ impl PolicyStore {
     pub fn new(store: Arc<dyn Store>) -> PolicyStore {
         PolicyStore {
             store,
+            row_keys: None,
             revalidate_after: DEFAULT_REVALIDATE_AFTER,
             cache: Mutex::new(HashMap::new()),
             references: Mutex::new(HashMap::new()),
@@ -327,6 +343,92 @@ impl PolicyStore {
     pub fn revalidate_after(mut self, interval: Duration) -> PolicyStore {
         self.revalidate_after = interval;
         self
+    }
+
+    /// Authenticate rows with `keys` (derived from the vault root; see [`crate::integrity`]).
+    pub fn with_row_keys(mut self, keys: Arc<PolicyRowKeys>) -> PolicyStore {
+        self.row_keys = Some(keys);
+        self
+    }
+
+    fn keys(&self) -> Result<&PolicyRowKeys, AttestError> {
+        self.row_keys.as_deref().ok_or_else(|| {
+            AttestError::Config(
+                "no row integrity key is installed: stored policies cannot be verified".into(),
+            )
+        })
+    }
+
+    fn row_key(&self) -> Result<&RowKey, AttestError> {
+        Ok(&self.keys()?.policies)
+    }
+
+    /// The payload of the stored row `key`, if its MAC verifies.
+    fn open_row(&self, key: &str, stored: &[u8]) -> Result<Vec<u8>, AttestError> {
+        self.row_key()?
+            .open(key, stored)
+            .map(<[u8]>::to_vec)
+            .map_err(|p| AttestError::Integrity {
+                key: row_name(key),
+                problem: p.to_string(),
+            })
+    }
+
+    /// An `Op::Put` of `payload` as the authenticated row `key`.
+    fn put_row(&self, key: String, payload: &[u8]) -> Result<Op, AttestError> {
+        let value = self.row_key()?.seal(&key, payload);
+        Ok(Op::Put {
+            table: Table::Policies,
+            key,
+            value,
+        })
+    }
+
+    /// Parse the verified payload of the stored row `key`.
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        stored: &[u8],
+    ) -> Result<T, AttestError> {
+        let payload = self.open_row(key, stored)?;
+        serde_json::from_slice(&payload).map_err(|e| corrupt(key, e))
+    }
+
+    /// The version of the current row `old` (at `head_key`), for numbering the next one. When that
+    /// row fails its integrity check its number is not trusted: the highest version row under
+    /// `version_prefix` is used instead, so a tampered policy can be replaced.
+    fn current_version(
+        &self,
+        head_key: &str,
+        old: Option<&[u8]>,
+        version_prefix: &str,
+        version_of: impl Fn(&[u8]) -> Result<u64, serde_json::Error>,
+    ) -> Result<u64, AttestError> {
+        let Some(old) = old else { return Ok(0) };
+        match self.open_row(head_key, old) {
+            Ok(payload) => version_of(&payload).map_err(|e| corrupt(head_key, e)),
+            Err(AttestError::Integrity { .. }) => {
+                let mut max = 0;
+                let mut after: Option<String> = None;
+                loop {
+                    let rows =
+                        self.store
+                            .list(Table::Policies, version_prefix, after.as_deref(), 256)?;
+                    let Some((last, _)) = rows.last() else { break };
+                    after = Some(last.clone());
+                    for (k, _) in &rows {
+                        if let Some(v) = k
+                            .get(version_prefix.len()..)
+                            .and_then(|n| n.parse::<u64>().ok())
+                        {
+                            max = max.max(v);
+                        }
+                    }
+                }
+                Ok(max)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Tee, Checked<Arc<ActivePolicy>>>> {
@@ -346,9 +448,7 @@ impl PolicyStore {
     fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, AttestError> {
         match self.store.get(Table::Policies, key)? {
             None => Ok(None),
-            Some(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| corrupt(key, e)),
+            Some(b) => self.decode(key, &b).map(Some),
         }
     }
 
@@ -403,14 +503,12 @@ impl PolicyStore {
         let compiled = CompiledPolicy::compile(tee.as_str(), text)?;
         let head_key = format!("{POLICY_HEAD}{tee}");
         let old = self.store.get(Table::Policies, &head_key)?;
-        let old_version = match &old {
-            None => 0,
-            Some(b) => {
-                serde_json::from_slice::<PolicyRecord>(b)
-                    .map_err(|e| corrupt(&head_key, e))?
-                    .version
-            }
-        };
+        let old_version = self.current_version(
+            &head_key,
+            old.as_deref(),
+            &format!("{POLICY_VERSION}{tee}/"),
+            |b| serde_json::from_slice::<PolicyRecord>(b).map(|r| r.version),
+        )?;
         let record = PolicyRecord {
             policy_type: tee.as_str().into(),
             version: old_version + 1,
@@ -429,16 +527,11 @@ impl PolicyStore {
                 key: head_key.clone(),
                 value: old,
             },
-            Op::Put {
-                table: Table::Policies,
-                key: head_key,
-                value: bytes.clone(),
-            },
-            Op::Put {
-                table: Table::Policies,
-                key: format!("{POLICY_VERSION}{tee}/{:020}", record.version),
-                value: bytes,
-            },
+            self.put_row(head_key, &bytes)?,
+            self.put_row(
+                format!("{POLICY_VERSION}{tee}/{:020}", record.version),
+                &bytes,
+            )?,
         ])?;
         let change = PolicyChange {
             policy_type: record.policy_type.clone(),
@@ -511,7 +604,7 @@ impl PolicyStore {
             let Some((last, _)) = rows.last() else { break };
             after = Some(last.clone());
             for (k, v) in &rows {
-                out.push(serde_json::from_slice(v).map_err(|e| corrupt(k, e))?);
+                out.push(self.decode(k, v)?);
             }
         }
         Ok(out)
@@ -543,14 +636,12 @@ impl PolicyStore {
         }
         let head_key = format!("{REF_HEAD}{scope}/{name}");
         let old = self.store.get(Table::Policies, &head_key)?;
-        let old_version = match &old {
-            None => 0,
-            Some(b) => {
-                serde_json::from_slice::<ReferenceRecord>(b)
-                    .map_err(|e| corrupt(&head_key, e))?
-                    .version
-            }
-        };
+        let old_version = self.current_version(
+            &head_key,
+            old.as_deref(),
+            &format!("{REF_VERSION}{scope}/{name}/"),
+            |b| serde_json::from_slice::<ReferenceRecord>(b).map(|r| r.version),
+        )?;
         let deleting = value.is_null();
         if deleting && old.is_none() {
             return Err(AttestError::InvalidReference(format!(
@@ -592,17 +683,12 @@ impl PolicyStore {
                 key: head_key,
             });
         } else {
-            ops.push(Op::Put {
-                table: Table::Policies,
-                key: head_key,
-                value: bytes.clone(),
-            });
+            ops.push(self.put_row(head_key, &bytes)?);
         }
-        ops.push(Op::Put {
-            table: Table::Policies,
-            key: format!("{REF_VERSION}{scope}/{name}/{:020}", record.version),
-            value: bytes,
-        });
+        ops.push(self.put_row(
+            format!("{REF_VERSION}{scope}/{name}/{:020}", record.version),
+            &bytes,
+        )?);
         self.store.transact(ops)?;
         // The scope's sets are re-read on their next use.
         self.reference_cache().remove(scope);
@@ -708,10 +794,123 @@ impl PolicyStore {
         )?;
         let mut out = Map::new();
         for (k, v) in rows {
-            let r: ReferenceRecord = serde_json::from_slice(&v).map_err(|e| corrupt(&k, e))?;
+            let r: ReferenceRecord = self.decode(&k, &v)?;
             out.insert(r.name, r.value);
         }
         Ok(out)
+    }
+}
+
+/// What [`PolicyStore::migrate_row_integrity`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowMigration {
+    /// The rows were already integrity-protected ([`ROW_INTEGRITY_META`] verified): nothing done.
+    pub already_protected: bool,
+    /// Key of every unauthenticated row adopted (MAC'd) now.
+    pub adopted: Vec<String>,
+    /// Keys of unauthenticated rows found next to authenticated ones, which are *not* adopted
+    /// (they stay refused): the store was protected already, so they were written behind the
+    /// server's back.
+    pub refused: Vec<String>,
+}
+
+impl PolicyStore {
+    /// Adopt policy and reference rows written before rows were integrity-protected: MAC them
+    /// once and record that in [`ROW_INTEGRITY_META`] (itself MAC'd), in one transaction. Called
+    /// by the server after every unseal; the caller logs and audits the result. The rules (and
+    /// why adopting once is acceptable) are those of the identity rows: before this change
+    /// nothing could be verified, so MAC'ing what is there at the first unseal trusts nothing
+    /// new; afterwards the marker exists and unauthenticated rows are never adopted (a marker
+    /// that fails its MAC is an error; a missing marker next to authenticated rows adopts
+    /// nothing and reports the unauthenticated rows in [`RowMigration::refused`]).
+    pub fn migrate_row_integrity(&self, now: DateTime<Utc>) -> Result<RowMigration, AttestError> {
+        let keys = self.keys()?;
+        for _ in 0..3 {
+            if let Some(m) = self.store.get(Table::Meta, ROW_INTEGRITY_META)? {
+                keys.meta
+                    .open(ROW_INTEGRITY_META, &m)
+                    .map_err(|p| AttestError::Integrity {
+                        key: format!("meta/{ROW_INTEGRITY_META}"),
+                        problem: p.to_string(),
+                    })?;
+                return Ok(RowMigration {
+                    already_protected: true,
+                    ..RowMigration::default()
+                });
+            }
+            let mut rows = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = self
+                    .store
+                    .list(Table::Policies, "", after.as_deref(), 256)?;
+                let n = page.len();
+                after = page.last().map(|(k, _)| k.clone());
+                rows.extend(page);
+                if n < 256 {
+                    break;
+                }
+            }
+            let (authenticated, legacy): (Vec<_>, Vec<_>) =
+                rows.into_iter().partition(|(_, v)| is_enveloped(v));
+            let names: Vec<String> = legacy.iter().map(|(k, _)| row_name(k)).collect();
+            let adopt = authenticated.is_empty();
+            let mut ops = Vec::new();
+            if adopt {
+                for (key, old) in legacy {
+                    let value = keys.policies.seal(&key, &old);
+                    ops.push(Op::Expect {
+                        table: Table::Policies,
+                        key: key.clone(),
+                        value: Some(old),
+                    });
+                    ops.push(Op::Put {
+                        table: Table::Policies,
+                        key,
+                        value,
+                    });
+                }
+            }
+            let marker = serde_json::to_vec(&serde_json::json!({
+                "version": 1,
+                "at": now,
+                "adopted": if adopt { names.len() } else { 0 },
+            }))
+            .map_err(|e| AttestError::Store(e.to_string()))?;
+            ops.push(Op::Expect {
+                table: Table::Meta,
+                key: ROW_INTEGRITY_META.into(),
+                value: None,
+            });
+            ops.push(Op::Put {
+                table: Table::Meta,
+                key: ROW_INTEGRITY_META.into(),
+                value: keys.meta.seal(ROW_INTEGRITY_META, &marker),
+            });
+            match self.store.transact(ops) {
+                Ok(()) => {
+                    // Cached values were read before: drop them.
+                    self.cache().clear();
+                    self.reference_cache().clear();
+                    return Ok(if adopt {
+                        RowMigration {
+                            adopted: names,
+                            ..RowMigration::default()
+                        }
+                    } else {
+                        RowMigration {
+                            refused: names,
+                            ..RowMigration::default()
+                        }
+                    });
+                }
+                Err(enclava_store::StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AttestError::Conflict {
+            what: format!("meta/{ROW_INTEGRITY_META} (the policy rows kept changing)"),
+        })
     }
 }
 
@@ -721,8 +920,16 @@ mod tests {
     use chrono::TimeZone;
     use serde_json::json;
 
+    fn keys(byte: u8) -> Arc<PolicyRowKeys> {
+        Arc::new(
+            PolicyRowKeys::derive(|_| Ok::<_, String>(zeroize::Zeroizing::new([byte; 32])))
+                .unwrap(),
+        )
+    }
+
     fn store() -> PolicyStore {
         PolicyStore::new(Arc::new(enclava_store::SqliteStore::in_memory().unwrap()))
+            .with_row_keys(keys(1))
     }
 
     fn now() -> DateTime<Utc> {
@@ -808,7 +1015,7 @@ mod tests {
 
         // A second instance over the same store: its change is picked up once the cached
         // policy is re-validated, not before.
-        let other = PolicyStore::new(Arc::clone(&s.store));
+        let other = PolicyStore::new(Arc::clone(&s.store)).with_row_keys(keys(1));
         other.set(Tee::Snp, ALLOW_ALL, "dave", now()).unwrap();
         assert_eq!(s.active(Tee::Snp).unwrap().record.version, 3);
         let s = s.revalidate_after(Duration::ZERO);
@@ -827,7 +1034,7 @@ mod tests {
             json!({"measurements": ["aa"]})
         );
         // A change through another instance waits for re-validation.
-        let other = PolicyStore::new(Arc::clone(&s.store));
+        let other = PolicyStore::new(Arc::clone(&s.store)).with_row_keys(keys(1));
         other.delete_reference("t1", "m", "b", now()).unwrap();
         assert_eq!(s.references("t1").unwrap().len(), 1);
         let s = s.revalidate_after(Duration::ZERO);
@@ -896,5 +1103,168 @@ mod tests {
         assert!(s.delete_reference("a", "never", "e", now()).is_err());
         let big = json!("x".repeat(MAX_REFERENCE_BYTES));
         assert!(s.set_reference("a", "big", big, "e", now()).is_err());
+    }
+
+    /// Replace the payload of a stored row, keeping its MAC header (the attack).
+    fn edit_row(s: &PolicyStore, key: &str, f: impl Fn(&mut Value)) {
+        let row = s.store.get(Table::Policies, key).unwrap().unwrap();
+        let nl = row.iter().position(|b| *b == b'\n').unwrap();
+        let mut v: Value = serde_json::from_slice(&row[nl + 1..]).unwrap();
+        f(&mut v);
+        let mut out = row[..=nl].to_vec();
+        out.extend_from_slice(&serde_json::to_vec(&v).unwrap());
+        put_raw(s, key, out);
+    }
+
+    fn put_raw(s: &PolicyStore, key: &str, value: Vec<u8>) {
+        s.store
+            .transact(vec![Op::Put {
+                table: Table::Policies,
+                key: key.into(),
+                value,
+            }])
+            .unwrap();
+    }
+
+    const DENY_ALL: &str = "package enclava.appraisal\nimport rego.v1\nallow := false\n";
+
+    #[test]
+    fn edited_policy_is_refused_not_evaluated() {
+        let s = store().revalidate_after(Duration::ZERO);
+        s.set(Tee::Sim, DENY_ALL, "alice", now()).unwrap();
+        assert_eq!(s.active(Tee::Sim).unwrap().record.version, 1);
+        edit_row(&s, "attestation/policy/sim", |v| {
+            v["text"] = ALLOW_ALL.into();
+            v["hash"] = enclava_policy::maa_policy_hash(ALLOW_ALL).into();
+        });
+        let e = s.active(Tee::Sim).unwrap_err();
+        assert_eq!(e.code(), "integrity_check_failed", "{e}");
+        assert_eq!(e.http_status(), 500);
+        assert!(e.to_string().contains("attestation/policy/sim"), "{e}");
+        assert!(s.get(Tee::Sim).is_err());
+        // The history row is intact; the repair is setting a policy again.
+        assert_eq!(s.versions(Tee::Sim).unwrap().len(), 1);
+        let c = s.set(Tee::Sim, DENY_ALL, "bob", now()).unwrap();
+        assert_eq!(c.version, 2);
+        assert_eq!(s.active(Tee::Sim).unwrap().record.text, DENY_ALL);
+        // Editing a history row is detected when the history is read.
+        edit_row(
+            &s,
+            "attestation/policy-version/sim/00000000000000000001",
+            |v| {
+                v["who"] = "mallory".into();
+            },
+        );
+        assert_eq!(
+            s.versions(Tee::Sim).unwrap_err().code(),
+            "integrity_check_failed"
+        );
+    }
+
+    #[test]
+    fn moved_planted_and_foreign_rows_are_refused() {
+        let s = store().revalidate_after(Duration::ZERO);
+        s.set(Tee::Sim, ALLOW_ALL, "alice", now()).unwrap();
+        // A valid row of one type copied to another type's key.
+        let row = s
+            .store
+            .get(Table::Policies, "attestation/policy/sim")
+            .unwrap()
+            .unwrap();
+        put_raw(&s, "attestation/policy/snp", row);
+        assert_eq!(
+            s.active(Tee::Snp).unwrap_err().code(),
+            "integrity_check_failed"
+        );
+        // A row without a MAC (the pre-integrity format).
+        let mut rec = builtin_record(Tee::Tdx);
+        rec.text = ALLOW_ALL.into();
+        rec.version = 1;
+        put_raw(
+            &s,
+            "attestation/policy/tdx",
+            serde_json::to_vec(&rec).unwrap(),
+        );
+        let e = s.active(Tee::Tdx).unwrap_err();
+        assert!(e.to_string().contains("without a MAC"), "{e}");
+        // Another root: nothing verifies. No key: stored rows are refused, defaults still apply.
+        let foreign = PolicyStore::new(Arc::clone(&s.store)).with_row_keys(keys(2));
+        assert_eq!(
+            foreign.active(Tee::Sim).unwrap_err().code(),
+            "integrity_check_failed"
+        );
+        let keyless = PolicyStore::new(Arc::clone(&s.store));
+        assert!(keyless.active(Tee::Sim).is_err());
+        assert!(keyless.set(Tee::Sgx, ALLOW_ALL, "a", now()).is_err());
+        assert_eq!(keyless.active(Tee::Sgx).unwrap().record.version, 0);
+    }
+
+    #[test]
+    fn edited_reference_values_are_refused() {
+        let s = store().revalidate_after(Duration::ZERO);
+        s.set_reference("t1", "m", json!({"measurements": ["aa"]}), "a", now())
+            .unwrap();
+        assert_eq!(s.references("t1").unwrap().len(), 1);
+        edit_row(&s, "attestation/reference/t1/m", |v| {
+            v["value"] = json!({"measurements": ["evil"]});
+        });
+        let e = s.references("t1").unwrap_err();
+        assert_eq!(e.code(), "integrity_check_failed", "{e}");
+        assert!(s.get_reference("t1", "m").is_err());
+        // A set copied into another scope.
+        s.set_reference("t2", "m", json!({"measurements": ["bb"]}), "a", now())
+            .unwrap();
+        let row = s
+            .store
+            .get(Table::Policies, "attestation/reference/t2/m")
+            .unwrap()
+            .unwrap();
+        put_raw(&s, "attestation/reference/t3/m", row);
+        assert!(s.references("t3").is_err());
+        // Repair by setting it again.
+        s.set_reference("t1", "m", json!({"measurements": ["aa"]}), "a", now())
+            .unwrap();
+        assert_eq!(
+            s.references("t1").unwrap()["m"],
+            json!({"measurements": ["aa"]})
+        );
+    }
+
+    #[test]
+    fn old_rows_are_adopted_once() {
+        let s = store().revalidate_after(Duration::ZERO);
+        s.set(Tee::Sim, ALLOW_ALL, "alice", now()).unwrap();
+        s.set_reference("t1", "m", json!(1), "a", now()).unwrap();
+        // The store as the previous version wrote it: bare JSON, no marker.
+        for (k, v) in s.store.list(Table::Policies, "", None, 100).unwrap() {
+            let nl = v.iter().position(|b| *b == b'\n').unwrap();
+            put_raw(&s, &k, v[nl + 1..].to_vec());
+        }
+        assert!(s.active(Tee::Sim).is_err());
+        let m = s.migrate_row_integrity(now()).unwrap();
+        assert_eq!(m.adopted.len(), 4, "{m:?}");
+        assert!(m.refused.is_empty());
+        assert_eq!(s.active(Tee::Sim).unwrap().record.version, 1);
+        assert_eq!(s.references("t1").unwrap()["m"], json!(1));
+        assert!(s.migrate_row_integrity(now()).unwrap().already_protected);
+        // Planted later: never adopted, even with the marker deleted.
+        let mut rec = builtin_record(Tee::Snp);
+        rec.text = ALLOW_ALL.into();
+        put_raw(
+            &s,
+            "attestation/policy/snp",
+            serde_json::to_vec(&rec).unwrap(),
+        );
+        s.store
+            .transact(vec![Op::Delete {
+                table: Table::Meta,
+                key: ROW_INTEGRITY_META.into(),
+            }])
+            .unwrap();
+        let m = s.migrate_row_integrity(now()).unwrap();
+        assert!(m.adopted.is_empty());
+        assert_eq!(m.refused, vec!["attestation/policy/snp".to_string()]);
+        assert!(s.active(Tee::Snp).is_err());
+        assert!(s.migrate_row_integrity(now()).unwrap().already_protected);
     }
 }

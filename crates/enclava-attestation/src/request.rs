@@ -44,8 +44,9 @@ use thiserror::Error;
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 /// Longest `nonce` accepted (characters).
 pub const MAX_NONCE_LEN: usize = 1024;
-/// Longest draft policy accepted (bytes).
-pub const MAX_DRAFT_POLICY_BYTES: usize = 256 * 1024;
+/// Longest draft policy accepted (bytes): the Rego source bound
+/// (`enclava_policy::rego::limits::MAX_SOURCE_BYTES`), for either policy language.
+pub const MAX_DRAFT_POLICY_BYTES: usize = enclava_policy::rego::limits::MAX_SOURCE_BYTES;
 /// Default reference-value scope.
 pub const DEFAULT_SCOPE: &str = "default";
 

@@ -1,7 +1,8 @@
 //! The attestation service: request -> evidence -> claims -> binding -> appraisal -> token.
 //!
 //! [`AttestationService::attest`] runs, in order:
-//! 1. the challenge (native requests with a `nonce`): consumed once ([`crate::challenge`]);
+//! 1. the challenge (native requests with a `nonce`): redeemed once, across every process
+//!    sharing the store ([`crate::challenge`]);
 //! 2. the sim gate: `sim` evidence is denied (`sim_disabled`) unless [`ServiceConfig::allow_sim`];
 //! 3. evidence verification with the service's [`SnpVerifier`] / [`DcapVerifier`] (their caches
 //!    stay warm across requests); collateral comes from the request or, when it carries none (MAA
@@ -20,8 +21,18 @@
 //! the draft instead of the active policy and return an **unsigned** token (`alg: "none"`, header
 //! and payload `x-enclava-dry-run: true`, empty signature) that no verifier accepts (enclava-token
 //! refuses `alg: none` outright). A dry run checks a challenge without consuming it.
+//!
+//! Draft policies are untrusted text, so a dry run is bounded three ways: the draft is compiled
+//! first, before any evidence is looked at, and refused if its source exceeds the bounds of
+//! `enclava_policy::rego::limits`; compiling and evaluating share one deadline
+//! ([`DRAFT_DEADLINE`]) that regorus's execution timer enforces; and at most
+//! [`ServiceConfig::max_concurrent_drafts`] dry runs run at once (over that,
+//! [`AttestError::PolicyBusy`] at once, never a queue). The server runs dry runs on its blocking
+//! pool, never on its async workers.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,7 +53,7 @@ use sha2::Digest;
 use crate::binding;
 use crate::challenge::{self, Challenge, ChallengeStore};
 use crate::error::AttestError;
-use crate::policies::{CompiledPolicy, PolicyStore};
+use crate::policies::PolicyStore;
 use crate::request::{AttestRequest, Evidence};
 
 /// Rule name of the sim gate.
@@ -53,6 +64,11 @@ pub const DRY_RUN_CLAIM: &str = "x-enclava-dry-run";
 pub const POLICY_CLAIM: &str = "x-enclava-policy";
 /// Claim naming the reference-value scope the evidence was appraised against.
 pub const SCOPE_CLAIM: &str = "x-enclava-reference-scope";
+/// How long one dry run may spend compiling and evaluating its draft policy. Shorter than the
+/// stored policies' limit: a draft is untrusted, and evaluation memory grows with time.
+pub const DRAFT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Default for [`ServiceConfig::max_concurrent_drafts`].
+pub const DEFAULT_MAX_CONCURRENT_DRAFTS: usize = 2;
 
 /// Service settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,9 +81,11 @@ pub struct ServiceConfig {
     /// default `sim` policy denies it: a policy must accept it explicitly.
     pub allow_sim: bool,
     pub challenge_ttl: Duration,
-    pub challenge_capacity: usize,
     /// How many previous signing keys [`AttestationService::rotate_signer`] keeps in the JWKS.
     pub previous_keys_kept: usize,
+    /// Most dry runs (draft policies) evaluated at once; more are refused with
+    /// [`AttestError::PolicyBusy`]. Each holds a thread for up to [`DRAFT_DEADLINE`].
+    pub max_concurrent_drafts: usize,
 }
 
 impl ServiceConfig {
@@ -77,13 +95,13 @@ impl ServiceConfig {
             token_lifetime: Duration::seconds(enclava_token::DEFAULT_LIFETIME_SECONDS),
             allow_sim: false,
             challenge_ttl: Duration::seconds(challenge::DEFAULT_TTL_SECONDS),
-            challenge_capacity: challenge::DEFAULT_CAPACITY,
             previous_keys_kept: 2,
+            max_concurrent_drafts: DEFAULT_MAX_CONCURRENT_DRAFTS,
         }
     }
 
     /// Check the settings (the server calls this at startup): a non-empty issuer, a token
-    /// lifetime of 1 s to 24 h, a positive challenge TTL and capacity.
+    /// lifetime of 1 s to 24 h, a positive challenge TTL.
     pub fn validate(&self) -> Result<(), AttestError> {
         let bad = |m: String| Err(AttestError::Config(m));
         if self.issuer.trim().is_empty() {
@@ -96,11 +114,16 @@ impl ServiceConfig {
                 enclava_token::MAX_LIFETIME_SECONDS
             ));
         }
-        if self.challenge_ttl.num_seconds() < 1 || self.challenge_capacity == 0 {
+        if self.max_concurrent_drafts == 0 {
+            return bad(
+                "max_concurrent_drafts: expected at least 1, found 0 (drafts would always be refused)"
+                    .into(),
+            );
+        }
+        if self.challenge_ttl.num_seconds() < 1 {
             return bad(format!(
-                "challenges: expected a TTL of at least 1 s and a capacity of at least 1, found {} s and {}",
-                self.challenge_ttl.num_seconds(),
-                self.challenge_capacity
+                "challenge_ttl: expected at least 1 s, found {} s",
+                self.challenge_ttl.num_seconds()
             ));
         }
         Ok(())
@@ -174,6 +197,8 @@ struct Signers {
 /// The attestation service (sync; the server wraps it).
 pub struct AttestationService {
     config: ServiceConfig,
+    /// Dry runs in progress (see [`ServiceConfig::max_concurrent_drafts`]).
+    drafts_running: AtomicUsize,
     policies: PolicyStore,
     challenges: ChallengeStore,
     signers: RwLock<Signers>,
@@ -194,7 +219,56 @@ impl std::fmt::Debug for AttestationService {
 
 enum Appraiser<'a> {
     Active,
-    Draft(&'a str),
+    /// A draft compiled by [`compile_draft`], its text (for the hash) and the shared deadline.
+    Draft(&'a CompiledDraft, &'a str, Instant),
+}
+
+/// A compiled draft policy of either language.
+enum CompiledDraft {
+    Rego(Box<enclava_policy::AppraisalPolicy>),
+    Maa(enclava_policy::MaaPolicy),
+}
+
+/// Compile a draft policy (language detected as for stored policies) within `deadline`. The Rego
+/// source bounds are checked before regorus parses anything.
+fn compile_draft(
+    policy_type: &str,
+    text: &str,
+    deadline: Instant,
+) -> Result<CompiledDraft, AttestError> {
+    use crate::policies::PolicyLanguage;
+    let invalid = |e| AttestError::from_policy(policy_type, e, false);
+    match PolicyLanguage::detect(text) {
+        PolicyLanguage::Rego => {
+            enclava_policy::AppraisalPolicy::compile_until(policy_type, text, deadline)
+                .map(|p| CompiledDraft::Rego(Box::new(p)))
+                .map_err(invalid)
+        }
+        PolicyLanguage::Maa => enclava_policy::MaaPolicy::parse(text)
+            .map(CompiledDraft::Maa)
+            .map_err(invalid),
+    }
+}
+
+/// One of the [`ServiceConfig::max_concurrent_drafts`] dry-run slots, released on drop.
+struct DraftSlot<'a>(&'a AtomicUsize);
+
+impl<'a> DraftSlot<'a> {
+    /// Take a slot if one is free; never waits.
+    fn try_take(running: &'a AtomicUsize, capacity: usize) -> Result<DraftSlot<'a>, AttestError> {
+        running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < capacity).then_some(n + 1)
+            })
+            .map(|_| DraftSlot(running))
+            .map_err(|_| AttestError::PolicyBusy { capacity })
+    }
+}
+
+impl Drop for DraftSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 struct Appraised {
@@ -222,13 +296,16 @@ fn data_input(d: Option<&enclava_token::maa::AttestData>) -> Value {
 }
 
 impl AttestationService {
+    /// Challenges are MAC'd under a random key of this instance until
+    /// [`AttestationService::with_challenge_key`] sets a shared one, and redeemed into `store`.
     pub fn new(
         store: Arc<dyn Store>,
         signer: Arc<dyn TokenSigner>,
         config: ServiceConfig,
     ) -> AttestationService {
         AttestationService {
-            challenges: ChallengeStore::new(config.challenge_ttl, config.challenge_capacity),
+            challenges: ChallengeStore::with_random_key(config.challenge_ttl, store.clone()),
+            drafts_running: AtomicUsize::new(0),
             config,
             policies: PolicyStore::new(store),
             signers: RwLock::new(Signers {
@@ -239,6 +316,21 @@ impl AttestationService {
             dcap: DcapVerifier::new(),
             collateral: None,
         }
+    }
+
+    /// MAC challenges under `key` and record redeemed ones in `redeemed` (the server: a key
+    /// derived from the vault root and the shared database, so that every process on that
+    /// database accepts each other's challenges exactly once).
+    pub fn with_challenge_key(mut self, key: &[u8; 32], redeemed: Arc<dyn Store>) -> Self {
+        self.challenges = ChallengeStore::new(key, self.config.challenge_ttl, redeemed);
+        self
+    }
+
+    /// Authenticate stored policies and reference values with `keys` (derived from the vault
+    /// root after unseal; see [`crate::integrity`]). Without them stored rows are refused.
+    pub fn with_row_keys(mut self, keys: Arc<crate::integrity::PolicyRowKeys>) -> Self {
+        self.policies = self.policies.with_row_keys(keys);
+        self
     }
 
     /// Use `source` for collateral a request does not carry.
@@ -424,9 +516,14 @@ impl AttestationService {
                     },
                 )
             }
-            Appraiser::Draft(text) => {
-                let compiled = CompiledPolicy::compile(tee.as_str(), text)?;
-                let d = compiled.evaluate(tee.as_str(), &input, &token_claims)?;
+            Appraiser::Draft(compiled, text, deadline) => {
+                let d = match compiled {
+                    CompiledDraft::Rego(p) => p
+                        .evaluate_until(&input, deadline)
+                        // The draft's author sent it: its failures are client errors (4xx).
+                        .map_err(|e| AttestError::from_policy(tee.as_str(), e, false))?,
+                    CompiledDraft::Maa(p) => p.evaluate_map(&token_claims),
+                };
                 (
                     d,
                     PolicyRef {
@@ -536,10 +633,14 @@ impl AttestationService {
         req: &AttestRequest,
         now: DateTime<Utc>,
     ) -> Result<(Appraised, PolicyTestResult), AttestError> {
+        let _slot = DraftSlot::try_take(&self.drafts_running, self.config.max_concurrent_drafts)?;
+        let deadline = Instant::now() + DRAFT_DEADLINE;
+        // The draft first: a draft that is too complex is refused before any other work.
+        let compiled = compile_draft(req.tee().as_str(), draft, deadline)?;
         if let Some(c) = &req.challenge {
             self.challenges.check(c, now)?;
         }
-        let a = self.appraise(req, now, Appraiser::Draft(draft))?;
+        let a = self.appraise(req, now, Appraiser::Draft(&compiled, draft, deadline))?;
         let mut claims = a.token_claims.clone();
         let iat = now.timestamp();
         let exp = iat.saturating_add(self.config.token_lifetime.num_seconds());
@@ -679,13 +780,61 @@ mod tests {
                 ..ok.clone()
             },
             ServiceConfig {
-                challenge_capacity: 0,
+                challenge_ttl: Duration::seconds(0),
+                ..ok.clone()
+            },
+            ServiceConfig {
+                max_concurrent_drafts: 0,
                 ..ok.clone()
             },
         ] {
             let e = bad.validate().unwrap_err();
             assert_eq!((e.code(), e.http_status()), ("invalid_configuration", 500));
         }
+    }
+
+    #[test]
+    fn draft_slots_are_bounded_and_released() {
+        let running = AtomicUsize::new(0);
+        let a = DraftSlot::try_take(&running, 2).unwrap();
+        let b = DraftSlot::try_take(&running, 2).unwrap();
+        let Err(e) = DraftSlot::try_take(&running, 2) else {
+            panic!("a third slot out of two");
+        };
+        assert_eq!((e.code(), e.http_status()), ("policy_evaluation_busy", 503));
+        assert!(e.to_string().contains("at most 2"), "{e}");
+        drop(a);
+        let c = DraftSlot::try_take(&running, 2).unwrap();
+        drop(b);
+        drop(c);
+        assert_eq!(running.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn policy_bounds_are_client_errors() {
+        let too_complex = enclava_policy::PolicyError::TooComplex {
+            policy: "p".into(),
+            limit: enclava_policy::rego::limits::PolicyLimit::NestingDepth,
+            expected: "at most 8 deep".into(),
+            found: "depth 30".into(),
+        };
+        for evaluating in [false, true] {
+            let e = AttestError::from_policy("snp", too_complex.clone(), evaluating);
+            assert_eq!((e.code(), e.http_status()), ("policy_too_complex", 400));
+            assert!(
+                e.to_string()
+                    .contains("(nesting_depth): expected at most 8 deep, found depth 30"),
+                "{e}"
+            );
+        }
+        let other = enclava_policy::PolicyError::RegoEval {
+            policy: "p".into(),
+            message: "conflict".into(),
+        };
+        let e = AttestError::from_policy("snp", other.clone(), false);
+        assert_eq!((e.code(), e.http_status()), ("invalid_policy", 400));
+        let e = AttestError::from_policy("snp", other, true);
+        assert_eq!(e.code(), "policy_evaluation_failed");
     }
 
     #[test]

@@ -203,12 +203,25 @@ pub struct AuditConfig {
     /// Sign a checkpoint when at least this many entries were appended since the last one
     /// (0 = only on demand). Default 1000.
     pub checkpoint_every: u64,
+    /// Also sign one when the head moved and the last checkpoint is at least this old
+    /// ([`AuditLog::checkpoint_if_due`], called by the owner's timer). Default 60 s.
+    pub checkpoint_interval: std::time::Duration,
+    /// Sign the first checkpoint as soon as a signer is installed and the log is not empty,
+    /// instead of waiting for `checkpoint_every` entries: a young vault with no checkpoint at all
+    /// would otherwise accept a rewritten chain with recomputed hashes. Default true.
+    pub checkpoint_first: bool,
+    /// Where the latest signed checkpoint is also written (atomically), outside the database:
+    /// someone who can only change the database cannot roll it back, so a truncated tail shows.
+    pub head_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             checkpoint_every: 1000,
+            checkpoint_interval: std::time::Duration::from_secs(60),
+            checkpoint_first: true,
+            head_file: None,
         }
     }
 }
@@ -309,6 +322,8 @@ struct Head {
     seq: u64,
     hash: [u8; 32],
     last_checkpoint: u64,
+    /// When the last checkpoint was signed by this process (the time rule counts from here).
+    last_checkpoint_at: std::time::Instant,
 }
 
 /// The appender. Exactly one per store (it owns the chain head); share it (`Arc<AuditLog>`).
@@ -385,6 +400,7 @@ impl AuditLog {
                 seq,
                 hash,
                 last_checkpoint,
+                last_checkpoint_at: std::time::Instant::now(),
             }),
             signer: RwLock::new(None),
         })
@@ -410,6 +426,38 @@ impl AuditLog {
         if entries.is_empty() {
             return Ok(head.seq + 1);
         }
+        self.write_locked(&mut head, None, entries)
+    }
+
+    /// Apply the data change `ops` and append `entries` in ONE store transaction: the change is
+    /// stored with its audit entries or not at all. The chain is computed under the head lock, so
+    /// this interleaves correctly with [`AuditLog::append`]. A failed transaction (conflict, full
+    /// disk) leaves the head unchanged. Returns the seq of the first entry.
+    pub fn commit(&self, ops: Vec<Op>, entries: Vec<NewEntry>) -> Result<u64> {
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let mut attempt = 0;
+        loop {
+            match self.write_locked(&mut head, Some(ops.clone()), entries.clone()) {
+                // Another process appended: nothing was written; chain onto its entries and retry.
+                Err(AuditError::Store(StoreError::Conflict { table, .. }))
+                    if table == enclava_store::AUDIT_TABLE && attempt < 5 =>
+                {
+                    attempt += 1;
+                    let (seq, hash) = load_head(self.store.as_ref())?;
+                    head.seq = seq;
+                    head.hash = hash;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn write_locked(
+        &self,
+        head: &mut Head,
+        ops: Option<Vec<Op>>,
+        entries: Vec<NewEntry>,
+    ) -> Result<u64> {
         let first = head.seq + 1;
         let mut prev = head.hash;
         let mut rows = Vec::with_capacity(entries.len());
@@ -440,7 +488,16 @@ impl AuditLog {
             rows.push(e.to_canonical_json());
         }
         let n = rows.len() as u64;
-        let stored_at = self.store.append_audit(rows)?;
+        let stored_at = match ops {
+            Some(ops) => {
+                self.store.transact_audited(ops, rows, first)?;
+                first
+            }
+            None => self.store.append_audit(rows)?,
+        };
+        if n == 0 {
+            return Ok(first);
+        }
         if stored_at != first {
             // Someone else appended too: our head is wrong. Reload it so later appends chain onto
             // what is stored (verification will still flag the misplaced batch).
@@ -454,10 +511,14 @@ impl AuditLog {
         }
         head.seq = first + n - 1;
         head.hash = prev;
-        if self.config.checkpoint_every > 0
-            && head.seq - head.last_checkpoint >= self.config.checkpoint_every
-        {
-            let _ = self.checkpoint_locked(&mut head, &last_time);
+        let due_by_count = self.config.checkpoint_every > 0
+            && head.seq - head.last_checkpoint >= self.config.checkpoint_every;
+        let first_one = self.config.checkpoint_every > 0
+            && self.config.checkpoint_first
+            && head.last_checkpoint == 0;
+        if due_by_count || first_one {
+            // Best effort: a failed checkpoint (sealed, full disk) is retried on a later append.
+            let _ = self.checkpoint_locked(head, &last_time);
         }
         Ok(first)
     }
@@ -467,6 +528,32 @@ impl AuditLog {
     pub fn checkpoint(&self, now: DateTime<Utc>) -> Result<Option<Checkpoint>> {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
         self.checkpoint_locked(&mut head, &rfc3339(&now))
+    }
+
+    /// Sign a checkpoint if the head moved since the last one and either no checkpoint exists
+    /// yet or the last one is at least [`AuditConfig::checkpoint_interval`] old. `Ok(None)` when
+    /// none was due. Called by the server's timer, after unseal, and at shutdown (`force`: any
+    /// movement of the head is enough).
+    pub fn checkpoint_if_due(&self, now: DateTime<Utc>, force: bool) -> Result<Option<Checkpoint>> {
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        if head.seq == 0 || head.seq == head.last_checkpoint {
+            return Ok(None);
+        }
+        let due = force
+            || head.last_checkpoint == 0
+            || head.last_checkpoint_at.elapsed() >= self.config.checkpoint_interval;
+        if !due {
+            return Ok(None);
+        }
+        self.checkpoint_locked(&mut head, &rfc3339(&now))
+    }
+
+    /// Seq of the last stored checkpoint (0 if none).
+    pub fn last_checkpoint(&self) -> u64 {
+        self.head
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_checkpoint
     }
 
     fn checkpoint_locked(&self, head: &mut Head, time: &str) -> Result<Option<Checkpoint>> {
@@ -498,7 +585,79 @@ impl AuditLog {
             value,
         }])?;
         head.last_checkpoint = cp.seq;
+        head.last_checkpoint_at = std::time::Instant::now();
+        // The database row first, then the file: the file never names a head the database
+        // does not hold. Its failure is reported (the checkpoint row itself is stored).
+        if let Some(path) = &self.config.head_file {
+            self.advance_head_file(path, &cp)?;
+        }
         Ok(Some(cp))
+    }
+}
+
+impl AuditLog {
+    /// Move the signed head file forward to `cp`, unless the file is evidence of tampering: it
+    /// names a head the stored chain does not contain (the log was truncated or rewritten behind
+    /// it, e.g. while the server was down). Overwriting it would erase the only trace, so it is
+    /// kept (verification keeps reporting the problem until an operator investigates and moves
+    /// the file aside) and the error says why.
+    fn advance_head_file(&self, path: &std::path::Path, cp: &Checkpoint) -> Result<()> {
+        if let Some(problem) = self.head_file_problem_at(path)? {
+            return Err(AuditError::Corrupt {
+                seq: problem.0,
+                detail: format!("{}; the file is kept as evidence", problem.1),
+            });
+        }
+        head_file::write(path, cp)
+    }
+
+    /// Whether the configured signed head file names a head the stored chain does not contain
+    /// (the log was truncated or rewritten behind it). `None` when consistent or not configured.
+    /// The server checks this at start and records what it finds.
+    pub fn head_file_problem(&self) -> Result<Option<String>> {
+        match &self.config.head_file {
+            Some(path) => Ok(self.head_file_problem_at(path)?.map(|p| p.1)),
+            None => Ok(None),
+        }
+    }
+
+    fn head_file_problem_at(&self, path: &std::path::Path) -> Result<Option<(u64, String)>> {
+        let existing = match head_file::read(path) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Ok(None),
+            Err(e) => return Ok(Some((0, e.to_string()))),
+        };
+        let stored = if existing.seq == 0 {
+            None
+        } else {
+            self.store
+                .audit_range(existing.seq, 1)?
+                .into_iter()
+                .next()
+                .filter(|r| r.seq == existing.seq)
+                .and_then(|r| serde_json::from_slice::<AuditEntry>(&r.entry).ok())
+        };
+        Ok(match stored {
+            Some(e) if e.hash == existing.head_hash => None,
+            Some(_) => Some((
+                existing.seq,
+                format!(
+                    "the signed head file {} names entry {} with hash {}, but the stored entry {} has another hash: the log was rewritten",
+                    path.display(),
+                    existing.seq,
+                    existing.head_hash,
+                    existing.seq
+                ),
+            )),
+            None => Some((
+                existing.seq,
+                format!(
+                    "the signed head file {} names entry {}, but the stored log ends before it: the log was truncated",
+                    path.display(),
+                    existing.seq
+                ),
+            )),
+        })
     }
 }
 
@@ -544,6 +703,10 @@ pub struct VerifyReport {
     pub checkpoints_ok: bool,
     pub first_problem: Option<Problem>,
     pub first_checkpoint_problem: Option<CheckpointProblem>,
+    /// Seq of the signed head (kept outside the database) the chain was compared with, if one
+    /// was given and its signature verifies.
+    #[serde(default)]
+    pub signed_head: Option<u64>,
 }
 
 /// Verify the chain and the checkpoints in `store`. `checkpoint_public_key` is the uncompressed
@@ -552,10 +715,28 @@ pub struct VerifyReport {
 /// entries, the look-ahead window, and the signature-valid checkpoints (one per
 /// `checkpoint_every` entries).
 pub fn verify(store: &dyn Store, checkpoint_public_key: &[u8]) -> Result<VerifyReport> {
-    verify::run(store, checkpoint_public_key)
+    verify::run(store, checkpoint_public_key, None)
+}
+
+/// [`verify`], also comparing the chain with `signed_head`, the latest signed checkpoint kept
+/// outside the database ([`head_file::read`]). A signed head beyond the end of the stored chain
+/// is reported as a truncated tail ([`ProblemKind::Removed`]); one whose hash disagrees with the
+/// chain at its seq as [`ProblemKind::Modified`]; one whose signature does not verify as a
+/// checkpoint problem.
+pub fn verify_with_head(
+    store: &dyn Store,
+    checkpoint_public_key: &[u8],
+    signed_head: Option<&Checkpoint>,
+) -> Result<VerifyReport> {
+    verify::run(store, checkpoint_public_key, signed_head)
 }
 
 mod verify;
+
+pub mod audited;
+pub mod head_file;
+pub mod noise;
+pub mod scope;
 
 /// Write entries with `seq >= from` as JSON Lines (one canonical entry per line, in seq order),
 /// reading in pages so memory stays constant. Returns the number of lines written. An entry that

@@ -291,8 +291,29 @@ fn load_checkpoints(store: &dyn Store, public_key: &[u8]) -> Result<Checkpoints>
     }
 }
 
-pub(crate) fn run(store: &dyn Store, public_key: &[u8]) -> Result<VerifyReport> {
+pub(crate) fn run(
+    store: &dyn Store,
+    public_key: &[u8],
+    signed_head: Option<&Checkpoint>,
+) -> Result<VerifyReport> {
     let mut cps = load_checkpoints(store, public_key)?;
+    // The signed head kept outside the database joins the checkpoints: it is compared with the
+    // chain at its seq like any other, and a chain that ends before it was truncated.
+    let mut head_seq = None;
+    if let Some(h) = signed_head {
+        if parse_hash(&h.head_hash).is_some() && h.signature_valid(public_key) {
+            head_seq = Some(h.seq);
+            cps.good.insert(h.seq, h.clone());
+        } else if cps.first_problem.is_none() {
+            cps.first_problem = Some(CheckpointProblem {
+                seq: h.seq,
+                detail: format!(
+                    "the signed head file names seq {} but its signature does not verify (forged or altered)",
+                    h.seq
+                ),
+            });
+        }
+    }
     let mut rows = Rows {
         store,
         next: 1,
@@ -347,10 +368,16 @@ pub(crate) fn run(store: &dyn Store, public_key: &[u8]) -> Result<VerifyReport> 
         && let Some((&seq, _)) = cps.good.range(chain.c + 1..).next()
     {
         beyond_end = true;
-        let detail = format!(
-            "a signed checkpoint covers seq {seq} but the log ends at seq {}",
-            chain.c
-        );
+        let detail = match head_seq {
+            Some(h) if h > chain.c => format!(
+                "the log ends at seq {} but a signed head at seq {h} exists: the newest entries were deleted (tail truncation)",
+                chain.c
+            ),
+            _ => format!(
+                "a signed checkpoint covers seq {seq} but the log ends at seq {}",
+                chain.c
+            ),
+        };
         if cps.first_problem.is_none() {
             cps.first_problem = Some(CheckpointProblem {
                 seq,
@@ -372,5 +399,6 @@ pub(crate) fn run(store: &dyn Store, public_key: &[u8]) -> Result<VerifyReport> 
         checkpoints_ok: cps.first_problem.is_none() && !checkpoint_mismatch && !beyond_end,
         first_problem: first,
         first_checkpoint_problem: cps.first_problem,
+        signed_head: head_seq,
     })
 }

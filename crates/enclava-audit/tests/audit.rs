@@ -58,7 +58,14 @@ fn fixture(n: u64, checkpoint_every: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vault.db");
     let store = Arc::new(SqliteStore::open(&path).unwrap());
-    let log = AuditLog::with_config(store.clone(), AuditConfig { checkpoint_every }).unwrap();
+    let log = AuditLog::with_config(
+        store.clone(),
+        AuditConfig {
+            checkpoint_every,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let signer =
         EcdsaCheckpointSigner::from_pkcs8(&EcdsaCheckpointSigner::generate_pkcs8().unwrap())
             .unwrap();
@@ -476,6 +483,7 @@ fn checkpoints_need_a_signer_and_catch_up() {
         store.clone(),
         AuditConfig {
             checkpoint_every: 10,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -511,6 +519,7 @@ fn checkpoints_need_a_signer_and_catch_up() {
         store.clone(),
         AuditConfig {
             checkpoint_every: 10,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -620,4 +629,224 @@ fn a_second_writer_is_detected_not_silently_chained() {
     // The intruder reloaded its head, so its next entry chains onto what is stored.
     assert_eq!(intruder.head().0, 12);
     assert_eq!(intruder.head().1, parsed(&f.path, 12).hash);
+}
+
+fn signer() -> EcdsaCheckpointSigner {
+    EcdsaCheckpointSigner::from_pkcs8(&EcdsaCheckpointSigner::generate_pkcs8().unwrap()).unwrap()
+}
+
+#[test]
+fn audited_store_commits_each_change_with_its_entry_or_neither() {
+    use enclava_audit::audited::AuditedStore;
+    use enclava_audit::scope;
+    use enclava_store::{Op, StoreError};
+    let dir = tempfile::tempdir().unwrap();
+    let raw = Arc::new(SqliteStore::open(&dir.path().join("v.db")).unwrap());
+    let log = Arc::new(AuditLog::new(raw.clone()).unwrap());
+    let store = AuditedStore::new(raw.clone(), log.clone());
+    let put = |k: &str| Op::Put {
+        table: Table::Secrets,
+        key: k.into(),
+        value: b"v".to_vec(),
+    };
+    // Inside a request scope: the request's entry, with the version the change writes.
+    let mut e = entry(1);
+    e.object = "secrets/Alpha".into();
+    e.version = None;
+    let s = scope::enter(e);
+    scope::set_principal("alice");
+    store
+        .transact(vec![
+            put("alpha"),
+            Op::Put {
+                table: Table::SecretVersions,
+                key: "alpha/v123".into(),
+                value: b"x".to_vec(),
+            },
+        ])
+        .unwrap();
+    // A lost race: nothing of the change and no entry.
+    let err = store
+        .transact(vec![
+            Op::Expect {
+                table: Table::Secrets,
+                key: "alpha".into(),
+                value: None,
+            },
+            put("beta"),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    let out = s.finish();
+    assert_eq!(out.committed, vec![1]);
+    assert_eq!(out.storage_failure, None);
+    assert_eq!(raw.audit_head().unwrap(), 1);
+    assert!(raw.get(Table::Secrets, "beta").unwrap().is_none());
+    let e1: AuditEntry = serde_json::from_slice(&raw.audit_range(1, 1).unwrap()[0].entry).unwrap();
+    assert_eq!(e1.principal, "alice");
+    assert_eq!(e1.version.as_deref(), Some("v123"));
+    // Outside any scope a change is still audited, as the system, naming only the tables.
+    store.transact(vec![put("gamma")]).unwrap();
+    let e2: AuditEntry = serde_json::from_slice(&raw.audit_range(2, 1).unwrap()[0].entry).unwrap();
+    assert_eq!(
+        (e2.principal.as_str(), e2.action.as_str()),
+        ("system", "store/write")
+    );
+    assert!(e2.detail.unwrap().contains("secrets x1"));
+    // Only preconditions: no change, no entry.
+    store
+        .transact(vec![Op::Expect {
+            table: Table::Secrets,
+            key: "gamma".into(),
+            value: Some(b"v".to_vec()),
+        }])
+        .unwrap();
+    assert_eq!(raw.audit_head().unwrap(), 2);
+    // Group-committed entries and committed changes form one chain.
+    log.append(vec![entry(9)]).unwrap();
+    store.transact(vec![put("delta")]).unwrap();
+    let r = verify(raw.as_ref(), &[]).unwrap();
+    assert_eq!((r.entries, r.verified), (4, 4));
+    assert!(r.first_problem.is_none(), "{r:?}");
+    assert!(
+        store.append_audit(vec![b"raw".to_vec()]).is_err(),
+        "no bypass of the chain"
+    );
+}
+
+#[test]
+fn first_checkpoint_is_signed_at_once_and_later_ones_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("v.db")).unwrap());
+    let head_path = dir.path().join(enclava_audit::head_file::HEAD_FILE);
+    let log = AuditLog::with_config(
+        store.clone(),
+        AuditConfig {
+            checkpoint_interval: std::time::Duration::from_millis(200),
+            head_file: Some(head_path.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let s = signer();
+    let pk = s.public_key();
+    log.set_signer(Some(Arc::new(s)));
+    log.append(vec![entry(1)]).unwrap();
+    assert_eq!(
+        log.last_checkpoint(),
+        1,
+        "a young log is checkpointed at once"
+    );
+    log.append((2..=5).map(entry).collect()).unwrap();
+    assert_eq!(log.last_checkpoint(), 1);
+    assert_eq!(
+        log.checkpoint_if_due(t0(), false).unwrap(),
+        None,
+        "not yet due"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    let cp = log.checkpoint_if_due(t0(), false).unwrap().unwrap();
+    assert_eq!(cp.seq, 5);
+    assert_eq!(
+        log.checkpoint_if_due(t0(), true).unwrap(),
+        None,
+        "head did not move"
+    );
+    log.append(vec![entry(6)]).unwrap();
+    assert_eq!(log.checkpoint_if_due(t0(), true).unwrap().unwrap().seq, 6);
+    let head = enclava_audit::head_file::read(&head_path).unwrap().unwrap();
+    assert_eq!(head.seq, 6);
+    assert!(head.signature_valid(&pk));
+    let r = enclava_audit::verify_with_head(store.as_ref(), &pk, Some(&head)).unwrap();
+    assert!(r.first_problem.is_none() && r.checkpoints_ok, "{r:?}");
+    assert_eq!(r.signed_head, Some(6));
+}
+
+#[test]
+fn signed_head_catches_truncation_rewrite_and_forgery() {
+    let f = fixture(50, 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let pk = s.public_key();
+    let head_path = dir.path().join("head.json");
+    let log = AuditLog::with_config(
+        f.store.clone(),
+        AuditConfig {
+            head_file: Some(head_path.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    log.set_signer(Some(Arc::new(s)));
+    log.checkpoint(t0()).unwrap().unwrap();
+    let head = enclava_audit::head_file::read(&head_path).unwrap().unwrap();
+    assert_eq!(head.seq, 50);
+    // Truncate the tail and drop every checkpoint: without the head the chain looks fine.
+    let c = sql(&f.path);
+    c.execute("DELETE FROM audit WHERE seq > 40", []).unwrap();
+    c.execute("DELETE FROM audit_checkpoints", []).unwrap();
+    let r = verify(f.store.as_ref(), &pk).unwrap();
+    assert!(r.first_problem.is_none(), "the database alone cannot tell");
+    let r = enclava_audit::verify_with_head(f.store.as_ref(), &pk, Some(&head)).unwrap();
+    let p = r.first_problem.clone().unwrap();
+    assert_eq!((p.seq, p.kind), (41, ProblemKind::Removed), "{r:?}");
+    assert!(
+        p.detail
+            .contains("the log ends at seq 40 but a signed head at seq 50")
+    );
+    assert!(!r.checkpoints_ok);
+    // A forged head (not signed by the checkpoint key) is a checkpoint problem.
+    let mut forged = head.clone();
+    forged.seq = 10;
+    let r = enclava_audit::verify_with_head(f.store.as_ref(), &pk, Some(&forged)).unwrap();
+    assert!(!r.checkpoints_ok);
+    assert_eq!(r.first_checkpoint_problem.unwrap().seq, 10);
+    // The server does not overwrite that evidence with a new head.
+    let log2 = AuditLog::with_config(
+        f.store.clone(),
+        AuditConfig {
+            head_file: Some(head_path.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    log2.set_signer(Some(Arc::new(signer())));
+    log2.append(vec![entry(41)]).unwrap();
+    assert!(log2.checkpoint(t0()).is_err());
+    assert_eq!(
+        enclava_audit::head_file::read(&head_path).unwrap().unwrap(),
+        head
+    );
+}
+
+#[test]
+fn two_writers_on_one_database_keep_one_chain_for_committed_changes() {
+    use enclava_store::Op;
+    // Two processes on one database: each AuditLog's head goes stale when the other writes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.db");
+    let a_store = Arc::new(SqliteStore::open(&path).unwrap());
+    let b_store = Arc::new(SqliteStore::open(&path).unwrap());
+    let a = AuditLog::new(a_store.clone()).unwrap();
+    let b = AuditLog::new(b_store.clone()).unwrap();
+    let put = |k: &str| {
+        vec![Op::Put {
+            table: Table::Secrets,
+            key: k.into(),
+            value: b"v".to_vec(),
+        }]
+    };
+    for i in 0..5u64 {
+        assert_eq!(
+            a.commit(put(&format!("a{i}")), vec![entry(i)]).unwrap(),
+            2 * i + 1
+        );
+        assert_eq!(
+            b.commit(put(&format!("b{i}")), vec![entry(i)]).unwrap(),
+            2 * i + 2
+        );
+    }
+    let r = verify(a_store.as_ref(), &[]).unwrap();
+    assert_eq!((r.entries, r.verified), (10, 10));
+    assert!(r.first_problem.is_none(), "{r:?}");
 }

@@ -37,8 +37,18 @@
 //! `Table::Principals`: `p/{id}` principal record; `mi/{sha256(identity secret)}` -> id;
 //! `x/{sha256(issuer NUL subject)}` -> id. `Table::RoleAssignments`: `a/{assignment id}` and
 //! `p/{principal id}/{assignment id}` (same record, written and deleted together).
-//! `Table::Meta`: [`TOKEN_KEY_META`], [`BOOTSTRAP_ADMIN_META`].
+//! `Table::Meta`: [`TOKEN_KEY_META`], [`BOOTSTRAP_ADMIN_META`], [`ROW_INTEGRITY_META`].
+//!
+//! # Row integrity
+//! Every row above except the (AEAD-sealed) token key is stored MAC'd under a root-derived key
+//! ([`integrity`]): the MAC binds table, row key and content, so a row edited in the database, or
+//! a valid row copied under another key, is refused with [`IdentityError::Integrity`]. A role
+//! assignment that fails grants nothing ([`Decision::integrity_failures`] names it); a principal
+//! record that fails authenticates nobody. The keys are installed after unseal
+//! ([`Identity::set_row_keys`]); while none is loaded, nothing is read or written. Rows written
+//! before this existed are adopted once ([`Identity::migrate_row_integrity`]).
 
+pub mod integrity;
 mod roles;
 mod token;
 
@@ -54,6 +64,7 @@ use subtle::ConstantTimeEq;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+pub use integrity::{RowKey, RowKeys, RowProblem, row_key_purpose};
 pub use roles::{Action, Decision, ParseError, Resource, Role, Scope, valid_object_name};
 pub use token::{Claims, ClearKeyWrap, KeyWrap, MAX_TOKEN_LEN, TOKEN_KEY_META, TokenKey};
 
@@ -61,6 +72,11 @@ use token::{VerifyKey, canon_url, sanitize};
 
 /// Meta key holding the bootstrap administrator's principal id.
 pub const BOOTSTRAP_ADMIN_META: &str = "identity/bootstrap-admin";
+
+/// Meta key recording that the identity rows are integrity-protected (written, MAC'd, by the
+/// first [`Identity::migrate_row_integrity`]). Once it exists, unauthenticated rows are never
+/// adopted again.
+pub const ROW_INTEGRITY_META: &str = "identity/row-integrity";
 
 /// Errors of the management and issuance operations.
 #[derive(Debug, Error)]
@@ -89,6 +105,15 @@ pub enum IdentityError {
     Crypto(&'static str),
     #[error("stored {what} is corrupt: {detail}")]
     Corrupt { what: String, detail: String },
+    /// A stored row failed its integrity check: it grants nothing and is not used.
+    #[error("integrity check failed for {table} row {key:?}: {problem}")]
+    Integrity {
+        table: &'static str,
+        key: String,
+        problem: RowProblem,
+    },
+    #[error("no row integrity key is loaded (is the vault sealed?)")]
+    NoRowKey,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -126,8 +151,21 @@ pub enum AuthError {
     Disabled { id: String },
     #[error("no token signing key is loaded (is the vault sealed?)")]
     NoSigningKey,
+    /// The principal's stored record failed its integrity check: nobody authenticates as it.
+    #[error("the principal's stored record failed its integrity check: {0}")]
+    Integrity(String),
     #[error("identity storage error: {0}")]
     Store(String),
+}
+
+impl From<IdentityError> for AuthError {
+    fn from(e: IdentityError) -> Self {
+        match e {
+            IdentityError::NoRowKey => AuthError::NoSigningKey,
+            e @ IdentityError::Integrity { .. } => AuthError::Integrity(e.to_string()),
+            e => AuthError::Store(e.to_string()),
+        }
+    }
 }
 
 /// The kind of a principal.
@@ -284,6 +322,7 @@ pub struct Identity {
     store: Arc<dyn Store>,
     config: IdentityConfig,
     token_key: RwLock<Option<Arc<TokenKey>>>,
+    row_keys: RwLock<Option<Arc<RowKeys>>>,
     external: RwLock<Arc<Vec<ExternalKeys>>>,
     /// Digests of (key, algorithm, signed bytes, signature) of our own tokens whose signature
     /// verified: a bearer token is presented on every request, and its ECDSA check would
@@ -376,11 +415,37 @@ fn decode_record(key: &str, bytes: &[u8]) -> Result<PrincipalRecord, IdentityErr
     })
 }
 
+/// A row key as shown in errors and logs (our keys are ASCII; a tampered one may not be).
+fn row_name(key: &str) -> String {
+    key.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(200)
+        .collect()
+}
+
+/// Decode an (authenticated) assignment payload stored under `key` and check it belongs there:
+/// `a/{id}` holds assignment `id`, `p/{principal}/{id}` holds `principal`'s assignment `id`.
 fn decode_assignment(key: &str, bytes: &[u8]) -> Result<RoleAssignment, IdentityError> {
-    serde_json::from_slice(bytes).map_err(|e| IdentityError::Corrupt {
+    let a: RoleAssignment = serde_json::from_slice(bytes).map_err(|e| IdentityError::Corrupt {
         what: format!("role assignment {key}"),
         detail: e.to_string(),
-    })
+    })?;
+    let belongs = match key.split('/').collect::<Vec<_>>().as_slice() {
+        ["a", id] => *id == a.id,
+        ["p", principal, id] => *principal == a.principal && *id == a.id,
+        _ => false,
+    };
+    if !belongs {
+        return Err(IdentityError::Corrupt {
+            what: format!("role assignment {key}"),
+            detail: format!(
+                "expected the record of the row's own assignment, found assignment {} of principal {}",
+                sanitize(&a.id),
+                sanitize(&a.principal)
+            ),
+        });
+    }
+    Ok(a)
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, IdentityError> {
@@ -411,6 +476,7 @@ impl Identity {
             store,
             config,
             token_key: RwLock::new(None),
+            row_keys: RwLock::new(None),
             external: RwLock::new(Arc::new(Vec::new())),
             verified_signatures: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
@@ -446,6 +512,49 @@ impl Identity {
 
     pub fn config(&self) -> &IdentityConfig {
         &self.config
+    }
+
+    /// Install (after unseal) or remove (on seal) the row integrity keys (see [`integrity`]).
+    pub fn set_row_keys(&self, keys: Option<RowKeys>) {
+        let mut g = self.row_keys.write().unwrap_or_else(|p| p.into_inner());
+        *g = keys.map(Arc::new);
+    }
+
+    fn row_keys(&self) -> Result<Arc<RowKeys>, IdentityError> {
+        self.row_keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(IdentityError::NoRowKey)
+    }
+
+    /// The payload of the stored row `table/key`, if its MAC verifies.
+    fn open_row(&self, table: Table, key: &str, stored: &[u8]) -> Result<Vec<u8>, IdentityError> {
+        let keys = self.row_keys()?;
+        let rk = keys.for_table(table).ok_or(IdentityError::NoRowKey)?;
+        rk.open(key, stored)
+            .map(<[u8]>::to_vec)
+            .map_err(|problem| IdentityError::Integrity {
+                table: table.name(),
+                key: row_name(key),
+                problem,
+            })
+    }
+
+    /// An `Op::Put` of `payload` as the authenticated row `table/key`.
+    fn put_row(&self, table: Table, key: String, payload: &[u8]) -> Result<Op, IdentityError> {
+        let keys = self.row_keys()?;
+        let rk = keys.for_table(table).ok_or(IdentityError::NoRowKey)?;
+        let value = rk.seal(&key, payload);
+        Ok(Op::Put { table, key, value })
+    }
+
+    /// Read and verify `table/key`: `None` when absent.
+    fn get_row(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, IdentityError> {
+        match self.store.get(table, key)? {
+            None => Ok(None),
+            Some(stored) => self.open_row(table, key, &stored).map(Some),
+        }
     }
 
     /// Install (after unseal) or remove (on seal) the token signing key.
@@ -543,11 +652,7 @@ impl Identity {
                 key: key.clone(),
                 value: None,
             },
-            Op::Put {
-                table: Table::Principals,
-                key,
-                value: to_json(record)?,
-            },
+            self.put_row(Table::Principals, key, &to_json(record)?)?,
         ];
         ops.extend(extra);
         self.store.transact(ops).map_err(|e| match e {
@@ -600,11 +705,11 @@ impl Identity {
             enabled: true,
             created: now,
         };
-        let extra = vec![Op::Put {
-            table: Table::Principals,
-            key: format!("mi/{hash_hex}"),
-            value: principal.id.as_bytes().to_vec(),
-        }];
+        let extra = vec![self.put_row(
+            Table::Principals,
+            format!("mi/{hash_hex}"),
+            principal.id.as_bytes(),
+        )?];
         let rec = PrincipalRecord {
             principal,
             secret_sha256: Some(hash_hex),
@@ -651,11 +756,7 @@ impl Identity {
                 key: index.clone(),
                 value: None,
             },
-            Op::Put {
-                table: Table::Principals,
-                key: index,
-                value: principal.id.as_bytes().to_vec(),
-            },
+            self.put_row(Table::Principals, index, principal.id.as_bytes())?,
         ];
         let rec = PrincipalRecord {
             principal,
@@ -678,7 +779,22 @@ impl Identity {
         let key = pkey(id);
         match self.store.get(Table::Principals, &key)? {
             None => Ok(None),
-            Some(bytes) => Ok(Some((decode_record(&key, &bytes)?, bytes))),
+            Some(stored) => {
+                let payload = self.open_row(Table::Principals, &key, &stored)?;
+                let rec = decode_record(&key, &payload)?;
+                // Defence in depth: the MAC binds the row key, so this holds for every row we
+                // wrote.
+                if rec.principal.id != id {
+                    return Err(IdentityError::Corrupt {
+                        what: format!("principal {key}"),
+                        detail: format!(
+                            "expected the record of principal {id}, found {}",
+                            sanitize(&rec.principal.id)
+                        ),
+                    });
+                }
+                Ok(Some((rec, stored)))
+            }
         }
     }
 
@@ -697,7 +813,10 @@ impl Identity {
             .store
             .list(Table::Principals, "p/", after.as_deref(), limit)?;
         rows.iter()
-            .map(|(k, v)| decode_record(k, v).map(|r| r.principal))
+            .map(|(k, v)| {
+                let payload = self.open_row(Table::Principals, k, v)?;
+                decode_record(k, &payload).map(|r| r.principal)
+            })
             .collect()
     }
 
@@ -717,11 +836,7 @@ impl Identity {
                 key: key.clone(),
                 value: Some(old),
             },
-            Op::Put {
-                table: Table::Principals,
-                key,
-                value: to_json(&rec)?,
-            },
+            self.put_row(Table::Principals, key, &to_json(&rec)?)?,
         ])?;
         Ok(rec.principal)
     }
@@ -751,11 +866,11 @@ impl Identity {
                         key: format!("mi/{prev}"),
                     });
                 }
-                ops.push(Op::Put {
-                    table: Table::Principals,
-                    key: format!("mi/{hash_hex}"),
-                    value: id.as_bytes().to_vec(),
-                });
+                ops.push(self.put_row(
+                    Table::Principals,
+                    format!("mi/{hash_hex}"),
+                    id.as_bytes(),
+                )?);
             }
             _ => {
                 return Err(IdentityError::Invalid {
@@ -769,24 +884,36 @@ impl Identity {
             }
         }
         rec.secret_sha256 = Some(hash_hex);
-        ops.push(Op::Put {
-            table: Table::Principals,
-            key,
-            value: to_json(&rec)?,
-        });
+        ops.push(self.put_row(Table::Principals, key, &to_json(&rec)?)?);
         self.store.transact(ops)?;
         Ok(secret)
     }
 
     /// Delete a principal, its index rows and all its role assignments, atomically.
+    ///
+    /// Also the way to clear a principal whose rows failed their integrity check: its record is
+    /// then not trusted to name its index rows (those stay behind, pointing at a principal that
+    /// no longer exists, so they authenticate nobody), and its assignment rows are found by key.
     pub fn delete_principal(&self, id: &str) -> Result<(), IdentityError> {
-        let (rec, old) = self
-            .get_record(id)?
-            .ok_or_else(|| IdentityError::NotFound {
+        if !valid_principal_id(id) {
+            return Err(IdentityError::NotFound {
                 what: "principal",
                 id: sanitize(id),
-            })?;
+            });
+        }
         let key = pkey(id);
+        let old =
+            self.store
+                .get(Table::Principals, &key)?
+                .ok_or_else(|| IdentityError::NotFound {
+                    what: "principal",
+                    id: sanitize(id),
+                })?;
+        let rec = match self.open_row(Table::Principals, &key, &old) {
+            Ok(payload) => Some(decode_record(&key, &payload)?),
+            Err(IdentityError::Integrity { .. }) => None,
+            Err(e) => return Err(e),
+        };
         let mut ops = vec![
             Op::Expect {
                 table: Table::Principals,
@@ -798,16 +925,16 @@ impl Identity {
                 key,
             },
         ];
-        match &rec.principal.kind {
-            PrincipalKind::ManagedIdentity => {
-                if let Some(h) = &rec.secret_sha256 {
+        match rec.as_ref().map(|r| &r.principal.kind) {
+            Some(PrincipalKind::ManagedIdentity) => {
+                if let Some(h) = rec.as_ref().and_then(|r| r.secret_sha256.as_ref()) {
                     ops.push(Op::Delete {
                         table: Table::Principals,
                         key: format!("mi/{h}"),
                     });
                 }
             }
-            PrincipalKind::External { issuer, subject } => {
+            Some(PrincipalKind::External { issuer, subject }) => {
                 ops.push(Op::Delete {
                     table: Table::Principals,
                     key: external_index(issuer, subject),
@@ -815,39 +942,85 @@ impl Identity {
             }
             _ => {}
         }
-        for a in self.all_assignments_of(id)? {
+        let prefix = format!("p/{id}/");
+        for row in self.all_keys(Table::RoleAssignments, &prefix)? {
+            let aid = row.get(prefix.len()..).unwrap_or_default().to_string();
+            let akey = format!("a/{aid}");
+            // The `a/` copy goes too, unless it verifies and belongs to someone else (a valid
+            // row of another principal copied under this one must not take that one's row).
+            let keep = match self.store.get(Table::RoleAssignments, &akey)? {
+                None => true,
+                Some(stored) => self
+                    .open_row(Table::RoleAssignments, &akey, &stored)
+                    .and_then(|p| decode_assignment(&akey, &p))
+                    .is_ok_and(|a| a.principal != id),
+            };
+            if !keep {
+                ops.push(Op::Delete {
+                    table: Table::RoleAssignments,
+                    key: akey,
+                });
+            }
             ops.push(Op::Delete {
                 table: Table::RoleAssignments,
-                key: format!("a/{}", a.id),
-            });
-            ops.push(Op::Delete {
-                table: Table::RoleAssignments,
-                key: format!("p/{id}/{}", a.id),
+                key: row,
             });
         }
         self.store.transact(ops)?;
         Ok(())
     }
 
-    // ----- role assignments -----
+    /// Every row key of `table` under `prefix` (page by page).
+    fn all_keys(&self, table: Table, prefix: &str) -> Result<Vec<String>, IdentityError> {
+        Ok(self
+            .all_rows(table, prefix)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
 
-    fn all_assignments_of(&self, principal: &str) -> Result<Vec<RoleAssignment>, IdentityError> {
-        let prefix = format!("p/{principal}/");
+    /// Every row of `table` under `prefix`, as stored (page by page).
+    fn all_rows(
+        &self,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, IdentityError> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let rows = self
-                .store
-                .list(Table::RoleAssignments, &prefix, after.as_deref(), 256)?;
+            let rows = self.store.list(table, prefix, after.as_deref(), 256)?;
             let n = rows.len();
-            for (k, v) in &rows {
-                out.push(decode_assignment(k, v)?);
-            }
-            match rows.last() {
-                Some((k, _)) if n == 256 => after = Some(k.clone()),
-                _ => return Ok(out),
+            after = rows.last().map(|(k, _)| k.clone());
+            out.extend(rows);
+            if n < 256 {
+                return Ok(out);
             }
         }
+    }
+
+    // ----- role assignments -----
+
+    /// A principal's assignments whose rows verify, and a description of every row that does not
+    /// (those grant nothing).
+    fn assignments_of(
+        &self,
+        principal: &str,
+    ) -> Result<(Vec<RoleAssignment>, Vec<String>), IdentityError> {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for (k, v) in self.all_rows(Table::RoleAssignments, &format!("p/{principal}/"))? {
+            match self
+                .open_row(Table::RoleAssignments, &k, &v)
+                .and_then(|payload| decode_assignment(&k, &payload))
+            {
+                Ok(a) => good.push(a),
+                Err(e @ (IdentityError::Integrity { .. } | IdentityError::Corrupt { .. })) => {
+                    bad.push(e.to_string())
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((good, bad))
     }
 
     /// Assign `role` at `scope` to a principal. Idempotent: an identical existing assignment is
@@ -865,8 +1038,10 @@ impl Identity {
                 what: "principal",
                 id: sanitize(principal),
             })?;
+        // Rows failing their integrity check are not "existing": a fresh, valid one is written.
         if let Some(existing) = self
-            .all_assignments_of(principal)?
+            .assignments_of(principal)?
+            .0
             .into_iter()
             .find(|a| a.role == role && a.scope == scope)
         {
@@ -887,16 +1062,12 @@ impl Identity {
                 key: pkey(principal),
                 value: Some(pbytes),
             },
-            Op::Put {
-                table: Table::RoleAssignments,
-                key: format!("a/{}", a.id),
-                value: value.clone(),
-            },
-            Op::Put {
-                table: Table::RoleAssignments,
-                key: format!("p/{principal}/{}", a.id),
-                value,
-            },
+            self.put_row(Table::RoleAssignments, format!("a/{}", a.id), &value)?,
+            self.put_row(
+                Table::RoleAssignments,
+                format!("p/{principal}/{}", a.id),
+                &value,
+            )?,
         ])?;
         Ok(a)
     }
@@ -906,20 +1077,43 @@ impl Identity {
             return Ok(None);
         }
         let key = format!("a/{id}");
-        self.store
-            .get(Table::RoleAssignments, &key)?
+        self.get_row(Table::RoleAssignments, &key)?
             .map(|v| decode_assignment(&key, &v))
             .transpose()
     }
 
-    /// Remove one assignment by id.
-    pub fn remove_assignment(&self, id: &str) -> Result<RoleAssignment, IdentityError> {
-        let a = self
-            .get_assignment(id)?
-            .ok_or_else(|| IdentityError::NotFound {
-                what: "role assignment",
-                id: sanitize(id),
-            })?;
+    /// Remove one assignment by id; returns it.
+    ///
+    /// An assignment whose `a/` row fails its integrity check is removed too (that is the
+    /// repair), and `None` is returned: its record is not trusted to name its principal, so every
+    /// `p/*/{id}` copy is found by key and deleted with it.
+    pub fn remove_assignment(&self, id: &str) -> Result<Option<RoleAssignment>, IdentityError> {
+        let not_found = || IdentityError::NotFound {
+            what: "role assignment",
+            id: sanitize(id),
+        };
+        let a = match self.get_assignment(id) {
+            Ok(Some(a)) => a,
+            Ok(None) => return Err(not_found()),
+            Err(IdentityError::Integrity { .. }) => {
+                let suffix = format!("/{id}");
+                let mut ops = vec![Op::Delete {
+                    table: Table::RoleAssignments,
+                    key: format!("a/{id}"),
+                }];
+                for key in self.all_keys(Table::RoleAssignments, "p/")? {
+                    if key.ends_with(&suffix) {
+                        ops.push(Op::Delete {
+                            table: Table::RoleAssignments,
+                            key,
+                        });
+                    }
+                }
+                self.store.transact(ops)?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         self.store.transact(vec![
             Op::Delete {
                 table: Table::RoleAssignments,
@@ -930,7 +1124,7 @@ impl Identity {
                 key: format!("p/{}/{}", a.principal, a.id),
             },
         ])?;
-        Ok(a)
+        Ok(Some(a))
     }
 
     /// Assignments (of one principal, or all), in id order after `after` (an assignment id).
@@ -949,7 +1143,12 @@ impl Identity {
         let rows = self
             .store
             .list(Table::RoleAssignments, &prefix, after.as_deref(), limit)?;
-        rows.iter().map(|(k, v)| decode_assignment(k, v)).collect()
+        rows.iter()
+            .map(|(k, v)| {
+                let payload = self.open_row(Table::RoleAssignments, k, v)?;
+                decode_assignment(k, &payload)
+            })
+            .collect()
     }
 
     /// The default-deny decision: allowed iff the (enabled) principal has an assignment whose role
@@ -964,9 +1163,10 @@ impl Identity {
             return Ok(Decision {
                 allowed: false,
                 reason: format!("principal {} is disabled", principal.id),
+                integrity_failures: Vec::new(),
             });
         }
-        let assignments = self.all_assignments_of(&principal.id)?;
+        let (assignments, integrity_failures) = self.assignments_of(&principal.id)?;
         let mut role_ok_elsewhere = None;
         for a in &assignments {
             if !a.role.grants(action) {
@@ -979,11 +1179,12 @@ impl Identity {
                         "role \"{}\" at scope \"{}\" (assignment {}) grants {}",
                         a.role, a.scope, a.id, action
                     ),
+                    integrity_failures,
                 });
             }
             role_ok_elsewhere.get_or_insert(a);
         }
-        let reason = match role_ok_elsewhere {
+        let mut reason = match role_ok_elsewhere {
             Some(a) if action.is_vault_level() => format!(
                 "{action} needs an assignment at vault scope \"/\"; principal {} has role \"{}\" only at scope \"{}\"",
                 principal.id, a.role, a.scope
@@ -1004,9 +1205,16 @@ impl Identity {
                 assignments.len()
             ),
         };
+        if !integrity_failures.is_empty() {
+            reason.push_str(&format!(
+                "; {} assignment row(s) failed their integrity check and grant nothing",
+                integrity_failures.len()
+            ));
+        }
         Ok(Decision {
             allowed: false,
             reason,
+            integrity_failures,
         })
     }
 
@@ -1119,7 +1327,7 @@ impl Identity {
         now: i64,
     ) -> Result<ManagedIdentityTokenResponse, IdentityError> {
         let hash = sha256_hex(&[proof.secret.as_bytes()]);
-        let id = self.store.get(Table::Principals, &format!("mi/{hash}"))?;
+        let id = self.get_row(Table::Principals, &format!("mi/{hash}"))?;
         let id = id
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or(IdentityError::InvalidClient)?;
@@ -1178,7 +1386,7 @@ impl Identity {
             }
             let rec = self
                 .get_record(&c.sub)
-                .map_err(|e| AuthError::Store(e.to_string()))?
+                .map_err(AuthError::from)?
                 .ok_or(AuthError::UnknownPrincipal)?;
             if !rec.0.principal.enabled {
                 return Err(AuthError::Disabled {
@@ -1228,14 +1436,13 @@ impl Identity {
             });
         }
         let id = self
-            .store
-            .get(Table::Principals, &external_index(&issuer.issuer, &c.sub))
-            .map_err(|e| AuthError::Store(e.to_string()))?
+            .get_row(Table::Principals, &external_index(&issuer.issuer, &c.sub))
+            .map_err(AuthError::from)?
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or(AuthError::UnknownPrincipal)?;
         let (rec, _) = self
             .get_record(&id)
-            .map_err(|e| AuthError::Store(e.to_string()))?
+            .map_err(AuthError::from)?
             .ok_or(AuthError::UnknownPrincipal)?;
         match &rec.principal.kind {
             PrincipalKind::External { issuer: i, subject }
@@ -1257,13 +1464,26 @@ impl Identity {
         if self.token_key().is_none() {
             return Err(IdentityError::NoSigningKey);
         }
-        let existing = match self.store.get(Table::Meta, BOOTSTRAP_ADMIN_META)? {
+        // The pointer is authenticated, and must name a bootstrap administrator: pointing it at
+        // another principal (which would then be made Administrator here) is refused.
+        let existing = match self.get_row(Table::Meta, BOOTSTRAP_ADMIN_META)? {
             Some(b) => {
                 let id = String::from_utf8(b).map_err(|_| IdentityError::Corrupt {
                     what: BOOTSTRAP_ADMIN_META.into(),
                     detail: "not UTF-8".into(),
                 })?;
-                self.get_principal(&id)?
+                match self.get_principal(&id)? {
+                    Some(p) if p.kind != PrincipalKind::BootstrapAdmin => {
+                        return Err(IdentityError::Corrupt {
+                            what: BOOTSTRAP_ADMIN_META.into(),
+                            detail: format!(
+                                "expected a bootstrap administrator, found principal {} of another kind",
+                                p.id
+                            ),
+                        });
+                    }
+                    p => p,
+                }
             }
             None => None,
         };
@@ -1283,11 +1503,11 @@ impl Identity {
                 };
                 self.put_new_principal(
                     &rec,
-                    vec![Op::Put {
-                        table: Table::Meta,
-                        key: BOOTSTRAP_ADMIN_META.into(),
-                        value: rec.principal.id.as_bytes().to_vec(),
-                    }],
+                    vec![self.put_row(
+                        Table::Meta,
+                        BOOTSTRAP_ADMIN_META.into(),
+                        rec.principal.id.as_bytes(),
+                    )?],
                 )?;
                 rec.principal
             }
@@ -1300,5 +1520,123 @@ impl Identity {
             now,
         )?;
         Ok((principal, t.token))
+    }
+}
+
+/// What [`Identity::migrate_row_integrity`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowMigration {
+    /// The rows were already integrity-protected ([`ROW_INTEGRITY_META`] verified): nothing done.
+    pub already_protected: bool,
+    /// `table/key` of every unauthenticated row adopted (MAC'd) now.
+    pub adopted: Vec<String>,
+    /// `table/key` of unauthenticated rows found next to authenticated ones, which are *not*
+    /// adopted (they stay refused): the vault was protected already, so they were written
+    /// behind the server's back.
+    pub refused: Vec<String>,
+}
+
+impl Identity {
+    /// The identity rows that need a MAC: everything in the principals and role-assignment
+    /// tables, and the bootstrap administrator pointer.
+    fn protected_rows(&self) -> Result<Vec<(Table, String, Vec<u8>)>, IdentityError> {
+        let mut out = Vec::new();
+        for table in [Table::Principals, Table::RoleAssignments] {
+            for (k, v) in self.all_rows(table, "")? {
+                out.push((table, k, v));
+            }
+        }
+        if let Some(v) = self.store.get(Table::Meta, BOOTSTRAP_ADMIN_META)? {
+            out.push((Table::Meta, BOOTSTRAP_ADMIN_META.to_string(), v));
+        }
+        Ok(out)
+    }
+
+    /// Adopt identity rows written before rows were integrity-protected: MAC them once, and
+    /// record that in [`ROW_INTEGRITY_META`] (itself MAC'd), all in one transaction. Called by the
+    /// server after every unseal, once the row keys are installed; the caller logs and audits
+    /// the result.
+    ///
+    /// Why adopting is acceptable: before this change nothing about these rows could be verified,
+    /// so MAC'ing what is there at the first unseal of the new version trusts nothing that was not
+    /// already trusted. After that the marker exists and unauthenticated rows are never adopted:
+    /// - marker present and valid: nothing to do (unauthenticated rows stay refused on use);
+    /// - marker present but failing its MAC: [`IdentityError::Integrity`], nothing adopted;
+    /// - marker absent but some rows already authenticated (the marker was deleted): nothing is
+    ///   adopted, the unauthenticated rows are reported in [`RowMigration::refused`], and the
+    ///   marker is written again.
+    ///
+    /// Out of scope: someone who can write the database, deletes the marker *and every*
+    /// authenticated identity row (the bootstrap administrator included), and plants
+    /// unauthenticated rows before the next unseal gets them adopted; the adoption is then logged
+    /// and audited with every row it took.
+    pub fn migrate_row_integrity(&self, now: i64) -> Result<RowMigration, IdentityError> {
+        let keys = self.row_keys()?;
+        for _ in 0..3 {
+            let marker = self.store.get(Table::Meta, ROW_INTEGRITY_META)?;
+            if let Some(m) = &marker {
+                self.open_row(Table::Meta, ROW_INTEGRITY_META, m)?;
+                return Ok(RowMigration {
+                    already_protected: true,
+                    ..RowMigration::default()
+                });
+            }
+            let rows = self.protected_rows()?;
+            let (authenticated, legacy): (Vec<_>, Vec<_>) = rows
+                .into_iter()
+                .partition(|(_, _, v)| integrity::is_enveloped(v));
+            let names: Vec<String> = legacy
+                .iter()
+                .map(|(t, k, _)| format!("{}/{}", t.name(), row_name(k)))
+                .collect();
+            let adopt = authenticated.is_empty();
+            let mut ops = Vec::new();
+            if adopt {
+                for (table, key, old) in legacy {
+                    let rk = keys.for_table(table).ok_or(IdentityError::NoRowKey)?;
+                    let value = rk.seal(&key, &old);
+                    ops.push(Op::Expect {
+                        table,
+                        key: key.clone(),
+                        value: Some(old),
+                    });
+                    ops.push(Op::Put { table, key, value });
+                }
+            }
+            let marker_payload = to_json(&serde_json::json!({
+                "version": 1,
+                "at": now,
+                "adopted": if adopt { names.len() } else { 0 },
+            }))?;
+            ops.push(Op::Expect {
+                table: Table::Meta,
+                key: ROW_INTEGRITY_META.into(),
+                value: None,
+            });
+            ops.push(self.put_row(Table::Meta, ROW_INTEGRITY_META.into(), &marker_payload)?);
+            match self.store.transact(ops) {
+                Ok(()) => {
+                    return Ok(if adopt {
+                        RowMigration {
+                            adopted: names,
+                            ..RowMigration::default()
+                        }
+                    } else {
+                        RowMigration {
+                            refused: names,
+                            ..RowMigration::default()
+                        }
+                    });
+                }
+                // Another process migrated (or wrote a row) at the same time: look again.
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(IdentityError::Store(StoreError::Conflict {
+            table: Table::Meta.name(),
+            key: ROW_INTEGRITY_META.into(),
+            expected: "the identity rows to stop changing during the integrity migration",
+        }))
     }
 }

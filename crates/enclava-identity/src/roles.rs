@@ -403,4 +403,8 @@ pub struct Decision {
     /// Why: the granting assignment (`role "Crypto User" at scope "/keys/k1" (assignment ID)`), or
     /// why nothing granted it. Safe to show to the caller and to log.
     pub reason: String,
+    /// The principal's assignment rows that failed their integrity check (table, row key and
+    /// problem): they were ignored. Not empty means tampering (or a wrong root key): log it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub integrity_failures: Vec<String>,
 }

@@ -7,6 +7,18 @@ use std::sync::Arc;
 use enclava_identity::{Action, Identity, IdentityConfig, Resource, Role, Scope};
 use enclava_store::SqliteStore;
 
+/// An `Identity` with row integrity keys installed (what the server does after unseal).
+fn new_identity(store: Arc<dyn enclava_store::Store>, config: IdentityConfig) -> Identity {
+    let id = Identity::new(store, config);
+    id.set_row_keys(Some(
+        enclava_identity::RowKeys::derive(|_| {
+            Ok::<_, String>(zeroize::Zeroizing::new([0x5au8; 32]))
+        })
+        .unwrap(),
+    ));
+    id
+}
+
 /// Every action's wire name. If an action is added, this list (and the expectations) must be
 /// updated, which the first test enforces.
 const ALL: &[&str] = &[
@@ -127,7 +139,7 @@ fn expected_covers(scope: &Scope, action: &str, resource: &Resource) -> bool {
 }
 
 fn identity() -> Identity {
-    Identity::new(
+    new_identity(
         Arc::new(SqliteStore::in_memory().unwrap()),
         IdentityConfig::new("https://vault.test"),
     )

@@ -19,13 +19,25 @@ use serde_json::{Value, json};
 const ISS: &str = "https://vault.test:8443";
 const NOW: i64 = 1_800_000_000;
 
+/// An `Identity` with row integrity keys installed (what the server does after unseal).
+fn new_identity(store: Arc<dyn enclava_store::Store>, config: IdentityConfig) -> Identity {
+    let id = Identity::new(store, config);
+    id.set_row_keys(Some(
+        enclava_identity::RowKeys::derive(|_| {
+            Ok::<_, String>(zeroize::Zeroizing::new([0x5au8; 32]))
+        })
+        .unwrap(),
+    ));
+    id
+}
+
 fn b64(b: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
 fn setup() -> (Arc<SqliteStore>, Identity, Vec<u8>) {
     let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let id = Identity::new(store.clone(), IdentityConfig::new(ISS));
+    let id = new_identity(store.clone(), IdentityConfig::new(ISS));
     let key = TokenKey::generate().unwrap();
     let pkcs8 = key.pkcs8().to_vec();
     id.set_token_key(Some(key));
@@ -34,7 +46,7 @@ fn setup() -> (Arc<SqliteStore>, Identity, Vec<u8>) {
 
 /// A second Identity over the same store and key but another configuration.
 fn twin(store: &Arc<SqliteStore>, pkcs8: &[u8], config: IdentityConfig) -> Identity {
-    let id = Identity::new(store.clone(), config);
+    let id = new_identity(store.clone(), config);
     id.set_token_key(Some(TokenKey::from_pkcs8(pkcs8).unwrap()));
     id
 }
@@ -373,7 +385,7 @@ fn alg_none_hs256_and_alg_confusion_rejected() {
         Err(AuthError::AlgorithmMismatch { .. })
     ));
     // A token signed by some other ES256 key claiming our issuer.
-    let attacker = Identity::new(
+    let attacker = new_identity(
         Arc::new(SqliteStore::in_memory().unwrap()),
         IdentityConfig::new(ISS),
     );
@@ -473,7 +485,7 @@ fn token_key_persists_through_key_wrap() {
             .unwrap()
             .is_some()
     );
-    let id = Identity::new(store.clone(), IdentityConfig::new(ISS));
+    let id = new_identity(store.clone(), IdentityConfig::new(ISS));
     id.set_token_key(Some(k1));
     let (tok, sp) = issued(&id);
     // "Seal" and "unseal": the reloaded key verifies earlier tokens.

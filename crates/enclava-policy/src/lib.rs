@@ -64,7 +64,10 @@
 //! Engine note: `regorus` is built with `std`, `arc` (so compiled policies are `Send + Sync`) and
 //! the `base64`/`base64url`/`hex` builtins only; regex, time, glob, semver, net, uuid, http,
 //! jsonschema and YAML builtins are not available to policies. Each evaluation is bounded by
-//! [`rego::EVALUATION_TIME_LIMIT`].
+//! [`rego::EVALUATION_TIME_LIMIT`], and the source by [`rego::limits`] (size, lines, nesting);
+//! `numbers.range` and `numbers.range_step` produce at most [`rego::builtins::MAX_RANGE_ELEMENTS`]
+//! elements.
+
 // Parses attacker-supplied input: indexing, slicing and `unwrap` are denied outside tests, so bad
 // input is a typed error, never a panic.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
@@ -219,6 +222,15 @@ pub enum PolicyError {
     /// The evaluation input does not have the documented shape.
     #[error("policy input is malformed: expected {expected}, found {found}")]
     Input { expected: String, found: String },
+    /// A policy exceeds a complexity bound ([`rego::limits`]): refused before it is parsed (size,
+    /// lines, nesting depth), or stopped when compiling and evaluating it passed the deadline.
+    #[error("policy {policy:?} is too complex ({limit}): expected {expected}, found {found}")]
+    TooComplex {
+        policy: String,
+        limit: rego::limits::PolicyLimit,
+        expected: String,
+        found: String,
+    },
 }
 
 fn fmt_location(line: Option<u32>, column: Option<u32>) -> String {

@@ -45,6 +45,10 @@ pub struct AppState {
     pub attestation: Arc<crate::attest::Attestation>,
     /// Attestation token issuers trusted for secure key release.
     pub trusted_issuers: Arc<enclava_vault::keys::release::TrustedIssuers>,
+    /// Per-client request rates and failed-login delays (see `ratelimit`).
+    pub rate_limits: Arc<crate::ratelimit::RateLimits>,
+    /// Counts repetitive anonymous rejections instead of logging each (bounded audit growth).
+    pub noise: Arc<enclava_audit::noise::NoiseFilter>,
 }
 
 /// Per-request facts gathered along the pipeline (for audit, logs and response headers).
@@ -56,6 +60,14 @@ struct Ctx {
     api_version: Option<String>,
     attest: crate::attest::AttestCtx,
     release_detail: Option<String>,
+    /// The peer's address (rate limits and failed-login delays).
+    client_ip: Option<std::net::IpAddr>,
+    /// Seconds for a `Retry-After` header (429 answers).
+    retry_after: Option<u64>,
+    /// The client_id a failed login claimed (never recorded as the principal: anyone can type it).
+    claimed_client_id: Option<String>,
+    /// What the request's data changes committed with their audit entries.
+    scope: Option<enclava_audit::scope::ScopeOutcome>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-request-id");
@@ -199,11 +211,25 @@ pub(crate) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Princip
             "the Authorization header is not of the form 'Bearer <access token>'".to_string(),
         )),
         Some(Ok(token)) => match st.identity.authenticate(&token, now_secs()) {
-            Ok(p) => Ok(p),
+            Ok(p) => {
+                // A change this request makes is committed with an entry naming its principal.
+                enclava_audit::scope::set_principal(&p.id);
+                Ok(p)
+            }
             Err(AuthError::NoSigningKey) => Err(ApiError::sealed()),
             Err(AuthError::Store(_)) => Err(ApiError::internal(
                 "identity storage failed while checking the token",
             )),
+            // Row integrity: a tampered principal record authenticates nobody.
+            Err(e @ AuthError::Integrity(_)) => {
+                tracing::error!(error = %e, "refused a principal whose stored record failed its integrity check");
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    "the caller's stored principal record failed its integrity check",
+                )
+                .with_inner("IntegrityCheckFailed"))
+            }
             Err(e) => Err(challenge(st, format!("the bearer token was rejected: {e}"))),
         },
     }
@@ -219,6 +245,14 @@ pub(crate) fn authorize(
         .identity
         .authorize(principal, action, resource)
         .map_err(|e| ApiError::internal(format!("authorization failed: {}", identity_msg(&e))))?;
+    if !d.integrity_failures.is_empty() {
+        // Row integrity: those assignments were ignored (they granted nothing).
+        tracing::error!(
+            principal = %principal.id,
+            failures = ?d.integrity_failures,
+            "role assignment rows failed their integrity check and were ignored"
+        );
+    }
     if d.allowed {
         return Ok(());
     }
@@ -244,6 +278,10 @@ fn identity_msg(e: &IdentityError) -> String {
             tracing::error!(error = %e, "identity failure");
             "internal identity failure".to_string()
         }
+        IdentityError::Integrity { .. } => {
+            tracing::error!(error = %e, "identity row integrity failure");
+            e.to_string()
+        }
         other => other.to_string(),
     }
 }
@@ -260,7 +298,12 @@ fn identity_error(e: IdentityError) -> ApiError {
             ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", msg)
         }
         IdentityError::Disabled { .. } => ApiError::new(StatusCode::FORBIDDEN, "Forbidden", msg),
-        IdentityError::NoSigningKey => ApiError::sealed(),
+        IdentityError::NoSigningKey | IdentityError::NoRowKey => ApiError::sealed(),
+        IdentityError::Integrity { .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "IntegrityCheckFailed",
+            msg,
+        ),
         _ => ApiError::internal(msg),
     }
 }
@@ -579,17 +622,27 @@ fn token_endpoint(
             .collect();
         parts.join(" ")
     };
-    ctx.principal = Some(id.chars().take(64).collect());
+    // Until the secret checks out, the client_id is only a claim: a failed login is recorded as
+    // anonymous with the claimed id in the detail, never attributed to that principal.
+    ctx.claimed_client_id = Some(id.chars().take(64).collect());
+    login_allowed(st, ctx, id)?;
     match st
         .identity
         .client_credentials(id, secret, &scope, now_secs())
     {
-        Ok(t) => Reply::json(&t),
-        Err(IdentityError::InvalidClient) => Err(oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed: unknown client or wrong secret",
-        )),
+        Ok(t) => {
+            login_result(st, ctx, id, true);
+            ctx.principal = ctx.claimed_client_id.take();
+            Reply::json(&t)
+        }
+        Err(IdentityError::InvalidClient) => {
+            login_result(st, ctx, id, false);
+            Err(oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed: unknown client or wrong secret",
+            ))
+        }
         Err(IdentityError::InvalidScope { found, expected }) => Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
@@ -610,6 +663,56 @@ fn token_endpoint(
             "server_error",
             identity_msg(&e),
         )),
+    }
+}
+
+/// Refuse a credential check while the caller's failed-login delay runs (429, `Retry-After`).
+fn login_allowed(st: &AppState, ctx: &mut Ctx, client_id: &str) -> Result<(), ApiError> {
+    let Some(ip) = ctx.client_ip else {
+        return Ok(());
+    };
+    match st
+        .rate_limits
+        .login_allowed(ip, client_id, std::time::Instant::now())
+    {
+        Ok(()) => Ok(()),
+        Err(wait) => {
+            st.metrics.count_rate_limited("login");
+            ctx.retry_after = Some(wait.secs());
+            Err(oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                format!(
+                    "too many failed logins for this client from this address: retry after {} s",
+                    wait.secs()
+                ),
+            ))
+        }
+    }
+}
+
+fn login_result(st: &AppState, ctx: &Ctx, client_id: &str, ok: bool) {
+    if let Some(ip) = ctx.client_ip {
+        if ok {
+            st.rate_limits.login_succeeded(ip, client_id);
+        } else {
+            st.rate_limits
+                .login_failed(ip, client_id, std::time::Instant::now());
+        }
+    }
+}
+
+/// Which request-rate bucket a route draws from.
+fn rate_class(route: &Route) -> Option<crate::ratelimit::Class> {
+    use crate::attest::AttestRoute as AR;
+    use crate::ratelimit::Class;
+    match route {
+        Route::Token | Route::TenantToken { .. } | Route::ManagedIdentityToken => {
+            Some(Class::Token)
+        }
+        Route::Attest(AR::Challenge) => Some(Class::Challenge),
+        Route::Attest(AR::Maa(_) | AR::Native) => Some(Class::Attest),
+        _ => None,
     }
 }
 
@@ -651,20 +754,27 @@ fn managed_identity(
     let client_id = get(query, "client_id")
         .or_else(|| get(query, "object_id"))
         .or_else(|| get(query, "principal_id"));
+    // Failed identity secrets are throttled like client secrets, under their own key.
+    let login_key = format!("managed-identity:{}", client_id.unwrap_or(""));
+    login_allowed(st, ctx, &login_key)?;
     let proof = ManagedIdentityProof { secret, client_id };
     match st
         .identity
         .managed_identity_token(resource, proof, now_secs())
     {
         Ok(t) => {
+            login_result(st, ctx, &login_key, true);
             ctx.principal = Some(t.client_id.clone());
             Reply::json(&t)
         }
-        Err(IdentityError::InvalidClient) => Err(oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "the identity secret does not belong to a managed identity (or client_id names another identity)",
-        )),
+        Err(IdentityError::InvalidClient) => {
+            login_result(st, ctx, &login_key, false);
+            Err(oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "the identity secret does not belong to a managed identity (or client_id names another identity)",
+            ))
+        }
         Err(IdentityError::InvalidScope { found, expected }) => Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_resource",
@@ -882,7 +992,10 @@ pub async fn dispatch(
         .or_else(|| headers.get(X_REQUEST_ID).and_then(sane_id))
         .unwrap_or_else(new_request_id);
     let query = data::query_pairs(parts.uri.query());
-    let mut ctx = Ctx::default();
+    let mut ctx = Ctx {
+        client_ip: Some(peer.ip()),
+        ..Ctx::default()
+    };
 
     let routed = route::route(&method, &path);
     let (template, operation) = match &routed {
@@ -892,6 +1005,25 @@ pub async fn dispatch(
     if let Ok(r) = &routed {
         ctx.action = required_permission(r).map(|(a, _)| a.name());
     }
+    // The entry a data change made by this request commits with (see enclava_audit::scope).
+    let scope_entry = routed.as_ref().ok().map(|r| {
+        let (object, version) = object_of(r);
+        NewEntry {
+            time: chrono::Utc::now(),
+            principal: "anonymous".to_string(),
+            action: ctx
+                .action
+                .map(str::to_string)
+                .unwrap_or_else(|| operation.to_string()),
+            object,
+            version,
+            result: Outcome::Allowed,
+            status: expected_success_status(r),
+            request_id: request_id.clone(),
+            client_addr: peer.ip().to_string(),
+            detail: Some(format!("{method} {template} {operation}")),
+        }
+    });
 
     let outcome: Result<Reply, ApiError> = match &routed {
         Err(RouteError::NotFound) => Err(ApiError::not_found(format!(
@@ -909,9 +1041,50 @@ pub async fn dispatch(
             body: Some(st.metrics.encode().into_bytes()),
             content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
         }),
-        Ok(route) => process(&st, route, &method, &headers, query, body, &mut ctx).await,
+        Ok(route) => {
+            let limited = rate_class(route).and_then(|class| {
+                st.rate_limits
+                    .check_request(peer.ip(), class, Instant::now())
+                    .err()
+                    .map(|wait| (class, wait))
+            });
+            match limited {
+                Some((class, wait)) => {
+                    st.metrics.count_rate_limited(class.name());
+                    ctx.retry_after = Some(wait.secs());
+                    let mut e = ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TooManyRequests",
+                        format!(
+                            "too many {} requests from this address: retry after {} s",
+                            class.name(),
+                            wait.secs()
+                        ),
+                    );
+                    e.oauth = class == crate::ratelimit::Class::Token;
+                    Err(e)
+                }
+                None => {
+                    let entry = scope_entry.unwrap_or_else(|| system_scope_entry("request", None));
+                    process(&st, route, &method, &headers, query, body, entry, &mut ctx).await
+                }
+            }
+        }
     };
 
+    let scope_out = ctx.scope.take().unwrap_or_default();
+    if !scope_out.committed.is_empty() {
+        // Entries committed with a change bypass the group-commit pipe; count them all the same.
+        st.metrics
+            .audit_entries
+            .inc_by(scope_out.committed.len() as u64);
+    }
+    // A change that failed in storage was not made (its audit entry went with it): say so, as a
+    // storage condition, rather than as a generic internal error.
+    let mut outcome = match (outcome, scope_out.storage_failure) {
+        (Err(e), Some(f)) if e.status == StatusCode::INTERNAL_SERVER_ERROR => Err(storage_error(f)),
+        (o, _) => o,
+    };
     let status = match &outcome {
         Ok(r) => r.status,
         Err(e) => e.status,
@@ -919,7 +1092,6 @@ pub async fn dispatch(
     let error_code = outcome.as_ref().err().map(|e| e.code.clone());
 
     // Audit every request except the health, readiness and metrics probes.
-    let mut outcome = outcome;
     let audited = match &routed {
         Ok(r) => !matches!(r, Route::Healthz | Route::Metrics | Route::Readyz),
         Err(_) => true,
@@ -943,7 +1115,8 @@ pub async fn dispatch(
         } else {
             Outcome::Error
         };
-        let mut detail = format!("{method} {template} {operation}");
+        let base_detail = format!("{method} {template} {operation}");
+        let mut detail = base_detail.clone();
         if let Some(code) = &error_code {
             detail.push_str(" error=");
             detail.push_str(code);
@@ -956,12 +1129,28 @@ pub async fn dispatch(
             detail.push(' ');
             detail.push_str(d);
         }
+        if let Some(c) = &ctx.claimed_client_id {
+            detail.push_str(&format!(" claimed_client_id={c:?}"));
+        }
+        let principal = ctx
+            .principal
+            .clone()
+            .unwrap_or_else(|| "anonymous".to_string());
+        // The request's changes already committed an entry saying exactly this: nothing to add.
+        let already_recorded = !scope_out.committed.is_empty()
+            && scope_out.status == status.as_u16()
+            && scope_out.principal == principal
+            && detail == base_detail;
+        if let Some(seq) = scope_out.committed.last()
+            && !already_recorded
+        {
+            detail.push_str(&format!(
+                " (final answer; the change was recorded at seq {seq})"
+            ));
+        }
         let entry = NewEntry {
             time: chrono::Utc::now(),
-            principal: ctx
-                .principal
-                .clone()
-                .unwrap_or_else(|| "anonymous".to_string()),
+            principal,
             action: ctx
                 .action
                 .map(str::to_string)
@@ -974,17 +1163,34 @@ pub async fn dispatch(
             client_addr: peer.ip().to_string(),
             detail: Some(detail),
         };
-        if !audit_must_be_durable(&method, &routed) {
+        if already_recorded {
+            // Durable already: it committed with the change.
+        } else if !scope_out.committed.is_empty() {
+            // A follow-up (e.g. an error after the commit): the change itself is already in the
+            // log, so a failure here does not change the answer.
+            if let Err(e) = st.audit.append_durable(entry).await {
+                tracing::error!(request_id = %request_id, error = %e, "audit follow-up append failed");
+            }
+        } else if is_noise(&routed, &ctx, &headers, status) {
+            let key = enclava_audit::noise::NoiseKey {
+                client: peer.ip().to_string(),
+                route: template.to_string(),
+                status: status.as_u16(),
+            };
+            if st.noise.observe(key) == enclava_audit::noise::Verdict::Record
+                && let Err(e) = st.audit.append(entry).await
+            {
+                tracing::error!(error = %e, "audit queue failed");
+            }
+        } else if !audit_must_be_durable(&method, &routed) {
             if let Err(e) = st.audit.append(entry).await {
                 tracing::error!(error = %e, "audit queue failed");
             }
         } else if let Err(e) = st.audit.append_durable(entry).await {
+            // Nothing was changed (every change commits with its own entry) and nothing may be
+            // handed out without a durable record: refuse the request.
             tracing::error!(request_id = %request_id, error = %e, "audit append failed");
-            outcome = Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "AuditFailure",
-                "the operation ran but its audit entry could not be written; check the server log",
-            ));
+            outcome = Err(audit_unavailable(&e));
         }
     }
 
@@ -1064,6 +1270,9 @@ pub async fn dispatch(
     {
         h.insert(HeaderName::from_static(apiversion::NOTE_HEADER), v);
     }
+    if let Some(secs) = ctx.retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if !st.config.insecure_http {
         h.insert(
@@ -1126,6 +1335,7 @@ fn object_of(route: &Route) -> (String, Option<String>) {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn process(
     st: &Arc<AppState>,
     route: &Route,
@@ -1133,6 +1343,7 @@ async fn process(
     headers: &HeaderMap,
     query: Vec<(String, String)>,
     body: Body,
+    scope_entry: NewEntry,
     ctx: &mut Ctx,
 ) -> Result<Reply, ApiError> {
     if route.is_data() {
@@ -1151,12 +1362,16 @@ async fn process(
     let body = read_body(headers, body, st.config.max_body_bytes).await?;
     // Attestation is a fraction of a millisecond of CPU work whose hot path does no I/O (policies,
     // reference sets, collateral and verified chains are cached in memory): it runs on the worker.
-    // Handing it to the blocking pool and back cost about 15% of its throughput.
-    if matches!(
-        route,
-        Route::Attest(crate::attest::AttestRoute::Maa(_) | crate::attest::AttestRoute::Native)
-    ) {
-        return execute(st, route, method, headers, &query, &body, ctx);
+    // Handing it to the blocking pool and back cost about 15% of its throughput. Requests that
+    // may carry a draft policy (caller-written Rego) or a challenge nonce (redeeming it is a
+    // database write) go to the blocking pool (see `runs_on_worker`).
+    if let Route::Attest(a) = route
+        && crate::attest::runs_on_worker(a, &body)
+    {
+        let scope = enclava_audit::scope::enter(scope_entry);
+        let r = execute(st, route, method, headers, &query, &body, ctx);
+        ctx.scope = Some(scope.finish());
+        return r;
     }
     let st2 = st.clone();
     let route2 = route.clone();
@@ -1164,7 +1379,10 @@ async fn process(
     let headers2 = headers.clone();
     let mut ctx2 = ctx.clone();
     let joined = tokio::task::spawn_blocking(move || {
+        // Every store change made while handling the request commits with its audit entry.
+        let scope = enclava_audit::scope::enter(scope_entry);
         let r = execute(&st2, &route2, &method2, &headers2, &query, &body, &mut ctx2);
+        ctx2.scope = Some(scope.finish());
         (r, ctx2)
     })
     .await;
@@ -1191,13 +1409,24 @@ impl ApiError {
 }
 
 /// Whether a request's response waits until its audit entry is on disk. Requests that change
-/// state or hand out key material (create, import, delete, set, release, operator and identity
-/// changes, policy changes) wait, so no acknowledged change is ever missing from the log.
-/// Reads and pure computations (GETs, crypto operations, attestation, challenges, random bytes)
-/// are queued and group-committed within milliseconds without holding the response: a crash in
-/// that window can lose their entries, never a change.
+/// state or hand out key material wait, so no acknowledged change and no handed-out key or
+/// secret is ever missing from the log: writes (their change commits with its entry in one
+/// transaction; a request that ends without a change still records its answer durably), secret
+/// values (`GET /secrets/{name}`), decrypt and unwrapKey (they return plaintext key material) and
+/// release (POST). Other reads and pure computations (metadata GETs, encrypt, wrap, sign,
+/// verify, attestation, challenges, random bytes) are queued and group-committed within
+/// milliseconds without holding the response: a crash in that window can lose their entries,
+/// never a change or a disclosure.
 fn audit_must_be_durable(method: &Method, routed: &Result<Route, RouteError>) -> bool {
     use crate::attest::AttestRoute as AR;
+    match routed {
+        Ok(Route::GetSecret { .. }) => return true,
+        Ok(Route::KeyOperation {
+            op: route::KeyOp::Decrypt | route::KeyOp::UnwrapKey,
+            ..
+        }) => return true,
+        _ => {}
+    }
     if *method == Method::GET || *method == Method::HEAD {
         return false;
     }
@@ -1209,4 +1438,90 @@ fn audit_must_be_durable(method: &Method, routed: &Result<Route, RouteError>) ->
                 AR::Maa(_) | AR::Native | AR::Challenge | AR::Certs | AR::OpenIdConfig
             ))
     )
+}
+
+/// Whether an answer is repetitive anonymous noise, counted by the [`AppState::noise`] filter
+/// instead of logged one by one: nobody was authenticated and the request was turned away
+/// before anything ran (unknown route, wrong method, no token, too large, throttled, sealed,
+/// bad parameters). Never noise: a rejected bearer token (a forged or stolen-token attempt),
+/// logins and managed-identity tokens (failed logins are always kept), attestation, operator
+/// routes, and anything authenticated.
+fn is_noise(
+    routed: &Result<Route, RouteError>,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    status: StatusCode,
+) -> bool {
+    if ctx.principal.is_some() || ctx.claimed_client_id.is_some() || status.is_success() {
+        return false;
+    }
+    match routed {
+        Err(_) => true,
+        Ok(r) if r.is_data() || r.is_admin() => match status.as_u16() {
+            401 => !headers.contains_key(header::AUTHORIZATION),
+            400 | 404 | 405 | 408 | 411 | 413 | 414 | 415 | 429 | 503 => true,
+            _ => false,
+        },
+        Ok(_) => false,
+    }
+}
+
+/// The status the entry committed with a change records (the usual success answer of the
+/// route). When the final answer differs, a follow-up entry records it.
+fn expected_success_status(route: &Route) -> u16 {
+    match route {
+        Route::CreatePrincipal | Route::CreateRoleAssignment => 201,
+        Route::DeletePrincipal { .. } | Route::DeleteRoleAssignment { .. } => 204,
+        _ => 200,
+    }
+}
+
+/// An entry for the server's own work (maintenance, start-up), also used as the scope entry of
+/// its changes.
+pub fn system_scope_entry(action: &str, detail: Option<String>) -> NewEntry {
+    NewEntry {
+        time: chrono::Utc::now(),
+        principal: "system".into(),
+        action: action.into(),
+        object: String::new(),
+        version: None,
+        result: Outcome::Allowed,
+        status: 200,
+        request_id: new_request_id(),
+        client_addr: "internal".into(),
+        detail,
+    }
+}
+
+/// The answer when a change failed in storage (nothing of it, nor its entry, was written).
+fn storage_error(f: enclava_audit::scope::StorageFailure) -> ApiError {
+    match f {
+        enclava_audit::scope::StorageFailure::Full => ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "InsufficientStorage",
+            "the server's storage is full: the change was not made (and nothing of it was recorded); retry once space is freed",
+        ),
+        enclava_audit::scope::StorageFailure::Backend => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "StorageUnavailable",
+            "the server's storage failed: the change was not made (and nothing of it was recorded); check the server log",
+        ),
+    }
+}
+
+/// The answer when a request's audit entry could not be made durable: it is refused.
+fn audit_unavailable(err: &str) -> ApiError {
+    if err.starts_with("storage is full") {
+        ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "InsufficientStorage",
+            "the server's storage is full, so the audit entry of this request could not be written: the request was refused, nothing was changed or handed out",
+        )
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "AuditUnavailable",
+            "the audit entry of this request could not be written: the request was refused, nothing was changed or handed out; check the server log",
+        )
+    }
 }

@@ -60,6 +60,8 @@ pub const RS256_KEY: &str = "enclava-attestation-rs256";
 pub const SIGNER_RECHECK: StdDuration = StdDuration::from_secs(5);
 /// How long collateral read from the directory is kept before it is read again.
 pub const COLLATERAL_TTL: StdDuration = StdDuration::from_secs(300);
+/// Purpose of the vault-derived key that MACs challenge nonces.
+pub const CHALLENGE_KEY_PURPOSE: &str = "challenge-nonce";
 /// The reference-value scope of attestation requests.
 pub const DEFAULT_SCOPE: &str = enclava_attestation::request::DEFAULT_SCOPE;
 const MAX_DETAIL: usize = 4000;
@@ -942,6 +944,7 @@ pub struct Attestation {
     issuer: String,
     collateral: Option<Arc<DirCollateral>>,
     live: RwLock<Option<Live>>,
+    replay_store: Option<Arc<dyn enclava_store::Store>>,
 }
 
 impl Attestation {
@@ -955,6 +958,7 @@ impl Attestation {
             issuer,
             collateral,
             live: RwLock::new(None),
+            replay_store: None,
         }
     }
 
@@ -983,8 +987,18 @@ impl Attestation {
             sc.previous_keys_kept,
             ca_dir.as_deref(),
         );
+        // Challenges: MAC'd under a key derived from the root (every process unsealed with it
+        // accepts them) and redeemed into the shared database (single use across processes).
+        let challenge_key = st
+            .vault
+            .derived_key(CHALLENGE_KEY_PURPOSE)
+            .map_err(|e| format!("deriving the challenge key: {e}"))?;
+        // Stored policies and reference values are MAC'd under root-derived keys (row integrity).
+        let row_keys = enclava_attestation::PolicyRowKeys::derive(|p| vault.derived_key(p))?;
         let mut svc = AttestationService::new(st.store.clone(), Arc::new(signer), sc)
-            .with_previous_signers(prev);
+            .with_previous_signers(prev)
+            .with_challenge_key(&challenge_key, self.redeemed_store(st))
+            .with_row_keys(Arc::new(row_keys));
         if let Some(c) = &self.collateral {
             svc = svc.with_collateral_source(c.clone());
         }
@@ -997,6 +1011,34 @@ impl Attestation {
             checked: Instant::now(),
         });
         Ok(())
+    }
+
+    /// Where redeemed challenge nonces are recorded: the dedicated connection when one was set
+    /// ([`Attestation::with_replay_store`]), else the server's store.
+    fn redeemed_store(&self, st: &AppState) -> Arc<dyn enclava_store::Store> {
+        self.replay_store
+            .clone()
+            .unwrap_or_else(|| st.store.clone())
+    }
+
+    /// Record redeemed challenges through `store` (a second connection to the same database).
+    pub fn with_replay_store(mut self, store: Arc<dyn enclava_store::Store>) -> Self {
+        self.replay_store = Some(store);
+        self
+    }
+
+    /// Delete expired redeemed challenges (the maintenance task); 0 while sealed.
+    pub fn sweep_challenges(&self) -> Result<usize, String> {
+        let svc = {
+            let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+            match live.as_ref() {
+                Some(l) => l.service.clone(),
+                None => return Ok(0),
+            }
+        };
+        svc.challenges()
+            .sweep(now_for(self))
+            .map_err(|e| e.to_string())
     }
 
     /// Called on seal: forget the service (its signer needs the unsealed vault).
@@ -1127,6 +1169,12 @@ pub fn error_response(e: ApiError, extra: Option<Map<String, Value>>) -> Respons
         resp.headers_mut()
             .insert(HeaderName::from_static("x-ms-error-code"), v);
     }
+    // Draft evaluation slots free up within the draft deadline.
+    let busy = AttestError::PolicyBusy { capacity: 0 };
+    if code == busy.code() {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    }
     resp
 }
 
@@ -1253,6 +1301,29 @@ fn request_of(
     Ok(req)
 }
 
+/// Whether an attestation request runs on the async worker (the hot path: a fraction of a
+/// millisecond of CPU, no I/O) rather than on the blocking pool. Requests that may carry a draft
+/// policy (`draftPolicyForAttestation`: caller-written Rego, up to its deadline) never do. A
+/// JSON key equal to that name either appears literally in the body or is spelled with a `\u`
+/// escape, so a body with neither the name nor any backslash (MAA bodies are base64 and JSON
+/// without escapes) certainly has no draft. Native requests that may carry a challenge `nonce`
+/// (redeeming it is a database write) leave the worker too: their bodies carry `\n` escapes in
+/// PEM text, so for them only a `\u` escape counts. The scans are cheap next to the attestation.
+pub fn runs_on_worker(route: &AttestRoute, body: &[u8]) -> bool {
+    const KEY: &[u8] = b"draftPolicyForAttestation";
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    match route {
+        AttestRoute::Native => !contains(b"nonce") && !contains(b"\\u"),
+        AttestRoute::Maa(_) => {
+            !body.contains(&b'\\')
+                && !body
+                    .windows(KEY.len())
+                    .any(|w| w.first() == Some(&b'd') && w == KEY)
+        }
+        _ => false,
+    }
+}
+
 /// Run an attestation route (blocking context).
 pub fn execute(
     st: &AppState,
@@ -1289,6 +1360,11 @@ pub fn execute(
             auth_attest(st, headers, ctx)?;
             let svc = a.service(st)?;
             let req = request_of(Some(*t), body, query).map_err(|e| attest_error(&e, ctx))?;
+            if req.draft_policy.is_some() {
+                // A draft policy is a policy author's tool (it runs caller-written code): only a
+                // caller allowed to manage policies may send one. MAA's SDKs always send a token.
+                auth(st, headers, ctx, true)?;
+            }
             let out = svc
                 .attest(&req, now_for(a))
                 .map_err(|e| attest_error(&e, ctx))?;
@@ -1571,6 +1647,39 @@ mod tests {
         let s =
             AttestationSettings::from_env_var(None, "ENCLAVA_ATTESTATION_ALG", "RS256").unwrap();
         assert_eq!(s.unwrap().resolve(false).unwrap().alg, Alg::RS256);
+    }
+
+    #[test]
+    fn requests_that_may_carry_a_draft_leave_the_worker() {
+        let maa = AttestRoute::Maa(MaaType::SevSnpVm);
+        assert!(runs_on_worker(
+            &maa,
+            br#"{"report": "eyJhIjoxfQ", "nonce": "n"}"#
+        ));
+        assert!(!runs_on_worker(
+            &maa,
+            br#"{"report": "x", "draftPolicyForAttestation": "p"}"#
+        ));
+        // The same key spelled with an escape.
+        assert!(!runs_on_worker(
+            &maa,
+            br#"{"report": "x", "draft\u0050olicyForAttestation": "p"}"#
+        ));
+        assert!(runs_on_worker(&AttestRoute::Native, b"{}"));
+        assert!(runs_on_worker(
+            &AttestRoute::Native,
+            br#"{"tee": "sim", "certs": "-----BEGIN X-----\nAA\n"}"#
+        ));
+        // A challenge nonce (plain or escaped key) is redeemed off the worker.
+        assert!(!runs_on_worker(
+            &AttestRoute::Native,
+            br#"{"tee": "sim", "nonce": "n"}"#
+        ));
+        assert!(!runs_on_worker(
+            &AttestRoute::Native,
+            br#"{"tee": "sim", "n\u006fnce": "n"}"#
+        ));
+        assert!(!runs_on_worker(&AttestRoute::Certs, b""));
     }
 
     #[test]

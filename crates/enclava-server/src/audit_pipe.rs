@@ -16,9 +16,12 @@ pub type AppendFn<E> = Arc<dyn Fn(Vec<E>) -> Result<(), String> + Send + Sync>;
 /// Acknowledgement channel of one durable append.
 type Ack = oneshot::Sender<Result<(), String>>;
 
+/// One queued item: an entry, or (`None`) a flush marker that only waits for what is ahead of it.
+type Item<E> = (Option<E>, Option<Ack>);
+
 /// The sending side, cheap to clone.
 pub struct AuditSink<E> {
-    tx: mpsc::Sender<(E, Option<Ack>)>,
+    tx: mpsc::Sender<Item<E>>,
 }
 
 impl<E> Clone for AuditSink<E> {
@@ -41,7 +44,7 @@ impl<E: Send + 'static> AuditSink<E> {
         append: AppendFn<E>,
         on_batch: impl Fn(usize) + Send + Sync + 'static,
     ) -> (AuditSink<E>, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<(E, Option<Ack>)>(8192);
+        let (tx, mut rx) = mpsc::channel::<Item<E>>(8192);
         let handle = tokio::spawn(async move {
             let mut buf = Vec::with_capacity(MAX_BATCH);
             loop {
@@ -57,14 +60,15 @@ impl<E: Send + 'static> AuditSink<E> {
                         Ok(_) => {}
                     }
                 }
-                let (entries, waiters): (Vec<E>, Vec<_>) = buf.drain(..).unzip();
+                let (entries, waiters): (Vec<Option<E>>, Vec<_>) = buf.drain(..).unzip();
+                let entries: Vec<E> = entries.into_iter().flatten().collect();
                 let count = entries.len();
                 let append = append.clone();
                 let result = match tokio::task::spawn_blocking(move || append(entries)).await {
                     Ok(r) => r,
                     Err(e) => Err(format!("audit writer task failed: {e}")),
                 };
-                if result.is_ok() {
+                if result.is_ok() && count > 0 {
                     on_batch(count);
                 } else if let Err(e) = &result {
                     tracing::error!(error = %e, entries = count, "audit append failed");
@@ -81,7 +85,7 @@ impl<E: Send + 'static> AuditSink<E> {
     pub async fn append_durable(&self, entry: E) -> Result<(), String> {
         let (ack_tx, ack_rx) = oneshot::channel();
         self.tx
-            .send((entry, Some(ack_tx)))
+            .send((Some(entry), Some(ack_tx)))
             .await
             .map_err(|_| "audit writer stopped".to_string())?;
         ack_rx
@@ -92,9 +96,22 @@ impl<E: Send + 'static> AuditSink<E> {
     /// Queue an entry without waiting (reads). Falls back to waiting for queue space.
     pub async fn append(&self, entry: E) -> Result<(), String> {
         self.tx
-            .send((entry, None))
+            .send((Some(entry), None))
             .await
             .map_err(|_| "audit writer stopped".to_string())
+    }
+
+    /// Wait (from a blocking thread, not on the async runtime) until every entry queued before
+    /// this call is durable. The audit read and verify routes call it, so an auditor sees every
+    /// request answered before the read, even those whose entries were only queued.
+    pub fn flush_blocking(&self) -> Result<(), String> {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        self.tx
+            .blocking_send((None, Some(ack_tx)))
+            .map_err(|_| "audit writer stopped".to_string())?;
+        ack_rx
+            .blocking_recv()
+            .map_err(|_| "audit writer stopped before acknowledging".to_string())?
     }
 }
 
@@ -158,6 +175,26 @@ mod tests {
             batches.len() <= 3,
             "expected lingering batches, got {batches:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn flush_waits_for_queued_entries() {
+        let seen: Arc<Mutex<Vec<u32>>> = Arc::default();
+        let s2 = seen.clone();
+        let append: AppendFn<u32> = Arc::new(move |b| {
+            s2.lock().unwrap().extend(b);
+            Ok(())
+        });
+        let (sink, _h) = AuditSink::start(append, |_| {});
+        for i in 0..3u32 {
+            sink.append(i).await.unwrap();
+        }
+        let s3 = sink.clone();
+        tokio::task::spawn_blocking(move || s3.flush_blocking())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2]);
     }
 
     #[tokio::test]

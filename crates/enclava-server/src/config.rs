@@ -22,6 +22,11 @@ pub const DEFAULT_RESOURCE: &str = "https://vault.azure.net";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Default interval of the maintenance task (due rotations, purges).
 pub const DEFAULT_MAINTENANCE_INTERVAL_SECS: u64 = 60;
+/// Default time a client has to send a complete request head; it also bounds how long an idle
+/// keep-alive connection stays open (hyper starts this timer when it waits for the next head).
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// Default time a client has to complete the TLS handshake.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -83,6 +88,15 @@ pub struct PartialConfig {
     pub log_format: Option<String>,
     pub maintenance_interval_secs: Option<u64>,
     pub max_body_bytes: Option<usize>,
+    /// Seconds to send a complete request head (and the idle keep-alive bound); default 10.
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds to complete the TLS handshake; default 10.
+    pub tls_handshake_timeout_secs: Option<u64>,
+    /// Open connections at most (default: the file-descriptor limit minus headroom, at most
+    /// 4096); see [`crate::connlimit`].
+    pub max_connections: Option<usize>,
+    /// `[rate_limits]`: see [`crate::ratelimit::RateLimitSettings`].
+    pub rate_limits: Option<crate::ratelimit::RateLimitSettings>,
     /// `[attestation]`: see [`crate::attest::AttestationSettings`].
     pub attestation: Option<crate::attest::AttestationSettings>,
     /// `[[trusted_issuers]]`: attestation token issuers trusted for secure key release.
@@ -104,6 +118,9 @@ pub const ENV_VARS: &[&str] = &[
     "ENCLAVA_MAINTENANCE_INTERVAL_SECS",
     "ENCLAVA_MAX_BODY_BYTES",
     "ENCLAVA_TRUSTED_ISSUERS",
+    "ENCLAVA_HEADER_READ_TIMEOUT_SECS",
+    "ENCLAVA_TLS_HANDSHAKE_TIMEOUT_SECS",
+    "ENCLAVA_MAX_CONNECTIONS",
 ];
 
 fn parse_bool(source: &str, key: &str, v: &str) -> Result<bool, ConfigError> {
@@ -172,6 +189,17 @@ impl PartialConfig {
                     c.maintenance_interval_secs = Some(parse_num(src, k, v)?)
                 }
                 "ENCLAVA_MAX_BODY_BYTES" => c.max_body_bytes = Some(parse_num(src, k, v)?),
+                "ENCLAVA_HEADER_READ_TIMEOUT_SECS" => {
+                    c.header_read_timeout_secs = Some(parse_num(src, k, v)?)
+                }
+                "ENCLAVA_TLS_HANDSHAKE_TIMEOUT_SECS" => {
+                    c.tls_handshake_timeout_secs = Some(parse_num(src, k, v)?)
+                }
+                "ENCLAVA_MAX_CONNECTIONS" => c.max_connections = Some(parse_num(src, k, v)?),
+                _ if k.starts_with("ENCLAVA_RATE_LIMIT_") => {
+                    c.rate_limits =
+                        crate::ratelimit::RateLimitSettings::from_env_var(c.rate_limits, k, v)?
+                }
                 "ENCLAVA_TRUSTED_ISSUERS" => {
                     c.trusted_issuers =
                         Some(crate::release::parse_env_issuers(v).map_err(|_| {
@@ -210,6 +238,17 @@ impl PartialConfig {
                 .maintenance_interval_secs
                 .or(self.maintenance_interval_secs),
             max_body_bytes: higher.max_body_bytes.or(self.max_body_bytes),
+            header_read_timeout_secs: higher
+                .header_read_timeout_secs
+                .or(self.header_read_timeout_secs),
+            tls_handshake_timeout_secs: higher
+                .tls_handshake_timeout_secs
+                .or(self.tls_handshake_timeout_secs),
+            max_connections: higher.max_connections.or(self.max_connections),
+            rate_limits: crate::ratelimit::RateLimitSettings::overlay(
+                self.rate_limits,
+                higher.rate_limits,
+            ),
             attestation: crate::attest::AttestationSettings::overlay(
                 self.attestation,
                 higher.attestation,
@@ -274,6 +313,21 @@ impl PartialConfig {
                 .max_body_bytes
                 .unwrap_or(DEFAULT_MAX_BODY_BYTES)
                 .max(1024),
+            header_read_timeout: Duration::from_secs(
+                self.header_read_timeout_secs
+                    .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_SECS)
+                    .max(1),
+            ),
+            tls_handshake_timeout: Duration::from_secs(
+                self.tls_handshake_timeout_secs
+                    .unwrap_or(DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECS)
+                    .max(1),
+            ),
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(crate::connlimit::default_max_connections)
+                .max(1),
+            rate_limits: self.rate_limits.unwrap_or_default().resolve(),
             attestation,
             trusted_issuers: self.trusted_issuers.unwrap_or_default(),
         })
@@ -315,6 +369,10 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     pub maintenance_interval: Duration,
     pub max_body_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub max_connections: usize,
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
     pub attestation: crate::attest::AttestationConfig,
     /// Attestation token issuers trusted for secure key release (besides the local service).
     pub trusted_issuers: Vec<crate::release::TrustedIssuerConfig>,
@@ -399,6 +457,37 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(matches!(e, ConfigError::PublicUrl(_)));
+    }
+
+    #[test]
+    fn connection_and_rate_limit_knobs() {
+        let file = PartialConfig::from_toml(
+            "f.toml",
+            "header_read_timeout_secs = 3\nmax_connections = 64\n[rate_limits]\ntoken_per_sec = 2\ntoken_burst = 4\n",
+        )
+        .unwrap();
+        let env = PartialConfig::from_env([
+            ("ENCLAVA_TLS_HANDSHAKE_TIMEOUT_SECS", "4"),
+            ("ENCLAVA_RATE_LIMIT_INCLUDE_LOOPBACK", "true"),
+            ("ENCLAVA_RATE_LIMIT_TOKEN_BURST", "5"),
+        ])
+        .unwrap();
+        let c = file.overlay(env).resolve().unwrap();
+        assert_eq!(c.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(c.tls_handshake_timeout, Duration::from_secs(4));
+        assert_eq!(c.max_connections, 64);
+        assert_eq!(
+            (c.rate_limits.token.per_sec, c.rate_limits.token.burst),
+            (2, 5)
+        );
+        assert!(c.rate_limits.include_loopback);
+        let e =
+            PartialConfig::from_env([("ENCLAVA_RATE_LIMIT_TOKEN_PER_SEC", "fast")]).unwrap_err();
+        assert!(e.to_string().contains("fast"), "{e}");
+        let d = PartialConfig::default().resolve().unwrap();
+        assert_eq!(d.header_read_timeout, Duration::from_secs(10));
+        assert!(d.max_connections >= 16 && d.max_connections <= 4096);
+        assert!(!d.rate_limits.include_loopback);
     }
 
     #[test]

@@ -16,10 +16,12 @@ pub mod app;
 pub mod attest;
 pub mod audit_pipe;
 pub mod config;
+pub mod connlimit;
 pub mod data;
 pub mod error;
 pub mod lifecycle;
 pub mod metrics;
+pub mod ratelimit;
 pub mod release;
 pub mod route;
 pub mod tls;
@@ -30,7 +32,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use enclava_audit::{AuditLog, NewEntry, Outcome};
+use enclava_audit::audited::AuditedStore;
+use enclava_audit::noise::{NoiseConfig, NoiseFilter};
+use enclava_audit::{AuditConfig, AuditLog, NewEntry, Outcome};
 use enclava_identity::{Identity, IdentityConfig};
 use enclava_store::{SqliteStore, Store};
 use enclava_vault::{RotationAction, Vault, system_clock};
@@ -119,6 +123,7 @@ impl RunningServer {
                 join_result(self.task.await)
             }
         };
+        flush_noise(&self.state, true).await;
         // The audit queue is FIFO: once this entry is durable, every earlier one is too.
         if let Err(e) = self
             .state
@@ -127,6 +132,18 @@ impl RunningServer {
             .await
         {
             eprintln!("enclava: flushing the audit log at shutdown failed: {e}");
+        }
+        // Sign the final head (and write the signed head file), so nothing logged in this run
+        // can be cut off or rewritten unnoticed while the server is down.
+        let log = self.state.audit_log.clone();
+        match tokio::task::spawn_blocking(move || log.checkpoint_if_due(chrono::Utc::now(), true))
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                eprintln!("enclava: signing the audit checkpoint at shutdown failed: {e}")
+            }
+            Err(e) => eprintln!("enclava: signing the audit checkpoint at shutdown failed: {e}"),
         }
         r
     }
@@ -210,11 +227,44 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     };
 
     let db_path = config.data_dir.join(DB_FILE);
-    let store: Arc<dyn Store> =
+    let raw_store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&db_path).map_err(|e| ServerError::Store {
             path: db_path.clone(),
             message: e.to_string(),
         })?);
+    // The audit log appends to the raw store; everything else writes through the audited store,
+    // whose every change commits together with its audit entry (enclava_audit::audited).
+    let audit_log = Arc::new(
+        AuditLog::with_config(
+            raw_store.clone(),
+            AuditConfig {
+                head_file: Some(config.data_dir.join(enclava_audit::head_file::HEAD_FILE)),
+                ..AuditConfig::default()
+            },
+        )
+        .map_err(|e| ServerError::Startup(format!("opening the audit log: {e}")))?,
+    );
+    let store: Arc<dyn Store> = Arc::new(AuditedStore::new(raw_store, audit_log.clone()));
+    // A log truncated or rewritten behind the signed head (e.g. while the server was down) is
+    // announced at once and recorded; the head file is kept as evidence (see AuditLog).
+    let tamper = audit_log
+        .head_file_problem()
+        .map_err(|e| ServerError::Startup(format!("checking the signed audit head: {e}")))?;
+    if let Some(p) = &tamper {
+        eprintln!("enclava: WARNING: audit log tampering detected: {p}");
+        tracing::error!(problem = %p, "audit log tampering detected");
+    }
+
+    // Redeemed challenges go through a second connection that does not fsync per commit: one
+    // durable write per attestation would cap attestations with a challenge at the disk's fsync
+    // rate (measured ~180/s). The cost: a power loss within a challenge's 5-minute lifetime can
+    // forget its redemption (never a process crash: WAL); see `SqliteStore::open_relaxed`.
+    let replay_store: Arc<dyn Store> = Arc::new(SqliteStore::open_relaxed(&db_path).map_err(
+        |e| ServerError::Store {
+            path: db_path.clone(),
+            message: e.to_string(),
+        },
+    )?);
 
     let listener = TcpListener::bind(config.addr).map_err(|source| ServerError::Bind {
         addr: config.addr,
@@ -255,10 +305,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     }
     id_config.audiences = audiences;
     let identity = Arc::new(Identity::new(store.clone(), id_config));
-    let audit_log = Arc::new(
-        AuditLog::new(store.clone())
-            .map_err(|e| ServerError::Startup(format!("opening the audit log: {e}")))?,
-    );
     let metrics = Arc::new(Metrics::new());
 
     let log2 = audit_log.clone();
@@ -280,13 +326,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         audit,
         audit_log,
         lifecycle: Arc::new(Lifecycle::new(config.data_dir.clone(), config.dev)),
-        attestation: Arc::new(attest::Attestation::new(
-            config.attestation.clone(),
-            base_url.clone(),
-        )),
+        attestation: Arc::new(
+            attest::Attestation::new(config.attestation.clone(), base_url.clone())
+                .with_replay_store(replay_store),
+        ),
         trusted_issuers: Arc::new(
             release::load_trusted_issuers(&config.trusted_issuers).map_err(ServerError::Startup)?,
         ),
+        rate_limits: Arc::new(ratelimit::RateLimits::new(config.rate_limits.clone())),
+        noise: Arc::new(NoiseFilter::new(
+            NoiseConfig::default(),
+            std::time::Instant::now(),
+            chrono::Utc::now(),
+        )),
     });
 
     if config.dev {
@@ -298,6 +350,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         let st = state.clone();
         let key_path = config.data_dir.join(DEV_UNSEAL_KEY_FILE);
         tokio::task::spawn_blocking(move || -> Result<(), ServerError> {
+            let _scope = enclava_audit::scope::enter(app::system_scope_entry(
+                "server/dev-unseal",
+                Some("development mode: initialize or unseal with the key file".into()),
+            ));
             st.vault.init_or_unseal_dev(&key_path).map_err(|e| {
                 ServerError::Startup(format!(
                     "development unseal with {} failed: {e}",
@@ -327,12 +383,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         ))
         .await
         .map_err(|e| ServerError::Startup(format!("writing the audit log: {e}")))?;
+    if let Some(p) = tamper {
+        let mut e = system_entry("audit/tamper-detected", Some(p));
+        e.result = Outcome::Error;
+        e.status = 500;
+        if let Err(e) = state.audit.append_durable(e).await {
+            eprintln!("enclava: recording the audit tampering failed: {e}");
+        }
+    }
     match vault.seal_status() {
         Ok(s) => metrics.set_seal_state(s.initialized, s.sealed),
         Err(e) => return Err(ServerError::Startup(format!("reading the seal state: {e}"))),
     }
 
     spawn_maintenance(state.clone());
+    spawn_audit_timer(state.clone());
 
     let app = Router::new()
         .fallback(app::dispatch)
@@ -343,14 +408,25 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Some(t) => (t.ca_path.clone(), t.ca_fingerprint.clone(), t.created_ca),
         None => (None, None, false),
     };
+    // Every connection takes a slot of the cap before its TLS handshake; see `connlimit`.
+    let limiter = connlimit::ConnLimiter::new(config.max_connections, metrics.clone());
     let task = match tls_material {
         Some(t) => {
             let cfg = axum_server::tls_rustls::RustlsConfig::from_config(t.server_config);
-            let server = axum_server::from_tcp_rustls(listener, cfg).handle(handle.clone());
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(cfg)
+                .handshake_timeout(config.tls_handshake_timeout)
+                .acceptor(connlimit::LimitAcceptor::new(limiter, false));
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(acceptor)
+                .handle(handle.clone());
+            http_timeouts(server.http_builder(), &config);
             tokio::spawn(server.serve(make))
         }
         None => {
-            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(connlimit::LimitAcceptor::new(limiter, true))
+                .handle(handle.clone());
+            http_timeouts(server.http_builder(), &config);
             tokio::spawn(server.serve(make))
         }
     };
@@ -370,6 +446,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     })
 }
 
+/// A client must send a complete request head within `header_read_timeout` (slow-loris
+/// connections dripping header bytes are closed then); hyper starts the same timer while it
+/// waits for the next request on a keep-alive connection, so it is also the idle bound.
+fn http_timeouts(
+    b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    config: &ServerConfig,
+) {
+    b.http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+}
+
 /// An audit entry for something the server itself did.
 fn system_entry(action: &str, detail: Option<String>) -> NewEntry {
     NewEntry {
@@ -383,6 +471,48 @@ fn system_entry(action: &str, detail: Option<String>) -> NewEntry {
         request_id: app::new_request_id(),
         client_addr: "internal".into(),
         detail,
+    }
+}
+
+/// How often the audit timer looks at the noise window and the checkpoint interval.
+const AUDIT_TICK: Duration = Duration::from_secs(5);
+
+/// Close noise windows (writing their summaries) and sign a checkpoint when one is due by time.
+fn spawn_audit_timer(st: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(AUDIT_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            audit_tick_once(&st, false).await;
+        }
+    });
+}
+
+/// One pass of the audit timer (also used by tests): with `force`, close the noise window and
+/// sign a checkpoint of any new entries now.
+pub async fn audit_tick_once(st: &Arc<AppState>, force: bool) {
+    flush_noise(st, force).await;
+    let log = st.audit_log.clone();
+    let res =
+        tokio::task::spawn_blocking(move || log.checkpoint_if_due(chrono::Utc::now(), force)).await;
+    if let Ok(Err(e)) = res
+        && !st.vault.is_sealed()
+    {
+        tracing::error!(error = %e, "signing an audit checkpoint failed");
+    }
+}
+
+/// Write the summaries of the anonymous noise counted in the window that ended (all, if `force`).
+async fn flush_noise(st: &Arc<AppState>, force: bool) {
+    let summaries = st
+        .noise
+        .drain(std::time::Instant::now(), chrono::Utc::now(), force);
+    for s in summaries {
+        if let Err(e) = st.audit.append(s.to_entry(app::new_request_id())).await {
+            tracing::error!(error = %e, "audit queue failed for a noise summary");
+        }
     }
 }
 
@@ -408,6 +538,11 @@ pub async fn run_maintenance_once(st: &Arc<AppState>) {
     let st2 = st.clone();
     let res = tokio::task::spawn_blocking(move || {
         let now = chrono::Utc::now();
+        // The changes commit with this entry; the events below name each rotated key.
+        let _scope = enclava_audit::scope::enter(app::system_scope_entry(
+            "server/maintenance",
+            Some("due key rotations and purge of expired deleted objects".into()),
+        ));
         (
             st2.vault.run_due_rotations(now),
             st2.vault.purge_expired(now),
@@ -449,5 +584,12 @@ pub async fn run_maintenance_once(st: &Arc<AppState>) {
         Ok(0) => {}
         Ok(n) => tracing::info!(purged = n, "purged expired deleted objects"),
         Err(e) => tracing::error!(error = %e, "purging expired deleted objects failed"),
+    }
+    let st2 = st.clone();
+    match tokio::task::spawn_blocking(move || st2.attestation.sweep_challenges()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(swept = n, "forgot expired redeemed challenges"),
+        Ok(Err(e)) => tracing::error!(error = %e, "sweeping redeemed challenges failed"),
+        Err(e) => tracing::error!(error = %e, "sweeping redeemed challenges failed"),
     }
 }

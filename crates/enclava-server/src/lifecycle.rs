@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use enclava_audit::{CheckpointSigner, EcdsaCheckpointSigner};
-use enclava_identity::{BOOTSTRAP_ADMIN_META, KeyWrap, TokenKey};
+use enclava_attestation::{PolicyRowKeys, PolicyStore};
+use enclava_audit::{CheckpointSigner, EcdsaCheckpointSigner, NewEntry, Outcome};
+use enclava_identity::{BOOTSTRAP_ADMIN_META, KeyWrap, RowKeys, TokenKey};
 use enclava_store::{Op, Table};
 use enclava_vault::Vault;
 use serde_json::json;
@@ -42,6 +43,13 @@ impl Lifecycle {
         st.identity.set_token_key(Some(key));
         let signer = self.load_or_create_audit_key(st)?;
         st.audit_log.set_signer(Some(Arc::new(signer)));
+        install_row_integrity(st)?;
+        // A vault with no checkpoint yet gets one now (and entries logged while sealed are
+        // covered when the interval is over): a chain with no signed head accepts a rewrite with
+        // recomputed hashes. Best effort: the timer and the next appends retry.
+        if let Err(e) = st.audit_log.checkpoint_if_due(chrono::Utc::now(), false) {
+            tracing::error!(error = %e, "signing the first audit checkpoint after unseal failed");
+        }
         let first_unseal = st
             .store
             .get(Table::Meta, BOOTSTRAP_ADMIN_META)
@@ -72,6 +80,7 @@ impl Lifecycle {
     pub fn seal(&self, st: &AppState) {
         st.vault.seal();
         st.identity.set_token_key(None);
+        st.identity.set_row_keys(None);
         st.audit_log.set_signer(None);
         if let Ok(s) = st.vault.seal_status() {
             st.metrics.set_seal_state(s.initialized, s.sealed);
@@ -119,8 +128,115 @@ impl Lifecycle {
     }
 }
 
+/// Row integrity (principals, role assignments, attestation policies, reference values): install
+/// the identity row keys (derived from the root: every process unsealed with the same root
+/// derives the same keys), then adopt rows written before rows were MAC'd, once (see
+/// `Identity::migrate_row_integrity`). The attestation service derives its own keys when it
+/// starts (`Attestation::on_unsealed`, which runs after this). Every adoption, and every
+/// unauthenticated row that is refused, is logged and audited (`integrity/migrate`). A migration
+/// refused because its marker fails its MAC does not stop the unseal: the rows stay refused one by
+/// one where they are used, which is failing closed.
+fn install_row_integrity(st: &AppState) -> Result<(), String> {
+    let derive = |purpose: &str| st.vault.derived_key(purpose);
+    let keys = RowKeys::derive(derive)?;
+    st.identity.set_row_keys(Some(keys));
+    let now = chrono::Utc::now();
+    let mut reports = Vec::new();
+    match st.identity.migrate_row_integrity(now.timestamp()) {
+        Ok(m) => reports.push(("identity", m.adopted, m.refused, None)),
+        Err(e @ enclava_identity::IdentityError::Integrity { .. }) => {
+            reports.push(("identity", Vec::new(), Vec::new(), Some(e.to_string())))
+        }
+        Err(e) => return Err(format!("identity row integrity migration: {e}")),
+    }
+    let policy_keys = Arc::new(PolicyRowKeys::derive(derive)?);
+    match PolicyStore::new(st.store.clone())
+        .with_row_keys(policy_keys)
+        .migrate_row_integrity(now)
+    {
+        Ok(m) => reports.push(("attestation", m.adopted, m.refused, None)),
+        Err(e @ enclava_attestation::AttestError::Integrity { .. }) => {
+            reports.push(("attestation", Vec::new(), Vec::new(), Some(e.to_string())))
+        }
+        Err(e) => return Err(format!("attestation row integrity migration: {e}")),
+    }
+    let mut entries = Vec::new();
+    for (what, adopted, refused, failed) in reports {
+        // Refusals are recorded as denials (something wrote rows behind the server's back).
+        let (result, detail) = if let Some(f) = failed {
+            tracing::error!(rows = what, error = %f, "row integrity marker failed its check; nothing adopted");
+            (Outcome::Denied, format!("{what}: nothing adopted: {f}"))
+        } else if !refused.is_empty() {
+            tracing::error!(
+                rows = what,
+                refused = ?refused,
+                "unauthenticated rows found in an integrity-protected store; they are refused"
+            );
+            (
+                Outcome::Denied,
+                format!(
+                    "{what}: {} unauthenticated row(s) refused (the store was already protected): {}",
+                    refused.len(),
+                    names(&refused)
+                ),
+            )
+        } else if !adopted.is_empty() {
+            tracing::warn!(rows = what, adopted = ?adopted, "rows written before row integrity were MAC'd once");
+            (
+                Outcome::Allowed,
+                format!(
+                    "{what}: {} row(s) written before row integrity adopted: {}",
+                    adopted.len(),
+                    names(&adopted)
+                ),
+            )
+        } else {
+            continue;
+        };
+        entries.push(NewEntry {
+            time: now,
+            principal: "system".into(),
+            action: "integrity/migrate".into(),
+            object: String::new(),
+            version: None,
+            result,
+            status: if result == Outcome::Allowed { 200 } else { 403 },
+            request_id: crate::app::new_request_id(),
+            client_addr: "internal".into(),
+            detail: Some(detail),
+        });
+    }
+    st.audit_log
+        .append(entries)
+        .map_err(|e| format!("auditing the row integrity migration: {e}"))?;
+    Ok(())
+}
+
+/// At most 100 row names for an audit entry (the full list is in the log).
+fn names(rows: &[String]) -> String {
+    let mut s = rows
+        .iter()
+        .take(100)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if rows.len() > 100 {
+        s.push_str(&format!(" and {} more", rows.len() - 100));
+    }
+    s
+}
+
 fn get<'a>(q: &'a [(String, String)], k: &str) -> Option<&'a str> {
     q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+/// Make the entries queued so far durable before reading the log (read-your-writes for the
+/// auditor: entries committed with a change do not pass the queue, so without this a queued entry
+/// of an earlier request could still be missing from a read that shows a later change).
+fn flush_queued(st: &AppState) {
+    if let Err(e) = st.audit.flush_blocking() {
+        tracing::error!(error = %e, "flushing the audit queue before a read failed");
+    }
 }
 
 /// `GET /enclava/audit?from=N&limit=M` -> `{"value":[entries], "head": seq, "nextFrom": n|null}`.
@@ -142,6 +258,7 @@ pub fn read_audit(st: &AppState, q: &[(String, String)]) -> Result<Reply, ApiErr
     };
     let from = num("from", 1, u64::MAX)?;
     let limit = num("limit", 1000, 1000)?;
+    flush_queued(st);
     let rows = st
         .store
         .audit_range(from, usize::try_from(limit).unwrap_or(1000))
@@ -161,18 +278,30 @@ pub fn read_audit(st: &AppState, q: &[(String, String)]) -> Result<Reply, ApiErr
     Reply::json(&json!({"value": value, "head": head, "nextFrom": next}))
 }
 
-/// `GET /enclava/audit/verify` -> the verification report.
+/// `GET /enclava/audit/verify` -> the verification report, comparing the chain with the
+/// checkpoints in the database and with the signed head file in the data directory.
 pub fn verify_audit(st: &AppState) -> Result<Reply, ApiError> {
+    flush_queued(st);
     let pk = st
         .store
         .get(Table::Meta, AUDIT_PUBLIC_META)
         .map_err(|e| ApiError::internal(format!("reading the checkpoint key failed: {e}")))?
         .unwrap_or_default();
-    let report = enclava_audit::verify(st.store.as_ref(), &pk)
+    let head_path = st
+        .lifecycle
+        .data_dir
+        .join(enclava_audit::head_file::HEAD_FILE);
+    // An unreadable head file is a finding, not a reason to skip the comparison silently.
+    let (head, head_problem) = match enclava_audit::head_file::read(&head_path) {
+        Ok(h) => (h, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let report = enclava_audit::verify_with_head(st.store.as_ref(), &pk, head.as_ref())
         .map_err(|e| ApiError::internal(format!("audit verification failed to run: {e}")))?;
     Reply::json(&json!({
+        "ok": report.first_problem.is_none() && report.checkpoints_ok && head_problem.is_none(),
         "report": report,
-        "ok": report.first_problem.is_none() && report.checkpoints_ok,
+        "signedHeadProblem": head_problem,
         "checkpointPublicKey": hex::encode(&pk),
     }))
 }

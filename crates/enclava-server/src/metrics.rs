@@ -30,6 +30,18 @@ pub struct ErrorLabels {
     pub code: String,
 }
 
+/// `event`: accepted, evicted (an idle connection made room), refused (over the cap, all busy).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnLabels {
+    pub event: String,
+}
+
+/// `limit`: which rate limit answered 429 (see `ratelimit`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub limit: String,
+}
+
 fn new_histogram() -> Histogram {
     // 0.5 ms .. ~8 s
     Histogram::new(exponential_buckets(0.0005, 2.0, 15))
@@ -46,6 +58,10 @@ pub struct Metrics {
     pub initialized: Gauge,
     pub audit_entries: Counter<u64, AtomicU64>,
     pub audit_batches: Counter<u64, AtomicU64>,
+    /// Connections holding a slot of the connection cap.
+    pub connections_open: Gauge,
+    pub connections: Family<ConnLabels, Counter>,
+    pub rate_limited: Family<LimitLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -101,8 +117,29 @@ impl Metrics {
             "Audit group commits",
             audit_batches.clone(),
         );
+        let connections_open = Gauge::default();
+        let connections = Family::<ConnLabels, Counter>::default();
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "connections_open",
+            "Open client connections (each holds a slot of the connection cap)",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connections",
+            "Client connections accepted, evicted (idle, to make room) or refused (over the cap)",
+            connections.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests answered 429 by a rate limit",
+            rate_limited.clone(),
+        );
         Metrics {
             registry,
+            connections_open,
+            connections,
+            rate_limited,
             requests,
             latency,
             errors,
@@ -111,6 +148,22 @@ impl Metrics {
             audit_entries,
             audit_batches,
         }
+    }
+
+    pub fn connection_event(&self, event: &str) {
+        self.connections
+            .get_or_create(&ConnLabels {
+                event: event.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn count_rate_limited(&self, limit: &str) {
+        self.rate_limited
+            .get_or_create(&LimitLabels {
+                limit: limit.to_string(),
+            })
+            .inc();
     }
 
     pub fn set_seal_state(&self, initialized: bool, sealed: bool) {

@@ -10,7 +10,9 @@
 //!   nothing; a crash during it leaves nothing of it);
 //! - `expect` preconditions in a transaction are checked inside the same transaction, so two
 //!   writers racing on one object cannot both win;
-//! - audit entries get consecutive sequence numbers starting at 1, in append order.
+//! - audit entries get consecutive sequence numbers starting at 1, in append order;
+//! - [`Store::transact_audited`] commits a change together with its audit entries, so an
+//!   acknowledged change is never missing from the log and a failed one leaves no entry behind.
 
 mod sqlite;
 
@@ -35,10 +37,14 @@ pub enum Table {
     Policies,
     /// Signed checkpoints of the audit chain head.
     AuditCheckpoints,
+    /// Redeemed attestation challenge nonces, each until its expiry (the replay set shared by
+    /// every server process on this database). Keys: `{issued_at:020}/{base64url(mac)}`, values
+    /// empty.
+    RedeemedNonces,
 }
 
 impl Table {
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Meta,
         Table::Keys,
         Table::KeyVersions,
@@ -50,6 +56,7 @@ impl Table {
         Table::RoleAssignments,
         Table::Policies,
         Table::AuditCheckpoints,
+        Table::RedeemedNonces,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,9 +72,14 @@ impl Table {
             Table::RoleAssignments => "role_assignments",
             Table::Policies => "policies",
             Table::AuditCheckpoints => "audit_checkpoints",
+            Table::RedeemedNonces => "redeemed_nonces",
         }
     }
 }
+
+/// Table name in the [`StoreError::Conflict`] of a [`Store::transact_audited`] whose entries
+/// would not land at the expected sequence number.
+pub const AUDIT_TABLE: &str = "audit";
 
 /// One step of a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +120,10 @@ pub enum StoreError {
     },
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The disk (or the database's size limit) is full: nothing of the transaction was written.
+    /// Kept apart from [`StoreError::Backend`] so the server can answer 507 instead of 500.
+    #[error("storage is full, nothing was written: {0}")]
+    Full(String),
     #[error("storage schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
 }
@@ -134,6 +150,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Append audit entries atomically and durably; returns the sequence number of the first.
     fn append_audit(&self, entries: Vec<Vec<u8>>) -> Result<u64>;
+
+    /// Apply `ops` AND append `audit` entries in one atomic, durable transaction: either the
+    /// change and its audit entries are both stored, or neither is (a full disk, a failed
+    /// expectation or a crash leaves nothing of either). The entries are chained by the caller,
+    /// so they must land exactly at `first_seq`: if the log's next sequence number is another
+    /// (another process appended meanwhile) nothing is written and the error is
+    /// [`StoreError::Conflict`] on table [`AUDIT_TABLE`], for the caller to re-chain and retry.
+    fn transact_audited(&self, ops: Vec<Op>, audit: Vec<Vec<u8>>, first_seq: u64) -> Result<()>;
 
     /// Audit entries with `seq >= from`, in order, at most `limit`.
     fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<AuditRow>>;

@@ -670,6 +670,44 @@ fn audit_verify_and_export() {
     assert_eq!(code(&missing), Some(2));
 }
 
+/// Tail truncation: deleting the newest entries and the checkpoints that covered them leaves a
+/// consistent shorter chain, but not the signed head file next to the database.
+#[test]
+fn audit_verify_reports_a_truncated_tail() {
+    let mut srv = DevServer::start();
+    for name in ["t1", "t2", "t3"] {
+        ok(&srv.run(&["secret", "set", name, "--value", "x"]));
+    }
+    srv.stop();
+    let data = srv.data_dir();
+    let data_s = data.to_str().expect("path");
+    let head: Value = serde_json::from_slice(
+        &std::fs::read(data.join("audit-head.json")).expect("a signed head file"),
+    )
+    .expect("head json");
+    let y = head["seq"].as_u64().expect("head seq");
+    assert!(y >= 1, "{head}");
+    ok(&srv.run(&["audit", "verify", "--data-dir", data_s]));
+    {
+        let conn = rusqlite::Connection::open(data.join("vault.db")).expect("open db");
+        conn.execute("DELETE FROM audit WHERE seq >= ?1", [y as i64])
+            .expect("truncate");
+        conn.execute("DELETE FROM audit_checkpoints", [])
+            .expect("drop checkpoints");
+    }
+    let out = srv.run(&["audit", "verify", "--data-dir", data_s]);
+    assert_eq!(code(&out), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("removed")
+            && err.contains(&format!(
+                "the log ends at seq {} but a signed head at seq {y} exists",
+                y - 1
+            )),
+        "{err}"
+    );
+}
+
 /// `enclava data`: envelopes round-trip through the vault's wrapKey/unwrapKey, tampering and
 /// truncation are refused with exit 1 and leave no output file, and an envelope of another vault
 /// is never sent anywhere.

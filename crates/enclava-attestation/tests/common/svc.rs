@@ -68,7 +68,13 @@ pub fn env_with(allow_sim: bool, collateral: FixedCollateral) -> Env {
     let mut config = ServiceConfig::new(ISSUER);
     config.allow_sim = allow_sim;
     let svc = AttestationService::new(store, signer.clone() as Arc<dyn TokenSigner>, config)
-        .with_collateral_source(Arc::new(collateral));
+        .with_collateral_source(Arc::new(collateral))
+        .with_row_keys(Arc::new(
+            enclava_attestation::PolicyRowKeys::derive(|_| {
+                Ok::<_, String>(zeroize::Zeroizing::new([0x5au8; 32]))
+            })
+            .unwrap(),
+        ));
     Env { svc, signer }
 }
 

@@ -7,13 +7,19 @@
 //! then `claims` when allowed. The input contract and
 //! the deny convention are described in the crate documentation.
 //!
-//! Evaluation is bounded by a wall-clock guard ([`EVALUATION_TIME_LIMIT`]) so that a pathological
-//! policy cannot stall a request; exceeding it is a [`PolicyError::RegoEval`].
+//! Every policy is bounded before and while it runs: [`limits::prescan`] refuses source that is
+//! too large or nested too deep before the (uninterruptible, exponential-in-nesting) regorus
+//! parser sees it, and compiling plus evaluating share one deadline ([`EVALUATION_TIME_LIMIT`]
+//! unless the caller gives one, see [`AppraisalPolicy::compile_until`] and
+//! [`AppraisalPolicy::evaluate_until`]) enforced by regorus's execution timer, which is checked
+//! at every evaluation step. Exceeding any bound is [`PolicyError::TooComplex`].
 
+pub mod builtins;
 pub mod defaults;
+pub mod limits;
 
-use std::num::NonZeroU32;
-use std::time::Duration;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::{Duration, Instant};
 
 use regorus::Value as RegoValue;
 use serde::Deserialize;
@@ -25,10 +31,11 @@ use crate::{Decision, FailedRule, PolicyError, bounded, render};
 pub const APPRAISAL_PACKAGE: &str = "enclava.appraisal";
 /// The package a Rego release policy must declare.
 pub const RELEASE_PACKAGE: &str = "enclava.release";
-/// Longest a single evaluation may run before it is aborted.
+/// Longest compiling or evaluating a policy may run before it is aborted (one budget shared by
+/// all the steps of one compilation, and of one evaluation).
 pub const EVALUATION_TIME_LIMIT: Duration = Duration::from_secs(2);
-/// Largest accepted policy source (bytes).
-pub const MAX_POLICY_BYTES: usize = 1 << 20;
+/// Largest accepted policy source (bytes): [`limits::MAX_SOURCE_BYTES`].
+pub const MAX_POLICY_BYTES: usize = limits::MAX_SOURCE_BYTES;
 
 const MAX_ECHO: usize = 512;
 
@@ -73,22 +80,44 @@ impl RegoProgram {
         source: &str,
         package: &'static str,
     ) -> Result<RegoProgram, PolicyError> {
-        if source.len() > MAX_POLICY_BYTES {
-            return Err(PolicyError::RegoCompile {
-                policy: name.to_string(),
-                line: None,
-                column: None,
-                message: format!(
-                    "policy too large: expected at most {MAX_POLICY_BYTES} bytes, found {}",
-                    source.len()
-                ),
-            });
-        }
+        RegoProgram::compile_until(
+            name,
+            source,
+            package,
+            Instant::now() + EVALUATION_TIME_LIMIT,
+        )
+    }
+
+    /// Compile, giving up (with [`PolicyError::TooComplex`]) once `deadline` has passed.
+    pub(crate) fn compile_until(
+        name: &str,
+        source: &str,
+        package: &'static str,
+        deadline: Instant,
+    ) -> Result<RegoProgram, PolicyError> {
+        // Bound the text before regorus parses it: parsing cannot be interrupted.
+        limits::prescan(source).map_err(|v| PolicyError::TooComplex {
+            policy: name.to_string(),
+            limit: v.limit,
+            expected: v.expected,
+            found: v.found,
+        })?;
         let mut engine = regorus::Engine::new();
-        engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
-            limit: EVALUATION_TIME_LIMIT,
-            check_interval: NonZeroU32::MIN,
-        });
+        builtins::install(&mut engine).map_err(|message| PolicyError::RegoCompile {
+            policy: name.to_string(),
+            line: None,
+            column: None,
+            message,
+        })?;
+        // regorus's own length checks, at the same bounds (a second line of defence).
+        let length = regorus::PolicyLengthConfig {
+            max_col: NonZeroU32::new(limits::MAX_LINE_BYTES as u32 + 1).unwrap_or(NonZeroU32::MIN),
+            max_file_bytes: NonZeroUsize::new(limits::MAX_SOURCE_BYTES)
+                .unwrap_or(NonZeroUsize::MIN),
+            max_lines: NonZeroUsize::new(limits::MAX_LINES).unwrap_or(NonZeroUsize::MIN),
+        };
+        engine.set_policy_length_config(length);
+        set_deadline(&mut engine, name, deadline)?;
         let declared = engine
             .add_policy(name.to_string(), source.to_string())
             .map_err(|e| compile_error(name, &e))?;
@@ -121,9 +150,16 @@ impl RegoProgram {
         }
         // Analyse and schedule the modules now (errors here are compile errors, e.g. unsafe
         // variables or recursion), so that every clone starts prepared.
-        engine
-            .eval_query("true".to_string(), false)
-            .map_err(|e| compile_error(name, &e))?;
+        set_deadline(&mut engine, name, deadline)?;
+        engine.eval_query("true".to_string(), false).map_err(|e| {
+            if is_time_limit(e.downcast_ref::<regorus::LimitError>(), &e.to_string()) {
+                deadline_passed(name)
+            } else {
+                compile_error(name, &e)
+            }
+        })?;
+        // Each evaluation sets its own deadline on its clone; none is inherited from compiling.
+        engine.set_execution_timer_config(timer(EVALUATION_TIME_LIMIT));
         Ok(RegoProgram {
             name: name.to_string(),
             package,
@@ -139,6 +175,15 @@ impl RegoProgram {
     }
 
     pub(crate) fn evaluate(&self, input: &Value) -> Result<Decision, PolicyError> {
+        self.evaluate_until(input, Instant::now() + EVALUATION_TIME_LIMIT)
+    }
+
+    /// Evaluate, giving up (with [`PolicyError::TooComplex`]) once `deadline` has passed.
+    pub(crate) fn evaluate_until(
+        &self,
+        input: &Value,
+        deadline: Instant,
+    ) -> Result<Decision, PolicyError> {
         let rego_input = RegoValue::deserialize(input).map_err(|e| PolicyError::Input {
             expected: "a JSON document representable in Rego".to_string(),
             found: bounded(&e.to_string(), MAX_ECHO),
@@ -146,7 +191,7 @@ impl RegoProgram {
         let mut engine = self.engine.clone();
         engine.set_input(rego_input);
 
-        let (deny, allow) = self.eval_deny_and_allow(&mut engine)?;
+        let (deny, allow) = self.eval_deny_and_allow(&mut engine, deadline)?;
         let failed = self.deny_to_failed(&deny)?;
         if !failed.is_empty() {
             return Ok(Decision::deny(failed));
@@ -155,7 +200,7 @@ impl RegoProgram {
         match allow {
             Some(RegoValue::Bool(true)) => {
                 let claims = if self.has_claims {
-                    self.eval_rule(&mut engine, "claims")?
+                    self.eval_rule(&mut engine, "claims", deadline)?
                 } else {
                     RegoValue::Undefined
                 };
@@ -183,12 +228,13 @@ impl RegoProgram {
     fn eval_deny_and_allow(
         &self,
         engine: &mut regorus::Engine,
+        deadline: Instant,
     ) -> Result<(RegoValue, Option<RegoValue>), PolicyError> {
         if !self.has_deny && !self.has_allow {
             return Ok((RegoValue::Undefined, None));
         }
         if self.has_deny && self.has_allow {
-            let both = self.eval_path(engine, &format!("data.{ENTRY_PACKAGE}.both"))?;
+            let both = self.eval_path(engine, &format!("data.{ENTRY_PACKAGE}.both"), deadline)?;
             if let RegoValue::Object(o) = &both {
                 let member = |k: &str| o.get(&RegoValue::from(k)).cloned();
                 if let (Some(d), Some(a)) = (member("deny"), member("allow")) {
@@ -197,7 +243,7 @@ impl RegoProgram {
             }
         }
         // One of them is undefined for this input: the wrapped form says which.
-        let each = self.eval_path(engine, &format!("data.{ENTRY_PACKAGE}.each"))?;
+        let each = self.eval_path(engine, &format!("data.{ENTRY_PACKAGE}.each"), deadline)?;
         let first = |k: &str| match &each {
             RegoValue::Object(o) => match o.get(&RegoValue::from(k)) {
                 Some(RegoValue::Array(a)) => a.first().cloned().unwrap_or(RegoValue::Undefined),
@@ -212,21 +258,31 @@ impl RegoProgram {
         &self,
         engine: &mut regorus::Engine,
         rule: &str,
+        deadline: Instant,
     ) -> Result<RegoValue, PolicyError> {
-        self.eval_path(engine, &format!("data.{}.{rule}", self.package))
+        self.eval_path(engine, &format!("data.{}.{rule}", self.package), deadline)
     }
 
+    /// One evaluation step, with the timer set to what is left of the deadline (each regorus
+    /// call restarts its timer, so a fixed limit per call would let the steps add up).
     fn eval_path(
         &self,
         engine: &mut regorus::Engine,
         path: &str,
+        deadline: Instant,
     ) -> Result<RegoValue, PolicyError> {
-        engine
-            .eval_rule(path.to_string())
-            .map_err(|e| PolicyError::RegoEval {
-                policy: self.name.clone(),
-                message: bounded(&e.to_string(), 2048),
-            })
+        set_deadline(engine, &self.name, deadline)?;
+        engine.eval_rule(path.to_string()).map_err(|e| {
+            let text = e.to_string();
+            if is_time_limit(e.downcast_ref::<regorus::LimitError>(), &text) {
+                deadline_passed(&self.name)
+            } else {
+                PolicyError::RegoEval {
+                    policy: self.name.clone(),
+                    message: bounded(&text, 2048),
+                }
+            }
+        })
     }
 
     fn to_json(&self, v: &RegoValue) -> Result<Value, PolicyError> {
@@ -280,6 +336,42 @@ impl RegoProgram {
             expected: "`claims` to be an object".to_string(),
             found: bounded(&render(found), MAX_ECHO),
         }
+    }
+}
+
+fn timer(limit: Duration) -> regorus::utils::limits::ExecutionTimerConfig {
+    regorus::utils::limits::ExecutionTimerConfig {
+        limit,
+        // Check the clock at every step: a step is far more expensive than reading the clock.
+        check_interval: NonZeroU32::MIN,
+    }
+}
+
+/// Arm the engine's execution timer with what is left until `deadline` (an error if nothing is).
+fn set_deadline(
+    engine: &mut regorus::Engine,
+    policy: &str,
+    deadline: Instant,
+) -> Result<(), PolicyError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(deadline_passed(policy));
+    }
+    engine.set_execution_timer_config(timer(left));
+    Ok(())
+}
+
+fn is_time_limit(limit: Option<&regorus::LimitError>, text: &str) -> bool {
+    matches!(limit, Some(regorus::LimitError::TimeLimitExceeded { .. }))
+        || text.contains("execution exceeded time limit")
+}
+
+fn deadline_passed(policy: &str) -> PolicyError {
+    PolicyError::TooComplex {
+        policy: policy.to_string(),
+        limit: limits::PolicyLimit::Deadline,
+        expected: "compiling and evaluating to finish before the deadline".to_string(),
+        found: "the deadline passed first (evaluation stopped)".to_string(),
     }
 }
 
@@ -368,6 +460,18 @@ impl AppraisalPolicy {
         })
     }
 
+    /// [`AppraisalPolicy::compile`], stopping with [`PolicyError::TooComplex`] once `deadline`
+    /// has passed (a caller that compiles and then evaluates gives both the same deadline).
+    pub fn compile_until(
+        name: &str,
+        rego_source: &str,
+        deadline: Instant,
+    ) -> Result<AppraisalPolicy, PolicyError> {
+        Ok(AppraisalPolicy {
+            program: RegoProgram::compile_until(name, rego_source, APPRAISAL_PACKAGE, deadline)?,
+        })
+    }
+
     /// The built-in default policy for an attestation type (`snp`, `tdx`, `sgx`, `azure-snp`,
     /// `azure-tdx`, `sim`) or the `quickstart` example.
     pub fn builtin(name: &str) -> Result<AppraisalPolicy, PolicyError> {
@@ -387,6 +491,16 @@ impl AppraisalPolicy {
     /// an object whose `claims` member is an object; anything else is [`PolicyError::Input`]
     /// (never evaluated: a policy written for claims could otherwise find nothing to deny).
     pub fn evaluate(&self, input: &Value) -> Result<Decision, PolicyError> {
+        self.evaluate_until(input, Instant::now() + EVALUATION_TIME_LIMIT)
+    }
+
+    /// [`AppraisalPolicy::evaluate`], stopping with [`PolicyError::TooComplex`] once `deadline`
+    /// has passed.
+    pub fn evaluate_until(
+        &self,
+        input: &Value,
+        deadline: Instant,
+    ) -> Result<Decision, PolicyError> {
         match input.get("claims") {
             Some(Value::Object(_)) => {}
             Some(other) => {
@@ -406,7 +520,7 @@ impl AppraisalPolicy {
                 });
             }
         }
-        self.program.evaluate(input)
+        self.program.evaluate_until(input, deadline)
     }
 }
 

@@ -638,3 +638,55 @@ fn release_without_wrapping_key_is_a_bad_parameter() {
         403
     );
 }
+
+/// Row integrity (issue 9 item 9): a release policy loosened in the database (the key version
+/// row edited, its record MAC kept) is refused instead of evaluated, so nothing is released; a
+/// version row moved under another key's name is refused the same way.
+#[test]
+fn release_policy_edited_in_the_database_is_refused() {
+    use enclava_store::Store;
+    let e = env();
+    let i = issuer();
+    // Releasable only to non-debuggable TEEs; the attestation says debuggable: denied.
+    let strict = json!({"version": "1.0.0", "anyOf": [{"authority": ISS, "allOf": [
+        {"claim": "x-ms-sevsnpvm-is-debuggable", "equals": "false"}]}]});
+    let b = exportable(&e.vault, "guarded", "oct-HSM", strict);
+    let att = verified(
+        &i,
+        &claims(json!({"x-ms-sevsnpvm-is-debuggable": true})),
+        &e,
+    );
+    let denied = release(&e, "guarded", &att, None).unwrap_err();
+    assert_eq!(denied.http_status(), 403, "{denied}");
+
+    let row_key = format!("guarded/{}", version_of(&b));
+    let row = e
+        .store
+        .get(enclava_store::Table::KeyVersions, &row_key)
+        .unwrap()
+        .unwrap();
+    let mut j: Value = serde_json::from_slice(&row).unwrap();
+    j["release_policy"]["data"] =
+        json!(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&allow_all()).unwrap()));
+    let put = |key: &str, value: Vec<u8>| {
+        e.store
+            .transact(vec![enclava_store::Op::Put {
+                table: enclava_store::Table::KeyVersions,
+                key: key.into(),
+                value,
+            }])
+            .unwrap()
+    };
+    put(&row_key, serde_json::to_vec(&j).unwrap());
+    let refused = release(&e, "guarded", &att, None).unwrap_err();
+    assert_eq!(refused.http_status(), 500, "{refused}");
+    assert!(refused.to_string().contains("integrity"), "{refused}");
+
+    // The untouched row moved under another exportable key with an allow-all policy's name.
+    put(&row_key, row.clone());
+    let open = exportable(&e.vault, "open", "oct-HSM", allow_all());
+    let open_row_key = format!("open/{}", version_of(&open));
+    put(&open_row_key, row);
+    let refused = release(&e, "open", &att, None).unwrap_err();
+    assert_eq!(refused.http_status(), 500, "{refused}");
+}

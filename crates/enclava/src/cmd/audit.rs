@@ -187,8 +187,18 @@ fn kind_name(k: ProblemKind) -> &'static str {
 fn verify(data_dir: &Path, key_file: Option<&Path>, output: OutputFormat) -> CliResult<()> {
     let store = open_store(data_dir)?;
     let (key, pinned) = load_checkpoint_key(&store, key_file)?;
-    let report: VerifyReport = enclava_audit::verify(&store, key.as_deref().unwrap_or(&[]))
-        .map_err(|e| CliError::Transport(format!("audit verification could not run: {e}")))?;
+    // The signed head file (written by the server next to the database) catches a truncated
+    // tail or a rewritten young log that the database's own checkpoints cannot.
+    let head_path = data_dir.join(enclava_audit::head_file::HEAD_FILE);
+    let head = enclava_audit::head_file::read(&head_path).map_err(|e| {
+        CliError::Negative(format!(
+            "the signed audit head {} is unreadable: {e}",
+            head_path.display()
+        ))
+    })?;
+    let report: VerifyReport =
+        enclava_audit::verify_with_head(&store, key.as_deref().unwrap_or(&[]), head.as_ref())
+            .map_err(|e| CliError::Transport(format!("audit verification could not run: {e}")))?;
     let checkpoints_checked = key.is_some();
     let chain_ok = report.first_problem.is_none();
     let checkpoints_ok = !checkpoints_checked
@@ -209,6 +219,14 @@ fn verify(data_dir: &Path, key_file: Option<&Path>, output: OutputFormat) -> Cli
             ("verified", report.verified.to_string()),
             ("verified head", report.verified_head.clone()),
             ("checkpoints", report.checkpoints.to_string()),
+            (
+                "signed head",
+                match (&head, report.signed_head) {
+                    (None, _) => format!("none ({} absent)", head_path.display()),
+                    (Some(_), Some(seq)) => format!("seq {seq}"),
+                    (Some(h), None) => format!("seq {} (signature not verified)", h.seq),
+                },
+            ),
         ];
         rows.push((
             "checkpoints ok",

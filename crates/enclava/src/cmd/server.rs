@@ -22,7 +22,9 @@ pub enum LogFormatArg {
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
     /// TOML configuration file (keys: addr, data_dir, dev, insecure_http, tls_cert, tls_key,
-    /// hostnames, public_url, resource, log_format, maintenance_interval_secs, max_body_bytes).
+    /// hostnames, public_url, resource, log_format, maintenance_interval_secs, max_body_bytes,
+    /// header_read_timeout_secs, tls_handshake_timeout_secs, max_connections, [rate_limits],
+    /// [attestation], [[trusted_issuers]]).
     #[arg(long, env = "ENCLAVA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Listen address [env: ENCLAVA_ADDR] [default: 127.0.0.1:8443]; port 0 picks a free port.
@@ -69,6 +71,18 @@ pub struct ServerArgs {
     /// Largest accepted request body in bytes [env: ENCLAVA_MAX_BODY_BYTES] [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Seconds a client has to send a complete request head; also how long an idle keep-alive
+    /// connection stays open [env: ENCLAVA_HEADER_READ_TIMEOUT_SECS] [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a client has to complete the TLS handshake
+    /// [env: ENCLAVA_TLS_HANDSHAKE_TIMEOUT_SECS] [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub tls_handshake_timeout_secs: Option<u64>,
+    /// Open connections at most; when full, the oldest idle connection is closed to make room
+    /// [env: ENCLAVA_MAX_CONNECTIONS] [default: the open-file limit minus 128, at most 4096].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
 }
 
 impl ServerArgs {
@@ -89,6 +103,10 @@ impl ServerArgs {
             }),
             maintenance_interval_secs: self.maintenance_interval_secs,
             max_body_bytes: self.max_body_bytes,
+            header_read_timeout_secs: self.header_read_timeout_secs,
+            tls_handshake_timeout_secs: self.tls_handshake_timeout_secs,
+            max_connections: self.max_connections,
+            rate_limits: None,
             attestation: None,
             trusted_issuers: None,
         }

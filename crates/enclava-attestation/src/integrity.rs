@@ -1,0 +1,223 @@
+//! Integrity of stored attestation policies and reference values.
+//!
+//! Whoever can write the database could otherwise replace a policy text (say, with one that
+//! allows everything) or a reference-value set, and the service would evaluate it. Every row of
+//! `Table::Policies` is therefore stored as an *envelope*:
+//!
+//! ```text
+//! mac1:<64 hex HMAC-SHA256>\n<payload bytes>
+//! ```
+//!
+//! The HMAC key is derived from the vault's root key per table (purpose
+//! `row-integrity/<table name>`, see [`row_key_purpose`]), so it exists only while the vault is
+//! unsealed and every process unsealed with the same root computes the same MAC. The MAC covers
+//! the table name, the row key and the exact payload bytes (each length-prefixed): a valid row
+//! copied to another key (another policy type, scope or set name) no longer verifies, and any
+//! edit of the payload is detected. Rows written before this format existed are adopted once
+//! ([`crate::PolicyStore::migrate_row_integrity`]).
+//!
+//! This module is deliberately a copy of the one in `enclava-identity` (same format and domain
+//! separation): the two crates do not depend on each other and the format is 40 lines.
+
+use aws_lc_rs::hmac;
+use enclava_store::Table;
+use zeroize::Zeroizing;
+
+/// Prefix of an authenticated row.
+const PREFIX: &[u8] = b"mac1:";
+/// Domain separation of the MAC input.
+const DOMAIN: &[u8] = b"enclava/v1/row-mac";
+/// Hex characters of the tag.
+const TAG_HEX: usize = 64;
+
+/// The purpose string under which the server derives the row key of `table` from the root
+/// (`Vault::derived_key`).
+pub fn row_key_purpose(table: Table) -> String {
+    format!("row-integrity/{}", table.name())
+}
+
+/// Why a stored row was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowProblem {
+    /// The row predates integrity protection (no envelope) and was not adopted by the migration.
+    Unauthenticated,
+    /// The envelope is malformed.
+    Malformed,
+    /// The MAC does not match: the row was edited, or copied here from another key.
+    BadMac,
+}
+
+impl std::fmt::Display for RowProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RowProblem::Unauthenticated => {
+                "expected an authenticated row, found one without a MAC (written outside the server, or never migrated)"
+            }
+            RowProblem::Malformed => "expected a MAC envelope, found a malformed one",
+            RowProblem::BadMac => {
+                "the MAC does not match the row (edited, or moved here from another key)"
+            }
+        })
+    }
+}
+
+/// The HMAC key of one table. Key bytes are zeroized on drop.
+pub struct RowKey {
+    table: Table,
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for RowKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowKey")
+            .field("table", &self.table.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RowKey {
+    pub fn new(table: Table, key: Zeroizing<[u8; 32]>) -> Self {
+        RowKey { table, key }
+    }
+
+    fn hmac_key(&self) -> hmac::Key {
+        hmac::Key::new(hmac::HMAC_SHA256, self.key.as_ref())
+    }
+
+    /// The MAC input: domain, table, row key and payload, each length-prefixed.
+    fn message(&self, row_key: &str, payload: &[u8]) -> Vec<u8> {
+        let parts = [
+            DOMAIN,
+            self.table.name().as_bytes(),
+            row_key.as_bytes(),
+            payload,
+        ];
+        let mut m = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
+        for part in parts {
+            m.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            m.extend_from_slice(part);
+        }
+        m
+    }
+
+    /// The stored form of `payload` under `row_key`.
+    pub fn seal(&self, row_key: &str, payload: &[u8]) -> Vec<u8> {
+        let tag = hmac::sign(&self.hmac_key(), &self.message(row_key, payload));
+        let mut out = Vec::with_capacity(PREFIX.len() + TAG_HEX + 1 + payload.len());
+        out.extend_from_slice(PREFIX);
+        out.extend_from_slice(hex::encode(tag.as_ref()).as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// The payload of a stored row, if its MAC verifies for `row_key`.
+    pub fn open<'a>(&self, row_key: &str, stored: &'a [u8]) -> Result<&'a [u8], RowProblem> {
+        let Some(rest) = stored.strip_prefix(PREFIX) else {
+            return Err(RowProblem::Unauthenticated);
+        };
+        let (Some(tag_hex), Some(b'\n')) = (rest.get(..TAG_HEX), rest.get(TAG_HEX)) else {
+            return Err(RowProblem::Malformed);
+        };
+        let tag = hex::decode(tag_hex).map_err(|_| RowProblem::Malformed)?;
+        let payload = rest.get(TAG_HEX + 1..).unwrap_or_default();
+        // Constant-time comparison inside aws-lc.
+        hmac::verify(&self.hmac_key(), &self.message(row_key, payload), &tag)
+            .map(|()| payload)
+            .map_err(|_| RowProblem::BadMac)
+    }
+}
+
+/// True when `stored` is in the authenticated format (whether or not its MAC verifies).
+pub fn is_enveloped(stored: &[u8]) -> bool {
+    stored.starts_with(PREFIX)
+}
+
+/// The row keys of the attestation tables, derived from the vault root after unseal.
+#[derive(Debug)]
+pub struct PolicyRowKeys {
+    pub(crate) policies: RowKey,
+    pub(crate) meta: RowKey,
+}
+
+impl PolicyRowKeys {
+    /// Derive the keys with `derive(purpose)` (normally `Vault::derived_key`; the purposes are
+    /// [`row_key_purpose`] of `policies` and `meta`).
+    pub fn derive<E: std::fmt::Display>(
+        derive: impl Fn(&str) -> Result<Zeroizing<[u8; 32]>, E>,
+    ) -> Result<PolicyRowKeys, String> {
+        let one = |t: Table| {
+            derive(&row_key_purpose(t))
+                .map(|k| RowKey::new(t, k))
+                .map_err(|e| format!("deriving the {} row key: {e}", t.name()))
+        };
+        Ok(PolicyRowKeys {
+            policies: one(Table::Policies)?,
+            meta: one(Table::Meta)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(t: Table, b: u8) -> RowKey {
+        RowKey::new(t, Zeroizing::new([b; 32]))
+    }
+
+    #[test]
+    fn round_trip_and_every_binding() {
+        let k = key(Table::Policies, 1);
+        let row = k.seal("a/1", br#"{"role":"Crypto User"}"#);
+        assert!(is_enveloped(&row));
+        assert_eq!(k.open("a/1", &row).unwrap(), br#"{"role":"Crypto User"}"#);
+        // Another row key (a valid row moved elsewhere).
+        assert_eq!(k.open("a/2", &row), Err(RowProblem::BadMac));
+        // Another table with the same key bytes.
+        assert_eq!(
+            key(Table::Meta, 1).open("a/1", &row),
+            Err(RowProblem::BadMac)
+        );
+        // Another root.
+        assert_eq!(
+            key(Table::Policies, 2).open("a/1", &row),
+            Err(RowProblem::BadMac)
+        );
+        // Edited payload, same MAC.
+        let mut edited = row.clone();
+        let n = edited.len();
+        edited.truncate(n - 2);
+        edited.extend_from_slice(b"X}");
+        assert_eq!(k.open("a/1", &edited), Err(RowProblem::BadMac));
+        // Edited MAC.
+        let mut bad = row.clone();
+        bad[6] = if bad[6] == b'0' { b'1' } else { b'0' };
+        assert_eq!(k.open("a/1", &bad), Err(RowProblem::BadMac));
+        // Legacy and malformed rows.
+        assert_eq!(
+            k.open("a/1", br#"{"role":"Administrator"}"#),
+            Err(RowProblem::Unauthenticated)
+        );
+        assert_eq!(k.open("a/1", b"mac1:zz"), Err(RowProblem::Malformed));
+        assert_eq!(
+            k.open("a/1", format!("mac1:{}", "g".repeat(64)).as_bytes()),
+            Err(RowProblem::Malformed)
+        );
+        // The key/payload boundary is unambiguous (length prefixes): the tag of ("ab", "c")
+        // does not authenticate ("a", "bc").
+        let mut forged = k.seal("ab", b"c");
+        let n = forged.len();
+        forged.truncate(n - 1);
+        forged.extend_from_slice(b"bc");
+        assert_eq!(k.open("a", &forged), Err(RowProblem::BadMac));
+    }
+
+    #[test]
+    fn empty_payload_is_authenticated_too() {
+        let k = key(Table::Meta, 3);
+        let row = k.seal("m", b"");
+        assert_eq!(k.open("m", &row).unwrap(), b"");
+        assert_eq!(k.open("n", &row), Err(RowProblem::BadMac));
+    }
+}
