@@ -7,7 +7,7 @@
 //! failed (5xx, unexpected response) or could not be reached.
 
 use std::fs;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
