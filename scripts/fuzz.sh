@@ -14,7 +14,8 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 
 # Seeds: target -> vector globs (relative to the vectors folder). Copied into the ignored corpus
-# folder, never into the repository.
+# folder, never into the repository. Targets whose inputs are not hardware evidence (policies,
+# tokens, request bodies, backup blobs) are seeded from small hand-written files in fuzz/seeds/<target>.
 declare -A seeds=(
   [snp_report]="sev-snp/*/*.bin sev-snp/*/*.hex"
   [dcap_quote]="tdx/*/*quote* sgx/*/*quote* tdx/google-go-tdx-guest/*.dat"
@@ -25,20 +26,29 @@ declare -A seeds=(
   [ccel]="tdx/google-go-tdx-guest/ccel_data.dat tdx/google-go-tdx-guest/ccel_table.dat"
   [sim_evidence]=""
   [envelope_decrypt]=""
+  [jwt]=""
+  [maa_policy]=""
+  [release_policy]=""
+  [policy_upload]=""
+  [attest_request]=""
+  [kv_request]=""
+  [backup_restore]=""
 )
 
 export RUSTC_BOOTSTRAP=1
-targets=$(ls fuzz/fuzz_targets | sed 's/\.rs$//')
+targets=$(cd fuzz/fuzz_targets && ls -- *.rs | sed 's/\.rs$//')
 cd fuzz
 cargo fuzz build -s none 2>&1 | tail -n 3
 for t in $targets; do
   corpus="corpus/$t"
   mkdir -p "$corpus"
+  if [ -d "seeds/$t" ]; then cp -f "seeds/$t"/* "$corpus"/; fi
   if [ -d "$vectors" ]; then
     for g in ${seeds[$t]:-}; do
       for f in "$vectors"/$g; do [ -f "$f" ] && cp -f "$f" "$corpus/seed-$(basename "$(dirname "$f")")-$(basename "$f")"; done
     done
   fi
   echo "fuzzing $t for ${seconds}s ($(ls "$corpus" | wc -l) seeds)"
-  cargo fuzz run -s none "$t" "$corpus" -- -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=1100000 2>&1 | tail -n 2
+  # One input running over 10 s is a finding too (a hang is a denial of service), not a wait.
+  cargo fuzz run -s none "$t" "$corpus" -- -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=1100000 2>&1 | tail -n 2
 done

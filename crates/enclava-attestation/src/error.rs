@@ -258,13 +258,18 @@ impl AttestError {
     /// MAA's error body `{"error": {"code", "message"}}`, plus `failed_check` (evidence failures)
     /// or `failed` (the failed rules of a denial) inside `error`.
     pub fn error_body(&self) -> Value {
-        let mut err = json!({ "code": self.code(), "message": self.to_string() });
+        let mut err = serde_json::Map::new();
+        err.insert("code".into(), json!(self.code()));
+        err.insert("message".into(), json!(self.to_string()));
         if let Some(fc) = self.failed_check() {
-            err["failed_check"] = json!(fc);
+            err.insert("failed_check".into(), json!(fc));
         }
         let failed = self.failed_rules();
         if !failed.is_empty() {
-            err["failed"] = serde_json::to_value(failed).unwrap_or(Value::Null);
+            err.insert(
+                "failed".into(),
+                serde_json::to_value(failed).unwrap_or(Value::Null),
+            );
         }
         json!({ "error": err })
     }

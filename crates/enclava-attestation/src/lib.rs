@@ -7,7 +7,9 @@
 //! (policy + reference values) -> token. The HTTP server wraps [`AttestationService`] and maps
 //! [`AttestError`] with [`AttestError::http_status`], [`AttestError::code`] and
 //! [`AttestError::error_body`]. See `docs/attestation.md` for the wire shapes and rules.
-
+// Parses attacker-supplied input: indexing, slicing and `unwrap` are denied outside tests, so bad
+// input is a typed error, never a panic.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 #![forbid(unsafe_code)]
 
 pub mod binding;

@@ -160,7 +160,9 @@ impl std::fmt::Debug for Http {
 }
 
 pub(crate) fn default_agent(p: &Politeness) -> ureq::Agent {
-    ureq::AgentBuilder::new()
+    // AMD KDS and Intel PCS have publicly trusted certificates: the WebPKI roots, over rustls on
+    // aws-lc-rs (the one TLS crypto provider).
+    enclava_http::agent_builder()
         .timeout_connect(p.timeout)
         .timeout_read(p.timeout)
         .timeout_write(p.timeout)

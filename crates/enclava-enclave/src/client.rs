@@ -1,7 +1,7 @@
 //! Step (c), the network half: a small blocking HTTPS client for the attestation service and the
 //! vault (challenge, native attestation, key release, public key reads).
 
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,7 +83,9 @@ impl std::fmt::Debug for Client {
 }
 
 fn load_roots(path: &PathBuf) -> Result<(rustls::RootCertStore, Vec<Vec<u8>>), EnclaveError> {
-    let file = std::fs::File::open(path).map_err(|e| {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| {
         EnclaveError::bad(format!(
             "cannot open CA certificate file {}: {e}",
             path.display()
@@ -91,7 +93,7 @@ fn load_roots(path: &PathBuf) -> Result<(rustls::RootCertStore, Vec<Vec<u8>>), E
     })?;
     let mut roots = rustls::RootCertStore::empty();
     let mut ders = Vec::new();
-    for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
+    for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| {
             EnclaveError::bad(format!("CA file {} is not valid PEM: {e}", path.display()))
         })?;
@@ -120,7 +122,7 @@ impl Client {
                 "server URL: expected https://host[:port], found {url:?}"
             )));
         }
-        let mut b = ureq::AgentBuilder::new()
+        let mut b = enclava_http::agent_builder()
             .timeout_connect(Duration::from_secs(10))
             .timeout(conn.timeout.max(Duration::from_secs(1)))
             .redirects(0)
@@ -129,13 +131,9 @@ impl Client {
         if let Some(ca) = &conn.ca_cert {
             let (roots, ders) = load_roots(ca)?;
             pinned_ca = ders;
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| EnclaveError::internal(format!("TLS configuration failed: {e}")))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            b = b.tls_config(Arc::new(config));
+            let config = enclava_http::client_config(roots)
+                .map_err(|e| EnclaveError::internal(format!("TLS configuration failed: {e}")))?;
+            b = b.tls_connector(enclava_http::connector(Arc::new(config)));
         }
         Ok(Client {
             agent: b.build(),

@@ -19,6 +19,7 @@ use enclava_enclave::{
 };
 use enclava_envelope::{BoxError, EncryptOptions, KeyWrapper};
 use enclava_runtime::{Access, Limits, Manifest};
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -35,18 +36,11 @@ struct Dev {
 fn agent(ca: &Path) -> ureq::Agent {
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(ca).unwrap();
-    for c in rustls_pemfile::certs(&mut &pem[..]) {
+    for c in <rustls::pki_types::CertificateDer as PemObject>::pem_slice_iter(&pem) {
         roots.add(c.unwrap()).unwrap();
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    ureq::AgentBuilder::new()
-        .tls_config(Arc::new(cfg))
+    let cfg = enclava_http::client_config(roots).unwrap();
+    enclava_http::pinned_agent_builder(Arc::new(cfg))
         .timeout(Duration::from_secs(30))
         .build()
 }
@@ -573,8 +567,10 @@ fn the_tls_key_cannot_sign_a_release_answer_the_run_accepts() {
     let dev = start();
     let der_certs = |file: &str| -> Vec<Vec<u8>> {
         let pem = std::fs::read(dev.data.join(file)).unwrap();
-        rustls_pemfile::certs(&mut &pem[..])
-            .map(|c| c.unwrap().to_vec())
+        <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(
+            &pem,
+        )
+        .map(|c| c.unwrap().to_vec())
             .collect()
     };
     let ca = der_certs("ca.pem").remove(0);
@@ -584,9 +580,10 @@ fn the_tls_key_cannot_sign_a_release_answer_the_run_accepts() {
         enclava_token::eku::RELEASE_SIGNING_EKU
     ));
     let key_pem = std::fs::read(dev.data.join("tls-key.pem")).unwrap();
-    let key_der = rustls_pemfile::private_key(&mut &key_pem[..])
-        .unwrap()
-        .unwrap();
+    let key_der = <rustls::pki_types::PrivateKeyDer as rustls::pki_types::pem::PemObject>::from_pem_slice(
+        &key_pem,
+    )
+    .unwrap();
     let tls_key =
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key_der.secret_der()).unwrap();
     let now = std::time::SystemTime::now()

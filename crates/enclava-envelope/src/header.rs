@@ -341,15 +341,16 @@ fn bounded(text: String) -> String {
 /// The result is *not* authenticated: use it to pick a key, then pass it to
 /// [`crate::decrypt_with_header`] or [`crate::Decryptor::with_header`].
 pub fn read_header<R: Read + ?Sized>(reader: &mut R) -> Result<Header, EnvelopeError> {
-    let mut prefix = [0u8; PREFIX_LEN];
-    let n = read_full(reader, &mut prefix[..MAGIC.len()])?;
+    // Only the magic is read into it; the version and length follow separately.
+    let mut prefix = [0u8; MAGIC.len()];
+    let n = read_full(reader, &mut prefix)?;
     if n < MAGIC.len() {
         return Err(EnvelopeError::malformed_header(format!(
             "not an Enclava envelope: expected the {}-byte magic \"ENCLAVA-ENVELOPE\", the stream has only {n} bytes",
             MAGIC.len()
         )));
     }
-    if prefix.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
+    if &prefix != MAGIC {
         return Err(EnvelopeError::malformed_header(
             "not an Enclava envelope: the stream does not start with the magic \"ENCLAVA-ENVELOPE\"",
         ));

@@ -43,7 +43,9 @@
 //! # Ok(())
 //! # }
 //! ```
-
+// Parses attacker-supplied input: indexing, slicing and `unwrap` are denied outside tests, so bad
+// input is a typed error, never a panic.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -60,40 +60,40 @@ pub struct CcelTable {
 /// Parse the ACPI CCEL table (checksum included).
 pub fn parse_ccel_table(table: &[u8]) -> Result<CcelTable, CcelError> {
     let bad = |m: String| CcelError::MalformedTable(m);
-    if table.len() < 56 {
+    // The fixed 56-byte header; constant offsets into it cannot be out of bounds.
+    let Some(head) = table.first_chunk::<56>() else {
         return Err(bad(format!("{} bytes, expected at least 56", table.len())));
-    }
-    if &table[0..4] != b"CCEL" {
+    };
+    if &head[0..4] != b"CCEL" {
         return Err(bad(format!(
             "signature is {:?}, expected \"CCEL\"",
-            String::from_utf8_lossy(&table[0..4])
+            String::from_utf8_lossy(&head[0..4])
         )));
     }
-    let length = u32::from_le_bytes([table[4], table[5], table[6], table[7]]) as usize;
+    let length = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
     if length < 56 || length > table.len() {
         return Err(bad(format!(
             "length field is {length}, the table is {} bytes",
             table.len()
         )));
     }
-    let sum = table[..length].iter().fold(0u8, |a, &b| a.wrapping_add(b));
+    let sum = table
+        .iter()
+        .take(length)
+        .fold(0u8, |a, &b| a.wrapping_add(b));
     if sum != 0 {
         return Err(bad(format!(
             "checksum does not add up to zero (sum {sum:#04x})"
         )));
     }
-    let u64_at = |o: usize| {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&table[o..o + 8]);
-        u64::from_le_bytes(a)
-    };
+    let u64_at = |o: usize| crate::bytes::u64_le(head, o).unwrap_or_default();
     Ok(CcelTable {
-        revision: table[8],
-        oem_id: String::from_utf8_lossy(&table[10..16])
+        revision: head[8],
+        oem_id: String::from_utf8_lossy(&head[10..16])
             .trim_end()
             .to_string(),
-        cc_type: table[36],
-        cc_subtype: table[37],
+        cc_type: head[36],
+        cc_subtype: head[37],
         log_area_minimum_length: u64_at(40),
         log_area_start_address: u64_at(48),
     })
@@ -146,26 +146,33 @@ impl<'a> Le<'a> {
                 CcelError::Malformed(format!(
                     "truncated at offset {}: needed {n} bytes, {} left",
                     self.pos,
-                    self.b.len() - self.pos
+                    self.remaining()
                 ))
             })?;
-        let s = &self.b[self.pos..end];
+        let s = self.b.get(self.pos..end).unwrap_or_default();
         self.pos = end;
         Ok(s)
     }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CcelError> {
+        let b = self.take(N)?;
+        // `take` returned exactly N bytes.
+        Ok(b.try_into().unwrap_or([0; N]))
+    }
     fn u8(&mut self) -> Result<u8, CcelError> {
-        Ok(self.take(1)?[0])
+        Ok(u8::from_le_bytes(self.array()?))
     }
     fn u16(&mut self) -> Result<u16, CcelError> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+        Ok(u16::from_le_bytes(self.array()?))
     }
     fn u32(&mut self) -> Result<u32, CcelError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn remaining(&self) -> usize {
-        self.b.len() - self.pos
+        self.b.len().saturating_sub(self.pos)
+    }
+    /// The next `n` bytes without consuming them.
+    fn peek(&self, n: usize) -> Option<&'a [u8]> {
+        crate::bytes::slice_at(self.b, self.pos, n)
     }
 }
 
@@ -214,8 +221,8 @@ pub fn replay(event_log: &[u8]) -> Result<EventLog, CcelError> {
     let mut events = Vec::new();
     let mut rtmrs = [[0u8; 48]; 4];
     while r.remaining() >= 8 {
-        let head = &event_log[r.pos..r.pos + 8];
-        if head[..4] == [0xff; 4] || head == [0u8; 8] {
+        let head = r.peek(8).unwrap_or_default();
+        if head.starts_with(&[0xff; 4]) || head == [0u8; 8] {
             break;
         }
         let mr_index = r.u32()?;
@@ -224,7 +231,7 @@ pub fn replay(event_log: &[u8]) -> Result<EventLog, CcelError> {
         if count == 0 || count > n_algs {
             return Err(bad(format!(
                 "event at offset {} has {count} digests",
-                r.pos - 12
+                r.pos.saturating_sub(12)
             )));
         }
         let mut sha384 = None;
@@ -259,10 +266,13 @@ pub fn replay(event_log: &[u8]) -> Result<EventLog, CcelError> {
                     "event extends MR index {mr_index}, expected 1 to 4 (RTMR0..3)"
                 ))
             })?;
-            let mut h = sha2::Sha384::new();
-            h.update(rtmrs[i]);
-            h.update(digest);
-            rtmrs[i].copy_from_slice(&h.finalize());
+            // `rtmr()` is 0..=3, the bounds of `rtmrs`.
+            if let Some(rtmr) = rtmrs.get_mut(i) {
+                let mut h = sha2::Sha384::new();
+                h.update(*rtmr);
+                h.update(digest);
+                rtmr.copy_from_slice(&h.finalize());
+            }
         }
         events.push(event);
     }

@@ -6,8 +6,13 @@
 //! global state: fetching collateral and reading files happen in the callers.
 //!
 //! The flow is evidence -> [`Claims`]; appraisal (policies) happens elsewhere.
+//!
+//! Everything here parses attacker-supplied bytes: indexing, slicing and `unwrap` are denied
+//! outside tests, so a short or malformed input is a typed error, never a panic.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 pub mod azure;
+mod bytes;
 pub mod ccel;
 pub mod claims;
 pub mod dcap;

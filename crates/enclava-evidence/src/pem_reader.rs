@@ -17,17 +17,20 @@ pub(crate) fn blocks(text: &[u8]) -> Result<Vec<(&str, Vec<u8>)>, String> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = find(rest, PEM_BEGIN) {
-        let after = &rest[start + PEM_BEGIN.len()..];
+        // Every offset below comes from `find` on the same slice, so the `get`s cannot miss.
+        let after = rest.get(start + PEM_BEGIN.len()..).unwrap_or_default();
         let label_len = find(after, PEM_DASHES)
-            .filter(|&n| !after[..n].contains(&b'\n'))
+            .filter(|&n| !after.get(..n).unwrap_or_default().contains(&b'\n'))
             .ok_or("expected a BEGIN line ending in -----, found none")?;
-        let label = std::str::from_utf8(&after[..label_len])
+        let label = std::str::from_utf8(after.get(..label_len).unwrap_or_default())
             .map_err(|_| "expected an ASCII label on the BEGIN line".to_string())?;
-        let body_and_rest = &after[label_len + PEM_DASHES.len()..];
+        let body_and_rest = after
+            .get(label_len + PEM_DASHES.len()..)
+            .unwrap_or_default();
         let end_line = format!("-----END {label}-----");
         let body_len = find(body_and_rest, end_line.as_bytes())
             .ok_or_else(|| format!("expected {end_line}, found none"))?;
-        let body = &body_and_rest[..body_len];
+        let body = body_and_rest.get(..body_len).unwrap_or_default();
         if body.contains(&b':') {
             return Err(format!(
                 "expected only base64 in the {label} block, found encapsulated headers"
@@ -42,7 +45,9 @@ pub(crate) fn blocks(text: &[u8]) -> Result<Vec<(&str, Vec<u8>)>, String> {
             .decode(&b64)
             .map_err(|e| format!("the {label} block is not base64: {e}"))?;
         out.push((label, der));
-        rest = &body_and_rest[body_len + end_line.len()..];
+        rest = body_and_rest
+            .get(body_len + end_line.len()..)
+            .unwrap_or_default();
     }
     if out.is_empty() {
         return Err("expected at least one -----BEGIN ...----- block, found none".into());

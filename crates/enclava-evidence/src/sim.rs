@@ -129,7 +129,7 @@ pub fn generate_with_workload(
     while !workload.is_char_boundary(cut) {
         cut -= 1;
     }
-    let workload = &workload.as_bytes()[..cut];
+    let workload = workload.as_bytes().get(..cut).unwrap_or_default();
     let mut out = Vec::with_capacity(WORKLOAD_OFFSET + workload.len() + SIGNATURE_LEN);
     out.extend_from_slice(SIM_MAGIC);
     out.extend_from_slice(measurement);
@@ -154,10 +154,10 @@ pub fn verify(evidence: &[u8], at: DateTime<Utc>) -> Result<Claims, SimError> {
     if evidence.len() < WORKLOAD_OFFSET + SIGNATURE_LEN {
         return Err(bad(format!("{} bytes is too short", evidence.len())));
     }
-    let wl = u16::from_be_bytes([
-        evidence[WORKLOAD_LEN_OFFSET],
-        evidence[WORKLOAD_LEN_OFFSET + 1],
-    ]) as usize;
+    let too_short = || bad(format!("{} bytes is too short", evidence.len()));
+    let wl = crate::bytes::array_at(evidence, WORKLOAD_LEN_OFFSET)
+        .map(u16::from_be_bytes)
+        .ok_or_else(too_short)? as usize;
     if wl > MAX_WORKLOAD_LEN {
         return Err(bad(format!(
             "workload is {wl} bytes, at most {MAX_WORKLOAD_LEN}"
@@ -176,23 +176,35 @@ pub fn verify(evidence: &[u8], at: DateTime<Utc>) -> Result<Claims, SimError> {
         .verify(signed, signature)
         .map_err(|_| SimError::Signature)?;
 
-    let mut t = [0u8; 8];
-    t.copy_from_slice(&evidence[TIME_OFFSET..TIME_OFFSET + 8]);
-    let secs = i64::from_be_bytes(t);
+    let secs = crate::bytes::array_at(evidence, TIME_OFFSET)
+        .map(i64::from_be_bytes)
+        .ok_or_else(too_short)?;
     let generated_at = DateTime::<Utc>::from_timestamp(secs, 0)
         .ok_or_else(|| bad(format!("timestamp {secs} is out of range")))?;
     if generated_at.timestamp() > at.timestamp().saturating_add(CLOCK_SKEW_SECONDS) {
         return Err(SimError::FromFuture { generated_at, at });
     }
-    let workload = std::str::from_utf8(&evidence[WORKLOAD_OFFSET..signed_len])
-        .map_err(|_| bad("workload is not UTF-8".into()))?
-        .to_string();
+    let workload = std::str::from_utf8(
+        evidence
+            .get(WORKLOAD_OFFSET..signed_len)
+            .unwrap_or_default(),
+    )
+    .map_err(|_| bad("workload is not UTF-8".into()))?
+    .to_string();
 
     Ok(Claims {
         tee: Tee::Sim,
         debug: true,
-        measurement: hex::encode(&evidence[MEASUREMENT_OFFSET..REPORT_DATA_OFFSET]),
-        report_data: hex::encode(&evidence[REPORT_DATA_OFFSET..TIME_OFFSET]),
+        measurement: hex::encode(
+            evidence
+                .get(MEASUREMENT_OFFSET..REPORT_DATA_OFFSET)
+                .unwrap_or_default(),
+        ),
+        report_data: hex::encode(
+            evidence
+                .get(REPORT_DATA_OFFSET..TIME_OFFSET)
+                .unwrap_or_default(),
+        ),
         tcb_status: None,
         advisory_ids: Vec::new(),
         snp: None,

@@ -68,6 +68,9 @@
 //! `numbers.range` and `numbers.range_step` produce at most [`rego::builtins::MAX_RANGE_ELEMENTS`]
 //! elements.
 
+// Parses attacker-supplied input: indexing, slicing and `unwrap` are denied outside tests, so bad
+// input is a typed error, never a panic.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 #![forbid(unsafe_code)]
 
 pub mod maa;

@@ -358,8 +358,8 @@ impl ResolvesServerCert for CertSwap {
 }
 
 pub fn first_cert_der(pem: &[u8], path: &Path) -> Result<Vec<u8>, TlsError> {
-    let mut rd = pem;
-    match rustls_pemfile::certs(&mut rd).next() {
+    use rustls::pki_types::pem::PemObject;
+    match rustls::pki_types::CertificateDer::pem_slice_iter(pem).next() {
         Some(Ok(c)) => Ok(c.as_ref().to_vec()),
         Some(Err(e)) => Err(TlsError::Pem {
             path: path.to_path_buf(),
@@ -385,8 +385,8 @@ fn certified_key(
     key_pem: &[u8],
     key_path: &Path,
 ) -> Result<CertifiedKey, TlsError> {
-    let mut rd = chain_pem;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut rd)
+    use rustls::pki_types::pem::{self, PemObject};
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(chain_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError::Pem {
             path: chain_path.to_path_buf(),
@@ -400,17 +400,14 @@ fn certified_key(
             found: "none".into(),
         });
     }
-    let mut rd = key_pem;
-    let key = rustls_pemfile::private_key(&mut rd)
-        .map_err(|e| TlsError::Pem {
+    let key =
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Pem {
             path: key_path.to_path_buf(),
             expected: "a PEM private key",
-            found: e.to_string(),
-        })?
-        .ok_or_else(|| TlsError::Pem {
-            path: key_path.to_path_buf(),
-            expected: "a PEM private key",
-            found: "no PRIVATE KEY block".into(),
+            found: match e {
+                pem::Error::NoItemsFound => "no PRIVATE KEY block".into(),
+                e => e.to_string(),
+            },
         })?;
     CertifiedKey::from_der(certs, key, &provider()).map_err(|e| TlsError::Rustls(e.to_string()))
 }

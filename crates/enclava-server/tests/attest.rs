@@ -14,6 +14,7 @@ use common::{Resp, TestServer, start_with};
 use enclava_server::PartialConfig;
 use enclava_server::attest::{AttestationSettings, DirCollateral};
 use enclava_token::{Expectations, Jwks};
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use sha2::Digest;
 
@@ -612,7 +613,7 @@ fn sim_challenges_replay_discovery_and_rotation() {
     let x5c = jwk["x5c"].as_array().expect("x5c").clone();
     assert_eq!(x5c.len(), 2, "{jwk}");
     let ca_pem = std::fs::read(common::data_dir_of(&s).join("ca.pem")).unwrap();
-    let ca_der = rustls_pemfile::certs(&mut ca_pem.as_slice())
+    let ca_der = <rustls::pki_types::CertificateDer as PemObject>::pem_slice_iter(&ca_pem)
         .next()
         .unwrap()
         .unwrap();

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
 const V: &str = "api-version=7.5";
@@ -47,8 +48,10 @@ fn startup_contract_and_ca_trust() {
     // Fingerprint printed = SHA-256 of the CA file's certificate.
     let fp = t.server.ca_fingerprint.clone().unwrap();
     let pem = std::fs::read(data.join("ca.pem")).unwrap();
-    let mut rd = pem.as_slice();
-    let der = rustls_pemfile::certs(&mut rd).next().unwrap().unwrap();
+    let der = <rustls::pki_types::CertificateDer as PemObject>::pem_slice_iter(&pem)
+        .next()
+        .unwrap()
+        .unwrap();
     assert_eq!(fp, enclava_server::tls::fingerprint(der.as_ref()));
 
     // A client trusting ca.pem connects; one trusting nothing does not.

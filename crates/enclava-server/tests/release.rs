@@ -144,7 +144,7 @@ fn check_jws(t: &TestServer, jws: &str) -> (Value, Value) {
     let ca_pem = std::fs::read(data_dir_of(t).join("ca.pem")).unwrap();
     assert_eq!(
         x5c[1],
-        rustls_pemfile::certs(&mut ca_pem.as_slice())
+        <rustls::pki_types::CertificateDer as PemObject>::pem_slice_iter(&ca_pem)
             .next()
             .unwrap()
             .unwrap()

@@ -153,7 +153,7 @@ fn x5c_ders(jws_or_jwk_x5c: &Value) -> Vec<Vec<u8>> {
 
 fn ca_der(t: &TestServer) -> Vec<u8> {
     let pem = std::fs::read(data_dir_of(t).join("ca.pem")).unwrap();
-    rustls_pemfile::certs(&mut pem.as_slice())
+    <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(&pem)
         .next()
         .unwrap()
         .unwrap()
@@ -497,7 +497,7 @@ fn nothing_to_forge_with_is_on_disk_and_the_release_cert_has_its_own_purpose() {
     assert!(!cert_has_eku(&x5c[0], SERVER_AUTH));
     // The TLS certificate has TLS's purpose only: it is no release signer.
     let tls_pem = std::fs::read(data.join("tls-cert.pem")).unwrap();
-    let tls_leaf = rustls_pemfile::certs(&mut tls_pem.as_slice())
+    let tls_leaf = <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(&tls_pem)
         .next()
         .unwrap()
         .unwrap()
@@ -616,7 +616,7 @@ fn data_dir_of_path(dir: &std::path::Path) -> std::path::PathBuf {
 
 fn ca_der_of(data: &std::path::Path) -> Vec<u8> {
     let pem = std::fs::read(data.join("ca.pem")).unwrap();
-    rustls_pemfile::certs(&mut pem.as_slice())
+    <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(&pem)
         .next()
         .unwrap()
         .unwrap()

@@ -254,7 +254,8 @@ impl Jwk {
                 point.len()
             )));
         }
-        let (x, y) = point[1..].split_at(32);
+        // 65 bytes checked above: 0x04 || x (32) || y (32).
+        let (x, y) = point.get(1..).unwrap_or_default().split_at(32);
         Ok(Jwk {
             kty: "EC".into(),
             kid: Some(kid.into()),
@@ -480,7 +481,7 @@ impl Jwk {
 
 fn strip_zeros(b: &[u8]) -> &[u8] {
     let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
-    &b[start..]
+    b.get(start..).unwrap_or_default()
 }
 
 /// A JSON Web Key Set. For key rotation it holds the current key and the previous ones still

@@ -11,6 +11,9 @@
 //!
 //! A typical attestation: `maa::maa_claims(&input)` (optionally with
 //! `x-enclava-ear` = `ear::ear_claims(..)` added), then `issue(&claims, &signer, &options)`.
+// Parses attacker-supplied input: indexing, slicing and `unwrap` are denied outside tests, so bad
+// input is a typed error, never a panic.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 pub mod ear;
 pub mod eku;

@@ -88,8 +88,7 @@ pub struct HclReport {
 }
 
 fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
-    let b = bytes.get(offset..offset.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    crate::bytes::u32_le(bytes, offset)
 }
 
 /// Parse an HCL report (structure only: no signature is checked here).
@@ -101,10 +100,11 @@ pub fn parse_hcl_report(bytes: &[u8]) -> Result<HclReport, AzureError> {
             bytes.len()
         )));
     }
-    if &bytes[0..4] != HCL_SIGNATURE {
+    let signature = bytes.get(0..4).unwrap_or_default();
+    if signature != HCL_SIGNATURE {
         return Err(bad(format!(
             "signature is {}, expected \"HCLA\" (48434c41)",
-            hex::encode(&bytes[0..4])
+            hex::encode(signature)
         )));
     }
     let field = |o: usize| u32_at(bytes, o).ok_or_else(|| bad("truncated".into()));
@@ -177,12 +177,14 @@ pub fn parse_hcl_report(bytes: &[u8]) -> Result<HclReport, AzureError> {
         HclReportType::Snp => SNP_REPORT_SIZE,
         HclReportType::Tdx => TD_REPORT_SIZE,
     };
-    let hardware_report = bytes[HCL_HEADER_SIZE..HCL_HEADER_SIZE + hw_len].to_vec();
+    let hardware_report = crate::bytes::slice_at(bytes, HCL_HEADER_SIZE, hw_len)
+        .ok_or_else(|| bad("truncated hardware report".into()))?
+        .to_vec();
     // The SNP report's own version is checked by the SNP verifier; a TDREPORT must say TDX.
-    if report_type == HclReportType::Tdx && hardware_report[0] != TD_REPORT_TYPE_TDX {
+    let first = hardware_report.first().copied().unwrap_or_default();
+    if report_type == HclReportType::Tdx && first != TD_REPORT_TYPE_TDX {
         return Err(bad(format!(
-            "TDREPORT type is {:#04x}, expected 0x81 (TDX)",
-            hardware_report[0]
+            "TDREPORT type is {first:#04x}, expected 0x81 (TDX)"
         )));
     }
 
@@ -194,7 +196,10 @@ pub fn parse_hcl_report(bytes: &[u8]) -> Result<HclReport, AzureError> {
         report_type,
         hash_type,
         hardware_report,
-        var_data: bytes[VAR_DATA_OFFSET..var_end].to_vec(),
+        var_data: bytes
+            .get(VAR_DATA_OFFSET..var_end)
+            .ok_or_else(|| bad("truncated variable data".into()))?
+            .to_vec(),
     })
 }
 
@@ -247,7 +252,8 @@ impl HclReport {
             .iter()
             .rposition(|&b| b != 0)
             .map_or(0, |i| i + 1);
-        let value: Value = serde_json::from_slice(&self.var_data[..end]).map_err(|e| {
+        let json = self.var_data.get(..end).unwrap_or_default();
+        let value: Value = serde_json::from_slice(json).map_err(|e| {
             AzureError::MalformedRuntimeData(format!("runtime data is not JSON: {e}"))
         })?;
         if !value.is_object() {

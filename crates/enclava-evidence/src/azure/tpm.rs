@@ -32,7 +32,7 @@ pub struct AkPub {
 
 fn strip_leading_zeros(b: &[u8]) -> Vec<u8> {
     let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
-    b[start..].to_vec()
+    b.get(start..).unwrap_or_default().to_vec()
 }
 
 fn b64url_any(s: &str) -> Option<Vec<u8>> {
@@ -195,22 +195,21 @@ impl<'a> Be<'a> {
         self.b = t;
         Ok(h)
     }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], AzureError> {
+        // `take` returned exactly N bytes.
+        Ok(self.take(N)?.try_into().unwrap_or([0; N]))
+    }
     fn u8(&mut self) -> Result<u8, AzureError> {
-        Ok(self.take(1)?[0])
+        Ok(u8::from_be_bytes(self.array()?))
     }
     fn u16(&mut self) -> Result<u16, AzureError> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
+        Ok(u16::from_be_bytes(self.array()?))
     }
     fn u32(&mut self) -> Result<u32, AzureError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_be_bytes(self.array()?))
     }
     fn u64(&mut self) -> Result<u64, AzureError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_be_bytes(a))
+        Ok(u64::from_be_bytes(self.array()?))
     }
     fn tpm2b(&mut self) -> Result<&'a [u8], AzureError> {
         let n = self.u16()? as usize;
@@ -398,13 +397,11 @@ impl TpmQuote {
         let bad = |m: String| AzureError::MalformedTpmQuote(m);
         let mut rest = bytes;
         let len = |rest: &mut &[u8]| -> Result<usize, AzureError> {
-            if rest.len() < 8 {
+            let Some((a, tail)) = rest.split_first_chunk::<8>() else {
                 return Err(bad("bincode quote truncated".into()));
-            }
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&rest[..8]);
-            *rest = &rest[8..];
-            let n = u64::from_le_bytes(a);
+            };
+            *rest = tail;
+            let n = u64::from_le_bytes(*a);
             if n > rest.len() as u64 {
                 return Err(bad(format!(
                     "bincode length {n} exceeds the {} bytes left",
@@ -422,13 +419,11 @@ impl TpmQuote {
         let signature = vec(&mut rest)?;
         let message = vec(&mut rest)?;
         let count = {
-            if rest.len() < 8 {
+            let Some((a, tail)) = rest.split_first_chunk::<8>() else {
                 return Err(bad("bincode quote truncated".into()));
-            }
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&rest[..8]);
-            rest = &rest[8..];
-            u64::from_le_bytes(a)
+            };
+            rest = tail;
+            u64::from_le_bytes(*a)
         };
         // `pcrs` is `Vec<[u8; 32]>` (count, then 32 bytes each) in the az-cvm-vtpm versions that
         // produced the published quotes, `Vec<Vec<u8>>` (each with its own length) in others.

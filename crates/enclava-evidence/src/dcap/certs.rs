@@ -273,7 +273,7 @@ fn unix_to_chrono(d: std::time::Duration) -> DateTime<Utc> {
 
 pub fn normalize_serial(bytes: &[u8]) -> Vec<u8> {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    bytes[start..].to_vec()
+    bytes.get(start..).unwrap_or_default().to_vec()
 }
 
 pub fn names_equal(a: &Name, b: &Name) -> bool {
@@ -308,7 +308,7 @@ pub fn pinned_root() -> Result<Cert, DcapError> {
 /// Parse concatenated PEM certificates (a trailing NUL, as in quotes, is tolerated).
 pub fn parse_pem_chain(bytes: &[u8]) -> Result<Vec<Cert>, DcapError> {
     let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-    let pems = crate::pem_reader::blocks(&bytes[..end]).map_err(|e| {
+    let pems = crate::pem_reader::blocks(bytes.get(..end).unwrap_or_default()).map_err(|e| {
         DcapError::MalformedCertificate(format!("PEM certificate chain does not parse: {e}"))
     })?;
     let certs = pems
@@ -361,12 +361,17 @@ pub fn verify_chain(chain: &[Cert], root: &Cert, ctx: &Ctx<'_>) -> Result<Vec<Ce
         )));
     }
     for pair in full.windows(2) {
-        pair[0].verify_signed_by(&pair[1], ctx)?;
+        if let [child, parent] = pair {
+            child.verify_signed_by(parent, ctx)?;
+        }
     }
     // The root signs itself.
     root.verify_signed_by(root, ctx)?;
     // Only the root may be self-issued.
-    if full[..full.len() - 1].iter().any(Cert::is_self_issued) {
+    if full
+        .split_last()
+        .is_some_and(|(_, below_root)| below_root.iter().any(Cert::is_self_issued))
+    {
         return Err(DcapError::UntrustedRoot {
             expected: hex::encode(root.sha256()),
             found: "a second self-issued certificate in the chain".into(),
@@ -596,7 +601,9 @@ fn parse_tcb(value: &Any) -> Result<TcbExt, DcapError> {
                 let svn = any_uint(&v)?;
                 let svn = u8::try_from(svn)
                     .map_err(|_| ext_err(format!("TCB comp {n} SVN {svn} > 255")))?;
-                comps[usize::from(*n) - 1] = Some(svn);
+                if let Some(slot) = comps.get_mut(usize::from(*n) - 1) {
+                    *slot = Some(svn);
+                }
             }
             [17] => {
                 let svn = any_uint(&v)?;
@@ -608,9 +615,8 @@ fn parse_tcb(value: &Any) -> Result<TcbExt, DcapError> {
         }
     }
     let mut out = [0u8; 16];
-    for (i, c) in comps.iter().enumerate() {
-        out[i] =
-            c.ok_or_else(|| ext_err(format!("TCB: expected comp {} SVN, found none", i + 1)))?;
+    for (i, (o, c)) in out.iter_mut().zip(comps.iter()).enumerate() {
+        *o = c.ok_or_else(|| ext_err(format!("TCB: expected comp {} SVN, found none", i + 1)))?;
     }
     Ok((
         out,

@@ -88,8 +88,8 @@ fn json_crl(v: &serde_json::Value, field: &str) -> Result<Crl, DcapError> {
 fn percent_decode(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
+    while let Some(&c) = b.get(i) {
+        if c == b'%'
             && let Some(h) = b.get(i + 1..i + 3)
             && let Ok(s) = std::str::from_utf8(h)
             && let Ok(v) = u8::from_str_radix(s, 16)
@@ -98,7 +98,7 @@ fn percent_decode(b: &[u8]) -> Vec<u8> {
             i += 3;
             continue;
         }
-        out.push(b[i]);
+        out.push(c);
         i += 1;
     }
     out
@@ -135,12 +135,12 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
         .iter()
         .rposition(|c| !c.is_ascii_whitespace() && *c != 0)
         .map_or(start, |i| i + 1);
-    &b[start..end.max(start)]
+    b.get(start..end.max(start)).unwrap_or_default()
 }
 
 /// Skip JSON whitespace.
 fn skip_ws(s: &[u8], mut i: usize) -> usize {
-    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r') {
+    while matches!(s.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
     }
     i
@@ -152,8 +152,8 @@ fn string_end(s: &[u8], i: usize) -> Option<usize> {
         return None;
     }
     let mut j = i + 1;
-    while j < s.len() {
-        match s[j] {
+    while let Some(c) = s.get(j) {
+        match c {
             b'\\' => j += 2,
             b'"' => return Some(j + 1),
             _ => j += 1,
@@ -169,8 +169,8 @@ fn value_end(s: &[u8], i: usize) -> Option<usize> {
         b'{' | b'[' => {
             let mut depth = 0usize;
             let mut j = i;
-            while j < s.len() {
-                match s[j] {
+            while let Some(c) = s.get(j) {
+                match c {
                     b'"' => {
                         j = string_end(s, j)?;
                         continue;
@@ -190,7 +190,9 @@ fn value_end(s: &[u8], i: usize) -> Option<usize> {
         }
         _ => {
             let mut j = i;
-            while j < s.len() && !matches!(s[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            while s
+                .get(j)
+                .is_some_and(|c| !matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
             {
                 j += 1;
             }

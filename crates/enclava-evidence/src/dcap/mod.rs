@@ -487,13 +487,13 @@ fn check_quote(
             certs::verify_chain(&chain, root, ctx)
         },
     )?;
-    if pck_chain.len() != 3 {
+    let [leaf, pck_ca, _root] = pck_chain.as_slice() else {
         return Err(DcapError::MalformedCertificate(format!(
             "PCK chain: expected PCK, PCK CA and root, found {} certificates",
             pck_chain.len()
         )));
-    }
-    let ca_cn = pck_chain[1].common_name();
+    };
+    let ca_cn = pck_ca.common_name();
     if ca_cn != certs::CN_PLATFORM_CA && ca_cn != certs::CN_PROCESSOR_CA {
         return Err(DcapError::CertChainSignature(format!(
             "PCK chain: expected issuer {:?} or {:?}, found {ca_cn:?}",
@@ -501,7 +501,6 @@ fn check_quote(
             certs::CN_PROCESSOR_CA
         )));
     }
-    let leaf = &pck_chain[0];
     // QE report signed by the PCK. Cacheable: a platform's QE report stays the same across many
     // quotes (it binds the attestation key), and a hit means these exact bytes verified before.
     if !ctx.verify_fixed(
@@ -581,15 +580,17 @@ fn verify_signed_json(
         )));
     }
     let full = certs::verify_chain(chain, root, ctx)?;
-    let signer = &full[0];
-    if signer.common_name() != certs::CN_TCB_SIGNING || full.len() != 2 {
-        return Err(DcapError::CollateralSignature(format!(
-            "{what}: expected a signer {:?} issued by the root, found {:?} in a chain of {}",
-            certs::CN_TCB_SIGNING,
-            signer.common_name(),
-            full.len()
-        )));
-    }
+    let signer = match full.as_slice() {
+        [signer, _root] if signer.common_name() == certs::CN_TCB_SIGNING => signer,
+        _ => {
+            return Err(DcapError::CollateralSignature(format!(
+                "{what}: expected a signer {:?} issued by the root, found {:?} in a chain of {}",
+                certs::CN_TCB_SIGNING,
+                full.first().map(Cert::common_name).unwrap_or_default(),
+                full.len()
+            )));
+        }
+    };
     if signed.signature.len() != 64 {
         return Err(DcapError::MalformedCollateral(format!(
             "{what} signature: expected 64 bytes (r||s), found {}",
@@ -681,7 +682,14 @@ fn evaluate(
         DcapError::MissingCollateral("expected the Intel SGX Root CA CRL, found none".into())
     })?;
     root_crl.verify_signed_by(root, ctx)?;
-    let pck_ca = &checked.pck_chain[1];
+    let (pck_leaf, pck_ca) = match checked.pck_chain.as_slice() {
+        [leaf, ca, ..] => (leaf, ca),
+        _ => {
+            return Err(DcapError::MalformedCertificate(
+                "PCK chain: expected PCK, PCK CA and root, found fewer".into(),
+            ));
+        }
+    };
     let pck_crl: &Crl = c
         .pck_crls
         .iter()
@@ -724,9 +732,22 @@ fn evaluate(
     let root_revoked = root_crl.revoked_serials();
     let pck_revoked = pck_crl.revoked_serials();
     certs::check_not_revoked(pck_ca, &root_revoked, certs::CN_ROOT)?;
-    certs::check_not_revoked(&tcb_chain[0], &root_revoked, certs::CN_ROOT)?;
-    certs::check_not_revoked(&qe_chain[0], &root_revoked, certs::CN_ROOT)?;
-    certs::check_not_revoked(&checked.pck_chain[0], &pck_revoked, &pck_ca.common_name())?;
+    fn signer_of<'c>(chain: &'c [Cert], what: &str) -> Result<&'c Cert, DcapError> {
+        chain.first().ok_or_else(|| {
+            DcapError::MalformedCertificate(format!("{what} chain: expected a signer, found none"))
+        })
+    }
+    certs::check_not_revoked(
+        signer_of(&tcb_chain, "TCB info")?,
+        &root_revoked,
+        certs::CN_ROOT,
+    )?;
+    certs::check_not_revoked(
+        signer_of(&qe_chain, "QE identity")?,
+        &root_revoked,
+        certs::CN_ROOT,
+    )?;
+    certs::check_not_revoked(pck_leaf, &pck_revoked, &pck_ca.common_name())?;
 
     // The collateral is for this platform and TEE.
     let (want_tcb_id, want_qe_id) = match expect {

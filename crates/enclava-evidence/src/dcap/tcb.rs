@@ -271,7 +271,13 @@ fn platform_level_matches(
             .ok_or_else(|| bad("TDX TCB level: expected tdxtcbcomponents, found none"))?;
         let tdx = svns16(comps, "tdxtcbcomponents")?;
         let start = if uses_module_identity(td) { 2 } else { 0 };
-        if (start..16).any(|i| u16::from(td.tee_tcb_svn[i]) < tdx[i]) {
+        if td
+            .tee_tcb_svn
+            .iter()
+            .zip(tdx.iter())
+            .skip(start)
+            .any(|(&have, &want)| u16::from(have) < want)
+        {
             return Ok(false);
         }
     }

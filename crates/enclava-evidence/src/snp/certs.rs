@@ -200,6 +200,9 @@ pub const GUID_VLEK: [u8; 16] = guid("a8074bc2a25a483eaae639c045a0b8a1");
 pub const GUID_ASK: [u8; 16] = guid("4ab7b379bbac4fe4a02f05aef327c782");
 pub const GUID_ARK: [u8; 16] = guid("c0b406a4a803495297433fb6014cd0ae");
 
+// Only evaluated at compile time (the GUID constants above): an out-of-bounds index is a build
+// error there, not a run-time panic.
+#[allow(clippy::indexing_slicing)]
 const fn guid(s: &str) -> [u8; 16] {
     let b = s.as_bytes();
     let mut out = [0u8; 16];
@@ -228,7 +231,7 @@ pub fn parse_cert_table(table: &[u8]) -> Result<Vec<CertTableEntry>, SnpError> {
         return Ok(Vec::new());
     }
     loop {
-        let e = table.get(pos..pos + ENTRY).ok_or_else(|| {
+        let e: [u8; ENTRY] = crate::bytes::array_at(table, pos).ok_or_else(|| {
             SnpError::MalformedCertTable(format!(
                 "expected a 24-byte entry or the all-zero terminator at offset {pos}, found the end \
                  of the {}-byte table",
@@ -351,7 +354,7 @@ impl ParsedCert {
             });
         }
         let key = spki.subject_public_key.as_bytes().unwrap_or_default();
-        if key.len() != 97 || key[0] != 0x04 {
+        if key.len() != 97 || key.first() != Some(&0x04) {
             return Err(SnpError::MalformedCertificate {
                 which: which.into(),
                 reason: format!(

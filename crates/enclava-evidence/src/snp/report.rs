@@ -285,11 +285,12 @@ impl AttestationReport {
     pub fn signature_fixed_be(&self) -> Option<[u8; 96]> {
         let mut out = [0u8; 96];
         for (dst, src) in [(0usize, &self.signature_r), (48usize, &self.signature_s)] {
-            if src[48..].iter().any(|&b| b != 0) {
+            if src.iter().skip(48).any(|&b| b != 0) {
                 return None;
             }
-            for i in 0..48 {
-                out[dst + i] = src[47 - i];
+            // Little-endian on the wire, big-endian out: the low 48 bytes reversed.
+            for (o, s) in out.iter_mut().skip(dst).zip(src.iter().take(48).rev()) {
+                *o = *s;
             }
         }
         Some(out)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use enclava_server::{PartialConfig, RunningServer, ServerConfig};
+use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 
 pub struct TestServer {
@@ -50,24 +51,15 @@ pub fn client_tls(ca: Option<&Path>) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     if let Some(ca) = ca {
         let pem = std::fs::read(ca).expect("read ca.pem");
-        let mut rd = pem.as_slice();
-        for c in rustls_pemfile::certs(&mut rd) {
+        for c in <rustls::pki_types::CertificateDer as PemObject>::pem_slice_iter(&pem) {
             roots.add(c.expect("parse ca.pem")).expect("add CA");
         }
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Arc::new(cfg)
+    Arc::new(enclava_http::client_config(roots).expect("protocol versions"))
 }
 
 pub fn agent_for(ca: Option<&Path>) -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .tls_config(client_tls(ca))
+    enclava_http::pinned_agent_builder(client_tls(ca))
         .timeout(Duration::from_secs(30))
         .build()
 }

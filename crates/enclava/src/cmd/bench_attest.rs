@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
 use super::OutputFormat;
@@ -181,21 +182,13 @@ pub(super) fn start_dev_server(
 pub(super) fn agent(ca: &Path) -> Result<ureq::Agent, String> {
     let pem = std::fs::read(ca).map_err(|e| e.to_string())?;
     let mut roots = rustls::RootCertStore::empty();
-    let mut rd = pem.as_slice();
-    for c in rustls_pemfile::certs(&mut rd) {
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
         roots
             .add(c.map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(ureq::AgentBuilder::new()
-        .tls_config(Arc::new(cfg))
+    let cfg = enclava_http::client_config(roots).map_err(|e| e.to_string())?;
+    Ok(enclava_http::pinned_agent_builder(Arc::new(cfg))
         .timeout(Duration::from_secs(30))
         .max_idle_connections_per_host(64)
         .build())

@@ -7,7 +7,7 @@
 //! failed (5xx, unexpected response) or could not be reached.
 
 use std::fs;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -178,16 +178,16 @@ pub fn normalize_base_url(raw: &str) -> CliResult<String> {
 }
 
 fn load_roots(path: &Path) -> CliResult<rustls::RootCertStore> {
-    let file = fs::File::open(path).map_err(|e| {
+    use rustls::pki_types::pem::PemObject;
+    let pem = fs::read(path).map_err(|e| {
         usage(format!(
             "cannot open CA certificate file {}: {e}",
             path.display()
         ))
     })?;
-    let mut reader = BufReader::new(file);
     let mut roots = rustls::RootCertStore::empty();
     let mut count = 0usize;
-    for cert in rustls_pemfile::certs(&mut reader) {
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| {
             usage(format!(
                 "CA certificate file {} is not valid PEM: {e}",
@@ -238,20 +238,16 @@ impl Client {
                 "the token is empty or contains whitespace/control characters",
             ));
         }
-        let mut builder = ureq::AgentBuilder::new()
+        let mut builder = enclava_http::agent_builder()
             .timeout_connect(Duration::from_secs(10))
             .timeout(Duration::from_secs(opts.timeout.max(1)))
             .redirects(0)
             .user_agent(concat!("enclava-cli/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &opts.ca_cert {
             let roots = load_roots(ca)?;
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| CliError::Transport(format!("TLS configuration failed: {e}")))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            builder = builder.tls_config(Arc::new(config));
+            let config = enclava_http::client_config(roots)
+                .map_err(|e| CliError::Transport(format!("TLS configuration failed: {e}")))?;
+            builder = builder.tls_connector(enclava_http::connector(Arc::new(config)));
         }
         Ok(Client {
             agent: builder.build(),

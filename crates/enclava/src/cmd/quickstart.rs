@@ -228,22 +228,18 @@ fn client(url: &str, token: &str, ca: &Path) -> R<Client> {
 
 /// A TLS agent trusting only `ca` (for the OAuth2 form post and raw status checks).
 fn agent(ca: &Path) -> R<ureq::Agent> {
-    let file = std::fs::File::open(ca).map_err(|e| io_fail("reading ca.pem", e))?;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(ca).map_err(|e| io_fail("reading ca.pem", e))?;
     let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut BufReader::new(file)) {
-        let c = c.map_err(|e| io_fail("parsing ca.pem", e))?;
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        let c = c.map_err(|e| fail(3, format!("parsing ca.pem: {e}")))?;
         roots
             .add(c)
             .map_err(|e| fail(3, format!("ca.pem holds an unusable certificate: {e}")))?;
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| fail(3, format!("TLS configuration failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(ureq::AgentBuilder::new()
-        .tls_config(Arc::new(config))
+    let config = enclava_http::client_config(roots)
+        .map_err(|e| fail(3, format!("TLS configuration failed: {e}")))?;
+    Ok(enclava_http::pinned_agent_builder(Arc::new(config))
         .timeout(Duration::from_secs(60))
         .build())
 }

@@ -185,28 +185,23 @@ fn fetch_jwks(url: &str, ca: Option<&PathBuf>) -> Result<Jwks, (u8, String)> {
     if !url.starts_with("https://") {
         return Err((2, format!("--jwks-url must be https://, found {url:?}")));
     }
-    let mut b = ureq::AgentBuilder::new()
+    let mut b = enclava_http::agent_builder()
         .timeout(Duration::from_secs(30))
         .redirects(0);
     if let Some(ca) = ca {
         let pem =
             std::fs::read(ca).map_err(|e| (2, format!("cannot read {}: {e}", ca.display())))?;
         let mut roots = rustls::RootCertStore::empty();
-        let mut rd = pem.as_slice();
-        for c in rustls_pemfile::certs(&mut rd) {
+        use rustls::pki_types::pem::PemObject;
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
             let c = c.map_err(|e| (2, format!("{}: not PEM: {e}", ca.display())))?;
             roots
                 .add(c)
                 .map_err(|e| (2, format!("{}: unusable certificate: {e}", ca.display())))?;
         }
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| (3, format!("TLS configuration failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        b = b.tls_config(Arc::new(cfg));
+        let cfg = enclava_http::client_config(roots)
+            .map_err(|e| (3, format!("TLS configuration failed: {e}")))?;
+        b = b.tls_connector(enclava_http::connector(Arc::new(cfg)));
     }
     let resp = b
         .build()
