@@ -571,7 +571,7 @@ fn the_tls_key_cannot_sign_a_release_answer_the_run_accepts() {
             &pem,
         )
         .map(|c| c.unwrap().to_vec())
-            .collect()
+        .collect()
     };
     let ca = der_certs("ca.pem").remove(0);
     let tls_leaf = der_certs("tls-cert.pem").remove(0);
@@ -580,10 +580,11 @@ fn the_tls_key_cannot_sign_a_release_answer_the_run_accepts() {
         enclava_token::eku::RELEASE_SIGNING_EKU
     ));
     let key_pem = std::fs::read(dev.data.join("tls-key.pem")).unwrap();
-    let key_der = <rustls::pki_types::PrivateKeyDer as rustls::pki_types::pem::PemObject>::from_pem_slice(
-        &key_pem,
-    )
-    .unwrap();
+    let key_der =
+        <rustls::pki_types::PrivateKeyDer as rustls::pki_types::pem::PemObject>::from_pem_slice(
+            &key_pem,
+        )
+        .unwrap();
     let tls_key =
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key_der.secret_der()).unwrap();
     let now = std::time::SystemTime::now()

@@ -144,11 +144,13 @@ fn check_jws(t: &TestServer, jws: &str) -> (Value, Value) {
     let ca_pem = std::fs::read(data_dir_of(t).join("ca.pem")).unwrap();
     assert_eq!(
         x5c[1],
-        <rustls::pki_types::CertificateDer as PemObject>::pem_slice_iter(&ca_pem)
-            .next()
-            .unwrap()
-            .unwrap()
-            .as_ref(),
+        <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(
+            &ca_pem
+        )
+        .next()
+        .unwrap()
+        .unwrap()
+        .as_ref(),
         "x5c[1] is DATA_DIR/ca.pem"
     );
     // Issued by ca.pem (its P-256 key verifies the leaf), for the vault's host names, with the

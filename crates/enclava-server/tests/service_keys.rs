@@ -497,7 +497,10 @@ fn nothing_to_forge_with_is_on_disk_and_the_release_cert_has_its_own_purpose() {
     assert!(!cert_has_eku(&x5c[0], SERVER_AUTH));
     // The TLS certificate has TLS's purpose only: it is no release signer.
     let tls_pem = std::fs::read(data.join("tls-cert.pem")).unwrap();
-    let tls_leaf = <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(&tls_pem)
+    let tls_leaf =
+        <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(
+            &tls_pem,
+        )
         .next()
         .unwrap()
         .unwrap()
