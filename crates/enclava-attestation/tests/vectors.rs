@@ -743,7 +743,13 @@ fn moved_clock_is_stated_in_the_token() {
         store,
         signer as std::sync::Arc<dyn enclava_token::TokenSigner>,
         config,
-    );
+    )
+    .with_row_keys(std::sync::Arc::new(
+        enclava_attestation::PolicyRowKeys::derive(|_| {
+            Ok::<_, String>(zeroize::Zeroizing::new([0x5au8; 32]))
+        })
+        .unwrap(),
+    ));
     svc.policies()
         .set(
             enclava_evidence::Tee::Snp,

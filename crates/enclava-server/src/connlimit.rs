@@ -328,8 +328,10 @@ impl<S> Accept<TcpStream, S> for LimitAcceptor {
             if self.plain_http {
                 // Best effort, never waits: the socket buffer of a fresh connection is empty.
                 let _ = stream.try_write(refusal().as_bytes());
+                close_refused(stream);
+            } else {
+                drop(stream);
             }
-            drop(stream);
             return std::future::ready(Err(io::Error::other(
                 "refused: the server is at its connection limit",
             )));
@@ -347,6 +349,41 @@ impl<S> Accept<TcpStream, S> for LimitAcceptor {
             tracked,
         )))
     }
+}
+
+/// Refused connections closing at once: beyond this many, the socket is dropped without
+/// lingering (a flood of refusals must not hold descriptors).
+const MAX_LINGERING_REFUSALS: usize = 64;
+static LINGERING_REFUSALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Close a refused plain-HTTP connection so that the client reads its 503: closing a socket
+/// with unread request bytes makes the kernel answer with a reset, which can destroy the answer
+/// before the client reads it. So: half-close, discard what the client sends for up to a
+/// second (at most 64 KiB), then close. Bounded by [`MAX_LINGERING_REFUSALS`].
+fn close_refused(stream: TcpStream) {
+    let lingering = LINGERING_REFUSALS.fetch_add(1, Ordering::AcqRel);
+    if lingering >= MAX_LINGERING_REFUSALS || tokio::runtime::Handle::try_current().is_err() {
+        LINGERING_REFUSALS.fetch_sub(1, Ordering::AcqRel);
+        drop(stream);
+        return;
+    }
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = stream;
+        let _ = stream.shutdown().await;
+        let drain = async {
+            let mut buf = [0u8; 4096];
+            let mut seen = 0usize;
+            while seen < 64 * 1024 {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen += n,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
+        LINGERING_REFUSALS.fetch_sub(1, Ordering::AcqRel);
+    });
 }
 
 /// The default cap: the soft file-descriptor limit minus headroom for the database, log and

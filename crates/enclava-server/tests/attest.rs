@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use common::{Resp, TestServer, start_with};
+use common::{Resp, TestServer, put_policy, snp_without_revocation, start_with};
 use enclava_server::PartialConfig;
 use enclava_server::attest::{AttestationSettings, DirCollateral};
 use enclava_token::{Expectations, Jwks};
@@ -876,24 +876,6 @@ impl PolicySignerKey {
             .unwrap();
         format!("{input}.{}", b64u(&sig))
     }
-}
-
-/// The default `snp` policy with the revocation requirement switched off: the real vectors come
-/// without AMD CRLs, so this is the only way they can pass.
-fn snp_without_revocation() -> String {
-    let text = enclava_policy::rego::defaults::SNP;
-    assert!(text.contains("require_revocation := true"));
-    text.replace("require_revocation := true", "require_revocation := false")
-}
-
-fn put_policy(s: &TestServer, token: &str, body: &str) -> Resp {
-    s.call(
-        "PUT",
-        "/policies/SevSnpVm?api-version=2022-08-01",
-        Some(token),
-        Some(body.as_bytes()),
-        &[("Content-Type", "text/plain")],
-    )
 }
 
 #[test]

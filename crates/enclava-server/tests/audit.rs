@@ -242,7 +242,9 @@ fn failed_login_is_recorded_as_claimed_not_as_that_principal() {
             ],
         )
     };
-    for i in 0..15 {
+    // Fewer failures than the failed-login budget of one address (5): the throttle (429 +
+    // Retry-After, tested in abuse.rs) stays out of this test.
+    for i in 0..4 {
         let r = login("wrong-secret", &format!("bad-login-{i}"));
         assert_eq!(r.status, 401, "{}", r.text);
     }
@@ -257,7 +259,7 @@ fn failed_login_is_recorded_as_claimed_not_as_that_principal() {
             .cloned()
             .unwrap_or_else(|| panic!("no entry {rid}"))
     };
-    for i in 0..15 {
+    for i in 0..4 {
         // Every failed login is kept (never aggregated), and none names the victim.
         let e = find(&format!("bad-login-{i}"));
         assert_eq!(e["principal"], "anonymous", "{e}");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{Resp, TestServer, start_with};
+use common::{Resp, TestServer, put_policy, snp_without_revocation, start_with};
 use enclava_attestation::service::DRAFT_DEADLINE;
 use enclava_policy::rego::limits::{MAX_NESTING_DEPTH, MAX_SOURCE_BYTES};
 use enclava_server::PartialConfig;
@@ -118,6 +118,11 @@ fn server() -> TestServer {
     .unwrap();
     let mut s = start_with(cfg);
     s.dir = dir;
+    // The real SNP vectors come without AMD CRLs: the default policy's revocation requirement
+    // is switched off so that the stored policy admits them (drafts are what is tested here).
+    let admin = s.admin_token();
+    let r = put_policy(&s, &admin, &snp_without_revocation());
+    assert_eq!(r.status, 200, "{}", r.text);
     s
 }
 
@@ -330,8 +335,10 @@ fn stored_policies_are_bounded_too() {
     // A 4000-term operator chain overflowed regorus's stack and aborted the process.
     let r = put(&format!("{}x := (1{})\n", allowing(), " +\n1".repeat(4000)));
     assert_too_complex(&r, "expression_operators");
+    // None of the refused uploads replaced the stored policy (the one `server()` set).
     let r = s.get("/policies/SevSnpVm", Some(&admin));
-    assert_eq!(r.body["policy"]["builtin"], true, "{}", r.text);
+    assert_eq!(r.body["policy"]["version"], 1, "{}", r.text);
+    assert_eq!(r.body["policy"]["builtin"], false, "{}", r.text);
 
     // `:test` runs the draft under the same bounds.
     let r = s.post(

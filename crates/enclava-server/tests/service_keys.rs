@@ -430,9 +430,11 @@ fn rotation_is_an_administrator_action_and_audited() {
 }
 
 fn init_and_unseal(t: &TestServer) -> String {
+    let init_token =
+        std::fs::read_to_string(data_dir_of(t).join("init.token")).expect("init.token");
     let r = t.post(
         "/operator/init",
-        None,
+        Some(init_token.trim()),
         &json!({"shares": 1, "threshold": 1}),
     );
     assert_eq!(r.status, 200, "{}", r.text);
