@@ -430,8 +430,9 @@ fn rotation_is_an_administrator_action_and_audited() {
 }
 
 fn init_and_unseal(t: &TestServer) -> String {
-    let init_token =
-        std::fs::read_to_string(data_dir_of(t).join("init.token")).expect("init.token");
+    // The server's own data directory (some tests start it on a directory of their own).
+    let init_token = std::fs::read_to_string(t.server.state.config.data_dir.join("init.token"))
+        .expect("init.token");
     let r = t.post(
         "/operator/init",
         Some(init_token.trim()),
