@@ -57,7 +57,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::AttestError;
-use crate::integrity::{PolicyRowKeys, RowKey, is_enveloped};
+use crate::integrity::{PolicyRowKeys, RowKey, RowMigration, is_enveloped};
 use crate::request::MaaType;
 
 const POLICY_HEAD: &str = "attestation/policy/";
@@ -799,19 +799,6 @@ impl PolicyStore {
         }
         Ok(out)
     }
-}
-
-/// What [`PolicyStore::migrate_row_integrity`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RowMigration {
-    /// The rows were already integrity-protected ([`ROW_INTEGRITY_META`] verified): nothing done.
-    pub already_protected: bool,
-    /// Key of every unauthenticated row adopted (MAC'd) now.
-    pub adopted: Vec<String>,
-    /// Keys of unauthenticated rows found next to authenticated ones, which are *not* adopted
-    /// (they stay refused): the store was protected already, so they were written behind the
-    /// server's back.
-    pub refused: Vec<String>,
 }
 
 impl PolicyStore {

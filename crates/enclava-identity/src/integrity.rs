@@ -24,7 +24,9 @@
 //! The envelope itself is [`enclava_store::integrity`] (shared with the other row owners).
 
 use enclava_store::Table;
-pub use enclava_store::integrity::{RowKey, RowProblem, is_enveloped, row_key_purpose};
+pub use enclava_store::integrity::{
+    RowKey, RowMigration, RowProblem, is_enveloped, row_key_purpose,
+};
 use zeroize::Zeroizing;
 
 /// The row keys of the identity tables, derived from the vault root after unseal.

@@ -64,7 +64,7 @@ use subtle::ConstantTimeEq;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-pub use integrity::{RowKey, RowKeys, RowProblem, row_key_purpose};
+pub use integrity::{RowKey, RowKeys, RowMigration, RowProblem, row_key_purpose};
 pub use roles::{Action, Decision, ParseError, Resource, Role, Scope, valid_object_name};
 pub use token::{Claims, ClearKeyWrap, KeyWrap, MAX_TOKEN_LEN, TOKEN_KEY_META, TokenKey};
 
@@ -1522,19 +1522,6 @@ impl Identity {
         )?;
         Ok((principal, t.token))
     }
-}
-
-/// What [`Identity::migrate_row_integrity`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RowMigration {
-    /// The rows were already integrity-protected ([`ROW_INTEGRITY_META`] verified): nothing done.
-    pub already_protected: bool,
-    /// `table/key` of every unauthenticated row adopted (MAC'd) now.
-    pub adopted: Vec<String>,
-    /// `table/key` of unauthenticated rows found next to authenticated ones, which are *not*
-    /// adopted (they stay refused): the vault was protected already, so they were written
-    /// behind the server's back.
-    pub refused: Vec<String>,
 }
 
 impl Identity {

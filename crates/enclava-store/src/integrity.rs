@@ -130,6 +130,19 @@ pub fn is_enveloped(stored: &[u8]) -> bool {
     stored.starts_with(PREFIX)
 }
 
+/// What a one-time adoption of rows written before integrity protection did (the identity and
+/// attestation stores' `migrate_row_integrity`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowMigration {
+    /// The rows were already integrity-protected (the store's MAC'd marker verified): nothing done.
+    pub already_protected: bool,
+    /// Every unauthenticated row adopted (MAC'd) now.
+    pub adopted: Vec<String>,
+    /// Unauthenticated rows found next to authenticated ones, which are *not* adopted (they stay
+    /// refused): the store was protected already, so they were written behind the server's back.
+    pub refused: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
