@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script).
 # Installs what the tests need (Rust components, cargo-fuzz, a Python virtualenv with the Azure
-# SDKs) and fails loudly if it cannot.
+# SDKs, the npm packages of the JavaScript SDK suites) and fails loudly if it cannot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,6 +64,11 @@ if [ -x tests/python/run.sh ]; then
   step "Python SDK compatibility tests (real azure-keyvault SDKs against a real server)"
   bash scripts/python-env.sh
   ENCLAVA_BIN="$(pwd)/target/debug/enclava" bash tests/python/run.sh
+fi
+
+if [ -x tests/js/run.sh ]; then
+  step "JavaScript SDK compatibility tests (real @azure SDK packages against a real server)"
+  ENCLAVA_BIN="$(pwd)/target/debug/enclava" bash tests/js/run.sh
 fi
 
 if [ -d fuzz/fuzz_targets ] && [ "${ENCLAVA_SKIP_FUZZ:-}" != "1" ]; then
