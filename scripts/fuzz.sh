@@ -39,6 +39,7 @@ export RUSTC_BOOTSTRAP=1
 targets=$(cd fuzz/fuzz_targets && ls -- *.rs | sed 's/\.rs$//')
 cd fuzz
 cargo fuzz build -s none 2>&1 | tail -n 3
+failed=()
 for t in $targets; do
   corpus="corpus/$t"
   mkdir -p "$corpus"
@@ -50,5 +51,21 @@ for t in $targets; do
   fi
   echo "fuzzing $t for ${seconds}s ($(ls "$corpus" | wc -l) seeds)"
   # One input running over 10 s is a finding too (a hang is a denial of service), not a wait.
-  cargo fuzz run -s none "$t" "$corpus" -- -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=1100000 2>&1 | tail -n 2
+  log="$(mktemp)"
+  if cargo fuzz run -s none "$t" "$corpus" -- -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=1100000 >"$log" 2>&1; then
+    tail -n 2 "$log"
+  else
+    # A finding: show what libFuzzer and the panic said (the first lines of the report carry the
+    # panic message and the artifact path), then go on so one run names every failing target.
+    echo "FINDING in $t:"
+    grep -n -E "panicked at|ERROR: libFuzzer|SUMMARY|Test unit written|overflowed its stack|memory allocation|Base64:" "$log" | head -n 20
+    sed -n '/panicked at/,+25p' "$log" | head -n 40
+    failed+=("$t")
+  fi
+  rm -f "$log"
 done
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "error: fuzzing found failures in: ${failed[*]} (artifacts under fuzz/artifacts/<target>/)" >&2
+  for t in "${failed[@]}"; do ls artifacts/"$t" 2>/dev/null | sed "s|^|  fuzz/artifacts/$t/|" >&2 || true; done
+  exit 1
+fi
