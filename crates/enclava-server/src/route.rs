@@ -852,6 +852,35 @@ mod tests {
             r(Method::POST, "/keys/k/v/frobnicate"),
             Err(RouteError::NotFound)
         );
+        // Key attestation with and without a version; never mistaken for a version or a key name.
+        let att = |name: &str, version: Option<&str>| {
+            Ok(Route::GetKeyAttestation {
+                name: name.into(),
+                version: version.map(String::from),
+            })
+        };
+        assert_eq!(r(Method::GET, "/keys/k/attestation"), att("k", None));
+        assert_eq!(r(Method::GET, "/keys/k//attestation"), att("k", None));
+        assert_eq!(r(Method::GET, "/keys/k/v1/attestation"), att("k", Some("v1")));
+        assert_eq!(
+            r(Method::GET, "/keys/attestation/attestation"),
+            att("attestation", None)
+        );
+        assert_eq!(
+            r(Method::GET, "/keys/attestation"),
+            Ok(Route::GetKey {
+                name: "attestation".into(),
+                version: None
+            })
+        );
+        assert_eq!(
+            r(Method::POST, "/keys/k/attestation"),
+            Err(RouteError::MethodNotAllowed { allowed: "GET" })
+        );
+        assert_eq!(
+            r(Method::PUT, "/keys/k/v1/attestation"),
+            Err(RouteError::MethodNotAllowed { allowed: "GET" })
+        );
         assert_eq!(r(Method::GET, "/nope"), Err(RouteError::NotFound));
         assert_eq!(r(Method::GET, "/"), Err(RouteError::NotFound));
     }
