@@ -85,7 +85,15 @@ fn rank(v: &str) -> Option<(u32, u32, u32, u32)> {
 /// Whether the (already checked) api-version `v` is `min` or newer. Date versions from 2025 on are
 /// newer than every 7.x version; 2016-10-01 is the legacy pre-7.0 version, older than all of them.
 pub fn at_least(v: &str, min: &str) -> bool {
-    let r = |s: &str| rank(s).map(|r| if r.0 == 1 && r.1 < 2025 { (0, 0, 0, 0) } else { r });
+    let r = |s: &str| {
+        rank(s).map(|r| {
+            if r.0 == 1 && r.1 < 2025 {
+                (0, 0, 0, 0)
+            } else {
+                r
+            }
+        })
+    };
     matches!((r(v), r(min)), (Some(a), Some(b)) if a >= b)
 }
 

@@ -861,7 +861,10 @@ mod tests {
         };
         assert_eq!(r(Method::GET, "/keys/k/attestation"), att("k", None));
         assert_eq!(r(Method::GET, "/keys/k//attestation"), att("k", None));
-        assert_eq!(r(Method::GET, "/keys/k/v1/attestation"), att("k", Some("v1")));
+        assert_eq!(
+            r(Method::GET, "/keys/k/v1/attestation"),
+            att("k", Some("v1"))
+        );
         assert_eq!(
             r(Method::GET, "/keys/attestation/attestation"),
             att("attestation", None)

@@ -12,7 +12,12 @@ use serde_json::{Value, json};
 const V: &str = "api-version=7.6";
 
 fn version_of(kid: &Value) -> String {
-    kid.as_str().unwrap().rsplit('/').next().unwrap().to_string()
+    kid.as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// `GET /keys/{name}/attestation` (no version) used to be routed as version "attestation" (404).
@@ -81,7 +86,10 @@ fn key_attestation_routes() {
 fn versions_of_unknown_names_are_empty_lists() {
     let t = start_dev();
     let a = t.admin_token();
-    for path in ["/keys/no-such-key/versions", "/secrets/no-such-secret/versions"] {
+    for path in [
+        "/keys/no-such-key/versions",
+        "/secrets/no-such-secret/versions",
+    ] {
         let r = t.get(&format!("{path}?{V}"), Some(&a));
         assert_eq!(r.status, 200, "{path}: {}", r.text);
         assert_eq!(r.body, json!({"value": [], "nextLink": null}), "{path}");
@@ -132,8 +140,7 @@ fn aes_cbc_with_aad_is_served() {
 fn p521_and_p256k_over_http() {
     let t = start_dev();
     let a = t.admin_token();
-    for (crv, alg, len, digest_len) in [("P-521", "ES512", 66, 64), ("P-256K", "ES256K", 32, 32)]
-    {
+    for (crv, alg, len, digest_len) in [("P-521", "ES512", 66, 64), ("P-256K", "ES256K", 32, 32)] {
         let name = alg.to_lowercase();
         let r = t.post(
             &format!("/keys/{name}/create?{V}"),

@@ -391,9 +391,21 @@ pub(crate) fn import(jwk: &JsonWebKey) -> Result<NewMaterial> {
         KeyKind::Ec => {
             let curve = Curve::parse(jwk.crv.as_deref().ok_or_else(|| missing("crv"))?)?;
             let len = curve.field_len();
-            let d = jwk_fixed("key.d", jwk.d.as_ref().ok_or_else(|| missing("d"))?.as_slice(), len)?;
-            let x = jwk_fixed("key.x", jwk.x.as_ref().ok_or_else(|| missing("x"))?.as_slice(), len)?;
-            let y = jwk_fixed("key.y", jwk.y.as_ref().ok_or_else(|| missing("y"))?.as_slice(), len)?;
+            let d = jwk_fixed(
+                "key.d",
+                jwk.d.as_ref().ok_or_else(|| missing("d"))?.as_slice(),
+                len,
+            )?;
+            let x = jwk_fixed(
+                "key.x",
+                jwk.x.as_ref().ok_or_else(|| missing("x"))?.as_slice(),
+                len,
+            )?;
+            let y = jwk_fixed(
+                "key.y",
+                jwk.y.as_ref().ok_or_else(|| missing("y"))?.as_slice(),
+                len,
+            )?;
             let mut point = Vec::with_capacity(1 + 2 * len);
             point.push(4u8);
             point.extend_from_slice(&x);

@@ -96,9 +96,7 @@ pub fn rsa_aes_key_wrap(
             "invalid release wrapping key: expected an RSA modulus of 2048-8192 bits, found {bits} bits"
         )));
     }
-    let public: PublicEncryptingKey = PublicKeyComponents { n, e }
-    .try_into()
-    .map_err(|_| {
+    let public: PublicEncryptingKey = PublicKeyComponents { n, e }.try_into().map_err(|_| {
         VaultError::bad("invalid release wrapping key: n and e do not form an RSA public key")
     })?;
     let oaep = OaepPublicEncryptingKey::new(public)

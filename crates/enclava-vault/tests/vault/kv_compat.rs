@@ -487,7 +487,9 @@ fn versions_of_unknown_names_are_an_empty_list() {
     let k = v.list_key_versions("no-such-key", None, None).unwrap();
     assert!(k.items.is_empty());
     assert_eq!(k.continuation, None);
-    let s = v.list_secret_versions("no-such-secret", None, None).unwrap();
+    let s = v
+        .list_secret_versions("no-such-secret", None, None)
+        .unwrap();
     assert!(s.items.is_empty());
     assert_eq!(s.continuation, None);
     assert_eq!(
@@ -549,7 +551,10 @@ fn aes_cbc_ignores_aad() {
             let b = v
                 .encrypt(&name, None, &with_aad)
                 .unwrap_or_else(|e| panic!("{alg}: {e}"));
-            assert_eq!(a.value, b.value, "{alg}: aad must not change the ciphertext");
+            assert_eq!(
+                a.value, b.value,
+                "{alg}: aad must not change the ciphertext"
+            );
             assert_eq!(b.aad, None, "{alg}: no aad echoed for CBC");
             let mut d = op(alg, b.value.as_slice());
             d.iv = Some(iv);
@@ -583,5 +588,8 @@ fn aes_cbc_ignores_aad() {
     d.iv = r.iv;
     d.tag = r.tag;
     d.aad = Some(Base64Url(b"other".to_vec()));
-    assert_eq!(v.decrypt("gcm", None, &d).unwrap_err().code(), "BadParameter");
+    assert_eq!(
+        v.decrypt("gcm", None, &d).unwrap_err().code(),
+        "BadParameter"
+    );
 }
