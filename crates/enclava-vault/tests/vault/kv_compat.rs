@@ -222,7 +222,7 @@ impl Indep {
             }
             "P-521" => {
                 let k = p521::ecdsa::SigningKey::random(&mut OsRng);
-                let pt = k.verifying_key().to_encoded_point(false);
+                let pt = p521::ecdsa::VerifyingKey::from(&k).to_encoded_point(false);
                 (k.to_bytes().to_vec(), pt.as_bytes().to_vec())
             }
             _ => {
