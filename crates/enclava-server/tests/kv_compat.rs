@@ -150,7 +150,7 @@ fn p521_and_p256k_over_http() {
         assert_eq!(r.status, 200, "{crv}: {}", r.text);
         assert_eq!(r.body["key"]["crv"], crv);
         let x = r.body["key"]["x"].as_str().unwrap();
-        assert_eq!(x.len(), (len * 4).div_ceil(3), "{crv}: x is {len} bytes");
+        assert_eq!(x.len(), (len * 4usize).div_ceil(3), "{crv}: x is {len} bytes");
         let digest = "A".repeat((digest_len * 4usize).div_ceil(3));
         let r = t.post(
             &format!("/keys/{name}/sign?{V}"),
