@@ -38,7 +38,7 @@ fn key_attestation_routes() {
     for path in [
         format!("/keys/k/attestation?{V}"),
         format!("/keys/k/{ver}/attestation?{V}"),
-        format!("/keys/k/attestation?api-version=2025-07-01"),
+        "/keys/k/attestation?api-version=2025-07-01".to_string(),
     ] {
         let r = t.get(&path, Some(&a));
         assert_eq!(r.status, 501, "{path}: {}", r.text);
@@ -150,7 +150,11 @@ fn p521_and_p256k_over_http() {
         assert_eq!(r.status, 200, "{crv}: {}", r.text);
         assert_eq!(r.body["key"]["crv"], crv);
         let x = r.body["key"]["x"].as_str().unwrap();
-        assert_eq!(x.len(), (len * 4usize).div_ceil(3), "{crv}: x is {len} bytes");
+        assert_eq!(
+            x.len(),
+            (len * 4usize).div_ceil(3),
+            "{crv}: x is {len} bytes"
+        );
         let digest = "A".repeat((digest_len * 4usize).div_ceil(3));
         let r = t.post(
             &format!("/keys/{name}/sign?{V}"),
