@@ -21,6 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from conftest import remote_client
 
 HASHES = {"256": (hashlib.sha256, hashes.SHA256), "384": (hashlib.sha384, hashes.SHA384)}
+# The four Key Vault curves by fixture key: (curve, JWS algorithm, digest, cryptography hash, coordinate bytes).
+EC_CURVES = {
+    "256": ("P-256", "ES256", hashlib.sha256, hashes.SHA256, 32),
+    "384": ("P-384", "ES384", hashlib.sha384, hashes.SHA384, 48),
+    "521": ("P-521", "ES512", hashlib.sha512, hashes.SHA512, 66),
+    "256K": ("P-256K", "ES256K", hashlib.sha256, hashes.SHA256, 32),
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +45,8 @@ def ec_keys(key_client):
     return {
         "256": key_client.create_ec_key(f"crypto-ec256-{suffix}", curve="P-256"),
         "384": key_client.create_ec_key(f"crypto-ec384-{suffix}", curve="P-384"),
+        "521": key_client.create_ec_key(f"crypto-ec521-{suffix}", curve="P-521"),
+        "256K": key_client.create_ec_key(f"crypto-ec256k-{suffix}", curve="P-256K"),
     }
 
 
@@ -53,7 +62,9 @@ def _rsa_public(jwk):
 
 
 def _ec_public(jwk):
-    curve = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1()}[getattr(jwk.crv, "value", jwk.crv)]
+    curve = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1(), "P-256K": ec.SECP256K1()}[
+        getattr(jwk.crv, "value", jwk.crv)
+    ]
     return ec.EllipticCurvePublicNumbers(
         int.from_bytes(jwk.x, "big"), int.from_bytes(jwk.y, "big"), curve
     ).public_key()
@@ -193,20 +204,28 @@ def test_rsa_sign_verify(rsa_key, server, credential, alg):
         public.verify(sig.signature, other, pad, utils.Prehashed(hash_cls()))
 
 
-@pytest.mark.parametrize("size", ["256", "384"])
+@pytest.mark.parametrize("size", ["256", "384", "521", "256K"])
 def test_ec_sign_verify(ec_keys, server, credential, size):
+    """All four Key Vault curves (P-521/ES512 and P-256K/ES256K included): signed by the server,
+    verified by the server, by the SDK locally (CryptographyClient with the key's public JWK) and by
+    `cryptography` independently."""
     key = ec_keys[size]
-    alg = SignatureAlgorithm(f"ES{size}")
-    hash_fn, hash_cls = HASHES[size]
+    crv, alg_name, hash_fn, hash_cls, coord = EC_CURVES[size]
+    assert getattr(key.key.crv, "value", key.key.crv) == crv
+    assert len(key.key.x) == coord and len(key.key.y) == coord, "JWK coordinates at the curve's fixed length"
+    alg = SignatureAlgorithm(alg_name)
     digest = hash_fn(b"ec message").digest()
     remote = remote_client(key.id, server, credential)
     sig = remote.sign(alg, digest)
-    coord = 32 if size == "256" else 48
     assert len(sig.signature) == 2 * coord, "JWS ECDSA signatures are raw r||s"
     assert remote.verify(alg, digest, sig.signature).is_valid is True
     assert remote.verify(alg, hash_fn(b"other").digest(), sig.signature).is_valid is False
     local = CryptographyClient(key, credential, **server.client_kwargs())
     assert local.verify(alg, digest, sig.signature).is_valid is True
+    assert local.verify(alg, hash_fn(b"other").digest(), sig.signature).is_valid is False
+    # Verify-locally from a JWK alone (no service call possible: the credential is never asked).
+    offline = CryptographyClient.from_jwk(key.key)
+    assert offline.verify(alg, digest, sig.signature).is_valid is True
     r = int.from_bytes(sig.signature[:coord], "big")
     s = int.from_bytes(sig.signature[coord:], "big")
     der = utils.encode_dss_signature(r, s)

@@ -82,6 +82,21 @@ fn rank(v: &str) -> Option<(u32, u32, u32, u32)> {
     None
 }
 
+/// Whether the (already checked) api-version `v` is `min` or newer. Date versions from 2025 on are
+/// newer than every 7.x version; 2016-10-01 is the legacy pre-7.0 version, older than all of them.
+pub fn at_least(v: &str, min: &str) -> bool {
+    let r = |s: &str| {
+        rank(s).map(|r| {
+            if r.0 == 1 && r.1 < 2025 {
+                (0, 0, 0, 0)
+            } else {
+                r
+            }
+        })
+    };
+    matches!((r(v), r(min)), (Some(a), Some(b)) if a >= b)
+}
+
 /// Check the `api-version` value of a data-plane request.
 pub fn check(value: Option<&str>) -> Result<ApiVersion, ApiVersionError> {
     let v = match value {
@@ -113,6 +128,16 @@ pub fn check(value: Option<&str>) -> Result<ApiVersion, ApiVersionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_least_orders_versions() {
+        assert!(at_least("7.6", "7.6"));
+        assert!(at_least("7.6-preview.1", "7.6"));
+        assert!(at_least("2025-07-01", "7.6"));
+        assert!(!at_least("7.5", "7.6"));
+        assert!(!at_least("2016-10-01", "7.0"));
+        assert!(!at_least("not-a-version", "7.6"));
+    }
 
     #[test]
     fn versions() {

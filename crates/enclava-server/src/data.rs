@@ -281,10 +281,22 @@ pub fn handle(
         R::GetKeyAttestation { name, version } => {
             key_name(name)?;
             version_ok("key", version)?;
+            // Key Vault introduced key attestation in api-version 7.6: older versions have no
+            // such operation.
+            if !crate::apiversion::at_least(ctx.api_version, "7.6") {
+                return Err(ApiError::bad_parameter(format!(
+                    "key attestation requires api-version 7.6 or later, found {}",
+                    ctx.api_version.chars().take(64).collect::<String>()
+                )));
+            }
+            // The key must exist (KeyNotFound as for a get) before the operation is refused.
+            vault.get_key(name, version.as_deref())?;
             Err(ApiError::new(
                 StatusCode::NOT_IMPLEMENTED,
                 "NotImplemented",
-                "key attestation (GET /keys/{name}/{version}/attestation) is not implemented in this version of Enclava",
+                "key attestation (GET /keys/{name}[/{version}]/attestation) is not implemented: \
+                 Enclava keys are not HSM-resident, so there is no HSM attestation statement or \
+                 certificate chain to return",
             ))
         }
         R::GetRandomBytes => {

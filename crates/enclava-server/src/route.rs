@@ -393,6 +393,14 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
                 ("rotationpolicy", Method::GET) => Ok(R::GetRotationPolicy { name }),
                 ("rotationpolicy", Method::PUT) => Ok(R::SetRotationPolicy { name }),
                 ("rotationpolicy", _) => not_allowed("GET, PUT"),
+                // Key attestation of the current version (api-version 7.6). Versions are 32 hex
+                // characters, so a version can never be the literal "attestation"; a key *named*
+                // "attestation" is `/keys/attestation`, a different segment.
+                ("attestation", Method::GET) => Ok(R::GetKeyAttestation {
+                    name,
+                    version: None,
+                }),
+                ("attestation", _) => not_allowed("GET"),
                 ("release", Method::POST) => Ok(R::ReleaseKey {
                     name,
                     version: None,
@@ -423,6 +431,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
                     None => Err(RouteError::NotFound),
                 },
                 (o, _) if KeyOp::parse(o).is_some() || o == "release" => not_allowed("POST"),
+                ("attestation", _) => not_allowed("GET"),
                 _ => Err(RouteError::NotFound),
             }
         }
@@ -842,6 +851,38 @@ mod tests {
         assert_eq!(
             r(Method::POST, "/keys/k/v/frobnicate"),
             Err(RouteError::NotFound)
+        );
+        // Key attestation with and without a version; never mistaken for a version or a key name.
+        let att = |name: &str, version: Option<&str>| {
+            Ok(Route::GetKeyAttestation {
+                name: name.into(),
+                version: version.map(String::from),
+            })
+        };
+        assert_eq!(r(Method::GET, "/keys/k/attestation"), att("k", None));
+        assert_eq!(r(Method::GET, "/keys/k//attestation"), att("k", None));
+        assert_eq!(
+            r(Method::GET, "/keys/k/v1/attestation"),
+            att("k", Some("v1"))
+        );
+        assert_eq!(
+            r(Method::GET, "/keys/attestation/attestation"),
+            att("attestation", None)
+        );
+        assert_eq!(
+            r(Method::GET, "/keys/attestation"),
+            Ok(Route::GetKey {
+                name: "attestation".into(),
+                version: None
+            })
+        );
+        assert_eq!(
+            r(Method::POST, "/keys/k/attestation"),
+            Err(RouteError::MethodNotAllowed { allowed: "GET" })
+        );
+        assert_eq!(
+            r(Method::PUT, "/keys/k/v1/attestation"),
+            Err(RouteError::MethodNotAllowed { allowed: "GET" })
         );
         assert_eq!(r(Method::GET, "/nope"), Err(RouteError::NotFound));
         assert_eq!(r(Method::GET, "/"), Err(RouteError::NotFound));

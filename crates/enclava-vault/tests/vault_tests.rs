@@ -6,6 +6,8 @@ mod at_rest;
 mod common;
 #[path = "vault/crypto.rs"]
 mod crypto;
+#[path = "vault/kv_compat.rs"]
+mod kv_compat;
 #[path = "vault/lifecycle.rs"]
 mod lifecycle;
 #[path = "vault/props.rs"]

@@ -64,11 +64,15 @@ pub(crate) fn truncate(s: &str) -> String {
     }
 }
 
-/// Supported curves.
+/// The four Key Vault curves. All are aws-lc-rs curves (secp256k1 included), so no second crypto
+/// library is needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Curve {
     P256,
     P384,
+    P521,
+    /// secp256k1 (`P-256K`, signature algorithm `ES256K`).
+    P256K,
 }
 
 impl Curve {
@@ -76,8 +80,10 @@ impl Curve {
         match crv {
             "P-256" => Ok(Curve::P256),
             "P-384" => Ok(Curve::P384),
+            "P-521" => Ok(Curve::P521),
+            "P-256K" => Ok(Curve::P256K),
             other => Err(VaultError::bad(format!(
-                "unsupported curve: expected P-256 or P-384, found '{}'",
+                "unsupported curve: expected P-256, P-384, P-521 or P-256K, found '{}'",
                 truncate(other)
             ))),
         }
@@ -86,20 +92,87 @@ impl Curve {
         match self {
             Curve::P256 => "P-256",
             Curve::P384 => "P-384",
+            Curve::P521 => "P-521",
+            Curve::P256K => "P-256K",
         }
     }
+    /// Bytes of a field element / scalar (the fixed length of the JWK `x`, `y` and `d`).
     fn field_len(self) -> usize {
         match self {
-            Curve::P256 => 32,
+            Curve::P256 | Curve::P256K => 32,
             Curve::P384 => 48,
+            Curve::P521 => 66,
+        }
+    }
+    /// The curve size in bits (what Key Vault reports as the key size: 521 for P-521, not 528).
+    fn bits(self) -> usize {
+        match self {
+            Curve::P256 | Curve::P256K => 256,
+            Curve::P384 => 384,
+            Curve::P521 => 521,
+        }
+    }
+    /// The one JWS algorithm Key Vault allows per curve.
+    fn jws_alg(self) -> &'static str {
+        match self {
+            Curve::P256 => "ES256",
+            Curve::P384 => "ES384",
+            Curve::P521 => "ES512",
+            Curve::P256K => "ES256K",
         }
     }
     fn signing_alg(self) -> &'static signature::EcdsaSigningAlgorithm {
         match self {
             Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
             Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            Curve::P521 => &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+            Curve::P256K => &signature::ECDSA_P256K1_SHA256_FIXED_SIGNING,
         }
     }
+    fn verification_alg(self) -> &'static signature::EcdsaVerificationAlgorithm {
+        match self {
+            Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED,
+            Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED,
+            Curve::P521 => &signature::ECDSA_P521_SHA512_FIXED,
+            Curve::P256K => &signature::ECDSA_P256K1_SHA256_FIXED,
+        }
+    }
+}
+
+/// JWK integers (RFC 7518 section 6) are big-endian octet strings that *should* be minimal, but
+/// Azure accepts non-minimal ones and Microsoft's SDK tests send them (`n` with a leading zero byte,
+/// as DER would encode it). Every JWK integer field goes through one of these two decoders, so
+/// size checks and the crypto library always see the same, normalised value.
+///
+/// Variable-length integers (RSA `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`): the minimal form
+/// (leading zero bytes removed). A value of zero (empty after stripping) is refused: no RSA
+/// component can be zero.
+pub(crate) fn jwk_uint<'a>(field: &str, bytes: &'a [u8]) -> Result<&'a [u8]> {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    match bytes.get(first..) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(VaultError::bad(format!(
+            "invalid {field}: expected a non-zero big-endian integer, found {} zero byte(s)",
+            bytes.len()
+        ))),
+    }
+}
+
+/// Fixed-length integers (EC `x`, `y`, `d`): exactly `len` bytes, left-padded with zeros when the
+/// value arrives shorter (minimal encoding) or stripped of surplus leading zeros; refused when the
+/// value does not fit in `len` bytes. Zeroized, since `d` is secret.
+pub(crate) fn jwk_fixed(field: &str, bytes: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    let value = bytes.get(first..).unwrap_or(&[]);
+    if value.len() > len {
+        return Err(VaultError::bad(format!(
+            "invalid {field}: expected at most {len} significant bytes, found {}",
+            value.len()
+        )));
+    }
+    let mut out = Zeroizing::new(vec![0u8; len - value.len()]);
+    out.extend_from_slice(value);
+    Ok(out)
 }
 
 /// Newly generated or imported material: the sealed-at-rest plaintext plus public parts.
@@ -191,7 +264,7 @@ pub(crate) fn generate(
         KeyKind::Ec => {
             let curve = Curve::parse(crv.unwrap_or("P-256"))?;
             if let Some(size) = key_size {
-                let expected = curve.field_len() as u32 * 8;
+                let expected = curve.bits() as u32;
                 if size != expected {
                     return Err(VaultError::bad(format!(
                         "invalid key_size for curve {}: expected {expected} or none, found {size}",
@@ -240,11 +313,6 @@ fn ec_public(pair: &EcdsaKeyPair, curve: Curve) -> Result<PublicJwk> {
     })
 }
 
-fn strip_zeros(b: &[u8]) -> &[u8] {
-    let first = b.iter().position(|&x| x != 0).unwrap_or(b.len());
-    b.get(first..).unwrap_or(&[])
-}
-
 /// Import a private JWK (BYOK). Returns the kind from the JWK's kty.
 pub(crate) fn import(jwk: &JsonWebKey) -> Result<NewMaterial> {
     let kty = jwk
@@ -276,31 +344,36 @@ pub(crate) fn import(jwk: &JsonWebKey) -> Result<NewMaterial> {
             })
         }
         KeyKind::Rsa => {
-            let n = jwk.n.as_ref().ok_or_else(|| missing("n"))?;
-            let e = jwk.e.as_ref().ok_or_else(|| missing("e"))?;
-            let d = jwk.d.as_ref().ok_or_else(|| missing("d"))?;
-            let p = jwk.p.as_ref().ok_or_else(|| missing("p"))?;
-            let q = jwk.q.as_ref().ok_or_else(|| missing("q"))?;
-            let dp = jwk.dp.as_ref().ok_or_else(|| missing("dp"))?;
-            let dq = jwk.dq.as_ref().ok_or_else(|| missing("dq"))?;
-            let qi = jwk.qi.as_ref().ok_or_else(|| missing("qi"))?;
-            let bits = strip_zeros(n.as_slice()).len() * 8;
+            // Every component normalised to its minimal form: the size check and aws-lc-rs (which
+            // refuses non-minimal encodings) see the same value.
+            fn uint<'a>(field: &str, v: Option<&'a [u8]>) -> Result<&'a [u8]> {
+                let v = v.ok_or_else(|| {
+                    VaultError::bad(format!("key.{field} is required to import a RSA key"))
+                })?;
+                jwk_uint(&format!("key.{field}"), v)
+            }
+            let n = uint("n", jwk.n.as_ref().map(|v| v.as_slice()))?;
+            let e = uint("e", jwk.e.as_ref().map(|v| v.as_slice()))?;
+            let d = uint("d", jwk.d.as_ref().map(|v| v.as_slice()))?;
+            let p = uint("p", jwk.p.as_ref().map(|v| v.as_slice()))?;
+            let q = uint("q", jwk.q.as_ref().map(|v| v.as_slice()))?;
+            let dp = uint("dp", jwk.dp.as_ref().map(|v| v.as_slice()))?;
+            let dq = uint("dq", jwk.dq.as_ref().map(|v| v.as_slice()))?;
+            let qi = uint("qi", jwk.qi.as_ref().map(|v| v.as_slice()))?;
+            let bits = n.len() * 8;
             if !matches!(bits, 2048 | 3072 | 4096) {
                 return Err(VaultError::bad(format!(
                     "invalid RSA key: expected a 2048, 3072 or 4096-bit modulus, found {bits} bits"
                 )));
             }
             let comps = KeyPairComponents {
-                public_key: PublicKeyComponents {
-                    n: n.as_slice(),
-                    e: e.as_slice(),
-                },
-                d: d.as_slice(),
-                p: p.as_slice(),
-                q: q.as_slice(),
-                dP: dp.as_slice(),
-                dQ: dq.as_slice(),
-                qInv: qi.as_slice(),
+                public_key: PublicKeyComponents { n, e },
+                d,
+                p,
+                q,
+                dP: dp,
+                dQ: dq,
+                qInv: qi,
             };
             let pair = rsa::KeyPair::from_components(&comps).map_err(|_| {
                 VaultError::bad(
@@ -318,36 +391,33 @@ pub(crate) fn import(jwk: &JsonWebKey) -> Result<NewMaterial> {
         KeyKind::Ec => {
             let curve = Curve::parse(jwk.crv.as_deref().ok_or_else(|| missing("crv"))?)?;
             let len = curve.field_len();
-            let d = jwk.d.as_ref().ok_or_else(|| missing("d"))?;
-            let x = jwk.x.as_ref().ok_or_else(|| missing("x"))?;
-            let y = jwk.y.as_ref().ok_or_else(|| missing("y"))?;
-            let d_raw = strip_zeros(d.as_slice());
-            if d_raw.len() > len || x.as_slice().len() != len || y.as_slice().len() != len {
-                return Err(VaultError::bad(format!(
-                    "invalid EC key: expected d, x and y of {len} bytes for {}, found {}, {} and {}",
-                    curve.name(),
-                    d.as_slice().len(),
-                    x.as_slice().len(),
-                    y.as_slice().len()
-                )));
-            }
-            let mut d_fixed = Zeroizing::new(vec![0u8; len - d_raw.len()]);
-            d_fixed.extend_from_slice(d_raw);
+            let d = jwk_fixed(
+                "key.d",
+                jwk.d.as_ref().ok_or_else(|| missing("d"))?.as_slice(),
+                len,
+            )?;
+            let x = jwk_fixed(
+                "key.x",
+                jwk.x.as_ref().ok_or_else(|| missing("x"))?.as_slice(),
+                len,
+            )?;
+            let y = jwk_fixed(
+                "key.y",
+                jwk.y.as_ref().ok_or_else(|| missing("y"))?.as_slice(),
+                len,
+            )?;
             let mut point = Vec::with_capacity(1 + 2 * len);
             point.push(4u8);
-            point.extend_from_slice(x.as_slice());
-            point.extend_from_slice(y.as_slice());
-            let pair = EcdsaKeyPair::from_private_key_and_public_key(
-                curve.signing_alg(),
-                &d_fixed,
-                &point,
-            )
-            .map_err(|_| {
-                VaultError::bad(format!(
-                    "invalid EC key: d, x and y do not form a consistent {} key pair",
-                    curve.name()
-                ))
-            })?;
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            let pair =
+                EcdsaKeyPair::from_private_key_and_public_key(curve.signing_alg(), &d, &point)
+                    .map_err(|_| {
+                        VaultError::bad(format!(
+                            "invalid EC key: d, x and y do not form a consistent {} key pair",
+                            curve.name()
+                        ))
+                    })?;
             let doc = pair.to_pkcs8v1().map_err(|_| lib_err("EC key encoding"))?;
             Ok(NewMaterial {
                 kind,
@@ -441,7 +511,7 @@ impl Material {
         match self {
             Material::Oct { k, .. } => k.len() * 8,
             Material::Rsa(r) => r.bits,
-            Material::Ec { curve, .. } => curve.field_len() * 8,
+            Material::Ec { curve, .. } => curve.bits(),
         }
     }
 }
@@ -499,18 +569,7 @@ pub(crate) fn valid_algs(op: Operation, m: &Material) -> Vec<&'static str> {
         (Operation::Sign | Operation::Verify, Material::Rsa(_)) => {
             vec!["PS256", "PS384", "PS512", "RS256", "RS384", "RS512"]
         }
-        (
-            Operation::Sign | Operation::Verify,
-            Material::Ec {
-                curve: Curve::P256, ..
-            },
-        ) => vec!["ES256"],
-        (
-            Operation::Sign | Operation::Verify,
-            Material::Ec {
-                curve: Curve::P384, ..
-            },
-        ) => vec!["ES384"],
+        (Operation::Sign | Operation::Verify, Material::Ec { curve, .. }) => vec![curve.jws_alg()],
         (Operation::Sign | Operation::Verify, Material::Oct { .. }) => vec![],
         (_, Material::Ec { .. }) => vec![],
     }
@@ -607,10 +666,9 @@ impl Material {
                     tag: None,
                 })
             }
+            // `aad` is ignored with AES-CBC, as Key Vault does (CBC has no associated data; the
+            // SDKs may send it regardless). It is never folded into the cipher.
             Material::Oct { k, .. } if alg.contains("CBC") => {
-                if aad.is_some() {
-                    return Err(VaultError::bad(format!("aad is not valid with {alg}")));
-                }
                 let iv: [u8; 16] = match iv {
                     Some(iv) => iv.try_into().map_err(|_| {
                         VaultError::bad(format!(
@@ -701,10 +759,9 @@ impl Material {
                         iv.len()
                     ))
                 })?;
-                if tag.is_some() || aad.is_some() {
-                    return Err(VaultError::bad(format!(
-                        "tag and aad are not valid with {alg}"
-                    )));
+                // `aad` ignored as in encrypt; a `tag` has no meaning for CBC and is refused.
+                if tag.is_some() {
+                    return Err(VaultError::bad(format!("tag is not valid with {alg}")));
                 }
                 aes_cbc(k, alg.ends_with("PAD"), false, &iv, ciphertext)
             }
@@ -843,10 +900,7 @@ impl Material {
                 Ok(pk.verify_digest(&digest, sig).is_ok())
             }
             Material::Ec { pair, curve } => {
-                let alg: &'static signature::EcdsaVerificationAlgorithm = match curve {
-                    Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED,
-                    Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED,
-                };
+                let alg = curve.verification_alg();
                 let pk = UnparsedPublicKey::new(alg, pair.public_key().as_ref());
                 Ok(pk.verify_digest(&digest, sig).is_ok())
             }
@@ -868,12 +922,12 @@ impl Material {
 
 fn import_digest(alg: &str, digest_bytes: &[u8]) -> Result<digest::Digest> {
     let (dalg, len): (&'static digest::Algorithm, usize) = match alg {
-        "RS256" | "PS256" | "ES256" => (&digest::SHA256, 32),
+        "RS256" | "PS256" | "ES256" | "ES256K" => (&digest::SHA256, 32),
         "RS384" | "PS384" | "ES384" => (&digest::SHA384, 48),
-        "RS512" | "PS512" => (&digest::SHA512, 64),
+        "RS512" | "PS512" | "ES512" => (&digest::SHA512, 64),
         other => {
             return Err(VaultError::bad(format!(
-                "invalid signature algorithm: expected one of PS256, PS384, PS512, RS256, RS384, RS512, ES256, ES384, found '{}'",
+                "invalid signature algorithm: expected one of PS256, PS384, PS512, RS256, RS384, RS512, ES256, ES384, ES512, ES256K, found '{}'",
                 truncate(other)
             )));
         }

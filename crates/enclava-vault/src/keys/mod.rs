@@ -730,12 +730,14 @@ impl Vault {
         validate_name("key", name)?;
         let limit = page_size(max_results)?;
         let nk = name_key(name);
-        let (rec, _) = self
-            .read_key_record(&nk)?
-            .ok_or_else(|| VaultError::KeyNotFound {
-                name: name.to_string(),
-                version: None,
-            })?;
+        // Key Vault answers an unknown name with an empty list (200), not KeyNotFound.
+        let Some((rec, _)) = self.read_key_record(&nk)? else {
+            decode_token(continuation)?; // a malformed token is still the caller's 400
+            return Ok(Page {
+                items: Vec::new(),
+                continuation: None,
+            });
+        };
         let prefix = format!("{nk}/");
         let after = decode_token(continuation)?.map(|v| format!("{prefix}{v}"));
         let rows = self
@@ -1418,7 +1420,7 @@ impl Vault {
         Ok(self.op_result(&k, v.to_vec()))
     }
 
-    /// Sign a digest (PS/RS 256/384/512, ES256/ES384).
+    /// Sign a digest (PS/RS 256/384/512, ES256/ES384/ES512/ES256K).
     pub fn sign(
         &self,
         name: &str,

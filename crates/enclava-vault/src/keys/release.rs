@@ -87,18 +87,16 @@ pub fn rsa_aes_key_wrap(
     let e = wrapping_key.e.as_ref().ok_or_else(|| {
         VaultError::bad("the release wrapping key must be an RSA JWK with n and e")
     })?;
-    let bits = n.as_slice().iter().skip_while(|b| **b == 0).count() * 8;
+    // The same normalising JWK integer decoder as key import: non-minimal `n`/`e` accepted.
+    let n = super::material::jwk_uint("release wrapping key n", n.as_slice())?;
+    let e = super::material::jwk_uint("release wrapping key e", e.as_slice())?;
+    let bits = n.len() * 8;
     if !(2048..=8192).contains(&bits) {
         return Err(VaultError::bad(format!(
             "invalid release wrapping key: expected an RSA modulus of 2048-8192 bits, found {bits} bits"
         )));
     }
-    let public: PublicEncryptingKey = PublicKeyComponents {
-        n: n.as_slice(),
-        e: e.as_slice(),
-    }
-    .try_into()
-    .map_err(|_| {
+    let public: PublicEncryptingKey = PublicKeyComponents { n, e }.try_into().map_err(|_| {
         VaultError::bad("invalid release wrapping key: n and e do not form an RSA public key")
     })?;
     let oaep = OaepPublicEncryptingKey::new(public)

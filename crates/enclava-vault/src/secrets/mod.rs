@@ -458,9 +458,14 @@ impl Vault {
         validate_name("secret", name)?;
         let limit = page_size(max_results)?;
         let nk = name_key(name);
-        let (rec, _) = self
-            .read_secret_record(&nk)?
-            .ok_or_else(|| not_found(name, None))?;
+        // Key Vault answers an unknown name with an empty list (200), not SecretNotFound.
+        let Some((rec, _)) = self.read_secret_record(&nk)? else {
+            decode_token(continuation)?; // a malformed token is still the caller's 400
+            return Ok(Page {
+                items: Vec::new(),
+                continuation: None,
+            });
+        };
         let prefix = format!("{nk}/");
         let after = decode_token(continuation)?.map(|v| format!("{prefix}{v}"));
         let rows = self

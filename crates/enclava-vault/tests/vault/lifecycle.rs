@@ -125,9 +125,12 @@ fn versions_listing_and_paging() {
         v.list_keys(None, Some("%%%")).unwrap_err().code(),
         "BadParameter"
     );
-    assert_eq!(
-        v.list_key_versions("nope", None, None).unwrap_err().code(),
-        "KeyNotFound"
+    // Key Vault lists the versions of an unknown name as an empty page (tests/vault/kv_compat.rs).
+    assert!(
+        v.list_key_versions("nope", None, None)
+            .unwrap()
+            .items
+            .is_empty()
     );
 }
 
