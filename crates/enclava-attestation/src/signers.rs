@@ -569,3 +569,119 @@ fn apply(configured: &PolicySigners, rec: &SignerSetRecord) -> PolicySigners {
     }
     PolicySigners { certs }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn rsa_cert(name: &str) -> Vec<u8> {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&kp)
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    fn store() -> PolicyStore {
+        let keys = crate::integrity::PolicyRowKeys::derive(|_| {
+            Ok::<_, String>(zeroize::Zeroizing::new([3u8; 32]))
+        })
+        .unwrap();
+        PolicyStore::new(Arc::new(enclava_store::SqliteStore::in_memory().unwrap()))
+            .with_row_keys(Arc::new(keys))
+    }
+
+    fn jws(header: &str, payload: &str, sig: &[u8]) -> String {
+        format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(sig)
+        )
+    }
+
+    #[test]
+    fn request_forms() {
+        // The Python SDK's header, sent as a JSON string.
+        let j = jws(r#"{"alg": "RSA256", "jwk": {"x5c": ["AAA"]}}"#, "", &[1, 2]);
+        let r = SignedRequest::parse(json_string(&j).as_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.alg.as_str(), r.x5c.as_slice()), ("RS256", &["AAA".to_string()][..]));
+        assert_eq!(r.jws, j);
+        assert_eq!(r.payload_json().unwrap(), Value::Null);
+        // Not a JWS at all: for the caller to judge.
+        for body in ["", "{}", "  ", "\"\""] {
+            assert!(SignedRequest::parse(body.as_bytes()).unwrap().is_none(), "{body:?}");
+        }
+        // Refused: other algorithms, ambiguous chains, signatures that do not fit the alg.
+        for (h, sig) in [
+            (r#"{"alg":"ES256","x5c":["AAA"]}"#, &[1u8][..]),
+            (r#"{"alg":"ECDH256","jwk":{"x5c":["AAA"]}}"#, &[1u8][..]),
+            (r#"{"alg":"RS256","x5c":["AAA"],"jwk":{"x5c":["BBB"]}}"#, &[1u8][..]),
+            (r#"{"alg":"none"}"#, &[1u8][..]),
+            (r#"{"alg":"RS256","x5c":["AAA"]}"#, &[][..]),
+        ] {
+            let e = SignedRequest::parse(jws(h, "", sig).as_bytes()).unwrap_err();
+            assert_eq!(e.code(), "invalid_policy_signature", "{h}: {e}");
+        }
+    }
+
+    fn json_string(s: &str) -> String {
+        serde_json::to_string(s).unwrap()
+    }
+
+    #[test]
+    fn signer_set_changes() {
+        let s = store();
+        let (a, b, c) = (rsa_cert("a"), rsa_cert("b"), rsa_cert("c"));
+        let configured = PolicySigners { certs: vec![a.clone()] };
+        let now = Utc::now();
+        assert_eq!(s.effective_signers(&configured).unwrap(), configured);
+        let ch = s
+            .change_signers(&configured, &b, true, "r1", "x", "alice", now)
+            .unwrap();
+        assert_eq!((ch.result, ch.version), ("IsPresent", Some(1)));
+        assert_eq!(ch.thumbprint.len(), 40);
+        // Adding again changes nothing.
+        let ch = s
+            .change_signers(&configured, &b, true, "r2", "x", "alice", now)
+            .unwrap();
+        assert_eq!((ch.result, ch.version), ("IsPresent", None));
+        // A replayed request is refused.
+        let e = s
+            .change_signers(&configured, &c, false, "r1", "x", "alice", now)
+            .unwrap_err();
+        assert!(e.to_string().contains("replay"), "{e}");
+        // Removing the configured one keeps it removed.
+        s.change_signers(&configured, &a, false, "r3", "x", "alice", now)
+            .unwrap();
+        assert_eq!(s.effective_signers(&configured).unwrap().certs, vec![b.clone()]);
+        let e = s
+            .change_signers(&configured, &b, false, "r4", "x", "alice", now)
+            .unwrap_err();
+        assert_eq!((e.code(), e.http_status()), ("last_policy_signer", 409));
+        assert_eq!(s.signer_set_versions().unwrap().len(), 2);
+        // Not a certificate.
+        let e = s
+            .change_signers(&configured, b"junk", true, "r5", "x", "alice", now)
+            .unwrap_err();
+        assert_eq!(e.code(), "invalid_policy_certificate");
+
+        // Deleting the current row (a database writer) would bring back the removed signer:
+        // refused while history exists.
+        s.store_ref()
+            .transact(vec![Op::Delete {
+                table: Table::Policies,
+                key: SIGNERS_HEAD.into(),
+            }])
+            .unwrap();
+        assert_eq!(
+            s.effective_signers(&configured).unwrap_err().code(),
+            "integrity_check_failed"
+        );
+    }
+}

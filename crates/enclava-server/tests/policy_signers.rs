@@ -93,6 +93,16 @@ fn python_policy_payload(text: &str) -> String {
     format!(r#"{{"AttestationPolicy": "{}"}}"#, b64u(text.as_bytes()))
 }
 
+/// A self-signed certificate with an EC P-256 key (base64 DER).
+fn ec_cert() -> String {
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["ec".to_string()])
+        .unwrap()
+        .self_signed(&kp)
+        .unwrap();
+    STANDARD.encode(cert.der())
+}
+
 const PERMIT: &str = "version=1.0; authorizationrules { => permit(); };";
 const DENY: &str = "version=1.0; authorizationrules { => deny(); };";
 
@@ -266,6 +276,15 @@ fn signed_uploads_in_every_form_maa_accepts_and_forgeries_refused() {
         // No certificate.
         (
             trusted.jws(r#"{"alg": "RSA256"}"#, &python_policy_payload(DENY)),
+            400,
+            "invalid_policy_signature",
+        ),
+        // An EC certificate under an RSA algorithm name.
+        (
+            trusted.jws(
+                &json!({"alg": "RS256", "x5c": [ec_cert()]}).to_string(),
+                &python_policy_payload(DENY),
+            ),
             400,
             "invalid_policy_signature",
         ),
