@@ -467,7 +467,10 @@ impl PolicyStore {
         !self.revalidate_after.is_zero() && checked.elapsed() < self.revalidate_after
     }
 
-    pub(crate) fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, AttestError> {
+    pub(crate) fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, AttestError> {
         match self.store.get(Table::Policies, key)? {
             None => Ok(None),
             Some(b) => self.decode(key, &b).map(Some),

@@ -173,8 +173,7 @@ impl PolicySigners {
                 "x5c[0]: expected a base64 DER certificate, found undecodable text ({e})"
             ))
         })?;
-        let signer = signer_of(&leaf)
-            .map_err(|e| invalid(format!("x5c[0]: {e}")))?;
+        let signer = signer_of(&leaf).map_err(|e| invalid(format!("x5c[0]: {e}")))?;
         Jwk::from_x5c("RSA", vec![leaf_b64.clone()])
             .verify_signature(Alg::RS256, signing_input.as_bytes(), signature)
             .map_err(|_| {
@@ -301,7 +300,11 @@ impl SignedRequest {
                     shown(a)
                 )));
             }
-            _ => return Err(bad_request("expected a string alg header, found none".into())),
+            _ => {
+                return Err(bad_request(
+                    "expected a string alg header, found none".into(),
+                ));
+            }
         };
         let top = header.get("x5c");
         let in_jwk = header.get("jwk").and_then(|j| j.get("x5c"));
@@ -325,7 +328,11 @@ impl SignedRequest {
                     })
                 })
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(bad_request("x5c: expected an array, found another type".into())),
+            Some(_) => {
+                return Err(bad_request(
+                    "x5c: expected an array, found another type".into(),
+                ));
+            }
         };
         let signature = dec(s, "signature")?;
         if alg == "none" && !signature.is_empty() {
@@ -610,18 +617,27 @@ mod tests {
         let r = SignedRequest::parse(json_string(&j).as_bytes())
             .unwrap()
             .unwrap();
-        assert_eq!((r.alg.as_str(), r.x5c.as_slice()), ("RS256", &["AAA".to_string()][..]));
+        assert_eq!(
+            (r.alg.as_str(), r.x5c.as_slice()),
+            ("RS256", &["AAA".to_string()][..])
+        );
         assert_eq!(r.jws, j);
         assert_eq!(r.payload_json().unwrap(), Value::Null);
         // Not a JWS at all: for the caller to judge.
         for body in ["", "{}", "  ", "\"\""] {
-            assert!(SignedRequest::parse(body.as_bytes()).unwrap().is_none(), "{body:?}");
+            assert!(
+                SignedRequest::parse(body.as_bytes()).unwrap().is_none(),
+                "{body:?}"
+            );
         }
         // Refused: other algorithms, ambiguous chains, signatures that do not fit the alg.
         for (h, sig) in [
             (r#"{"alg":"ES256","x5c":["AAA"]}"#, &[1u8][..]),
             (r#"{"alg":"ECDH256","jwk":{"x5c":["AAA"]}}"#, &[1u8][..]),
-            (r#"{"alg":"RS256","x5c":["AAA"],"jwk":{"x5c":["BBB"]}}"#, &[1u8][..]),
+            (
+                r#"{"alg":"RS256","x5c":["AAA"],"jwk":{"x5c":["BBB"]}}"#,
+                &[1u8][..],
+            ),
             (r#"{"alg":"none"}"#, &[1u8][..]),
             (r#"{"alg":"RS256","x5c":["AAA"]}"#, &[][..]),
         ] {
@@ -638,7 +654,9 @@ mod tests {
     fn signer_set_changes() {
         let s = store();
         let (a, b, c) = (rsa_cert("a"), rsa_cert("b"), rsa_cert("c"));
-        let configured = PolicySigners { certs: vec![a.clone()] };
+        let configured = PolicySigners {
+            certs: vec![a.clone()],
+        };
         let now = Utc::now();
         assert_eq!(s.effective_signers(&configured).unwrap(), configured);
         let ch = s
@@ -659,7 +677,10 @@ mod tests {
         // Removing the configured one keeps it removed.
         s.change_signers(&configured, &a, false, "r3", "x", "alice", now)
             .unwrap();
-        assert_eq!(s.effective_signers(&configured).unwrap().certs, vec![b.clone()]);
+        assert_eq!(
+            s.effective_signers(&configured).unwrap().certs,
+            vec![b.clone()]
+        );
         let e = s
             .change_signers(&configured, &b, false, "r4", "x", "alice", now)
             .unwrap_err();

@@ -66,7 +66,10 @@ impl Signer {
 
     /// The Python SDK's header: `{"alg": "RSA256", "jwk": {"x5c": [...]}}` (json.dumps spacing).
     fn python_header(&self) -> String {
-        format!(r#"{{"alg": "RSA256", "jwk": {{"x5c": ["{}"]}}}}"#, self.x5c())
+        format!(
+            r#"{{"alg": "RSA256", "jwk": {{"x5c": ["{}"]}}}}"#,
+            self.x5c()
+        )
     }
 
     /// The Python SDK's `set_policy(..., signing_key=, signing_certificate=)` body.
@@ -167,7 +170,12 @@ fn post_text(s: &TestServer, path: &str, token: &str, body: &str) -> Resp {
 }
 
 fn reset(s: &TestServer, token: &str, body: &str) -> Resp {
-    post_text(s, "/policies/SevSnpVm:reset?api-version=2022-08-01", token, body)
+    post_text(
+        s,
+        "/policies/SevSnpVm:reset?api-version=2022-08-01",
+        token,
+        body,
+    )
 }
 
 /// A certificates call as the SDKs send it: the JWS as a JSON string.
@@ -310,7 +318,11 @@ fn signed_uploads_in_every_form_maa_accepts_and_forgeries_refused() {
         "{}",
         r.text
     );
-    assert_eq!(current_version(&s, &admin), version, "nothing refused was stored");
+    assert_eq!(
+        current_version(&s, &admin),
+        version,
+        "nothing refused was stored"
+    );
 }
 
 #[test]
@@ -347,7 +359,12 @@ fn isolated_reset_requires_a_trusted_signature() {
     let version = current_version(&s, &admin);
 
     // The attack: reset the signed policy without any signature (this used to succeed).
-    for body in ["", "{}", "eyJhbGciOiJub25lIn0..", "eyJhbGciOiJub25lIn0.bnVsbA."] {
+    for body in [
+        "",
+        "{}",
+        "eyJhbGciOiJub25lIn0..",
+        "eyJhbGciOiJub25lIn0.bnVsbA.",
+    ] {
         let r = reset(&s, &admin, body);
         assert_eq!(
             (r.status, r.code()),
@@ -425,12 +442,28 @@ fn policy_management_certificates_change_the_signers() {
     // Unsigned, or signed by someone who is not a signer: refused.
     let unsigned = format!(
         "eyJhbGciOiJub25lIn0.{}.",
-        b64u(format!(r#"{{"policyCertificate": {{"kty": "RSA", "x5c": ["{}"]}}}}"#, second.x5c()).as_bytes())
+        b64u(
+            format!(
+                r#"{{"policyCertificate": {{"kty": "RSA", "x5c": ["{}"]}}}}"#,
+                second.x5c()
+            )
+            .as_bytes()
+        )
     );
     let r = cert_call(&s, "add", &admin, &unsigned);
-    assert_eq!((r.status, r.code()), (400, "policy_signature_required"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "policy_signature_required"),
+        "{}",
+        r.text
+    );
     let r = cert_call(&s, "add", &admin, &stranger.python_cert_change(&stranger));
-    assert_eq!((r.status, r.code()), (403, "untrusted_policy_signer"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "untrusted_policy_signer"),
+        "{}",
+        r.text
+    );
     // A signer's request, but the caller lacks policies/manage.
     let (id, secret) = s.service_principal(&admin, "no-roles");
     let weak = s.token_for(&id, &secret);
@@ -445,14 +478,22 @@ fn policy_management_certificates_change_the_signers() {
     let c = claims(&s, &r.body["token"]);
     assert_eq!(c["x-ms-policycertificates-result"], "IsPresent");
     let sha1 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &second.der);
-    assert_eq!(c["x-ms-certificate-thumbprint"], json!(hex::encode_upper(sha1.as_ref())));
+    assert_eq!(
+        c["x-ms-certificate-thumbprint"],
+        json!(hex::encode_upper(sha1.as_ref()))
+    );
     assert_eq!(listed_certs(&s, &admin), [first.x5c(), second.x5c()]);
     // The new signer can sign policies now.
     let r = put_policy(&s, &admin, &second.python_policy(PERMIT));
     assert_eq!(r.status, 200, "{}", r.text);
     // The same request again is a replay, refused (the add body has the remove body's shape).
     let r = cert_call(&s, "remove", &admin, &add_second);
-    assert_eq!((r.status, r.code()), (400, "invalid_policy_signature"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_policy_signature"),
+        "{}",
+        r.text
+    );
     assert!(r.text.contains("replay"), "{}", r.text);
 
     // The second removes the first, who then can sign nothing.
@@ -462,16 +503,42 @@ fn policy_management_certificates_change_the_signers() {
     assert_eq!(c["x-ms-policycertificates-result"], "IsAbsent");
     assert_eq!(listed_certs(&s, &admin), [second.x5c()]);
     let r = put_policy(&s, &admin, &first.python_policy(DENY));
-    assert_eq!((r.status, r.code()), (403, "untrusted_policy_signer"), "{}", r.text);
-    let r = cert_call(&s, "add", &admin, &first.jws(&first.python_header(), r#"{"policyCertificate": {"kty": "RSA", "x5c": ["x"]}}"#));
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "untrusted_policy_signer"),
+        "{}",
+        r.text
+    );
+    let r = cert_call(
+        &s,
+        "add",
+        &admin,
+        &first.jws(
+            &first.python_header(),
+            r#"{"policyCertificate": {"kty": "RSA", "x5c": ["x"]}}"#,
+        ),
+    );
     assert_eq!(r.status, 403, "a removed signer cannot add: {}", r.text);
     // The last signer cannot be removed.
     let r = cert_call(&s, "remove", &admin, &second.python_cert_change(&second));
-    assert_eq!((r.status, r.code()), (409, "last_policy_signer"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "last_policy_signer"),
+        "{}",
+        r.text
+    );
     // A certificate that is not one.
-    let bad = second.jws(&second.python_header(), r#"{"policyCertificate": {"kty": "RSA", "x5c": ["AAAA"]}}"#);
+    let bad = second.jws(
+        &second.python_header(),
+        r#"{"policyCertificate": {"kty": "RSA", "x5c": ["AAAA"]}}"#,
+    );
     let r = cert_call(&s, "add", &admin, &bad);
-    assert_eq!((r.status, r.code()), (400, "invalid_policy_certificate"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_policy_certificate"),
+        "{}",
+        r.text
+    );
 
     // Key Vault's /certificates (api-version 7.x) is not this API.
     let r = s.get("/certificates?api-version=7.4", Some(&admin));
@@ -482,10 +549,12 @@ fn policy_management_certificates_change_the_signers() {
     let entries = s.audit_entries(&admin);
     let sha = |d: &[u8]| hex::encode(sha2::Sha256::digest(d));
     assert!(
-        entries.iter().any(|e| e["detail"].as_str().unwrap_or("").contains(&format!(
-            "policy signer remove {} IsAbsent",
-            sha(&first.der)
-        ))),
+        entries
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap_or("").contains(&format!(
+                "policy signer remove {} IsAbsent",
+                sha(&first.der)
+            ))),
         "no audit entry for the removal"
     );
     let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
@@ -507,7 +576,12 @@ fn aad_mode_has_no_policy_management_certificates() {
     assert!(listed_certs(&s, &admin).is_empty());
     // Nobody is a signer: nobody can make themselves one.
     let r = cert_call(&s, "add", &admin, &someone.python_cert_change(&someone));
-    assert_eq!((r.status, r.code()), (403, "untrusted_policy_signer"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "untrusted_policy_signer"),
+        "{}",
+        r.text
+    );
     assert!(listed_certs(&s, &admin).is_empty());
     // Unsigned uploads stay accepted.
     let r = put_policy(&s, &admin, PERMIT);
@@ -542,7 +616,11 @@ fn attestation_tokens_under_a_signed_policy_name_the_signer() {
     // Under an unsigned policy (AAD mode), no signer claim.
     let open = server(&[]);
     let admin = open.admin_token();
-    let r = open.put("/policies/sim", Some(&admin), &json!({"policy": sim_policy}));
+    let r = open.put(
+        "/policies/sim",
+        Some(&admin),
+        &json!({"policy": sim_policy}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     let r = open.post(
         "/attest/native",
@@ -550,5 +628,9 @@ fn attestation_tokens_under_a_signed_policy_name_the_signer() {
         &json!({"tee": "sim", "evidence": b64u(&ev)}),
     );
     assert_eq!(r.status, 200, "{}", r.text);
-    assert!(claims(&open, &r.body["token"]).get("x-ms-policy-signer").is_none());
+    assert!(
+        claims(&open, &r.body["token"])
+            .get("x-ms-policy-signer")
+            .is_none()
+    );
 }
