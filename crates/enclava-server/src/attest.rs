@@ -11,7 +11,8 @@
 //! | `GET /certs`, `GET /certs/` (JWKS of the token signer) | none |
 //! | `GET /.well-known/openid-configuration` (the **attestation** token issuer) | none |
 //! | `GET /challenge` | same as attest |
-//! | `GET /policies/{type}`, `PUT /policies/{type}`, `POST /policies/{type}:reset`, `POST /policies/{type}:test`, `GET /policies/{type}/versions` | `policies/manage` |
+//! | `GET /policies/{type}`, `PUT /policies/{type}`, `POST /policies/{type}:reset`, `POST /policies/{type}:test`, `GET /policies/{type}/versions` | `policies/manage` (isolated mode: set and reset signed by a policy signer) |
+//! | `GET /certificates` (MAA api-versions; `7.x` is Key Vault's), `POST /certificates:add`, `POST /certificates:remove` | `policies/manage`, changes signed by a policy signer |
 //! | `GET /enclava/reference-values/{scope}`, `GET/PUT/DELETE /enclava/reference-values/{scope}/{name}` | `policies/manage` |
 //! | `POST /enclava/attestation/rotate`, `POST /enclava/service-keys/{attestation\|release}/rotate` | `service-keys/rotate` (Administrator only) |
 //!
