@@ -58,7 +58,7 @@ pub enum AttestError {
     InvalidPolicy { policy_type: String, reason: String },
     /// Trusted policy signers are configured and the upload is not signed.
     #[error(
-        "policy signature required: expected a policy JWS signed (RS256, x5c) by a trusted policy signer, found an unsigned policy"
+        "policy signature required: expected a JWS signed (RS256, x5c) by a trusted policy signer, found an unsigned request"
     )]
     PolicySignatureRequired,
     /// A signed policy upload whose signature is unusable or does not verify.
@@ -69,6 +69,16 @@ pub enum AttestError {
         "untrusted policy signer: expected a certificate of the configured policy signers, found one with SHA-256 {cert_sha256}"
     )]
     UntrustedPolicySigner { cert_sha256: String },
+    /// A policy management certificate request (`/certificates:add`, `:remove`) that is not
+    /// usable as sent: no `policyCertificate`, not an RSA X.509 certificate, ...
+    #[error("invalid policy management certificate: {0}")]
+    InvalidPolicyCertificate(String),
+    /// Removing the last policy signer would leave isolated mode with no one able to sign
+    /// anything again: refused (the operator changes `attestation.policy_signers` instead).
+    #[error(
+        "cannot remove the last policy signer: expected at least one policy signer to remain, found the certificate with SHA-256 {cert_sha256} is the only one"
+    )]
+    LastPolicySigner { cert_sha256: String },
     /// A policy failed while evaluating (conflict, contract breach): no token.
     #[error("policy evaluation failed for {policy_type}: {reason}")]
     PolicyEvaluation { policy_type: String, reason: String },
@@ -183,9 +193,10 @@ impl AttestError {
             | AttestError::InvalidReference(_)
             | AttestError::PolicySignatureRequired
             | AttestError::InvalidPolicySignature(_)
+            | AttestError::InvalidPolicyCertificate(_)
             | AttestError::PolicyTooComplex { .. } => 400,
             AttestError::Denied { .. } | AttestError::UntrustedPolicySigner { .. } => 403,
-            AttestError::Conflict { .. } => 409,
+            AttestError::Conflict { .. } | AttestError::LastPolicySigner { .. } => 409,
             AttestError::PolicyBusy { .. } => 503,
             AttestError::PolicyEvaluation { .. }
             | AttestError::Store(_)
@@ -211,6 +222,8 @@ impl AttestError {
             AttestError::PolicySignatureRequired => "policy_signature_required",
             AttestError::InvalidPolicySignature(_) => "invalid_policy_signature",
             AttestError::UntrustedPolicySigner { .. } => "untrusted_policy_signer",
+            AttestError::InvalidPolicyCertificate(_) => "invalid_policy_certificate",
+            AttestError::LastPolicySigner { .. } => "last_policy_signer",
             AttestError::PolicyEvaluation { .. } => "policy_evaluation_failed",
             AttestError::PolicyTooComplex { .. } => "policy_too_complex",
             AttestError::PolicyBusy { .. } => "policy_evaluation_busy",

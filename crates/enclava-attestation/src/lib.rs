@@ -33,4 +33,7 @@ pub use service::{
     AttestationService, Attested, CollateralSource, PolicyRef, PolicyResult, PolicyTestResult,
     ServiceConfig, VERIFICATION_TIME_CLAIM,
 };
-pub use signers::{PolicySigner, PolicySigners};
+pub use signers::{
+    PolicySigner, PolicySigners, SignedRequest, SignerChange, SignerSetRecord,
+    certificate_of_management_body, signer_of, thumbprint,
+};

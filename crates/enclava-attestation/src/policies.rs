@@ -194,6 +194,23 @@ pub struct PolicyRecord {
     /// For a policy uploaded as a signed JWS: that JWS and its verified signer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed: Option<SignedPolicy>,
+    /// For a policy uploaded as an unsigned JWS: that JWS as received. MAA's
+    /// `x-ms-policy-token-hash` is over the bytes the client sent, and a client's JSON encoding
+    /// of the payload need not be ours, so it is kept rather than re-encoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_jws: Option<String>,
+}
+
+impl PolicyRecord {
+    /// The policy as the JWS MAA answers with (`x-ms-policy`): the upload as received (signed or
+    /// not), else the text as an unsigned policy JWS.
+    pub fn policy_jws(&self) -> String {
+        match (&self.signed, &self.upload_jws) {
+            (Some(s), _) => s.jws.clone(),
+            (None, Some(j)) => j.clone(),
+            (None, None) => enclava_policy::maa::unsigned_policy_jws(&self.text),
+        }
+    }
 }
 
 /// A signed policy upload as received, kept with the policy it carried (MAA answers with it).
@@ -273,6 +290,7 @@ pub fn builtin_record(tee: Tee) -> PolicyRecord {
         who: "builtin".into(),
         at: None,
         signed: None,
+        upload_jws: None,
     }
 }
 
@@ -351,6 +369,10 @@ impl PolicyStore {
         self
     }
 
+    pub(crate) fn store_ref(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
     fn keys(&self) -> Result<&PolicyRowKeys, AttestError> {
         self.row_keys.as_deref().ok_or_else(|| {
             AttestError::Config(
@@ -375,7 +397,7 @@ impl PolicyStore {
     }
 
     /// An `Op::Put` of `payload` as the authenticated row `key`.
-    fn put_row(&self, key: String, payload: &[u8]) -> Result<Op, AttestError> {
+    pub(crate) fn put_row(&self, key: String, payload: &[u8]) -> Result<Op, AttestError> {
         let value = self.row_key()?.seal(&key, payload);
         Ok(Op::Put {
             table: Table::Policies,
@@ -445,7 +467,10 @@ impl PolicyStore {
         !self.revalidate_after.is_zero() && checked.elapsed() < self.revalidate_after
     }
 
-    fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, AttestError> {
+    pub(crate) fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, AttestError> {
         match self.store.get(Table::Policies, key)? {
             None => Ok(None),
             Some(b) => self.decode(key, &b).map(Some),
@@ -491,12 +516,14 @@ impl PolicyStore {
         self.cache().len()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn write_policy(
         &self,
         tee: Tee,
         text: &str,
         builtin: bool,
         signed: Option<SignedPolicy>,
+        upload_jws: Option<String>,
         who: &str,
         now: DateTime<Utc>,
     ) -> Result<PolicyChange, AttestError> {
@@ -519,6 +546,7 @@ impl PolicyStore {
             who: who.into(),
             at: Some(now),
             signed,
+            upload_jws,
         };
         let bytes = serde_json::to_vec(&record).map_err(|e| AttestError::Store(e.to_string()))?;
         self.store.transact(vec![
@@ -564,7 +592,7 @@ impl PolicyStore {
         who: &str,
         now: DateTime<Utc>,
     ) -> Result<PolicyChange, AttestError> {
-        self.write_policy(tee, text, false, None, who, now)
+        self.write_policy(tee, text, false, None, None, who, now)
     }
 
     /// Like [`PolicyStore::set`] for a policy that arrived as a signed upload (kept with it).
@@ -576,7 +604,19 @@ impl PolicyStore {
         who: &str,
         now: DateTime<Utc>,
     ) -> Result<PolicyChange, AttestError> {
-        self.write_policy(tee, text, false, Some(signed), who, now)
+        self.write_policy(tee, text, false, Some(signed), None, who, now)
+    }
+
+    /// Like [`PolicyStore::set`] for a policy that arrived as an unsigned JWS (kept as received).
+    pub fn set_unsigned_jws(
+        &self,
+        tee: Tee,
+        text: &str,
+        jws: &str,
+        who: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PolicyChange, AttestError> {
+        self.write_policy(tee, text, false, None, Some(jws.to_string()), who, now)
     }
 
     /// Back to the built-in default (stored as a new version, so the history stays whole).
@@ -587,11 +627,11 @@ impl PolicyStore {
         now: DateTime<Utc>,
     ) -> Result<PolicyChange, AttestError> {
         let text = builtin_record(tee).text;
-        self.write_policy(tee, &text, true, None, who, now)
+        self.write_policy(tee, &text, true, None, None, who, now)
     }
 
     /// Every record under `prefix`, in key order (page by page).
-    fn read_all<T: serde::de::DeserializeOwned>(
+    pub(crate) fn read_all<T: serde::de::DeserializeOwned>(
         &self,
         prefix: &str,
     ) -> Result<Vec<T>, AttestError> {

@@ -527,9 +527,12 @@ impl AttestationService {
             "reference": Value::Object(Map::clone(&reference)),
         });
 
+        // MAA names the signer of a signed policy in the tokens issued under it.
+        let mut policy_signer: Option<Value> = None;
         let (decision, policy) = match appraiser {
             Appraiser::Active => {
                 let active = self.policies.active(tee)?;
+                policy_signer = active.record.signed.as_ref().map(|s| s.signer.clone());
                 let d = active
                     .compiled
                     .evaluate(tee.as_str(), &input, &token_claims)?;
@@ -568,6 +571,9 @@ impl AttestationService {
             token_claims.insert("nonce".into(), n.clone().into());
         }
         token_claims.insert("x-ms-policy-hash".into(), policy.hash.clone().into());
+        if let Some(signer) = policy_signer {
+            token_claims.insert("x-ms-policy-signer".into(), signer);
+        }
         token_claims.insert(SCOPE_CLAIM.into(), req.scope.clone().into());
         if self.config.clock_moved {
             token_claims.insert(
@@ -721,19 +727,33 @@ impl AttestationService {
         result: Option<PolicyResult>,
         now: DateTime<Utc>,
     ) -> Result<String, AttestError> {
-        let jws = match &record.signed {
-            Some(signed) => signed.jws.clone(),
-            None => enclava_policy::maa::unsigned_policy_jws(&record.text),
-        };
+        self.policy_result_token(record, result, None, now)
+    }
+
+    /// [`AttestationService::policy_token`] answering a request whose JWS is not the stored
+    /// policy's (a reset): `x-ms-policy-token-hash` is over `presented` (the JWS as received) and
+    /// `x-ms-policy-signer` is its signer, as MAA answers a reset.
+    pub fn policy_result_token(
+        &self,
+        record: &crate::policies::PolicyRecord,
+        result: Option<PolicyResult>,
+        presented: Option<(&str, Option<&Value>)>,
+        now: DateTime<Utc>,
+    ) -> Result<String, AttestError> {
+        let jws = record.policy_jws();
         let mut m = Map::new();
         m.insert("x-ms-policy".into(), jws.clone().into());
-        if let Some(signed) = &record.signed {
-            m.insert("x-ms-policy-signer".into(), signed.signer.clone());
+        let (hashed, signer) = match presented {
+            Some((p, s)) => (p.to_string(), s.cloned()),
+            None => (jws, record.signed.as_ref().map(|s| s.signer.clone())),
+        };
+        if let Some(signer) = signer {
+            m.insert("x-ms-policy-signer".into(), signer);
         }
         m.insert(
             "x-ms-policy-token-hash".into(),
             URL_SAFE_NO_PAD
-                .encode(sha2::Sha256::digest(jws.as_bytes()))
+                .encode(sha2::Sha256::digest(hashed.as_bytes()))
                 .into(),
         );
         m.insert("x-ms-policy-hash".into(), record.hash.clone().into());
@@ -755,6 +775,23 @@ impl AttestationService {
         enclava_token::issue(&m, self.signer().as_ref(), &opts).map_err(|e| AttestError::Token {
             code: e.code(),
             reason: e.to_string(),
+        })
+    }
+
+    /// A token of the service carrying `claims` (MAA answers the policy management certificate
+    /// APIs with one: `x-ms-policy-certificates`, `x-ms-certificate-thumbprint`, ...).
+    pub fn management_token(
+        &self,
+        claims: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<String, AttestError> {
+        let mut opts = TokenOptions::new(self.config.issuer.clone(), now);
+        opts.lifetime = self.config.token_lifetime;
+        enclava_token::issue(claims, self.signer().as_ref(), &opts).map_err(|e| {
+            AttestError::Token {
+                code: e.code(),
+                reason: e.to_string(),
+            }
         })
     }
 

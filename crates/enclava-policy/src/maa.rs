@@ -1422,6 +1422,32 @@ fn b64url_decode(part: &str, what: &str) -> Result<Vec<u8>, PolicyError> {
         })
 }
 
+/// The signer's certificate chain of a JWS header: `x5c`, or `jwk.x5c` (the form the Azure
+/// Attestation Python SDK sends). Both present and different is refused: which one would be the
+/// signer is ambiguous.
+fn header_x5c(header: &serde_json::Map<String, Value>) -> Result<Option<&Value>, PolicyError> {
+    let top = header.get("x5c");
+    let in_jwk = match header.get("jwk") {
+        None => None,
+        Some(Value::Object(j)) => j.get("x5c"),
+        Some(other) => {
+            return Err(PolicyError::Jws {
+                expected: "jwk as a JSON object".into(),
+                found: crate::rego::json_kind(other).into(),
+            });
+        }
+    };
+    match (top, in_jwk) {
+        (Some(a), Some(b)) if a != b => Err(PolicyError::Jws {
+            expected: "one signer certificate chain (x5c and jwk.x5c equal when both are sent)"
+                .into(),
+            found: "x5c and jwk.x5c naming different certificates".into(),
+        }),
+        (Some(a), _) => Ok(Some(a)),
+        (None, b) => Ok(b),
+    }
+}
+
 /// Split and decode a policy upload JWS whose payload is `{"AttestationPolicy": base64url(text)}`.
 pub fn parse_policy_jws(jws: &str) -> Result<PolicyUpload, PolicyError> {
     let jws = jws.trim();
@@ -1437,11 +1463,14 @@ pub fn parse_policy_jws(jws: &str) -> Result<PolicyUpload, PolicyError> {
             expected: "a JSON object header".into(),
             found: format!("invalid JSON ({e})"),
         })?;
+    // The Azure Attestation Python SDK spells RS256 "RSA256" (real MAA accepts it): the same
+    // algorithm, RSASSA-PKCS1-v1_5 with SHA-256, reported here under its JOSE name.
     let alg = match header.get("alg") {
         Some(Value::String(a)) if a == "none" || a == "RS256" => a.clone(),
+        Some(Value::String(a)) if a == "RSA256" => "RS256".to_string(),
         Some(other) => {
             return Err(PolicyError::Jws {
-                expected: "alg \"none\" or \"RS256\"".into(),
+                expected: "alg \"none\", \"RS256\" or \"RSA256\"".into(),
                 found: format!("alg {}", bounded(&other.to_string(), ECHO)),
             });
         }
@@ -1465,7 +1494,7 @@ pub fn parse_policy_jws(jws: &str) -> Result<PolicyUpload, PolicyError> {
             found: "an empty signature".into(),
         });
     }
-    let x5c = match header.get("x5c") {
+    let x5c = match header_x5c(&header)? {
         None => Vec::new(),
         Some(Value::Array(a)) => a
             .iter()

@@ -389,6 +389,14 @@ fn policy_upload_jws_round_trip_and_errors() {
     assert_eq!(up.policy_text, DEFAULT);
     assert_eq!(up.signing_input, format!("{header}.{payload}"));
 
+    // The Python SDK's form: alg "RSA256", the chain in jwk.x5c.
+    let py = URL_SAFE_NO_PAD.encode(br#"{"alg": "RSA256", "jwk": {"x5c": ["MIIBfake"]}}"#);
+    let up = parse_policy_jws(&format!("{py}.{payload}.{sig}")).unwrap();
+    assert_eq!(
+        (up.alg.as_str(), up.x5c.as_slice()),
+        ("RS256", &["MIIBfake".to_string()][..])
+    );
+
     let jws_err = |s: &str| match parse_policy_jws(s) {
         Err(PolicyError::Jws { expected, found }) => (expected, found),
         other => panic!("expected a Jws error for {s:?}, got {other:?}"),
@@ -407,6 +415,13 @@ fn policy_upload_jws_round_trip_and_errors() {
         jws_err(&format!("{header}.{payload}."))
             .0
             .contains("signature for alg RS256")
+    );
+    // Two different chains: ambiguous.
+    let both = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","x5c":["A"],"jwk":{"x5c":["B"]}}"#);
+    assert!(
+        jws_err(&format!("{both}.{payload}.{sig}"))
+            .1
+            .contains("different")
     );
     let nopolicy = URL_SAFE_NO_PAD.encode(br#"{"Other":1}"#);
     assert!(

@@ -11,7 +11,8 @@
 //! | `GET /certs`, `GET /certs/` (JWKS of the token signer) | none |
 //! | `GET /.well-known/openid-configuration` (the **attestation** token issuer) | none |
 //! | `GET /challenge` | same as attest |
-//! | `GET /policies/{type}`, `PUT /policies/{type}`, `POST /policies/{type}:reset`, `POST /policies/{type}:test`, `GET /policies/{type}/versions` | `policies/manage` |
+//! | `GET /policies/{type}`, `PUT /policies/{type}`, `POST /policies/{type}:reset`, `POST /policies/{type}:test`, `GET /policies/{type}/versions` | `policies/manage` (isolated mode: set and reset signed by a policy signer) |
+//! | `GET /certificates` (MAA api-versions; `7.x` is Key Vault's), `POST /certificates:add`, `POST /certificates:remove` | `policies/manage`, changes signed by a policy signer |
 //! | `GET /enclava/reference-values/{scope}`, `GET/PUT/DELETE /enclava/reference-values/{scope}/{name}` | `policies/manage` |
 //! | `POST /enclava/attestation/rotate`, `POST /enclava/service-keys/{attestation\|release}/rotate` | `service-keys/rotate` (Administrator only) |
 //!
@@ -288,6 +289,14 @@ pub enum RefOp {
     Versions,
 }
 
+/// What a policy management certificate route does (MAA's `/certificates` APIs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertOp {
+    Get,
+    Add,
+    Remove,
+}
+
 /// The attestation routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttestRoute {
@@ -307,6 +316,9 @@ pub enum AttestRoute {
         name: Option<String>,
         object: String,
     },
+    /// MAA's policy management certificates: `GET /certificates`, `POST /certificates:add`,
+    /// `POST /certificates:remove`.
+    PolicyCertificates(CertOp),
     /// Rotate the attestation token signer (`POST /enclava/attestation/rotate`).
     Rotate,
     /// Rotate a service key (`POST /enclava/service-keys/{attestation|release}/rotate`).
@@ -373,6 +385,23 @@ pub fn route(m: &Method, segs: &[&str]) -> Option<Result<AttestRoute, RouteError
                 }
             }
         }
+        // Key Vault serves `GET /certificates` too (issue 12): the two are told apart by
+        // api-version in `execute` (see `certificates_api`).
+        ["certificates"] => only(
+            Method::GET,
+            AttestRoute::PolicyCertificates(CertOp::Get),
+            "GET",
+        ),
+        ["certificates:add"] => only(
+            Method::POST,
+            AttestRoute::PolicyCertificates(CertOp::Add),
+            "POST",
+        ),
+        ["certificates:remove"] => only(
+            Method::POST,
+            AttestRoute::PolicyCertificates(CertOp::Remove),
+            "POST",
+        ),
         ["policies", ty, "versions"] if !ty.is_empty() => {
             only(Method::GET, policy(PolicyOp::Versions, ty), "GET")
         }
@@ -429,6 +458,11 @@ impl AttestRoute {
                 RefOp::Versions => "/enclava/reference-values/{scope}/{name}/versions",
                 _ => "/enclava/reference-values/{scope}/{name}",
             },
+            AttestRoute::PolicyCertificates(op) => match op {
+                CertOp::Get => "/certificates",
+                CertOp::Add => "/certificates:add",
+                CertOp::Remove => "/certificates:remove",
+            },
             AttestRoute::Rotate => "/enclava/attestation/rotate",
             AttestRoute::RotateServiceKey(_) => "/enclava/service-keys/{kind}/rotate",
         }
@@ -458,6 +492,11 @@ impl AttestRoute {
                 RefOp::Delete => "DeleteReferenceValues",
                 RefOp::Versions => "GetReferenceValueVersions",
             },
+            AttestRoute::PolicyCertificates(op) => match op {
+                CertOp::Get => "GetPolicyManagementCertificates",
+                CertOp::Add => "AddPolicyManagementCertificate",
+                CertOp::Remove => "RemovePolicyManagementCertificate",
+            },
             AttestRoute::Rotate => "RotateAttestationSigner",
             AttestRoute::RotateServiceKey(crate::service_keys::ServiceKeyKind::Attestation) => {
                 "RotateAttestationSigner"
@@ -474,6 +513,7 @@ impl AttestRoute {
             AttestRoute::Policy { object, .. } | AttestRoute::Reference { object, .. } => {
                 Some(object)
             }
+            AttestRoute::PolicyCertificates(_) => Some("policy-certificates"),
             AttestRoute::Rotate => Some("service-keys/attestation"),
             AttestRoute::RotateServiceKey(crate::service_keys::ServiceKeyKind::Attestation) => {
                 Some("service-keys/attestation")
@@ -1075,16 +1115,23 @@ fn policy_json(r: &PolicyRecord) -> Value {
     serde_json::to_value(r).unwrap_or(Value::Null)
 }
 
-/// Policy upload body: an MAA policy JWS (`alg: none`), a JSON `{"policy": text}`, or the
-/// policy text itself.
-/// The policy text of a `PUT /policies/{type}` body (an MAA policy JWS, `{"policy": TEXT}` or the
-/// text itself) and, for a signed JWS, its verified signer. With trusted policy signers configured
-/// only a JWS signed by one of them is accepted.
+/// A `PUT /policies/{type}` body, understood: the policy text, the upload JWS as received (when
+/// the body was one) and its verified signer (when signed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PolicyBody {
+    text: String,
+    jws: Option<String>,
+    signer: Option<PolicySigner>,
+}
+
+/// The policy of a `PUT /policies/{type}` body (an MAA policy JWS, `{"policy": TEXT}` or the text
+/// itself). With policy signers in force (isolated mode) only a JWS signed by one of them is
+/// accepted; a signed JWS is verified in every mode.
 fn policy_text_of(
     body: &[u8],
     ty: &str,
     signers: &PolicySigners,
-) -> Result<(String, Option<PolicySigner>), AttestError> {
+) -> Result<PolicyBody, AttestError> {
     let bad = |m: String| AttestError::InvalidPolicy {
         policy_type: ty.chars().take(64).collect(),
         reason: m,
@@ -1105,11 +1152,20 @@ fn policy_text_of(
         let up = enclava_policy::maa::parse_policy_jws(text)
             .map_err(|e| bad(format!("invalid policy JWS: {e}")))?;
         let signer = signers.check(&up)?;
-        return Ok((up.policy_text, signer));
+        return Ok(PolicyBody {
+            text: up.policy_text,
+            jws: Some(text.to_string()),
+            signer,
+        });
     }
     if !signers.is_empty() {
         return Err(AttestError::PolicySignatureRequired);
     }
+    let plain = |text: String| PolicyBody {
+        text,
+        jws: None,
+        signer: None,
+    };
     if text.starts_with('{') {
         let v: Value = serde_json::from_str(text).map_err(|e| {
             bad(format!(
@@ -1119,10 +1175,110 @@ fn policy_text_of(
         return v
             .get("policy")
             .and_then(Value::as_str)
-            .map(|p| (p.to_string(), None))
+            .map(|p| plain(p.to_string()))
             .ok_or_else(|| bad("expected a JSON object with a string member \"policy\"".into()));
     }
-    Ok((text.to_string(), None))
+    Ok(plain(text.to_string()))
+}
+
+/// A `POST /policies/{type}:reset` body: MAA's is a JWS over an empty payload (the SDKs send
+/// `{"alg":"none"}` unsigned, or signed like a policy upload). With policy signers in force the
+/// body must be such a JWS signed by one of them; otherwise any body that is not a JWS (none,
+/// `{}`) is accepted as before, and a JWS is still verified. Returns the JWS as received and
+/// its verified signer, when the body was a JWS.
+fn reset_request_of(
+    body: &[u8],
+    signers: &PolicySigners,
+) -> Result<Option<(String, Option<PolicySigner>)>, AttestError> {
+    let Some(req) = enclava_attestation::SignedRequest::parse(body)? else {
+        return if signers.is_empty() {
+            Ok(None)
+        } else {
+            Err(AttestError::PolicySignatureRequired)
+        };
+    };
+    let signer = signers.verify(&req)?;
+    // A signed policy upload (or certificate change) is not a reset: only an empty payload is.
+    let payload = req.payload_json()?;
+    if !(payload.is_null() || payload.as_object().is_some_and(Map::is_empty)) {
+        return Err(AttestError::InvalidPolicySignature(
+            "expected a reset JWS over an empty payload (or null, {}), found a payload with content"
+                .into(),
+        ));
+    }
+    Ok(Some((req.jws, signer)))
+}
+
+/// A `POST /certificates:add` / `:remove` body: a JWS signed by a policy signer in force whose
+/// payload names the certificate (`{"policyCertificate": {"kty": "RSA", "x5c": [...]}}`).
+/// Returns the certificate (DER), the verified signer and the SHA-256 of the JWS (hex).
+fn certificate_request_of(
+    body: &[u8],
+    signers: &PolicySigners,
+) -> Result<(Vec<u8>, PolicySigner, String), AttestError> {
+    let req = enclava_attestation::SignedRequest::parse(body)?.ok_or_else(|| {
+        AttestError::InvalidPolicyCertificate(
+            "expected a JWS (compact, or as a JSON string) signed by a policy signer, found another body"
+                .into(),
+        )
+    })?;
+    // Only a current signer may change the set: with none in force (AAD mode) there is no one,
+    // and an unsigned request is never enough.
+    if signers.is_empty() || req.alg == "none" {
+        if req.alg != "none" {
+            // Still verify, so a broken signature is reported as such.
+            PolicySigners::default().verify(&req)?;
+        }
+        return Err(if req.alg == "none" {
+            AttestError::PolicySignatureRequired
+        } else {
+            AttestError::UntrustedPolicySigner {
+                cert_sha256: req
+                    .x5c
+                    .first()
+                    .and_then(|c| {
+                        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, c).ok()
+                    })
+                    .map(|d| hex::encode(sha2::Sha256::digest(d)))
+                    .unwrap_or_default(),
+            }
+        });
+    }
+    let signer = signers
+        .verify(&req)?
+        .ok_or(AttestError::PolicySignatureRequired)?;
+    let der = enclava_attestation::certificate_of_management_body(&req.payload_json()?)?;
+    let sha = hex::encode(sha2::Sha256::digest(req.jws.as_bytes()));
+    Ok((der, signer, sha))
+}
+
+/// Which API a `/certificates` request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificatesApi {
+    /// MAA's policy management certificates (api-version a date: 2020-10-01, 2022-08-01,
+    /// 2022-09-01-preview; or none).
+    Maa,
+    /// Key Vault certificates (api-version `7.x`).
+    KeyVault,
+}
+
+/// Tell MAA's `/certificates` from Key Vault's by `api-version`: Key Vault versions are
+/// `MAJOR.MINOR` (7.0 to 7.6, `-preview` suffixes), MAA's are dates.
+pub fn certificates_api(query: &[(String, String)]) -> CertificatesApi {
+    let v = query
+        .iter()
+        .find(|(k, _)| k == "api-version")
+        .map(|(_, v)| v.trim());
+    match v {
+        Some(v)
+            if v.split('.').next().is_some_and(|m| {
+                !m.is_empty() && m.len() <= 2 && m.bytes().all(|b| b.is_ascii_digit())
+            }) && v.contains('.') =>
+        {
+            CertificatesApi::KeyVault
+        }
+        _ => CertificatesApi::Maa,
+    }
 }
 
 /// The request, with the reference-value scope named by the `scope` query parameter (default
@@ -1248,28 +1404,38 @@ pub fn execute(
                     Reply::json(&json!({"value": v}))
                 }
                 PolicyOp::Set | PolicyOp::Reset => {
+                    // The signers in force now: configured, with runtime changes applied.
+                    let signers = p
+                        .effective_signers(&a.config.policy_signers)
+                        .map_err(|e| err(e, ctx))?;
                     let mut signed_by: Option<String> = None;
-                    let (change, result) = if *op == PolicyOp::Set {
-                        let (text, signer) = policy_text_of(body, ty, &a.config.policy_signers)
-                            .map_err(|e| err(e, ctx))?;
-                        let change = match signer {
-                            Some(signer) => {
+                    let (change, result, presented) = if *op == PolicyOp::Set {
+                        let up = policy_text_of(body, ty, &signers).map_err(|e| err(e, ctx))?;
+                        let change = match (up.signer, up.jws) {
+                            (Some(signer), Some(jws)) => {
                                 signed_by = Some(signer.cert_sha256.clone());
                                 let signed = enclava_attestation::SignedPolicy {
-                                    jws: String::from_utf8_lossy(body).trim().to_string(),
+                                    jws,
                                     signer: signer.jwk,
                                     signer_sha256: signer.cert_sha256,
                                 };
-                                p.set_signed(tee, &text, signed, &who, now)
+                                p.set_signed(tee, &up.text, signed, &who, now)
                             }
-                            None => p.set(tee, &text, &who, now),
+                            (None, Some(jws)) => p.set_unsigned_jws(tee, &up.text, &jws, &who, now),
+                            _ => p.set(tee, &up.text, &who, now),
                         }
                         .map_err(|e| err(e, ctx))?;
-                        (change, enclava_attestation::PolicyResult::Updated)
+                        (change, enclava_attestation::PolicyResult::Updated, None)
                     } else {
+                        let presented =
+                            reset_request_of(body, &signers).map_err(|e| err(e, ctx))?;
+                        if let Some((_, Some(s))) = &presented {
+                            signed_by = Some(s.cert_sha256.clone());
+                        }
                         (
                             p.reset(tee, &who, now).map_err(|e| err(e, ctx))?,
                             enclava_attestation::PolicyResult::Removed,
+                            presented,
                         )
                     };
                     set_detail(
@@ -1288,7 +1454,14 @@ pub fn execute(
                     );
                     let r = p.get(tee).map_err(|e| err(e, ctx))?;
                     let token = svc
-                        .policy_token(&r, Some(result), now)
+                        .policy_result_token(
+                            &r,
+                            Some(result),
+                            presented
+                                .as_ref()
+                                .map(|(jws, s)| (jws.as_str(), s.as_ref().map(|s| &s.jwk))),
+                            now,
+                        )
                         .map_err(|e| err(e, ctx))?;
                     Reply::json(&json!({
                         "token": token,
@@ -1382,6 +1555,78 @@ pub fn execute(
                     Reply::json(&c)
                 }
             }
+        }
+        AttestRoute::PolicyCertificates(op) => {
+            if certificates_api(query) == CertificatesApi::KeyVault {
+                // Key Vault certificates are not served yet (issue 12): this path is MAA's only
+                // for MAA api-versions.
+                return Err(ApiError::not_found(
+                    "Key Vault certificates are not implemented by this server; /certificates with an MAA api-version (2020-10-01, 2022-08-01, 2022-09-01-preview) lists the policy management certificates",
+                ));
+            }
+            auth(st, headers, ctx, true)?;
+            let svc = a.service(st)?;
+            let p = svc.policies();
+            let now = now_for(a);
+            let err = |e: AttestError, ctx: &mut AttestCtx| attest_error(&e, ctx);
+            let signers = p
+                .effective_signers(&a.config.policy_signers)
+                .map_err(|e| err(e, ctx))?;
+            let mut claims = Map::new();
+            match op {
+                CertOp::Get => {
+                    let keys: Vec<Value> = signers
+                        .certs()
+                        .iter()
+                        .filter_map(|der| enclava_attestation::signer_of(der).ok())
+                        .map(|s| s.jwk)
+                        .collect();
+                    claims.insert("x-ms-policy-certificates".into(), json!({ "keys": keys }));
+                }
+                CertOp::Add | CertOp::Remove => {
+                    let add = *op == CertOp::Add;
+                    let (der, signer, request_sha256) =
+                        certificate_request_of(body, &signers).map_err(|e| err(e, ctx))?;
+                    let who = ctx.principal.clone().unwrap_or_default();
+                    let change = p
+                        .change_signers(
+                            &a.config.policy_signers,
+                            &der,
+                            add,
+                            &request_sha256,
+                            &signer.cert_sha256,
+                            &who,
+                            now,
+                        )
+                        .map_err(|e| err(e, ctx))?;
+                    set_detail(
+                        ctx,
+                        format!(
+                            "policy signer {} {} {} version {} signed-by {}",
+                            if add { "add" } else { "remove" },
+                            change.cert_sha256,
+                            change.result,
+                            change
+                                .version
+                                .map(|v| v.to_string())
+                                .unwrap_or_else(|| "unchanged".into()),
+                            signer.cert_sha256
+                        ),
+                    );
+                    claims.insert(
+                        "x-ms-certificate-thumbprint".into(),
+                        change.thumbprint.into(),
+                    );
+                    claims.insert(
+                        "x-ms-policycertificates-result".into(),
+                        change.result.into(),
+                    );
+                }
+            }
+            let token = svc
+                .management_token(&claims, now)
+                .map_err(|e| err(e, ctx))?;
+            Reply::json(&json!({ "token": token }))
         }
         AttestRoute::Rotate | AttestRoute::RotateServiceKey(_) => {
             use crate::service_keys::ServiceKeyKind;
@@ -1570,19 +1815,53 @@ mod tests {
     fn policy_bodies() {
         let text = "version=1.0; authorizationrules { => permit(); };";
         let none = PolicySigners::default();
-        let unsigned = (text.to_string(), None);
+        let plain = |jws: Option<String>| PolicyBody {
+            text: text.to_string(),
+            jws,
+            signer: None,
+        };
         assert_eq!(
             policy_text_of(text.as_bytes(), "t", &none).unwrap(),
-            unsigned
+            plain(None)
         );
         let jws = enclava_policy::maa::unsigned_policy_jws(text);
+        // The JWS is kept as received (its hash is MAA's x-ms-policy-token-hash).
         assert_eq!(
-            policy_text_of(jws.as_bytes(), "t", &none).unwrap(),
-            unsigned
+            policy_text_of(format!(" {jws}\n").as_bytes(), "t", &none).unwrap(),
+            plain(Some(jws.clone()))
         );
         let j = json!({"policy": text}).to_string();
-        assert_eq!(policy_text_of(j.as_bytes(), "t", &none).unwrap(), unsigned);
+        assert_eq!(
+            policy_text_of(j.as_bytes(), "t", &none).unwrap(),
+            plain(None)
+        );
         let e = policy_text_of(b"  ", "t", &none).unwrap_err();
         assert_eq!((e.code(), e.http_status()), ("invalid_policy", 400));
+    }
+
+    #[test]
+    fn certificates_are_told_apart_by_api_version() {
+        let q = |v: &str| vec![("api-version".to_string(), v.to_string())];
+        for v in ["2020-10-01", "2022-08-01", "2022-09-01-preview"] {
+            assert_eq!(certificates_api(&q(v)), CertificatesApi::Maa, "{v}");
+        }
+        assert_eq!(certificates_api(&[]), CertificatesApi::Maa);
+        for v in ["7.0", "7.4", "7.6", "7.6-preview.1", "7.5-preview.1"] {
+            assert_eq!(certificates_api(&q(v)), CertificatesApi::KeyVault, "{v}");
+        }
+        assert_eq!(
+            r(Method::GET, "/certificates"),
+            Some(Ok(AttestRoute::PolicyCertificates(CertOp::Get)))
+        );
+        assert_eq!(
+            r(Method::POST, "/certificates:remove"),
+            Some(Ok(AttestRoute::PolicyCertificates(CertOp::Remove)))
+        );
+        assert!(matches!(
+            r(Method::GET, "/certificates:add"),
+            Some(Err(RouteError::MethodNotAllowed { .. }))
+        ));
+        // Key Vault's certificate paths are not ours.
+        assert_eq!(r(Method::GET, "/certificates/c1"), None);
     }
 }

@@ -579,6 +579,22 @@ fn policy_set_signs_for_a_server_with_trusted_signers() {
         &key,
     ]);
     assert_eq!(code, 2, "{err}");
+    // Reset: unsigned is refused too (isolated mode), signed goes back to the default.
+    let (code, _, err) = cli(&["policy", "reset", "--type", "SevSnpVm"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("policy_signature_required"), "{err}");
+    let (code, out, err) = cli(&[
+        "policy",
+        "reset",
+        "--type",
+        "SevSnpVm",
+        "--sign-key",
+        &key,
+        "--sign-cert",
+        &signers,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["policy"]["builtin"], true, "{out}");
 }
 
 #[test]

@@ -44,8 +44,18 @@ pub enum PolicyCommand {
         #[arg(long, requires = "sign_key")]
         sign_cert: Option<PathBuf>,
     },
-    /// Go back to the built-in default policy.
-    Reset(TypeArg),
+    /// Go back to the built-in default policy. A server with trusted policy signers requires the
+    /// reset signed (`--sign-key`, `--sign-cert`: an MAA reset JWS over an empty payload).
+    Reset {
+        #[command(flatten)]
+        ty: TypeArg,
+        /// The signer's RSA private key (PKCS#8 PEM, `-----BEGIN PRIVATE KEY-----`).
+        #[arg(long, requires = "sign_cert")]
+        sign_key: Option<PathBuf>,
+        /// The signer's certificate (PEM), sent in the JWS `x5c` header.
+        #[arg(long, requires = "sign_key")]
+        sign_cert: Option<PathBuf>,
+    },
     /// Dry run: evaluate a draft policy against an attest request body (no usable token).
     Test {
         #[command(flatten)]
@@ -110,6 +120,13 @@ fn signed_policy_jws(
     key: &std::path::Path,
     cert: &std::path::Path,
 ) -> CliResult<String> {
+    let payload = json!({"AttestationPolicy": b64url(text.as_bytes())});
+    signed_jws(&payload.to_string(), key, cert)
+}
+
+/// A JWS over `payload` (exact text; empty for a reset), signed with RS256 by `key`, `cert` in
+/// `x5c`.
+fn signed_jws(payload: &str, key: &std::path::Path, cert: &std::path::Path) -> CliResult<String> {
     use base64::Engine;
     use enclava_token::TokenSigner;
     let key_der = zeroize::Zeroizing::new(pem_block(key, "PRIVATE KEY")?);
@@ -125,11 +142,10 @@ fn signed_policy_jws(
         "alg": "RS256",
         "x5c": [base64::engine::general_purpose::STANDARD.encode(&cert_der)],
     });
-    let payload = json!({"AttestationPolicy": b64url(text.as_bytes())});
     let input = format!(
         "{}.{}",
         b64url(header.to_string().as_bytes()),
-        b64url(payload.to_string().as_bytes())
+        b64url(payload.as_bytes())
     );
     let sig = signer
         .sign(input.as_bytes())
@@ -204,13 +220,19 @@ fn policy(args: PolicyArgs) -> CliResult<()> {
             };
             show_policy(&client, &v);
         }
-        PolicyCommand::Reset(t) => {
-            let v = client.call(
-                "POST",
-                &format!("/policies/{}:reset", checked_type(&t.ty)?),
-                &[],
-                None,
-            )?;
+        PolicyCommand::Reset {
+            ty,
+            sign_key,
+            sign_cert,
+        } => {
+            let path = format!("/policies/{}:reset", checked_type(&ty.ty)?);
+            let v = match (sign_key, sign_cert) {
+                (Some(key), Some(cert)) => {
+                    let jws = signed_jws("", key, cert)?;
+                    client.call_raw("POST", &path, jws.as_bytes())?
+                }
+                _ => client.call("POST", &path, &[], None)?,
+            };
             show_policy(&client, &v);
         }
         PolicyCommand::Test { ty, file, request } => {
