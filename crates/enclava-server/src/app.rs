@@ -1049,6 +1049,8 @@ pub async fn dispatch(
             format!("method {method} is not allowed here: expected {allowed}"),
         )),
         Ok(Route::Healthz) => Reply::json(&json!({"status": "ok"})),
+        // Built from constants and the public base URL: bounded, stateless, nothing secret.
+        Ok(Route::OpenApi) => Reply::json(&crate::openapi::document(&st.base_url)),
         Ok(Route::Metrics) => Ok(Reply {
             status: StatusCode::OK,
             body: Some(st.metrics.encode().into_bytes()),
