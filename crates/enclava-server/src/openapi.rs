@@ -184,7 +184,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/deletedkeys/{name}", "GetDeletedKey", Bearer("deletedkeys/get"), "Get a deleted key").out("DeletedKeyBundle"),
     op("DELETE", "/deletedkeys/{name}", "PurgeDeletedKey", Bearer("deletedkeys/purge"), "Purge a deleted key").status(204, None),
     op("POST", "/deletedkeys/{name}/recover", "RecoverDeletedKey", Bearer("deletedkeys/recover"), "Recover a deleted key").out("KeyBundle"),
-    op("POST", "/rng", "GetRandomBytes", Bearer("rng"), "Random bytes (1-128)").body("GetRandomBytesRequest").out("RandomBytes"),
+    op("POST", "/rng", "GetRandomBytes", Bearer("rng"), "Random bytes (1-1024)").body("GetRandomBytesRequest").out("RandomBytes"),
     // Key Vault secrets
     op("GET", "/secrets", "GetSecrets", Bearer("secrets/list"), "List secrets").query(PAGED).out("SecretListResult"),
     op("PUT", "/secrets/{name}", "SetSecret", Bearer("secrets/set"), "Set a secret (a new version)").body("SecretSetParameters").out("SecretBundle"),
@@ -1011,7 +1011,7 @@ fn schemas() -> Value {
                 "how many bytes",
                 &[(
                     "count",
-                    json!({"type": "integer", "minimum": 1, "maximum": 128}),
+                    json!({"type": "integer", "minimum": 1, "maximum": 1024}),
                 )],
                 &["count"],
             ),
