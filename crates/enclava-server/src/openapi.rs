@@ -1345,10 +1345,16 @@ mod tests {
         let mut words = BTreeSet::new();
         let sources = [include_str!("route.rs"), include_str!("attest.rs")];
         // Lines of match patterns (`["keys", name] =>`, `| [...]`, `("create", Method::POST) =>`)
-        // and of string tables (`"encrypt" => KeyOp::Encrypt`).
+        // of string tables (`"encrypt" => KeyOp::Encrypt`, the `template()` arms) and of
+        // suffix matches (`seg.strip_suffix(":reset")`).
         let pattern_lines = sources.iter().flat_map(|s| s.lines()).filter(|l| {
             let t = l.trim_start();
-            t.starts_with('[') || t.starts_with('|') || t.starts_with('(') || t.contains("=>")
+            t.starts_with('[')
+                || t.starts_with('|')
+                || t.starts_with('(')
+                || t.contains("=>")
+                || t.contains("strip_suffix(")
+                || t.contains("strip_prefix(")
         });
         for line in pattern_lines {
             for (i, lit) in line.split('"').enumerate() {
@@ -1372,6 +1378,12 @@ mod tests {
                 words.insert(seg.to_string());
             }
         }
+        // `{type}:reset` also yields the suffix `:reset`, combined with every word below.
+        let split: Vec<String> = words
+            .iter()
+            .filter_map(|w| w.find(':').filter(|i| *i > 0).map(|i| w[i..].to_string()))
+            .collect();
+        words.extend(split);
         // Action suffixes (`:reset`) on names and other words.
         let suffixes: Vec<String> = words
             .iter()
