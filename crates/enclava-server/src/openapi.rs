@@ -302,10 +302,6 @@ fn operation_object(o: &Operation) -> Value {
     let mut responses = Map::new();
     let (status, schema) = o.ok;
     let ok = match (status, schema) {
-        (_, Some(s)) if o.path == "/metrics" => json!({
-            "description": s,
-            "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}
-        }),
         (_, Some(s)) => json!({
             "description": "success",
             "content": {"application/json": {"schema": schema_ref(s)}}
@@ -415,7 +411,7 @@ pub fn document(base_url: &str) -> Value {
             "title": "Enclava",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Key Vault- and MAA-compatible routes, identity, operator and administration routes of an Enclava server. See API.md for behaviour.",
-            "license": {"name": "see the repository"}
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}
         },
         "servers": [{"url": base_url}],
         "tags": [
