@@ -105,7 +105,7 @@ use Auth::{
     InitToken,
 };
 
-const PAGED: &[&str] = &["maxresults", "$skiptoken"];
+const PAGED: &[&str] = &["maxresults", "skiptoken"];
 const ADMIN_PAGED: &[&str] = &["after", "limit"];
 const SCOPE: &[&str] = &["scope"];
 
@@ -458,7 +458,7 @@ fn parameters() -> Value {
         "api-version-maa": query_param("api-version", false, json!({"type": "string"}),
             "accepted and ignored on attestation routes"),
         "maxresults": query_param("maxresults", false, json!({"type": "integer", "minimum": 1, "maximum": 25}), "page size"),
-        "$skiptoken": query_param("$skiptoken", false, json!({"type": "string"}), "continuation from nextLink"),
+        "skiptoken": query_param("$skiptoken", false, json!({"type": "string"}), "continuation from nextLink"),
         "after": query_param("after", false, json!({"type": "string"}), "continue after this id"),
         "limit": query_param("limit", false, json!({"type": "integer", "minimum": 1, "maximum": 1000}), "page size"),
         "principal": query_param("principal", false, json!({"type": "string"}), "only this principal's assignments"),
@@ -1498,6 +1498,14 @@ mod tests {
         assert_eq!(d["servers"][0]["url"], "https://vault.example:8443");
         let schemas = d["components"]["schemas"].as_object().expect("schemas");
         let params = d["components"]["parameters"].as_object().expect("params");
+        // Component names as OpenAPI 3.1 allows them (`^[a-zA-Z0-9._-]+$`).
+        for name in schemas.keys().chain(params.keys()) {
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+                "component name {name:?}"
+            );
+        }
         // Every $ref resolves.
         let text = serde_json::to_string(&d).expect("json");
         for piece in text.split("\"$ref\":\"").skip(1) {

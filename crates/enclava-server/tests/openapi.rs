@@ -43,6 +43,10 @@ fn fetch(t: &TestServer) -> (Resp, Value) {
         r.header("content-type")
     );
     let doc: Value = serde_json::from_str(&r.text).expect("the document is JSON");
+    // For external validators (e.g. openapi-spec-validator): where to leave a copy.
+    if let Some(out) = std::env::var_os("ENCLAVA_OPENAPI_OUT") {
+        std::fs::write(out, &r.text).expect("write the document copy");
+    }
     (r, doc)
 }
 
