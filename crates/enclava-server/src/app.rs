@@ -1108,7 +1108,12 @@ pub async fn dispatch(
 
     // Audit every request except the health, readiness and metrics probes.
     let audited = match &routed {
-        Ok(r) => !matches!(r, Route::Healthz | Route::Metrics | Route::Readyz),
+        // The OpenAPI document is static and public, like the probes: hammering it must not
+        // grow the audit log.
+        Ok(r) => !matches!(
+            r,
+            Route::Healthz | Route::Metrics | Route::Readyz | Route::OpenApi
+        ),
         Err(_) => true,
     };
     if audited {
