@@ -1049,6 +1049,8 @@ pub async fn dispatch(
             format!("method {method} is not allowed here: expected {allowed}"),
         )),
         Ok(Route::Healthz) => Reply::json(&json!({"status": "ok"})),
+        // Built from constants and the public base URL: bounded, stateless, nothing secret.
+        Ok(Route::OpenApi) => Reply::json(&crate::openapi::document(&st.base_url)),
         Ok(Route::Metrics) => Ok(Reply {
             status: StatusCode::OK,
             body: Some(st.metrics.encode().into_bytes()),
@@ -1106,7 +1108,12 @@ pub async fn dispatch(
 
     // Audit every request except the health, readiness and metrics probes.
     let audited = match &routed {
-        Ok(r) => !matches!(r, Route::Healthz | Route::Metrics | Route::Readyz),
+        // The OpenAPI document is static and public, like the probes: hammering it must not
+        // grow the audit log.
+        Ok(r) => !matches!(
+            r,
+            Route::Healthz | Route::Metrics | Route::Readyz | Route::OpenApi
+        ),
         Err(_) => true,
     };
     if audited {

@@ -24,6 +24,7 @@ pub mod error;
 pub mod init_token;
 pub mod lifecycle;
 pub mod metrics;
+pub mod openapi;
 pub mod ratelimit;
 pub mod release;
 pub mod route;

@@ -47,6 +47,8 @@ pub enum Route {
     Healthz,
     Readyz,
     Metrics,
+    /// This server's OpenAPI document ([`crate::openapi`]).
+    OpenApi,
     // identity
     Token,
     TenantToken {
@@ -230,6 +232,13 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
         ["metrics"] => {
             if m == Method::GET {
                 Ok(R::Metrics)
+            } else {
+                not_allowed("GET")
+            }
+        }
+        ["openapi.json"] => {
+            if m == Method::GET {
+                Ok(R::OpenApi)
             } else {
                 not_allowed("GET")
             }
@@ -539,6 +548,7 @@ impl Route {
             R::Healthz => "/healthz",
             R::Readyz => "/readyz",
             R::Metrics => "/metrics",
+            R::OpenApi => "/openapi.json",
             R::Token => "/oauth2/token",
             R::TenantToken { .. } => "/{tenant}/oauth2/v2.0/token",
             R::ManagedIdentityToken => "/metadata/identity/oauth2/token",
@@ -601,6 +611,7 @@ impl Route {
             R::Healthz => "Healthz",
             R::Readyz => "Readyz",
             R::Metrics => "Metrics",
+            R::OpenApi => "GetOpenApiDocument",
             R::Token | R::TenantToken { .. } => "GetToken",
             R::ManagedIdentityToken => "GetManagedIdentityToken",
             R::OpenIdConfig { .. } => "GetOpenIdConfiguration",
@@ -670,6 +681,7 @@ impl Route {
             R::Healthz
                 | R::Readyz
                 | R::Metrics
+                | R::OpenApi
                 | R::Token
                 | R::TenantToken { .. }
                 | R::ManagedIdentityToken
