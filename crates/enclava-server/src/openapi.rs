@@ -112,14 +112,6 @@ const SCOPE: &[&str] = &["scope"];
 /// Every documented operation. Adding a route to a matcher without a line here fails
 /// `openapi::tests::every_routed_request_is_documented`.
 ///
-/// Pending at merge (routes other branches add; add them with their routes, and set
-/// `.route_op(..)` to the operation name their `template()`/`operation()` arms chose):
-/// ```text
-/// op("GET", "/keys/{name}/attestation", "GetKeyAttestationLatest", Bearer("keys/get"), "Key attestation of the latest version (501 until implemented)").route_op("GetKeyAttestation"),
-/// op("GET", "/certificates", "GetPolicyManagementCertificates", Bearer("policies/manage"), "MAA policy management certificates (with an MAA api-version)").out("AttestationToken"),
-/// op("POST", "/certificates:add", "AddPolicyManagementCertificate", Bearer("policies/manage"), "Add a policy management certificate (signed JWS body)").body("SignedJws").out("AttestationToken"),
-/// op("POST", "/certificates:remove", "RemovePolicyManagementCertificate", Bearer("policies/manage"), "Remove a policy management certificate (signed JWS body)").body("SignedJws").out("AttestationToken"),
-/// ```
 #[rustfmt::skip]
 pub const OPERATIONS: &[Operation] = &[
     // health and this document
@@ -181,6 +173,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("POST", "/keys/{name}/{version}/release", "Release", Bearer("keys/release"), "Secure key release against an attestation token").body("KeyReleaseParameters").out("KeyReleaseResult"),
     op("POST", "/keys/{name}/release", "ReleaseLatest", Bearer("keys/release"), "Secure key release of the latest version").route_op("Release").body("KeyReleaseParameters").out("KeyReleaseResult"),
     op("GET", "/keys/{name}/{version}/attestation", "GetKeyAttestation", Bearer("keys/get"), "Key attestation (501 NotImplemented in this version)").out("KeyBundle"),
+    op("GET", "/keys/{name}/attestation", "GetKeyAttestationLatest", Bearer("keys/get"), "Key attestation of the latest version (501 until implemented)").route_op("GetKeyAttestation"),
     op("GET", "/deletedkeys", "GetDeletedKeys", Bearer("deletedkeys/list"), "List deleted keys").query(PAGED).out("DeletedKeyListResult"),
     op("GET", "/deletedkeys/{name}", "GetDeletedKey", Bearer("deletedkeys/get"), "Get a deleted key").out("DeletedKeyBundle"),
     op("DELETE", "/deletedkeys/{name}", "PurgeDeletedKey", Bearer("deletedkeys/purge"), "Purge a deleted key").status(204, None),
@@ -216,6 +209,9 @@ pub const OPERATIONS: &[Operation] = &[
     op("POST", "/policies/{type}:reset", "ResetPolicy", Bearer("policies/manage"), "Reset the policy to the default (signed in isolated mode)").body("PolicyUpload").out("PolicyResponse"),
     op("POST", "/policies/{type}:test", "TestPolicy", Bearer("policies/manage"), "Evaluate a draft policy (unsigned dry-run token)").body("PolicyTestRequest").out("PolicyTestResponse"),
     op("GET", "/policies/{type}/versions", "GetPolicyVersions", Bearer("policies/manage"), "Policy history").out("PolicyVersions"),
+    op("GET", "/certificates", "GetPolicyManagementCertificates", Bearer("policies/manage"), "MAA policy management certificates (with an MAA api-version)").out("AttestationToken"),
+    op("POST", "/certificates:add", "AddPolicyManagementCertificate", Bearer("policies/manage"), "Add a policy management certificate (signed JWS body)").body("SignedJws").out("AttestationToken"),
+    op("POST", "/certificates:remove", "RemovePolicyManagementCertificate", Bearer("policies/manage"), "Remove a policy management certificate (signed JWS body)").body("SignedJws").out("AttestationToken"),
     op("GET", "/enclava/reference-values/{scope}", "ListReferenceValues", Bearer("policies/manage"), "Reference-value sets of a scope").out("ReferenceValueScope"),
     op("GET", "/enclava/reference-values/{scope}/{name}", "GetReferenceValues", Bearer("policies/manage"), "Get a reference-value set").out("ReferenceValueRecord"),
     op("PUT", "/enclava/reference-values/{scope}/{name}", "SetReferenceValues", Bearer("policies/manage"), "Set a reference-value set").body("ReferenceValues").out("ReferenceValueChange"),
