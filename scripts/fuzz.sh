@@ -38,7 +38,17 @@ declare -A seeds=(
 export RUSTC_BOOTSTRAP=1
 targets=$(cd fuzz/fuzz_targets && ls -- *.rs | sed 's/\.rs$//')
 cd fuzz
-cargo fuzz build -s none 2>&1 | tail -n 3
+buildlog="$(mktemp)"
+if ! cargo fuzz build -s none >"$buildlog" 2>&1; then
+  # Say why: the compiler's or a build script's own words, and the disk space (the fuzz build is a
+  # second optimized build of the whole dependency tree).
+  tail -n 60 "$buildlog"
+  df -h . >&2 || true
+  echo "error: building the fuzz targets failed (see above)" >&2
+  exit 1
+fi
+tail -n 3 "$buildlog"
+rm -f "$buildlog"
 failed=()
 for t in $targets; do
   corpus="corpus/$t"
