@@ -10,6 +10,9 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup)"
 export CARGO_TERM_COLOR=never
+# One full build per run: incremental compilation buys nothing here and its caches take ~5 GB of
+# disk next to the ~2 GB the fuzz build needs later (a full disk fails the run far from its cause).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 vectors="${ENCLAVA_VECTORS:-$(pwd)/../shared/vectors}"
 if [ ! -f "$vectors/README.md" ]; then
