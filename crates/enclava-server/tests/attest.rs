@@ -272,7 +272,8 @@ fn snp_vectors_attest_over_https_and_deny_paths() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(header["alg"], "ES256");
+    // MAA's algorithm by default.
+    assert_eq!(header["alg"], "RS256");
     assert_eq!(header["jku"], json!(format!("{}/certs", s.server.base_url)));
 
     // Runtime data that the report does not commit to.
@@ -622,7 +623,7 @@ fn sim_challenges_replay_discovery_and_rotation() {
         ca_der.to_vec()
     );
     let only_x5c: enclava_token::Jwk =
-        serde_json::from_value(json!({"kty": "EC", "x5c": x5c})).unwrap();
+        serde_json::from_value(json!({"kty": "RSA", "x5c": x5c})).unwrap();
     enclava_token::verify(
         &first_token,
         &only_x5c,
