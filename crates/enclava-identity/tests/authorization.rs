@@ -127,6 +127,9 @@ fn expected_actions(role: Role) -> BTreeSet<&'static str> {
             "secrets/versions/list",
             "deletedsecrets/list",
         ]),
+        Role::AttestationContributor => {
+            s.insert("policies/manage");
+        }
     }
     s
 }

@@ -214,7 +214,7 @@ pub(crate) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Princip
 }
 
 /// Authenticate the bearer token of a request to a route of `family`: the token's audience must
-/// be one of that family's resources (see docs/identity.md, "Audiences").
+/// be one of that family's resources (API.md, Identity, "Audiences").
 pub(crate) fn authenticate_for(
     st: &AppState,
     headers: &HeaderMap,
