@@ -275,13 +275,16 @@ def test_cases_that_must_fail(att_server, client):
     wrong = att_server.principal(None)
     wrong["client_secret"] = "A" + wrong["client_secret"][1:] if wrong["client_secret"][0] != "A" else "B" + wrong["client_secret"][1:]
     with AttestationClient(att_server.url, att_server.credential(wrong), connection_verify=att_server.ca) as c:
-        with pytest.raises(ClientAuthenticationError):
+        with pytest.raises(ClientAuthenticationError) as e:
             c.attest_sgx_enclave(OCCLUM_QUOTE.read_bytes(), draft_policy=PERMIT_ALL)
+        assert "client authentication failed" in str(e.value)
     # A real quote whose collateral (in the server's collateral directory) expired in 2025:
     # refused at the real time, never a token.
     with pytest.raises(HttpResponseError) as e:
         client.attest_sgx_enclave(PHALA_QUOTE.read_bytes())
-    assert 400 <= e.value.status_code < 500, e.value.message
+    assert e.value.status_code == 400, e.value.message
+    assert e.value.response.headers.get("x-ms-error-code") == "evidence_invalid"
+    assert "collateral_expired" in e.value.message
     # A tampered quote: the signature check fails (400 evidence_invalid).
     bad = bytearray(OCCLUM_QUOTE.read_bytes())
     bad[100] ^= 0xFF

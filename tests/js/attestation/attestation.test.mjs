@@ -112,11 +112,15 @@ test('policy get / set / reset and SGX / Open Enclave attestation with a real qu
 
 test('calls that must fail', { skip }, async () => {
   const out = await sdk('mustFail');
+  if (process.env.ENCLAVA_JS_DEBUG) console.log(JSON.stringify(out, null, 1));
   assert.equal(out.draftWithoutRole.error?.statusCode, 403, JSON.stringify(out.draftWithoutRole));
   // The credential fails at the server's token endpoint (401 invalid_client): no call is made.
-  assert.equal(out.wrongSecret.error?.name, 'AuthenticationError', JSON.stringify(out.wrongSecret));
-  const expired = out.expiredCollateral.error?.statusCode;
-  assert.ok(expired >= 400 && expired < 500, JSON.stringify(out.expiredCollateral));
+  assert.equal(out.wrongSecret.error?.name, 'AuthenticationRequiredError', JSON.stringify(out.wrongSecret));
+  assert.match(out.wrongSecret.error.message, /invalid_client/);
+  // A real quote whose collateral expired in July 2025: refused at the real time.
+  assert.equal(out.expiredCollateral.error?.statusCode, 400, JSON.stringify(out.expiredCollateral));
+  assert.equal(out.expiredCollateral.error?.code, 'evidence_invalid');
+  assert.match(out.expiredCollateral.error.message, /collateral_expired/);
   assert.equal(out.tampered.error?.statusCode, 400, JSON.stringify(out.tampered));
   assert.equal(out.tampered.error?.code, 'evidence_invalid', JSON.stringify(out.tampered));
 });
