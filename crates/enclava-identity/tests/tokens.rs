@@ -11,8 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use enclava_identity::{
     ATTESTATION_AUDIENCE, Action, AudienceFamily, AuthError, ClearKeyWrap, ExternalIssuer,
-    Identity, IdentityConfig, IdentityError,
-    ManagedIdentityProof, PrincipalKind, Resource, Role, Scope, TokenKey,
+    Identity, IdentityConfig, IdentityError, ManagedIdentityProof, PrincipalKind, Resource, Role,
+    Scope, TokenKey,
 };
 use enclava_store::{SqliteStore, Store};
 use serde_json::{Value, json};
@@ -843,7 +843,10 @@ fn attestation_scope_is_served_and_audiences_do_not_cross_families() {
     match id.authenticate_for(&att.access_token, AudienceFamily::Vault, NOW) {
         Err(AuthError::WrongAudience { found, expected }) => {
             assert_eq!(found, vec![ATTESTATION_AUDIENCE.to_string()]);
-            assert!(expected.iter().any(|e| e == "https://vault.azure.net"), "{expected:?}");
+            assert!(
+                expected.iter().any(|e| e == "https://vault.azure.net"),
+                "{expected:?}"
+            );
         }
         other => panic!("expected WrongAudience, found {other:?}"),
     }

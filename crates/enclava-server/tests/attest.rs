@@ -533,7 +533,9 @@ fn sgx_vector_attests_via_sgxenclave() {
     );
     // MAA's x-ms-sgx-collateral (SHA-256 of the quote and of each collateral part) and the
     // deprecated aliases MAA still emits.
-    let coll_claim = c["x-ms-sgx-collateral"].as_object().expect("x-ms-sgx-collateral");
+    let coll_claim = c["x-ms-sgx-collateral"]
+        .as_object()
+        .expect("x-ms-sgx-collateral");
     assert_eq!(
         coll_claim["quotehash"],
         json!(hex::encode(sha2::Sha256::digest(&quote)))
@@ -546,7 +548,9 @@ fn sgx_vector_attests_via_sgxenclave() {
         "tcbinfocrlhash",
         "tcbinfohash",
     ] {
-        let v = coll_claim[k].as_str().unwrap_or_else(|| panic!("{k} missing"));
+        let v = coll_claim[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k} missing"));
         assert!(v.len() == 64 && hex::decode(v).is_ok(), "{k}: {v}");
     }
     assert_ne!(coll_claim["qeidhash"], coll_claim["tcbinfohash"]);

@@ -15,7 +15,11 @@ const POLICY: &str = "/policies/SgxEnclave?api-version=2022-08-01";
 fn attestation_scope_is_issued_and_each_family_accepts_only_its_audience() {
     let t = start_dev();
     let admin = t.admin_token();
-    let r = t.post(&format!("/keys/k1/create?{V}"), Some(&admin), &json!({"kty": "EC"}));
+    let r = t.post(
+        &format!("/keys/k1/create?{V}"),
+        Some(&admin),
+        &json!({"kty": "EC"}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
 
     // An Administrator service principal: both its tokens are its own, yet each opens only its
@@ -55,7 +59,10 @@ fn attestation_scope_is_issued_and_each_family_accepts_only_its_audience() {
     assert_eq!(r.status, 401, "{}", r.text);
     assert!(r.text.contains("audience"), "{}", r.text);
     let challenge = r.header("www-authenticate").unwrap_or_default();
-    assert!(challenge.contains("https://attest.azure.net"), "{challenge}");
+    assert!(
+        challenge.contains("https://attest.azure.net"),
+        "{challenge}"
+    );
     let r = t.call(
         "PUT",
         POLICY,
