@@ -25,7 +25,10 @@
 //! # Tokens
 //! Access tokens are ES256 JWTs signed by a [`TokenKey`] with `iss` = the server base URL,
 //! `sub` = `oid` = principal id, `aud` = the requested resource (one of
-//! [`IdentityConfig::audiences`], e.g. `https://vault.enclava` or `https://vault.azure.net`),
+//! [`IdentityConfig::audiences`], e.g. `https://vault.enclava` or `https://vault.azure.net`, or of
+//! [`IdentityConfig::attestation_audiences`], e.g. `https://attest.azure.net`; a token is
+//! accepted only by the routes of its resource's [`AudienceFamily`], see
+//! [`Identity::authenticate_for`]; the bootstrap administrator's token names both families),
 //! `iat`, `nbf`, `exp` (default 1 h), `jti`. **Signing key decision**: the key is *supplied by the
 //! server* through [`Identity::set_token_key`], normally loaded with [`TokenKey::load_or_create`]
 //! and the vault's root-key [`KeyWrap`] after unseal. It is therefore encrypted at rest; while
@@ -294,15 +297,6 @@ pub enum AudienceFamily {
     /// The attestation service: MAA-compatible attest, policy and reference-value routes
     /// ([`IdentityConfig::attestation_audiences`]).
     Attestation,
-}
-
-impl AudienceFamily {
-    pub fn name(self) -> &'static str {
-        match self {
-            AudienceFamily::Vault => "vault",
-            AudienceFamily::Attestation => "attestation",
-        }
-    }
 }
 
 /// Configuration.
