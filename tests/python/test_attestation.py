@@ -138,9 +138,11 @@ def test_trailing_slash_certs_and_cli_verify(server, sim_token, tmp_path):
     leaf = x509.load_der_x509_certificate(base64.b64decode(jwk["x5c"][0]))
     ca = x509.load_pem_x509_certificate(open(server.ca, "rb").read())
     leaf.verify_directly_issued_by(ca)
+    # The JWK is the certificate's key: RSA (RS256, MAA's algorithm) by default.
     nums = leaf.public_key().public_numbers()
-    assert int.from_bytes(jwt.utils.base64url_decode(jwk["x"]), "big") == nums.x
-    assert int.from_bytes(jwt.utils.base64url_decode(jwk["y"]), "big") == nums.y
+    assert jwk["kty"] == "RSA"
+    assert int.from_bytes(jwt.utils.base64url_decode(jwk["n"]), "big") == nums.n
+    assert int.from_bytes(jwt.utils.base64url_decode(jwk["e"]), "big") == nums.e
     v = subprocess.run(
         [
             str(_binary()),

@@ -570,9 +570,22 @@ impl AttestationService {
         if let Some(n) = req.nonce.as_ref().or(req.challenge.as_ref()) {
             token_claims.insert("nonce".into(), n.clone().into());
         }
-        token_claims.insert("x-ms-policy-hash".into(), policy.hash.clone().into());
+        // `x-ms-policy-hash` and the deprecated names MAA still emits with it.
+        for name in enclava_token::maa::POLICY_HASH_CLAIMS {
+            token_claims.insert((*name).into(), policy.hash.clone().into());
+        }
         if let Some(signer) = policy_signer {
             token_claims.insert("x-ms-policy-signer".into(), signer);
+        }
+        // SGX: which collateral the quote was evaluated with (MAA's `x-ms-sgx-collateral`).
+        if let Evidence::Sgx { quote, collateral } = &req.evidence {
+            let mut fetched = None;
+            if let Some(c) = self.dcap_collateral(Tee::Sgx, collateral, quote, &mut fetched) {
+                let v = enclava_token::maa::sgx_collateral_claim(quote, &c.digests());
+                for name in enclava_token::maa::SGX_COLLATERAL_CLAIMS {
+                    token_claims.insert((*name).into(), v.clone());
+                }
+            }
         }
         token_claims.insert(SCOPE_CLAIM.into(), req.scope.clone().into());
         if self.config.clock_moved {

@@ -25,7 +25,10 @@
 //! # Tokens
 //! Access tokens are ES256 JWTs signed by a [`TokenKey`] with `iss` = the server base URL,
 //! `sub` = `oid` = principal id, `aud` = the requested resource (one of
-//! [`IdentityConfig::audiences`], e.g. `https://vault.enclava` or `https://vault.azure.net`),
+//! [`IdentityConfig::audiences`], e.g. `https://vault.enclava` or `https://vault.azure.net`, or of
+//! [`IdentityConfig::attestation_audiences`], e.g. `https://attest.azure.net`; a token is
+//! accepted only by the routes of its resource's [`AudienceFamily`], see
+//! [`Identity::authenticate_for`]; the bootstrap administrator's token names both families),
 //! `iat`, `nbf`, `exp` (default 1 h), `jti`. **Signing key decision**: the key is *supplied by the
 //! server* through [`Identity::set_token_key`], normally loaded with [`TokenKey::load_or_create`]
 //! and the vault's root-key [`KeyWrap`] after unseal. It is therefore encrypted at rest; while
@@ -279,13 +282,34 @@ pub struct ExternalIssuer {
     pub jwks: Value,
 }
 
+/// The resource Microsoft's attestation SDKs ask a token for (scope
+/// `https://attest.azure.net/.default`): the default attestation audience.
+pub const ATTESTATION_AUDIENCE: &str = "https://attest.azure.net";
+
+/// Which family of routes a bearer token is presented to. Each family accepts only tokens whose
+/// `aud` is one of its own resources, so a token obtained for one service cannot be replayed at
+/// the other (Azure's rule too: a Key Vault token is refused by Azure Attestation and vice versa).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudienceFamily {
+    /// Key Vault data plane, key release and Enclava's own administration API
+    /// ([`IdentityConfig::audiences`]).
+    Vault,
+    /// The attestation service: MAA-compatible attest, policy and reference-value routes
+    /// ([`IdentityConfig::attestation_audiences`]).
+    Attestation,
+}
+
 /// Configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityConfig {
     /// `iss` of our tokens: the server's base URL, e.g. `https://localhost:8443`.
     pub issuer: String,
-    /// Accepted audiences / resources. The first is the default audience.
+    /// Accepted vault-family audiences / resources ([`AudienceFamily::Vault`]). The first is the
+    /// default audience.
     pub audiences: Vec<String>,
+    /// Accepted attestation-family audiences ([`AudienceFamily::Attestation`]); default
+    /// [`ATTESTATION_AUDIENCE`].
+    pub attestation_audiences: Vec<String>,
     /// Lifetime of issued access tokens, seconds.
     pub token_lifetime: i64,
     /// Lifetime of the bootstrap administrator's token, seconds.
@@ -295,7 +319,8 @@ pub struct IdentityConfig {
 }
 
 impl IdentityConfig {
-    /// Defaults: audiences `https://vault.enclava` and `https://vault.azure.net`, 1 h tokens,
+    /// Defaults: audiences `https://vault.enclava` and `https://vault.azure.net`, attestation
+    /// audience `https://attest.azure.net`, 1 h tokens,
     /// 24 h bootstrap token (it only needs to live long enough to create the real principals),
     /// 60 s leeway.
     pub fn new(issuer: impl Into<String>) -> Self {
@@ -305,6 +330,7 @@ impl IdentityConfig {
                 "https://vault.enclava".into(),
                 "https://vault.azure.net".into(),
             ],
+            attestation_audiences: vec![ATTESTATION_AUDIENCE.into()],
             token_lifetime: 3600,
             bootstrap_token_lifetime: 24 * 3600,
             leeway: 60,
@@ -1221,12 +1247,37 @@ impl Identity {
 
     // ----- tokens -----
 
+    /// The configured audiences of `family`.
+    pub fn audiences_of(&self, family: AudienceFamily) -> &[String] {
+        match family {
+            AudienceFamily::Vault => &self.config.audiences,
+            AudienceFamily::Attestation => &self.config.attestation_audiences,
+        }
+    }
+
+    /// A resource tokens can be issued for: one of either family's audiences (canonical form).
     fn accepted_audience(&self, resource: &str) -> Option<String> {
+        [AudienceFamily::Vault, AudienceFamily::Attestation]
+            .into_iter()
+            .flat_map(|f| self.audiences_of(f).iter())
+            .find(|a| canon_url(a) == canon_url(resource))
+            .map(|a| canon_url(a).to_string())
+    }
+
+    /// Whether `aud` is one of `family`'s audiences.
+    fn audience_in(&self, family: AudienceFamily, aud: &str) -> bool {
+        self.audiences_of(family)
+            .iter()
+            .any(|a| canon_url(a) == canon_url(aud))
+    }
+
+    fn all_audiences(&self) -> Vec<String> {
         self.config
             .audiences
             .iter()
-            .find(|a| canon_url(a) == canon_url(resource))
-            .map(|a| canon_url(a).to_string())
+            .chain(self.config.attestation_audiences.iter())
+            .cloned()
+            .collect()
     }
 
     /// Issue an access token for `principal` with audience `resource` (must be an accepted audience;
@@ -1249,7 +1300,7 @@ impl Identity {
                 .accepted_audience(r)
                 .ok_or_else(|| IdentityError::InvalidScope {
                     found: sanitize(r),
-                    expected: format!("one of {:?}", self.config.audiences),
+                    expected: format!("one of {:?}", self.all_audiences()),
                 })?,
             None => self
                 .config
@@ -1261,6 +1312,28 @@ impl Identity {
                     expected: "a configured audience".into(),
                 })?,
         };
+        let (token, expires_on) = self.sign_token(
+            &key,
+            principal,
+            Value::String(audience.clone()),
+            lifetime,
+            now,
+        )?;
+        Ok(IssuedToken {
+            token,
+            expires_on,
+            audience,
+        })
+    }
+
+    fn sign_token(
+        &self,
+        key: &TokenKey,
+        principal: &Principal,
+        aud: Value,
+        lifetime: Option<i64>,
+        now: i64,
+    ) -> Result<(String, i64), IdentityError> {
         let lifetime = lifetime.unwrap_or(self.config.token_lifetime).max(1);
         let exp = now.saturating_add(lifetime);
         let jti = URL_SAFE_NO_PAD.encode(random_bytes::<16>()?);
@@ -1268,18 +1341,13 @@ impl Identity {
             "iss": canon_url(&self.config.issuer),
             "sub": principal.id,
             "oid": principal.id,
-            "aud": audience,
+            "aud": aud,
             "iat": now,
             "nbf": now,
             "exp": exp,
             "jti": jti,
         });
-        let token = key.sign_jwt(&claims)?;
-        Ok(IssuedToken {
-            token,
-            expires_on: exp,
-            audience,
-        })
+        Ok((key.sign_jwt(&claims)?, exp))
     }
 
     /// OAuth2 client-credentials grant. `scope` is e.g. `https://vault.azure.net/.default` (a bare
@@ -1361,8 +1429,21 @@ impl Identity {
         })
     }
 
-    /// Verify a bearer token (ours or a configured external issuer's) and return its principal.
+    /// Verify a bearer token presented to a vault-family route (see [`Identity::authenticate_for`]).
     pub fn authenticate(&self, bearer: &str, now: i64) -> Result<Principal, AuthError> {
+        self.authenticate_for(bearer, AudienceFamily::Vault, now)
+    }
+
+    /// Verify a bearer token (ours or a configured external issuer's) presented to a route of
+    /// `family` and return its principal. Our own tokens must name one of `family`'s audiences;
+    /// an external issuer's tokens are checked against the audiences configured for that issuer
+    /// (the operator chose them for this server), whatever the family.
+    pub fn authenticate_for(
+        &self,
+        bearer: &str,
+        family: AudienceFamily,
+        now: i64,
+    ) -> Result<Principal, AuthError> {
         let bearer = bearer.strip_prefix("Bearer ").unwrap_or(bearer).trim();
         let jws = token::decode(bearer)?;
         token::check_alg_supported(&jws.alg)?;
@@ -1379,10 +1460,10 @@ impl Identity {
             }
             self.verify_own_signature(key.public_point(), &jws)?;
             let c = token::claims(&jws.payload, now, self.config.leeway)?;
-            if !c.aud.iter().any(|a| self.accepted_audience(a).is_some()) {
+            if !c.aud.iter().any(|a| self.audience_in(family, a)) {
                 return Err(AuthError::WrongAudience {
                     found: c.aud.iter().map(|a| sanitize(a)).collect(),
-                    expected: self.config.audiences.clone(),
+                    expected: self.audiences_of(family).to_vec(),
                 });
             }
             let rec = self
@@ -1514,13 +1595,37 @@ impl Identity {
             }
         };
         self.assign_role(&principal.id, Role::Administrator, Scope::Vault, now)?;
-        let t = self.issue_token(
+        // The administrator of the whole server: its one token is valid for both route families
+        // (the default vault audience and every attestation audience), so `--dev`'s admin.token
+        // manages keys and attestation policies alike.
+        let key = self.token_key().ok_or(IdentityError::NoSigningKey)?;
+        let mut aud: Vec<Value> = Vec::new();
+        for a in self
+            .config
+            .audiences
+            .iter()
+            .take(1)
+            .chain(self.config.attestation_audiences.iter())
+        {
+            let a = Value::String(canon_url(a).to_string());
+            if !aud.contains(&a) {
+                aud.push(a);
+            }
+        }
+        if aud.is_empty() {
+            return Err(IdentityError::InvalidScope {
+                found: String::new(),
+                expected: "a configured audience".into(),
+            });
+        }
+        let (token, _) = self.sign_token(
+            &key,
             &principal,
-            None,
+            Value::Array(aud),
             Some(self.config.bootstrap_token_lifetime),
             now,
         )?;
-        Ok((principal, t.token))
+        Ok((principal, token))
     }
 }
 

@@ -14,6 +14,7 @@
 //! | Secrets Officer | every secret action (set, get, list, list versions, update, delete, get/list deleted, recover, purge, backup, restore) |
 //! | Secrets User | secret get (the value), secret list, secret list versions |
 //! | Auditor | audit read + metadata reads that never reveal secret values or perform crypto: key get (public part only), key list, key list versions, key rotation policy get, deleted-key get/list, secret list, secret list versions, deleted-secret list. **No** secret get (a secret GET returns the value), **no** deleted-secret get, no crypto, no rng |
+//! | Attestation Contributor | attestation policy and reference-value management (`policies/manage`, vault scope) only: Azure's "Attestation Contributor" for the attestation resource (use it with a token for `https://attest.azure.net`) |
 //!
 //! Scopes: an assignment applies to the whole vault (`/`), one key (`/keys/{name}`) or one secret
 //! (`/secrets/{name}`). A key scope covers exactly the routes of that key name (all its versions,
@@ -37,10 +38,13 @@ pub enum Role {
     SecretsOfficer,
     SecretsUser,
     Auditor,
+    /// Manages attestation policies and reference values (`policies/manage`) and nothing else:
+    /// Azure's "Attestation Contributor" for the attestation resource.
+    AttestationContributor,
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Administrator,
         Role::CryptoOfficer,
         Role::CryptoUser,
@@ -48,6 +52,7 @@ impl Role {
         Role::SecretsOfficer,
         Role::SecretsUser,
         Role::Auditor,
+        Role::AttestationContributor,
     ];
 
     /// The display name ("Crypto Officer").
@@ -60,6 +65,7 @@ impl Role {
             Role::SecretsOfficer => "Secrets Officer",
             Role::SecretsUser => "Secrets User",
             Role::Auditor => "Auditor",
+            Role::AttestationContributor => "Attestation Contributor",
         }
     }
 
@@ -73,6 +79,7 @@ impl Role {
             Role::SecretsOfficer => "SecretsOfficer",
             Role::SecretsUser => "SecretsUser",
             Role::Auditor => "Auditor",
+            Role::AttestationContributor => "AttestationContributor",
         }
     }
 
@@ -150,6 +157,7 @@ impl Role {
                     | SecretListVersions
                     | SecretListDeleted
             ),
+            Role::AttestationContributor => matches!(action, PolicyManage),
         }
     }
 }
@@ -197,7 +205,7 @@ impl FromStr for Role {
             .find(|r| r.id().to_ascii_lowercase() == norm)
             .ok_or_else(|| ParseError {
                 what: "role",
-                expected: "one of Administrator, CryptoOfficer, CryptoUser, ReleaseUser, SecretsOfficer, SecretsUser, Auditor",
+                expected: "one of Administrator, CryptoOfficer, CryptoUser, ReleaseUser, SecretsOfficer, SecretsUser, Auditor, AttestationContributor",
                 found: shorten(s),
             })
     }

@@ -10,8 +10,9 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use enclava_identity::{
-    Action, AuthError, ClearKeyWrap, ExternalIssuer, Identity, IdentityConfig, IdentityError,
-    ManagedIdentityProof, PrincipalKind, Resource, Role, Scope, TokenKey,
+    ATTESTATION_AUDIENCE, Action, AudienceFamily, AuthError, ClearKeyWrap, ExternalIssuer,
+    Identity, IdentityConfig, IdentityError, ManagedIdentityProof, PrincipalKind, Resource, Role,
+    Scope, TokenKey,
 };
 use enclava_store::{SqliteStore, Store};
 use serde_json::{Value, json};
@@ -812,5 +813,126 @@ mod fuzz {
             let t = format!("{}.{}.{}", b64(&h), b64(&p), b64(&h));
             prop_assert!(id.authenticate(&t, NOW).is_err());
         }
+    }
+}
+
+/// Issue 10: the Azure Attestation SDKs ask for scope `https://attest.azure.net/.default`. The
+/// attestation resource is served by the same identity system, and each route family accepts
+/// only its own audience: an attestation token is no Key Vault token and vice versa.
+#[test]
+fn attestation_scope_is_served_and_audiences_do_not_cross_families() {
+    let (_s, id, _) = setup();
+    let (sp, secret) = id.create_service_principal("attester", NOW).unwrap();
+    let att = id
+        .client_credentials(
+            &sp.id,
+            secret.expose(),
+            "https://attest.azure.net/.default",
+            NOW,
+        )
+        .unwrap();
+    let (_, p, _) = parts(&att.access_token);
+    assert_eq!(p["aud"], ATTESTATION_AUDIENCE);
+    assert_eq!(
+        id.authenticate_for(&att.access_token, AudienceFamily::Attestation, NOW)
+            .unwrap()
+            .id,
+        sp.id
+    );
+    // The attack: an attestation token presented to a vault route.
+    match id.authenticate_for(&att.access_token, AudienceFamily::Vault, NOW) {
+        Err(AuthError::WrongAudience { found, expected }) => {
+            assert_eq!(found, vec![ATTESTATION_AUDIENCE.to_string()]);
+            assert!(
+                expected.iter().any(|e| e == "https://vault.azure.net"),
+                "{expected:?}"
+            );
+        }
+        other => panic!("expected WrongAudience, found {other:?}"),
+    }
+    // `authenticate` is the vault family.
+    assert!(matches!(
+        id.authenticate(&att.access_token, NOW),
+        Err(AuthError::WrongAudience { .. })
+    ));
+    // And the other way round: a Key Vault token presented to an attestation route.
+    let kv = id
+        .client_credentials(
+            &sp.id,
+            secret.expose(),
+            "https://vault.azure.net/.default",
+            NOW,
+        )
+        .unwrap();
+    assert!(id.authenticate(&kv.access_token, NOW).is_ok());
+    match id.authenticate_for(&kv.access_token, AudienceFamily::Attestation, NOW) {
+        Err(AuthError::WrongAudience { expected, .. }) => {
+            assert_eq!(expected, vec![ATTESTATION_AUDIENCE.to_string()]);
+        }
+        other => panic!("expected WrongAudience, found {other:?}"),
+    }
+    // A resource of neither family is still refused.
+    assert!(matches!(
+        id.client_credentials(
+            &sp.id,
+            secret.expose(),
+            "https://attest.example.invalid/.default",
+            NOW
+        ),
+        Err(IdentityError::InvalidScope { .. })
+    ));
+    // Configured extra attestation resources belong to the attestation family.
+    let mut cfg = IdentityConfig::new(ISS);
+    cfg.attestation_audiences
+        .push("https://attest.enclava.example".into());
+    let (store, _, pkcs8) = setup();
+    let extra = twin(&store, &pkcs8, cfg);
+    let (sp2, secret2) = extra.create_service_principal("attester2", NOW).unwrap();
+    let t = extra
+        .client_credentials(
+            &sp2.id,
+            secret2.expose(),
+            "https://attest.enclava.example/.default",
+            NOW,
+        )
+        .unwrap();
+    assert!(
+        extra
+            .authenticate_for(&t.access_token, AudienceFamily::Attestation, NOW)
+            .is_ok()
+    );
+    assert!(extra.authenticate(&t.access_token, NOW).is_err());
+    // Managed identities get attestation tokens the same way.
+    let (mi, mi_secret) = id.create_managed_identity("wl", NOW).unwrap();
+    let m = id
+        .managed_identity_token(
+            "https://attest.azure.net",
+            ManagedIdentityProof {
+                secret: mi_secret.expose(),
+                client_id: None,
+            },
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(
+        id.authenticate_for(&m.access_token, AudienceFamily::Attestation, NOW)
+            .unwrap()
+            .id,
+        mi.id
+    );
+    assert!(id.authenticate(&m.access_token, NOW).is_err());
+}
+
+#[test]
+fn bootstrap_admin_token_serves_both_families() {
+    let (_s, id, _) = setup();
+    let (admin, token) = id.bootstrap_admin(NOW).unwrap();
+    let (_, p, _) = parts(&token);
+    assert_eq!(
+        p["aud"],
+        json!(["https://vault.enclava", ATTESTATION_AUDIENCE])
+    );
+    for f in [AudienceFamily::Vault, AudienceFamily::Attestation] {
+        assert_eq!(id.authenticate_for(&token, f, NOW).unwrap().id, admin.id);
     }
 }

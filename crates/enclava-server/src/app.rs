@@ -14,7 +14,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::response::{IntoResponse, Response};
 use enclava_audit::{AuditLog, NewEntry, Outcome};
 use enclava_identity::{
-    Action, AuthError, Identity, IdentityError, ManagedIdentityProof, Principal, Resource,
+    Action, AudienceFamily, AuthError, Identity, IdentityError, ManagedIdentityProof, Principal,
+    Resource,
 };
 use enclava_store::Store;
 use enclava_vault::Vault;
@@ -175,12 +176,21 @@ pub fn required_permission(route: &Route) -> Option<(Action, Resource)> {
     })
 }
 
-/// The 401 challenge.
-fn challenge(st: &AppState, message: String) -> ApiError {
+/// The 401 challenge: names the resource a token must be obtained for on this route family.
+fn challenge(st: &AppState, family: AudienceFamily, message: String) -> ApiError {
     let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", message);
+    let resource = match family {
+        AudienceFamily::Vault => st.config.resource.as_str(),
+        AudienceFamily::Attestation => st
+            .identity
+            .audiences_of(family)
+            .first()
+            .map(String::as_str)
+            .unwrap_or(enclava_identity::ATTESTATION_AUDIENCE),
+    };
     e.www_authenticate = Some(format!(
         "Bearer authorization=\"{}\", resource=\"{}\"",
-        st.base_url, st.config.resource
+        st.base_url, resource
     ));
     e
 }
@@ -198,19 +208,31 @@ fn bearer(headers: &HeaderMap) -> Option<Result<String, ()>> {
     Some(Ok(rest.trim().to_string()))
 }
 
-/// Authenticate the bearer token of a request (on a blocking thread).
+/// Authenticate the bearer token of a request to a vault-family route (on a blocking thread).
 pub(crate) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    authenticate_for(st, headers, AudienceFamily::Vault)
+}
+
+/// Authenticate the bearer token of a request to a route of `family`: the token's audience must
+/// be one of that family's resources (API.md, Identity, "Audiences").
+pub(crate) fn authenticate_for(
+    st: &AppState,
+    headers: &HeaderMap,
+    family: AudienceFamily,
+) -> Result<Principal, ApiError> {
     match bearer(headers) {
         None => Err(challenge(
             st,
+            family,
             "the request has no bearer token: send Authorization: Bearer <access token>"
                 .to_string(),
         )),
         Some(Err(())) => Err(challenge(
             st,
+            family,
             "the Authorization header is not of the form 'Bearer <access token>'".to_string(),
         )),
-        Some(Ok(token)) => match st.identity.authenticate(&token, now_secs()) {
+        Some(Ok(token)) => match st.identity.authenticate_for(&token, family, now_secs()) {
             Ok(p) => {
                 // A change this request makes is committed with an entry naming its principal.
                 enclava_audit::scope::set_principal(&p.id);
@@ -230,7 +252,11 @@ pub(crate) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Princip
                 )
                 .with_inner("IntegrityCheckFailed"))
             }
-            Err(e) => Err(challenge(st, format!("the bearer token was rejected: {e}"))),
+            Err(e) => Err(challenge(
+                st,
+                family,
+                format!("the bearer token was rejected: {e}"),
+            )),
         },
     }
 }

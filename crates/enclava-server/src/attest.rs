@@ -16,8 +16,8 @@
 //! | `GET /enclava/reference-values/{scope}`, `GET/PUT/DELETE /enclava/reference-values/{scope}/{name}` | `policies/manage` |
 //! | `POST /enclava/attestation/rotate`, `POST /enclava/service-keys/{attestation\|release}/rotate` | `service-keys/rotate` (Administrator only) |
 //!
-//! The token signing key is a service key ([`crate::service_keys`]: ES256 P-256, or RS256
-//! RSA-2048 with `attestation.alg = "RS256"`), sealed in a namespace no Key Vault route reaches,
+//! The token signing key is a service key ([`crate::service_keys`]: RS256 RSA-2048 by default,
+//! like MAA, or ES256 P-256 with `attestation.alg = "ES256"`), sealed in a namespace no Key Vault route reaches,
 //! created on the first unseal and used in process. Its `x5c` certificate comes from the local CA
 //! with the attestation-token purpose ([`enclava_token::eku::ATTESTATION_TOKEN_EKU`]). A rotation
 //! (these routes; by another process on the same database it is noticed within
@@ -42,7 +42,7 @@ use enclava_attestation::{
 };
 use enclava_evidence::Tee;
 use enclava_evidence::dcap::Collateral;
-use enclava_identity::{Action, Resource};
+use enclava_identity::{Action, AudienceFamily, Resource};
 use enclava_token::{Alg, TokenSigner};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -78,7 +78,9 @@ const MAX_DETAIL: usize = 4000;
 pub struct AttestationSettings {
     /// Require a bearer token on attest and challenge calls (default false, like MAA).
     pub require_token: Option<bool>,
-    /// `ES256` (default) or `RS256` (MAA's algorithm, an RSA-2048 vault key).
+    /// `RS256` (default: MAA's algorithm, RSA-2048 with `x5c` in `/certs`, what the Azure
+    /// Attestation SDKs validate) or `ES256` (P-256). One signer serves every attestation route,
+    /// the native one included, so one JWKS verifies all tokens.
     pub alg: Option<String>,
     /// Directory of offline DCAP collateral (see [`DirCollateral`]).
     pub collateral_dir: Option<PathBuf>,
@@ -154,8 +156,8 @@ impl AttestationSettings {
     /// Defaults and validation.
     pub fn resolve(self, dev: bool) -> Result<AttestationConfig, crate::ConfigError> {
         let alg = match self.alg.as_deref().map(str::trim) {
-            None | Some("ES256") | Some("es256") => Alg::ES256,
-            Some("RS256") | Some("rs256") => Alg::RS256,
+            Some("ES256") | Some("es256") => Alg::ES256,
+            None | Some("RS256") | Some("rs256") => Alg::RS256,
             Some(other) => {
                 return Err(invalid("attestation.alg", "\"ES256\" or \"RS256\"", other));
             }
@@ -249,7 +251,7 @@ impl Default for AttestationConfig {
     fn default() -> Self {
         AttestationConfig {
             require_token: false,
-            alg: Alg::ES256,
+            alg: Alg::RS256,
             collateral_dir: None,
             allow_sim: false,
             token_lifetime_secs: 300,
@@ -1077,7 +1079,9 @@ fn auth(
     ctx: &mut AttestCtx,
     manage: bool,
 ) -> Result<(), ApiError> {
-    let p = crate::app::authenticate(st, headers)?;
+    // Attestation routes take tokens for the attestation resource (https://attest.azure.net,
+    // what the MAA SDKs ask for), never Key Vault tokens.
+    let p = crate::app::authenticate_for(st, headers, AudienceFamily::Attestation)?;
     ctx.principal = Some(p.id.clone());
     if manage {
         ctx.action = Some(Action::PolicyManage.name());
@@ -1093,7 +1097,7 @@ fn auth_attest(st: &AppState, headers: &HeaderMap, ctx: &mut AttestCtx) -> Resul
         return auth(st, headers, ctx, false);
     }
     if has_bearer(headers)
-        && let Ok(p) = crate::app::authenticate(st, headers)
+        && let Ok(p) = crate::app::authenticate_for(st, headers, AudienceFamily::Attestation)
     {
         ctx.principal = Some(p.id);
     }
@@ -1736,7 +1740,9 @@ mod tests {
     #[test]
     fn settings_resolve() {
         let c = AttestationSettings::default().resolve(false).unwrap();
-        assert_eq!(c.alg, Alg::ES256);
+        // MAA's algorithm by default (the Azure SDKs cannot validate ES256 tokens).
+        assert_eq!(c.alg, Alg::RS256);
+        assert_eq!(AttestationConfig::default().alg, Alg::RS256);
         assert!(!c.allow_sim && !c.require_token && c.verification_time.is_none());
         assert!(
             AttestationSettings::default()
@@ -1774,8 +1780,8 @@ mod tests {
             Some(chrono::DateTime::from_timestamp(1_717_200_000, 0).unwrap())
         );
         let s =
-            AttestationSettings::from_env_var(None, "ENCLAVA_ATTESTATION_ALG", "RS256").unwrap();
-        assert_eq!(s.unwrap().resolve(false).unwrap().alg, Alg::RS256);
+            AttestationSettings::from_env_var(None, "ENCLAVA_ATTESTATION_ALG", "ES256").unwrap();
+        assert_eq!(s.unwrap().resolve(false).unwrap().alg, Alg::ES256);
     }
 
     #[test]

@@ -97,6 +97,10 @@ pub struct PartialConfig {
     pub hostnames: Option<Vec<String>>,
     pub public_url: Option<String>,
     pub resource: Option<String>,
+    /// Extra attestation-family token audiences (resources), next to `https://attest.azure.net`:
+    /// e.g. the server's own attestation URL. Tokens for them are accepted by the attestation
+    /// routes only.
+    pub attestation_resources: Option<Vec<String>>,
     pub log_format: Option<String>,
     pub maintenance_interval_secs: Option<u64>,
     pub max_body_bytes: Option<usize>,
@@ -128,6 +132,7 @@ pub const ENV_VARS: &[&str] = &[
     "ENCLAVA_HOSTNAMES",
     "ENCLAVA_PUBLIC_URL",
     "ENCLAVA_RESOURCE",
+    "ENCLAVA_ATTESTATION_RESOURCES",
     "ENCLAVA_LOG_FORMAT",
     "ENCLAVA_MAINTENANCE_INTERVAL_SECS",
     "ENCLAVA_MAX_BODY_BYTES",
@@ -199,6 +204,15 @@ impl PartialConfig {
                 }
                 "ENCLAVA_PUBLIC_URL" => c.public_url = Some(v.to_string()),
                 "ENCLAVA_RESOURCE" => c.resource = Some(v.to_string()),
+                "ENCLAVA_ATTESTATION_RESOURCES" => {
+                    c.attestation_resources = Some(
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    )
+                }
                 "ENCLAVA_LOG_FORMAT" => c.log_format = Some(v.to_string()),
                 "ENCLAVA_MAINTENANCE_INTERVAL_SECS" => {
                     c.maintenance_interval_secs = Some(parse_num(src, k, v)?)
@@ -262,6 +276,7 @@ impl PartialConfig {
             hostnames: higher.hostnames.or(self.hostnames),
             public_url: higher.public_url.or(self.public_url),
             resource: higher.resource.or(self.resource),
+            attestation_resources: higher.attestation_resources.or(self.attestation_resources),
             log_format: higher.log_format.or(self.log_format),
             maintenance_interval_secs: higher
                 .maintenance_interval_secs
@@ -339,6 +354,21 @@ impl PartialConfig {
             None => DEFAULT_BOOTSTRAP_TOKEN_LIFETIME_SECS,
         };
         let attestation = self.attestation.unwrap_or_default().resolve(dev)?;
+        let mut attestation_resources = vec![enclava_identity::ATTESTATION_AUDIENCE.to_string()];
+        for r in self.attestation_resources.unwrap_or_default() {
+            let r = r.trim().trim_end_matches('/').to_string();
+            if !(r.starts_with("https://") || r.starts_with("http://")) || r.len() > 512 {
+                return Err(ConfigError::Invalid {
+                    source_name: "configuration".into(),
+                    key: "attestation_resources".into(),
+                    expected: "absolute http(s) URLs (token audiences)",
+                    found: r.chars().take(200).collect(),
+                });
+            }
+            if !attestation_resources.contains(&r) {
+                attestation_resources.push(r);
+            }
+        }
         Ok(ServerConfig {
             addr,
             data_dir: self
@@ -352,6 +382,7 @@ impl PartialConfig {
             resource: self
                 .resource
                 .unwrap_or_else(|| DEFAULT_RESOURCE.to_string()),
+            attestation_resources,
             log_format,
             maintenance_interval: Duration::from_secs(maintenance),
             max_body_bytes: self
@@ -412,6 +443,9 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Token audience announced in the 401 challenge.
     pub resource: String,
+    /// Attestation-family token audiences: `https://attest.azure.net` and the configured
+    /// `attestation_resources` (see [`enclava_identity::AudienceFamily`]).
+    pub attestation_resources: Vec<String>,
     pub log_format: LogFormat,
     pub maintenance_interval: Duration,
     pub max_body_bytes: usize,

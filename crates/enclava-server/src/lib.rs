@@ -311,6 +311,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         }
     }
     id_config.audiences = audiences;
+    id_config.attestation_audiences = config.attestation_resources.clone();
     id_config.bootstrap_token_lifetime =
         i64::try_from(config.bootstrap_token_lifetime.as_secs()).unwrap_or(i64::MAX);
     let identity = Arc::new(Identity::new(store.clone(), id_config));

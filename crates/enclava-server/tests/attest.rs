@@ -272,7 +272,15 @@ fn snp_vectors_attest_over_https_and_deny_paths() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(header["alg"], "ES256");
+    // MAA's algorithm by default.
+    assert_eq!(header["alg"], "RS256");
+    // MAA's deprecated aliases on SNP tokens too; no SGX collateral claim.
+    let snp_claims = enclava_token::decode_unverified(&token).unwrap().claims;
+    assert_eq!(snp_claims["tee"], "sevsnpvm");
+    assert_eq!(snp_claims["ver"], "1.0");
+    assert_eq!(snp_claims["policy_hash"], snp_claims["x-ms-policy-hash"]);
+    assert_eq!(snp_claims["maa-policyHash"], snp_claims["x-ms-policy-hash"]);
+    assert!(snp_claims.get("x-ms-sgx-collateral").is_none());
     assert_eq!(header["jku"], json!(format!("{}/certs", s.server.base_url)));
 
     // Runtime data that the report does not commit to.
@@ -523,6 +531,35 @@ fn sgx_vector_attests_via_sgxenclave() {
         c["x-enclava-advisory-ids"],
         json!(["INTEL-SA-00289", "INTEL-SA-00615"])
     );
+    // MAA's x-ms-sgx-collateral (SHA-256 of the quote and of each collateral part) and the
+    // deprecated aliases MAA still emits.
+    let coll_claim = c["x-ms-sgx-collateral"]
+        .as_object()
+        .expect("x-ms-sgx-collateral");
+    assert_eq!(
+        coll_claim["quotehash"],
+        json!(hex::encode(sha2::Sha256::digest(&quote)))
+    );
+    for k in [
+        "qeidcertshash",
+        "qeidcrlhash",
+        "qeidhash",
+        "tcbinfocertshash",
+        "tcbinfocrlhash",
+        "tcbinfohash",
+    ] {
+        let v = coll_claim[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k} missing"));
+        assert!(v.len() == 64 && hex::decode(v).is_ok(), "{k}: {v}");
+    }
+    assert_ne!(coll_claim["qeidhash"], coll_claim["tcbinfohash"]);
+    assert_eq!(c["maa-attestationcollateral"], c["x-ms-sgx-collateral"]);
+    assert_eq!(c["ver"], "1.0");
+    assert_eq!(c["tee"], "sgx");
+    assert_eq!(c["policy_hash"], c["x-ms-policy-hash"]);
+    assert_eq!(c["maa-policyHash"], c["x-ms-policy-hash"]);
+    assert!(c["x-ms-policy-hash"].is_string());
     // Malformed evidence: MAA error shape with the verifier's check.
     let mut bad = quote.clone();
     if let Some(b) = bad.get_mut(100) {
@@ -622,7 +659,7 @@ fn sim_challenges_replay_discovery_and_rotation() {
         ca_der.to_vec()
     );
     let only_x5c: enclava_token::Jwk =
-        serde_json::from_value(json!({"kty": "EC", "x5c": x5c})).unwrap();
+        serde_json::from_value(json!({"kty": "RSA", "x5c": x5c})).unwrap();
     enclava_token::verify(
         &first_token,
         &only_x5c,

@@ -183,9 +183,13 @@ fn drafts_need_a_policy_manager() {
     // Authenticated without the policy role: 403.
     let (id, secret) = s.service_principal(&admin, "crypto-user");
     s.assign(&admin, &id, "CryptoUser", "/");
-    let user = s.token_for(&id, &secret);
+    let user = s.token_for_scope(&id, &secret, "https://attest.azure.net/.default");
     let r = attest(&s, Some(&user), &with_draft(&allowing()));
     assert_eq!(r.status, 403, "{}", r.text);
+    // A Key Vault token is not an attestation token (audience per route family): 401.
+    let kv = s.token_for(&id, &secret);
+    let r = attest(&s, Some(&kv), &with_draft(&allowing()));
+    assert_eq!(r.status, 401, "{}", r.text);
 
     // A policy author gets the dry run: an unsigned token nobody accepts.
     let r = attest(&s, Some(&admin), &with_draft(&allowing()));

@@ -520,7 +520,7 @@ fn nothing_to_forge_with_is_on_disk_and_the_release_cert_has_its_own_purpose() {
     assert!(!data.join("ca-key.pem").exists());
     for row in [
         enclava_server::service_keys::CA_META,
-        "service-keys/attestation-es256",
+        "service-keys/attestation-rs256",
         "service-keys/release-rs256",
     ] {
         let v = t
@@ -646,7 +646,7 @@ fn an_unusable_signer_is_503_and_an_administrator_rotation_recovers() {
 
     // Someone with database access overwrites the sealed rows.
     for row in [
-        "service-keys/attestation-es256",
+        "service-keys/attestation-rs256",
         "service-keys/release-rs256",
     ] {
         t.server

@@ -8,7 +8,8 @@
 //!
 //! # Claims
 //! Every token: `x-ms-ver` "1.0", `x-ms-attestation-type` ([`attestation_type`]),
-//! `x-ms-policy-hash` and `nonce` when given, and our own
+//! `x-ms-policy-hash` and `nonce` when given, MAA's deprecated aliases it still emits (`ver`,
+//! `tee` = the attestation type, `policy_hash` and `maa-policyHash` = the policy hash), and our own
 //! `x-enclava-tee`, `x-enclava-simulated` (true only for `sim`), `x-enclava-is-debuggable`,
 //! `x-enclava-measurement`, `x-enclava-tcb-status` (when the TEE has one),
 //! `x-enclava-advisory-ids` (array, possibly empty) and `x-enclava-claims` (the full normalized
@@ -26,7 +27,9 @@
 //! - **sgx** (`sgx`): `x-ms-sgx-{is-debuggable, product-id, svn, mrenclave, mrsigner, report-data,
 //!   config-id, config-svn, isv-extended-product-id, isv-family-id}`, `x-ms-sgx-ehd`
 //!   (base64url of the runtime data), and MAA's deprecated aliases (`is-debuggable`,
-//!   `sgx-mrenclave`, `sgx-mrsigner`, `product-id`, `svn`, `tee`, `maa-ehd`).
+//!   `sgx-mrenclave`, `sgx-mrsigner`, `product-id`, `svn`, `maa-ehd`, `aas-ehd`). The attestation
+//!   service adds `x-ms-sgx-collateral` (and its alias `maa-attestationcollateral`) when it
+//!   evaluated the quote with collateral: see [`sgx_collateral_claim`].
 //! - **azure-snp / azure-tdx** (`azurevm`): `x-ms-isolation-tee` {`x-ms-attestation-type`
 //!   sevsnpvm | tdxvm, `x-ms-compliance-status` (see below), `x-ms-runtime` = the HCL runtime data
 //!   (its `keys` hold HCLAkPub / HCLEkPub; `vm-configuration`), and the snp or tdx claims above};
@@ -72,6 +75,10 @@ pub const MAA_VERSION: &str = "1.0";
 pub const ATTESTATION_TYPE_SIM: &str = "enclava-sim";
 pub const TDX_EAT_PROFILE: &str = "https://aka.ms/maa-eat-profile-tdxvm";
 pub const COMPLIANT_CVM: &str = "azure-compliant-cvm";
+/// `x-ms-policy-hash` and the deprecated names MAA still emits with the same value.
+pub const POLICY_HASH_CLAIMS: &[&str] = &["x-ms-policy-hash", "policy_hash", "maa-policyHash"];
+/// `x-ms-sgx-collateral` and its deprecated name, both emitted (SGX).
+pub const SGX_COLLATERAL_CLAIMS: &[&str] = &["x-ms-sgx-collateral", "maa-attestationcollateral"];
 
 /// `x-ms-attestation-type` for a TEE.
 pub fn attestation_type(tee: Tee) -> &'static str {
@@ -173,6 +180,12 @@ pub const CLAIMS_SUPPORTED: &[&str] = &[
     "svn",
     "tee",
     "maa-ehd",
+    "aas-ehd",
+    "ver",
+    "policy_hash",
+    "maa-policyHash",
+    "x-ms-sgx-collateral",
+    "maa-attestationcollateral",
     "x-enclava-tee",
     "x-enclava-simulated",
     "x-enclava-is-debuggable",
@@ -380,6 +393,22 @@ pub fn compliance_status(claims: &Claims) -> Option<&'static str> {
     }
 }
 
+/// MAA's `x-ms-sgx-collateral` object: lowercase hex SHA-256 of the quote (`quotehash`) and of
+/// each collateral part the verifier was given, under MAA's names (`qeidcertshash`,
+/// `qeidcrlhash`, `qeidhash`, `tcbinfocertshash`, `tcbinfocrlhash`, `tcbinfohash`). `parts` are
+/// the collateral digests as [`enclava_evidence::dcap::Collateral::digests`] returns them.
+pub fn sgx_collateral_claim(quote: &[u8], parts: &[(&'static str, [u8; 32])]) -> Value {
+    let mut o = Map::new();
+    o.insert(
+        "quotehash".into(),
+        hex::encode(Sha256::digest(quote)).into(),
+    );
+    for (name, digest) in parts {
+        o.insert((*name).into(), hex::encode(digest).into());
+    }
+    Value::Object(o)
+}
+
 /// Map normalized claims (and bound runtime / init-time data) to an MAA-style claims map. The
 /// registered claims (iss, iat, nbf, exp, jti) are added by [`crate::issue`].
 pub fn maa_claims(input: &MaaInput<'_>) -> Result<Map<String, Value>, TokenError> {
@@ -393,8 +422,14 @@ pub fn maa_claims(input: &MaaInput<'_>) -> Result<Map<String, Value>, TokenError
         "x-ms-attestation-type".into(),
         attestation_type(c.tee).into(),
     );
+    // MAA's deprecated names of the two above, which it still emits on every token (its claim
+    // sets list `ver` and `tee` as "fully supported and will continue to be included").
+    m.insert("ver".into(), MAA_VERSION.into());
+    m.insert("tee".into(), attestation_type(c.tee).into());
     if let Some(h) = input.policy_hash {
-        m.insert("x-ms-policy-hash".into(), h.into());
+        for name in POLICY_HASH_CLAIMS {
+            m.insert((*name).into(), h.into());
+        }
     }
     if let Some(n) = input.nonce {
         m.insert("nonce".into(), n.into());
@@ -586,11 +621,11 @@ fn sgx_into(m: &mut Map<String, Value>, c: &Claims, s: &Value, runtime: Option<&
     put_str(m, "sgx-mrsigner", s.get("mr_signer"));
     put_int(m, "product-id", s.get("isv_prod_id"));
     put_int(m, "svn", s.get("isv_svn"));
-    m.insert("tee".into(), "sgx".into());
     if let Some(d) = runtime {
         let ehd = URL_SAFE_NO_PAD.encode(&d.data);
         m.insert(format!("{P}ehd"), ehd.clone().into());
-        m.insert("maa-ehd".into(), ehd.into());
+        m.insert("maa-ehd".into(), ehd.clone().into());
+        m.insert("aas-ehd".into(), ehd.into());
     }
 }
 

@@ -253,6 +253,40 @@ fn signed_member(json: &[u8], key: &str, name: &str) -> Result<SignedJson, DcapE
 }
 
 impl Collateral {
+    /// SHA-256 of each part present, under the names of MAA's `x-ms-sgx-collateral` claim:
+    /// `qeidcertshash` / `tcbinfocertshash` over the issuer chain's DER certificates concatenated
+    /// (leaf first), `qeidcrlhash` / `tcbinfocrlhash` over the root CA CRL's DER (both chains end
+    /// at the root), `qeidhash` / `tcbinfohash` over the exact signed JSON bytes Intel signed.
+    /// MAA does not document the exact byte inputs; these are the canonical forms we hold.
+    pub fn digests(&self) -> Vec<(&'static str, [u8; 32])> {
+        use sha2::{Digest, Sha256};
+        let chain = |c: &[Cert]| -> Option<[u8; 32]> {
+            if c.is_empty() {
+                return None;
+            }
+            let mut h = Sha256::new();
+            for cert in c {
+                h.update(&cert.der);
+            }
+            Some(h.finalize().into())
+        };
+        let one = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
+        let crl = self.root_ca_crl.as_ref().map(|c| one(&c.der));
+        let mut out = Vec::new();
+        let mut push = |name: &'static str, d: Option<[u8; 32]>| {
+            if let Some(d) = d {
+                out.push((name, d));
+            }
+        };
+        push("qeidcertshash", chain(&self.qe_identity_issuer_chain));
+        push("qeidcrlhash", crl);
+        push("qeidhash", self.qe_identity.as_ref().map(|j| one(&j.body)));
+        push("tcbinfocertshash", chain(&self.tcb_info_issuer_chain));
+        push("tcbinfocrlhash", crl);
+        push("tcbinfohash", self.tcb_info.as_ref().map(|j| one(&j.body)));
+        out
+    }
+
     /// Load dcap-qvl's `QuoteCollateralV3` JSON: `tcb_info` / `qe_identity` are the signed JSON as
     /// strings, signatures and CRLs are hex (or byte arrays), issuer chains PEM.
     pub fn from_dcap_qvl_json(bytes: &[u8]) -> Result<Collateral, DcapError> {

@@ -215,11 +215,17 @@ impl TestServer {
         assert_eq!(r.status, 201, "{}", r.text);
     }
 
-    /// Client-credentials token the way azure-identity asks for it.
+    /// Client-credentials token the way azure-identity asks for it (Key Vault scope).
     pub fn token_for(&self, client_id: &str, secret: &str) -> String {
+        self.token_for_scope(client_id, secret, "https://vault.azure.net/.default")
+    }
+
+    /// Client-credentials token for `scope` (e.g. `https://attest.azure.net/.default`).
+    pub fn token_for_scope(&self, client_id: &str, secret: &str, scope: &str) -> String {
         let form = format!(
-            "grant_type=client_credentials&client_id={client_id}&client_secret={}&scope=https%3A%2F%2Fvault.azure.net%2F.default",
-            form_encode(secret)
+            "grant_type=client_credentials&client_id={client_id}&client_secret={}&scope={}",
+            form_encode(secret),
+            form_encode(scope)
         );
         let r = self.call(
             "POST",

@@ -5,7 +5,7 @@
 //! One release is exactly what the enclave runtime does (the `enclava-enclave` functions, over
 //! HTTPS with keep-alive): `GET /challenge`; runtime data `{keys: [ephemeral RSA-2048 JWK, P-256
 //! JWK], workload-measurement, nonce}`; simulated evidence over its SHA-256; `POST
-//! /attest/native` (evidence check, appraisal policy, ES256 token); `POST /keys/NAME/release`
+//! /attest/native` (evidence check, appraisal policy, signed token); `POST /keys/NAME/release`
 //! with the token (token verification, release policy, RSA-OAEP + AES-KWP wrap to the key in the
 //! token, RS256-signed answer); `key_hsm` unwrap with the ephemeral private key; a check of the
 //! unwrapped key. Each release costs two RSA-2048 private operations: the vault's RS256

@@ -103,6 +103,7 @@ impl ServerArgs {
             hostnames: (!self.hostnames.is_empty()).then(|| self.hostnames.clone()),
             public_url: self.public_url.clone(),
             resource: self.resource.clone(),
+            attestation_resources: None,
             log_format: self.log_format.map(|f| match f {
                 LogFormatArg::Text => "text".to_string(),
                 LogFormatArg::Json => "json".to_string(),
