@@ -140,8 +140,11 @@ fn worst_case_inside_the_bounds_compiles_quickly() {
         src.len(),
         r.is_ok()
     );
-    // Debug builds are ~10x slower than release; the bound leaves room for a loaded machine.
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    // A hang detector, not a performance figure (those come from benches): a compile blow-up
+    // inside the bounds would be exponential (minutes, or never); this finishes in about 2 s in
+    // a debug build on an idle core and was seen at 19 s on a 2-core machine running the whole
+    // test suite next to other builds. In production the stored-policy deadline (2 s) stops it.
+    assert!(took < Duration::from_secs(90), "{took:?}");
 }
 
 /// A policy that would search 10^9 combinations: the execution timer stops it at the deadline,

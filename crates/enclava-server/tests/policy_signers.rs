@@ -466,7 +466,7 @@ fn policy_management_certificates_change_the_signers() {
     );
     // A signer's request, but the caller lacks policies/manage.
     let (id, secret) = s.service_principal(&admin, "no-roles");
-    let weak = s.token_for(&id, &secret);
+    let weak = s.token_for_scope(&id, &secret, "https://attest.azure.net/.default");
     let add_second = first.python_cert_change(&second);
     let r = cert_call(&s, "add", &weak, &add_second);
     assert_eq!(r.status, 403, "{}", r.text);

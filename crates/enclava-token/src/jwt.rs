@@ -388,27 +388,41 @@ impl Jwk {
                             self.crv.as_deref().map(shown).unwrap_or("none".into())
                         )));
                     }
-                    let (x, y) = (b64url_field(x, "x")?, b64url_field(y, "y")?);
-                    if x.len() != 32 || y.len() != 32 {
-                        return Err(TokenError::InvalidKey(format!(
-                            "EC key {}: expected 32-byte x and y, found {} and {}",
-                            self.kid_shown(),
-                            x.len(),
-                            y.len()
-                        )));
+                    // Minimal coordinates may arrive shorter than 32 bytes, non-minimal ones
+                    // with leading zeros: one normaliser for every JWK integer in the project.
+                    let (mut xb, mut yb) = ([0u8; 32], [0u8; 32]);
+                    for (name, field, out) in [("x", x, &mut xb), ("y", y, &mut yb)] {
+                        crate::jwk_int::jwk_fixed_into(&b64url_field(field, name)?, out).map_err(
+                            |e| {
+                                TokenError::InvalidKey(format!(
+                                    "EC key {}: {name}: {e}",
+                                    self.kid_shown()
+                                ))
+                            },
+                        )?;
                     }
                     let mut point = Vec::with_capacity(65);
                     point.push(0x04);
-                    point.extend_from_slice(&x);
-                    point.extend_from_slice(&y);
+                    point.extend_from_slice(&xb);
+                    point.extend_from_slice(&yb);
                     return Ok(VerifyingKey::P256(point));
                 }
                 self.key_from_x5c()
             }
             "RSA" => {
                 if let (Some(n), Some(e)) = (&self.n, &self.e) {
-                    let n = strip_zeros(&b64url_field(n, "n")?).to_vec();
-                    let e = strip_zeros(&b64url_field(e, "e")?).to_vec();
+                    let int = |v: &str, name: &str| -> Result<Vec<u8>, TokenError> {
+                        let bytes = b64url_field(v, name)?;
+                        crate::jwk_int::jwk_uint(&bytes)
+                            .map(<[u8]>::to_vec)
+                            .map_err(|e| {
+                                TokenError::InvalidKey(format!(
+                                    "RSA key {}: {name}: {e}",
+                                    self.kid_shown()
+                                ))
+                            })
+                    };
+                    let (n, e) = (int(n, "n")?, int(e, "e")?);
                     if n.len() < 256 {
                         return Err(TokenError::InvalidKey(format!(
                             "RSA key {}: expected a modulus of at least 2048 bits, found {} bits",

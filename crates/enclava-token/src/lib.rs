@@ -18,6 +18,7 @@
 pub mod ear;
 pub mod eku;
 pub mod error;
+pub mod jwk_int;
 pub mod jwt;
 pub mod maa;
 

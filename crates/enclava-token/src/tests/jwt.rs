@@ -658,3 +658,40 @@ fn oversized_tokens_are_not_issued() {
         "token_too_large"
     );
 }
+
+/// A trusted issuer's JWKS as it occurs in the wild: RSA `n`/`e` with leading zero bytes (as DER
+/// encodes them), EC coordinates with a leading zero or without their own leading zero byte.
+/// Tokens still verify through the one JWK integer normaliser; a coordinate too long is refused.
+#[test]
+fn issuer_keys_with_non_minimal_integers_verify() {
+    let b64 = |s: &str| URL_SAFE_NO_PAD.decode(s).unwrap();
+    let enc = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+
+    let rsa = Rs256Signer::from_pkcs8("rsa-nm", &rsa_pkcs8()).unwrap();
+    let token = issue(&body(), &rsa, &opts()).unwrap();
+    let mut jwks = jwks_of(&[&rsa]);
+    let k = &mut jwks.keys[0];
+    k.n = Some(enc(&[&[0u8][..], &b64(k.n.as_deref().unwrap())].concat()));
+    k.e = Some(enc(&[0, 0, 1, 0, 1]));
+    verify(&token, &jwks, &expect()).expect("leading zeros in n and e are accepted");
+    jwks.keys[0].e = Some(enc(&[0, 0]));
+    assert_eq!(code(verify(&token, &jwks, &expect())), "invalid_key");
+
+    // Find a P-256 key whose x starts with a zero byte, so its minimal form is 31 bytes.
+    let (es, minimal_x) = loop {
+        let s = es_signer("ec-nm");
+        let x = b64(jwks_of(&[&s]).keys[0].x.as_deref().unwrap());
+        if x[0] == 0 {
+            break (s, x[1..].to_vec());
+        }
+    };
+    let token = issue(&body(), &es, &opts()).unwrap();
+    let mut jwks = jwks_of(&[&es]);
+    jwks.keys[0].x = Some(enc(&minimal_x));
+    verify(&token, &jwks, &expect()).expect("a minimal (31-byte) x is accepted");
+    let y = b64(jwks.keys[0].y.as_deref().unwrap());
+    jwks.keys[0].y = Some(enc(&[&[0u8, 0][..], &y].concat()));
+    verify(&token, &jwks, &expect()).expect("a y with surplus leading zeros is accepted");
+    jwks.keys[0].y = Some(enc(&[&[1u8][..], &y].concat()));
+    assert_eq!(code(verify(&token, &jwks, &expect())), "invalid_key");
+}

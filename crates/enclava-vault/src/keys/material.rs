@@ -139,39 +139,20 @@ impl Curve {
     }
 }
 
-/// JWK integers (RFC 7518 section 6) are big-endian octet strings that *should* be minimal, but
-/// Azure accepts non-minimal ones and Microsoft's SDK tests send them (`n` with a leading zero byte,
-/// as DER would encode it). Every JWK integer field goes through one of these two decoders, so
-/// size checks and the crypto library always see the same, normalised value.
-///
-/// Variable-length integers (RSA `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`): the minimal form
-/// (leading zero bytes removed). A value of zero (empty after stripping) is refused: no RSA
-/// component can be zero.
+/// The JWK integer decoders of the whole project ([`enclava_token::jwk_int`]), with the field
+/// named in the error. Variable-length integers (RSA `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`):
+/// the minimal form; zero is refused.
 pub(crate) fn jwk_uint<'a>(field: &str, bytes: &'a [u8]) -> Result<&'a [u8]> {
-    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    match bytes.get(first..) {
-        Some(v) if !v.is_empty() => Ok(v),
-        _ => Err(VaultError::bad(format!(
-            "invalid {field}: expected a non-zero big-endian integer, found {} zero byte(s)",
-            bytes.len()
-        ))),
-    }
+    enclava_token::jwk_int::jwk_uint(bytes)
+        .map_err(|e| VaultError::bad(format!("invalid {field}: {e}")))
 }
 
-/// Fixed-length integers (EC `x`, `y`, `d`): exactly `len` bytes, left-padded with zeros when the
-/// value arrives shorter (minimal encoding) or stripped of surplus leading zeros; refused when the
-/// value does not fit in `len` bytes. Zeroized, since `d` is secret.
+/// Fixed-length integers (EC `x`, `y`, `d`): exactly `len` bytes (padded or stripped of surplus
+/// leading zeros), refused when the value does not fit. Zeroized, since `d` is secret.
 pub(crate) fn jwk_fixed(field: &str, bytes: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>> {
-    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    let value = bytes.get(first..).unwrap_or(&[]);
-    if value.len() > len {
-        return Err(VaultError::bad(format!(
-            "invalid {field}: expected at most {len} significant bytes, found {}",
-            value.len()
-        )));
-    }
-    let mut out = Zeroizing::new(vec![0u8; len - value.len()]);
-    out.extend_from_slice(value);
+    let mut out = Zeroizing::new(vec![0u8; len]);
+    enclava_token::jwk_int::jwk_fixed_into(bytes, &mut out)
+        .map_err(|e| VaultError::bad(format!("invalid {field}: {e}")))?;
     Ok(out)
 }
 
