@@ -253,7 +253,8 @@ fn recognize(file: &str, bytes: &[u8]) -> Result<std::result::Result<Recognized,
         }
         return pki(file, certs, crls).map(Ok);
     }
-    if let Some(seqs) = pem::der_sequences(t) {
+    // DER on the untrimmed bytes: a certificate may well end in a byte that is ASCII whitespace.
+    if let Some(seqs) = pem::der_sequences(bytes) {
         let (mut certs, mut crls, mut neither) = (Vec::new(), Vec::new(), 0usize);
         for der in seqs {
             if Cert::from_der(der).is_ok() {

@@ -251,11 +251,18 @@ pub fn der_sequences(input: &[u8]) -> Option<Vec<&[u8]>> {
     (!out.is_empty()).then_some(out)
 }
 
-/// Whether `input` is PEM text rather than DER: it holds a BEGIN line and is not a run of DER
-/// SEQUENCEs. Decided on the whole input, never on its first bytes: explanatory text may come
-/// first (and may even start with `0`, the byte of a DER SEQUENCE tag).
+/// Whether `input` is PEM text rather than DER: it holds a BEGIN line, is text (no control
+/// bytes but tab, line ends and form feed; trailing NULs of C strings allowed) and is not a run
+/// of DER SEQUENCEs. Decided on the whole input, never on its first bytes: explanatory text may
+/// come first (and may even start with `0`, the byte of a DER SEQUENCE tag). A binary file that
+/// merely embeds PEM (a DCAP quote carries its PCK chain so) is not PEM text.
 pub fn is_pem(input: &[u8]) -> bool {
-    find(input, BEGIN).is_some() && der_sequences(input).is_none()
+    let end = input.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    let text = input.get(..end).unwrap_or_default();
+    let textual = !text
+        .iter()
+        .any(|&c| (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r' | 0x0c)) || c == 0x7f);
+    textual && find(text, BEGIN).is_some() && der_sequences(input).is_none()
 }
 
 /// Certificates (or CRLs, or whatever `label` names) given either as PEM text (any number of
@@ -319,6 +326,9 @@ mod tests {
         }
         // The same certificate as DER stays DER.
         assert!(!is_pem(&der[0]));
+        // PEM embedded in binary (as in a DCAP quote) is not PEM text; a C string's NULs are.
+        assert!(!is_pem(format!("\u{1}\u{2}{ARK}").as_bytes()));
+        assert!(is_pem(format!("{ARK}\0\0").as_bytes()));
         assert_eq!(pem_or_der(&der[0], "CERTIFICATE").unwrap(), der);
     }
 

@@ -388,7 +388,8 @@ impl Collateral {
             self.add_certs(chain);
             return Ok(());
         }
-        if let Some(seqs) = crate::pem::der_sequences(t) {
+        // DER on the untrimmed bytes: a certificate may well end in a byte that is whitespace.
+        if let Some(seqs) = crate::pem::der_sequences(bytes) {
             // DER: certificates (Intel distributes its root CA so) or a CRL.
             let mut certs = Vec::new();
             for der in seqs {
