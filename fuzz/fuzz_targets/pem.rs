@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
             let again = pem::encode(b.label, &b.contents);
             let back = pem::parse_all(again.as_bytes()).expect("re-encoded block reads back");
             assert_eq!(back.len(), 1);
-            assert_eq!(back.first().map(|x| (x.label, &x.contents)), Some((b.label, &b.contents)));
+            assert_eq!(
+                back.first().map(|x| (x.label, &x.contents)),
+                Some((b.label, &b.contents))
+            );
         }
     }
     let _ = enclava_collateral::load::classify("fuzz", data);

@@ -140,8 +140,8 @@ fn pki(file: &str, certs: Vec<Vec<u8>>, crls: Vec<Vec<u8>>) -> Result<Recognized
     };
     let (mut ic, mut oc, mut il, mut ol) = (0, 0, 0, 0);
     for (i, der) in certs.into_iter().enumerate() {
-        let c = Cert::from_der(&der)
-            .map_err(|e| corrupt(file, format!("certificate #{i}: {e}")))?;
+        let c =
+            Cert::from_der(&der).map_err(|e| corrupt(file, format!("certificate #{i}: {e}")))?;
         if is_intel_cert(&c) {
             ic += 1;
             r.dcap.push(der);
@@ -208,7 +208,10 @@ fn recognize(file: &str, bytes: &[u8]) -> Result<std::result::Result<Recognized,
         let v: serde_json::Value = match serde_json::from_slice(t) {
             Ok(v) => v,
             Err(e) if looks_intel => {
-                return Err(corrupt(file, format!("Intel collateral JSON does not parse: {e}")));
+                return Err(corrupt(
+                    file,
+                    format!("Intel collateral JSON does not parse: {e}"),
+                ));
             }
             Err(_) => return Ok(Err("JSON that is not collateral (does not parse)".into())),
         };

@@ -68,11 +68,22 @@ fn tdx_separate_certificate_files_verify_up_to_date() {
         "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7"
     );
     // The same files through the evidence crate's own loader (the verifier's input API).
-    let files: Vec<(String, Vec<u8>)> = ["tcb_info.json", "qe_identity.json", "tcb_signing.pem", "Intel_SGX_Root_CA.der", "pck_ca.cer", "rootcrl.der", "pckcrl"]
+    let files: Vec<(String, Vec<u8>)> = [
+        "tcb_info.json",
+        "qe_identity.json",
+        "tcb_signing.pem",
+        "Intel_SGX_Root_CA.der",
+        "pck_ca.cer",
+        "rootcrl.der",
+        "pckcrl",
+    ]
+    .iter()
+    .map(|f| (f.to_string(), std::fs::read(dir.path().join(f)).unwrap()))
+    .collect();
+    let refs: Vec<(&str, &[u8])> = files
         .iter()
-        .map(|f| (f.to_string(), std::fs::read(dir.path().join(f)).unwrap()))
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
         .collect();
-    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
     let c = dcap::Collateral::from_files(&refs).unwrap();
     assert!(dcap::verify_tdx(&quote, Some(&c), t("2025-07-19T10:00:34Z")).is_ok());
 }
@@ -101,7 +112,8 @@ fn fake_intel_pki() -> (Vec<u8>, Vec<u8>, aws_lc_rs::signature::EcdsaKeyPair) {
         p.distinguished_name.push(DnType::CommonName, cn);
         p.distinguished_name
             .push(DnType::OrganizationName, "Intel Corporation");
-        p.distinguished_name.push(DnType::LocalityName, "Santa Clara");
+        p.distinguished_name
+            .push(DnType::LocalityName, "Santa Clara");
         p.distinguished_name.push(DnType::StateOrProvinceName, "CA");
         p.distinguished_name.push(DnType::CountryName, "US");
     };
@@ -228,7 +240,10 @@ fn corrupt_collateral_is_an_error_naming_the_file() {
     two.extend_from_slice(&[0x30, 0x03, 0x02, 0x01, 0x00]);
     std::fs::write(p.join("Intel_SGX_Root_CA.der"), &two).unwrap();
     let e = load::read_dir(p).unwrap_err().to_string();
-    assert!(e.contains("Intel_SGX_Root_CA.der") && e.contains("neither"), "{e}");
+    assert!(
+        e.contains("Intel_SGX_Root_CA.der") && e.contains("neither"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -261,7 +276,12 @@ fn classify_never_panics_on_prefixes_of_the_reshaped_files() {
     ) else {
         return;
     };
-    for f in ["tcb_signing.pem", "Intel_SGX_Root_CA.der", "rootcrl.der", "pckcrl"] {
+    for f in [
+        "tcb_signing.pem",
+        "Intel_SGX_Root_CA.der",
+        "rootcrl.der",
+        "pckcrl",
+    ] {
         let b = std::fs::read(dir.path().join(f)).unwrap();
         for i in 0..b.len() {
             let _ = load::classify(f, b.get(..i).unwrap());

@@ -88,7 +88,12 @@ fn split_block(rest: &[u8], start: usize) -> Result<(&str, &[u8], &[u8]), PemErr
         });
     };
     let end_len = find(end_label_and_rest, DASHES)
-        .filter(|&n| !end_label_and_rest.get(..n).unwrap_or_default().contains(&b'\n'))
+        .filter(|&n| {
+            !end_label_and_rest
+                .get(..n)
+                .unwrap_or_default()
+                .contains(&b'\n')
+        })
         .ok_or_else(|| PemError::MissingEnd {
             label: label.to_string(),
         })?;
@@ -96,7 +101,10 @@ fn split_block(rest: &[u8], start: usize) -> Result<(&str, &[u8], &[u8]), PemErr
     if end_label != label.as_bytes() {
         return Err(PemError::MismatchedEnd {
             expected: label.to_string(),
-            found: String::from_utf8_lossy(end_label).chars().take(64).collect(),
+            found: String::from_utf8_lossy(end_label)
+                .chars()
+                .take(64)
+                .collect(),
         });
     }
     let after_end = end_label_and_rest
@@ -317,7 +325,10 @@ mod tests {
         for text in [
             format!("subject=CN=ARK-Milan\nissuer=CN=ARK-Milan\n{ARK}"),
             format!("0 s:/CN=ARK-Milan\n{ARK}trailing words\n"),
-            format!("Bag Attributes\r\n    localKeyID: 01\r\n{}", ARK.replace('\n', "\r\n")),
+            format!(
+                "Bag Attributes\r\n    localKeyID: 01\r\n{}",
+                ARK.replace('\n', "\r\n")
+            ),
             format!("  {}", ARK.replace('\n', "\n  ")),
         ] {
             assert!(is_pem(text.as_bytes()), "{text}");
@@ -374,7 +385,9 @@ mod tests {
                     -----BEGIN EC PRIVATE KEY-----\nAAEC\n-----END EC PRIVATE KEY-----\n";
         let (kind, der) = private_key(text.as_bytes()).unwrap();
         assert_eq!((kind, der.as_slice()), (KeyKind::Sec1, &[0u8, 1, 2][..]));
-        assert!(private_key(b"-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n").is_err());
+        assert!(
+            private_key(b"-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n").is_err()
+        );
         assert!(
             private_key(b"-----BEGIN PRIVATE KEY-----\nAA*C\n-----END PRIVATE KEY-----\n").is_err()
         );

@@ -75,7 +75,10 @@ fn sev_snp_vm_accepts_explanatory_text_before_the_chain() {
     let at = "2025-06-01T00:00:00Z";
     let s = server(at, None);
     let admin = s.admin_token();
-    assert_eq!(put_policy(&s, &admin, &snp_without_revocation()).status, 200);
+    assert_eq!(
+        put_policy(&s, &admin, &snp_without_revocation()).status,
+        200
+    );
     // As OpenSSL prints a chain: text before each certificate (RFC 7468 section 2).
     let chain = format!(
         "{}{}",

@@ -492,8 +492,18 @@ fn snp_chain_as_separate_files_and_with_explanatory_text() {
     let report = path(&v, "sev-snp/trustee/test-report.bin");
     let coll = coll.display().to_string();
     let bundle = bundle.display().to_string();
-    for extra in [["--collateral", coll.as_str()], ["--certs", bundle.as_str()]] {
-        let mut args = vec!["--tee", "snp", "--evidence", &report, "--at", "2024-01-01T00:00:00Z"];
+    for extra in [
+        ["--collateral", coll.as_str()],
+        ["--certs", bundle.as_str()],
+    ] {
+        let mut args = vec![
+            "--tee",
+            "snp",
+            "--evidence",
+            &report,
+            "--at",
+            "2024-01-01T00:00:00Z",
+        ];
         args.extend(extra);
         let (code, out, err) = verify_with_stderr(&args);
         assert_eq!(code, 0, "{extra:?}: {out} {err}");

@@ -78,10 +78,7 @@ fn json_str<'a>(
 
 /// A CRL in dcap-qvl JSON: hex or byte array of the DER, or a PEM string.
 fn json_crl(v: &serde_json::Value, field: &str) -> Result<Crl, DcapError> {
-    if let Some(text) = v
-        .as_str()
-        .filter(|t| crate::pem::is_pem(t.as_bytes()))
-    {
+    if let Some(text) = v.as_str().filter(|t| crate::pem::is_pem(t.as_bytes())) {
         return parse_crl_any(text.as_bytes()).map_err(|e| bad(format!("{field}: {e}")));
     }
     Crl::from_der(&json_bytes(v, field)?)
@@ -265,9 +262,7 @@ fn chain_up(leaf: &Cert, pool: &[Cert]) -> Vec<Cert> {
     while chain.len() < 4 {
         let Some(cur) = chain.last() else { break };
         let parent = pool.iter().find(|p| {
-            !p.is_self_issued()
-                && cur.may_be_issued_by(p)
-                && !chain.iter().any(|c| c.der == p.der)
+            !p.is_self_issued() && cur.may_be_issued_by(p) && !chain.iter().any(|c| c.der == p.der)
         });
         match parent {
             Some(p) => chain.push(p.clone()),

@@ -197,12 +197,14 @@ fn load_roots(path: &Path) -> CliResult<rustls::RootCertStore> {
         }
     };
     for cert in certs {
-        roots.add(rustls::pki_types::CertificateDer::from(cert)).map_err(|e| {
-            usage(format!(
-                "CA certificate file {} holds an unusable certificate: {e}",
-                path.display()
-            ))
-        })?;
+        roots
+            .add(rustls::pki_types::CertificateDer::from(cert))
+            .map_err(|e| {
+                usage(format!(
+                    "CA certificate file {} holds an unusable certificate: {e}",
+                    path.display()
+                ))
+            })?;
         count += 1;
     }
     if count == 0 {

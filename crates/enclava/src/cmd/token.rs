@@ -219,7 +219,8 @@ const OID_RSA: &str = "1.2.840.113549.1.1.1";
 
 /// A JWK (without kid: it then matches any token kid) from a PEM public key or certificate.
 pub fn jwk_from_pem(bytes: &[u8]) -> Result<Jwk, String> {
-    let blocks = enclava_evidence::pem::parse_all(bytes).map_err(|e| format!("expected PEM: {e}"))?;
+    let blocks =
+        enclava_evidence::pem::parse_all(bytes).map_err(|e| format!("expected PEM: {e}"))?;
     let block = blocks
         .first()
         .ok_or("expected a PEM PUBLIC KEY or CERTIFICATE block, found none")?;
