@@ -168,10 +168,6 @@ struct Pki {
     crls: Vec<Vec<u8>>,
 }
 
-fn bytes_again(p: &Path) -> Result<Vec<u8>, InputError> {
-    read(p, "certificates")
-}
-
 fn print_notes(loaded: &enclava_collateral::Loaded) {
     for n in &loaded.notes {
         eprintln!("note: {n}");
@@ -185,13 +181,13 @@ fn read_pki(args: &VerifyArgs) -> Result<Pki, InputError> {
     for p in &args.certs {
         let bytes = read(p, "certificates")?;
         let name = p.display().to_string();
-        let loaded = enclava_collateral::load::load_files(&[(name.clone(), bytes)])
+        let loaded = enclava_collateral::load::load_files(&[(name.clone(), bytes.clone())])
             .map_err(|e| InputError(format!("--certs {e}")))?;
         if let Some(n) = loaded.notes.first() {
             // DER the loader cannot parse as a certificate still goes to the verifier, which
             // names it (`malformed_certificate`) in its verdict.
-            if enclava_evidence::pem::der_sequences(&bytes_again(p)?).is_some() {
-                pki.certs.push(bytes_again(p)?);
+            if enclava_evidence::pem::der_sequences(&bytes).is_some() {
+                pki.certs.push(bytes);
                 continue;
             }
             return Err(InputError(format!(
