@@ -53,14 +53,16 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The next block in `rest`: (label, undecoded body, text after the END line), or `None` when no
-/// BEGIN line follows.
-fn next_block(rest: &[u8]) -> Option<Result<(&str, &[u8], &[u8]), PemError>> {
+/// One block before decoding: (label, undecoded body, text after the END line).
+type RawBlock<'a> = (&'a str, &'a [u8], &'a [u8]);
+
+/// The next block in `rest`, or `None` when no BEGIN line follows.
+fn next_block(rest: &[u8]) -> Option<Result<RawBlock<'_>, PemError>> {
     let start = find(rest, BEGIN)?;
     Some(split_block(rest, start))
 }
 
-fn split_block(rest: &[u8], start: usize) -> Result<(&str, &[u8], &[u8]), PemError> {
+fn split_block(rest: &[u8], start: usize) -> Result<RawBlock<'_>, PemError> {
     // Every offset below comes from `find` on the same slice, so the `get`s cannot miss.
     let after = rest.get(start + BEGIN.len()..).unwrap_or_default();
     let label_len = find(after, DASHES)
