@@ -67,6 +67,7 @@ struct Recognized {
     dcap: Vec<Vec<u8>>,
     snp_certs: Vec<Vec<u8>>,
     snp_crls: Vec<Vec<u8>>,
+    intel_crls: Vec<Vec<u8>>,
 }
 
 /// What a set of files held.
@@ -78,6 +79,8 @@ pub struct Loaded {
     pub snp_certs: Vec<Vec<u8>>,
     /// Non-Intel CRLs (DER): AMD KDS CRLs.
     pub snp_crls: Vec<Vec<u8>>,
+    /// Intel CRLs (DER), also part of the DCAP collateral.
+    pub intel_crls: Vec<Vec<u8>>,
     /// Every recognized file and what it was.
     pub files: Vec<(String, Kind)>,
     /// Files skipped as not collateral.
@@ -137,6 +140,7 @@ fn pki(file: &str, certs: Vec<Vec<u8>>, crls: Vec<Vec<u8>>) -> Result<Recognized
         dcap: Vec::new(),
         snp_certs: Vec::new(),
         snp_crls: Vec::new(),
+        intel_crls: Vec::new(),
     };
     let (mut ic, mut oc, mut il, mut ol) = (0, 0, 0, 0);
     for (i, der) in certs.into_iter().enumerate() {
@@ -154,6 +158,7 @@ fn pki(file: &str, certs: Vec<Vec<u8>>, crls: Vec<Vec<u8>>) -> Result<Recognized
         let c = Crl::from_der(&der).map_err(|e| corrupt(file, format!("CRL #{i}: {e}")))?;
         if is_intel_crl(&c) {
             il += 1;
+            r.intel_crls.push(der.clone());
             r.dcap.push(der);
         } else {
             ol += 1;
@@ -233,6 +238,7 @@ fn recognize(file: &str, bytes: &[u8]) -> Result<std::result::Result<Recognized,
             dcap: vec![t.to_vec()],
             snp_certs: Vec::new(),
             snp_crls: Vec::new(),
+            intel_crls: Vec::new(),
         }));
     }
     if t.starts_with(b"-----BEGIN%20") {
@@ -328,6 +334,7 @@ pub fn load_files(files: &[(String, Vec<u8>)]) -> Result<Loaded> {
                 }
                 out.snp_certs.extend(r.snp_certs);
                 out.snp_crls.extend(r.snp_crls);
+                out.intel_crls.extend(r.intel_crls);
                 out.files.push((name.clone(), r.kind));
             }
         }

@@ -59,7 +59,10 @@ pub fn snp_endorsements(report: &[u8], src: &SnpSources<'_>) -> Result<(Endorsem
             format!("expected certificates or CRLs, found {}", n.reason),
         ));
     }
-    let (file_certs, file_crls) = (loaded.snp_certs, loaded.snp_crls);
+    // Every supplied CRL is passed on, as before (the verifier uses those its chain issued).
+    let file_certs = loaded.snp_certs;
+    let mut file_crls = loaded.snp_crls;
+    file_crls.extend(loaded.intel_crls);
     let has_leaf = table
         .iter()
         .any(|e| matches!(e.kind, CertTableKind::Vcek | CertTableKind::Vlek));
