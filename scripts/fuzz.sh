@@ -23,6 +23,7 @@ declare -A seeds=(
   [azure_hcl]="azure-cvm/*/hcl-report*.bin"
   [azure_evidence]="azure-cvm/*/evidence-v*.json azure-cvm/*/tpm-quote-v1.json"
   [tpm_quote]="azure-cvm/*/quote.bin azure-cvm/*/tpm-quote.msg"
+  [pem]="sev-snp/*/*.pem sev-snp/*/*.testcer sev-snp/virtee-sev/cert_chain_* tdx/google-go-tdx-guest/*.pem sev-snp/*/*.der tdx/google-go-tdx-guest/rootcrl.der"
   [ccel]="tdx/google-go-tdx-guest/ccel_data.dat tdx/google-go-tdx-guest/ccel_table.dat"
   [sim_evidence]=""
   [envelope_decrypt]=""

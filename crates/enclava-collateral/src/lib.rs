@@ -69,6 +69,7 @@ pub mod cache;
 pub mod error;
 pub mod http;
 pub mod kds;
+pub mod load;
 pub mod pcs;
 pub mod resolve;
 
@@ -78,5 +79,6 @@ pub use http::{
     Clock, Jitter, NoJitter, Politeness, RandomJitter, Sleeper, SystemClock, ThreadSleeper,
 };
 pub use kds::{KdsFetcher, Refresh, RefreshReport};
+pub use load::{Loaded, Note};
 pub use pcs::PcsFetcher;
 pub use resolve::{Origin, SnpSources};

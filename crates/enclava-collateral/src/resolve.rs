@@ -44,39 +44,25 @@ pub fn snp_endorsements(report: &[u8], src: &SnpSources<'_>) -> Result<(Endorsem
         Some(t) => snp::parse_cert_table(t)?,
         None => Vec::new(),
     };
-    let mut file_certs = Vec::new();
-    let mut file_crls = Vec::new();
-    for (i, f) in src.files.iter().enumerate() {
-        let has = |tag: &[u8]| f.windows(tag.len()).any(|w| w == tag);
-        if has(b"-----BEGIN ") {
-            let (certs, crls) = (
-                has(b"-----BEGIN CERTIFICATE-----"),
-                has(b"-----BEGIN X509 CRL-----"),
-            );
-            if !certs && !crls {
-                return Err(Error::invalid(
-                    format!("supplied file #{i}"),
-                    "expected CERTIFICATE or X509 CRL PEM blocks, found neither",
-                ));
-            }
-            if certs {
-                file_certs.extend(snp::certs_from_pem_or_der(f)?);
-            }
-            if crls {
-                file_crls.extend(snp::crls_from_pem_or_der(f)?);
-            }
-        } else if let Ok(certs) = snp::certs_from_pem_or_der(f) {
-            file_certs.extend(certs);
-        } else {
-            let crls = snp::crls_from_pem_or_der(f).map_err(|e| {
-                Error::invalid(
-                    format!("supplied file #{i}"),
-                    format!("expected DER certificates or a DER CRL, found neither ({e})"),
-                )
-            })?;
-            file_crls.extend(crls);
-        }
+    // Supplied files go through the one collateral loader (by content, PEM or DER, any order);
+    // a supplied file that is not a certificate or CRL is an error, not a note.
+    let named: Vec<(String, Vec<u8>)> = src
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (format!("supplied file #{i}"), f.clone()))
+        .collect();
+    let loaded = crate::load::load_files(&named)?;
+    if let Some(n) = loaded.notes.first() {
+        return Err(Error::invalid(
+            n.file.clone(),
+            format!("expected certificates or CRLs, found {}", n.reason),
+        ));
     }
+    // Every supplied CRL is passed on, as before (the verifier uses those its chain issued).
+    let file_certs = loaded.snp_certs;
+    let mut file_crls = loaded.snp_crls;
+    file_crls.extend(loaded.intel_crls);
     let has_leaf = table
         .iter()
         .any(|e| matches!(e.kind, CertTableKind::Vcek | CertTableKind::Vlek));
@@ -130,11 +116,13 @@ pub fn dcap_collateral(
     cache: Option<&Cache>,
 ) -> Result<(Collateral, Origin)> {
     if !files.is_empty() {
-        let refs: Vec<(&str, &[u8])> = files
-            .iter()
-            .map(|(n, b)| (n.as_str(), b.as_slice()))
-            .collect();
-        return Ok((Collateral::from_files(&refs)?, Origin::Files));
+        let loaded = crate::load::load_files(files)?;
+        if !loaded.has_dcap() {
+            return Err(Error::NoEndorsements(
+                "expected Intel collateral among the supplied files, found none".into(),
+            ));
+        }
+        return Ok((loaded.dcap()?, Origin::Files));
     }
     match cache {
         Some(c) => Ok((c.dcap_collateral(quote, tee)?, Origin::Cache)),

@@ -84,7 +84,6 @@ impl std::fmt::Debug for Client {
 
 fn load_roots(path: &PathBuf) -> Result<(rustls::RootCertStore, Vec<Vec<u8>>), EnclaveError> {
     use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
     let pem = std::fs::read(path).map_err(|e| {
         EnclaveError::bad(format!(
             "cannot open CA certificate file {}: {e}",
@@ -93,11 +92,19 @@ fn load_roots(path: &PathBuf) -> Result<(rustls::RootCertStore, Vec<Vec<u8>>), E
     })?;
     let mut roots = rustls::RootCertStore::empty();
     let mut ders = Vec::new();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| {
-            EnclaveError::bad(format!("CA file {} is not valid PEM: {e}", path.display()))
-        })?;
-        ders.push(cert.to_vec());
+    let certs = match enclava_evidence::pem::certificates(&pem) {
+        Ok(c) => c,
+        Err(enclava_evidence::pem::PemError::NoBlock) => Vec::new(),
+        Err(e) => {
+            return Err(EnclaveError::bad(format!(
+                "CA file {} is not valid PEM: {e}",
+                path.display()
+            )));
+        }
+    };
+    for der in certs {
+        let cert = CertificateDer::from(der.clone());
+        ders.push(der);
         roots.add(cert).map_err(|e| {
             EnclaveError::bad(format!(
                 "CA file {} holds an unusable certificate: {e}",

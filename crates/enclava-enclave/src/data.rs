@@ -11,7 +11,7 @@ use aws_lc_rs::rsa::{
     OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey, PublicKeyComponents,
 };
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use enclava_envelope::{AesKeyWrap, BoxError, EncryptOptions, KeyUnwrapper, KeyWrapper};
 use enclava_runtime::{Access, Manifest};
 use serde::{Deserialize, Serialize};
@@ -269,15 +269,12 @@ pub enum Recipient {
 impl Recipient {
     pub fn parse(s: &str) -> Result<Recipient, EnclaveError> {
         let t = s.trim();
-        if t.starts_with("-----BEGIN PUBLIC KEY-----") {
-            let body: String = t
-                .lines()
-                .filter(|l| !l.starts_with("-----"))
-                .map(str::trim)
-                .collect();
-            let spki = STANDARD.decode(body).map_err(|_| {
-                EnclaveError::bad("recipient: the PEM public key is not valid base64")
-            })?;
+        if enclava_evidence::pem::is_pem(t.as_bytes()) {
+            let spki = enclava_evidence::pem::blocks_labelled(t.as_bytes(), &["PUBLIC KEY"])
+                .map_err(|e| EnclaveError::bad(format!("recipient: the PEM public key: {e}")))?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
             check_rsa_spki(&spki)?;
             return Ok(Recipient::Pem { spki });
         }
@@ -650,7 +647,7 @@ mod tests {
         ));
         let pem = format!(
             "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-            STANDARD.encode(&spki)
+            base64::engine::general_purpose::STANDARD.encode(&spki)
         );
         assert_eq!(Recipient::parse(&pem).unwrap(), Recipient::Pem { spki });
         for bad in [

@@ -141,15 +141,7 @@ pub fn azure_evidence_json(ev: &enclava_evidence::azure::AzureEvidence) -> Strin
 }
 
 fn pem_certificate(der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    let bytes = b64.as_bytes();
-    for line in bytes.chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
+    enclava_evidence::pem::encode("CERTIFICATE", der)
 }
 
 /// The native attestation request body: `{tee, evidence, certs?, runtime_data: {data, dataType:

@@ -17,7 +17,7 @@ pub mod ccel;
 pub mod claims;
 pub mod dcap;
 pub mod error;
-mod pem_reader;
+pub mod pem;
 pub mod sim;
 pub mod snp;
 

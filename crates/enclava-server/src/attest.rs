@@ -612,55 +612,53 @@ impl DirCollateral {
             _ => "tdx",
         };
         let candidates = [self.dir.join(sub), self.dir.clone()];
-        for base in candidates {
+        for base in &candidates {
             let file = base.join(format!("{fmspc}.json"));
             if file.is_file() {
-                return match std::fs::read(&file)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| Collateral::from_dcap_qvl_json(&b).map_err(|e| e.to_string()))
-                {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        tracing::warn!(file = %file.display(), error = %e, "unusable collateral file");
-                        None
-                    }
-                };
+                return read_pcs_dir(&file);
             }
             let d = base.join(fmspc);
             if d.is_dir() {
-                return match read_pcs_dir(&d) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        tracing::warn!(dir = %d.display(), error = %e, "unusable collateral directory");
-                        None
-                    }
-                };
+                return read_pcs_dir(&d);
+            }
+        }
+        // A flat directory of PCS files (one platform), as caching tools leave them: used when it
+        // holds Intel collateral at all; the verifier checks the TCB info is for this FMSPC.
+        for base in &candidates {
+            if base.is_dir()
+                && let Some(c) = read_pcs_dir(base)
+            {
+                return Some(c);
             }
         }
         None
     }
 }
 
-fn read_pcs_dir(d: &Path) -> Result<Collateral, String> {
-    let mut files = Vec::new();
-    let rd = std::fs::read_dir(d).map_err(|e| e.to_string())?;
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_file() {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let bytes = std::fs::read(&p).map_err(|e| format!("{name}: {e}"))?;
-            files.push((name, bytes));
+/// A collateral file or directory through the one loader (`enclava_collateral::load`, shared
+/// with the CLI): files recognized by content, non-collateral files skipped with a note, broken
+/// collateral logged with the file it is in and treated as absent.
+fn read_pcs_dir(d: &Path) -> Option<Collateral> {
+    let loaded = match enclava_collateral::load::read_dir(d) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(path = %d.display(), error = %e, "unusable collateral");
+            return None;
+        }
+    };
+    for n in &loaded.notes {
+        tracing::debug!(file = %n.file, reason = %n.reason, "not collateral, skipped");
+    }
+    if !loaded.has_dcap() {
+        return None;
+    }
+    match loaded.dcap() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(path = %d.display(), error = %e, "unusable collateral");
+            None
         }
     }
-    files.sort();
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(n, b)| (n.as_str(), b.as_slice()))
-        .collect();
-    Collateral::from_files(&refs).map_err(|e| e.to_string())
 }
 
 impl CollateralSource for DirCollateral {

@@ -358,20 +358,17 @@ impl ResolvesServerCert for CertSwap {
 }
 
 pub fn first_cert_der(pem: &[u8], path: &Path) -> Result<Vec<u8>, TlsError> {
-    use rustls::pki_types::pem::PemObject;
-    match rustls::pki_types::CertificateDer::pem_slice_iter(pem).next() {
-        Some(Ok(c)) => Ok(c.as_ref().to_vec()),
-        Some(Err(e)) => Err(TlsError::Pem {
-            path: path.to_path_buf(),
-            expected: "a PEM certificate",
-            found: e.to_string(),
-        }),
-        None => Err(TlsError::Pem {
-            path: path.to_path_buf(),
-            expected: "a PEM certificate",
-            found: "no CERTIFICATE block".into(),
-        }),
-    }
+    // The project's one PEM reader (explanatory text tolerated, broken blocks refused).
+    let certs = enclava_evidence::pem::certificates(pem).map_err(|e| TlsError::Pem {
+        path: path.to_path_buf(),
+        expected: "a PEM certificate",
+        found: e.to_string(),
+    })?;
+    certs.into_iter().next().ok_or_else(|| TlsError::Pem {
+        path: path.to_path_buf(),
+        expected: "a PEM certificate",
+        found: "no CERTIFICATE block".into(),
+    })
 }
 
 /// The process-wide rustls crypto provider (aws-lc-rs).
@@ -385,30 +382,42 @@ fn certified_key(
     key_pem: &[u8],
     key_path: &Path,
 ) -> Result<CertifiedKey, TlsError> {
-    use rustls::pki_types::pem::{self, PemObject};
-    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(chain_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pem {
-            path: chain_path.to_path_buf(),
-            expected: "PEM certificates",
-            found: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::Pem {
-            path: chain_path.to_path_buf(),
-            expected: "at least one PEM certificate",
-            found: "none".into(),
-        });
-    }
-    let key =
-        rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Pem {
-            path: key_path.to_path_buf(),
-            expected: "a PEM private key",
-            found: match e {
-                pem::Error::NoItemsFound => "no PRIVATE KEY block".into(),
-                e => e.to_string(),
-            },
-        })?;
+    use enclava_evidence::pem::{self, KeyKind, PemError};
+    use rustls::pki_types::{
+        CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
+    };
+    let certs: Vec<CertificateDer<'static>> = match pem::certificates(chain_pem) {
+        Ok(c) => c.into_iter().map(CertificateDer::from).collect(),
+        Err(PemError::NoBlock | PemError::NoBlockOfKind { .. }) => {
+            return Err(TlsError::Pem {
+                path: chain_path.to_path_buf(),
+                expected: "at least one PEM certificate",
+                found: "none".into(),
+            });
+        }
+        Err(e) => {
+            return Err(TlsError::Pem {
+                path: chain_path.to_path_buf(),
+                expected: "PEM certificates",
+                found: e.to_string(),
+            });
+        }
+    };
+    let (kind, mut der) = pem::private_key(key_pem).map_err(|e| TlsError::Pem {
+        path: key_path.to_path_buf(),
+        expected: "a PEM private key",
+        found: match e {
+            PemError::NoBlock | PemError::NoBlockOfKind { .. } => "no PRIVATE KEY block".into(),
+            e => e.to_string(),
+        },
+    })?;
+    // rustls takes the key bytes over, as it does from its own PEM reader.
+    let der = std::mem::take(&mut *der);
+    let key = match kind {
+        KeyKind::Pkcs8 => PrivateKeyDer::from(PrivatePkcs8KeyDer::from(der)),
+        KeyKind::Pkcs1 => PrivateKeyDer::from(PrivatePkcs1KeyDer::from(der)),
+        KeyKind::Sec1 => PrivateKeyDer::from(PrivateSec1KeyDer::from(der)),
+    };
     CertifiedKey::from_der(certs, key, &provider()).map_err(|e| TlsError::Rustls(e.to_string()))
 }
 

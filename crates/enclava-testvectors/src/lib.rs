@@ -37,3 +37,5 @@ pub fn read(rel: &str) -> Option<Vec<u8>> {
     let p = dir()?.join(rel);
     Some(std::fs::read(&p).unwrap_or_else(|e| panic!("reading vector {}: {e}", p.display())))
 }
+
+pub mod layouts;

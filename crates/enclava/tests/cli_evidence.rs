@@ -409,3 +409,107 @@ fn snp_from_the_offline_collateral_cache() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(out["claims"]["snp"]["product"], "Milan");
 }
+
+/// Like [`verify`], with stderr (notes about skipped files, input errors).
+fn verify_with_stderr(args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_enclava"))
+        .args(["evidence", "verify", "--output", "json"])
+        .args(args)
+        .output()
+        .expect("run enclava");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().expect("exit code"),
+        json,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn tdx_collateral_dir_of_separate_certificate_files_and_unrelated_files() {
+    let Some(v) = vectors() else { return };
+    let quote = std::fs::read(v.join("tdx/phala-dcap-qvl/tdx_quote")).unwrap();
+    let json = std::fs::read(v.join("tdx/phala-dcap-qvl/tdx_quote_collateral.json")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    enclava_testvectors::layouts::split_dcap_qvl(&json, &quote, tmp.path()).unwrap();
+    let dir = tmp.path().display().to_string();
+    let args = [
+        "--tee",
+        "tdx",
+        "--evidence",
+        &path(&v, "tdx/phala-dcap-qvl/tdx_quote"),
+        "--collateral",
+        &dir,
+        "--at",
+        "2025-07-19T10:00:34Z",
+    ];
+    // Before: missing_collateral "expected the TCB info issuer chain".
+    let (code, out, err) = verify_with_stderr(&args);
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(out["claims"]["tcb_status"], "UpToDate");
+    for skipped in ["README.md", "quote.dat", "other.json", "key.pem"] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("note: skipped") && l.contains(skipped)),
+            "{skipped}: {err}"
+        );
+    }
+    // Corrupt collateral is an input error naming the file, not a skipped file.
+    let p = tmp.path().join("tcb_signing.pem");
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, text.replacen("MII", "M*I", 1)).unwrap();
+    let (code, _, err) = verify_with_stderr(&args);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("tcb_signing.pem") && err.contains("not base64"),
+        "{err}"
+    );
+}
+
+#[test]
+fn snp_chain_as_separate_files_and_with_explanatory_text() {
+    let Some(v) = vectors() else { return };
+    let vcek = std::fs::read(v.join("sev-snp/trustee/test-vcek.der")).unwrap();
+    let ask_ark = std::fs::read(v.join("sev-snp/google-go-sev-guest/ask_ark_milan.pem")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let coll = tmp.path().join("coll");
+    std::fs::create_dir(&coll).unwrap();
+    enclava_testvectors::layouts::split_snp(&vcek, &ask_ark, &coll).unwrap();
+    let bundle = tmp.path().join("bundle.pem");
+    std::fs::write(
+        &bundle,
+        format!(
+            "{}{}",
+            enclava_testvectors::layouts::with_explanatory_text(
+                &enclava_testvectors::layouts::pem_of(&vcek)
+            ),
+            enclava_testvectors::layouts::with_explanatory_text(
+                std::str::from_utf8(&ask_ark).unwrap()
+            )
+        ),
+    )
+    .unwrap();
+    let report = path(&v, "sev-snp/trustee/test-report.bin");
+    let coll = coll.display().to_string();
+    let bundle = bundle.display().to_string();
+    for extra in [
+        ["--collateral", coll.as_str()],
+        ["--certs", bundle.as_str()],
+    ] {
+        let mut args = vec![
+            "--tee",
+            "snp",
+            "--evidence",
+            &report,
+            "--at",
+            "2024-01-01T00:00:00Z",
+        ];
+        args.extend(extra);
+        let (code, out, err) = verify_with_stderr(&args);
+        assert_eq!(code, 0, "{extra:?}: {out} {err}");
+        assert_eq!(
+            out["claims"]["measurement"],
+            "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c"
+        );
+    }
+}

@@ -73,16 +73,7 @@ fn bytes_field(v: &Value, what: &str, hex_string: bool) -> Result<Vec<u8>, Azure
 
 /// DER certificates from PEM text (one or more `CERTIFICATE` blocks).
 pub fn certs_from_pem(text: &[u8]) -> Result<Vec<Vec<u8>>, AzureError> {
-    let blocks = crate::pem_reader::blocks(text).map_err(|e| malformed(format!("PEM: {e}")))?;
-    let certs: Vec<Vec<u8>> = blocks
-        .into_iter()
-        .filter(|(label, _)| *label == "CERTIFICATE")
-        .map(|(_, der)| der)
-        .collect();
-    if certs.is_empty() {
-        return Err(malformed("PEM: no CERTIFICATE block"));
-    }
-    Ok(certs)
+    crate::pem::certificates(text).map_err(|e| malformed(format!("PEM: {e}")))
 }
 
 fn certs_field(v: &Value) -> Result<Vec<Vec<u8>>, AzureError> {

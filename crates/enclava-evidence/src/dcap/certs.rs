@@ -25,6 +25,9 @@ pub const SGX_EXTENSIONS_OID: ObjectIdentifier =
 const CN_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 
 /// Common names of the Intel DCAP PKI.
+const OID_SUBJECT_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
+const OID_AUTHORITY_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.35");
+
 pub const CN_ROOT: &str = "Intel SGX Root CA";
 pub const CN_PLATFORM_CA: &str = "Intel SGX PCK Platform CA";
 pub const CN_PROCESSOR_CA: &str = "Intel SGX PCK Processor CA";
@@ -217,8 +220,48 @@ impl Cert {
         Sha256::digest(&self.der).into()
     }
 
-    fn is_self_issued(&self) -> bool {
+    pub fn is_self_issued(&self) -> bool {
         names_equal(self.subject(), self.issuer())
+    }
+
+    /// The key identifier of the extension `oid` (subject or authority key identifier), if the
+    /// certificate carries it and it parses.
+    fn key_id(&self, oid: ObjectIdentifier) -> Option<Vec<u8>> {
+        use x509_cert::ext::pkix::{AuthorityKeyIdentifier, SubjectKeyIdentifier};
+        let ext = self
+            .cert
+            .tbs_certificate
+            .extensions
+            .as_ref()?
+            .iter()
+            .find(|e| e.extn_id == oid)?;
+        let v = ext.extn_value.as_bytes();
+        if oid == OID_SUBJECT_KEY_ID {
+            SubjectKeyIdentifier::from_der(v)
+                .ok()
+                .map(|k| k.0.as_bytes().to_vec())
+        } else {
+            AuthorityKeyIdentifier::from_der(v)
+                .ok()?
+                .key_identifier
+                .map(|k| k.as_bytes().to_vec())
+        }
+    }
+
+    /// Whether `parent` may have issued `self` by name and, where both carry them, by key
+    /// identifier (authority key id of the child = subject key id of the parent). A candidate
+    /// only: the signature is checked when the chain is verified.
+    pub fn may_be_issued_by(&self, parent: &Cert) -> bool {
+        if !names_equal(self.issuer(), parent.subject()) {
+            return false;
+        }
+        match (
+            self.key_id(OID_AUTHORITY_KEY_ID),
+            parent.key_id(OID_SUBJECT_KEY_ID),
+        ) {
+            (Some(a), Some(s)) => a == s,
+            _ => true,
+        }
     }
 
     /// Check `self` was signed by `issuer` (names chain and the ECDSA P-256 signature verifies).
@@ -297,9 +340,9 @@ pub fn common_name(name: &Name) -> String {
 
 /// The pinned Intel SGX Root CA.
 pub fn pinned_root() -> Result<Cert, DcapError> {
-    let blocks = crate::pem_reader::blocks(INTEL_SGX_ROOT_CA_PEM.as_bytes())
+    let blocks = crate::pem::certificates(INTEL_SGX_ROOT_CA_PEM.as_bytes())
         .map_err(|e| DcapError::MalformedCertificate(format!("pinned root: {e}")))?;
-    let (_, der) = blocks
+    let der = blocks
         .first()
         .ok_or_else(|| DcapError::MalformedCertificate("pinned root: no PEM block".into()))?;
     Cert::from_der(der)
@@ -308,13 +351,13 @@ pub fn pinned_root() -> Result<Cert, DcapError> {
 /// Parse concatenated PEM certificates (a trailing NUL, as in quotes, is tolerated).
 pub fn parse_pem_chain(bytes: &[u8]) -> Result<Vec<Cert>, DcapError> {
     let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-    let pems = crate::pem_reader::blocks(bytes.get(..end).unwrap_or_default()).map_err(|e| {
+    let pems = crate::pem::parse_all(bytes.get(..end).unwrap_or_default()).map_err(|e| {
         DcapError::MalformedCertificate(format!("PEM certificate chain does not parse: {e}"))
     })?;
     let certs = pems
         .iter()
-        .filter(|(label, _)| *label == "CERTIFICATE")
-        .map(|(_, der)| Cert::from_der(der))
+        .filter(|b| b.label == "CERTIFICATE")
+        .map(|b| Cert::from_der(&b.contents))
         .collect::<Result<Vec<_>, _>>()?;
     if certs.is_empty() {
         return Err(DcapError::MalformedCertificate(

@@ -35,6 +35,9 @@ pub struct Collateral {
     pub(crate) root_ca_crl: Option<Crl>,
     /// PCK CRLs (Platform CA and/or Processor CA).
     pub(crate) pck_crls: Vec<Crl>,
+    /// Certificates found loose (separate files, DER or PEM, any order): issuer chains that no
+    /// file gave as a chain are assembled from these ([`Collateral::from_files`]).
+    pub(crate) loose_certs: Vec<Cert>,
 }
 
 fn bad(msg: impl Into<String>) -> DcapError {
@@ -75,10 +78,7 @@ fn json_str<'a>(
 
 /// A CRL in dcap-qvl JSON: hex or byte array of the DER, or a PEM string.
 fn json_crl(v: &serde_json::Value, field: &str) -> Result<Crl, DcapError> {
-    if let Some(text) = v
-        .as_str()
-        .filter(|t| t.trim_start().starts_with("-----BEGIN"))
-    {
+    if let Some(text) = v.as_str().filter(|t| crate::pem::is_pem(t.as_bytes())) {
         return parse_crl_any(text.as_bytes()).map_err(|e| bad(format!("{field}: {e}")));
     }
     Crl::from_der(&json_bytes(v, field)?)
@@ -107,12 +107,15 @@ fn percent_decode(b: &[u8]) -> Vec<u8> {
 /// A CRL given as DER, PEM (`X509 CRL`) or hex of the DER.
 fn parse_crl_any(bytes: &[u8]) -> Result<Crl, DcapError> {
     let trimmed = trim_ascii(bytes);
-    if trimmed.starts_with(b"-----BEGIN") {
-        let blocks = crate::pem_reader::blocks(trimmed)
+    if crate::pem::is_pem(trimmed) {
+        let blocks = crate::pem::parse_all(trimmed)
             .map_err(|e| bad(format!("PEM CRL does not parse: {e}")))?;
         return match blocks.as_slice() {
-            [("X509 CRL", der)] => Crl::from_der(der),
-            [(label, _)] => Err(bad(format!("expected PEM block X509 CRL, found {label}"))),
+            [b] if b.label == "X509 CRL" => Crl::from_der(&b.contents),
+            [b] => Err(bad(format!(
+                "expected PEM block X509 CRL, found {}",
+                b.label
+            ))),
             more => Err(bad(format!(
                 "expected one PEM block X509 CRL, found {} blocks",
                 more.len()
@@ -252,6 +255,23 @@ fn signed_member(json: &[u8], key: &str, name: &str) -> Result<SignedJson, DcapE
     })
 }
 
+/// `leaf` and its issuers from `pool`, leaf first, by name and key identifier, stopping below a
+/// self-issued certificate (the root is pinned, never read) and after at most 4 certificates.
+fn chain_up(leaf: &Cert, pool: &[Cert]) -> Vec<Cert> {
+    let mut chain = vec![leaf.clone()];
+    while chain.len() < 4 {
+        let Some(cur) = chain.last() else { break };
+        let parent = pool.iter().find(|p| {
+            !p.is_self_issued() && cur.may_be_issued_by(p) && !chain.iter().any(|c| c.der == p.der)
+        });
+        match parent {
+            Some(p) => chain.push(p.clone()),
+            None => break,
+        }
+    }
+    chain
+}
+
 impl Collateral {
     /// SHA-256 of each part present, under the names of MAA's `x-ms-sgx-collateral` claim:
     /// `qeidcertshash` / `tcbinfocertshash` over the issuer chain's DER certificates concatenated
@@ -341,6 +361,7 @@ impl Collateral {
         for (name, bytes) in files {
             c.add_file(name, bytes)?;
         }
+        c.assemble_chains();
         Ok(c)
     }
 
@@ -373,30 +394,48 @@ impl Collateral {
             }
             return Ok(());
         }
-        if t.starts_with(b"-----BEGIN%20CERTIFICATE") {
+        if t.starts_with(b"-----BEGIN%20") {
             let decoded = percent_decode(t);
             return self.add_file(name, &decoded);
         }
-        if t.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
-            let chain = parse_pem_chain(t)?;
-            let leaf_cn = chain.first().map(Cert::common_name).unwrap_or_default();
-            match leaf_cn.as_str() {
-                CN_TCB_SIGNING => {
-                    if self.tcb_info_issuer_chain.is_empty() {
-                        self.tcb_info_issuer_chain = chain.clone();
+        if crate::pem::is_pem(t) {
+            // Certificates and CRLs, any number, any order, explanatory text allowed.
+            let blocks = crate::pem::parse_all(t)
+                .map_err(|e| bad(format!("{name}: PEM does not parse: {e}")))?;
+            let mut chain = Vec::new();
+            for b in &blocks {
+                match b.label {
+                    "CERTIFICATE" => chain.push(Cert::from_der(&b.contents)?),
+                    "X509 CRL" => self.add_crl(name, Crl::from_der(&b.contents)?)?,
+                    other => {
+                        return Err(bad(format!(
+                            "{name}: expected CERTIFICATE or X509 CRL PEM blocks, found {other:?}"
+                        )));
                     }
-                    if self.qe_identity_issuer_chain.is_empty() {
-                        self.qe_identity_issuer_chain = chain;
-                    }
-                }
-                CN_PLATFORM_CA | CN_PROCESSOR_CA => self.pck_crl_issuer_chain = chain,
-                CN_ROOT => {} // the root is pinned in code
-                other => {
-                    return Err(bad(format!(
-                        "{name}: expected a TCB Signing or PCK CA issuer chain, found leaf {other:?}"
-                    )));
                 }
             }
+            self.add_certs(chain);
+            return Ok(());
+        }
+        // DER on the untrimmed bytes: a certificate may well end in a byte that is whitespace.
+        if let Some(seqs) = crate::pem::der_sequences(bytes) {
+            // DER: certificates (Intel distributes its root CA so) or a CRL.
+            let mut certs = Vec::new();
+            for der in seqs {
+                match Cert::from_der(der) {
+                    Ok(c) => certs.push(c),
+                    Err(cert_err) => {
+                        let crl = Crl::from_der(der).map_err(|crl_err| {
+                            bad(format!(
+                                "{name}: expected a DER certificate or CRL, found neither \
+                                 ({cert_err}; {crl_err})"
+                            ))
+                        })?;
+                        self.add_crl(name, crl)?;
+                    }
+                }
+            }
+            self.add_certs(certs);
             return Ok(());
         }
         let crl = parse_crl_any(bytes).map_err(|e| {
@@ -404,14 +443,50 @@ impl Collateral {
                 "{name}: not TCB info, QE identity, certificate chain or CRL ({e})"
             ))
         })?;
+        self.add_crl(name, crl)
+    }
+
+    /// Certificates of one file: a chain led by the TCB Signing or a PCK CA certificate is taken
+    /// as that issuer chain (as PCS serves it); every certificate also joins the loose pool.
+    fn add_certs(&mut self, chain: Vec<Cert>) {
+        if chain.is_empty() {
+            return;
+        }
+        let leaf_cn = chain.first().map(Cert::common_name).unwrap_or_default();
+        match leaf_cn.as_str() {
+            CN_TCB_SIGNING => {
+                if self.tcb_info_issuer_chain.is_empty() {
+                    self.tcb_info_issuer_chain = chain.clone();
+                }
+                if self.qe_identity_issuer_chain.is_empty() {
+                    self.qe_identity_issuer_chain = chain.clone();
+                }
+            }
+            CN_PLATFORM_CA | CN_PROCESSOR_CA if self.pck_crl_issuer_chain.is_empty() => {
+                self.pck_crl_issuer_chain = chain.clone();
+            }
+            _ => {}
+        }
+        for c in chain {
+            if !self.loose_certs.iter().any(|p| p.der == c.der) {
+                self.loose_certs.push(c);
+            }
+        }
+    }
+
+    fn add_crl(&mut self, name: &str, crl: Crl) -> Result<(), DcapError> {
         match crl.issuer_cn().as_str() {
             CN_ROOT => {
-                if self.root_ca_crl.is_some() {
+                if self.root_ca_crl.as_ref().is_some_and(|r| r.der != crl.der) {
                     return Err(bad(format!("{name}: a second root CA CRL")));
                 }
                 self.root_ca_crl = Some(crl);
             }
-            CN_PLATFORM_CA | CN_PROCESSOR_CA => self.pck_crls.push(crl),
+            CN_PLATFORM_CA | CN_PROCESSOR_CA => {
+                if !self.pck_crls.iter().any(|c| c.der == crl.der) {
+                    self.pck_crls.push(crl);
+                }
+            }
             other => {
                 return Err(bad(format!(
                     "{name}: expected a CRL issued by {CN_ROOT:?}, {CN_PLATFORM_CA:?} or {CN_PROCESSOR_CA:?}, found {other:?}"
@@ -419,6 +494,66 @@ impl Collateral {
             }
         }
         Ok(())
+    }
+
+    /// The issuer chains no file gave as a chain, built from the loose certificates by
+    /// issuer/subject and key identifiers. Self-issued certificates (roots) are never taken from
+    /// the files: the chain stops below them and the verifier appends the root pinned in code, so
+    /// a root that is merely present proves nothing. Nothing is verified here.
+    fn assemble_chains(&mut self) {
+        if self.tcb_info_issuer_chain.is_empty() || self.qe_identity_issuer_chain.is_empty() {
+            let signers: Vec<&Cert> = self
+                .loose_certs
+                .iter()
+                .filter(|c| c.common_name() == CN_TCB_SIGNING && !c.is_self_issued())
+                .collect();
+            // Several TCB Signing certificates (an old and a renewed one): prefer the one whose
+            // key verifies the signed JSON it is for.
+            let pick = |signed: Option<&SignedJson>| -> Option<Vec<Cert>> {
+                let chosen = signed
+                    .and_then(|s| {
+                        signers.iter().copied().find(|c| {
+                            super::certs::Ctx::verify_fixed_uncached(
+                                c.public_key(),
+                                &s.body,
+                                &s.signature,
+                            )
+                        })
+                    })
+                    .or_else(|| signers.first().copied())?;
+                Some(chain_up(chosen, &self.loose_certs))
+            };
+            let tcb = if self.tcb_info_issuer_chain.is_empty() {
+                pick(self.tcb_info.as_ref())
+            } else {
+                None
+            };
+            let qe = if self.qe_identity_issuer_chain.is_empty() {
+                pick(self.qe_identity.as_ref())
+            } else {
+                None
+            };
+            if let Some(chain) = tcb {
+                self.tcb_info_issuer_chain = chain;
+            }
+            if let Some(chain) = qe {
+                self.qe_identity_issuer_chain = chain;
+            }
+        }
+        if self.pck_crl_issuer_chain.is_empty() {
+            let ca = self.loose_certs.iter().find(|c| {
+                let cn = c.common_name();
+                (cn == CN_PLATFORM_CA || cn == CN_PROCESSOR_CA) && !c.is_self_issued()
+            });
+            if let Some(ca) = ca {
+                self.pck_crl_issuer_chain = chain_up(ca, &self.loose_certs);
+            }
+        }
+    }
+
+    /// The loose certificates that were read (for callers that report what a directory held).
+    pub fn loose_certificates(&self) -> &[Cert] {
+        &self.loose_certs
     }
 
     fn merge(&mut self, o: Collateral) {
@@ -435,6 +570,11 @@ impl Collateral {
         }
         self.root_ca_crl = self.root_ca_crl.take().or(o.root_ca_crl);
         self.pck_crls.extend(o.pck_crls);
+        for c in o.loose_certs {
+            if !self.loose_certs.iter().any(|p| p.der == c.der) {
+                self.loose_certs.push(c);
+            }
+        }
     }
 
     /// The signed TCB info JSON bytes, if present.

@@ -99,39 +99,23 @@ fn blocks_from_pem_or_der(
             }
         }
     };
-    let trimmed = input.trim_ascii_start();
-    if trimmed.starts_with(b"-----BEGIN") {
-        let blocks =
-            crate::pem_reader::blocks(trimmed).map_err(|e| err(format!("invalid PEM: {e}")))?;
-        let out: Vec<Vec<u8>> = blocks
-            .into_iter()
-            .filter(|(label, _)| tags.contains(label))
-            .map(|(_, der)| der)
-            .collect();
-        if out.is_empty() {
-            return Err(err(format!(
-                "expected at least one PEM block of type {tags:?}, found none"
-            )));
-        }
-        return Ok(out);
+    // PEM or DER is decided on the whole input (crate::pem::is_pem), so explanatory text before
+    // the first block (OpenSSL output, RFC 7468 section 2) is PEM, not "bad DER".
+    if crate::pem::is_pem(input) {
+        return crate::pem::blocks_labelled(input, tags)
+            .map_err(|e| err(format!("invalid PEM: {e}")));
     }
-    let mut out = Vec::new();
-    let mut rest = input;
-    while !rest.is_empty() {
-        let len = tlv_len(rest).ok_or_else(|| {
+    let seqs = crate::pem::der_sequences(input).ok_or_else(|| {
+        if input.trim_ascii().is_empty() {
+            err("expected PEM or DER, found empty input".into())
+        } else {
             err(format!(
                 "expected PEM or DER, found {} bytes that are not a DER SEQUENCE",
-                rest.len()
+                input.len()
             ))
-        })?;
-        let (one, tail) = rest.split_at(len);
-        out.push(one.to_vec());
-        rest = tail;
-    }
-    if out.is_empty() {
-        return Err(err("expected PEM or DER, found empty input".into()));
-    }
-    Ok(out)
+        }
+    })?;
+    Ok(seqs.into_iter().map(<[u8]>::to_vec).collect())
 }
 
 /// Parse a DER header at the start of `b`: returns (header length, content length).
@@ -573,11 +557,11 @@ mod tests {
             super::super::roots::ARK_MILAN_PEM.replace('\n', "\r\n"),
             super::super::roots::ark_pem(super::super::Product::Genoa),
         );
-        let ours = crate::pem_reader::blocks(chain.as_bytes()).unwrap();
+        let ours = crate::pem::parse_all(chain.as_bytes()).unwrap();
         let theirs = pem::parse_many(chain.as_bytes()).unwrap();
         assert_eq!(ours.len(), theirs.len());
         for (o, t) in ours.iter().zip(&theirs) {
-            assert_eq!((o.0, o.1.as_slice()), (t.tag(), t.contents()));
+            assert_eq!((o.label, o.contents.as_slice()), (t.tag(), t.contents()));
         }
         let certs = certs_from_pem_or_der(chain.as_bytes()).unwrap();
         assert_eq!(certs.len(), 2);
@@ -607,7 +591,9 @@ mod tests {
             ("-----BEGIN CERTIFICATE\nAAAA\n".to_string(), "BEGIN line"),
         ];
         for (text, why) in cases {
-            let e = crate::pem_reader::blocks(text.as_bytes()).unwrap_err();
+            let e = crate::pem::parse_all(text.as_bytes())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(why), "{why}: {e}");
             assert!(certs_from_pem_or_der(text.as_bytes()).is_err());
         }

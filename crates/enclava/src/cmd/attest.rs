@@ -91,11 +91,11 @@ fn certs_pem(paths: &[PathBuf]) -> CliResult<String> {
     let mut out = String::new();
     for p in paths {
         let b = read_input(p)?;
-        if b.trim_ascii_start().starts_with(b"-----BEGIN") {
-            out.push_str(&String::from_utf8_lossy(&b));
-            out.push('\n');
-        } else {
-            out.push_str(&pem::encode(&pem::Pem::new("CERTIFICATE", b)));
+        // Through the one PEM reader: PEM (explanatory text allowed) or DER, sent as clean PEM.
+        let certs = enclava_evidence::pem::pem_or_der(&b, "CERTIFICATE")
+            .map_err(|e| usage(format!("{}: {e}", p.display())))?;
+        for der in certs {
+            out.push_str(&enclava_evidence::pem::encode("CERTIFICATE", &der));
         }
     }
     Ok(out)

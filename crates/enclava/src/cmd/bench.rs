@@ -187,12 +187,7 @@ fn read_vector(dir: &std::path::Path, rel: &str) -> Result<Vec<u8>, String> {
 }
 
 fn pem_certs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    if bytes.starts_with(b"-----") {
-        let blocks = pem::parse_many(bytes).map_err(|e| e.to_string())?;
-        Ok(blocks.into_iter().map(pem::Pem::into_contents).collect())
-    } else {
-        Ok(vec![bytes.to_vec()])
-    }
+    enclava_evidence::pem::pem_or_der(bytes, "CERTIFICATE").map_err(|e| e.to_string())
 }
 
 fn bench_evidence(args: &EvidenceBenchArgs) -> Result<(), String> {

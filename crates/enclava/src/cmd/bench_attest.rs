@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
 use super::OutputFormat;
@@ -47,27 +46,17 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 fn pem_of(files: &[Vec<u8>]) -> String {
-    let mut out = String::new();
-    for f in files {
-        if f.starts_with(b"-----BEGIN") {
-            out.push_str(&String::from_utf8_lossy(f));
-            out.push('\n');
-        } else {
-            out.push_str(&pem::encode(&pem::Pem::new("CERTIFICATE", f.clone())));
-        }
-    }
-    out
+    der_certs(files)
+        .iter()
+        .map(|d| enclava_evidence::pem::encode("CERTIFICATE", d))
+        .collect()
 }
 
 fn der_certs(files: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for f in files {
-        if f.starts_with(b"-----BEGIN") {
-            if let Ok(blocks) = pem::parse_many(f) {
-                out.extend(blocks.into_iter().map(|b| b.into_contents()));
-            }
-        } else {
-            out.push(f.clone());
+        if let Ok(certs) = enclava_evidence::pem::pem_or_der(f, "CERTIFICATE") {
+            out.extend(certs);
         }
     }
     out
@@ -182,9 +171,9 @@ pub(super) fn start_dev_server(
 pub(super) fn agent(ca: &Path) -> Result<ureq::Agent, String> {
     let pem = std::fs::read(ca).map_err(|e| e.to_string())?;
     let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+    for c in enclava_evidence::pem::certificates(&pem).map_err(|e| e.to_string())? {
         roots
-            .add(c.map_err(|e| e.to_string())?)
+            .add(rustls::pki_types::CertificateDer::from(c))
             .map_err(|e| e.to_string())?;
     }
     let cfg = enclava_http::client_config(roots).map_err(|e| e.to_string())?;

@@ -178,7 +178,6 @@ pub fn normalize_base_url(raw: &str) -> CliResult<String> {
 }
 
 fn load_roots(path: &Path) -> CliResult<rustls::RootCertStore> {
-    use rustls::pki_types::pem::PemObject;
     let pem = fs::read(path).map_err(|e| {
         usage(format!(
             "cannot open CA certificate file {}: {e}",
@@ -187,19 +186,25 @@ fn load_roots(path: &Path) -> CliResult<rustls::RootCertStore> {
     })?;
     let mut roots = rustls::RootCertStore::empty();
     let mut count = 0usize;
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| {
-            usage(format!(
+    let certs = match enclava_evidence::pem::certificates(&pem) {
+        Ok(c) => c,
+        Err(enclava_evidence::pem::PemError::NoBlock) => Vec::new(),
+        Err(e) => {
+            return Err(usage(format!(
                 "CA certificate file {} is not valid PEM: {e}",
                 path.display()
-            ))
-        })?;
-        roots.add(cert).map_err(|e| {
-            usage(format!(
-                "CA certificate file {} holds an unusable certificate: {e}",
-                path.display()
-            ))
-        })?;
+            )));
+        }
+    };
+    for cert in certs {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(cert))
+            .map_err(|e| {
+                usage(format!(
+                    "CA certificate file {} holds an unusable certificate: {e}",
+                    path.display()
+                ))
+            })?;
         count += 1;
     }
     if count == 0 {

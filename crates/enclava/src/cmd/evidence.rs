@@ -168,110 +168,62 @@ struct Pki {
     crls: Vec<Vec<u8>>,
 }
 
-impl Pki {
-    fn add(&mut self, bytes: &[u8], origin: &Path) -> Result<(), InputError> {
-        if looks_like_pem(bytes) {
-            let blocks = pem::parse_many(bytes)
-                .map_err(|e| InputError(format!("{}: not valid PEM: {e}", origin.display())))?;
-            for b in blocks {
-                match b.tag() {
-                    "CERTIFICATE" | "TRUSTED CERTIFICATE" => self.certs.push(b.into_contents()),
-                    "X509 CRL" => self.crls.push(b.into_contents()),
-                    other => {
-                        return Err(InputError(format!(
-                            "{}: expected CERTIFICATE or X509 CRL PEM blocks, found {other:?}",
-                            origin.display()
-                        )));
-                    }
-                }
-            }
-        } else if is_der_crl(bytes) {
-            self.crls.push(bytes.to_vec());
-        } else {
-            self.certs.push(bytes.to_vec());
-        }
-        Ok(())
+fn print_notes(loaded: &enclava_collateral::Loaded) {
+    for n in &loaded.notes {
+        eprintln!("note: {n}");
     }
 }
 
-fn looks_like_pem(bytes: &[u8]) -> bool {
-    bytes.windows(11).any(|w| w == b"-----BEGIN ")
-}
-
-/// A DER CertificateList has tbsCertList whose first element is an optional version then an
-/// AlgorithmIdentifier; a Certificate's tbs starts with a [0] version tag. Tell them apart by
-/// trying the CRL parser.
-fn is_der_crl(bytes: &[u8]) -> bool {
-    use der::Decode;
-    x509_cert::crl::CertificateList::from_der(bytes).is_ok()
-}
-
+/// `--certs` files and the SEV-SNP part of `--collateral`, read by the one collateral loader
+/// (recognized by content: PEM with or without explanatory text, or DER, in any order).
 fn read_pki(args: &VerifyArgs) -> Result<Pki, InputError> {
     let mut pki = Pki::default();
     for p in &args.certs {
         let bytes = read(p, "certificates")?;
-        pki.add(&bytes, p)?;
+        let name = p.display().to_string();
+        let loaded = enclava_collateral::load::load_files(&[(name.clone(), bytes.clone())])
+            .map_err(|e| InputError(format!("--certs {e}")))?;
+        if let Some(n) = loaded.notes.first() {
+            // DER the loader cannot parse as a certificate still goes to the verifier, which
+            // names it (`malformed_certificate`) in its verdict.
+            if enclava_evidence::pem::der_sequences(&bytes).is_some() {
+                pki.certs.push(bytes);
+                continue;
+            }
+            return Err(InputError(format!(
+                "--certs {name}: expected certificates or CRLs, found {}",
+                n.reason
+            )));
+        }
+        pki.certs.extend(loaded.snp_certs);
+        pki.crls.extend(loaded.snp_crls);
     }
     if let Some(c) = &args.collateral {
-        for (name, bytes) in read_collateral_files(c)? {
-            pki.add(&bytes, Path::new(&name))?;
-        }
+        let loaded = read_collateral(c)?;
+        pki.certs.extend(loaded.snp_certs);
+        pki.crls.extend(loaded.snp_crls);
     }
     Ok(pki)
 }
 
-/// A file, or every regular file directly inside a directory (sorted by name for determinism).
-fn read_collateral_files(path: &Path) -> Result<Vec<(String, Vec<u8>)>, InputError> {
-    if path.is_dir() {
-        let entries = std::fs::read_dir(path).map_err(|e| {
-            InputError(format!(
-                "cannot read collateral directory {}: {e}",
-                path.display()
-            ))
-        })?;
-        let mut files = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| InputError(format!("{}: {e}", path.display())))?;
-            let p = entry.path();
-            if p.is_file() {
-                files.push((p.display().to_string(), read(&p, "collateral file")?));
-            }
-        }
-        files.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(files)
-    } else {
-        Ok(vec![(
-            path.display().to_string(),
-            read(path, "collateral")?,
-        )])
-    }
+/// A collateral file or directory through the one loader; skipped files are noted on stderr.
+fn read_collateral(path: &Path) -> Result<enclava_collateral::Loaded, InputError> {
+    let loaded = enclava_collateral::load::read_dir(path)
+        .map_err(|e| InputError(format!("collateral {}: {e}", path.display())))?;
+    print_notes(&loaded);
+    Ok(loaded)
 }
 
 fn read_dcap_collateral(path: &Path) -> Result<dcap::Collateral, InputError> {
-    let files = read_collateral_files(path)?;
-    // A single dcap-qvl style JSON file holds everything.
-    if let [(name, bytes)] = files.as_slice()
-        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes)
-        && (v.get("tcb_info").is_some() || v.get("pck_crl").is_some())
-    {
-        return dcap::Collateral::from_dcap_qvl_json(bytes)
-            .map_err(|e| InputError(format!("{name}: not usable dcap-qvl collateral: {e}")));
+    let loaded = read_collateral(path)?;
+    if !loaded.has_dcap() {
+        return Err(InputError(format!(
+            "{}: expected Intel collateral (TCB info, QE identity, CRLs, issuer certificates, or a \
+             dcap-qvl JSON), found none",
+            path.display()
+        )));
     }
-    // A directory may hold other files too (a README, the quote itself): keep those that are
-    // collateral on their own, and say which were skipped and why.
-    let mut refs: Vec<(&str, &[u8])> = Vec::new();
-    for (name, bytes) in &files {
-        match dcap::Collateral::from_files(&[(name.as_str(), bytes.as_slice())]) {
-            Ok(_) => refs.push((name.as_str(), bytes.as_slice())),
-            Err(e) if files.len() > 1 => eprintln!("note: skipping {name}: {e}"),
-            Err(e) => {
-                return Err(InputError(format!(
-                    "{name}: not usable Intel collateral: {e}"
-                )));
-            }
-        }
-    }
-    dcap::Collateral::from_files(&refs).map_err(|e| {
+    loaded.dcap().map_err(|e| {
         InputError(format!(
             "{}: not usable Intel collateral: {e}",
             path.display()

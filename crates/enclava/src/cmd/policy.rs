@@ -99,13 +99,11 @@ fn text_of(p: &std::path::Path) -> CliResult<String> {
 
 /// One PEM block of `path` with the given label, decoded.
 fn pem_block(path: &std::path::Path, label: &str) -> CliResult<Vec<u8>> {
-    let text = read_input(path)?;
-    let blocks = pem::parse_many(&text)
-        .map_err(|e| usage(format!("{}: expected PEM, found {e}", path.display())))?;
-    blocks
+    let text = zeroize::Zeroizing::new(read_input(path)?);
+    enclava_evidence::pem::blocks_labelled(&text, &[label])
+        .map_err(|e| usage(format!("{}: expected PEM, found {e}", path.display())))?
         .into_iter()
-        .find(|b| b.tag() == label)
-        .map(pem::Pem::into_contents)
+        .next()
         .ok_or_else(|| {
             usage(format!(
                 "{}: expected a -----BEGIN {label}----- block, found none",

@@ -228,13 +228,13 @@ fn client(url: &str, token: &str, ca: &Path) -> R<Client> {
 
 /// A TLS agent trusting only `ca` (for the OAuth2 form post and raw status checks).
 fn agent(ca: &Path) -> R<ureq::Agent> {
-    use rustls::pki_types::pem::PemObject;
     let pem = std::fs::read(ca).map_err(|e| io_fail("reading ca.pem", e))?;
     let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-        let c = c.map_err(|e| fail(3, format!("parsing ca.pem: {e}")))?;
+    let certs = enclava_evidence::pem::certificates(&pem)
+        .map_err(|e| fail(3, format!("parsing ca.pem: {e}")))?;
+    for c in certs {
         roots
-            .add(c)
+            .add(rustls::pki_types::CertificateDer::from(c))
             .map_err(|e| fail(3, format!("ca.pem holds an unusable certificate: {e}")))?;
     }
     let config = enclava_http::client_config(roots)

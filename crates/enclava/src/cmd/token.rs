@@ -192,11 +192,11 @@ fn fetch_jwks(url: &str, ca: Option<&PathBuf>) -> Result<Jwks, (u8, String)> {
         let pem =
             std::fs::read(ca).map_err(|e| (2, format!("cannot read {}: {e}", ca.display())))?;
         let mut roots = rustls::RootCertStore::empty();
-        use rustls::pki_types::pem::PemObject;
-        for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-            let c = c.map_err(|e| (2, format!("{}: not PEM: {e}", ca.display())))?;
+        let certs = enclava_evidence::pem::certificates(&pem)
+            .map_err(|e| (2, format!("{}: not PEM: {e}", ca.display())))?;
+        for c in certs {
             roots
-                .add(c)
+                .add(rustls::pki_types::CertificateDer::from(c))
                 .map_err(|e| (2, format!("{}: unusable certificate: {e}", ca.display())))?;
         }
         let cfg = enclava_http::client_config(roots)
@@ -219,21 +219,22 @@ const OID_RSA: &str = "1.2.840.113549.1.1.1";
 
 /// A JWK (without kid: it then matches any token kid) from a PEM public key or certificate.
 pub fn jwk_from_pem(bytes: &[u8]) -> Result<Jwk, String> {
-    let blocks = pem::parse_many(bytes).map_err(|e| format!("expected PEM: {e}"))?;
+    let blocks =
+        enclava_evidence::pem::parse_all(bytes).map_err(|e| format!("expected PEM: {e}"))?;
     let block = blocks
         .first()
         .ok_or("expected a PEM PUBLIC KEY or CERTIFICATE block, found none")?;
-    let spki = match block.tag() {
-        "PUBLIC KEY" => x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(block.contents())
+    let spki = match block.label {
+        "PUBLIC KEY" => x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&block.contents)
             .map_err(|e| format!("PUBLIC KEY does not parse: {e}"))?,
         "CERTIFICATE" => {
-            x509_cert::Certificate::from_der(block.contents())
+            x509_cert::Certificate::from_der(&block.contents)
                 .map_err(|e| format!("CERTIFICATE does not parse: {e}"))?
                 .tbs_certificate
                 .subject_public_key_info
         }
         "RSA PUBLIC KEY" => {
-            let (n, e) = rsa_components(block.contents())?;
+            let (n, e) = rsa_components(&block.contents)?;
             let mut j = Jwk::from_rsa_components("", &n, &e);
             j.kid = None;
             return Ok(j);
