@@ -121,7 +121,11 @@ fn worst_case_inside_the_bounds_compiles_quickly() {
         let r = AppraisalPolicy::compile("p", &src);
         let took = t.elapsed();
         eprintln!("depth {MAX_NESTING_DEPTH} {name}: {took:?} ({})", r.is_ok());
-        if took > slowest.0 {
+        // Unclosed shapes nest deeper on every repetition (the next rule continues inside
+        // them), so a policy filled with one is no longer inside the bounds: not a candidate.
+        let repeats_inside_the_bounds =
+            limits::prescan(&policy_of(&[expr.clone(), expr.clone()])).is_ok();
+        if repeats_inside_the_bounds && took > slowest.0 {
             slowest = (took, expr);
         }
     }

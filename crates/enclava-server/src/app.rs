@@ -948,6 +948,39 @@ const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The most of an oversized body that is read and discarded so the client can see its 413.
 const REJECTED_BODY_DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
+/// The largest unread body [`discard_small_body`] reads to keep a connection reusable.
+const DISCARD_BODY_LIMIT: u64 = 64 * 1024;
+
+/// How long [`discard_small_body`] waits for the rest of an unread body.
+const DISCARD_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Read and drop a request body the answer did not need; whether the connection stays reusable
+/// (the whole body was read). Bounded: at most [`DISCARD_BODY_LIMIT`] bytes, announced by
+/// `Content-Length`, within [`DISCARD_BODY_TIMEOUT`]; anything else (chunked, larger, slower) is
+/// left unread and the connection closes after the answer.
+async fn discard_small_body(headers: &HeaderMap, body: Body) -> bool {
+    let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    else {
+        // No length: a bodiless request (GET, DELETE) is reusable; a chunked one is not read.
+        return !headers.contains_key(header::TRANSFER_ENCODING);
+    };
+    if len == 0 {
+        return true;
+    }
+    if len > DISCARD_BODY_LIMIT {
+        return false;
+    }
+    let limit = usize::try_from(DISCARD_BODY_LIMIT).unwrap_or(usize::MAX);
+    let collect = http_body_util::Limited::new(body, limit).collect();
+    matches!(
+        tokio::time::timeout(DISCARD_BODY_TIMEOUT, collect).await,
+        Ok(Ok(_))
+    )
+}
+
 /// Read the body within the limit.
 async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
@@ -1022,6 +1055,9 @@ pub async fn dispatch(
 ) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
+    // Taken by whatever reads the body; what is still here after the answer is ready was never
+    // read (unknown route, wrong method, sealed, bad api-version, rate limited, ...).
+    let mut body = Some(body);
     let headers = parts.headers;
     let method = parts.method;
     let path = parts.uri.path().to_string();
@@ -1107,7 +1143,10 @@ pub async fn dispatch(
                 }
                 None => {
                     let entry = scope_entry.unwrap_or_else(|| system_scope_entry("request", None));
-                    process(&st, route, &method, &headers, query, body, entry, &mut ctx).await
+                    process(
+                        &st, route, &method, &headers, query, &mut body, entry, &mut ctx,
+                    )
+                    .await
                 }
             }
         }
@@ -1302,6 +1341,17 @@ pub async fn dispatch(
             _ => e.into_response(),
         },
     };
+    // An answer given without reading the request body (a 404 or 405 to a POST, a sealed
+    // vault, ...) must not leave the body's bytes on a keep-alive connection: the server would
+    // close it, and a client that reuses it for its next request (any pooling HTTP client) sees
+    // the connection drop. A small body is read and discarded; otherwise the answer says
+    // `Connection: close`, so the client knows not to reuse the connection.
+    if let Some(unread) = body.take()
+        && !discard_small_body(&headers, unread).await
+    {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert(REQUEST_ID, v);
@@ -1388,7 +1438,7 @@ async fn process(
     method: &Method,
     headers: &HeaderMap,
     query: Vec<(String, String)>,
-    body: Body,
+    body: &mut Option<Body>,
     scope_entry: NewEntry,
     ctx: &mut Ctx,
 ) -> Result<Reply, ApiError> {
@@ -1405,7 +1455,12 @@ async fn process(
     if (route.is_data() || route.is_admin()) && st.vault.is_sealed() {
         return Err(ApiError::sealed());
     }
-    let body = read_body(headers, body, st.config.max_body_bytes).await?;
+    let body = read_body(
+        headers,
+        body.take().unwrap_or_default(),
+        st.config.max_body_bytes,
+    )
+    .await?;
     // Attestation is a fraction of a millisecond of CPU work whose hot path does no I/O (policies,
     // reference sets, collateral and verified chains are cached in memory): it runs on the worker.
     // Handing it to the blocking pool and back cost about 15% of its throughput. Requests that

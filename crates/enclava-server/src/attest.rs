@@ -554,6 +554,9 @@ pub struct DirCollateral {
     /// FMSPC by SHA-256 of a quote's PCK chain: finding it parses the chain, and the chain is the
     /// same for every quote of a platform.
     fmspcs: Mutex<HashMap<[u8; 32], String>>,
+    /// SEV-SNP certificates and CRLs of a flat directory (ARK, ASK, VCEK as separate files, as
+    /// the CLI reads them), loaded at most once per [`COLLATERAL_TTL`].
+    snp_flat: Mutex<Option<(Instant, Option<enclava_evidence::snp::Endorsements>)>>,
 }
 
 impl DirCollateral {
@@ -566,7 +569,32 @@ impl DirCollateral {
             store,
             cache: Mutex::new(HashMap::new()),
             fmspcs: Mutex::new(HashMap::new()),
+            snp_flat: Mutex::new(None),
         }
+    }
+
+    /// The SEV-SNP certificates and CRLs found directly in the directory, through the one
+    /// collateral loader: the verifier builds the chain from them by content, up to the pinned
+    /// AMD root, so a directory of several chips' certificates is fine.
+    fn flat_snp(&self) -> Option<enclava_evidence::snp::Endorsements> {
+        if let Ok(g) = self.snp_flat.lock()
+            && let Some((at, e)) = g.as_ref()
+            && at.elapsed() < COLLATERAL_TTL
+        {
+            return e.clone();
+        }
+        let found = match enclava_collateral::load::read_dir(&self.dir) {
+            Ok(l) if !l.snp_certs.is_empty() || !l.snp_crls.is_empty() => Some(l.snp()),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(path = %self.dir.display(), error = %e, "unusable collateral");
+                None
+            }
+        };
+        if let Ok(mut g) = self.snp_flat.lock() {
+            *g = Some((Instant::now(), found.clone()));
+        }
+        found
     }
 
     fn cached_fmspc(&self, quote: &[u8]) -> Option<String> {
@@ -686,19 +714,23 @@ impl CollateralSource for DirCollateral {
     }
 
     fn snp_endorsements(&self, report: &[u8]) -> Option<enclava_evidence::snp::Endorsements> {
-        self.store.as_ref()?.snp_endorsements(report).ok()
+        if let Some(Ok(e)) = self.store.as_ref().map(|s| s.snp_endorsements(report)) {
+            return Some(e);
+        }
+        self.flat_snp().filter(|e| !e.certs_der.is_empty())
     }
 
     /// The cached AMD CRLs for the report's product and key (`enclava collateral fetch` keeps
     /// them), for requests that bring certificates but no CRL.
     fn snp_crls(&self, report: &[u8]) -> Vec<Vec<u8>> {
         match self.store.as_ref().map(|s| s.snp_crls(report)) {
-            Some(Ok(crls)) => crls,
+            Some(Ok(crls)) if !crls.is_empty() => crls,
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "unusable AMD CRL in the collateral cache");
                 Vec::new()
             }
-            None => Vec::new(),
+            // No cache entry: the CRLs of a flat directory, if it holds any.
+            _ => self.flat_snp().map(|e| e.crls_der).unwrap_or_default(),
         }
     }
 }

@@ -178,3 +178,44 @@ fn sgx_enclave_with_separate_certificate_files() {
         json!(["INTEL-SA-00289", "INTEL-SA-00615"])
     );
 }
+
+/// A collateral directory holding the SEV-SNP chain as separate files (VCEK as DER, ASK as PEM
+/// with explanatory text, ARK as DER, next to an unrelated file), as the CLI reads it: a report
+/// sent without certificates verifies with them, through the one collateral loader. Without the
+/// directory the same request has no chain.
+#[test]
+fn snp_report_without_certificates_uses_a_flat_collateral_directory() {
+    let (Some(report), Some(vcek), Some(ask_ark)) = (
+        read("sev-snp/trustee/test-report.bin"),
+        read("sev-snp/trustee/test-vcek.der"),
+        read("sev-snp/google-go-sev-guest/ask_ark_milan.pem"),
+    ) else {
+        return;
+    };
+    let at = "2025-06-01T00:00:00Z";
+    let dir = tempfile::tempdir().unwrap();
+    layouts::split_snp(&vcek, &ask_ark, dir.path()).unwrap();
+    let body = json!({"tee": "snp", "evidence": b64u(&report)});
+
+    let s = server(at, Some(dir.path().to_path_buf()));
+    let admin = s.admin_token();
+    assert_eq!(
+        put_policy(&s, &admin, &snp_without_revocation()).status,
+        200
+    );
+    let r = s.post("/attest/native", None, &body);
+    let c = claims(&s, &r, at);
+    assert_eq!(
+        c["x-ms-sevsnpvm-launchmeasurement"],
+        "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c"
+    );
+
+    let bare = server(at, None);
+    let admin = bare.admin_token();
+    assert_eq!(
+        put_policy(&bare, &admin, &snp_without_revocation()).status,
+        200
+    );
+    let r = bare.post("/attest/native", None, &body);
+    assert_eq!(r.status, 400, "{}", r.text);
+}
