@@ -384,11 +384,9 @@ impl Drop for PostgresStore {
 
 impl Inner {
     async fn connect(&self) -> Result<Client> {
-        let (client, connection) = self
-            .config
-            .connect(self.tls.clone())
-            .await
-            .map_err(|e| StoreError::Backend(format!("cannot connect to the database: {}", describe(&e))))?;
+        let (client, connection) = self.config.connect(self.tls.clone()).await.map_err(|e| {
+            StoreError::Backend(format!("cannot connect to the database: {}", describe(&e)))
+        })?;
         // The connection task ends when the socket breaks; the client then reports is_closed()
         // and the next call connects afresh.
         tokio::spawn(async move {
@@ -486,12 +484,18 @@ async fn apply_ops(tx: &Transaction<'_>, ops: &[Op]) -> std::result::Result<(), 
                 .await?;
             }
             Op::Delete { table, key } => {
-                tx.execute(&format!("DELETE FROM {} WHERE k = $1", table.name()), &[key])
-                    .await?;
+                tx.execute(
+                    &format!("DELETE FROM {} WHERE k = $1", table.name()),
+                    &[key],
+                )
+                .await?;
             }
             Op::Expect { table, key, value } => {
                 let current: Option<Vec<u8>> = tx
-                    .query_opt(&format!("SELECT v FROM {} WHERE k = $1", table.name()), &[key])
+                    .query_opt(
+                        &format!("SELECT v FROM {} WHERE k = $1", table.name()),
+                        &[key],
+                    )
                     .await?
                     .map(|r| r.get(0));
                 if current != *value {
@@ -557,9 +561,12 @@ impl Store for PostgresStore {
         self.run(move |c| {
             let key = key.clone();
             Box::pin(async move {
-                Ok(c.query_opt(&format!("SELECT v FROM {} WHERE k = $1", table.name()), &[&key])
-                    .await?
-                    .map(|r| r.get(0)))
+                Ok(c.query_opt(
+                    &format!("SELECT v FROM {} WHERE k = $1", table.name()),
+                    &[&key],
+                )
+                .await?
+                .map(|r| r.get(0)))
             })
         })
     }
@@ -722,7 +729,10 @@ impl MakeTlsConnect<Socket> for RustlsConnect {
     type TlsConnect = RustlsConnectOne;
     type Error = rustls::pki_types::InvalidDnsNameError;
 
-    fn make_tls_connect(&mut self, domain: &str) -> std::result::Result<RustlsConnectOne, Self::Error> {
+    fn make_tls_connect(
+        &mut self,
+        domain: &str,
+    ) -> std::result::Result<RustlsConnectOne, Self::Error> {
         Ok(RustlsConnectOne {
             config: self.0.clone(),
             name: rustls::pki_types::ServerName::try_from(domain.to_owned())?,
@@ -826,7 +836,10 @@ mod tests {
             .err()
             .expect("refused");
         let msg = err.to_string();
-        assert!(msg.contains("invalid PostgreSQL connection string"), "{msg}");
+        assert!(
+            msg.contains("invalid PostgreSQL connection string"),
+            "{msg}"
+        );
         assert!(!msg.contains("s3cret"), "{msg}");
     }
 
@@ -845,7 +858,10 @@ mod tests {
 
     #[test]
     fn row_lock_ids_separate_tables_and_keys() {
-        assert_ne!(row_lock_id(Table::Keys, "a"), row_lock_id(Table::Secrets, "a"));
+        assert_ne!(
+            row_lock_id(Table::Keys, "a"),
+            row_lock_id(Table::Secrets, "a")
+        );
         assert_ne!(row_lock_id(Table::Keys, "a"), row_lock_id(Table::Keys, "b"));
         assert_eq!(row_lock_id(Table::Keys, "a"), row_lock_id(Table::Keys, "a"));
     }
