@@ -115,6 +115,43 @@ pub struct PartialConfig {
     pub attestation: Option<crate::attest::AttestationSettings>,
     /// `[[trusted_issuers]]`: attestation token issuers trusted for secure key release.
     pub trusted_issuers: Option<Vec<crate::release::TrustedIssuerConfig>>,
+    /// `store`: a PostgreSQL URL for the shared database of several replicas; unset: SQLite in
+    /// the data directory.
+    pub store: Option<StoreUrl>,
+}
+
+/// A database URL. It carries the password, so its `Debug` (the configuration types derive
+/// it) shows it redacted; [`StoreUrl::expose`] is for the driver only.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        StoreUrl(url.into())
+    }
+
+    /// The URL with its password, to hand to the database driver and nowhere else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL without its password, for logs and errors.
+    pub fn redacted(&self) -> String {
+        enclava_store::postgres::redact_url(&self.0)
+    }
+}
+
+impl From<String> for StoreUrl {
+    fn from(url: String) -> Self {
+        StoreUrl(url)
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StoreUrl").field(&self.redacted()).finish()
+    }
 }
 
 /// The environment variables read by [`PartialConfig::from_env`].
@@ -136,6 +173,7 @@ pub const ENV_VARS: &[&str] = &[
     "ENCLAVA_HEADER_READ_TIMEOUT_SECS",
     "ENCLAVA_TLS_HANDSHAKE_TIMEOUT_SECS",
     "ENCLAVA_MAX_CONNECTIONS",
+    "ENCLAVA_STORE",
 ];
 
 fn parse_bool(source: &str, key: &str, v: &str) -> Result<bool, ConfigError> {
@@ -198,6 +236,7 @@ impl PartialConfig {
                     )
                 }
                 "ENCLAVA_PUBLIC_URL" => c.public_url = Some(v.to_string()),
+                "ENCLAVA_STORE" => c.store = Some(StoreUrl::new(v)),
                 "ENCLAVA_RESOURCE" => c.resource = Some(v.to_string()),
                 "ENCLAVA_LOG_FORMAT" => c.log_format = Some(v.to_string()),
                 "ENCLAVA_MAINTENANCE_INTERVAL_SECS" => {
@@ -286,6 +325,7 @@ impl PartialConfig {
                 higher.attestation,
             ),
             trusted_issuers: higher.trusted_issuers.or(self.trusted_issuers),
+            store: higher.store.or(self.store),
         }
     }
 
@@ -339,7 +379,24 @@ impl PartialConfig {
             None => DEFAULT_BOOTSTRAP_TOKEN_LIFETIME_SECS,
         };
         let attestation = self.attestation.unwrap_or_default().resolve(dev)?;
+        let store = match self.store {
+            Some(u) if u.0.trim().is_empty() => None,
+            Some(u) => {
+                let lower = u.0.trim_start().to_ascii_lowercase();
+                if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+                    return Err(ConfigError::Invalid {
+                        source_name: "configuration".into(),
+                        key: "store".into(),
+                        expected: "a PostgreSQL URL (postgres://USER:PASSWORD@HOST[:PORT][,HOST2[:PORT]]/DB?target_session_attrs=read-write), or nothing for SQLite in the data directory",
+                        found: u.redacted(),
+                    });
+                }
+                Some(u)
+            }
+            None => None,
+        };
         Ok(ServerConfig {
+            store,
             addr,
             data_dir: self
                 .data_dir
@@ -424,6 +481,8 @@ pub struct ServerConfig {
     pub attestation: crate::attest::AttestationConfig,
     /// Attestation token issuers trusted for secure key release (besides the local service).
     pub trusted_issuers: Vec<crate::release::TrustedIssuerConfig>,
+    /// The shared PostgreSQL database; `None`: SQLite in `data_dir`.
+    pub store: Option<StoreUrl>,
 }
 
 impl ServerConfig {

@@ -105,9 +105,8 @@ pub struct PostgresOptions {
 /// `key=value` form) so it can appear in logs and errors.
 pub fn redact_url(url: &str) -> String {
     let url = url.trim();
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
+    // Any `scheme://` form, not only postgres: a mistyped scheme must not leak either.
+    if let Some(scheme_end) = url.find("://").map(|i| i + 3) {
         let (scheme, rest) = url.split_at(scheme_end);
         let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(authority_end);
