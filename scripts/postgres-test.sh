@@ -32,7 +32,8 @@ else
   pg_owner="$(id -un)"
 fi
 
-dir="$(mktemp -d "${TMPDIR:-/tmp}/enclava-pg.XXXXXX")"
+# Under /tmp by default: the unprivileged user must reach it (a TMPDIR under /root would not do).
+dir="$(mktemp -d "${ENCLAVA_PG_TMPDIR:-/tmp}/enclava-pg.XXXXXX")"
 chmod 700 "$dir"
 chown "$pg_owner" "$dir"
 cleanup() {
@@ -66,6 +67,9 @@ as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
   || { cat "$dir/server.log" >&2; die "the PostgreSQL test cluster did not start"; }
 
 export ENCLAVA_TEST_POSTGRES_URL="postgres://enclava:$password@127.0.0.1:$port/postgres"
+# The same server's Unix socket directory (same port, user and password), for the tests of
+# socket connections.
+export ENCLAVA_TEST_POSTGRES_SOCKET_DIR="$dir"
 echo "postgres-test: PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $dir)"
 echo "postgres-test: ENCLAVA_TEST_POSTGRES_URL=postgres://enclava:***@127.0.0.1:$port/postgres"
 

@@ -218,6 +218,8 @@ fn derive_base_url(config: &ServerConfig, addr: SocketAddr) -> String {
     }
 }
 
+type SharedStore = Arc<dyn Store>;
+
 /// Open the vault's store and the replay store (redeemed challenges): SQLite in the data
 /// directory, or the PostgreSQL database of `config.store`.
 ///
@@ -226,7 +228,7 @@ fn derive_base_url(config: &ServerConfig, addr: SocketAddr) -> String {
 /// disk's fsync rate (measured ~180/s with SQLite). The cost: a power loss (SQLite) or a database
 /// crash (PostgreSQL, `synchronous_commit = off`) within a challenge's 5-minute lifetime can
 /// forget its redemption; see `SqliteStore::open_relaxed` and `PostgresOptions::relaxed`.
-fn open_stores(config: &ServerConfig) -> Result<(Arc<dyn Store>, Arc<dyn Store>), ServerError> {
+fn open_stores(config: &ServerConfig) -> Result<(SharedStore, SharedStore), ServerError> {
     if let Some(url) = &config.store {
         // The URL holds the password: errors name the redacted form only.
         let open = |relaxed| {

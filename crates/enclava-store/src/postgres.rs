@@ -726,22 +726,25 @@ impl RustlsConnect {
 impl MakeTlsConnect<Socket> for RustlsConnect {
     type Stream = RustlsStream;
     type TlsConnect = RustlsConnectOne;
-    type Error = rustls::pki_types::InvalidDnsNameError;
+    type Error = std::convert::Infallible;
 
     fn make_tls_connect(
         &mut self,
         domain: &str,
     ) -> std::result::Result<RustlsConnectOne, Self::Error> {
+        // The driver asks for a connector before it knows whether TLS will be used, also for a
+        // Unix socket (domain ""): a name that is no valid server name fails only if TLS is
+        // actually attempted.
         Ok(RustlsConnectOne {
             config: self.0.clone(),
-            name: rustls::pki_types::ServerName::try_from(domain.to_owned())?,
+            name: rustls::pki_types::ServerName::try_from(domain.to_owned()).ok(),
         })
     }
 }
 
 struct RustlsConnectOne {
     config: Arc<rustls::ClientConfig>,
-    name: rustls::pki_types::ServerName<'static>,
+    name: Option<rustls::pki_types::ServerName<'static>>,
 }
 
 impl TlsConnect<Socket> for RustlsConnectOne {
@@ -751,8 +754,14 @@ impl TlsConnect<Socket> for RustlsConnectOne {
 
     fn connect(self, stream: Socket) -> Self::Future {
         Box::pin(async move {
+            let name = self.name.ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the database host is not a valid TLS server name",
+                )
+            })?;
             let s = tokio_rustls::TlsConnector::from(self.config)
-                .connect(self.name, stream)
+                .connect(name, stream)
                 .await?;
             Ok(RustlsStream(s))
         })

@@ -810,3 +810,24 @@ fn postgres_store_is_usable_and_droppable_inside_a_runtime() {
         drop(s);
     });
 }
+
+/// A Unix-socket connection (`host=/path`): the TLS connector must not refuse it for having no
+/// server name (PostgreSQL never uses TLS on a socket).
+#[test]
+fn postgres_connects_over_a_unix_socket() {
+    let Some(url) = postgres_url() else { return };
+    let Ok(socket_dir) = std::env::var("ENCLAVA_TEST_POSTGRES_SOCKET_DIR") else {
+        panic!("ENCLAVA_TEST_POSTGRES_SOCKET_DIR is not set: run through scripts/postgres-test.sh");
+    };
+    let tcp = fresh_postgres_database(&url, "socket");
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host_path(&socket_dir)
+        .port(tcp.get_ports()[0])
+        .user(tcp.get_user().unwrap())
+        .password(tcp.get_password().unwrap())
+        .dbname(tcp.get_dbname().unwrap());
+    let s = PostgresStore::from_config(config, PostgresOptions::default()).unwrap();
+    s.transact(vec![put(Table::Meta, "m", b"1")]).unwrap();
+    assert!(s.get(Table::Meta, "m").unwrap().is_some());
+}
