@@ -60,18 +60,37 @@ for p in $(seq "$start" $((start + 200))); do
 done
 [ -n "$port" ] || die "no free TCP port found on 127.0.0.1"
 
+# TLS material for the tests of encrypted connections: a throwaway CA and a server certificate for
+# 127.0.0.1/localhost (the server key readable by the cluster's owner only).
+mkdir "$dir/tls"
+(
+  cd "$dir/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt \
+    -days 2 -subj /CN=enclava-test-ca
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
+    -subj /CN=localhost
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext.cnf
+  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 \
+    -extfile ext.cnf
+) >"$dir/tls.log" 2>&1 || { cat "$dir/tls.log" >&2; die "cannot make the test TLS certificates (openssl)"; }
+chown "$pg_owner" "$dir/tls/server.key" "$dir/tls/server.crt"
+chmod 600 "$dir/tls/server.key"
+
 # fsync off: a test cluster has nothing to keep across a crash, and it is much faster.
 as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c max_connections=400" \
+  -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c max_connections=400 -c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key" \
   start >/dev/null \
   || { cat "$dir/server.log" >&2; die "the PostgreSQL test cluster did not start"; }
 
-export ENCLAVA_TEST_POSTGRES_URL="postgres://enclava:$password@127.0.0.1:$port/postgres"
+# sslmode=disable: the suite's plain connections; the TLS tests ask for sslmode=require and trust
+# ENCLAVA_TEST_POSTGRES_CA.
+export ENCLAVA_TEST_POSTGRES_URL="postgres://enclava:$password@127.0.0.1:$port/postgres?sslmode=disable"
+export ENCLAVA_TEST_POSTGRES_CA="$dir/tls/ca.crt"
 # The same server's Unix socket directory (same port, user and password), for the tests of
 # socket connections.
 export ENCLAVA_TEST_POSTGRES_SOCKET_DIR="$dir"
 echo "postgres-test: PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $dir)"
-echo "postgres-test: ENCLAVA_TEST_POSTGRES_URL=postgres://enclava:***@127.0.0.1:$port/postgres"
+echo "postgres-test: ENCLAVA_TEST_POSTGRES_URL=postgres://enclava:***@127.0.0.1:$port/postgres?sslmode=disable"
 
 if [ "$#" -eq 0 ]; then
   echo "ENCLAVA_TEST_POSTGRES_URL=$ENCLAVA_TEST_POSTGRES_URL"

@@ -831,3 +831,83 @@ fn postgres_connects_over_a_unix_socket() {
     s.transact(vec![put(Table::Meta, "m", b"1")]).unwrap();
     assert!(s.get(Table::Meta, "m").unwrap().is_some());
 }
+
+/// The database drops every connection of the store (a restart, a failover, an administrator's
+/// `pg_terminate_backend`): the store reconnects by itself, no restart of the process.
+#[test]
+fn postgres_store_reconnects_after_its_connections_are_killed() {
+    let Some(url) = postgres_url() else { return };
+    let config = fresh_postgres_database(&url, "reconnect");
+    let s = PostgresStore::from_config(config.clone(), PostgresOptions::default()).unwrap();
+    // Open several pooled connections.
+    for i in 0..16 {
+        s.transact(vec![put(Table::Meta, &format!("m{i}"), b"1")])
+            .unwrap();
+    }
+    admin_sql(
+        &url,
+        None,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            config.get_dbname().unwrap()
+        ),
+    );
+    // The drivers notice the closed sockets; every later call gets a fresh connection.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for i in 0..16 {
+        assert!(
+            s.get(Table::Meta, &format!("m{i}")).unwrap().is_some(),
+            "call {i} after the connections were killed"
+        );
+    }
+}
+
+/// TLS (rustls on aws-lc-rs) to a server whose certificate chains to a private CA: with the CA
+/// the connection is encrypted (the server's own view, pg_stat_ssl, says so); without it the
+/// certificate is refused and nothing is sent in clear instead (sslmode=require).
+#[test]
+fn postgres_tls_verifies_the_server_certificate() {
+    let Some(url) = postgres_url() else { return };
+    let Ok(ca_file) = std::env::var("ENCLAVA_TEST_POSTGRES_CA") else {
+        panic!("ENCLAVA_TEST_POSTGRES_CA is not set: run through scripts/postgres-test.sh");
+    };
+    let mut config = fresh_postgres_database(&url, "tls");
+    config.ssl_mode(tokio_postgres::config::SslMode::Require);
+    let err = PostgresStore::from_config(config.clone(), PostgresOptions::default())
+        .err()
+        .expect("an unknown CA is refused");
+    assert!(err.to_string().contains("cannot connect"), "{err}");
+    let s = PostgresStore::from_config(
+        config.clone(),
+        PostgresOptions {
+            ca_pem: Some(std::fs::read(ca_file).unwrap()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    s.transact(vec![put(Table::Meta, "m", b"1")]).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let encrypted: i64 = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let task = tokio::spawn(conn);
+        let n = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+                 WHERE datname = $1 AND ssl",
+                &[&config.get_dbname().unwrap()],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        drop(client);
+        let _ = task.await;
+        n
+    });
+    assert!(encrypted >= 1, "the store's connection is encrypted");
+    drop(s);
+}
