@@ -118,6 +118,9 @@ pub struct PartialConfig {
     /// `store`: a PostgreSQL URL for the shared database of several replicas; unset: SQLite in
     /// the data directory.
     pub store: Option<StoreUrl>,
+    /// `store_ca_file`: PEM CA certificates trusted for the database's TLS certificate (besides
+    /// the public web roots), for a PostgreSQL server with a private CA.
+    pub store_ca_file: Option<PathBuf>,
 }
 
 /// A database URL. It carries the password, so its `Debug` (the configuration types derive
@@ -174,6 +177,7 @@ pub const ENV_VARS: &[&str] = &[
     "ENCLAVA_TLS_HANDSHAKE_TIMEOUT_SECS",
     "ENCLAVA_MAX_CONNECTIONS",
     "ENCLAVA_STORE",
+    "ENCLAVA_STORE_CA_FILE",
 ];
 
 fn parse_bool(source: &str, key: &str, v: &str) -> Result<bool, ConfigError> {
@@ -237,6 +241,7 @@ impl PartialConfig {
                 }
                 "ENCLAVA_PUBLIC_URL" => c.public_url = Some(v.to_string()),
                 "ENCLAVA_STORE" => c.store = Some(StoreUrl::new(v)),
+                "ENCLAVA_STORE_CA_FILE" => c.store_ca_file = Some(PathBuf::from(v)),
                 "ENCLAVA_RESOURCE" => c.resource = Some(v.to_string()),
                 "ENCLAVA_LOG_FORMAT" => c.log_format = Some(v.to_string()),
                 "ENCLAVA_MAINTENANCE_INTERVAL_SECS" => {
@@ -326,6 +331,7 @@ impl PartialConfig {
             ),
             trusted_issuers: higher.trusted_issuers.or(self.trusted_issuers),
             store: higher.store.or(self.store),
+            store_ca_file: higher.store_ca_file.or(self.store_ca_file),
         }
     }
 
@@ -397,6 +403,7 @@ impl PartialConfig {
         };
         Ok(ServerConfig {
             store,
+            store_ca_file: self.store_ca_file,
             addr,
             data_dir: self
                 .data_dir
@@ -483,6 +490,8 @@ pub struct ServerConfig {
     pub trusted_issuers: Vec<crate::release::TrustedIssuerConfig>,
     /// The shared PostgreSQL database; `None`: SQLite in `data_dir`.
     pub store: Option<StoreUrl>,
+    /// Extra trust anchors (PEM) for the PostgreSQL server's TLS certificate.
+    pub store_ca_file: Option<PathBuf>,
 }
 
 impl ServerConfig {

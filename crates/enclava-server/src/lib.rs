@@ -230,13 +230,22 @@ type SharedStore = Arc<dyn Store>;
 /// forget its redemption; see `SqliteStore::open_relaxed` and `PostgresOptions::relaxed`.
 fn open_stores(config: &ServerConfig) -> Result<(SharedStore, SharedStore), ServerError> {
     if let Some(url) = &config.store {
+        let ca_pem = match &config.store_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                ServerError::Startup(format!(
+                    "reading the database CA file {}: {e}",
+                    path.display()
+                ))
+            })?),
+            None => None,
+        };
         // The URL holds the password: errors name the redacted form only.
         let open = |relaxed| {
             enclava_store::PostgresStore::connect_with(
                 url.expose(),
                 enclava_store::PostgresOptions {
                     relaxed,
-                    ..Default::default()
+                    ca_pem: ca_pem.clone(),
                 },
             )
             .map_err(|e| {

@@ -242,3 +242,42 @@ fn a_wrong_database_password_is_a_clear_startup_error() {
         "{msg}"
     );
 }
+
+/// A PostgreSQL server with a private CA, sslmode=require: the server trusts it through
+/// `store_ca_file`, and refuses to start without it (no silent fallback to plain text).
+#[test]
+fn the_server_reaches_a_tls_database_through_store_ca_file() {
+    let Some(base) = postgres_url() else { return };
+    let ca = std::env::var("ENCLAVA_TEST_POSTGRES_CA")
+        .expect("ENCLAVA_TEST_POSTGRES_CA is set by scripts/postgres-test.sh");
+    let url = fresh_database_url(&base, "tls").replace("sslmode=disable", "sslmode=require");
+    assert!(
+        url.contains("sslmode=require"),
+        "the test URL names sslmode"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(enclava_server::start(config(&data, &url)))
+        .err()
+        .expect("an unknown CA is refused");
+    assert!(err.to_string().contains("cannot connect"), "{err}");
+    drop(rt);
+
+    let mut cfg = config(&data, &url);
+    cfg.store_ca_file = Some(ca.into());
+    let t = start_with(cfg);
+    let admin = admin_token(&data);
+    let r = t.put(
+        &format!("/secrets/over-tls?{V}"),
+        Some(&admin),
+        &json!({"value": "v"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    stop(t);
+}
