@@ -48,7 +48,7 @@ use tokio_postgres::{Client, Config, Socket, Transaction};
 
 use crate::{AuditRow, Op, Result, Store, StoreError, Table};
 
-/// The newest schema this build knows; see [`MIGRATIONS`].
+/// The newest schema this build knows; see [`migration`].
 const SCHEMA_VERSION: i64 = 1;
 
 /// Connections per store. Each trait call holds one for its duration.
@@ -69,8 +69,8 @@ const MAX_ATTEMPTS: usize = 5;
 const LOCK_CLASS: i32 = 0x456e_636c; // "Encl"
 const LOCK_MIGRATE: i32 = 1;
 
-/// The DDL of each schema version, in order (`MIGRATIONS[0]` creates version 1). Never edit a
-/// released entry: add a new one.
+/// The DDL that brings the schema from `version - 1` to `version`. Never edit a released
+/// version: add the next one (and raise [`SCHEMA_VERSION`]).
 fn migration(version: i64) -> String {
     match version {
         1 => {
@@ -222,9 +222,9 @@ fn describe(e: &tokio_postgres::Error) -> String {
 }
 
 fn to_store_error(e: tokio_postgres::Error) -> StoreError {
-    // A full disk (or a tablespace quota) is told apart so the server can answer 507; the
+    // A full disk is told apart so the server can answer 507; the
     // transaction was rolled back.
-    if e.code() == Some(&SqlState::DISK_FULL) || e.code() == Some(&SqlState::OUT_OF_MEMORY) {
+    if e.code() == Some(&SqlState::DISK_FULL) {
         return StoreError::Full(describe(&e));
     }
     StoreError::Backend(describe(&e))
