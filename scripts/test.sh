@@ -61,7 +61,9 @@ step "lint"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "Rust tests"
-cargo test --workspace
+# Against a throwaway PostgreSQL cluster too (the storage suite runs on both backends): the
+# script installs Debian's postgresql when missing and fails loudly when it cannot.
+bash scripts/postgres-test.sh cargo test --workspace
 
 if [ -x tests/python/run.sh ]; then
   step "Python SDK compatibility tests (real azure-keyvault SDKs against a real server)"

@@ -119,6 +119,46 @@ pub struct PartialConfig {
     pub attestation: Option<crate::attest::AttestationSettings>,
     /// `[[trusted_issuers]]`: attestation token issuers trusted for secure key release.
     pub trusted_issuers: Option<Vec<crate::release::TrustedIssuerConfig>>,
+    /// `store`: a PostgreSQL URL for the shared database of several replicas; unset: SQLite in
+    /// the data directory.
+    pub store: Option<StoreUrl>,
+    /// `store_ca_file`: PEM CA certificates trusted for the database's TLS certificate (besides
+    /// the public web roots), for a PostgreSQL server with a private CA.
+    pub store_ca_file: Option<PathBuf>,
+}
+
+/// A database URL. It carries the password, so its `Debug` (the configuration types derive
+/// it) shows it redacted; [`StoreUrl::expose`] is for the driver only.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        StoreUrl(url.into())
+    }
+
+    /// The URL with its password, to hand to the database driver and nowhere else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL without its password, for logs and errors.
+    pub fn redacted(&self) -> String {
+        enclava_store::postgres::redact_url(&self.0)
+    }
+}
+
+impl From<String> for StoreUrl {
+    fn from(url: String) -> Self {
+        StoreUrl(url)
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StoreUrl").field(&self.redacted()).finish()
+    }
 }
 
 /// The environment variables read by [`PartialConfig::from_env`].
@@ -141,6 +181,8 @@ pub const ENV_VARS: &[&str] = &[
     "ENCLAVA_HEADER_READ_TIMEOUT_SECS",
     "ENCLAVA_TLS_HANDSHAKE_TIMEOUT_SECS",
     "ENCLAVA_MAX_CONNECTIONS",
+    "ENCLAVA_STORE",
+    "ENCLAVA_STORE_CA_FILE",
 ];
 
 fn parse_bool(source: &str, key: &str, v: &str) -> Result<bool, ConfigError> {
@@ -203,6 +245,8 @@ impl PartialConfig {
                     )
                 }
                 "ENCLAVA_PUBLIC_URL" => c.public_url = Some(v.to_string()),
+                "ENCLAVA_STORE" => c.store = Some(StoreUrl::new(v)),
+                "ENCLAVA_STORE_CA_FILE" => c.store_ca_file = Some(PathBuf::from(v)),
                 "ENCLAVA_RESOURCE" => c.resource = Some(v.to_string()),
                 "ENCLAVA_ATTESTATION_RESOURCES" => {
                     c.attestation_resources = Some(
@@ -301,6 +345,8 @@ impl PartialConfig {
                 higher.attestation,
             ),
             trusted_issuers: higher.trusted_issuers.or(self.trusted_issuers),
+            store: higher.store.or(self.store),
+            store_ca_file: higher.store_ca_file.or(self.store_ca_file),
         }
     }
 
@@ -369,7 +415,25 @@ impl PartialConfig {
                 attestation_resources.push(r);
             }
         }
+        let store = match self.store {
+            Some(u) if u.0.trim().is_empty() => None,
+            Some(u) => {
+                let lower = u.0.trim_start().to_ascii_lowercase();
+                if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+                    return Err(ConfigError::Invalid {
+                        source_name: "configuration".into(),
+                        key: "store".into(),
+                        expected: "a PostgreSQL URL (postgres://USER:PASSWORD@HOST[:PORT][,HOST2[:PORT]]/DB?target_session_attrs=read-write), or nothing for SQLite in the data directory",
+                        found: u.redacted(),
+                    });
+                }
+                Some(u)
+            }
+            None => None,
+        };
         Ok(ServerConfig {
+            store,
+            store_ca_file: self.store_ca_file,
             addr,
             data_dir: self
                 .data_dir
@@ -458,6 +522,10 @@ pub struct ServerConfig {
     pub attestation: crate::attest::AttestationConfig,
     /// Attestation token issuers trusted for secure key release (besides the local service).
     pub trusted_issuers: Vec<crate::release::TrustedIssuerConfig>,
+    /// The shared PostgreSQL database; `None`: SQLite in `data_dir`.
+    pub store: Option<StoreUrl>,
+    /// Extra trust anchors (PEM) for the PostgreSQL server's TLS certificate.
+    pub store_ca_file: Option<PathBuf>,
 }
 
 impl ServerConfig {

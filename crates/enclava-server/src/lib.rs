@@ -45,7 +45,7 @@ use enclava_store::{SqliteStore, Store};
 use enclava_vault::{RotationAction, Vault, system_clock};
 use thiserror::Error;
 
-pub use config::{ConfigError, LogFormat, PartialConfig, ServerConfig};
+pub use config::{ConfigError, LogFormat, PartialConfig, ServerConfig, StoreUrl};
 
 use crate::app::AppState;
 use crate::audit_pipe::{AppendFn, AuditSink};
@@ -218,15 +218,64 @@ fn derive_base_url(config: &ServerConfig, addr: SocketAddr) -> String {
     }
 }
 
+type SharedStore = Arc<dyn Store>;
+
+/// Open the vault's store and the replay store (redeemed challenges): SQLite in the data
+/// directory, or the PostgreSQL database of `config.store`.
+///
+/// Redeemed challenges go through a second connection that does not wait for the disk per
+/// commit: one durable write per attestation would cap attestations with a challenge at the
+/// disk's fsync rate (measured ~180/s with SQLite). The cost: a power loss (SQLite) or a database
+/// crash (PostgreSQL, `synchronous_commit = off`) within a challenge's 5-minute lifetime can
+/// forget its redemption; see `SqliteStore::open_relaxed` and `PostgresOptions::relaxed`.
+fn open_stores(config: &ServerConfig) -> Result<(SharedStore, SharedStore), ServerError> {
+    if let Some(url) = &config.store {
+        let ca_pem = match &config.store_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                ServerError::Startup(format!(
+                    "reading the database CA file {}: {e}",
+                    path.display()
+                ))
+            })?),
+            None => None,
+        };
+        // The URL holds the password: errors name the redacted form only.
+        let open = |relaxed| {
+            enclava_store::PostgresStore::connect_with(
+                url.expose(),
+                enclava_store::PostgresOptions {
+                    relaxed,
+                    ca_pem: ca_pem.clone(),
+                },
+            )
+            .map_err(|e| {
+                ServerError::Startup(format!(
+                    "opening the PostgreSQL store {}: {e}",
+                    url.redacted()
+                ))
+            })
+        };
+        return Ok((Arc::new(open(false)?), Arc::new(open(true)?)));
+    }
+    let db_path = config.data_dir.join(DB_FILE);
+    let open = |relaxed| {
+        if relaxed {
+            SqliteStore::open_relaxed(&db_path)
+        } else {
+            SqliteStore::open(&db_path)
+        }
+        .map_err(|e| ServerError::Store {
+            path: db_path.clone(),
+            message: e.to_string(),
+        })
+    };
+    Ok((Arc::new(open(false)?), Arc::new(open(true)?)))
+}
+
 /// Start the server. Returns once it listens; serving continues in a background task.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     prepare_data_dir(&config.data_dir)?;
-    let db_path = config.data_dir.join(DB_FILE);
-    let raw_store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&db_path).map_err(|e| ServerError::Store {
-            path: db_path.clone(),
-            message: e.to_string(),
-        })?);
+    let (raw_store, replay_store) = open_stores(&config)?;
     // The audit log appends to the raw store; everything else writes through the audited store,
     // whose every change commits together with its audit entry (enclava_audit::audited).
     let audit_log = Arc::new(
@@ -249,17 +298,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         eprintln!("enclava: WARNING: audit log tampering detected: {p}");
         tracing::error!(problem = %p, "audit log tampering detected");
     }
-
-    // Redeemed challenges go through a second connection that does not fsync per commit: one
-    // durable write per attestation would cap attestations with a challenge at the disk's fsync
-    // rate (measured ~180/s). The cost: a power loss within a challenge's 5-minute lifetime can
-    // forget its redemption (never a process crash: WAL); see `SqliteStore::open_relaxed`.
-    let replay_store: Arc<dyn Store> = Arc::new(SqliteStore::open_relaxed(&db_path).map_err(
-        |e| ServerError::Store {
-            path: db_path.clone(),
-            message: e.to_string(),
-        },
-    )?);
 
     // The store first: TLS needs to know whether the local CA key is sealed in it.
     let mut tls_material = if config.insecure_http {

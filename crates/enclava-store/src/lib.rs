@@ -15,8 +15,12 @@
 //!   acknowledged change is never missing from the log and a failed one leaves no entry behind.
 
 pub mod integrity;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
 use thiserror::Error;

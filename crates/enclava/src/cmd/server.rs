@@ -24,7 +24,7 @@ pub struct ServerArgs {
     /// TOML configuration file (keys: addr, data_dir, insecure_http, tls_cert, tls_key,
     /// hostnames, public_url, resource, log_format, maintenance_interval_secs, max_body_bytes,
     /// header_read_timeout_secs, tls_handshake_timeout_secs, max_connections,
-    /// bootstrap_token_lifetime_secs, [rate_limits], [attestation], [[trusted_issuers]]).
+    /// bootstrap_token_lifetime_secs, store, store_ca_file, [rate_limits], [attestation], [[trusted_issuers]]).
     #[arg(long, env = "ENCLAVA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Listen address [env: ENCLAVA_ADDR] [default: 127.0.0.1:8443]; port 0 picks a free port.
@@ -33,6 +33,16 @@ pub struct ServerArgs {
     /// Data directory: database, TLS material, tokens [env: ENCLAVA_DATA_DIR] [default: ./enclava-data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Shared PostgreSQL database instead of SQLite in the data directory, e.g.
+    /// postgres://enclava:PASSWORD@db1,db2/enclava?target_session_attrs=read-write
+    /// [env: ENCLAVA_STORE] [default: SQLite in the data directory]. Prefer the environment
+    /// variable or the configuration file: a flag is visible in the process list.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<enclava_server::StoreUrl>,
+    /// PEM CA certificates trusted for the PostgreSQL server's TLS certificate, besides the
+    /// public web roots (use with sslmode=require) [env: ENCLAVA_STORE_CA_FILE].
+    #[arg(long, value_name = "FILE")]
+    pub store_ca_file: Option<PathBuf>,
     /// Development mode: initialize and unseal automatically with a key file in the data
     /// directory and write a bootstrap Administrator token to DATA_DIR/admin.token. Never in
     /// production. Only this flag enables it: ENCLAVA_DEV=true or `dev = true` in the
@@ -117,6 +127,8 @@ impl ServerArgs {
             bootstrap_token_lifetime_secs: self.bootstrap_token_lifetime_secs,
             attestation: None,
             trusted_issuers: None,
+            store: self.store.clone(),
+            store_ca_file: self.store_ca_file.clone(),
         }
     }
 }

@@ -1,0 +1,876 @@
+//! PostgreSQL backend: the production topology of issue 11 (any number of stateless server
+//! replicas in front of one PostgreSQL primary, with streaming-replication standbys).
+//!
+//! Driver: `tokio-postgres`. It parses libpq connection strings and URLs, including several
+//! hosts (`host=a,b` or `postgres://a:5432,b:5432/db`) with `target_session_attrs=read-write`,
+//! so that after a failover a new connection finds the promoted standby by itself. Its TLS is
+//! pluggable: we plug in rustls on aws-lc-rs (the one crypto provider of the project; no ring,
+//! no OpenSSL). The sync `postgres` crate wraps the same driver, but it drives the connection
+//! with `block_on` on the calling thread, which panics when called from inside the server's
+//! async runtime (the server calls the store from async code at start-up, for instance).
+//! Instead the store owns a private multi-threaded runtime: every trait call is spawned onto it
+//! and the calling thread waits on a plain channel, which is legal on any thread (it blocks
+//! like a SQLite call does, nothing more).
+//!
+//! Concurrency model (several processes on one database):
+//! - Transactions run at READ COMMITTED, and each one first takes a transaction-scoped advisory
+//!   lock on every `(table, key)` it touches, all in one statement in a fixed order (so two
+//!   transactions cannot deadlock on them). That is two-phase locking on the touched keys: an
+//!   `Expect` sees the latest committed value and nobody can change it before our commit, also
+//!   for a row that does not exist yet (which a row lock could not cover). Transactions that
+//!   share no key run in parallel.
+//! - Audit appends take `LOCK TABLE audit IN EXCLUSIVE MODE` inside the transaction (readers
+//!   go on; other appenders wait until our commit) and number entries from the table's maximum,
+//!   so the log is one gapless chain in commit order across all processes.
+//! - A deadlock or serialization failure reported by the database (nothing was committed) is
+//!   retried a few times; any other failure is returned. A call that does not finish within
+//!   [`OP_TIMEOUT`] fails and its connection is discarded (dropping it closes it, and the
+//!   database rolls back whatever it had not committed).
+//! - Connections are made lazily and remade when broken, so the store recovers by itself when
+//!   the database comes back or a standby is promoted.
+//!
+//! Migrations are numbered (table `enclava_schema_version`) and applied at connect time inside
+//! one transaction that holds an advisory lock: replicas starting together apply each one once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Mutex as AsyncMutex;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
+use tokio_postgres::{Client, Config, Socket, Transaction};
+
+use crate::{AuditRow, Op, Result, Store, StoreError, Table};
+
+/// The newest schema this build knows; see [`migration`].
+const SCHEMA_VERSION: i64 = 1;
+
+/// Connections per store. Each trait call holds one for its duration.
+const POOL_SIZE: usize = 8;
+
+/// Upper bound of one trait call, connecting included: a database that hangs turns into an
+/// error (the server answers 503/500) instead of a request that never ends.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connect timeout applied when the connection string sets none.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Attempts for a transaction the database aborted as a deadlock or serialization failure.
+const MAX_ATTEMPTS: usize = 5;
+
+/// Advisory lock `(class, id)` taken while migrating. The two-integer lock space is separate
+/// from the one-bigint space used for row keys, so the two can never collide.
+const LOCK_CLASS: i32 = 0x456e_636c; // "Encl"
+const LOCK_MIGRATE: i32 = 1;
+
+/// The DDL that brings the schema from `version - 1` to `version`. Never edit a released
+/// version: add the next one (and raise [`SCHEMA_VERSION`]).
+fn migration(version: i64) -> String {
+    match version {
+        1 => {
+            let mut ddl = String::new();
+            for t in Table::ALL {
+                // COLLATE "C": keys order bytewise, like SQLite's BINARY, so listing and paging
+                // give the same order on both backends.
+                ddl.push_str(&format!(
+                    "CREATE TABLE {} (k TEXT COLLATE \"C\" PRIMARY KEY, v BYTEA NOT NULL);",
+                    t.name()
+                ));
+            }
+            ddl.push_str("CREATE TABLE audit (seq BIGINT PRIMARY KEY CHECK (seq > 0), entry BYTEA NOT NULL);");
+            ddl
+        }
+        _ => String::new(),
+    }
+}
+
+/// Options beyond the connection string.
+#[derive(Debug, Clone, Default)]
+pub struct PostgresOptions {
+    /// Commit without waiting for the WAL flush (`synchronous_commit = off`): the counterpart of
+    /// [`crate::SqliteStore::open_relaxed`], only for the replay set of redeemed challenges. A
+    /// crash of the database (not of a client) may lose the last such commits.
+    pub relaxed: bool,
+    /// Extra trust anchors (PEM) for the database's TLS certificate, beside the public web roots.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// Hide the password of a connection string (URL userinfo, `password=` in a URL query or in the
+/// `key=value` form) so it can appear in logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let url = url.trim();
+    // Any `scheme://` form, not only postgres: a mistyped scheme must not leak either.
+    if let Some(scheme_end) = url.find("://").map(|i| i + 3) {
+        let (scheme, rest) = url.split_at(scheme_end);
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let authority = match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                let user = userinfo.split(':').next().unwrap_or("");
+                if userinfo.contains(':') {
+                    format!("{user}:***{}", &authority[at..])
+                } else {
+                    authority.to_string()
+                }
+            }
+            None => authority.to_string(),
+        };
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let params: Vec<String> = query
+                    .split('&')
+                    .map(|p| match p.split_once('=') {
+                        Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                        _ => p.to_string(),
+                    })
+                    .collect();
+                format!("{path}?{}", params.join("&"))
+            }
+            None => tail.to_string(),
+        };
+        format!("{scheme}{authority}{tail}")
+    } else {
+        // key=value form; a quoted value may contain spaces.
+        let mut out = String::new();
+        let mut rest = url;
+        while let Some(pos) = rest.find("password") {
+            let (before, after) = rest.split_at(pos);
+            out.push_str(before);
+            let after_key = after["password".len()..].trim_start();
+            let at_word_start = before.is_empty() || before.ends_with(char::is_whitespace);
+            if !at_word_start || !after_key.starts_with('=') {
+                out.push_str("password");
+                rest = &after["password".len()..];
+                continue;
+            }
+            out.push_str("password=***");
+            let value = after_key[1..].trim_start();
+            rest = if let Some(quoted) = value.strip_prefix('\'') {
+                // Skip to the closing quote (a backslash escapes the next character).
+                let mut chars = quoted.char_indices();
+                let mut end = quoted.len();
+                while let Some((i, c)) = chars.next() {
+                    if c == '\\' {
+                        chars.next();
+                    } else if c == '\'' {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                &quoted[end..]
+            } else {
+                let end = value.find(char::is_whitespace).unwrap_or(value.len());
+                &value[end..]
+            };
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// The PostgreSQL store. See the module documentation.
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+struct Inner {
+    config: Config,
+    tls: RustlsConnect,
+    relaxed: bool,
+    slots: Vec<AsyncMutex<Option<Client>>>,
+    next: AtomicUsize,
+}
+
+/// A failure inside one attempt: a database error (maybe retryable) or our own.
+enum Fail {
+    Pg(tokio_postgres::Error),
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for Fail {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Fail::Pg(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+/// The database's own words for an error (never the connection string: the driver's errors do
+/// not contain it).
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        ),
+        None => e.to_string(),
+    }
+}
+
+fn to_store_error(e: tokio_postgres::Error) -> StoreError {
+    // A full disk is told apart so the server can answer 507; the
+    // transaction was rolled back.
+    if e.code() == Some(&SqlState::DISK_FULL) {
+        return StoreError::Full(describe(&e));
+    }
+    StoreError::Backend(describe(&e))
+}
+
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    )
+}
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = std::result::Result<T, Fail>> + Send + 'a>>;
+
+impl PostgresStore {
+    /// Connect to the database named by `url` (libpq URL or `key=value` string) and bring its
+    /// schema up to date. Errors never contain the password.
+    pub fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, PostgresOptions::default())
+    }
+
+    /// [`PostgresStore::connect`] with options.
+    pub fn connect_with(url: &str, options: PostgresOptions) -> Result<Self> {
+        let config = Config::from_str(url).map_err(|e| {
+            // The parser's messages name the offending option, never its value.
+            StoreError::Backend(format!(
+                "invalid PostgreSQL connection string {}: {e}",
+                redact_url(url)
+            ))
+        })?;
+        Self::from_config(config, options)
+    }
+
+    /// Connect with an already parsed configuration (tests use it to pick a fresh database).
+    pub fn from_config(mut config: Config, options: PostgresOptions) -> Result<Self> {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let tls = RustlsConnect::new(options.ca_pem.as_deref())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("enclava-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Backend(format!("cannot start the database runtime: {e}")))?;
+        let store = PostgresStore {
+            inner: Arc::new(Inner {
+                config,
+                tls,
+                relaxed: options.relaxed,
+                slots: (0..POOL_SIZE).map(|_| AsyncMutex::new(None)).collect(),
+                next: AtomicUsize::new(0),
+            }),
+            runtime: Some(runtime),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        self.run(|c| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2)",
+                    &[&LOCK_CLASS, &LOCK_MIGRATE],
+                )
+                .await?;
+                tx.batch_execute(
+                    "CREATE TABLE IF NOT EXISTS enclava_schema_version (\
+                     version BIGINT PRIMARY KEY, \
+                     applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+                )
+                .await?;
+                let found: i64 = tx
+                    .query_one(
+                        "SELECT COALESCE(MAX(version), 0)::BIGINT FROM enclava_schema_version",
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                if found > SCHEMA_VERSION {
+                    return Err(Fail::Store(StoreError::SchemaTooNew {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    }));
+                }
+                for version in found + 1..=SCHEMA_VERSION {
+                    tx.batch_execute(&migration(version)).await?;
+                    tx.execute(
+                        "INSERT INTO enclava_schema_version (version) VALUES ($1)",
+                        &[&version],
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+    }
+
+    /// The schema version recorded in the database.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.run(|c| {
+            Box::pin(async move {
+                Ok(c.query_one(
+                    "SELECT COALESCE(MAX(version), 0)::BIGINT FROM enclava_schema_version",
+                    &[],
+                )
+                .await?
+                .get(0))
+            })
+        })
+    }
+
+    /// Run `op` on a pooled connection on the private runtime and wait for it. `op` may run more
+    /// than once (retry after a deadlock or serialization failure), so it must build each attempt
+    /// afresh from what it captured.
+    fn run<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> Fn(&'c mut Client) -> BoxFut<'c, T> + Send + Sync + 'static,
+    {
+        let Some(runtime) = self.runtime.as_ref() else {
+            return Err(StoreError::Backend("the store is shut down".into()));
+        };
+        let inner = self.inner.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let r = match tokio::time::timeout(OP_TIMEOUT, inner.with_client(&op)).await {
+                Ok(r) => r,
+                Err(_) => Err(StoreError::Backend(format!(
+                    "the database did not answer within {} s",
+                    OP_TIMEOUT.as_secs()
+                ))),
+            };
+            let _ = tx.send(r);
+        });
+        rx.recv().unwrap_or_else(|_| {
+            Err(StoreError::Backend(
+                "the database task ended without an answer".into(),
+            ))
+        })
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks for its tasks, which panics inside another runtime (a
+        // server test dropping its store): let the worker threads wind down on their own.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Inner {
+    async fn connect(&self) -> Result<Client> {
+        let (client, connection) = self.config.connect(self.tls.clone()).await.map_err(|e| {
+            StoreError::Backend(format!("cannot connect to the database: {}", describe(&e)))
+        })?;
+        // The connection task ends when the socket breaks; the client then reports is_closed()
+        // and the next call connects afresh.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        if self.relaxed {
+            client
+                .batch_execute("SET synchronous_commit = off")
+                .await
+                .map_err(to_store_error)?;
+        }
+        Ok(client)
+    }
+
+    async fn with_client<T, F>(&self, op: &F) -> Result<T>
+    where
+        F: for<'c> Fn(&'c mut Client) -> BoxFut<'c, T> + Sync,
+    {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut slot = self.slots[i].lock().await;
+        // Taken out of the slot for the duration: if this future is dropped (timeout) the
+        // connection goes with it instead of being reused in an unknown state.
+        let mut client = match slot.take() {
+            Some(c) if !c.is_closed() => c,
+            _ => self.connect().await?,
+        };
+        let mut attempt = 1;
+        let result = loop {
+            match op(&mut client).await {
+                Ok(v) => break Ok(v),
+                Err(Fail::Store(e)) => break Err(e),
+                Err(Fail::Pg(e)) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * attempt as u64)).await;
+                }
+                Err(Fail::Pg(e)) => break Err(to_store_error(e)),
+            }
+        };
+        if !client.is_closed() {
+            *slot = Some(client);
+        }
+        result
+    }
+}
+
+/// The advisory-lock id of one row: the first 8 bytes of SHA-256(table NUL key). A collision
+/// only makes two unrelated rows wait for each other.
+fn row_lock_id(table: Table, key: &str) -> i64 {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(table.name().as_bytes());
+    ctx.update(&[0]);
+    ctx.update(key.as_bytes());
+    let d = ctx.finish();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d.as_ref()[..8]);
+    i64::from_be_bytes(b)
+}
+
+/// Lock every row `ops` touch, in ascending id order (one statement; PostgreSQL evaluates the
+/// volatile target list after the sort), so that lockers never wait on each other in a cycle.
+async fn lock_rows(tx: &Transaction<'_>, ops: &[Op]) -> std::result::Result<(), Fail> {
+    let mut ids: Vec<i64> = ops
+        .iter()
+        .map(|op| match op {
+            Op::Put { table, key, .. }
+            | Op::Delete { table, key }
+            | Op::Expect { table, key, .. } => row_lock_id(*table, key),
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    tx.query(
+        "SELECT pg_advisory_xact_lock(id) FROM unnest($1::BIGINT[]) AS id ORDER BY id",
+        &[&ids],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn apply_ops(tx: &Transaction<'_>, ops: &[Op]) -> std::result::Result<(), Fail> {
+    lock_rows(tx, ops).await?;
+    for op in ops {
+        match op {
+            Op::Put { table, key, value } => {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                        table.name()
+                    ),
+                    &[key, value],
+                )
+                .await?;
+            }
+            Op::Delete { table, key } => {
+                tx.execute(
+                    &format!("DELETE FROM {} WHERE k = $1", table.name()),
+                    &[key],
+                )
+                .await?;
+            }
+            Op::Expect { table, key, value } => {
+                let current: Option<Vec<u8>> = tx
+                    .query_opt(
+                        &format!("SELECT v FROM {} WHERE k = $1", table.name()),
+                        &[key],
+                    )
+                    .await?
+                    .map(|r| r.get(0));
+                if current != *value {
+                    // Returning drops the transaction: everything done so far rolls back.
+                    return Err(Fail::Store(StoreError::Conflict {
+                        table: table.name(),
+                        key: key.clone(),
+                        expected: if value.is_some() {
+                            "unchanged"
+                        } else {
+                            "absent"
+                        },
+                    }));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lock the audit table against other appenders (until commit) and return the next seq.
+async fn lock_audit(tx: &Transaction<'_>) -> std::result::Result<i64, Fail> {
+    tx.batch_execute("LOCK TABLE audit IN EXCLUSIVE MODE")
+        .await?;
+    let head: i64 = tx
+        .query_one("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM audit", &[])
+        .await?
+        .get(0);
+    Ok(head + 1)
+}
+
+async fn insert_audit(
+    tx: &Transaction<'_>,
+    first: i64,
+    entries: &[Vec<u8>],
+) -> std::result::Result<(), Fail> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let seqs: Vec<i64> = (0..entries.len())
+        .map(|i| i64::try_from(i).map(|i| first + i))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Fail::Store(StoreError::Backend(e.to_string())))?;
+    tx.execute(
+        "INSERT INTO audit (seq, entry) SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[])",
+        &[&seqs, &entries],
+    )
+    .await?;
+    Ok(())
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn to_i64(v: impl TryInto<i64>) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
+impl Store for PostgresStore {
+    fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            let key = key.clone();
+            Box::pin(async move {
+                Ok(c.query_opt(
+                    &format!("SELECT v FROM {} WHERE k = $1", table.name()),
+                    &[&key],
+                )
+                .await?
+                .map(|r| r.get(0)))
+            })
+        })
+    }
+
+    fn list(
+        &self,
+        table: Table,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let prefix = prefix.to_owned();
+        let after = after.map(str::to_owned);
+        let limit = to_i64(limit);
+        self.run(move |c| {
+            let (prefix, after) = (prefix.clone(), after.clone());
+            Box::pin(async move {
+                // starts_with, not LIKE: wildcards in names must not matter. The `k >= prefix`
+                // bound lets the primary key index start the scan at the prefix.
+                let rows = c
+                    .query(
+                        &format!(
+                            "SELECT k, v FROM {} WHERE k >= $1 AND starts_with(k, $1) \
+                             AND ($2::TEXT IS NULL OR k > $2) ORDER BY k LIMIT $3",
+                            table.name()
+                        ),
+                        &[&prefix, &after, &limit],
+                    )
+                    .await?;
+                Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+            })
+        })
+    }
+
+    fn transact(&self, ops: Vec<Op>) -> Result<()> {
+        let ops = Arc::new(ops);
+        self.run(move |c| {
+            let ops = ops.clone();
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                apply_ops(&tx, &ops).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn append_audit(&self, entries: Vec<Vec<u8>>) -> Result<u64> {
+        let entries = Arc::new(entries);
+        self.run(move |c| {
+            let entries = entries.clone();
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let first = lock_audit(&tx).await?;
+                insert_audit(&tx, first, &entries).await?;
+                tx.commit().await?;
+                Ok(to_u64(first))
+            })
+        })
+    }
+
+    fn transact_audited(&self, ops: Vec<Op>, audit: Vec<Vec<u8>>, first_seq: u64) -> Result<()> {
+        let ops = Arc::new(ops);
+        let audit = Arc::new(audit);
+        self.run(move |c| {
+            let (ops, audit) = (ops.clone(), audit.clone());
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                // Row locks before the audit lock, in every transaction: no lock cycle.
+                apply_ops(&tx, &ops).await?;
+                let first = lock_audit(&tx).await?;
+                if to_u64(first) != first_seq {
+                    return Err(Fail::Store(StoreError::Conflict {
+                        table: crate::AUDIT_TABLE,
+                        key: first_seq.to_string(),
+                        expected: "the next audit sequence number",
+                    }));
+                }
+                insert_audit(&tx, first, &audit).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<AuditRow>> {
+        let from = to_i64(from);
+        let limit = to_i64(limit);
+        self.run(move |c| {
+            Box::pin(async move {
+                let rows = c
+                    .query(
+                        "SELECT seq, entry FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                        &[&from, &limit],
+                    )
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| AuditRow {
+                        seq: to_u64(r.get(0)),
+                        entry: r.get(1),
+                    })
+                    .collect())
+            })
+        })
+    }
+
+    fn audit_head(&self) -> Result<u64> {
+        self.run(|c| {
+            Box::pin(async move {
+                let head: i64 = c
+                    .query_one("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM audit", &[])
+                    .await?
+                    .get(0);
+                Ok(to_u64(head))
+            })
+        })
+    }
+}
+
+// --- TLS: rustls on aws-lc-rs as tokio-postgres's TLS implementation -------------------------
+
+/// Makes one TLS connector per connection attempt. `sslmode` in the connection string decides
+/// whether it is used (`prefer`, the default, tries TLS and falls back to plain when the server
+/// does not offer it; `require` refuses plain). Certificates are always verified against the
+/// roots: there is no "encrypt but trust anyone" mode.
+#[derive(Clone)]
+struct RustlsConnect(Arc<rustls::ClientConfig>);
+
+impl RustlsConnect {
+    fn new(ca_pem: Option<&[u8]>) -> Result<Self> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        if let Some(pem) = ca_pem {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| {
+                    StoreError::Backend(format!("the database CA file is not PEM: {e}"))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    StoreError::Backend(format!("the database CA certificate is invalid: {e}"))
+                })?;
+            }
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Backend(format!("TLS configuration: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(RustlsConnect(Arc::new(config)))
+    }
+}
+
+impl MakeTlsConnect<Socket> for RustlsConnect {
+    type Stream = RustlsStream;
+    type TlsConnect = RustlsConnectOne;
+    type Error = std::convert::Infallible;
+
+    fn make_tls_connect(
+        &mut self,
+        domain: &str,
+    ) -> std::result::Result<RustlsConnectOne, Self::Error> {
+        // The driver asks for a connector before it knows whether TLS will be used, also for a
+        // Unix socket (domain ""): a name that is no valid server name fails only if TLS is
+        // actually attempted.
+        Ok(RustlsConnectOne {
+            config: self.0.clone(),
+            name: rustls::pki_types::ServerName::try_from(domain.to_owned()).ok(),
+        })
+    }
+}
+
+struct RustlsConnectOne {
+    config: Arc<rustls::ClientConfig>,
+    name: Option<rustls::pki_types::ServerName<'static>>,
+}
+
+impl TlsConnect<Socket> for RustlsConnectOne {
+    type Stream = RustlsStream;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<RustlsStream>> + Send>>;
+
+    fn connect(self, stream: Socket) -> Self::Future {
+        Box::pin(async move {
+            let name = self.name.ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the database host is not a valid TLS server name",
+                )
+            })?;
+            let s = tokio_rustls::TlsConnector::from(self.config)
+                .connect(name, stream)
+                .await?;
+            Ok(RustlsStream(s))
+        })
+    }
+}
+
+struct RustlsStream(tokio_rustls::client::TlsStream<Socket>);
+
+impl tokio_postgres::tls::TlsStream for RustlsStream {
+    fn channel_binding(&self) -> ChannelBinding {
+        // No tls-server-end-point binding: its hash must follow the certificate's signature
+        // algorithm, and a wrong one would make SCRAM fail; SCRAM without binding still never
+        // sends the password.
+        ChannelBinding::none()
+    }
+}
+
+impl AsyncRead for RustlsStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for RustlsStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_every_password_form() {
+        for (url, want) in [
+            (
+                "postgres://enclava:s3cret@db1:5432,db2:5432/vault?target_session_attrs=read-write",
+                "postgres://enclava:***@db1:5432,db2:5432/vault?target_session_attrs=read-write",
+            ),
+            (
+                "postgresql://u@h/db?password=s3cret&sslmode=require",
+                "postgresql://u@h/db?password=***&sslmode=require",
+            ),
+            ("postgres://h/db", "postgres://h/db"),
+            (
+                "host=a,b user=u password=s3cret dbname=v",
+                "host=a,b user=u password=*** dbname=v",
+            ),
+            (
+                "host=a password = 'se cr\\'et' dbname=v",
+                "host=a password=*** dbname=v",
+            ),
+        ] {
+            let got = redact_url(url);
+            assert_eq!(got, want);
+            assert!(!got.contains("s3cret") && !got.contains("cr"), "{got}");
+        }
+    }
+
+    #[test]
+    fn bad_connection_string_is_an_error_without_the_password() {
+        let err = PostgresStore::connect("postgres://u:s3cret@h/db?bogus_option=1")
+            .err()
+            .expect("refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("invalid PostgreSQL connection string"),
+            "{msg}"
+        );
+        assert!(!msg.contains("s3cret"), "{msg}");
+    }
+
+    #[test]
+    fn unreachable_database_is_an_error_not_a_hang() {
+        // Port 1 on loopback: connection refused at once.
+        let start = std::time::Instant::now();
+        let err = PostgresStore::connect("postgres://u:s3cret@127.0.0.1:1/db?connect_timeout=2")
+            .err()
+            .expect("refused");
+        let msg = err.to_string();
+        assert!(msg.contains("cannot connect to the database"), "{msg}");
+        assert!(!msg.contains("s3cret"), "{msg}");
+        assert!(start.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
+    fn row_lock_ids_separate_tables_and_keys() {
+        assert_ne!(
+            row_lock_id(Table::Keys, "a"),
+            row_lock_id(Table::Secrets, "a")
+        );
+        assert_ne!(row_lock_id(Table::Keys, "a"), row_lock_id(Table::Keys, "b"));
+        assert_eq!(row_lock_id(Table::Keys, "a"), row_lock_id(Table::Keys, "a"));
+    }
+}
