@@ -102,6 +102,9 @@ pub struct Machine {
     pub features: Vec<&'static str>,
     /// Extensions checked for and absent (an absent VAES or AVX-512F explains a lower ceiling).
     pub absent: Vec<&'static str>,
+    /// `OPENSSL_ia32cap` when set: it masks CPU features from OpenSSL and aws-lc (so their
+    /// kernels may differ from what `features` suggests), not from this detection.
+    pub openssl_ia32cap: Option<String>,
 }
 
 impl Machine {
@@ -115,18 +118,24 @@ impl Machine {
                 .unwrap_or(1),
             features,
             absent,
+            openssl_ia32cap: std::env::var("OPENSSL_ia32cap").ok(),
         }
     }
 
     /// One line for the text output.
     pub fn line(&self) -> String {
         format!(
-            "machine: {} ({}, {} logical cores); features: {}; absent: {}",
+            "machine: {} ({}, {} logical cores); features: {}; absent: {}{}",
             self.cpu_model,
             self.arch,
             self.logical_cores,
             list_or_none(&self.features),
-            list_or_none(&self.absent)
+            list_or_none(&self.absent),
+            match &self.openssl_ia32cap {
+                Some(mask) =>
+                    format!("; OPENSSL_ia32cap={mask} (masks features from the crypto libraries)"),
+                None => String::new(),
+            }
         )
     }
 
@@ -134,6 +143,7 @@ impl Machine {
         json!({
             "cpu_model": self.cpu_model, "arch": self.arch, "logical_cores": self.logical_cores,
             "features": self.features, "absent_features": self.absent,
+            "openssl_ia32cap": self.openssl_ia32cap,
             "build": if cfg!(debug_assertions) { "debug" } else { "release" },
         })
     }
