@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "error: cargo not found: install the Rust toolchain (rustup)" >&2; exit 1; }
-bash scripts/build-workload.sh
+bash scripts/build-workload.sh --wasm-only
 cargo build --release -p enclava
 exec ./target/release/enclava quickstart "$@"

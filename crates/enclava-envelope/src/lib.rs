@@ -58,7 +58,7 @@ mod stream;
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
-pub use bench::bench_throughput;
+pub use bench::{bench_aes_gcm_raw, bench_throughput};
 pub use error::{BoxError, EnvelopeError};
 pub use header::{
     DEFAULT_CHUNK_SIZE, HEADER_MAC_LEN, Header, MAGIC, MAX_ALG_LEN, MAX_CHUNK_SIZE,
@@ -150,7 +150,7 @@ fn start_decryption(
 /// Encrypts `input` into an envelope written to `output`, under a fresh data key wrapped by
 /// `wrapper`.
 ///
-/// Memory use is one chunk buffer regardless of the input size. `progress` is called after
+/// Memory use is two chunk buffers regardless of the input size. `progress` is called after
 /// every chunk with the number of plaintext bytes processed so far. The output is flushed on
 /// success; on error the output holds an incomplete envelope (which decrypts to
 /// [`EnvelopeError::Truncated`]) and should be deleted.
@@ -184,24 +184,24 @@ pub fn encrypt_with_key_material<R: Read, W: Write>(
     let (header, mut sealer) = start_encryption(wrapper, options, key_material)?;
     header.write_to(&mut output)?;
     let chunk_size = sealer.chunk_size();
-    // Fill up to chunk_size + 1 bytes: the extra byte tells whether the chunk is final
-    // without a separate read. It is carried over to the next chunk by `seal_and_write`.
-    let mut filled = 0usize;
+    let mut filled = read_full(&mut input, sealer.plaintext_area())?;
     loop {
-        let area = sealer
-            .plaintext_area()
-            .get_mut(filled..=chunk_size)
-            .ok_or(EnvelopeError::Crypto("chunk buffer bounds"))?;
-        filled += read_full(&mut input, area)?;
-        if filled > chunk_size {
-            sealer.seal_and_write(chunk_size, false, true, &mut output)?;
-            filled = 1;
-            progress(sealer.plaintext_bytes());
-        } else {
-            sealer.seal_and_write(filled, true, false, &mut output)?;
+        if filled < chunk_size {
+            sealer.seal_and_write(filled, true, &mut output)?;
             progress(sealer.plaintext_bytes());
             break;
         }
+        // A full chunk is final only if the input ends right after it. Reading the whole next
+        // chunk into the second buffer tells, and keeps every read aligned (a one-byte
+        // lookahead carried into the next chunk misaligned every later read by one byte).
+        let next = read_full(&mut input, sealer.next_area())?;
+        sealer.seal_and_write(chunk_size, next == 0, &mut output)?;
+        progress(sealer.plaintext_bytes());
+        if next == 0 {
+            break;
+        }
+        sealer.swap_buffers();
+        filled = next;
     }
     output.flush()?;
     Ok(Summary {
@@ -311,7 +311,7 @@ impl<W: Write> Encryptor<W> {
             )));
         }
         self.sealer
-            .seal_and_write(self.filled, true, false, &mut self.output)?;
+            .seal_and_write(self.filled, true, &mut self.output)?;
         self.output.flush()?;
         let summary = Summary {
             plaintext_bytes: self.sealer.plaintext_bytes(),
@@ -332,8 +332,17 @@ impl<W: Write> Encryptor<W> {
             if self.filled == chunk_size {
                 // More data follows a full chunk, so that chunk is not the final one.
                 self.sealer
-                    .seal_and_write(chunk_size, false, false, &mut self.output)?;
+                    .seal_and_write(chunk_size, false, &mut self.output)?;
                 self.filled = 0;
+            }
+            if self.filled == 0 && rest.len() > chunk_size {
+                // A whole chunk with more data behind it (so not the final chunk), and nothing
+                // buffered: seal it straight from the caller's slice, without the copy into the
+                // chunk buffer. The output bytes are the same as through the buffer.
+                let chunk = rest.get(..chunk_size).unwrap_or_default();
+                self.sealer.seal_full_chunk_from(chunk, &mut self.output)?;
+                consumed += chunk_size;
+                continue;
             }
             let take = rest.len().min(chunk_size - self.filled);
             let area = self

@@ -25,7 +25,8 @@ pub enum BenchCommand {
     /// End-to-end attested key releases per second over HTTPS (challenge, sim evidence, attest,
     /// release, key_hsm unwrap) with p50/p99, next to OpenSSL's RSA-2048 private-op rate.
     Release(super::bench_release::ReleaseBenchArgs),
-    /// Envelope encrypt/decrypt throughput next to OpenSSL's AES-256-GCM (16 KiB) ceiling.
+    /// Envelope encrypt/decrypt throughput next to raw aws-lc-rs AES-256-GCM of the same chunk
+    /// size (the ceiling for the envelope) and OpenSSL's AES-256-GCM (16 KiB).
     Data(super::bench_data::DataBenchArgs),
     /// The example workload under the enclave runtime's wasm host versus natively.
     Workload(super::bench_data::WorkloadBenchArgs),
@@ -88,6 +89,146 @@ fn report(result: Result<(), String>) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The machine a benchmark ran on: figures from different CPUs are not comparable (AES-GCM
+/// speed depends on VAES/AVX-512, signatures on ADX/BMI2), so every bench prints this once.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub cpu_model: String,
+    pub arch: &'static str,
+    pub logical_cores: usize,
+    /// Instruction-set extensions the crypto code can use, as the CPU and OS report them.
+    pub features: Vec<&'static str>,
+    /// Extensions checked for and absent (an absent VAES or AVX-512F explains a lower ceiling).
+    pub absent: Vec<&'static str>,
+    /// `OPENSSL_ia32cap` when set: it masks CPU features from OpenSSL and aws-lc (so their
+    /// kernels may differ from what `features` suggests), not from this detection.
+    pub openssl_ia32cap: Option<String>,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let (features, absent) = cpu_features();
+        Machine {
+            cpu_model: cpu_model(),
+            arch: std::env::consts::ARCH,
+            logical_cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            features,
+            absent,
+            openssl_ia32cap: std::env::var("OPENSSL_ia32cap").ok(),
+        }
+    }
+
+    /// One line for the text output.
+    pub fn line(&self) -> String {
+        format!(
+            "machine: {} ({}, {} logical cores); features: {}; absent: {}{}",
+            self.cpu_model,
+            self.arch,
+            self.logical_cores,
+            list_or_none(&self.features),
+            list_or_none(&self.absent),
+            match &self.openssl_ia32cap {
+                Some(mask) =>
+                    format!("; OPENSSL_ia32cap={mask} (masks features from the crypto libraries)"),
+                None => String::new(),
+            }
+        )
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        json!({
+            "cpu_model": self.cpu_model, "arch": self.arch, "logical_cores": self.logical_cores,
+            "features": self.features, "absent_features": self.absent,
+            "openssl_ia32cap": self.openssl_ia32cap,
+            "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+        })
+    }
+
+    /// Adds `"machine": {...}` to a JSON report object.
+    pub fn annotate(&self, report: &mut serde_json::Value) {
+        if let Some(object) = report.as_object_mut() {
+            object.insert("machine".into(), self.json());
+        }
+    }
+}
+
+fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(" ")
+    }
+}
+
+/// The CPU model as the kernel names it (`model name` on x86, `Model`/`CPU part` elsewhere).
+fn cpu_model() -> String {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    ["model name", "Model", "cpu model", "CPU part"]
+        .iter()
+        .find_map(|key| {
+            text.lines().find_map(|line| {
+                let (k, v) = line.split_once(':')?;
+                (k.trim() == *key && !v.trim().is_empty()).then(|| v.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU model".into())
+}
+
+/// Present and absent instruction-set extensions relevant to the benchmarks, detected at run
+/// time by `std::arch` (CPUID and the OS's register-state support), so the list is what the
+/// process can actually use, not what the binary was compiled for.
+#[cfg(target_arch = "x86_64")]
+fn cpu_features() -> (Vec<&'static str>, Vec<&'static str>) {
+    let checks = [
+        ("AES-NI", std::arch::is_x86_feature_detected!("aes")),
+        (
+            "PCLMULQDQ",
+            std::arch::is_x86_feature_detected!("pclmulqdq"),
+        ),
+        ("VAES", std::arch::is_x86_feature_detected!("vaes")),
+        (
+            "VPCLMULQDQ",
+            std::arch::is_x86_feature_detected!("vpclmulqdq"),
+        ),
+        ("AVX", std::arch::is_x86_feature_detected!("avx")),
+        ("AVX2", std::arch::is_x86_feature_detected!("avx2")),
+        ("AVX-512F", std::arch::is_x86_feature_detected!("avx512f")),
+        ("AVX-512VL", std::arch::is_x86_feature_detected!("avx512vl")),
+        ("SHA", std::arch::is_x86_feature_detected!("sha")),
+        ("BMI2", std::arch::is_x86_feature_detected!("bmi2")),
+        ("ADX", std::arch::is_x86_feature_detected!("adx")),
+        ("MOVBE", std::arch::is_x86_feature_detected!("movbe")),
+    ];
+    split_features(&checks)
+}
+
+#[cfg(target_arch = "aarch64")]
+fn cpu_features() -> (Vec<&'static str>, Vec<&'static str>) {
+    let checks = [
+        ("AES", std::arch::is_aarch64_feature_detected!("aes")),
+        ("PMULL", std::arch::is_aarch64_feature_detected!("pmull")),
+        ("SHA2", std::arch::is_aarch64_feature_detected!("sha2")),
+        ("SHA3", std::arch::is_aarch64_feature_detected!("sha3")),
+        ("NEON", std::arch::is_aarch64_feature_detected!("neon")),
+        ("SVE", std::arch::is_aarch64_feature_detected!("sve")),
+    ];
+    split_features(&checks)
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn cpu_features() -> (Vec<&'static str>, Vec<&'static str>) {
+    (Vec::new(), Vec::new())
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn split_features(checks: &[(&'static str, bool)]) -> (Vec<&'static str>, Vec<&'static str>) {
+    let present = checks.iter().filter(|c| c.1).map(|c| c.0).collect();
+    let absent = checks.iter().filter(|c| !c.1).map(|c| c.0).collect();
+    (present, absent)
 }
 
 /// Median operations per second over `rounds` rounds of `total / rounds` each.
@@ -247,15 +388,18 @@ fn bench_evidence(args: &EvidenceBenchArgs) -> Result<(), String> {
 
     let snp_ratio = snp_cached / p384;
     let tdx_ratio = tdx_cached / (p256 / 2.0);
-    let report = json!({
+    let mut report = json!({
         "baseline": {"openssl_p384_verify_per_s": p384, "openssl_p256_verify_per_s": p256},
         "snp": {"cold_per_s": snp_cold, "cached_per_s": snp_cached, "cached_vs_one_p384_verify": snp_ratio, "goal": 0.8},
         "tdx": {"cold_per_s": tdx_cold, "cached_per_s": tdx_cached, "cached_vs_two_p256_verifies": tdx_ratio, "goal": 0.7},
         "rounds": args.rounds, "seconds_per_figure": args.seconds, "statistic": "median",
     });
+    let machine = Machine::detect();
+    machine.annotate(&mut report);
     match args.output {
         OutputFormat::Json => println!("{report:#}"),
         OutputFormat::Table => {
+            println!("{}", machine.line());
             println!(
                 "evidence verification, one core, median of {} rounds",
                 args.rounds

@@ -407,7 +407,7 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
 
     let snp_ratio = snp_http.per_s / snp_only;
     let tdx_ratio = tdx_http.per_s / tdx_only;
-    let out = json!({
+    let mut out = json!({
         "baseline": {"openssl_p384_verify_per_s": p384, "openssl_p256_verify_per_s": p256, "openssl_p256_sign_per_s": p256_sign},
         "snp": {"evidence_only_per_s": snp_only, "https_per_s": snp_http.per_s, "https_vs_evidence_only": snp_ratio,
                 "p50_ms": snp_http.p50_ms, "p99_ms": snp_http.p99_ms, "service_in_process_per_s": snp_http.service_per_s, "https_floor_per_s": snp_http.floor_per_s, "goal_ratio": 0.7, "goal_p50_ms": 2.0},
@@ -416,9 +416,12 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
         "connections": args.connections, "rounds": args.rounds, "seconds_per_figure": args.seconds,
         "statistic": "median", "build": if cfg!(debug_assertions) { "debug" } else { "release" },
     });
+    let machine = super::bench::Machine::detect();
+    machine.annotate(&mut out);
     match args.output {
         OutputFormat::Json => println!("{out:#}"),
         OutputFormat::Table => {
+            println!("{}", machine.line());
             println!(
                 "attestation over HTTPS (keep-alive, {} connection(s)), median of {} rounds{}",
                 args.connections,

@@ -578,7 +578,7 @@ pub fn bench_release(args: &ReleaseBenchArgs) -> Result<(), String> {
     } else {
         "release"
     };
-    let report = json!({
+    let mut report = json!({
         "baseline": {
             "openssl_rsa2048_private_ops_per_s": rsa_private,
             "key_hsm_unwrap_in_process_per_s": unwrap_per_s,
@@ -592,9 +592,12 @@ pub fn bench_release(args: &ReleaseBenchArgs) -> Result<(), String> {
         "build": build,
         "tee": "sim (simulated evidence: measures the protocol, proves nothing)",
     });
+    let machine = super::bench::Machine::detect();
+    machine.annotate(&mut report);
     match args.output {
         OutputFormat::Json => println!("{report:#}"),
         OutputFormat::Table => {
+            println!("{}", machine.line());
             println!(
                 "attested key release end to end over HTTPS (challenge, sim evidence, attest, release, key_hsm unwrap), median of {} rounds{}",
                 args.rounds,

@@ -251,16 +251,19 @@ pub fn bench_vault(args: &VaultBenchArgs) -> Result<(), String> {
     }
     let aes = figures.first().map(|f| f.per_s).unwrap_or(0.0);
     let rsa = figures.get(2).map(|f| f.per_s).unwrap_or(0.0);
-    let report = json!({
+    let mut report = json!({
         "baseline": {"openssl_aes_256_gcm_1k_ops_per_s": aes_ceiling, "openssl_rsa2048_private_ops_per_s": rsa_private},
         "operations": figures.iter().map(|f| json!({"operation": f.name, "per_s": f.per_s, "p50_ms": f.p50_ms, "p99_ms": f.p99_ms})).collect::<Vec<_>>(),
         "aes_goal_per_s": 10000, "aes_vs_goal": aes / 10000.0,
         "rsa_decrypt_vs_openssl": rsa / rsa_private, "rsa_goal": 0.8,
         "connections": args.connections, "rounds": args.rounds, "statistic": "median",
     });
+    let machine = super::bench::Machine::detect();
+    machine.annotate(&mut report);
     match args.output {
         OutputFormat::Json => println!("{report:#}"),
         OutputFormat::Table => {
+            println!("{}", machine.line());
             println!(
                 "vault over HTTPS, {} keep-alive connections, median of {} rounds",
                 args.connections, args.rounds

@@ -1,0 +1,107 @@
+//! `enclava bench data` and `enclava bench workload` through the real binary: the machine a run
+//! used is part of every report (figures from different CPUs are not comparable), the envelope
+//! figures come with the raw aws-lc-rs ceiling of the same run, and a missing workload build is
+//! a usage error that says exactly what to run.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn enclava(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_enclava"))
+        .args(args)
+        .output()
+        .expect("run enclava")
+}
+
+fn has_openssl() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn bench_data_reports_machine_and_raw_cipher_ceiling() {
+    if !has_openssl() {
+        eprintln!("NOTICE: skipping: the OpenSSL baseline needs the openssl command");
+        return;
+    }
+    let out = enclava(&[
+        "bench", "data", "--bytes", "1048576", "--rounds", "1", "--output", "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let machine = &report["machine"];
+    assert!(
+        machine["cpu_model"].as_str().is_some_and(|m| !m.is_empty()),
+        "{machine}"
+    );
+    assert!(machine["logical_cores"].as_u64().is_some_and(|n| n >= 1));
+    assert!(machine["features"].is_array() && machine["absent_features"].is_array());
+    #[cfg(target_arch = "x86_64")]
+    {
+        // Present or absent, AES-NI and AVX-512F are always named, on one of the two lists.
+        let named = |f: &str| {
+            [&machine["features"], &machine["absent_features"]]
+                .iter()
+                .any(|l| l.as_array().unwrap().iter().any(|v| v == f))
+        };
+        assert!(
+            named("AES-NI") && named("VAES") && named("AVX-512F"),
+            "{machine}"
+        );
+    }
+    for key in [
+        "aws_lc_rs_aes_256_gcm_seal_bytes_per_s",
+        "aws_lc_rs_aes_256_gcm_open_bytes_per_s",
+        "encrypt_vs_aws_lc_rs_seal",
+        "decrypt_vs_aws_lc_rs_open",
+        "encrypt_vs_openssl",
+        "decrypt_vs_openssl",
+    ] {
+        let v = report[key].as_f64().unwrap_or(-1.0);
+        assert!(v.is_finite() && v > 0.0, "{key} = {v}");
+    }
+    // The machine line is printed once, on stderr, before the measurements.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("machine: ").count(), 1, "{stderr}");
+}
+
+#[test]
+fn bench_workload_names_what_is_missing_and_the_command_that_builds_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("fraud-workload.wasm");
+    let native = dir.path().join("fraud-workload");
+    std::fs::write(&wasm, b"\0asm").unwrap();
+    let out = enclava(&[
+        "bench",
+        "workload",
+        "--wasm",
+        wasm.to_str().unwrap(),
+        "--native",
+        native.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{} (the native baseline binary)",
+            native.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wasm32-wasip1 module)"),
+        "the wasm module exists: {stderr}"
+    );
+    assert!(
+        stderr.contains("bash scripts/build-workload.sh")
+            && stderr.contains("examples/fraud-workload/target/release/fraud-workload"),
+        "{stderr}"
+    );
+}
