@@ -65,7 +65,7 @@ function failure(e) {
       statusCode: e.statusCode ?? null,
       code: e.code ?? null,
       message: String(e.message).slice(0, 600),
-      request: e.request ? { method: e.request.method, url: e.request.url, body: sent ?? null, decoded: decodeJws(sentJws) } : null,
+      request: e.request ? { method: e.request.method, url: e.request.url, body: sent ?? null, jws: typeof sentJws === 'string' ? sentJws : null, decoded: decodeJws(sentJws) } : null,
       response: e.response ? { status: e.response.status, body: e.response.bodyAsText ?? null } : null,
     },
   };

@@ -16,6 +16,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
 import { startServer } from './server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -101,6 +102,11 @@ test('setPolicy signed by a configured signer: Updated, token hash over the JWS 
   assert.equal(r.tokenHash, out.expectedTokenHash, 'SHA-256 over the signed policy JWS the SDK sent');
   assert.deepEqual(r.signer, [out.firstDer]);
   assert.equal(ok(out.afterSet), out.policy);
+  // The same JWS, as the SDK put it on the wire, captured when the removed signer sent it again
+  // (refused below): its SHA-256 is the hash the server answered.
+  const resent = out.setByRemoved.error?.request?.jws;
+  assert.ok(resent, show(out.setByRemoved));
+  assert.equal(createHash('sha256').update(resent).digest('base64url'), r.tokenHash);
 });
 
 test('unsigned setPolicy and resetPolicy are refused (policy_signature_required)', () => {
