@@ -650,11 +650,14 @@ impl DirCollateral {
                 return read_pcs_dir(&d);
             }
         }
-        // A flat directory of PCS files (one platform), as caching tools leave them: used when it
-        // holds Intel collateral at all; the verifier checks the TCB info is for this FMSPC.
+        // A flat directory of PCS files (one platform), as caching tools leave them: used for
+        // quotes of that platform only (its TCB info names the FMSPC). Another platform's quote
+        // is attested as if no collateral were configured, not failed on a foreign CRL or TCB.
         for base in &candidates {
             if base.is_dir()
                 && let Some(c) = read_pcs_dir(base)
+                && c.tcb_info()
+                    .is_ok_and(|t| t.fmspc.eq_ignore_ascii_case(fmspc))
             {
                 return Some(c);
             }

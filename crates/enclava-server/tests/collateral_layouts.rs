@@ -219,3 +219,43 @@ fn snp_report_without_certificates_uses_a_flat_collateral_directory() {
     let r = bare.post("/attest/native", None, &body);
     assert_eq!(r.status, 400, "{}", r.text);
 }
+
+/// A flat collateral directory is one platform's: a quote of another platform (another FMSPC,
+/// another PCK CA) is attested as if no collateral were configured, never failed against the
+/// foreign platform's CRL or TCB info (found by the Azure Attestation SDK suites: the occlum
+/// quote answered 400 `missing_collateral`, "expected a PCK CRL issued by ... Platform CA").
+#[test]
+fn a_flat_directory_of_another_platform_is_not_applied() {
+    let (Some(phala), Some(occlum)) = (
+        read("sgx/phala-dcap-qvl/sgx_quote"),
+        read("sgx/trustee/occlum_quote.dat"),
+    ) else {
+        return;
+    };
+    assert_ne!(
+        DirCollateral::fmspc_of(&phala),
+        DirCollateral::fmspc_of(&occlum)
+    );
+    let at = "2025-07-19T10:01:17Z";
+    let flat = split_dir("sgx/phala-dcap-qvl/sgx_quote_collateral.json", &phala, "");
+    let with_dir = server(at, Some(flat.path().to_path_buf()));
+    let without = server(at, None);
+    let body = json!({"quote": b64u(&occlum)});
+    let a = attest(&with_dir, "SgxEnclave", &body);
+    let b = attest(&without, "SgxEnclave", &body);
+    assert!(!a.text.contains("missing_collateral"), "{}", a.text);
+    assert_eq!(
+        (a.status, a.code()),
+        (b.status, b.code()),
+        "{} / {}",
+        a.text,
+        b.text
+    );
+    // The platform the directory is for still gets it.
+    let r = attest(&with_dir, "SgxEnclave", &json!({"quote": b64u(&phala)}));
+    let c = claims(&with_dir, &r, at);
+    assert_eq!(
+        c["x-enclava-tcb-status"],
+        "ConfigurationAndSWHardeningNeeded"
+    );
+}
