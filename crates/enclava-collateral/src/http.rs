@@ -378,23 +378,7 @@ pub(crate) fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration>
 
 /// Undo URL (percent) encoding, as PCS uses for issuer chains in response headers.
 pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%'
-            && let Some(h) = b.get(i + 1..i + 3)
-            && let Ok(h) = std::str::from_utf8(h)
-            && let Ok(v) = u8::from_str_radix(h, 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(c);
-        i += 1;
-    }
-    out
+    enclava_evidence::dcap::collateral::percent_decode(s.as_bytes())
 }
 
 #[cfg(test)]

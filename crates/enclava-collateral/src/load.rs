@@ -174,26 +174,6 @@ fn pki(file: &str, certs: Vec<Vec<u8>>, crls: Vec<Vec<u8>>) -> Result<Recognized
     Ok(r)
 }
 
-/// Undo the URL encoding PCS uses for issuer chains in HTTP headers (saved as is by some tools).
-fn percent_decode(b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%'
-            && let Some(h) = b.get(i + 1..i + 3)
-            && let Ok(s) = std::str::from_utf8(h)
-            && let Ok(v) = u8::from_str_radix(s, 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(c);
-        i += 1;
-    }
-    out
-}
-
 /// What one file is: `Ok(Ok(..))` collateral, `Ok(Err(reason))` not collateral, an error when it
 /// is collateral but unusable.
 fn recognize(file: &str, bytes: &[u8]) -> Result<std::result::Result<Recognized, String>> {
@@ -242,7 +222,7 @@ fn recognize(file: &str, bytes: &[u8]) -> Result<std::result::Result<Recognized,
         }));
     }
     if t.starts_with(b"-----BEGIN%20") {
-        return recognize(file, &percent_decode(t));
+        return recognize(file, &enclava_evidence::dcap::collateral::percent_decode(t));
     }
     if pem::is_pem(t) {
         let blocks = pem::parse_all(t).map_err(|e| corrupt(file, format!("PEM: {e}")))?;

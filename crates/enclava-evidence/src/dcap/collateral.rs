@@ -84,8 +84,10 @@ fn json_crl(v: &serde_json::Value, field: &str) -> Result<Crl, DcapError> {
     Crl::from_der(&json_bytes(v, field)?)
 }
 
-/// Undo URL (percent) encoding, as PCS uses for issuer chains in HTTP headers.
-fn percent_decode(b: &[u8]) -> Vec<u8> {
+/// Undo URL (percent) encoding, as PCS uses for issuer chains in HTTP headers (and as some tools
+/// save them). The one decoder of the project: the collateral loader and fetcher use it too.
+/// A `%` not followed by two hex digits stays as it is.
+pub fn percent_decode(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while let Some(&c) = b.get(i) {
