@@ -919,17 +919,7 @@ impl PolicyStore {
                     // Cached values were read before: drop them.
                     self.cache().clear();
                     self.reference_cache().clear();
-                    return Ok(if adopt {
-                        RowMigration {
-                            adopted: names,
-                            ..RowMigration::default()
-                        }
-                    } else {
-                        RowMigration {
-                            refused: names,
-                            ..RowMigration::default()
-                        }
-                    });
+                    return Ok(RowMigration::of_pass(adopt, names));
                 }
                 Err(enclava_store::StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),

@@ -1709,17 +1709,7 @@ impl Identity {
             ops.push(self.put_row(Table::Meta, ROW_INTEGRITY_META.into(), &marker_payload)?);
             match self.store.transact(ops) {
                 Ok(()) => {
-                    return Ok(if adopt {
-                        RowMigration {
-                            adopted: names,
-                            ..RowMigration::default()
-                        }
-                    } else {
-                        RowMigration {
-                            refused: names,
-                            ..RowMigration::default()
-                        }
-                    });
+                    return Ok(RowMigration::of_pass(adopt, names));
                 }
                 // Another process migrated (or wrote a row) at the same time: look again.
                 Err(StoreError::Conflict { .. }) => continue,

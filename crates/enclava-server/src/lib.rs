@@ -133,7 +133,7 @@ impl RunningServer {
         if let Err(e) = self
             .state
             .audit
-            .append_durable(system_entry("server/stop", None))
+            .append_durable(app::system_scope_entry("server/stop", None))
             .await
         {
             eprintln!("enclava: flushing the audit log at shutdown failed: {e}");
@@ -455,14 +455,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     };
     state
         .audit
-        .append_durable(system_entry(
+        .append_durable(app::system_scope_entry(
             "server/start",
             Some(format!("{mode}, base URL {base_url}")),
         ))
         .await
         .map_err(|e| ServerError::Startup(format!("writing the audit log: {e}")))?;
     if let Some(p) = tamper {
-        let mut e = system_entry("audit/tamper-detected", Some(p));
+        let mut e = app::system_scope_entry("audit/tamper-detected", Some(p));
         e.result = Outcome::Error;
         e.status = 500;
         if let Err(e) = state.audit.append_durable(e).await {
@@ -534,22 +534,6 @@ fn http_timeouts(
     b.http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
-}
-
-/// An audit entry for something the server itself did.
-fn system_entry(action: &str, detail: Option<String>) -> NewEntry {
-    NewEntry {
-        time: chrono::Utc::now(),
-        principal: "system".into(),
-        action: action.into(),
-        object: String::new(),
-        version: None,
-        result: Outcome::Allowed,
-        status: 200,
-        request_id: app::new_request_id(),
-        client_addr: "internal".into(),
-        detail,
-    }
 }
 
 /// How often the audit timer looks at the noise window and the checkpoint interval.

@@ -143,6 +143,24 @@ pub struct RowMigration {
     pub refused: Vec<String>,
 }
 
+impl RowMigration {
+    /// The report of an adoption pass that wrote its marker: the unauthenticated rows were
+    /// adopted (`adopt`: the store had no protected rows yet) or left refused.
+    pub fn of_pass(adopt: bool, names: Vec<String>) -> RowMigration {
+        if adopt {
+            RowMigration {
+                adopted: names,
+                ..RowMigration::default()
+            }
+        } else {
+            RowMigration {
+                refused: names,
+                ..RowMigration::default()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
