@@ -16,7 +16,8 @@ cd "$repo"
 die() { printf 'deploy/test.sh: error: %s\n' "$*" >&2; exit 1; }
 
 python="${PYTHON:-python3}"
-command -v "$python" >/dev/null 2>&1 || die "'$python' not found: install Python 3.10+ (the chart tools are Python packages)"
+command -v "$python" >/dev/null 2>&1 || die "'$python' not found: install Python 3.11+ (the chart tools are Python packages)"
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "$python is older than 3.11 (the tests read TOML with tomllib)"
 venv="${ENCLAVA_DEPLOY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/enclava/deploy-venv}"
 req="$repo/deploy/requirements.txt"
 stamp="$venv/.requirements.sha256"
@@ -24,7 +25,11 @@ want="$(sha256sum "$req" | cut -d' ' -f1)"
 
 if ! { [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; }; then
   echo "deploy/test.sh: installing the chart tools into $venv" >&2
-  rm -rf "$venv"
+  # Replace only a virtualenv (never whatever else ENCLAVA_DEPLOY_VENV might point at).
+  if [ -e "$venv" ]; then
+    [ -f "$venv/pyvenv.cfg" ] || die "$venv exists and is not a virtualenv: set ENCLAVA_DEPLOY_VENV to a new path"
+    rm -rf "$venv"
+  fi
   mkdir -p "$(dirname "$venv")"
   "$python" -m venv "$venv" || die "cannot create a virtualenv at $venv (is python3-venv installed?)"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2 \

@@ -65,6 +65,11 @@ step "Rust tests"
 # script installs Debian's postgresql when missing and fails loudly when it cannot.
 bash scripts/postgres-test.sh cargo test --workspace
 
+step "deployment: Helm chart (Helm's engine, Kubernetes schemas), image definition, server with the chart's settings"
+# Installs its tools (pinned, deploy/requirements.txt) into a cache virtualenv; the real server
+# test runs on a throwaway PostgreSQL like the chart's replicas.
+ENCLAVA_BIN="$(pwd)/target/debug/enclava" bash scripts/postgres-test.sh bash deploy/test.sh
+
 if [ -x tests/python/run.sh ]; then
   step "Python SDK compatibility tests (real azure-keyvault SDKs against a real server)"
   bash scripts/python-env.sh
