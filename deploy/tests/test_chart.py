@@ -8,7 +8,7 @@ import pytest
 from helm_python import chart as helm_chart
 from helm_python.errors import HelmError
 
-from conftest import CHART, REQUIRED, by_kind, container, env_of, render
+from conftest import CHART, REQUIRED, by_kind, container, env_of, merge, render
 
 # The oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and the newest schemas.
 KUBE_VERSIONS = ["1.25.0", kubernetes_validate.utils.latest_version()]
@@ -36,6 +36,12 @@ VARIATIONS = {
     },
     "own-service-account": {"serviceAccount": {"create": False, "name": "enclava-sa"}},
 }
+
+
+@pytest.mark.parametrize("name", sorted(VARIATIONS))
+def test_every_variation_meets_the_values_schema(name):
+    with helm_chart.Chart.load(CHART) as chart:
+        chart.validate_schema(merge(REQUIRED, VARIATIONS[name]))
 
 
 def test_helm_lint_strict_has_no_warnings():
@@ -75,11 +81,29 @@ def test_the_schema_check_rejects_a_broken_object():
         ({"tls": {"existingSecret": "tls"}}, "store.existingSecret is required"),
         (
             {"tls": {"existingSecret": "tls"}, "store": {"existingSecret": "db"}, "podAntiAffinity": "sometimes"},
-            'podAntiAffinity must be "soft" or "hard"',
+            "at '/podAntiAffinity': value must be one of 'soft', 'hard'",
+        ),
+        # values.schema.json: a misspelled key is an error, not a silently ignored setting.
+        (
+            {"tls": {"existingSecret": "tls"}, "store": {"existingSecret": "db"}, "replicas": 5},
+            "additional properties 'replicas' not allowed",
+        ),
+        (
+            {"tls": {"existingSecret": "tls"}, "store": {"existingSecret": "db"}, "replicaCount": "3"},
+            "at '/replicaCount': got string, want integer",
+        ),
+        (
+            {"tls": {"existingSecret": "tls"}, "store": {"existingSecret": "db"}, "server": {"config": {"max_connections": 5}}},
+            "at '/server/config': got object, want string",
+        ),
+        (
+            {"tls": {"existingSecret": "tls"}, "store": {"existingSecret": "db"}, "server": {"publicUrl": "https://v.example/path"}},
+            "at '/server/publicUrl'",
         ),
     ],
 )
 def test_missing_secrets_and_bad_values_refuse_to_render(values, message):
+    """`required` in the templates and values.schema.json, as Helm applies them."""
     with pytest.raises(HelmError) as e:
         render(values, required=False)
     assert message in str(e.value)
