@@ -813,6 +813,8 @@ async fn listen_once(inner: &Inner, coherence: &Arc<Coherence>, origin: &str) ->
                 Some(Err(_)) | None => break,
             }
         }
+        // Nothing more will be heard: stop trusting caches now, not when the window ends.
+        coh.distrust();
     });
     let reason = heartbeats(&client, coherence, origin, &pending, &driver).await;
     driver.abort();
