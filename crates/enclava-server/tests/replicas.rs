@@ -8,8 +8,8 @@
 //! under `CI=true` and are skipped with a notice otherwise.
 //!
 //! Joining a second replica: both servers run `--dev` on the same data directory (the dev
-//! unseal key and the CA are shared) and the same database; the first one initializes, the
-//! second unseals with the same root.
+//! unseal key and the CA are shared) and the same database, with the same public URL (token
+//! issuer); the first one initializes, the second unseals with the same root.
 
 mod common;
 
@@ -84,6 +84,9 @@ fn config(data: &Path, store: &str) -> ServerConfig {
         data_dir: Some(data.to_path_buf()),
         dev: Some(true),
         store: Some(StoreUrl::new(store)),
+        // The address clients and tokens name (the load balancer's in production): the same
+        // for both replicas.
+        public_url: Some("https://replicas.enclava.test".into()),
         ..Default::default()
     }
     .resolve()
@@ -137,20 +140,39 @@ fn within_bound(what: &str, mut honoured: impl FnMut() -> bool) -> Duration {
     }
 }
 
+/// `request`, again while it fails with 503 `AuditUnavailable`. Not part of what is tested:
+/// the audit log of a replica refuses (once) a request whose audit entry does not chain onto
+/// what another replica appended meanwhile (`AuditLog::append` reloads its head and fails the
+/// request); making the audit chain shared across replicas is separate work of issue 11.
+fn retried(request: impl Fn() -> Resp) -> Resp {
+    let mut r = request();
+    for _ in 0..5 {
+        if !(r.status == 503 && r.code() == "AuditUnavailable") {
+            break;
+        }
+        r = request();
+    }
+    r
+}
+
 fn sign(s: &TestServer, token: &str, name: &str) -> Resp {
-    s.post(
-        &format!("/keys/{name}//sign?{V}"),
-        Some(token),
-        &json!({"alg": "ES256", "value": URL_SAFE_NO_PAD.encode([7u8; 32])}),
-    )
+    retried(|| {
+        s.post(
+            &format!("/keys/{name}//sign?{V}"),
+            Some(token),
+            &json!({"alg": "ES256", "value": URL_SAFE_NO_PAD.encode([7u8; 32])}),
+        )
+    })
 }
 
 fn create_key(s: &TestServer, admin: &str, name: &str) -> String {
-    let r = s.post(
-        &format!("/keys/{name}/create?{V}"),
-        Some(admin),
-        &json!({"kty": "EC", "crv": "P-256"}),
-    );
+    let r = retried(|| {
+        s.post(
+            &format!("/keys/{name}/create?{V}"),
+            Some(admin),
+            &json!({"kty": "EC", "crv": "P-256"}),
+        )
+    });
     assert_eq!(r.status, 200, "{}", r.text);
     r.body["key"]["kid"].as_str().unwrap().to_string()
 }
@@ -168,13 +190,15 @@ fn key_disable_delete_and_rotation_on_a_reach_b_within_1s() {
     let kid = create_key(a, admin, "k-disable");
     let s = sign(b, admin, "k-disable");
     assert_eq!(s.status, 200, "{}", s.text);
-    let p = a.call(
-        "PATCH",
-        &format!("/keys/k-disable/{}?{V}", version_of(&kid)),
-        Some(admin),
-        Some(json!({"attributes": {"enabled": false}}).to_string().as_bytes()),
-        &[("Content-Type", "application/json")],
-    );
+    let p = retried(|| {
+        a.call(
+            "PATCH",
+            &format!("/keys/k-disable/{}?{V}", version_of(&kid)),
+            Some(admin),
+            Some(json!({"attributes": {"enabled": false}}).to_string().as_bytes()),
+            &[("Content-Type", "application/json")],
+        )
+    });
     assert_eq!(p.status, 200, "{}", p.text);
     within_bound("key disable", || {
         let s = sign(b, admin, "k-disable");
@@ -186,7 +210,7 @@ fn key_disable_delete_and_rotation_on_a_reach_b_within_1s() {
     // Delete: B no longer finds the key.
     create_key(a, admin, "k-delete");
     assert_eq!(sign(b, admin, "k-delete").status, 200);
-    let d = a.call("DELETE", &format!("/keys/k-delete?{V}"), Some(admin), None, &[]);
+    let d = retried(|| a.call("DELETE", &format!("/keys/k-delete?{V}"), Some(admin), None, &[]));
     assert_eq!(d.status, 200, "{}", d.text);
     within_bound("key delete", || sign(b, admin, "k-delete").status == 404);
 
@@ -195,7 +219,7 @@ fn key_disable_delete_and_rotation_on_a_reach_b_within_1s() {
     let s = sign(b, admin, "k-rotate");
     assert_eq!(s.status, 200, "{}", s.text);
     assert_eq!(s.body["kid"].as_str().unwrap(), old);
-    let rot = a.post(&format!("/keys/k-rotate/rotate?{V}"), Some(admin), &json!({}));
+    let rot = retried(|| a.post(&format!("/keys/k-rotate/rotate?{V}"), Some(admin), &json!({})));
     assert_eq!(rot.status, 200, "{}", rot.text);
     let new = rot.body["key"]["kid"].as_str().unwrap().to_string();
     assert_ne!(new, old);
@@ -210,25 +234,53 @@ fn role_revocation_on_a_reaches_b_within_1s() {
     let Some(r) = replicas("roles") else { return };
     let (a, b, admin) = (&r.a, &r.b, r.admin.as_str());
     create_key(a, admin, "k-user");
-    let (user, secret) = a.service_principal(admin, "crypto-user");
-    let assigned = a.post(
-        "/enclava/role-assignments",
-        Some(admin),
-        &json!({"principal": user, "role": "CryptoUser", "scope": "/"}),
-    );
+    let created = retried(|| {
+        a.post(
+            "/enclava/principals",
+            Some(admin),
+            &json!({"kind": "service_principal", "display_name": "crypto-user"}),
+        )
+    });
+    assert_eq!(created.status, 201, "{}", created.text);
+    let user = created.body["client_id"].as_str().unwrap().to_string();
+    let secret = created.body["client_secret"].as_str().unwrap().to_string();
+    let assigned = retried(|| {
+        a.post(
+            "/enclava/role-assignments",
+            Some(admin),
+            &json!({"principal": user, "role": "CryptoUser", "scope": "/"}),
+        )
+    });
     assert_eq!(assigned.status, 201, "{}", assigned.text);
     let id = assigned.body["id"].as_str().unwrap().to_string();
     // The token comes from B (the token key is shared), and works on B.
-    let token = b.token_for(&user, &secret);
+    let form = format!(
+        "grant_type=client_credentials&client_id={user}&client_secret={}&scope={}",
+        form_encode(&secret),
+        form_encode("https://vault.azure.net/.default")
+    );
+    let t = retried(|| {
+        b.call(
+            "POST",
+            "/contoso/oauth2/v2.0/token",
+            None,
+            Some(form.as_bytes()),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+        )
+    });
+    assert_eq!(t.status, 200, "{}", t.text);
+    let token = t.body["access_token"].as_str().unwrap().to_string();
     let s = sign(b, &token, "k-user");
     assert_eq!(s.status, 200, "{}", s.text);
-    let d = a.call(
-        "DELETE",
-        &format!("/enclava/role-assignments/{id}"),
-        Some(admin),
-        None,
-        &[],
-    );
+    let d = retried(|| {
+        a.call(
+            "DELETE",
+            &format!("/enclava/role-assignments/{id}"),
+            Some(admin),
+            None,
+            &[],
+        )
+    });
     assert!(d.status == 200 || d.status == 204, "{}", d.text);
     within_bound("role assignment revoke", || {
         sign(b, &token, "k-user").status == 403
@@ -243,13 +295,15 @@ fn sim_policy(allow: bool) -> String {
 }
 
 fn set_sim_policy(s: &TestServer, admin: &str, allow: bool) {
-    let r = s.call(
-        "PUT",
-        "/policies/sim",
-        Some(admin),
-        Some(json!({"policy": sim_policy(allow)}).to_string().as_bytes()),
-        &[],
-    );
+    let r = retried(|| {
+        s.call(
+            "PUT",
+            "/policies/sim",
+            Some(admin),
+            Some(json!({"policy": sim_policy(allow)}).to_string().as_bytes()),
+            &[],
+        )
+    });
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -268,7 +322,7 @@ fn native(nonce: &str) -> Value {
 }
 
 fn challenge(s: &TestServer) -> String {
-    let c = s.get("/challenge", None);
+    let c = retried(|| s.get("/challenge", None));
     assert_eq!(c.status, 200, "{}", c.text);
     c.body["nonce"].as_str().unwrap().to_string()
 }
@@ -276,6 +330,8 @@ fn challenge(s: &TestServer) -> String {
 /// Attest on `s` with a fresh challenge of `s`.
 fn attest(s: &TestServer) -> Resp {
     let nonce = challenge(s);
+    // Not retried: a retry would replay the nonce. An audit refusal is a failed attempt
+    // that the polling callers repeat.
     s.post("/attest/native", None, &native(&nonce))
 }
 
@@ -289,6 +345,9 @@ fn attestation_policy_change_on_a_reaches_b_within_1s() {
     set_sim_policy(a, admin, false);
     within_bound("policy change (deny)", || {
         let r = attest(b);
+        if r.status == 503 && r.code() == "AuditUnavailable" {
+            return false;
+        }
         assert!(r.status == 200 || r.status == 400 || r.status == 403, "{}", r.text);
         r.status != 200
     });
@@ -298,7 +357,7 @@ fn attestation_policy_change_on_a_reaches_b_within_1s() {
 }
 
 fn kids(s: &TestServer) -> Vec<String> {
-    let r = s.get("/certs", None);
+    let r = retried(|| s.get("/certs", None));
     assert_eq!(r.status, 200, "{}", r.text);
     r.body["keys"]
         .as_array()
@@ -329,7 +388,7 @@ fn signer_rotation_on_a_changes_the_trusted_issuer_keys_of_b_within_1s() {
     let k0 = kids(b)[0].clone();
     // Three rotations on A: the JWKS keeps two previous keys, so the first one is dropped.
     for round in 1..=3 {
-        let rot = a.post("/enclava/attestation/rotate", Some(admin), &json!({}));
+        let rot = retried(|| a.post("/enclava/attestation/rotate", Some(admin), &json!({})));
         assert_eq!(rot.status, 200, "{}", rot.text);
         let current = kids(a)[0].clone();
         within_bound(&format!("signer rotation {round}"), || {
@@ -351,11 +410,20 @@ fn a_challenge_from_one_replica_is_redeemed_once_across_both() {
     let (a, b, admin) = (&r.a, &r.b, r.admin.as_str());
     set_sim_policy(a, admin, true);
     within_bound("policy allowing sim", || attest(b).status == 200);
-    let nonce = challenge(&r.a);
-    let first = b.post("/attest/native", None, &native(&nonce));
+    // Issued by A, redeemed on B (a fresh challenge when B's audit refused the attempt).
+    let mut nonce = challenge(a);
+    let mut first = b.post("/attest/native", None, &native(&nonce));
+    for _ in 0..5 {
+        if first.code() != "AuditUnavailable" {
+            break;
+        }
+        nonce = challenge(a);
+        first = b.post("/attest/native", None, &native(&nonce));
+    }
     assert_eq!(first.status, 200, "redeemed on B: {}", first.text);
+    // A second time: refused on A and on B.
     for s in [a, b] {
-        let again = s.post("/attest/native", None, &native(&nonce));
+        let again = retried(|| s.post("/attest/native", None, &native(&nonce)));
         assert_eq!(
             (again.status, again.code()),
             (400, "nonce_replayed"),
