@@ -43,9 +43,8 @@ fn postgres_url() -> Option<String> {
     }
 }
 
-/// Create an empty database in the test cluster and return the cluster URL pointing at it.
-fn fresh_database_url(url: &str, name: &str) -> String {
-    let name = format!("rep_{name}_{}", std::process::id());
+/// Run `sql` (statements that may not run in a transaction block) on the cluster.
+fn admin_sql(url: &str, sql: &[String]) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -55,17 +54,29 @@ fn fresh_database_url(url: &str, name: &str) -> String {
             .await
             .unwrap();
         let task = tokio::spawn(conn);
-        client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-            .await
-            .unwrap();
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
+        for statement in sql {
+            client.batch_execute(statement).await.unwrap();
+        }
         drop(client);
         let _ = task.await;
     });
+}
+
+/// The name of the database of test `name`.
+fn database_name(name: &str) -> String {
+    format!("rep_{name}_{}", std::process::id())
+}
+
+/// Create an empty database in the test cluster and return the cluster URL pointing at it.
+fn fresh_database_url(url: &str, name: &str) -> String {
+    let name = database_name(name);
+    admin_sql(
+        url,
+        &[
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ],
+    );
     let scheme_end = url.find("://").unwrap() + 3;
     let path_start = url[scheme_end..]
         .find('/')
@@ -98,6 +109,8 @@ struct Replicas {
     a: TestServer,
     b: TestServer,
     admin: String,
+    /// The cluster's URL (not the test database's).
+    cluster: String,
     _dir: tempfile::TempDir,
 }
 
@@ -117,6 +130,7 @@ fn replicas(name: &str) -> Option<Replicas> {
         a,
         b,
         admin,
+        cluster: base,
         _dir: dir,
     })
 }
@@ -431,4 +445,74 @@ fn a_challenge_from_one_replica_is_redeemed_once_across_both() {
             again.text
         );
     }
+}
+
+#[test]
+fn while_the_change_feed_is_down_b_reads_through_its_caches() {
+    let Some(r) = replicas("feed_down") else { return };
+    let (a, b, admin) = (&r.a, &r.b, r.admin.as_str());
+    let coherence = b.server.state.store.coherence();
+    assert!(coherence.is_shared());
+    let kid = create_key(a, admin, "k-feed");
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        // B's cache holds the enabled key.
+        let s = sign(b, admin, "k-feed");
+        assert_eq!(s.status, 200, "{}", s.text);
+        // Cut the listening connections of this database (a network failure would): the
+        // notification of the change below is never heard by B.
+        admin_sql(
+            &r.cluster,
+            &[format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = '{}' AND datname = '{}'",
+                enclava_store::postgres::LISTENER_APPLICATION_NAME,
+                database_name("feed_down")
+            )],
+        );
+        let start = Instant::now();
+        while coherence.trusted() {
+            assert!(start.elapsed() < BOUND / 2, "B's feed still trusted");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let p = retried(|| {
+            a.call(
+                "PATCH",
+                &format!("/keys/k-feed/{}?{V}", version_of(&kid)),
+                Some(admin),
+                Some(json!({"attributes": {"enabled": false}}).to_string().as_bytes()),
+                &[("Content-Type", "application/json")],
+            )
+        });
+        assert_eq!(p.status, 200, "{}", p.text);
+        // At once (no polling): B does not serve its cached copy while the feed is down.
+        let s = sign(b, admin, "k-feed");
+        let still_down = !coherence.trusted();
+        if still_down {
+            assert_eq!(s.status, 403, "served from the cache while the feed was down: {}", s.text);
+            break;
+        }
+        // The feed came back (and flushed) before B's request: not the case under test; again
+        // with the key enabled.
+        assert!(attempt < 5, "the feed always came back before the request");
+        let p = retried(|| {
+            a.call(
+                "PATCH",
+                &format!("/keys/k-feed/{}?{V}", version_of(&kid)),
+                Some(admin),
+                Some(json!({"attributes": {"enabled": true}}).to_string().as_bytes()),
+                &[("Content-Type", "application/json")],
+            )
+        });
+        assert_eq!(p.status, 200, "{}", p.text);
+        within_bound("key enable", || sign(b, admin, "k-feed").status == 200);
+    }
+    // The feed comes back by itself, and B keeps refusing the disabled key.
+    let start = Instant::now();
+    while !coherence.trusted() {
+        assert!(start.elapsed() < Duration::from_secs(5), "B's feed did not come back");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(sign(b, admin, "k-feed").status, 403);
 }
