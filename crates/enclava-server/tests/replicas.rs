@@ -209,7 +209,11 @@ fn key_disable_delete_and_rotation_on_a_reach_b_within_1s() {
             "PATCH",
             &format!("/keys/k-disable/{}?{V}", version_of(&kid)),
             Some(admin),
-            Some(json!({"attributes": {"enabled": false}}).to_string().as_bytes()),
+            Some(
+                json!({"attributes": {"enabled": false}})
+                    .to_string()
+                    .as_bytes(),
+            ),
             &[("Content-Type", "application/json")],
         )
     });
@@ -224,7 +228,15 @@ fn key_disable_delete_and_rotation_on_a_reach_b_within_1s() {
     // Delete: B no longer finds the key.
     create_key(a, admin, "k-delete");
     assert_eq!(sign(b, admin, "k-delete").status, 200);
-    let d = retried(|| a.call("DELETE", &format!("/keys/k-delete?{V}"), Some(admin), None, &[]));
+    let d = retried(|| {
+        a.call(
+            "DELETE",
+            &format!("/keys/k-delete?{V}"),
+            Some(admin),
+            None,
+            &[],
+        )
+    });
     assert_eq!(d.status, 200, "{}", d.text);
     within_bound("key delete", || sign(b, admin, "k-delete").status == 404);
 
@@ -233,7 +245,13 @@ fn key_disable_delete_and_rotation_on_a_reach_b_within_1s() {
     let s = sign(b, admin, "k-rotate");
     assert_eq!(s.status, 200, "{}", s.text);
     assert_eq!(s.body["kid"].as_str().unwrap(), old);
-    let rot = retried(|| a.post(&format!("/keys/k-rotate/rotate?{V}"), Some(admin), &json!({})));
+    let rot = retried(|| {
+        a.post(
+            &format!("/keys/k-rotate/rotate?{V}"),
+            Some(admin),
+            &json!({}),
+        )
+    });
     assert_eq!(rot.status, 200, "{}", rot.text);
     let new = rot.body["key"]["kid"].as_str().unwrap().to_string();
     assert_ne!(new, old);
@@ -362,7 +380,11 @@ fn attestation_policy_change_on_a_reaches_b_within_1s() {
         if r.status == 503 && r.code() == "AuditUnavailable" {
             return false;
         }
-        assert!(r.status == 200 || r.status == 400 || r.status == 403, "{}", r.text);
+        assert!(
+            r.status == 200 || r.status == 400 || r.status == 403,
+            "{}",
+            r.text
+        );
         r.status != 200
     });
     // And back.
@@ -420,7 +442,9 @@ fn signer_rotation_on_a_changes_the_trusted_issuer_keys_of_b_within_1s() {
 
 #[test]
 fn a_challenge_from_one_replica_is_redeemed_once_across_both() {
-    let Some(r) = replicas("challenge") else { return };
+    let Some(r) = replicas("challenge") else {
+        return;
+    };
     let (a, b, admin) = (&r.a, &r.b, r.admin.as_str());
     set_sim_policy(a, admin, true);
     within_bound("policy allowing sim", || attest(b).status == 200);
@@ -449,7 +473,9 @@ fn a_challenge_from_one_replica_is_redeemed_once_across_both() {
 
 #[test]
 fn while_the_change_feed_is_down_b_reads_through_its_caches() {
-    let Some(r) = replicas("feed_down") else { return };
+    let Some(r) = replicas("feed_down") else {
+        return;
+    };
     let (a, b, admin) = (&r.a, &r.b, r.admin.as_str());
     let coherence = b.server.state.store.coherence();
     assert!(coherence.is_shared());
@@ -481,7 +507,11 @@ fn while_the_change_feed_is_down_b_reads_through_its_caches() {
                 "PATCH",
                 &format!("/keys/k-feed/{}?{V}", version_of(&kid)),
                 Some(admin),
-                Some(json!({"attributes": {"enabled": false}}).to_string().as_bytes()),
+                Some(
+                    json!({"attributes": {"enabled": false}})
+                        .to_string()
+                        .as_bytes(),
+                ),
                 &[("Content-Type", "application/json")],
             )
         });
@@ -490,7 +520,11 @@ fn while_the_change_feed_is_down_b_reads_through_its_caches() {
         let s = sign(b, admin, "k-feed");
         let still_down = !coherence.trusted();
         if still_down {
-            assert_eq!(s.status, 403, "served from the cache while the feed was down: {}", s.text);
+            assert_eq!(
+                s.status, 403,
+                "served from the cache while the feed was down: {}",
+                s.text
+            );
             break;
         }
         // The feed came back (and flushed) before B's request: not the case under test; again
@@ -501,7 +535,11 @@ fn while_the_change_feed_is_down_b_reads_through_its_caches() {
                 "PATCH",
                 &format!("/keys/k-feed/{}?{V}", version_of(&kid)),
                 Some(admin),
-                Some(json!({"attributes": {"enabled": true}}).to_string().as_bytes()),
+                Some(
+                    json!({"attributes": {"enabled": true}})
+                        .to_string()
+                        .as_bytes(),
+                ),
                 &[("Content-Type", "application/json")],
             )
         });
@@ -511,7 +549,10 @@ fn while_the_change_feed_is_down_b_reads_through_its_caches() {
     // The feed comes back by itself, and B keeps refusing the disabled key.
     let start = Instant::now();
     while !coherence.trusted() {
-        assert!(start.elapsed() < Duration::from_secs(5), "B's feed did not come back");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "B's feed did not come back"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(sign(b, admin, "k-feed").status, 403);

@@ -20,9 +20,9 @@ pub mod integrity;
 pub mod postgres;
 mod sqlite;
 
+pub use coherence::{Change, Coherence};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
-pub use coherence::{Change, Coherence};
 pub use sqlite::SqliteStore;
 
 use std::sync::Arc;

@@ -823,6 +823,9 @@ async fn listen_once(inner: &Inner, coherence: &Arc<Coherence>, origin: &str) ->
 
 type Pending = std::sync::Mutex<std::collections::VecDeque<(u64, std::time::Instant)>>;
 
+/// Heartbeats remembered while waiting for them to come back (10 s worth).
+const MAX_PENDING_HEARTBEATS: usize = 100;
+
 /// LISTEN, flush, then send heartbeats until something fails; returns what failed.
 async fn heartbeats(
     client: &Client,
@@ -843,10 +846,15 @@ async fn heartbeats(
     let mut number: u64 = 0;
     loop {
         number += 1;
-        pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back((number, std::time::Instant::now()));
+        {
+            let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+            // Heartbeats that never come back are not waited for forever (bounded memory);
+            // the feed is simply not confirmed meanwhile.
+            if p.len() >= MAX_PENDING_HEARTBEATS {
+                p.pop_front();
+            }
+            p.push_back((number, std::time::Instant::now()));
+        }
         let beat = format!("h|{origin}|{number}");
         match tokio::time::timeout(
             HEARTBEAT_INTERVAL * 5,

@@ -132,19 +132,29 @@ fn changes_committed_by_another_store_are_reported_within_the_bound() {
     ])
     .unwrap();
     let took = wait_for("the change reported to B", BOUND, || {
-        has(&seen, &row(Table::KeyVersions, "k1/v1")) && has(&seen, &row(Table::Policies, "policy/sim"))
+        has(&seen, &row(Table::KeyVersions, "k1/v1"))
+            && has(&seen, &row(Table::Policies, "policy/sim"))
     });
     eprintln!("change reported to the other store after {took:?}");
     assert!(has(&seen, &row(Table::Keys, "k1")));
     assert_ne!(coherence.table_version(Table::Keys), keys_before);
     // Redeemed nonces are cached nowhere and written on every attestation: not reported.
-    assert!(!seen.lock().unwrap().iter().any(|c| c.touches(Table::RedeemedNonces)
-        && *c != Change::Everything));
+    assert!(
+        !seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.touches(Table::RedeemedNonces) && *c != Change::Everything)
+    );
 
     // An audited change is reported too.
     let head = a.audit_head().unwrap();
-    a.transact_audited(vec![put(Table::RoleAssignments, "a/1")], vec![b"e".to_vec()], head + 1)
-        .unwrap();
+    a.transact_audited(
+        vec![put(Table::RoleAssignments, "a/1")],
+        vec![b"e".to_vec()],
+        head + 1,
+    )
+    .unwrap();
     wait_for("the audited change reported to B", BOUND, || {
         has(&seen, &row(Table::RoleAssignments, "a/1"))
     });
@@ -220,7 +230,8 @@ fn a_broken_feed_is_distrusted_at_once_and_flushes_everything_when_back() {
         "expected a flush (Change::Everything) before the feed is trusted again"
     );
     // And it reports changes again.
-    a.transact(vec![put(Table::Keys, "after-reconnect")]).unwrap();
+    a.transact(vec![put(Table::Keys, "after-reconnect")])
+        .unwrap();
     wait_for("a change after the reconnect reported", BOUND, || {
         has(&seen, &row(Table::Keys, "after-reconnect"))
     });
