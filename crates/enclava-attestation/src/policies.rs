@@ -40,9 +40,12 @@
 //! The compiled active policy of each type and the current reference sets of each scope are kept
 //! in memory: attestation reads them on every request, and a store read per request cost more than
 //! the policy evaluation. A change made through this instance replaces the cached value at once. A
-//! change made through another instance sharing the store is picked up when the cached value is
-//! next re-validated against the store, at most [`DEFAULT_REVALIDATE_AFTER`] after it was last
-//! checked ([`PolicyStore::revalidate_after`] changes the interval; zero checks on every use).
+//! change made through another instance or another process sharing the store is picked up when
+//! the cached value is next re-validated against the store, at most [`DEFAULT_REVALIDATE_AFTER`]
+//! after it was last checked ([`PolicyStore::revalidate_after`] changes the interval; zero checks
+//! on every use), and at once when the store's change feed reports a change to the policies table
+//! (see [`enclava_store::coherence`]); while that feed is not confirmed alive, every use checks
+//! the store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -328,6 +331,8 @@ type ReferenceSets = Arc<Map<String, Value>>;
 struct Checked<T> {
     value: T,
     checked: Instant,
+    /// The change feed's version of the policies table when it was checked.
+    seen: u64,
 }
 
 /// Policies and reference values over a [`Store`].
@@ -335,6 +340,8 @@ pub struct PolicyStore {
     store: Arc<dyn Store>,
     row_keys: Option<Arc<PolicyRowKeys>>,
     revalidate_after: Duration,
+    /// Changes other processes commit to the store (see [`enclava_store::coherence`]).
+    coherence: Arc<enclava_store::Coherence>,
     cache: Mutex<HashMap<Tee, Checked<Arc<ActivePolicy>>>>,
     references: Mutex<HashMap<String, Checked<ReferenceSets>>>,
 }
@@ -348,6 +355,7 @@ impl std::fmt::Debug for PolicyStore {
 impl PolicyStore {
     pub fn new(store: Arc<dyn Store>) -> PolicyStore {
         PolicyStore {
+            coherence: store.coherence(),
             store,
             row_keys: None,
             revalidate_after: DEFAULT_REVALIDATE_AFTER,
@@ -463,8 +471,18 @@ impl PolicyStore {
         self.references.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn fresh(&self, checked: Instant) -> bool {
-        !self.revalidate_after.is_zero() && checked.elapsed() < self.revalidate_after
+    /// Whether a value checked at `checked` (policies table at feed version `seen`) may be
+    /// served: recent enough, and no change to the policies table reported since, and the
+    /// change feed confirmed alive (otherwise every use checks the store).
+    fn fresh(&self, checked: Instant, seen: u64) -> bool {
+        !self.revalidate_after.is_zero()
+            && checked.elapsed() < self.revalidate_after
+            && self.coherence.trusted()
+            && self.feed_version() == seen
+    }
+
+    fn feed_version(&self) -> u64 {
+        self.coherence.table_version(Table::Policies)
     }
 
     pub(crate) fn read<T: serde::de::DeserializeOwned>(
@@ -487,16 +505,19 @@ impl PolicyStore {
     /// The active compiled policy (cached; see the module docs).
     pub fn active(&self, tee: Tee) -> Result<Arc<ActivePolicy>, AttestError> {
         if let Some(c) = self.cache().get(&tee)
-            && self.fresh(c.checked)
+            && self.fresh(c.checked, c.seen)
         {
             return Ok(Arc::clone(&c.value));
         }
+        // Both before the read: a change after them makes the entry stale again.
         let checked = Instant::now();
+        let seen = self.feed_version();
         let record = self.get(tee)?;
         if let Some(c) = self.cache().get_mut(&tee)
             && c.value.record == record
         {
             c.checked = checked;
+            c.seen = seen;
             return Ok(Arc::clone(&c.value));
         }
         let compiled = CompiledPolicy::compile(&record.policy_type, &record.text)?;
@@ -506,6 +527,7 @@ impl PolicyStore {
             Checked {
                 value: Arc::clone(&active),
                 checked,
+                seen,
             },
         );
         Ok(active)
@@ -549,6 +571,7 @@ impl PolicyStore {
             upload_jws,
         };
         let bytes = serde_json::to_vec(&record).map_err(|e| AttestError::Store(e.to_string()))?;
+        let seen = self.feed_version();
         self.store.transact(vec![
             Op::Expect {
                 table: Table::Policies,
@@ -579,6 +602,7 @@ impl PolicyStore {
             Checked {
                 value: Arc::new(ActivePolicy { record, compiled }),
                 checked: Instant::now(),
+                seen,
             },
         );
         Ok(change)
@@ -803,11 +827,12 @@ impl PolicyStore {
     pub fn references(&self, scope: &str) -> Result<ReferenceSets, AttestError> {
         valid_name(scope, "scope")?;
         if let Some(c) = self.reference_cache().get(scope)
-            && self.fresh(c.checked)
+            && self.fresh(c.checked, c.seen)
         {
             return Ok(Arc::clone(&c.value));
         }
         let checked = Instant::now();
+        let seen = self.feed_version();
         let sets = Arc::new(self.stored_references(scope)?);
         let mut cache = self.reference_cache();
         if cache.len() >= MAX_CACHED_SCOPES && !cache.contains_key(scope) {
@@ -818,6 +843,7 @@ impl PolicyStore {
             Checked {
                 value: Arc::clone(&sets),
                 checked,
+                seen,
             },
         );
         Ok(sets)

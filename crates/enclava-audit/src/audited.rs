@@ -119,4 +119,9 @@ impl Store for AuditedStore {
     fn audit_head(&self) -> Result<u64> {
         self.inner.audit_head()
     }
+
+    // The caches above see the backend's change feed (replicas on one database).
+    fn coherence(&self) -> std::sync::Arc<enclava_store::Coherence> {
+        self.inner.coherence()
+    }
 }

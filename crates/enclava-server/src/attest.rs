@@ -747,6 +747,9 @@ struct Live {
     /// SHA-256 of the stored signer ring when it was loaded.
     row_digest: [u8; 32],
     checked: Instant,
+    /// The change feed's version of `Table::Meta` (where the ring lives) when it was checked;
+    /// `u64::MAX` forces a check on first use.
+    meta_seen: u64,
 }
 
 /// The attestation part of the server state: the service exists while the vault is unsealed.
@@ -849,6 +852,7 @@ impl Attestation {
             key_version: signers.kid,
             row_digest: signers.row_digest,
             checked: Instant::now(),
+            meta_seen: u64::MAX,
         });
         *self.unavailable.write().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
@@ -918,12 +922,19 @@ impl Attestation {
         *self.unavailable.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    /// The running service, after noticing a rotation by another process.
+    /// The running service, after noticing a rotation by another process: at once when the
+    /// store's change feed reports a change of `Table::Meta`, on every use while that feed is
+    /// not confirmed alive, and at least every [`SIGNER_RECHECK`].
     pub fn service(&self, st: &AppState) -> Result<Arc<AttestationService>, ApiError> {
+        let coherence = st.store.coherence();
         let stale = {
             let live = self.live.read().unwrap_or_else(|p| p.into_inner());
             match live.as_ref() {
-                Some(l) => l.checked.elapsed() >= SIGNER_RECHECK,
+                Some(l) => {
+                    l.checked.elapsed() >= SIGNER_RECHECK
+                        || !coherence.trusted()
+                        || coherence.table_version(enclava_store::Table::Meta) != l.meta_seen
+                }
                 None => return Err(self.down()),
             }
         };
@@ -954,6 +965,11 @@ impl Attestation {
     /// Re-read the stored signer ring; when another process rotated it, reload the signers.
     fn refresh_signer(&self, st: &AppState) -> Result<(), ApiError> {
         let ring = self.config.ring();
+        // Before the read: a change reported after it triggers another check.
+        let seen = st
+            .store
+            .coherence()
+            .table_version(enclava_store::Table::Meta);
         let digest = match crate::service_keys::row_digest(st.store.as_ref(), ring) {
             Ok(d) => d,
             Err(e) => {
@@ -967,6 +983,7 @@ impl Attestation {
                 return Err(self.down());
             };
             l.checked = Instant::now();
+            l.meta_seen = seen;
             digest.is_some_and(|d| d != l.row_digest)
         };
         if changed {

@@ -338,6 +338,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let local_url = format!("{}://{}:{}", config.scheme(), local_ip, addr.port());
 
     let vault = Arc::new(Vault::new(store.clone(), base_url.clone(), system_clock()));
+    // Replicas on one database: drop keys other processes change from the key cache.
+    vault.follow_store_changes();
     let mut id_config = IdentityConfig::new(base_url.clone());
     let mut audiences = vec![config.resource.clone()];
     for a in id_config.audiences.drain(..) {

@@ -221,6 +221,10 @@ pub fn handle(
             "target is required: expected an attestation token",
         ));
     }
+    // Our own issuer's keys as currently stored: a signer rotation by another replica (which
+    // may have dropped a key from the JWKS) is applied before the token is checked. Sealed or
+    // without a signer there is no local issuer to refresh; the verification says so.
+    let _ = st.attestation.service(st);
     let att = match st.trusted_issuers.verify(&req.target, chrono::Utc::now()) {
         Ok(a) => a,
         Err(e) => {

@@ -14,14 +14,18 @@
 //! - [`Store::transact_audited`] commits a change together with its audit entries, so an
 //!   acknowledged change is never missing from the log and a failed one leaves no entry behind.
 
+pub mod coherence;
 pub mod integrity;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod sqlite;
 
+pub use coherence::{Change, Coherence};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
+
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -169,4 +173,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The highest audit sequence number, 0 when empty.
     fn audit_head(&self) -> Result<u64>;
+
+    /// How caches over this store learn of changes committed by other processes (see
+    /// [`coherence`]). The default is a store no other process writes to (SQLite: one process
+    /// owns the file): always trusted, no changes reported.
+    fn coherence(&self) -> Arc<Coherence> {
+        Coherence::single_process()
+    }
 }

@@ -29,14 +29,19 @@
 //! - Connections are made lazily and remade when broken, so the store recovers by itself when
 //!   the database comes back or a standby is promoted.
 //!
+//! - Every writing transaction sends `NOTIFY enclava_changes` with the table and key of each row
+//!   it wrote (delivered to listeners at commit, in commit order). Each store that hands out its
+//!   [`crate::Coherence`] keeps one extra connection `LISTEN`ing on that channel, plus a
+//!   heartbeat through the same channel that proves the feed alive (see [`crate::coherence`]).
+//!
 //! Migrations are numbered (table `enclava_schema_version`) and applied at connect time inside
 //! one transaction that holds an advisory lock: replicas starting together apply each one once.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -44,9 +49,20 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Mutex as AsyncMutex;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
-use tokio_postgres::{Client, Config, Socket, Transaction};
+use tokio_postgres::{AsyncMessage, Client, Config, Socket, Transaction};
 
+use crate::coherence::{Change, Coherence, HEARTBEAT_INTERVAL, decode_change, encode_change};
 use crate::{AuditRow, Op, Result, Store, StoreError, Table};
+
+/// The notification channel of committed changes and heartbeats.
+pub const CHANGE_CHANNEL: &str = "enclava_changes";
+
+/// `application_name` of the listening connection (operators can see it in
+/// `pg_stat_activity`; tests terminate it to simulate a broken feed).
+pub const LISTENER_APPLICATION_NAME: &str = "enclava-change-listener";
+
+/// Pause before the listener reconnects after losing its connection.
+const LISTEN_RETRY: Duration = Duration::from_millis(200);
 
 /// The newest schema this build knows; see [`migration`].
 const SCHEMA_VERSION: i64 = 1;
@@ -179,6 +195,9 @@ pub fn redact_url(url: &str) -> String {
 pub struct PostgresStore {
     inner: Arc<Inner>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// Made (and its listener started) on the first [`Store::coherence`] call: a store nobody
+    /// caches over (the replay-set connection, tools) keeps no listening connection.
+    coherence: OnceLock<Arc<Coherence>>,
 }
 
 struct Inner {
@@ -279,6 +298,7 @@ impl PostgresStore {
                 next: AtomicUsize::new(0),
             }),
             runtime: Some(runtime),
+            coherence: OnceLock::new(),
         };
         store.migrate()?;
         Ok(store)
@@ -607,6 +627,7 @@ impl Store for PostgresStore {
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 apply_ops(&tx, &ops).await?;
+                notify_changes(&tx, &ops).await?;
                 tx.commit().await?;
                 Ok(())
             })
@@ -636,6 +657,7 @@ impl Store for PostgresStore {
                 let tx = c.transaction().await?;
                 // Row locks before the audit lock, in every transaction: no lock cycle.
                 apply_ops(&tx, &ops).await?;
+                notify_changes(&tx, &ops).await?;
                 let first = lock_audit(&tx).await?;
                 if to_u64(first) != first_seq {
                     return Err(Fail::Store(StoreError::Conflict {
@@ -683,6 +705,171 @@ impl Store for PostgresStore {
                 Ok(to_u64(head))
             })
         })
+    }
+
+    fn coherence(&self) -> Arc<Coherence> {
+        self.coherence
+            .get_or_init(|| {
+                let coherence = Coherence::shared();
+                // Without a runtime (shut down) there is no feed: the coherence stays
+                // untrusted, so caches read through.
+                if let Some(rt) = self.runtime.as_ref() {
+                    rt.spawn(listen(self.inner.clone(), coherence.clone()));
+                }
+                coherence
+            })
+            .clone()
+    }
+}
+
+// --- Change feed: NOTIFY in writing transactions, one LISTEN connection per store -----------
+
+/// Tell listeners which rows this transaction writes (sent by PostgreSQL at commit, dropped on
+/// rollback). Redeemed nonces are not cached anywhere and are written on every attestation:
+/// they are left out.
+async fn notify_changes(tx: &Transaction<'_>, ops: &[Op]) -> std::result::Result<(), Fail> {
+    let mut payloads: Vec<String> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Put { table, key, .. } | Op::Delete { table, key }
+                if *table != Table::RedeemedNonces =>
+            {
+                Some(encode_change(*table, key))
+            }
+            _ => None,
+        })
+        .collect();
+    payloads.sort_unstable();
+    payloads.dedup();
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "SELECT pg_notify($1, p) FROM unnest($2::TEXT[]) AS p",
+        &[&CHANGE_CHANNEL, &payloads],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The listener: forever (until the store's runtime stops) keep one connection listening,
+/// publish what it hears into `coherence`, and confirm the feed with heartbeats.
+async fn listen(inner: Arc<Inner>, coherence: Arc<Coherence>) {
+    // A random id tells our heartbeats apart from other stores' on the same channel.
+    let mut id = [0u8; 8];
+    let origin = match aws_lc_rs::rand::fill(&mut id) {
+        Ok(()) => hex::encode(id),
+        // Without randomness the feed cannot be confirmed: stay untrusted (caches read
+        // through), which is slow but correct.
+        Err(_) => return,
+    };
+    loop {
+        let reason = listen_once(&inner, &coherence, &origin).await;
+        coherence.distrust();
+        // The store crate does not log: a lost feed shows as untrusted caches (reads go to
+        // the database) and recovers by itself here.
+        let _ = reason;
+        tokio::time::sleep(LISTEN_RETRY).await;
+    }
+}
+
+/// One listening session; returns why it ended.
+async fn listen_once(inner: &Inner, coherence: &Arc<Coherence>, origin: &str) -> String {
+    let mut config = inner.config.clone();
+    config.application_name(LISTENER_APPLICATION_NAME);
+    let (client, mut connection) = match config.connect(inner.tls.clone()).await {
+        Ok(c) => c,
+        Err(e) => return format!("cannot connect: {}", describe(&e)),
+    };
+    // Heartbeats in flight: (number, when sent), oldest first.
+    let pending: Arc<Pending> = Arc::default();
+    let (coh, pend, own) = (coherence.clone(), pending.clone(), format!("h|{origin}|"));
+    // Drives the connection (query answers and notifications, in the order the server sent
+    // them) and publishes each notification before anything sent after it is processed.
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    let payload = n.payload();
+                    if let Some(number) = payload.strip_prefix(own.as_str()) {
+                        let Ok(number) = number.parse::<u64>() else {
+                            continue;
+                        };
+                        let mut p = pend.lock().unwrap_or_else(|e| e.into_inner());
+                        while let Some(&(n, sent)) = p.front() {
+                            if n > number {
+                                break;
+                            }
+                            p.pop_front();
+                            if n == number {
+                                coh.confirm(sent);
+                            }
+                        }
+                    } else if let Some(change) = decode_change(payload) {
+                        coh.publish(&change);
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
+            }
+        }
+        // Nothing more will be heard: stop trusting caches now, not when the window ends.
+        coh.distrust();
+    });
+    let reason = heartbeats(&client, coherence, origin, &pending, &driver).await;
+    driver.abort();
+    reason
+}
+
+type Pending = std::sync::Mutex<std::collections::VecDeque<(u64, std::time::Instant)>>;
+
+/// Heartbeats remembered while waiting for them to come back (10 s worth).
+const MAX_PENDING_HEARTBEATS: usize = 100;
+
+/// LISTEN, flush, then send heartbeats until something fails; returns what failed.
+async fn heartbeats(
+    client: &Client,
+    coherence: &Coherence,
+    origin: &str,
+    pending: &Pending,
+    driver: &tokio::task::JoinHandle<()>,
+) -> String {
+    if let Err(e) = client
+        .batch_execute(&format!("LISTEN {CHANGE_CHANNEL}"))
+        .await
+    {
+        return format!("LISTEN failed: {}", describe(&e));
+    }
+    // Whatever was committed while nobody listened is unknown: drop every cached entry before
+    // the first heartbeat makes the caches trusted again.
+    coherence.publish(&Change::Everything);
+    let mut number: u64 = 0;
+    loop {
+        number += 1;
+        {
+            let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+            // Heartbeats that never come back are not waited for forever (bounded memory);
+            // the feed is simply not confirmed meanwhile.
+            if p.len() >= MAX_PENDING_HEARTBEATS {
+                p.pop_front();
+            }
+            p.push_back((number, std::time::Instant::now()));
+        }
+        let beat = format!("h|{origin}|{number}");
+        match tokio::time::timeout(
+            HEARTBEAT_INTERVAL * 5,
+            client.execute("SELECT pg_notify($1, $2)", &[&CHANGE_CHANNEL, &beat]),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return format!("heartbeat failed: {}", describe(&e)),
+            Err(_) => return "heartbeat timed out".to_string(),
+        }
+        tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+        if driver.is_finished() {
+            return "the listening connection closed".to_string();
+        }
     }
 }
 

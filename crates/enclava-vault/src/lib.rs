@@ -76,6 +76,9 @@ pub struct Vault {
     pub(crate) keys: RwLock<Option<Arc<seal::DataKeys>>>,
     pub(crate) pending: Mutex<seal::PendingShares>,
     pub(crate) cache: cache::KeyCache,
+    /// Whether the key cache may be trusted (other processes on the same store; see
+    /// [`enclava_store::coherence`]).
+    pub(crate) coherence: Arc<enclava_store::Coherence>,
 }
 
 impl Vault {
@@ -96,6 +99,7 @@ impl Vault {
         let mut options = options;
         options.recoverable_days = options.recoverable_days.clamp(7, 90);
         Vault {
+            coherence: store.coherence(),
             store,
             base_url,
             clock,
@@ -103,6 +107,37 @@ impl Vault {
             options,
             keys: RwLock::new(None),
             pending: Mutex::new(seal::PendingShares::default()),
+        }
+    }
+
+    /// Keep the key cache coherent with changes other processes commit to the same store: each
+    /// changed key is dropped from the cache as its change is reported (see
+    /// [`enclava_store::coherence`]; a no-op for a single-process store). Call once, after
+    /// putting the vault in its `Arc`.
+    pub fn follow_store_changes(self: &Arc<Self>) {
+        let vault = Arc::downgrade(self);
+        self.coherence.subscribe(move |change| {
+            if let Some(v) = vault.upgrade() {
+                v.invalidate(change);
+            }
+        });
+    }
+
+    /// Drop what `change` may have made stale from the key cache. Key rows are keyed by the
+    /// lower-cased key name (`Keys`, `DeletedKeys`) or `name/version` (`KeyVersions`).
+    pub fn invalidate(&self, change: &enclava_store::Change) {
+        use enclava_store::{Change, Table};
+        match change {
+            Change::Row {
+                table: Table::Keys | Table::KeyVersions | Table::DeletedKeys,
+                key,
+            } => {
+                let name = key.split('/').next().unwrap_or(key);
+                self.cache.invalidate(name);
+            }
+            Change::Table(Table::Keys | Table::KeyVersions | Table::DeletedKeys)
+            | Change::Everything => self.cache.clear(),
+            Change::Row { .. } | Change::Table(_) => {}
         }
     }
 

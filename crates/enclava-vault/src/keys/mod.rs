@@ -1276,7 +1276,14 @@ impl Vault {
         };
         let version = version.filter(|v| !v.is_empty());
         let epoch = self.cache.epoch();
-        if let Some(hit) = self.cache.get(&nk, version) {
+        // Another process may have changed the key: the cache is used only while the change
+        // feed is confirmed alive (it then has dropped every entry changed elsewhere). A copy
+        // loaded meanwhile may still be inserted: a later change is reported before the feed
+        // is trusted again, and a lost feed flushes everything (the epoch refuses the insert of
+        // a copy read before that).
+        if self.coherence.trusted()
+            && let Some(hit) = self.cache.get(&nk, version)
+        {
             return Ok(hit);
         }
         let (rec, vr, _) = self.resolve_key(name, version)?;
