@@ -18,7 +18,7 @@
 
 mod cluster;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -206,16 +206,19 @@ fn database_down_30s_replicas_answer_503_and_recover() {
         })
         .collect();
     // Readiness: both replicas say they cannot serve (the load balancer takes them out).
+    // Every violation, reported together at the end (one run shows all of them).
+    let mut problems: Vec<String> = vec![];
     std::thread::sleep(Duration::from_secs(5));
     for c in &clients {
         let r = c.get("/readyz");
-        assert_eq!(
-            r.status,
-            Some(503),
-            "{}: /readyz with the database down: {}",
-            c.base,
-            r.text
-        );
+        if r.status != Some(503) {
+            problems.push(format!(
+                "{}: /readyz with the database down: {} {}",
+                c.base,
+                r.kind(),
+                excerpt(&r.text)
+            ));
+        }
     }
     let mut seen = OutageReport::default();
     for w in outage {
@@ -231,13 +234,26 @@ fn database_down_30s_replicas_answer_503_and_recover() {
         "outage: {} calls, {} x 503, {} x 2xx, max latency {:?}",
         seen.calls, seen.unavailable, seen.ok, seen.max_latency
     );
-    assert!(
-        seen.bad.is_empty(),
-        "during the outage, answers other than 2xx/503 (or slower than {OUTAGE_ANSWER_BOUND:?}): {:#?}",
-        seen.bad.iter().take(40).collect::<Vec<_>>()
-    );
-    assert!(seen.unavailable > 0, "no 503 during the outage: {seen:?}");
-    assert!(seen.max_latency <= OUTAGE_ANSWER_BOUND, "{seen:?}");
+    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+    for b in &seen.bad {
+        *kinds.entry(b.split(": ").nth(1).unwrap_or("").chars().take(60).collect()).or_default() += 1;
+    }
+    if !seen.bad.is_empty() {
+        problems.push(format!(
+            "during the outage, {} answers other than 2xx/503 (or slower than {OUTAGE_ANSWER_BOUND:?}), by kind {kinds:?}, e.g. {:#?}",
+            seen.bad.len(),
+            seen.bad.iter().take(8).collect::<Vec<_>>()
+        ));
+    }
+    if seen.unavailable == 0 {
+        problems.push(format!("no 503 during the outage: {} calls", seen.calls));
+    }
+    if seen.max_latency > OUTAGE_ANSWER_BOUND {
+        problems.push(format!(
+            "an answer took {:?} during the outage (bound {OUTAGE_ANSWER_BOUND:?})",
+            seen.max_latency
+        ));
+    }
     assert!(down.elapsed() >= OUTAGE);
 
     // The database returns; the same processes recover without a restart.
@@ -254,25 +270,30 @@ fn database_down_30s_replicas_answer_503_and_recover() {
             if ready.status == Some(200) && w.ok() {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "replica {} not recovered {:?} after the database returned: readyz {} {}, write {} {}",
-                r.name,
-                back.elapsed(),
-                ready.kind(),
-                ready.text,
-                w.kind(),
-                w.text
-            );
+            if Instant::now() > deadline {
+                problems.push(format!(
+                    "replica {} not recovered {:?} after the database returned: readyz {} {}, write {} {}",
+                    r.name,
+                    back.elapsed(),
+                    ready.kind(),
+                    excerpt(&ready.text),
+                    w.kind(),
+                    excerpt(&w.text)
+                ));
+                break;
+            }
             std::thread::sleep(Duration::from_millis(300));
         }
         assert!(r.alive(), "replica {} died:\n{}", r.name, r.log_text());
         assert_eq!(r.pids.len(), 1, "replica {} was restarted", r.name);
     }
+    for p in &problems {
+        eprintln!("PROBLEM: {p}");
+    }
     for c in &clients {
         assert_acked_writes_present(c, &before);
         for (name, value) in &seen.acked_secrets {
-            let r = c.get(&format!("/secrets/{name}?{V}"));
+            let r = until_final(|| c.get(&format!("/secrets/{name}?{V}")));
             assert_eq!(r.body["value"], json!(value), "{}", r.text);
         }
     }
@@ -280,6 +301,7 @@ fn database_down_30s_replicas_answer_503_and_recover() {
     let after = run_load(clients.clone(), 2, 10, Duration::from_secs(20), "post").finish();
     assert_clean(&after, "after the outage");
     assert_audit_verifies(&store);
+    assert!(problems.is_empty(), "database outage: {problems:#?}");
 }
 
 #[derive(Debug, Default)]

@@ -972,11 +972,23 @@ pub fn excerpt(s: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Checks
 
+/// `f` until it gets an answer that is not retryable (a client's retry loop), for up to 20 s.
+pub fn until_final(f: impl Fn() -> Resp) -> Resp {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = f();
+        if !r.retryable() || Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Every acknowledged write of `rep` is present, with its value, as seen through `c`.
 pub fn assert_acked_writes_present(c: &Client, rep: &LoadReport) {
     let mut missing = Vec::new();
     for (name, value) in &rep.secrets {
-        let r = c.get(&format!("/secrets/{name}?{V}"));
+        let r = until_final(|| c.get(&format!("/secrets/{name}?{V}")));
         if r.status != Some(200) || r.body["value"] != json!(value) {
             missing.push(format!("secret {name}: {} {}", r.kind(), excerpt(&r.text)));
         }
@@ -984,7 +996,7 @@ pub fn assert_acked_writes_present(c: &Client, rep: &LoadReport) {
     for (name, kid) in &rep.keys {
         // The acknowledged version itself (later retries may have added versions).
         let version = kid.rsplit('/').next().unwrap_or("");
-        let r = c.get(&format!("/keys/{name}/{version}?{V}"));
+        let r = until_final(|| c.get(&format!("/keys/{name}/{version}?{V}")));
         if r.status != Some(200) {
             missing.push(format!("key {name}/{version}: {} {}", r.kind(), excerpt(&r.text)));
         }
