@@ -773,6 +773,8 @@ pub struct LoadReport {
     pub keys: BTreeMap<String, String>,
     pub attestations: u64,
     pub max_latency: Duration,
+    /// When each completed operation completed.
+    pub done_at: Vec<Instant>,
 }
 
 impl LoadReport {
@@ -786,6 +788,12 @@ impl LoadReport {
         self.keys.extend(o.keys);
         self.attestations += o.attestations;
         self.max_latency = self.max_latency.max(o.max_latency);
+        self.done_at.extend(o.done_at);
+    }
+
+    /// Operations that completed after `t`.
+    pub fn ok_after(&self, t: Instant) -> usize {
+        self.done_at.iter().filter(|d| **d > t).count()
     }
 
     pub fn retried_total(&self) -> u64 {
@@ -915,6 +923,9 @@ fn worker(c: &Client, stop: &AtomicBool, max_ops: u64, retry_for: Duration, tag:
             }
         }
         i += 1;
+        // A bounded load: a steady stream, not a saturation test (the machine also runs the
+        // database, the load balancer and every replica).
+        std::thread::sleep(Duration::from_millis(10));
     }
     rep
 }
@@ -946,6 +957,7 @@ fn attempt(
         rep.max_latency = rep.max_latency.max(r.elapsed);
         if r.ok() {
             rep.ok += 1;
+            rep.done_at.push(Instant::now());
             return Some(r);
         }
         if !r.retryable() {
