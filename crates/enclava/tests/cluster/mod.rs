@@ -431,6 +431,8 @@ impl Replica {
             // The URL holds the password: through the environment, not the process list.
             .env("ENCLAVA_STORE", &self.store)
             .env_remove("ENCLAVA_CONFIG")
+            // Plain logs for failure messages.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
