@@ -27,8 +27,8 @@ use serde_json::{Value, json};
 
 /// The first replica initializes the vault (development mode) and admits simulated evidence;
 /// the others join with a copy of its data directory (its development unseal key and CA).
-fn replicas(store: &str, dir: &std::path::Path, n: usize) -> Vec<Replica> {
-    let first = Replica::start("r0", store, &dir.join("r0"));
+fn replicas(store: &str, public_url: &str, dir: &std::path::Path, n: usize) -> Vec<Replica> {
+    let first = Replica::start("r0", store, public_url, &dir.join("r0"));
     // Set before the other replicas start: the policy is not what these tests are about.
     allow_sim(&first.client());
     let mut all = vec![];
@@ -38,6 +38,12 @@ fn replicas(store: &str, dir: &std::path::Path, n: usize) -> Vec<Replica> {
     }
     all.insert(0, first);
     all
+}
+
+/// The one public URL of a cluster without a load balancer in the test (what a load balancer
+/// would listen on; nothing needs to).
+fn public_url() -> String {
+    format!("https://127.0.0.1:{}", free_port())
 }
 
 fn assert_clean(rep: &LoadReport, what: &str) {
@@ -76,8 +82,10 @@ fn sigkill_one_of_three_replicas_behind_haproxy() {
     let pg = PgCluster::single(&pg_bin);
     let store = pg.url();
     let dir = tempfile::tempdir().unwrap();
-    let mut rs = replicas(&store, dir.path(), 3);
-    let lb = HaProxy::start(&haproxy_bin, &[&rs[0], &rs[1], &rs[2]]);
+    let lb_port = free_port();
+    let public = format!("https://127.0.0.1:{lb_port}");
+    let mut rs = replicas(&store, &public, dir.path(), 3);
+    let lb = HaProxy::start(&haproxy_bin, lb_port, &[&rs[0], &rs[1], &rs[2]]);
     for r in &rs {
         r.client().wait_ready(Duration::from_secs(30));
     }
@@ -124,7 +132,7 @@ fn primary_lost_standby_promoted_replicas_carry_on() {
     let pg = PgCluster::with_sync_standby(&pg_bin);
     let store = pg.url();
     let dir = tempfile::tempdir().unwrap();
-    let mut rs = replicas(&store, dir.path(), 2);
+    let mut rs = replicas(&store, &public_url(), dir.path(), 2);
     let clients: Vec<Arc<Client>> = rs.iter().map(|r| Arc::new(r.client())).collect();
     let pids: Vec<u32> = rs.iter().map(|r| r.pids[0]).collect();
 
@@ -202,7 +210,7 @@ fn database_down_30s_replicas_answer_503_and_recover() {
     let pg = PgCluster::single(&pg_bin);
     let store = pg.url();
     let dir = tempfile::tempdir().unwrap();
-    let mut rs = replicas(&store, dir.path(), 2);
+    let mut rs = replicas(&store, &public_url(), dir.path(), 2);
     let clients: Vec<Arc<Client>> = rs.iter().map(|r| Arc::new(r.client())).collect();
 
     // Acknowledged writes before the outage.
@@ -445,7 +453,7 @@ fn two_replicas_racing_end_in_a_serial_order() {
     let pg = PgCluster::single(&pg_bin);
     let store = pg.url();
     let dir = tempfile::tempdir().unwrap();
-    let rs = replicas(&store, dir.path(), 2);
+    let rs = replicas(&store, &public_url(), dir.path(), 2);
     let (a, b) = (rs[0].client(), rs[1].client());
     let both = [&a, &b];
     // Every state that no serial order produces, reported together at the end (one run shows

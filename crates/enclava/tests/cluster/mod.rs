@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read as _};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -125,6 +126,45 @@ fn run_ok(cmd: &mut Command, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Drop does not run when the test process dies without unwinding (SIGKILL, a CI timeout's
+/// SIGTERM): a watchdog shell outlives it and runs `cleanup` once it is gone. Killed (before
+/// its target is cleaned up) by [`Watchdog::disarm`] on the normal path.
+pub struct Watchdog(Option<Child>);
+
+impl Watchdog {
+    pub fn arm(cleanup: &str) -> Watchdog {
+        let script = format!(
+            "while kill -0 {} 2>/dev/null; do sleep 1; done; {cleanup}",
+            std::process::id()
+        );
+        // Its own process group: a timeout that kills the test's whole group spares it.
+        Watchdog(
+            Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .process_group(0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok(),
+        )
+    }
+
+    pub fn disarm(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.disarm();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
@@ -213,6 +253,7 @@ pub struct PgCluster {
     pub standby: Option<PgNode>,
     password: String,
     bindir: PathBuf,
+    watchdog: Watchdog,
     dir: tempfile::TempDir,
 }
 
@@ -258,11 +299,27 @@ impl PgCluster {
             "initdb",
         );
         let _ = std::fs::remove_file(&pwfile);
+        let as_pg = if root { "runuser -u nobody -- " } else { "" };
+        let pg_ctl = bindir.join("pg_ctl");
+        let stop = |data: &Path| {
+            format!(
+                "{as_pg}'{}' -D '{}' -m immediate stop;",
+                pg_ctl.display(),
+                data.display()
+            )
+        };
+        let watchdog = Watchdog::arm(&format!(
+            "{} {} rm -rf '{}'",
+            stop(&primary.data),
+            stop(&dir.path().join("standby")),
+            dir.path().display()
+        ));
         PgCluster {
             primary,
             standby: None,
             password,
             bindir: bindir.to_path_buf(),
+            watchdog,
             dir,
         }
     }
@@ -367,6 +424,7 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
+        self.watchdog.disarm();
         self.primary.stop_immediate();
         if let Some(s) = &self.standby {
             s.stop_immediate();
@@ -384,25 +442,31 @@ pub struct Replica {
     pub port: u16,
     pub data: PathBuf,
     store: String,
+    public_url: String,
     child: Option<Child>,
     log: PathBuf,
     /// Process ids of every start, in order.
     pub pids: Vec<u32>,
+    watchdog: Watchdog,
 }
 
 impl Replica {
     /// Start on `data` (a fresh directory for the first replica, which initializes the vault in
     /// development mode; a copy of the first one's directory for the others, which then join
-    /// unsealed with its development unseal key and CA).
-    pub fn start(name: &str, store: &str, data: &Path) -> Replica {
+    /// unsealed with its development unseal key and CA). Every replica announces the same
+    /// `public_url` (the load balancer's: ids, links and the token issuer are the cluster's,
+    /// not one replica's).
+    pub fn start(name: &str, store: &str, public_url: &str, data: &Path) -> Replica {
         let mut r = Replica {
             name: name.to_string(),
             port: free_port(),
             data: data.to_path_buf(),
             store: store.to_string(),
+            public_url: public_url.to_string(),
             child: None,
             log: data.with_extension("log"),
             pids: Vec::new(),
+            watchdog: Watchdog(None),
         };
         r.spawn();
         r
@@ -411,7 +475,7 @@ impl Replica {
     /// Start a replica on a copy of `first`'s data directory.
     pub fn join(name: &str, first: &Replica, data: &Path) -> Replica {
         copy_dir(&first.data, data);
-        Self::start(name, &first.store, data)
+        Self::start(name, &first.store, &first.public_url, data)
     }
 
     fn spawn(&mut self) {
@@ -430,6 +494,7 @@ impl Replica {
             .arg(format!("127.0.0.1:{}", self.port))
             // The URL holds the password: through the environment, not the process list.
             .env("ENCLAVA_STORE", &self.store)
+            .env("ENCLAVA_PUBLIC_URL", &self.public_url)
             .env_remove("ENCLAVA_CONFIG")
             // Plain logs for failure messages.
             .env("NO_COLOR", "1")
@@ -439,6 +504,8 @@ impl Replica {
             .spawn()
             .expect("spawn enclava server");
         self.pids.push(child.id());
+        self.watchdog.disarm();
+        self.watchdog = Watchdog::arm(&format!("kill -9 {}", child.id()));
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -478,6 +545,7 @@ impl Replica {
 
     /// SIGKILL: no shutdown, no flush.
     pub fn kill(&mut self) {
+        self.watchdog.disarm();
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -552,13 +620,14 @@ fn copy_dir(from: &Path, to: &Path) {
 pub struct HaProxy {
     pub port: u16,
     child: Child,
+    watchdog: Watchdog,
     dir: tempfile::TempDir,
 }
 
 impl HaProxy {
-    pub fn start(bin: &Path, replicas: &[&Replica]) -> HaProxy {
+    /// Listen on `port` (chosen before the replicas start: it is their public URL).
+    pub fn start(bin: &Path, port: u16, replicas: &[&Replica]) -> HaProxy {
         let dir = tempfile::tempdir().expect("haproxy dir");
-        let port = free_port();
         let servers: String = replicas
             .iter()
             .map(|r| format!("    server {} 127.0.0.1:{}\n", r.name, r.port))
@@ -586,7 +655,13 @@ impl HaProxy {
             .stderr(log)
             .spawn()
             .expect("spawn haproxy");
-        let h = HaProxy { port, child, dir };
+        let watchdog = Watchdog::arm(&format!("kill -9 {}", child.id()));
+        let h = HaProxy {
+            port,
+            child,
+            watchdog,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "haproxy not listening: {}", h.log());
@@ -606,6 +681,7 @@ impl HaProxy {
 
 impl Drop for HaProxy {
     fn drop(&mut self) {
+        self.watchdog.disarm();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
