@@ -94,7 +94,13 @@ fn sigkill_one_of_three_replicas_behind_haproxy() {
     // Let the health checks see every replica up (rise 2 x 300 ms).
     std::thread::sleep(Duration::from_secs(1));
 
-    let load = run_load(vec![client.clone()], 6, 100_000, Duration::from_secs(30), "kill");
+    let load = run_load(
+        vec![client.clone()],
+        6,
+        100_000,
+        Duration::from_secs(30),
+        "kill",
+    );
     std::thread::sleep(Duration::from_secs(4));
     rs[1].kill();
     std::thread::sleep(Duration::from_secs(4));
@@ -136,7 +142,13 @@ fn primary_lost_standby_promoted_replicas_carry_on() {
     let clients: Vec<Arc<Client>> = rs.iter().map(|r| Arc::new(r.client())).collect();
     let pids: Vec<u32> = rs.iter().map(|r| r.pids[0]).collect();
 
-    let load = run_load(clients.clone(), 4, 100_000, Duration::from_secs(45), "failover");
+    let load = run_load(
+        clients.clone(),
+        4,
+        100_000,
+        Duration::from_secs(45),
+        "failover",
+    );
     std::thread::sleep(Duration::from_secs(4));
     let primary_lost = Instant::now();
     pg.primary.stop_immediate();
@@ -259,7 +271,16 @@ fn database_down_30s_replicas_answer_503_and_recover() {
     );
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     for b in &seen.bad {
-        *kinds.entry(b.split(": ").nth(1).unwrap_or("").chars().take(60).collect()).or_default() += 1;
+        *kinds
+            .entry(
+                b.split(": ")
+                    .nth(1)
+                    .unwrap_or("")
+                    .chars()
+                    .take(60)
+                    .collect(),
+            )
+            .or_default() += 1;
     }
     if !seen.bad.is_empty() {
         problems.push(format!(
@@ -408,27 +429,14 @@ fn race(a: impl Fn() -> Resp + Send + Sync, b: impl Fn() -> Resp + Send + Sync) 
     std::thread::scope(|s| {
         let ha = s.spawn(|| {
             barrier.wait();
-            retried(&a)
+            until_final(&a)
         });
         let hb = s.spawn(|| {
             barrier.wait();
-            retried(&b)
+            until_final(&b)
         });
         (ha.join().expect("racer a"), hb.join().expect("racer b"))
     })
-}
-
-/// `f` until it gets an answer that is not retryable (for up to 20 s).
-fn retried(f: &dyn Fn() -> Resp) -> Resp {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = f();
-        if !r.retryable() || Instant::now() > deadline {
-            return r;
-        }
-        eprintln!("retrying after {} {}", r.kind(), excerpt(&r.text));
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn version_of(kid: &Value) -> String {
@@ -467,7 +475,7 @@ fn two_replicas_racing_end_in_a_serial_order() {
     };
 
     // --- concurrent rotation of one key: each successful rotation adds exactly one version ---
-    let r = retried(&|| {
+    let r = until_final(|| {
         a.post(
             &format!("/keys/race-rot/create?{V}"),
             &json!({"kty": "EC", "crv": "P-256"}),
@@ -532,14 +540,14 @@ fn two_replicas_racing_end_in_a_serial_order() {
     // --- concurrent purge and recover of one deleted key: exactly one wins ---
     for round in 0..4 {
         let name = format!("race-pr-{round}");
-        let r = retried(&|| {
+        let r = until_final(|| {
             a.post(
                 &format!("/keys/{name}/create?{V}"),
                 &json!({"kty": "EC", "crv": "P-256"}),
             )
         });
         assert_eq!(r.status, Some(200), "{}", r.text);
-        let r = retried(&|| a.delete(&format!("/keys/{name}?{V}")));
+        let r = until_final(|| a.delete(&format!("/keys/{name}?{V}")));
         assert_eq!(r.status, Some(200), "{}", r.text);
         settle();
         // Alternate which replica purges.
@@ -586,7 +594,7 @@ fn two_replicas_racing_end_in_a_serial_order() {
 
     // --- concurrent role-assignment changes ---
     let principal = |name: &str| {
-        let r = retried(&|| {
+        let r = until_final(|| {
             a.post(
                 "/enclava/principals",
                 &json!({"kind": "service_principal", "display_name": name}),
@@ -608,8 +616,8 @@ fn two_replicas_racing_end_in_a_serial_order() {
     };
     // The serial reference: the same assignment made twice, one replica after the other.
     let serial_p = principal("serial");
-    let s1 = retried(&|| assign(&a, &serial_p, "CryptoUser"));
-    let s2 = retried(&|| assign(&b, &serial_p, "CryptoUser"));
+    let s1 = until_final(|| assign(&a, &serial_p, "CryptoUser"));
+    let s2 = until_final(|| assign(&b, &serial_p, "CryptoUser"));
     let mut serial_statuses = vec![s1.status, s2.status];
     serial_statuses.sort();
     settle();
@@ -663,9 +671,9 @@ fn two_replicas_racing_end_in_a_serial_order() {
     // (the reference: one replica after the other), i.e. exactly one deletion.
     let serial_id = s1.body["id"].as_str().expect("assignment id").to_string();
     let serial_path = format!("/enclava/role-assignments/{serial_id}");
-    let first = retried(&|| a.delete(&serial_path));
+    let first = until_final(|| a.delete(&serial_path));
     settle();
-    let second = retried(&|| b.delete(&serial_path));
+    let second = until_final(|| b.delete(&serial_path));
     let mut serial_del = vec![first.status, second.status];
     serial_del.sort();
     assert_eq!(
@@ -692,7 +700,12 @@ fn two_replicas_racing_end_in_a_serial_order() {
         let r = c.get(&path);
         check(
             r.status == Some(404),
-            format!("deleted assignment: {}: GET {} {}", c.base, r.kind(), r.text),
+            format!(
+                "deleted assignment: {}: GET {} {}",
+                c.base,
+                r.kind(),
+                r.text
+            ),
         );
         check(
             !assignments(c, &racer).iter().any(|v| v["id"] == json!(id)),
@@ -703,5 +716,8 @@ fn two_replicas_racing_end_in_a_serial_order() {
     // One audit chain, in commit order, across both replicas.
     assert_audit_verifies(&store);
     let torn = torn.into_inner().unwrap();
-    assert!(torn.is_empty(), "states no serial order produces: {torn:#?}");
+    assert!(
+        torn.is_empty(),
+        "states no serial order produces: {torn:#?}"
+    );
 }

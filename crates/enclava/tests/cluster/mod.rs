@@ -242,7 +242,8 @@ impl PgNode {
             .append(true)
             .open(self.data.join("postgresql.conf"))
             .expect("open postgresql.conf");
-        f.write_all(lines.as_bytes()).expect("write postgresql.conf");
+        f.write_all(lines.as_bytes())
+            .expect("write postgresql.conf");
     }
 }
 
@@ -388,7 +389,16 @@ impl PgCluster {
     pub fn psql(&self, port: u16, sql: &str) -> String {
         Command::new(self.bindir.join("psql"))
             .env("PGPASSWORD", &self.password)
-            .args(["-h", "127.0.0.1", "-U", "enclava", "-d", "postgres", "-Atc", sql])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "enclava",
+                "-d",
+                "postgres",
+                "-Atc",
+                sql,
+            ])
             .arg("-p")
             .arg(port.to_string())
             .stdin(Stdio::null())
@@ -411,7 +421,8 @@ impl PgCluster {
     }
 
     pub fn log(&self) -> String {
-        let mut s = std::fs::read_to_string(self.dir.path().join("primary.log")).unwrap_or_default();
+        let mut s =
+            std::fs::read_to_string(self.dir.path().join("primary.log")).unwrap_or_default();
         if self.standby.is_some() {
             s.push_str("\n--- standby ---\n");
             s.push_str(
@@ -664,7 +675,11 @@ impl HaProxy {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "haproxy not listening: {}", h.log());
+            assert!(
+                Instant::now() < deadline,
+                "haproxy not listening: {}",
+                h.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         h
@@ -732,7 +747,9 @@ impl Client {
         let mut roots = rustls::RootCertStore::empty();
         for p in pem::parse_many(&pem).expect("ca.pem") {
             roots
-                .add(rustls::pki_types::CertificateDer::from(p.contents().to_vec()))
+                .add(rustls::pki_types::CertificateDer::from(
+                    p.contents().to_vec(),
+                ))
                 .expect("CA certificate");
         }
         let config = enclava_http::client_config(roots).expect("TLS client config");
@@ -925,7 +942,13 @@ pub fn run_load(
     Load { stop, workers }
 }
 
-fn worker(c: &Client, stop: &AtomicBool, max_ops: u64, retry_for: Duration, tag: &str) -> LoadReport {
+fn worker(
+    c: &Client,
+    stop: &AtomicBool,
+    max_ops: u64,
+    retry_for: Duration,
+    tag: &str,
+) -> LoadReport {
     let mut rep = LoadReport::default();
     let mut last_key: Option<(String, String)> = None;
     let mut i = 0u64;
@@ -935,7 +958,7 @@ fn worker(c: &Client, stop: &AtomicBool, max_ops: u64, retry_for: Duration, tag:
                 let name = format!("k-{tag}-{i}");
                 let path = format!("/keys/{name}/create?{V}");
                 let body = json!({"kty": "EC", "crv": "P-256"});
-                if let Some(r) = attempt(c, &mut rep, retry_for, || c.post(&path, &body)) {
+                if let Some(r) = attempt(&mut rep, retry_for, || c.post(&path, &body)) {
                     match r.body["key"]["kid"].as_str() {
                         Some(kid) if kid.contains(&format!("/keys/{name}/")) => {
                             rep.keys.insert(name.clone(), kid.to_string());
@@ -950,11 +973,12 @@ fn worker(c: &Client, stop: &AtomicBool, max_ops: u64, retry_for: Duration, tag:
                     let digest = sha2::Sha256::digest(format!("{tag}-{i}").as_bytes());
                     let path = format!("/keys/{name}/{version}/sign?{V}");
                     let body = json!({"alg": "ES256", "value": b64u(&digest)});
-                    if let Some(r) = attempt(c, &mut rep, retry_for, || c.post(&path, &body)) {
+                    if let Some(r) = attempt(&mut rep, retry_for, || c.post(&path, &body)) {
                         let sig = r.body["value"].as_str().unwrap_or("");
                         let len = URL_SAFE_NO_PAD.decode(sig).map(|s| s.len()).unwrap_or(0);
                         if len != 64 || !r.body["kid"].as_str().unwrap_or("").ends_with(version) {
-                            rep.bad.push(format!("sign with {name}: wrong result: {}", r.text));
+                            rep.bad
+                                .push(format!("sign with {name}: wrong result: {}", r.text));
                         }
                     }
                 }
@@ -964,7 +988,7 @@ fn worker(c: &Client, stop: &AtomicBool, max_ops: u64, retry_for: Duration, tag:
                 let value = format!("value-{tag}-{i}-{}", random_hex(8));
                 let path = format!("/secrets/{name}?{V}");
                 let body = json!({"value": value});
-                if let Some(r) = attempt(c, &mut rep, retry_for, || c.put(&path, &body)) {
+                if let Some(r) = attempt(&mut rep, retry_for, || c.put(&path, &body)) {
                     if r.body["value"] != json!(value) {
                         rep.bad.push(format!("set {name}: wrong echo: {}", r.text));
                     }
@@ -973,18 +997,23 @@ fn worker(c: &Client, stop: &AtomicBool, max_ops: u64, retry_for: Duration, tag:
             }
             3 => {
                 // Read back an acknowledged write: it must be there with its value.
-                if let Some((name, value)) = rep.secrets.iter().nth((i as usize / 5) % rep.secrets.len().max(1)).map(|(n, v)| (n.clone(), v.clone())) {
+                if let Some((name, value)) = rep
+                    .secrets
+                    .iter()
+                    .nth((i as usize / 5) % rep.secrets.len().max(1))
+                    .map(|(n, v)| (n.clone(), v.clone()))
+                {
                     let path = format!("/secrets/{name}?{V}");
-                    if let Some(r) = attempt(c, &mut rep, retry_for, || c.get(&path)) {
-                        if r.body["value"] != json!(value) {
-                            rep.bad.push(format!("read {name}: wrong data: {}", r.text));
-                        }
+                    if let Some(r) = attempt(&mut rep, retry_for, || c.get(&path))
+                        && r.body["value"] != json!(value)
+                    {
+                        rep.bad.push(format!("read {name}: wrong data: {}", r.text));
                     }
                 }
             }
             _ => {
                 // A challenge (possibly from one replica) redeemed (possibly on another).
-                let done = attempt(c, &mut rep, retry_for, || {
+                let done = attempt(&mut rep, retry_for, || {
                     let ch = c.get("/challenge");
                     let Some(nonce) = ch.body["nonce"].as_str().filter(|_| ch.ok()) else {
                         return ch;
@@ -992,7 +1021,10 @@ fn worker(c: &Client, stop: &AtomicBool, max_ops: u64, retry_for: Duration, tag:
                     c.post("/attest/native", &sim_request(nonce))
                 });
                 if let Some(r) = done {
-                    if r.body["token"].as_str().is_none_or(|t| t.split('.').count() != 3) {
+                    if r.body["token"]
+                        .as_str()
+                        .is_none_or(|t| t.split('.').count() != 3)
+                    {
                         rep.bad.push(format!("attest: no token: {}", r.text));
                     } else {
                         rep.attestations += 1;
@@ -1024,7 +1056,6 @@ pub fn sim_request(nonce: &str) -> Value {
 
 /// Run `op` until it succeeds, retrying retryable errors for up to `retry_for`.
 fn attempt(
-    _c: &Client,
     rep: &mut LoadReport,
     retry_for: Duration,
     mut op: impl FnMut() -> Resp,
@@ -1088,7 +1119,11 @@ pub fn assert_acked_writes_present(c: &Client, rep: &LoadReport) {
         let version = kid.rsplit('/').next().unwrap_or("");
         let r = until_final(|| c.get(&format!("/keys/{name}/{version}?{V}")));
         if r.status != Some(200) {
-            missing.push(format!("key {name}/{version}: {} {}", r.kind(), excerpt(&r.text)));
+            missing.push(format!(
+                "key {name}/{version}: {} {}",
+                r.kind(),
+                excerpt(&r.text)
+            ));
         }
     }
     assert!(
