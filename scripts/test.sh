@@ -60,9 +60,21 @@ cargo build --workspace --all-targets
 step "lint"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "HAProxy for the cluster failure tests"
+# crates/enclava/tests/cluster_failures.rs runs replicas behind Debian's haproxy (and PostgreSQL,
+# which postgres-test.sh installs); under CI=true those tests fail when it is missing.
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  [ "$(id -u)" = 0 ] || die "haproxy not found and not root: install Debian's haproxy package"
+  echo "installing Debian's haproxy package ..."
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null) \
+    || die "cannot install the haproxy package"
+fi
+
 step "Rust tests"
 # Against a throwaway PostgreSQL cluster too (the storage suite runs on both backends): the
-# script installs Debian's postgresql when missing and fails loudly when it cannot.
+# script installs Debian's postgresql when missing and fails loudly when it cannot. The cluster
+# failure tests (crates/enclava/tests/cluster_failures.rs, about 2-3 minutes) start their own
+# PostgreSQL primary/standby, replicas and HAProxy.
 bash scripts/postgres-test.sh cargo test --workspace
 
 step "deployment: Helm chart (Helm's engine, Kubernetes schemas), image definition, server with the chart's settings"
