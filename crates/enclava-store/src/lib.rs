@@ -131,6 +131,20 @@ pub enum StoreError {
     Full(String),
     #[error("storage schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
+    /// The database cannot be reached (refused, reset, shut down, no answer in time): nothing of
+    /// the call is known to have happened, and the same call may well succeed once it is back.
+    /// Kept apart from [`StoreError::Backend`] so the server answers 503 with `Retry-After`
+    /// (a condition the client can wait out) instead of 500, and readiness turns red.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether the failure is the database being out of reach (retry later), see
+    /// [`StoreError::Unavailable`].
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
