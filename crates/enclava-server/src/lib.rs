@@ -664,7 +664,9 @@ fn spawn_lease(st: Arc<AppState>) {
                 held = now_held;
                 let what = if held { "took" } else { "lost" };
                 tracing::info!(replica = %st.cluster.replica_id, "{what} the background-work lease");
-                if held {
+                // Recorded for a shared database, where it says which replica ran the work; a
+                // single SQLite process always holds it.
+                if held && st.config.store.is_some() {
                     let e = app::system_scope_entry(
                         "cluster/lease-acquired",
                         Some(format!(
