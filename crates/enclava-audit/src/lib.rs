@@ -507,12 +507,13 @@ impl AuditLog {
                         ),
                     });
                 }
-                let h = e.compute_hash().filter(|h| hex::encode(h) == e.hash).ok_or(
-                    AuditError::Corrupt {
+                let h = e
+                    .compute_hash()
+                    .filter(|h| hex::encode(h) == e.hash)
+                    .ok_or(AuditError::Corrupt {
                         seq: row.seq,
                         detail: "the entry's content does not match its hash".into(),
-                    },
-                )?;
+                    })?;
                 head.seq = row.seq;
                 head.hash = h;
             }

@@ -638,7 +638,9 @@ fn sync_follows_other_appenders_and_refuses_a_broken_link() {
     let mut forged = parsed(&f.path, 5);
     forged.seq = 6;
     forged.prev_hash = enclava_audit::GENESIS_HASH.into();
-    f.store.append_audit(vec![forged.to_canonical_json()]).unwrap();
+    f.store
+        .append_audit(vec![forged.to_canonical_json()])
+        .unwrap();
     let err = other.sync().unwrap_err();
     assert!(err.to_string().contains("prev_hash"), "{err}");
     assert_eq!(other.head().0, 5);

@@ -1294,7 +1294,10 @@ pub async fn dispatch(
             // handed out without a durable record: refuse the request.
             tracing::error!(request_id = %request_id, error = %e, "audit append failed");
             outcome = Err(audit_unavailable(&e));
-            if outcome.as_ref().is_err_and(|e| e.status == StatusCode::SERVICE_UNAVAILABLE) {
+            if outcome
+                .as_ref()
+                .is_err_and(|e| e.status == StatusCode::SERVICE_UNAVAILABLE)
+            {
                 ctx.retry_after = Some(crate::cluster::RETRY_AFTER_SECS);
             }
         }

@@ -326,3 +326,68 @@ impl Store for WatchedStore {
         watch(self.0.audit_head())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use enclava_store::SqliteStore;
+
+    fn pair(ttl: Duration) -> (Arc<dyn Store>, Cluster, Cluster) {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let a = Cluster::new(store.clone(), ttl);
+        let b = Cluster::new(store.clone(), ttl);
+        (store, a, b)
+    }
+
+    #[test]
+    fn one_holder_at_a_time_and_takeover_after_expiry() {
+        let (_store, a, b) = pair(Duration::from_secs(1));
+        assert_ne!(a.replica_id, b.replica_id);
+        assert!(a.try_acquire().unwrap());
+        assert!(!b.try_acquire().unwrap());
+        // Renewal by the holder keeps it; the other still cannot take it.
+        assert!(a.try_acquire().unwrap());
+        assert!(!b.try_acquire().unwrap());
+        assert!(a.holds_lease() && !b.holds_lease());
+        // The holder stops renewing (it died): after the lease expires the other takes it, and
+        // the old holder's local hold has lapsed before that (3/4 of the lease).
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(!a.holds_lease());
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(b.try_acquire().unwrap());
+        assert_eq!(b.current_lease().unwrap().unwrap().holder, b.replica_id);
+        // The old holder coming back does not get it.
+        assert!(!a.try_acquire().unwrap());
+    }
+
+    #[test]
+    fn release_hands_over_at_once_and_only_the_holder_releases() {
+        let (_store, a, b) = pair(Duration::from_secs(60));
+        assert!(a.try_acquire().unwrap());
+        b.release().unwrap();
+        assert_eq!(a.current_lease().unwrap().unwrap().holder, a.replica_id);
+        a.release().unwrap();
+        assert!(!a.holds_lease());
+        assert_eq!(a.current_lease().unwrap(), None);
+        assert!(b.try_acquire().unwrap());
+        // A stopped replica never takes it.
+        b.stop();
+        assert!(!b.holds_lease());
+        assert!(!a.try_acquire().unwrap());
+        a.stop();
+        assert!(!a.try_acquire().unwrap());
+    }
+
+    #[test]
+    fn a_garbage_lease_row_is_replaced() {
+        let (store, a, _b) = pair(Duration::from_secs(60));
+        store
+            .transact(vec![Op::Put {
+                table: Table::Meta,
+                key: LEASE_KEY.into(),
+                value: b"not json".to_vec(),
+            }])
+            .unwrap();
+        assert!(a.try_acquire().unwrap());
+    }
+}

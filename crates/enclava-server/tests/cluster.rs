@@ -27,6 +27,7 @@ use serde_json::json;
 
 const V: &str = "api-version=7.5";
 const URL_VAR: &str = "ENCLAVA_TEST_POSTGRES_URL";
+const PUBLIC_URL: &str = "https://vault.cluster.test";
 
 fn postgres_url() -> Option<String> {
     match std::env::var(URL_VAR) {
@@ -78,12 +79,20 @@ fn fresh_database_url(url: &str, name: &str) -> String {
     format!("{}/{name}{query}", &url[..path_start])
 }
 
-fn config(data: &Path, store: &str, dev: bool, tweak: impl FnOnce(&mut PartialConfig)) -> ServerConfig {
+fn config(
+    data: &Path,
+    store: &str,
+    dev: bool,
+    tweak: impl FnOnce(&mut PartialConfig),
+) -> ServerConfig {
     let mut p = PartialConfig {
         addr: Some("127.0.0.1:0".into()),
         data_dir: Some(data.to_path_buf()),
         dev: Some(dev),
         store: Some(StoreUrl::new(store)),
+        // Replicas behind one load balancer share the public URL: it is the issuer of the
+        // tokens every replica accepts.
+        public_url: Some(PUBLIC_URL.into()),
         ..Default::default()
     };
     tweak(&mut p);
@@ -361,11 +370,10 @@ fn a_dev_replica_joins_with_a_copy_of_the_first_data_directory() {
 
     // A dev replica with a data directory of its own cannot join: a clear start-up error, and
     // the shared vault is untouched.
-    let err = b
-        .rt
-        .block_on(enclava_server::start(config(&dc, &url, true, |_| {})))
-        .err()
-        .expect("refused");
+    let err =
+        b.rt.block_on(enclava_server::start(config(&dc, &url, true, |_| {})))
+            .err()
+            .expect("refused");
     let msg = err.to_string();
     assert!(msg.contains("already initialized"), "{msg}");
     assert!(msg.contains("copy"), "{msg}");

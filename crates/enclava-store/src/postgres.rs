@@ -248,7 +248,8 @@ fn unreachable(e: &tokio_postgres::Error) -> bool {
             || c == SqlState::TOO_MANY_CONNECTIONS.code();
     }
     e.is_closed()
-        || std::error::Error::source(e).is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
+        || std::error::Error::source(e)
+            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
 }
 
 fn retryable(e: &tokio_postgres::Error) -> bool {
@@ -890,6 +891,8 @@ mod tests {
         assert!(msg.contains("cannot connect to the database"), "{msg}");
         assert!(!msg.contains("s3cret"), "{msg}");
         assert!(start.elapsed() < Duration::from_secs(20));
+        // Out of reach, not a configuration error: the server answers 503 and retries.
+        assert!(err.is_unavailable(), "{err:?}");
     }
 
     #[test]

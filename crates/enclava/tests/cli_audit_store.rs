@@ -150,9 +150,10 @@ fn audit_verify_reads_the_shared_database() {
     std::fs::write(&key, hex::encode(&pk)).unwrap();
     let pinned = verify(&url, &["--checkpoint-key", key.to_str().unwrap()]);
     assert_eq!(pinned.status.code(), Some(0));
-    let other = EcdsaCheckpointSigner::from_pkcs8(&EcdsaCheckpointSigner::generate_pkcs8().unwrap())
-        .unwrap()
-        .public_key();
+    let other =
+        EcdsaCheckpointSigner::from_pkcs8(&EcdsaCheckpointSigner::generate_pkcs8().unwrap())
+            .unwrap()
+            .public_key();
     std::fs::write(&key, hex::encode(other)).unwrap();
     let wrong = verify(&url, &["--checkpoint-key", key.to_str().unwrap()]);
     assert_eq!(wrong.status.code(), Some(1));
@@ -181,7 +182,10 @@ fn audit_verify_store_errors_have_clear_exit_codes_and_hide_the_password() {
     );
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot open postgres://vault:***@127.0.0.1:1"), "{err}");
+    assert!(
+        err.contains("cannot open postgres://vault:***@127.0.0.1:1"),
+        "{err}"
+    );
     assert!(!err.contains("s3cretpw"), "{err}");
     // Neither a data directory nor a store: usage error.
     let out = Command::new(BIN)

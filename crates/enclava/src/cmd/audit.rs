@@ -52,7 +52,12 @@ pub enum AuditCommand {
         /// Verify the chain in the PostgreSQL database the replicas share instead, e.g.
         /// postgres://enclava:PASSWORD@db1,db2/enclava?target_session_attrs=read-write. Prefer
         /// the environment variable: a flag is visible in the process list.
-        #[arg(long, value_name = "URL", env = "ENCLAVA_STORE", hide_env_values = true)]
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "ENCLAVA_STORE",
+            hide_env_values = true
+        )]
         store: Option<enclava_server::StoreUrl>,
         /// PEM CA certificates trusted for the PostgreSQL server's TLS certificate.
         #[arg(long, value_name = "FILE", env = "ENCLAVA_STORE_CA_FILE")]
@@ -157,9 +162,9 @@ fn open_postgres(
     ca_file: Option<&Path>,
 ) -> CliResult<enclava_store::PostgresStore> {
     let ca_pem = match ca_file {
-        Some(p) => Some(
-            fs::read(p).map_err(|e| usage(format!("cannot read {}: {e}", p.display())))?,
-        ),
+        Some(p) => {
+            Some(fs::read(p).map_err(|e| usage(format!("cannot read {}: {e}", p.display())))?)
+        }
         None => None,
     };
     enclava_store::PostgresStore::connect_with(
