@@ -74,6 +74,8 @@ pub enum AuditError {
     Key(String),
     #[error("signing failed: {0}")]
     Crypto(&'static str),
+    /// No longer produced by [`AuditLog`] (appends re-chain after another writer's entries);
+    /// kept for callers that match on it.
     #[error(
         "another writer appended to the audit log: expected the batch at seq {expected}, the store put it at {found}"
     )]
