@@ -313,6 +313,7 @@ fn operator_init_happens_once_per_cluster_and_every_replica_unseals_with_the_sha
         &json!({"shares": 1, "threshold": 1}),
     );
     assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains("already initialized"), "{}", r.text);
     // Nothing of the first initialization was touched: both unseal with its shares.
     for t in [&a, &b] {
         assert_eq!(t.get("/readyz", None).code(), "VaultSealed");
@@ -340,6 +341,54 @@ fn operator_init_happens_once_per_cluster_and_every_replica_unseals_with_the_sha
     let b = start_with(config(&db, &url, false, |_| {}));
     assert!(!db.join("init.token").exists());
     assert_eq!(b.get("/readyz", None).code(), "VaultSealed");
+    stop(b);
+}
+
+#[test]
+fn two_replicas_racing_to_initialize_give_one_vault() {
+    let Some(base) = postgres_url() else { return };
+    let url = fresh_database_url(&base, "initrace");
+    let dir = tempfile::tempdir().unwrap();
+    let (da, db) = (dir.path().join("a"), dir.path().join("b"));
+    let a = start_with(config(&da, &url, false, |_| {}));
+    let b = start_with(config(&db, &url, false, |_| {}));
+    let token = |d: &Path| {
+        std::fs::read_to_string(d.join("init.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (ta, tb) = (token(&da), token(&db));
+    let (ra, rb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| {
+            a.post(
+                "/operator/init",
+                Some(&ta),
+                &json!({"shares": 1, "threshold": 1}),
+            )
+        });
+        let hb = s.spawn(|| {
+            b.post(
+                "/operator/init",
+                Some(&tb),
+                &json!({"shares": 1, "threshold": 1}),
+            )
+        });
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    let mut statuses = [ra.status, rb.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "a: {} / b: {}", ra.text, rb.text);
+    let winner = if ra.status == 200 { &ra } else { &rb };
+    let share = winner.body["shares"][0].as_str().unwrap().to_string();
+    // The winner's share unseals both replicas: one root key, not two.
+    for t in [&a, &b] {
+        let r = t.post("/operator/unseal", None, &json!({"share": share}));
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["sealed"], false, "{}", r.text);
+        assert_eq!(t.get("/readyz", None).status, 200);
+    }
+    stop(a);
     stop(b);
 }
 
