@@ -77,10 +77,26 @@ chown "$pg_owner" "$dir/tls/server.key" "$dir/tls/server.crt"
 chmod 600 "$dir/tls/server.key"
 
 # fsync off: a test cluster has nothing to keep across a crash, and it is much faster.
-as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c max_connections=400 -c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key" \
-  start >/dev/null \
+pg_opts="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c max_connections=400 -c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key"
+as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$pg_opts" start >/dev/null \
   || { cat "$dir/server.log" >&2; die "the PostgreSQL test cluster did not start"; }
+
+# For tests of database outages: `$ENCLAVA_TEST_POSTGRES_CTL stop` stops the cluster (fast
+# shutdown: connections are closed), `... start` starts it again on the same port, `... kill`
+# stops it hard (immediate: like a crash). Runs as the cluster's owner.
+if [ "$(id -u)" = 0 ]; then run_as="runuser -u $pg_owner --"; else run_as=""; fi
+cat >"$dir/pgctl" <<CTL
+#!/bin/sh
+set -e
+case "\$1" in
+  stop) exec $run_as "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop ;;
+  kill) exec $run_as "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop ;;
+  start) exec $run_as "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$pg_opts" start ;;
+  *) echo "usage: \$0 stop|kill|start" >&2; exit 2 ;;
+esac
+CTL
+chmod 755 "$dir/pgctl"
+export ENCLAVA_TEST_POSTGRES_CTL="$dir/pgctl"
 
 # sslmode=disable: the suite's plain connections; the TLS tests ask for sslmode=require and trust
 # ENCLAVA_TEST_POSTGRES_CA.

@@ -53,6 +53,9 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// Domain separation prefix of the bytes a checkpoint signature covers.
 pub const CHECKPOINT_DOMAIN: &[u8] = b"enclava-audit-checkpoint-v1\n";
 
+/// Re-chaining attempts of one append when other processes keep appending first.
+const MAX_RECHAIN: u32 = 64;
+
 /// Rows examined ahead of the first problem to classify it.
 pub const LOOKAHEAD: usize = 1024;
 
@@ -71,6 +74,8 @@ pub enum AuditError {
     Key(String),
     #[error("signing failed: {0}")]
     Crypto(&'static str),
+    /// No longer produced by [`AuditLog`] (appends re-chain after another writer's entries);
+    /// kept for callers that match on it.
     #[error(
         "another writer appended to the audit log: expected the batch at seq {expected}, the store put it at {found}"
     )]
@@ -417,16 +422,18 @@ impl AuditLog {
         (h.seq, hex::encode(h.hash))
     }
 
-    /// Append a batch (one durable store call: the fast path). Returns the seq of the first entry
-    /// (the next seq, unchanged head, if `entries` is empty). Signs a checkpoint afterwards when
-    /// one is due and a signer is installed; if that fails the entries stay appended and the
-    /// checkpoint is retried on the next append.
+    /// Append a batch (one durable store transaction). Returns the seq of the first entry (the
+    /// next seq, unchanged head, if `entries` is empty). Signs a checkpoint afterwards when one is
+    /// due and a signer is installed; if that fails the entries stay appended and the checkpoint
+    /// is retried on the next append. When another process appended meanwhile (replicas on one
+    /// database), the batch is re-chained onto what is stored and retried, like [`Self::commit`]:
+    /// the log stays one chain in commit order.
     pub fn append(&self, entries: Vec<NewEntry>) -> Result<u64> {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
         if entries.is_empty() {
             return Ok(head.seq + 1);
         }
-        self.write_locked(&mut head, None, entries)
+        self.write_chained(&mut head, Vec::new(), entries)
     }
 
     /// Apply the data change `ops` and append `entries` in ONE store transaction: the change is
@@ -435,14 +442,28 @@ impl AuditLog {
     /// disk) leaves the head unchanged. Returns the seq of the first entry.
     pub fn commit(&self, ops: Vec<Op>, entries: Vec<NewEntry>) -> Result<u64> {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
-        let mut attempt = 0;
+        self.write_chained(&mut head, ops, entries)
+    }
+
+    /// [`Self::write_locked`], re-chaining after another process's appends: the store refuses
+    /// (nothing written) entries chained for a position that is no longer the next one, so the
+    /// head is reloaded and the batch chained again. Bounded, with a short randomized pause once
+    /// a few attempts lost the race, so that replicas appending at the same pace drift apart.
+    fn write_chained(&self, head: &mut Head, ops: Vec<Op>, entries: Vec<NewEntry>) -> Result<u64> {
+        let mut attempt = 0u32;
         loop {
-            match self.write_locked(&mut head, Some(ops.clone()), entries.clone()) {
-                // Another process appended: nothing was written; chain onto its entries and retry.
+            match self.write_locked(head, ops.clone(), entries.clone()) {
                 Err(AuditError::Store(StoreError::Conflict { table, .. }))
-                    if table == enclava_store::AUDIT_TABLE && attempt < 5 =>
+                    if table == enclava_store::AUDIT_TABLE && attempt < MAX_RECHAIN =>
                 {
                     attempt += 1;
+                    if attempt > 3 {
+                        let mut b = [0u8; 1];
+                        let _ = aws_lc_rs::rand::SecureRandom::fill(&SystemRandom::new(), &mut b);
+                        std::thread::sleep(std::time::Duration::from_micros(
+                            u64::from(b[0]) * 20 * u64::from(attempt.min(10)),
+                        ));
+                    }
                     let (seq, hash) = load_head(self.store.as_ref())?;
                     head.seq = seq;
                     head.hash = hash;
@@ -452,12 +473,59 @@ impl AuditLog {
         }
     }
 
-    fn write_locked(
-        &self,
-        head: &mut Head,
-        ops: Option<Vec<Op>>,
-        entries: Vec<NewEntry>,
-    ) -> Result<u64> {
+    /// Catch the head up with entries other processes appended (replicas of one database),
+    /// checking that each one is intact and links onto the previous one, so that a checkpoint is
+    /// only ever signed over a chain this process verified from its own head. Returns the head
+    /// seq. An entry that does not link is an error (and nothing is signed over it).
+    pub fn sync(&self) -> Result<u64> {
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        self.sync_locked(&mut head)?;
+        Ok(head.seq)
+    }
+
+    fn sync_locked(&self, head: &mut Head) -> Result<()> {
+        loop {
+            let rows = self.store.audit_range(head.seq + 1, PAGE)?;
+            for row in &rows {
+                let e = decode_entry(row)?;
+                let expected = head.seq + 1;
+                if row.seq != expected || e.seq != expected {
+                    return Err(AuditError::Corrupt {
+                        seq: row.seq,
+                        detail: format!(
+                            "expected entry {expected} after the head, found stored row {} holding entry {}",
+                            row.seq, e.seq
+                        ),
+                    });
+                }
+                if e.prev_hash != hex::encode(head.hash) {
+                    return Err(AuditError::Corrupt {
+                        seq: row.seq,
+                        detail: format!(
+                            "expected prev_hash {} (the hash of entry {}), found {}",
+                            hex::encode(head.hash),
+                            head.seq,
+                            e.prev_hash
+                        ),
+                    });
+                }
+                let h = e
+                    .compute_hash()
+                    .filter(|h| hex::encode(h) == e.hash)
+                    .ok_or(AuditError::Corrupt {
+                        seq: row.seq,
+                        detail: "the entry's content does not match its hash".into(),
+                    })?;
+                head.seq = row.seq;
+                head.hash = h;
+            }
+            if rows.len() < PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    fn write_locked(&self, head: &mut Head, ops: Vec<Op>, entries: Vec<NewEntry>) -> Result<u64> {
         let first = head.seq + 1;
         let mut prev = head.hash;
         let mut rows = Vec::with_capacity(entries.len());
@@ -488,26 +556,11 @@ impl AuditLog {
             rows.push(e.to_canonical_json());
         }
         let n = rows.len() as u64;
-        let stored_at = match ops {
-            Some(ops) => {
-                self.store.transact_audited(ops, rows, first)?;
-                first
-            }
-            None => self.store.append_audit(rows)?,
-        };
+        // The store refuses entries that would not land at `first` (another process appended):
+        // a conflict on the audit table, for `write_chained` to re-chain.
+        self.store.transact_audited(ops, rows, first)?;
         if n == 0 {
             return Ok(first);
-        }
-        if stored_at != first {
-            // Someone else appended too: our head is wrong. Reload it so later appends chain onto
-            // what is stored (verification will still flag the misplaced batch).
-            let (seq, hash) = load_head(self.store.as_ref())?;
-            head.seq = seq;
-            head.hash = hash;
-            return Err(AuditError::ConcurrentWriter {
-                expected: first,
-                found: stored_at,
-            });
         }
         head.seq = first + n - 1;
         head.hash = prev;
@@ -534,8 +587,12 @@ impl AuditLog {
     /// yet or the last one is at least [`AuditConfig::checkpoint_interval`] old. `Ok(None)` when
     /// none was due. Called by the server's timer, after unseal, and at shutdown (`force`: any
     /// movement of the head is enough).
+    ///
+    /// The head is first caught up with other processes' entries ([`Self::sync`]), so with
+    /// several replicas the checkpoint covers the whole chain, not only this replica's part.
     pub fn checkpoint_if_due(&self, now: DateTime<Utc>, force: bool) -> Result<Option<Checkpoint>> {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        self.sync_locked(&mut head)?;
         if head.seq == 0 || head.seq == head.last_checkpoint {
             return Ok(None);
         }

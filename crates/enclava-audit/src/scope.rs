@@ -25,6 +25,9 @@ pub enum StorageFailure {
     Full,
     /// Another storage error: the change was not stored.
     Backend,
+    /// The database could not be reached (a read or a change failed on it): nothing of the
+    /// change was stored, and the same request may succeed once it is back (503, Retry-After).
+    Unavailable,
 }
 
 /// What happened to the data changes of one scope.
@@ -163,10 +166,18 @@ pub(crate) fn record_commit(seq: u64) {
     });
 }
 
+/// Record a storage failure in the current scope (no-op without one, or for a lost race): for
+/// stores outside the [`crate::audited::AuditedStore`] (e.g. a replica's replay set or a
+/// watching decorator) whose failures must still decide the answer (503 vs 500).
+pub fn record_storage_failure(e: &StoreError) {
+    record_failure(e);
+}
+
 pub(crate) fn record_failure(e: &StoreError) {
     let kind = match e {
         StoreError::Full(_) => StorageFailure::Full,
         StoreError::Backend(_) | StoreError::SchemaTooNew { .. } => StorageFailure::Backend,
+        StoreError::Unavailable(_) => StorageFailure::Unavailable,
         // A lost race is the caller's business (it retries or answers 409): no storage failure.
         StoreError::Conflict { .. } => return,
     };

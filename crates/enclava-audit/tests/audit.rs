@@ -607,28 +607,43 @@ fn long_fields_are_clipped() {
 }
 
 #[test]
-fn a_second_writer_is_detected_not_silently_chained() {
+fn a_second_writer_is_rechained_into_one_chain() {
+    // Two appenders on one store (two replicas of one database): the one whose head is stale
+    // is refused by the store (nothing written) and re-chains onto what is stored, so the log
+    // stays one verifiable chain in commit order.
     let f = fixture(10, 0);
-    let intruder = AuditLog::new(f.store.clone()).unwrap();
+    let other = AuditLog::new(f.store.clone()).unwrap();
     f.log.append(vec![entry(11)]).unwrap();
-    let err = intruder.append(vec![entry(99)]).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            enclava_audit::AuditError::ConcurrentWriter {
-                expected: 11,
-                found: 12
-            }
-        ),
-        "{err}"
-    );
-    // The misplaced entry is flagged by verification.
+    let at = other.append(vec![entry(99)]).unwrap();
+    assert_eq!(at, 12);
+    assert_eq!(other.head().0, 12);
+    assert_eq!(other.head().1, parsed(&f.path, 12).hash);
+    // And the first appender, now stale in turn, re-chains after it.
+    assert_eq!(f.log.commit(Vec::new(), vec![entry(13)]).unwrap(), 13);
     let r = verify(f.store.as_ref(), &f.pk).unwrap();
-    assert_eq!(r.verified, 11);
-    assert!(r.first_problem.is_some(), "{r:?}");
-    // The intruder reloaded its head, so its next entry chains onto what is stored.
-    assert_eq!(intruder.head().0, 12);
-    assert_eq!(intruder.head().1, parsed(&f.path, 12).hash);
+    assert_eq!(r.entries, 13);
+    assert_eq!(r.verified, 13);
+    assert!(r.first_problem.is_none(), "{r:?}");
+}
+
+#[test]
+fn sync_follows_other_appenders_and_refuses_a_broken_link() {
+    let f = fixture(3, 0);
+    let other = AuditLog::new(f.store.clone()).unwrap();
+    f.log.append(vec![entry(4), entry(5)]).unwrap();
+    assert_eq!(other.head().0, 3);
+    assert_eq!(other.sync().unwrap(), 5);
+    assert_eq!(other.head().1, parsed(&f.path, 5).hash);
+    // A row that does not link onto the head is not adopted.
+    let mut forged = parsed(&f.path, 5);
+    forged.seq = 6;
+    forged.prev_hash = enclava_audit::GENESIS_HASH.into();
+    f.store
+        .append_audit(vec![forged.to_canonical_json()])
+        .unwrap();
+    let err = other.sync().unwrap_err();
+    assert!(err.to_string().contains("prev_hash"), "{err}");
+    assert_eq!(other.head().0, 5);
 }
 
 fn signer() -> EcdsaCheckpointSigner {

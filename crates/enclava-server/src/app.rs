@@ -50,6 +50,8 @@ pub struct AppState {
     pub rate_limits: Arc<crate::ratelimit::RateLimits>,
     /// Counts repetitive anonymous rejections instead of logging each (bounded audit growth).
     pub noise: Arc<enclava_audit::noise::NoiseFilter>,
+    /// Lease of the background work and readiness of the database (see `cluster`).
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 /// Per-request facts gathered along the pipeline (for audit, logs and response headers).
@@ -431,6 +433,15 @@ fn execute(
     match route {
         R::Healthz | R::Metrics => Err(ApiError::internal("handled elsewhere")),
         R::Readyz => {
+            // The database first: a replica that cannot reach it serves nothing.
+            if let Err(reason) = st.cluster.store_ready() {
+                ctx.retry_after = Some(crate::cluster::RETRY_AFTER_SECS);
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "StorageUnavailable",
+                    format!("the database is unreachable: {reason}"),
+                ));
+            }
             let s = st.vault.seal_status().map_err(ApiError::from)?;
             st.metrics.set_seal_state(s.initialized, s.sealed);
             if !s.initialized {
@@ -1162,6 +1173,13 @@ pub async fn dispatch(
     // A change that failed in storage was not made (its audit entry went with it): say so, as a
     // storage condition, rather than as a generic internal error.
     let mut outcome = match (outcome, scope_out.storage_failure) {
+        // The database was out of reach: whatever the handler made of it, the client may retry.
+        (Err(e), Some(f @ enclava_audit::scope::StorageFailure::Unavailable))
+            if e.status.is_server_error() =>
+        {
+            ctx.retry_after = Some(crate::cluster::RETRY_AFTER_SECS);
+            Err(storage_error(f))
+        }
         (Err(e), Some(f)) if e.status == StatusCode::INTERNAL_SERVER_ERROR => Err(storage_error(f)),
         (o, _) => o,
     };
@@ -1276,6 +1294,12 @@ pub async fn dispatch(
             // handed out without a durable record: refuse the request.
             tracing::error!(request_id = %request_id, error = %e, "audit append failed");
             outcome = Err(audit_unavailable(&e));
+            if outcome
+                .as_ref()
+                .is_err_and(|e| e.status == StatusCode::SERVICE_UNAVAILABLE)
+            {
+                ctx.retry_after = Some(crate::cluster::RETRY_AFTER_SECS);
+            }
         }
     }
 
@@ -1601,6 +1625,11 @@ fn storage_error(f: enclava_audit::scope::StorageFailure) -> ApiError {
             StatusCode::INSUFFICIENT_STORAGE,
             "InsufficientStorage",
             "the server's storage is full: the change was not made (and nothing of it was recorded); retry once space is freed",
+        ),
+        enclava_audit::scope::StorageFailure::Unavailable => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "StorageUnavailable",
+            "the database is unreachable: the request was not carried out (nothing was changed); retry shortly",
         ),
         enclava_audit::scope::StorageFailure::Backend => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

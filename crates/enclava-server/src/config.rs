@@ -22,6 +22,8 @@ pub const DEFAULT_RESOURCE: &str = "https://vault.azure.net";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Default interval of the maintenance task (due rotations, purges).
 pub const DEFAULT_MAINTENANCE_INTERVAL_SECS: u64 = 60;
+/// Background-work lease between replicas (seconds).
+pub const DEFAULT_LEASE_TTL_SECS: u64 = 30;
 /// Default time a client has to send a complete request head; it also bounds how long an idle
 /// keep-alive connection stays open (hyper starts this timer when it waits for the next head).
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
@@ -103,6 +105,9 @@ pub struct PartialConfig {
     pub attestation_resources: Option<Vec<String>>,
     pub log_format: Option<String>,
     pub maintenance_interval_secs: Option<u64>,
+    /// Seconds of the background-work lease between replicas of one database (default 30; see
+    /// `cluster`): how long background work pauses when its holder dies.
+    pub lease_ttl_secs: Option<u64>,
     pub max_body_bytes: Option<usize>,
     /// Seconds to send a complete request head (and the idle keep-alive bound); default 10.
     pub header_read_timeout_secs: Option<u64>,
@@ -261,6 +266,7 @@ impl PartialConfig {
                 "ENCLAVA_MAINTENANCE_INTERVAL_SECS" => {
                     c.maintenance_interval_secs = Some(parse_num(src, k, v)?)
                 }
+                "ENCLAVA_LEASE_TTL_SECS" => c.lease_ttl_secs = Some(parse_num(src, k, v)?),
                 "ENCLAVA_MAX_BODY_BYTES" => c.max_body_bytes = Some(parse_num(src, k, v)?),
                 "ENCLAVA_HEADER_READ_TIMEOUT_SECS" => {
                     c.header_read_timeout_secs = Some(parse_num(src, k, v)?)
@@ -325,6 +331,7 @@ impl PartialConfig {
             maintenance_interval_secs: higher
                 .maintenance_interval_secs
                 .or(self.maintenance_interval_secs),
+            lease_ttl_secs: higher.lease_ttl_secs.or(self.lease_ttl_secs),
             max_body_bytes: higher.max_body_bytes.or(self.max_body_bytes),
             header_read_timeout_secs: higher
                 .header_read_timeout_secs
@@ -449,6 +456,11 @@ impl PartialConfig {
             attestation_resources,
             log_format,
             maintenance_interval: Duration::from_secs(maintenance),
+            lease_ttl: Duration::from_secs(
+                self.lease_ttl_secs
+                    .unwrap_or(DEFAULT_LEASE_TTL_SECS)
+                    .clamp(1, 3600),
+            ),
             max_body_bytes: self
                 .max_body_bytes
                 .unwrap_or(DEFAULT_MAX_BODY_BYTES)
@@ -512,6 +524,8 @@ pub struct ServerConfig {
     pub attestation_resources: Vec<String>,
     pub log_format: LogFormat,
     pub maintenance_interval: Duration,
+    /// Background-work lease between replicas (see `cluster`).
+    pub lease_ttl: Duration,
     pub max_body_bytes: usize,
     pub header_read_timeout: Duration,
     pub tls_handshake_timeout: Duration,

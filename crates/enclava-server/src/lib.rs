@@ -17,6 +17,7 @@ pub mod apiversion;
 pub mod app;
 pub mod attest;
 pub mod audit_pipe;
+pub mod cluster;
 pub mod config;
 pub mod connlimit;
 pub mod data;
@@ -106,6 +107,9 @@ impl RunningServer {
 
     /// Stop accepting and let in-flight requests finish (up to `grace`).
     pub fn shutdown(&self, grace: Duration) {
+        // Background work stops with the server; the lease is left to expire (like a crash):
+        // `run_until` gives it back.
+        self.state.cluster.stop();
         self.handle.graceful_shutdown(Some(grace));
     }
 
@@ -128,6 +132,12 @@ impl RunningServer {
                 join_result(self.task.await)
             }
         };
+        // Another replica takes the background work over at once instead of after the lease.
+        self.state.cluster.stop();
+        let cluster = self.state.cluster.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || cluster.release()).await {
+            eprintln!("enclava: giving back the background-work lease failed: {e}");
+        }
         flush_noise(&self.state, true).await;
         // The audit queue is FIFO: once this entry is durable, every earlier one is too.
         if let Err(e) = self
@@ -255,7 +265,11 @@ fn open_stores(config: &ServerConfig) -> Result<(SharedStore, SharedStore), Serv
                 ))
             })
         };
-        return Ok((Arc::new(open(false)?), Arc::new(open(true)?)));
+        // Watched: a call that fails because the database is out of reach answers 503.
+        return Ok((
+            Arc::new(cluster::WatchedStore(Arc::new(open(false)?))),
+            Arc::new(cluster::WatchedStore(Arc::new(open(true)?))),
+        ));
     }
     let db_path = config.data_dir.join(DB_FILE);
     let open = |relaxed| {
@@ -272,10 +286,38 @@ fn open_stores(config: &ServerConfig) -> Result<(SharedStore, SharedStore), Serv
     Ok((Arc::new(open(false)?), Arc::new(open(true)?)))
 }
 
+/// A `--dev` replica on a shared database joins with a copy of the first replica's data
+/// directory (its dev unseal key and CA). Without the key file, on a database another replica
+/// already initialized, say so before anything is written (instead of creating a new key that
+/// unseals nothing and failing with a generic error).
+fn refuse_dev_replica_without_key(
+    config: &ServerConfig,
+    store: &Arc<dyn Store>,
+) -> Result<(), ServerError> {
+    let key_path = config.data_dir.join(DEV_UNSEAL_KEY_FILE);
+    if key_path.exists() {
+        return Ok(());
+    }
+    let initialized = Vault::new(store.clone(), String::new(), system_clock())
+        .is_initialized()
+        .map_err(|e| ServerError::Startup(format!("reading the seal state: {e}")))?;
+    if initialized {
+        return Err(ServerError::Startup(format!(
+            "the vault in the shared database is already initialized (by another replica), and {} is missing: \
+             in development mode a further replica joins with a copy of the first replica's data directory \
+             (dev-unseal.key, ca.pem and the TLS files): copy it to {} and start again",
+            key_path.display(),
+            config.data_dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Start the server. Returns once it listens; serving continues in a background task.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     prepare_data_dir(&config.data_dir)?;
     let (raw_store, replay_store) = open_stores(&config)?;
+    let cluster = Arc::new(cluster::Cluster::new(raw_store.clone(), config.lease_ttl));
     // The audit log appends to the raw store; everything else writes through the audited store,
     // whose every change commits together with its audit entry (enclava_audit::audited).
     let audit_log = Arc::new(
@@ -289,6 +331,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .map_err(|e| ServerError::Startup(format!("opening the audit log: {e}")))?,
     );
     let store: Arc<dyn Store> = Arc::new(AuditedStore::new(raw_store, audit_log.clone()));
+    if config.dev && config.store.is_some() {
+        refuse_dev_replica_without_key(&config, &store)?;
+    }
     // A log truncated or rewritten behind the signed head (e.g. while the server was down) is
     // announced at once and recorded; the head file is kept as evidence (see AuditLog).
     let tamper = audit_log
@@ -399,6 +444,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             std::time::Instant::now(),
             chrono::Utc::now(),
         )),
+        cluster,
     });
 
     if config.dev {
@@ -476,6 +522,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Err(e) => return Err(ServerError::Startup(format!("reading the seal state: {e}"))),
     }
 
+    spawn_lease(state.clone());
     spawn_maintenance(state.clone());
     spawn_audit_timer(state.clone());
 
@@ -549,7 +596,15 @@ fn spawn_audit_timer(st: Arc<AppState>) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            audit_tick_once(&st, false).await;
+            if st.cluster.is_stopped() {
+                return;
+            }
+            flush_noise(&st, false).await;
+            // Timed checkpoints: one replica signs them (the chain is shared); the others still
+            // sign by count and at shutdown, for their own signed head file.
+            if st.cluster.holds_lease() {
+                checkpoint_if_due(&st, false).await;
+            }
         }
     });
 }
@@ -558,6 +613,10 @@ fn spawn_audit_timer(st: Arc<AppState>) {
 /// sign a checkpoint of any new entries now.
 pub async fn audit_tick_once(st: &Arc<AppState>, force: bool) {
     flush_noise(st, force).await;
+    checkpoint_if_due(st, force).await;
+}
+
+async fn checkpoint_if_due(st: &Arc<AppState>, force: bool) {
     let log = st.audit_log.clone();
     let res =
         tokio::task::spawn_blocking(move || log.checkpoint_if_due(chrono::Utc::now(), force)).await;
@@ -580,6 +639,53 @@ async fn flush_noise(st: &Arc<AppState>, force: bool) {
     }
 }
 
+/// Take or renew the background-work lease every third of its duration (see [`cluster`]).
+fn spawn_lease(st: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(st.cluster.renew_every());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut held = false;
+        loop {
+            tick.tick().await;
+            if st.cluster.is_stopped() {
+                return;
+            }
+            let c = st.cluster.clone();
+            let now_held = match tokio::task::spawn_blocking(move || c.try_acquire()).await {
+                Ok(Ok(h)) => h,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "renewing the background-work lease failed");
+                    st.cluster.holds_lease()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the lease task failed");
+                    st.cluster.holds_lease()
+                }
+            };
+            if now_held != held {
+                held = now_held;
+                let what = if held { "took" } else { "lost" };
+                tracing::info!(replica = %st.cluster.replica_id, "{what} the background-work lease");
+                // Recorded for a shared database, where it says which replica ran the work; a
+                // single SQLite process always holds it.
+                if held && st.config.store.is_some() {
+                    let e = app::system_scope_entry(
+                        "cluster/lease-acquired",
+                        Some(format!(
+                            "replica {} runs the background work (lease {} s)",
+                            st.cluster.replica_id,
+                            st.cluster.lease_ttl().as_secs()
+                        )),
+                    );
+                    if let Err(e) = st.audit.append(e).await {
+                        tracing::error!(error = %e, "audit queue failed for the lease event");
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// Run due key rotations and purge expired deleted objects, every `maintenance_interval`.
 fn spawn_maintenance(st: Arc<AppState>) {
     let every = st.config.maintenance_interval;
@@ -589,7 +695,16 @@ fn spawn_maintenance(st: Arc<AppState>) {
         tick.tick().await; // the first tick is immediate
         loop {
             tick.tick().await;
-            run_maintenance_once(&st).await;
+            if st.cluster.is_stopped() {
+                return;
+            }
+            // Exactly one replica of a database runs it: the lease holder.
+            if st.cluster.holds_lease() {
+                st.cluster
+                    .background_runs
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                run_maintenance_once(&st).await;
+            }
         }
     });
 }

@@ -116,7 +116,7 @@ const SCOPE: &[&str] = &["scope"];
 pub const OPERATIONS: &[Operation] = &[
     // health and this document
     op("GET", "/healthz", "Healthz", Anon, "Liveness: 200 while the process serves"),
-    op("GET", "/readyz", "Readyz", Anon, "Readiness: 200 when unsealed, else 503"),
+    op("GET", "/readyz", "Readyz", Anon, "Readiness: 200 when the database answers and the vault is unsealed, else 503"),
     op("GET", "/metrics", "Metrics", Anon, "Prometheus/OpenMetrics text"),
     op("GET", "/openapi.json", "GetOpenApiDocument", Anon, "This OpenAPI document"),
     // identity

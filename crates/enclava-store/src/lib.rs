@@ -135,6 +135,20 @@ pub enum StoreError {
     Full(String),
     #[error("storage schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
+    /// The database cannot be reached (refused, reset, shut down, no answer in time): nothing of
+    /// the call is known to have happened, and the same call may well succeed once it is back.
+    /// Kept apart from [`StoreError::Backend`] so the server answers 503 with `Retry-After`
+    /// (a condition the client can wait out) instead of 500, and readiness turns red.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether the failure is the database being out of reach (retry later), see
+    /// [`StoreError::Unavailable`].
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -175,9 +189,9 @@ pub trait Store: Send + Sync + 'static {
     fn audit_head(&self) -> Result<u64>;
 
     /// How caches over this store learn of changes committed by other processes (see
-    /// [`coherence`]). The default is a store no other process writes to (SQLite: one process
-    /// owns the file): always trusted, no changes reported.
-    fn coherence(&self) -> Arc<Coherence> {
-        Coherence::single_process()
-    }
+    /// [`coherence`]). A store no other process writes to (SQLite: one process owns the file)
+    /// answers [`Coherence::single_process`]: always trusted, no changes reported. Required, not
+    /// defaulted: a wrapper around a shared store that forgot to forward it would leave every
+    /// cache above it deaf to other replicas' changes.
+    fn coherence(&self) -> Arc<Coherence>;
 }

@@ -246,7 +246,29 @@ fn to_store_error(e: tokio_postgres::Error) -> StoreError {
     if e.code() == Some(&SqlState::DISK_FULL) {
         return StoreError::Full(describe(&e));
     }
+    if unreachable(&e) {
+        return StoreError::Unavailable(describe(&e));
+    }
     StoreError::Backend(describe(&e))
+}
+
+/// Whether `e` says the database is out of reach rather than that it refused what we asked: the
+/// connection broke or was never made (socket errors, a closed connection), the server is
+/// shutting down or starting up (`57P01..57P03`), a connection-class error (`08xxx`), or it has no
+/// connection slot left (`53300`). Such a call can succeed unchanged once the database is back;
+/// anything else (bad credentials, a missing database, a constraint) is not told apart.
+fn unreachable(e: &tokio_postgres::Error) -> bool {
+    if let Some(code) = e.code() {
+        let c = code.code();
+        return c.starts_with("08")
+            || c == SqlState::ADMIN_SHUTDOWN.code()
+            || c == SqlState::CRASH_SHUTDOWN.code()
+            || c == SqlState::CANNOT_CONNECT_NOW.code()
+            || c == SqlState::TOO_MANY_CONNECTIONS.code();
+    }
+    e.is_closed()
+        || std::error::Error::source(e)
+            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
 }
 
 fn retryable(e: &tokio_postgres::Error) -> bool {
@@ -376,7 +398,7 @@ impl PostgresStore {
         runtime.spawn(async move {
             let r = match tokio::time::timeout(OP_TIMEOUT, inner.with_client(&op)).await {
                 Ok(r) => r,
-                Err(_) => Err(StoreError::Backend(format!(
+                Err(_) => Err(StoreError::Unavailable(format!(
                     "the database did not answer within {} s",
                     OP_TIMEOUT.as_secs()
                 ))),
@@ -404,7 +426,14 @@ impl Drop for PostgresStore {
 impl Inner {
     async fn connect(&self) -> Result<Client> {
         let (client, connection) = self.config.connect(self.tls.clone()).await.map_err(|e| {
-            StoreError::Backend(format!("cannot connect to the database: {}", describe(&e)))
+            let msg = format!("cannot connect to the database: {}", describe(&e));
+            // Refused, reset, timed out, shutting down: out of reach. The database's refusal
+            // (wrong password, no such database) is a configuration error, not an outage.
+            if e.as_db_error().is_none() || unreachable(&e) {
+                StoreError::Unavailable(msg)
+            } else {
+                StoreError::Backend(msg)
+            }
         })?;
         // The connection task ends when the socket breaks; the client then reports is_closed()
         // and the next call connects afresh.
@@ -1049,6 +1078,8 @@ mod tests {
         assert!(msg.contains("cannot connect to the database"), "{msg}");
         assert!(!msg.contains("s3cret"), "{msg}");
         assert!(start.elapsed() < Duration::from_secs(20));
+        // Out of reach, not a configuration error: the server answers 503 and retries.
+        assert!(err.is_unavailable(), "{err:?}");
     }
 
     #[test]

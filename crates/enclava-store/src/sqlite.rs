@@ -196,6 +196,10 @@ fn append_rows(tx: &rusqlite::Transaction<'_>, entries: &[Vec<u8>]) -> Result<u6
 }
 
 impl Store for SqliteStore {
+    fn coherence(&self) -> std::sync::Arc<crate::Coherence> {
+        crate::Coherence::single_process()
+    }
+
     fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {
         let conn = self.conn();
         let mut stmt = conn

@@ -764,6 +764,8 @@ fn postgres_wrong_password_is_a_clear_error_without_secrets() {
     assert!(msg.contains("cannot connect to the database"), "{msg}");
     assert!(msg.contains("password authentication failed"), "{msg}");
     assert!(!msg.contains("definitely-wrong-pw"), "{msg}");
+    // A refusal by the database is a configuration error, not an outage to wait out.
+    assert!(!err.is_unavailable(), "{err:?}");
     let real = tokio_postgres::Config::from_str(&url).unwrap();
     let real_pw = String::from_utf8(real.get_password().unwrap().to_vec()).unwrap();
     assert!(!msg.contains(&real_pw), "{msg}");

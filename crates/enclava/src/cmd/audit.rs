@@ -1,7 +1,10 @@
 //! `enclava audit ...`: verify and export the tamper-evident audit log.
 //!
-//! `verify` opens the vault's SQLite store directly (run it on the server host, ideally on a copy
-//! or while the server is stopped) and checks the hash chain and the signed checkpoints.
+//! `verify` opens the vault's store directly, the SQLite file of a data directory (run it on the
+//! server host, ideally on a copy or while the server is stopped) or the PostgreSQL database the
+//! replicas share (`--store`), and checks the hash chain and the signed checkpoints. It only
+//! reads: the checkpoint key it verifies with is the public key recorded in the store or pinned
+//! with `--checkpoint-key`, never a private key.
 //! `export` reads either the store directly (`--data-dir`) or the server's audit API.
 
 use std::fs;
@@ -42,9 +45,23 @@ pub enum ExportFormat {
 pub enum AuditCommand {
     /// Verify the audit chain and its signed checkpoints; exits 1 at the first broken entry.
     Verify {
-        /// The server's data directory (holds vault.db).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        /// The server's data directory: its vault.db (SQLite), and its signed head file
+        /// (audit-head.json), which is also compared with the chain when --store is given.
+        #[arg(long, value_name = "DIR", required_unless_present = "store")]
+        data_dir: Option<PathBuf>,
+        /// Verify the chain in the PostgreSQL database the replicas share instead, e.g.
+        /// postgres://enclava:PASSWORD@db1,db2/enclava?target_session_attrs=read-write. Prefer
+        /// the environment variable: a flag is visible in the process list.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "ENCLAVA_STORE",
+            hide_env_values = true
+        )]
+        store: Option<enclava_server::StoreUrl>,
+        /// PEM CA certificates trusted for the PostgreSQL server's TLS certificate.
+        #[arg(long, value_name = "FILE", env = "ENCLAVA_STORE_CA_FILE")]
+        store_ca_file: Option<PathBuf>,
         /// The checkpoint signer's public key, pinned from a trusted source (uncompressed P-256
         /// point: file with hex, base64url or raw bytes). Default: the key recorded in the store
         /// itself, which protects against a rewritten log but not against an attacker who can
@@ -76,8 +93,26 @@ fn run_inner(args: AuditArgs) -> CliResult<()> {
     match args.command {
         AuditCommand::Verify {
             data_dir,
+            store,
+            store_ca_file,
             checkpoint_key,
-        } => verify(&data_dir, checkpoint_key.as_deref(), args.client.output),
+        } => {
+            let (source, store): (String, Box<dyn Store>) = match (&store, &data_dir) {
+                (Some(url), _) => (
+                    url.redacted(),
+                    Box::new(open_postgres(url, store_ca_file.as_deref())?),
+                ),
+                (None, Some(dir)) => (dir.display().to_string(), Box::new(open_store(dir)?)),
+                (None, None) => return Err(usage("give --data-dir DIR or --store URL")),
+            };
+            verify(
+                store.as_ref(),
+                &source,
+                data_dir.as_deref(),
+                checkpoint_key.as_deref(),
+                args.client.output,
+            )
+        }
         AuditCommand::Export {
             format: ExportFormat::Jsonl,
             data_dir,
@@ -120,6 +155,28 @@ fn open_store(data_dir: &Path) -> CliResult<SqliteStore> {
     }
 }
 
+/// Connect to the replicas' PostgreSQL database. Errors name the URL without its password; an
+/// unreachable database exits 3 like any other transport failure.
+fn open_postgres(
+    url: &enclava_server::StoreUrl,
+    ca_file: Option<&Path>,
+) -> CliResult<enclava_store::PostgresStore> {
+    let ca_pem = match ca_file {
+        Some(p) => {
+            Some(fs::read(p).map_err(|e| usage(format!("cannot read {}: {e}", p.display())))?)
+        }
+        None => None,
+    };
+    enclava_store::PostgresStore::connect_with(
+        url.expose(),
+        enclava_store::PostgresOptions {
+            relaxed: false,
+            ca_pem,
+        },
+    )
+    .map_err(|e| CliError::Transport(format!("cannot open {}: {e}", url.redacted())))
+}
+
 /// Parse a public key: raw 65 bytes, or hex / base64 text of them.
 pub fn parse_public_key(bytes: &[u8]) -> Result<Vec<u8>, String> {
     if bytes.len() == 65 && bytes.first() == Some(&4) {
@@ -150,7 +207,7 @@ pub fn parse_public_key(bytes: &[u8]) -> Result<Vec<u8>, String> {
 
 /// The checkpoint key to verify with, and whether it was pinned by the caller.
 fn load_checkpoint_key(
-    store: &SqliteStore,
+    store: &dyn Store,
     explicit: Option<&Path>,
 ) -> CliResult<(Option<Vec<u8>>, bool)> {
     let recorded = store.get(Table::Meta, AUDIT_PUBLIC_META).map_err(|e| {
@@ -184,20 +241,29 @@ fn kind_name(k: ProblemKind) -> &'static str {
     }
 }
 
-fn verify(data_dir: &Path, key_file: Option<&Path>, output: OutputFormat) -> CliResult<()> {
-    let store = open_store(data_dir)?;
-    let (key, pinned) = load_checkpoint_key(&store, key_file)?;
-    // The signed head file (written by the server next to the database) catches a truncated
-    // tail or a rewritten young log that the database's own checkpoints cannot.
-    let head_path = data_dir.join(enclava_audit::head_file::HEAD_FILE);
-    let head = enclava_audit::head_file::read(&head_path).map_err(|e| {
-        CliError::Negative(format!(
-            "the signed audit head {} is unreadable: {e}",
-            head_path.display()
-        ))
-    })?;
+fn verify(
+    store: &dyn Store,
+    source: &str,
+    data_dir: Option<&Path>,
+    key_file: Option<&Path>,
+    output: OutputFormat,
+) -> CliResult<()> {
+    let (key, pinned) = load_checkpoint_key(store, key_file)?;
+    // The signed head file (written by the server in its data directory) catches a truncated
+    // tail or a rewritten young log that the database's own checkpoints cannot. With several
+    // replicas each has its own; it names a point of the one shared chain.
+    let head_path = data_dir.map(|d| d.join(enclava_audit::head_file::HEAD_FILE));
+    let head = match &head_path {
+        Some(p) => enclava_audit::head_file::read(p).map_err(|e| {
+            CliError::Negative(format!(
+                "the signed audit head {} is unreadable: {e}",
+                p.display()
+            ))
+        })?,
+        None => None,
+    };
     let report: VerifyReport =
-        enclava_audit::verify_with_head(&store, key.as_deref().unwrap_or(&[]), head.as_ref())
+        enclava_audit::verify_with_head(store, key.as_deref().unwrap_or(&[]), head.as_ref())
             .map_err(|e| CliError::Transport(format!("audit verification could not run: {e}")))?;
     let checkpoints_checked = key.is_some();
     let chain_ok = report.first_problem.is_none();
@@ -222,7 +288,10 @@ fn verify(data_dir: &Path, key_file: Option<&Path>, output: OutputFormat) -> Cli
             (
                 "signed head",
                 match (&head, report.signed_head) {
-                    (None, _) => format!("none ({} absent)", head_path.display()),
+                    (None, _) => match &head_path {
+                        Some(p) => format!("none ({} absent)", p.display()),
+                        None => "not checked (no --data-dir)".into(),
+                    },
                     (Some(_), Some(seq)) => format!("seq {seq}"),
                     (Some(h), None) => format!("seq {} (signature not verified)", h.seq),
                 },
@@ -240,9 +309,8 @@ fn verify(data_dir: &Path, key_file: Option<&Path>, output: OutputFormat) -> Cli
     }
     if !checkpoints_checked {
         eprintln!(
-            "warning: no checkpoint public key is recorded in {} (and none was given with --checkpoint-key): \
-             checkpoint signatures were not checked, so a rewritten tail with recomputed hashes would go unnoticed",
-            data_dir.display()
+            "warning: no checkpoint public key is recorded in {source} (and none was given with --checkpoint-key): \
+             checkpoint signatures were not checked, so a rewritten tail with recomputed hashes would go unnoticed"
         );
     } else if !pinned {
         eprintln!(

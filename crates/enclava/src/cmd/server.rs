@@ -22,7 +22,7 @@ pub enum LogFormatArg {
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
     /// TOML configuration file (keys: addr, data_dir, insecure_http, tls_cert, tls_key,
-    /// hostnames, public_url, resource, log_format, maintenance_interval_secs, max_body_bytes,
+    /// hostnames, public_url, resource, log_format, maintenance_interval_secs, lease_ttl_secs, max_body_bytes,
     /// header_read_timeout_secs, tls_handshake_timeout_secs, max_connections,
     /// bootstrap_token_lifetime_secs, store, store_ca_file, [rate_limits], [attestation], [[trusted_issuers]]).
     #[arg(long, env = "ENCLAVA_CONFIG", value_name = "FILE")]
@@ -79,6 +79,11 @@ pub struct ServerArgs {
     /// ENCLAVA_MAINTENANCE_INTERVAL_SECS] [default: 60].
     #[arg(long, value_name = "SECONDS")]
     pub maintenance_interval_secs: Option<u64>,
+    /// Seconds of the background-work lease between replicas on one database: how long
+    /// rotations, purges and timed checkpoints pause when the replica running them dies
+    /// [env: ENCLAVA_LEASE_TTL_SECS] [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub lease_ttl_secs: Option<u64>,
     /// Largest accepted request body in bytes [env: ENCLAVA_MAX_BODY_BYTES] [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -119,6 +124,7 @@ impl ServerArgs {
                 LogFormatArg::Json => "json".to_string(),
             }),
             maintenance_interval_secs: self.maintenance_interval_secs,
+            lease_ttl_secs: self.lease_ttl_secs,
             max_body_bytes: self.max_body_bytes,
             header_read_timeout_secs: self.header_read_timeout_secs,
             tls_handshake_timeout_secs: self.tls_handshake_timeout_secs,
