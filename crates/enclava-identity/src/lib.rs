@@ -373,15 +373,38 @@ fn new_uuid() -> Result<String, IdentityError> {
     let mut b = random_bytes::<16>()?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
+    Ok(uuid_text(&b))
+}
+
+/// The id of the assignment of `role` at `scope` to `principal`: a UUID (version 8, RFC 9562)
+/// from SHA-256 over the three, so the same assignment always gets the same id and concurrent
+/// creations of it collide on one row. Assignments made before this scheme keep their random ids
+/// (they are found by the existing-assignment check first).
+fn assignment_id(principal: &str, role: &Role, scope: &Scope) -> Result<String, IdentityError> {
+    let mut input = b"enclava role assignment v1\0".to_vec();
+    input.extend_from_slice(principal.as_bytes());
+    input.push(0);
+    input.extend_from_slice(&to_json(role)?);
+    input.push(0);
+    input.extend_from_slice(&to_json(scope)?);
+    let digest = Sha256::digest(&input);
+    let mut b = [0u8; 16];
+    b.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    Ok(uuid_text(&b))
+}
+
+fn uuid_text(b: &[u8; 16]) -> String {
     let h = hex::encode(b);
-    Ok(format!(
+    format!(
         "{}-{}-{}-{}-{}",
         h.get(0..8).unwrap_or_default(),
         h.get(8..12).unwrap_or_default(),
         h.get(12..16).unwrap_or_default(),
         h.get(16..20).unwrap_or_default(),
         h.get(20..32).unwrap_or_default()
-    ))
+    )
 }
 
 fn new_secret() -> Result<(ClientSecret, [u8; 32]), IdentityError> {
@@ -1075,28 +1098,52 @@ impl Identity {
             return Ok(existing);
         }
         let a = RoleAssignment {
-            id: new_uuid()?,
+            id: assignment_id(principal, &role, &scope)?,
             principal: principal.to_string(),
             role,
             scope,
             created: now,
         };
         let value = to_json(&a)?;
-        self.store.transact(vec![
+        let akey = format!("a/{}", a.id);
+        let written = self.store.transact(vec![
             // The principal must still exist (not deleted concurrently).
             Op::Expect {
                 table: Table::Principals,
                 key: pkey(principal),
                 value: Some(pbytes),
             },
-            self.put_row(Table::RoleAssignments, format!("a/{}", a.id), &value)?,
+            // The id is derived from (principal, role, scope): two replicas assigning the same
+            // role at once race on this one row, and the loser answers with the winner's
+            // assignment (the serial outcome) instead of adding a duplicate.
+            Op::Expect {
+                table: Table::RoleAssignments,
+                key: akey.clone(),
+                value: None,
+            },
+            self.put_row(Table::RoleAssignments, akey.clone(), &value)?,
             self.put_row(
                 Table::RoleAssignments,
                 format!("p/{principal}/{}", a.id),
                 &value,
             )?,
-        ])?;
-        Ok(a)
+        ]);
+        match written {
+            Ok(()) => Ok(a),
+            Err(StoreError::Conflict { key, .. }) if key == akey => self
+                .assignments_of(principal)?
+                .0
+                .into_iter()
+                .find(|existing| existing.role == a.role && existing.scope == a.scope)
+                .ok_or_else(|| {
+                    IdentityError::Store(StoreError::Conflict {
+                        table: Table::RoleAssignments.name(),
+                        key: akey,
+                        expected: "absent",
+                    })
+                }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn get_assignment(&self, id: &str) -> Result<Option<RoleAssignment>, IdentityError> {
@@ -1141,17 +1188,32 @@ impl Identity {
             }
             Err(e) => return Err(e),
         };
-        self.store.transact(vec![
+        let akey = format!("a/{}", a.id);
+        let Some(stored) = self.store.get(Table::RoleAssignments, &akey)? else {
+            return Err(not_found());
+        };
+        let removed = self.store.transact(vec![
+            // Exactly one of two concurrent removals wins; the other finds it gone (404), as it
+            // would one after the other.
+            Op::Expect {
+                table: Table::RoleAssignments,
+                key: akey.clone(),
+                value: Some(stored),
+            },
             Op::Delete {
                 table: Table::RoleAssignments,
-                key: format!("a/{}", a.id),
+                key: akey,
             },
             Op::Delete {
                 table: Table::RoleAssignments,
                 key: format!("p/{}/{}", a.principal, a.id),
             },
-        ])?;
-        Ok(Some(a))
+        ]);
+        match removed {
+            Ok(()) => Ok(Some(a)),
+            Err(StoreError::Conflict { .. }) => Err(not_found()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Assignments (of one principal, or all), in id order after `after` (an assignment id).

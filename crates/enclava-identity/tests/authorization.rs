@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use enclava_identity::{Action, Identity, IdentityConfig, Resource, Role, Scope};
+use enclava_identity::{Action, Identity, IdentityConfig, Resource, Role, RoleAssignment, Scope};
 use enclava_store::SqliteStore;
 
 /// An `Identity` with row integrity keys installed (what the server does after unseal).
@@ -332,5 +332,121 @@ fn role_and_scope_parsing() {
     ] {
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), s);
+    }
+}
+
+/// Two replicas (here: threads on one store, the store serializing their transactions) assigning
+/// the same role at once end with one assignment, and every caller gets that one; removing it
+/// concurrently succeeds once and is "not found" for the others, as one after the other.
+#[test]
+fn concurrent_assignment_and_removal_end_in_a_serial_order() {
+    let id = Arc::new(new_identity(
+        Arc::new(SlowWrites(SqliteStore::in_memory().unwrap())),
+        IdentityConfig::new("https://vault.test"),
+    ));
+    let (p, _) = id.create_service_principal("app", 0).unwrap();
+    for round in 0..10 {
+        let scope = Scope::Key(format!("k{round}"));
+        let barrier = Arc::new(std::sync::Barrier::new(6));
+        let made: Vec<RoleAssignment> = (0..6)
+            .map(|_| {
+                let (id, p, scope, barrier) =
+                    (id.clone(), p.id.clone(), scope.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    id.assign_role(&p, Role::CryptoUser, scope, round).unwrap()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert!(
+            made.iter().all(|a| a == &made[0]),
+            "round {round}: {made:?}"
+        );
+        let listed = id.list_assignments(Some(&p.id), None, 100).unwrap();
+        assert_eq!(
+            listed.iter().filter(|a| a.scope == scope).count(),
+            1,
+            "round {round}: duplicate assignments {listed:?}"
+        );
+
+        let barrier = Arc::new(std::sync::Barrier::new(6));
+        let outcomes: Vec<Result<bool, String>> = (0..6)
+            .map(|_| {
+                let (id, aid, barrier) = (id.clone(), made[0].id.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    match id.remove_assignment(&aid) {
+                        Ok(found) => Ok(found.is_some()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(
+            outcomes.iter().filter(|o| matches!(o, Ok(true))).count(),
+            1,
+            "round {round}: exactly one removal succeeds: {outcomes:?}"
+        );
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Ok(true)) || matches!(o, Err(e) if e.contains("not found"))),
+            "round {round}: the others find it gone: {outcomes:?}"
+        );
+    }
+}
+
+/// The real SQLite store, with every write transaction started 20 ms late: wide enough that
+/// concurrent callers all read before any of them writes (the window two replicas have).
+struct SlowWrites(SqliteStore);
+
+impl enclava_store::Store for SlowWrites {
+    fn get(
+        &self,
+        table: enclava_store::Table,
+        key: &str,
+    ) -> enclava_store::Result<Option<Vec<u8>>> {
+        self.0.get(table, key)
+    }
+    fn list(
+        &self,
+        table: enclava_store::Table,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> enclava_store::Result<Vec<(String, Vec<u8>)>> {
+        self.0.list(table, prefix, after, limit)
+    }
+    fn transact(&self, ops: Vec<enclava_store::Op>) -> enclava_store::Result<()> {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        self.0.transact(ops)
+    }
+    fn append_audit(&self, entries: Vec<Vec<u8>>) -> enclava_store::Result<u64> {
+        self.0.append_audit(entries)
+    }
+    fn transact_audited(
+        &self,
+        ops: Vec<enclava_store::Op>,
+        audit: Vec<Vec<u8>>,
+        first_seq: u64,
+    ) -> enclava_store::Result<()> {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        self.0.transact_audited(ops, audit, first_seq)
+    }
+    fn audit_range(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> enclava_store::Result<Vec<enclava_store::AuditRow>> {
+        self.0.audit_range(from, limit)
+    }
+    fn audit_head(&self) -> enclava_store::Result<u64> {
+        self.0.audit_head()
     }
 }
