@@ -449,4 +449,7 @@ impl enclava_store::Store for SlowWrites {
     fn audit_head(&self) -> enclava_store::Result<u64> {
         self.0.audit_head()
     }
+    fn coherence(&self) -> Arc<enclava_store::Coherence> {
+        self.0.coherence()
+    }
 }
