@@ -60,7 +60,9 @@ fn case1() -> Option<Case1> {
         report: report(&format!("{NT}/attestationReport.txt"))?,
         chain: common::read(&format!("{NT}/gpuAkCertChain.txt"))?,
         driver: common::read(&format!("{NT}/Driver_RIM_test_no_gpu.swidtag"))?,
-        vbios: common::read(&format!("{NT}/1010_0200_882_96005E0001_test_no_gpu.swidtag"))?,
+        vbios: common::read(&format!(
+            "{NT}/1010_0200_882_96005E0001_test_no_gpu.swidtag"
+        ))?,
     })
 }
 
@@ -82,8 +84,7 @@ fn case1_complete_offline_gpu_appraisal_succeeds_with_every_claim() {
     assert_eq!(claims.arch, "HOPPER");
     assert_eq!(claims.hwmodel, "GH100 A01 GSP BROM");
     assert_eq!(
-        claims.ueid,
-        "460032006552296075780760406069494258829212062021",
+        claims.ueid, "460032006552296075780760406069494258829212062021",
         "decimal of leaf serial 0x50948c723fc935c7bd14b7c22833dfbe1dfd1145"
     );
     assert_eq!(claims.oemid.as_deref(), Some("5703"));
@@ -145,7 +146,10 @@ fn case1_complete_offline_gpu_appraisal_succeeds_with_every_claim() {
     let parsed = spdm::parse(&c.report).unwrap();
     let driver = rim::parse(&c.driver).unwrap();
     let m35 = driver.measurements.iter().find(|m| m.index == 35).unwrap();
-    assert!(m35.alternatives.contains(&parsed.measurement(36).unwrap().value));
+    assert!(
+        m35.alternatives
+            .contains(&parsed.measurement(36).unwrap().value)
+    );
     // RIM-service-free claims in JSON.
     let j = serde_json::to_value(&claims).unwrap();
     assert_eq!(j["measres"], "success");
@@ -188,10 +192,12 @@ fn case1_without_rims_is_verified_but_not_compared() {
     assert_eq!(claims.oemid, None);
     assert_eq!(
         claims.rim_ids,
-        ["NV_GPU_DRIVER_GH100_545.00", "NV_GPU_VBIOS_1010_0200_882_96005E0001"]
+        [
+            "NV_GPU_DRIVER_GH100_545.00",
+            "NV_GPU_VBIOS_1010_0200_882_96005E0001"
+        ]
     );
-    let partial =
-        nvidia::verify(&c.report, &c.chain, &[&c.vbios], None, case1_time()).unwrap();
+    let partial = nvidia::verify(&c.report, &c.chain, &[&c.vbios], None, case1_time()).unwrap();
     assert_eq!(partial.measres, "partial");
     assert_eq!(partial.measurements.len(), 12);
 }
@@ -216,8 +222,17 @@ fn case1_vbios_prod_rim_mismatches_at_the_named_indices() {
     };
     assert_eq!(m.iter().map(|x| x.index).collect::<Vec<_>>(), [1, 2, 3, 9]);
     assert!(m.iter().all(|x| x.rim == "vbios"));
-    assert!(e.to_string().starts_with("measurement index 1 (vbios RIM) expected "), "{e}");
-    let found = spdm::parse(&c.report).unwrap().measurement(2).unwrap().value.clone();
+    assert!(
+        e.to_string()
+            .starts_with("measurement index 1 (vbios RIM) expected "),
+        "{e}"
+    );
+    let found = spdm::parse(&c.report)
+        .unwrap()
+        .measurement(2)
+        .unwrap()
+        .value
+        .clone();
     assert_eq!(m[0].found.as_deref(), Some(hex::encode(found).as_str()));
 }
 
@@ -253,18 +268,27 @@ fn case2_head_set_verifies_signature_chain_fwid_and_fails_against_the_test_no_gp
     assert_eq!(claims.driver_version.as_deref(), Some("550.90.07"));
     assert_eq!(claims.vbios_version.as_deref(), Some("96.00.9F.00.01"));
     assert_eq!(
-        (claims.project.as_deref(), claims.project_sku.as_deref(), claims.chip_sku.as_deref()),
+        (
+            claims.project.as_deref(),
+            claims.project_sku.as_deref(),
+            claims.chip_sku.as_deref()
+        ),
         (Some("1010"), Some("0200"), Some("882"))
     );
     assert!(claims.fwid_checked);
     assert!(claims.fwid.as_deref().unwrap().starts_with("f5c384ae"));
-    assert_eq!(claims.ueid, "478176379286082186618948445787393647364802107249");
+    assert_eq!(
+        claims.ueid,
+        "478176379286082186618948445787393647364802107249"
+    );
     assert_eq!(claims.hwmodel, "GH100 A01 GSP BROM");
     assert_eq!(claims.ppcie_status.as_deref(), Some("disabled"));
     // NVIDIA's NRAS claims for this very report (hopperClaimsv3_decoded.json).
     let nras: serde_json::Value = serde_json::from_slice(
-        &common::read(&format!("{SDK}/testdata/sample_attestation_data/hopperClaimsv3_decoded.json"))
-            .unwrap(),
+        &common::read(&format!(
+            "{SDK}/testdata/sample_attestation_data/hopperClaimsv3_decoded.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     let g = &nras["GPU-0"];
@@ -292,14 +316,23 @@ fn case2_head_set_verifies_signature_chain_fwid_and_fails_against_the_test_no_gp
         mism("Driver_RIM_test_no_gpu.swidtag"),
         [7, 21, 22, 25, 26, 27, 29, 30, 31, 32, 34, 36, 37, 39, 40]
     );
-    assert_eq!(mism("1010_0200_882_96005E0001_test_no_gpu.swidtag"), [1, 2, 3, 9, 11]);
-    for f in ["Driver_RIM_test_no_gpu.swidtag", "1010_0200_882_96005E0001_test_no_gpu.swidtag"] {
+    assert_eq!(
+        mism("1010_0200_882_96005E0001_test_no_gpu.swidtag"),
+        [1, 2, 3, 9, 11]
+    );
+    for f in [
+        "Driver_RIM_test_no_gpu.swidtag",
+        "1010_0200_882_96005E0001_test_no_gpu.swidtag",
+    ] {
         let rimb = common::read(&format!("{NT}/{f}")).unwrap();
         let e = nvidia::verify(&r, &chain, &[&rimb], None, t).unwrap_err();
         assert_eq!(check(&e), "rim_mismatch", "{f}: {e}");
     }
     // The trustee copies are byte-identical.
-    assert_eq!(Some(r), report(&format!("{TR}/hopperAttestationReport.txt")));
+    assert_eq!(
+        Some(r),
+        report(&format!("{TR}/hopperAttestationReport.txt"))
+    );
 }
 
 fn mismatches(rep: &spdm::SpdmReport, rm: &rim::Rim, switch: bool) -> Vec<u32> {
@@ -314,18 +347,29 @@ fn mismatches(rep: &spdm::SpdmReport, rm: &rim::Rim, switch: bool) -> Vec<u32> {
 
 #[test]
 fn case3_other_vbios_rims() {
-    let Some(r) = report(&format!("{SDK}/testdata/sample_attestation_data/gpu/hopperAttestationReport.txt")) else {
+    let Some(r) = report(&format!(
+        "{SDK}/testdata/sample_attestation_data/gpu/hopperAttestationReport.txt"
+    )) else {
         return;
     };
-    let chain =
-        common::read(&format!("{SDK}/testdata/sample_attestation_data/gpu/hopperCertChain.txt"))
-            .unwrap();
+    let chain = common::read(&format!(
+        "{SDK}/testdata/sample_attestation_data/gpu/hopperCertChain.txt"
+    ))
+    .unwrap();
     let prod = common::read(&format!("{NT}/1010_0200_882_96005E0001_PROD.swidtag")).unwrap();
     // OFFLINE VBIOS POSITIVE: all 12 match.
-    let claims = nvidia::verify(&r, &chain, &[&prod], Some(&nonce(NONCE_27A3)), case1_time()).unwrap();
+    let claims =
+        nvidia::verify(&r, &chain, &[&prod], Some(&nonce(NONCE_27A3)), case1_time()).unwrap();
     assert_eq!(claims.measres, "partial");
     assert_eq!(claims.driver_version.as_deref(), Some("535.86.09"));
-    assert_eq!(claims.measurements.iter().filter(|m| m.result == "match").count(), 12);
+    assert_eq!(
+        claims
+            .measurements
+            .iter()
+            .filter(|m| m.result == "match")
+            .count(),
+        12
+    );
     // Bad nonce (32 zero bytes).
     let e = nvidia::verify(&r, &chain, &[], Some(&[0u8; 32]), case1_time()).unwrap_err();
     assert_eq!(check(&e), "nonce");
@@ -342,7 +386,8 @@ fn case3_other_vbios_rims() {
         [7, 21, 22, 25, 26, 27, 29, 30, 31, 32, 34, 37, 39, 40, 41]
     );
     // Inside its signer's window (2025-05-24..2027-05-24): refused on the digest.
-    let e = nvidia::verify(&r, &chain, &[&drv_bytes], None, at("2026-01-01T00:00:00Z")).unwrap_err();
+    let e =
+        nvidia::verify(&r, &chain, &[&drv_bytes], None, at("2026-01-01T00:00:00Z")).unwrap_err();
     assert_eq!(check(&e), "rim_signature", "{e}");
     let vb = rim::parse(
         &common::read(&format!(
@@ -358,7 +403,9 @@ fn case3_other_vbios_rims() {
     ))
     .unwrap();
     let e = nvidia::verify(&r, &chain, &[&vb_bytes], None, at("2024-06-01T00:00:00Z")).unwrap_err();
-    let NvidiaError::Measurement(m) = &e else { panic!("{e}") };
+    let NvidiaError::Measurement(m) = &e else {
+        panic!("{e}")
+    };
     assert_eq!(m.iter().map(|x| x.index).collect::<Vec<_>>(), [9]);
     assert!(e.to_string().contains("measurement index 9"), "{e}");
 
@@ -382,7 +429,9 @@ fn case3_other_vbios_rims() {
         let rb = common::read(&format!("{NT}/{rimf}")).unwrap();
         let e = nvidia::verify(&r, &ch, &[&rb], Some(&nonce(n)), at("2024-06-01T00:00:00Z"))
             .unwrap_err();
-        let NvidiaError::Measurement(m) = &e else { panic!("{rimf}: {e}") };
+        let NvidiaError::Measurement(m) = &e else {
+            panic!("{rimf}: {e}")
+        };
         assert_eq!(m.iter().map(|x| x.index).collect::<Vec<_>>(), [9], "{rimf}");
     }
 }
@@ -391,12 +440,36 @@ fn case3_other_vbios_rims() {
 fn every_rim_signature_and_chain_as_the_manifests_say() {
     // (file, a time inside its window, expected failed check or None)
     let cases: &[(&str, &str, Option<&str>)] = &[
-        (&"nvtrust/1010_0200_882_96005E0001_PROD.swidtag", "2024-06-01T00:00:00Z", None),
-        ("nvtrust/1010_0205_862_96005E0004_PROD.swidtag", "2024-06-01T00:00:00Z", None),
-        ("nvtrust/1010_0205_862_9600740020_PROD.swidtag", "2024-06-01T00:00:00Z", None),
-        ("nvtrust/g520_0200_885_9600740001_PROD.swidtag", "2024-06-01T00:00:00Z", None),
-        ("nvtrust/g520_0202_885_96006D0008_PROD.swidtag", "2024-06-01T00:00:00Z", None),
-        ("attestation-sdk/testdata/NV_GPU_DRIVER_GH100_550.144.03.xml", "2025-06-01T00:00:00Z", None),
+        (
+            "nvtrust/1010_0200_882_96005E0001_PROD.swidtag",
+            "2024-06-01T00:00:00Z",
+            None,
+        ),
+        (
+            "nvtrust/1010_0205_862_96005E0004_PROD.swidtag",
+            "2024-06-01T00:00:00Z",
+            None,
+        ),
+        (
+            "nvtrust/1010_0205_862_9600740020_PROD.swidtag",
+            "2024-06-01T00:00:00Z",
+            None,
+        ),
+        (
+            "nvtrust/g520_0200_885_9600740001_PROD.swidtag",
+            "2024-06-01T00:00:00Z",
+            None,
+        ),
+        (
+            "nvtrust/g520_0202_885_96006D0008_PROD.swidtag",
+            "2024-06-01T00:00:00Z",
+            None,
+        ),
+        (
+            "attestation-sdk/testdata/NV_GPU_DRIVER_GH100_550.144.03.xml",
+            "2025-06-01T00:00:00Z",
+            None,
+        ),
         (
             "attestation-sdk/testdata/switchVBIOSRim_NV_SWITCH_BIOS_5612_0002_890_9610550001.xml",
             "2026-08-01T00:00:00Z",
@@ -459,13 +532,20 @@ fn every_rim_signature_and_chain_as_the_manifests_say() {
 
 #[test]
 fn driver_rim_550_144_03_fields_and_a_wrong_trust_anchor() {
-    let Some(b) = common::read(&format!("{SDK}/testdata/NV_GPU_DRIVER_GH100_550.144.03.xml")) else {
+    let Some(b) = common::read(&format!(
+        "{SDK}/testdata/NV_GPU_DRIVER_GH100_550.144.03.xml"
+    )) else {
         return;
     };
     let r = rim::parse(&b).unwrap();
     assert_eq!(r.version, "550.144.03");
     assert_eq!(r.manufacturer_id.as_deref(), Some("5703"));
-    let active: Vec<u32> = r.measurements.iter().filter(|m| m.active).map(|m| m.index).collect();
+    let active: Vec<u32> = r
+        .measurements
+        .iter()
+        .filter(|m| m.active)
+        .map(|m| m.index)
+        .collect();
     let mut want = vec![7];
     want.extend(21..=40);
     assert_eq!(active, want);
@@ -475,7 +555,18 @@ fn driver_rim_550_144_03_fields_and_a_wrong_trust_anchor() {
         .filter(|m| m.active && m.alternatives.len() > 1)
         .map(|m| (m.index, m.alternatives.len()))
         .collect();
-    assert_eq!(alts, [(23, 2), (24, 2), (32, 2), (33, 2), (34, 2), (35, 4), (36, 3)]);
+    assert_eq!(
+        alts,
+        [
+            (23, 2),
+            (24, 2),
+            (32, 2),
+            (33, 2),
+            (34, 2),
+            (35, 4),
+            (36, 3)
+        ]
+    );
     let v = rim::verify(&r, at("2025-06-01T00:00:00Z")).unwrap();
     assert_eq!(v.cert_expiration, "2026-12-30T16:56:50Z");
     // With the SDK's incorrect_rim_root.crt as the anchor: refused.
@@ -492,7 +583,9 @@ fn driver_rim_550_144_03_fields_and_a_wrong_trust_anchor() {
 fn the_embedded_root_is_never_the_trust_anchor() {
     // The debug-chain RIM carries its own self-signed "Debug Only" root: the signature verifies
     // under the embedded leaf, and the chain to that root is complete, yet it is refused.
-    let Some(b) = common::read(&format!("{SDK}/testdata/incorrect_cert_chain_driver_rim.xml")) else {
+    let Some(b) = common::read(&format!(
+        "{SDK}/testdata/incorrect_cert_chain_driver_rim.xml"
+    )) else {
         return;
     };
     let r = rim::parse(&b).unwrap();
@@ -511,7 +604,14 @@ fn switch_complete_offline_appraisal() {
         "{SDK}/testdata/switchVBIOSRim_NV_SWITCH_BIOS_5612_0002_890_9610550001.xml"
     ))
     .unwrap();
-    let c = nvidia::verify(&r, &chain, &[&rimb], Some(&nonce(NONCE_931D)), switch_time()).unwrap();
+    let c = nvidia::verify(
+        &r,
+        &chain,
+        &[&rimb],
+        Some(&nonce(NONCE_931D)),
+        switch_time(),
+    )
+    .unwrap();
     assert_eq!(c.device, "switch");
     assert_eq!(c.arch, "LS10");
     assert_eq!(c.hwmodel, "LS_10 A01 FSP BROM");
@@ -521,16 +621,26 @@ fn switch_complete_offline_appraisal() {
     assert_eq!(c.measurement_blocks, 31);
     assert_eq!(c.measres, "success");
     assert_eq!(c.measurements.len(), 31);
-    assert!(c.measurements.iter().all(|m| m.result == "match" && m.rim == "bios"));
+    assert!(
+        c.measurements
+            .iter()
+            .all(|m| m.result == "match" && m.rim == "bios")
+    );
     assert_eq!(c.switch_lock_status.as_deref(), Some("0100"));
     assert!(!c.fwid_checked);
     // NRAS staging claims for this report.
     let nras: serde_json::Value = serde_json::from_slice(
-        &common::read(&format!("{SDK}/testdata/sample_attestation_data/switch_decoded.json")).unwrap(),
+        &common::read(&format!(
+            "{SDK}/testdata/sample_attestation_data/switch_decoded.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(nras["SWITCH-0"]["ueid"], c.ueid.as_str());
-    assert_eq!(nras["SWITCH-0"]["x-nvidia-switch-bios-version"], "96.10.55.00.01");
+    assert_eq!(
+        nras["SWITCH-0"]["x-nvidia-switch-bios-version"],
+        "96.10.55.00.01"
+    );
     // Nonce 00..00.
     let e = nvidia::verify(&r, &chain, &[&rimb], Some(&[0u8; 32]), switch_time()).unwrap_err();
     assert_eq!(check(&e), "nonce");
@@ -543,7 +653,10 @@ fn switch_complete_offline_appraisal() {
     let e = nvidia::verify(&r, &chain, &[&bad], None, at("2025-06-01T00:00:00Z")).unwrap_err();
     assert_eq!(check(&e), "rim_signature");
     let parsed = spdm::parse(&r).unwrap();
-    assert_eq!(mismatches(&parsed, &rim::parse(&bad).unwrap(), true), [0, 1]);
+    assert_eq!(
+        mismatches(&parsed, &rim::parse(&bad).unwrap(), true),
+        [0, 1]
+    );
     // The relabelled GH100 VBIOS RIM: 11 of the 12 compared indices mismatch, unverified; and
     // it is refused when verified (digest mismatch and GPU edition).
     let mm = common::read(&format!(
@@ -551,13 +664,20 @@ fn switch_complete_offline_appraisal() {
     ))
     .unwrap();
     let mmr = rim::parse(&mm).unwrap();
-    assert_eq!(mismatches(&parsed, &mmr, true), [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11]);
+    assert_eq!(
+        mismatches(&parsed, &mmr, true),
+        [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11]
+    );
     assert!(nvidia::verify(&r, &chain, &[&mm], None, switch_time()).is_err());
     // The JSON forms: one copy, four copies.
-    for (f, n) in [("switch_evidence_ls10.json", 1), ("multi_switch_ls10.json", 4)] {
-        let list =
-            parse_evidence_list(&common::read(&format!("{SDK}/serialized_test_evidence/{f}")).unwrap())
-                .unwrap();
+    for (f, n) in [
+        ("switch_evidence_ls10.json", 1),
+        ("multi_switch_ls10.json", 4),
+    ] {
+        let list = parse_evidence_list(
+            &common::read(&format!("{SDK}/serialized_test_evidence/{f}")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(list.len(), n);
         let parsed_rims = vec![rim::parse(&rimb).unwrap()];
         for d in &list {
@@ -627,9 +747,15 @@ fn trustee_chain_cases() {
     let ch = |n: u32| common::read(&format!("{TR}/hopper_cert_chain_case{n}.txt")).unwrap();
     nvidia::verify(&r, &ch(1), &[], Some(&nonce(NONCE_931D)), t).unwrap();
     // Root only.
-    assert_eq!(check(&nvidia::verify(&r, &ch(2), &[], None, t).unwrap_err()), "cert_chain");
+    assert_eq!(
+        check(&nvidia::verify(&r, &ch(2), &[], None, t).unwrap_err()),
+        "cert_chain"
+    );
     // Provisioner ICA missing.
-    assert_eq!(check(&nvidia::verify(&r, &ch(3), &[], None, t).unwrap_err()), "cert_chain");
+    assert_eq!(
+        check(&nvidia::verify(&r, &ch(3), &[], None, t).unwrap_err()),
+        "cert_chain"
+    );
     // Leaf missing: the chain is fine but the BROM key did not sign the report.
     assert_eq!(
         check(&nvidia::verify(&r, &ch(4), &[], None, t).unwrap_err()),
@@ -647,7 +773,11 @@ fn trustee_chain_cases() {
         "cert_chain"
     );
     // A self-signed root that is not the pinned one (the RIM root here).
-    let fake = [blocks[..4].concat(), nvidia::roots::RIM_ROOT_PEM.to_string()].concat();
+    let fake = [
+        blocks[..4].concat(),
+        nvidia::roots::RIM_ROOT_PEM.to_string(),
+    ]
+    .concat();
     let e = nvidia::verify(&r, fake.as_bytes(), &[], None, t).unwrap_err();
     assert_eq!(check(&e), "cert_chain");
     // Before the device CA's notBefore (2021-11-05).
@@ -665,7 +795,9 @@ fn trustee_coco_report_with_a_trailing_byte() {
         &r,
         &chain,
         &[],
-        Some(&nonce("87d8e24ab336adafe228d49e83d745f6dba4ae505372b6a5704820856b343fec")),
+        Some(&nonce(
+            "87d8e24ab336adafe228d49e83d745f6dba4ae505372b6a5704820856b343fec",
+        )),
         case1_time(),
     )
     .unwrap();
@@ -678,9 +810,10 @@ fn trustee_expected_claims() {
     let Some(r) = report(&format!("{TR}/hopperAttestationReport.txt")) else {
         return;
     };
-    let expected: serde_json::Value =
-        serde_json::from_slice(&common::read(&format!("{TR}/hopperAttestationReport-claims.txt")).unwrap())
-            .unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(
+        &common::read(&format!("{TR}/hopperAttestationReport-claims.txt")).unwrap(),
+    )
+    .unwrap();
     let p = spdm::parse(&r).unwrap();
     let cfg = &expected["config"];
     assert_eq!(cfg["driver_version"], p.driver_version().unwrap().as_str());
@@ -688,18 +821,30 @@ fn trustee_expected_claims() {
         cfg["vbios_version"],
         p.vbios_version().unwrap().to_ascii_lowercase().as_str()
     );
-    assert_eq!(cfg["fwid"], hex::encode(p.field(spdm::opaque::FWID).unwrap()).as_str());
+    assert_eq!(
+        cfg["fwid"],
+        hex::encode(p.field(spdm::opaque::FWID).unwrap()).as_str()
+    );
     let m = expected["measurements"].as_object().unwrap();
     assert_eq!(m.len(), 64);
     for b in &p.blocks {
-        assert_eq!(m[&b.index.to_string()], hex::encode(&b.value).as_str(), "block {}", b.index);
+        assert_eq!(
+            m[&b.index.to_string()],
+            hex::encode(&b.value).as_str(),
+            "block {}",
+            b.index
+        );
     }
 }
 
 #[test]
 fn sdk_parsed_output_matches_every_field() {
     for (rep, req_json, resp_json) in [
-        ("hopperAttestationReport.txt", "spdm_req_parsed_output.json", "spdm_parsed_output.json"),
+        (
+            "hopperAttestationReport.txt",
+            "spdm_req_parsed_output.json",
+            "spdm_parsed_output.json",
+        ),
         (
             "switchAttestationReport.txt",
             "switch_spdm_req_parsed_output.json",
@@ -717,36 +862,50 @@ fn sdk_parsed_output_matches_every_field() {
                 .unwrap();
         let p = spdm::parse(&r).unwrap();
         assert_eq!(req["Nonce"], format!("0x{}", hex::encode(p.request_nonce)));
-        assert_eq!(resp["Nonce"], format!("0x{}", hex::encode(p.response_nonce)));
+        assert_eq!(
+            resp["Nonce"],
+            format!("0x{}", hex::encode(p.response_nonce))
+        );
         assert_eq!(resp["NumberOfBlocks"], p.number_of_blocks as u64);
         assert_eq!(
             resp["Signature"],
             format!("0x{}", hex::encode(p.signature)),
             "{rep}"
         );
-        let blocks = resp["MeasurementRecord"]["MeasurementBlocks"].as_object().unwrap();
+        let blocks = resp["MeasurementRecord"]["MeasurementBlocks"]
+            .as_object()
+            .unwrap();
         assert_eq!(blocks.len(), p.blocks.len());
         for b in &p.blocks {
             let e = &blocks[&b.index.to_string()];
             assert_eq!(e["DMTFSpecMeasurementValueType"], b.value_type as u64);
-            assert_eq!(e["DMTFSpecMeasurementValue"], format!("0x{}", hex::encode(&b.value)));
+            assert_eq!(
+                e["DMTFSpecMeasurementValue"],
+                format!("0x{}", hex::encode(&b.value))
+            );
         }
         let op = resp["OpaqueData"]["OpaqueDataField"].as_object().unwrap();
         assert_eq!(
             op["OPAQUE_FIELD_ID_VBIOS_VERSION"],
-            format!("0x{}", hex::encode(p.field(spdm::opaque::VBIOS_VERSION).unwrap()))
+            format!(
+                "0x{}",
+                hex::encode(p.field(spdm::opaque::VBIOS_VERSION).unwrap())
+            )
         );
         if let Some(f) = op.get("OPAQUE_FIELD_ID_FWID") {
-            assert_eq!(*f, format!("0x{}", hex::encode(p.field(spdm::opaque::FWID).unwrap())));
+            assert_eq!(
+                *f,
+                format!("0x{}", hex::encode(p.field(spdm::opaque::FWID).unwrap()))
+            );
         }
     }
 }
 
 #[test]
 fn blackwell_report_chain_and_tcbinfo_fwid() {
-    let Some(r) =
-        report(&format!("{SDK}/testdata/sample_attestation_data/gpu/blackwellAttestationReport.txt"))
-    else {
+    let Some(r) = report(&format!(
+        "{SDK}/testdata/sample_attestation_data/gpu/blackwellAttestationReport.txt"
+    )) else {
         return;
     };
     let chain = common::read(&format!(
@@ -781,7 +940,9 @@ fn sdk_gpu_vectors_signature_chain_fwid() {
             "96.00.5E.00.04",
         ),
     ] {
-        let Some(r) = report(&format!("{SDK}/{rep}")) else { return };
+        let Some(r) = report(&format!("{SDK}/{rep}")) else {
+            return;
+        };
         let ch = common::read(&format!("{SDK}/{ch}")).unwrap();
         let c = nvidia::verify(&r, &ch, &[], Some(&nonce(n)), at("2026-06-01T00:00:00Z")).unwrap();
         assert_eq!(c.driver_version.as_deref(), Some(drv));
@@ -789,7 +950,9 @@ fn sdk_gpu_vectors_signature_chain_fwid() {
         assert!(c.fwid_checked, "{rep}");
     }
     let c = {
-        let Some(r) = report(&format!("{SDK}/testdata/hopperAttestationReport.txt")) else { return };
+        let Some(r) = report(&format!("{SDK}/testdata/hopperAttestationReport.txt")) else {
+            return;
+        };
         let ch = common::read(&format!("{SDK}/testdata/hopperCertChain.txt")).unwrap();
         nvidia::verify(&r, &ch, &[], None, case1_time()).unwrap()
     };
@@ -802,8 +965,18 @@ fn json_evidence_lists() {
     for (file, count, n, arch) in [
         ("nvtrust/gpu_evidence.json", 8, NONCE_4760, "HOPPER"),
         ("nvtrust/switch_evidence.json", 4, NONCE_4760, "LS10"),
-        ("attestation-sdk/serialized_test_evidence/hopper_evidence.json", 1, NONCE_HOPPER_LATEST, "HOPPER"),
-        ("attestation-sdk/serialized_test_evidence/multi_gpu_hopper.json", 4, NONCE_HOPPER_LATEST, "HOPPER"),
+        (
+            "attestation-sdk/serialized_test_evidence/hopper_evidence.json",
+            1,
+            NONCE_HOPPER_LATEST,
+            "HOPPER",
+        ),
+        (
+            "attestation-sdk/serialized_test_evidence/multi_gpu_hopper.json",
+            4,
+            NONCE_HOPPER_LATEST,
+            "HOPPER",
+        ),
         (
             "attestation-sdk/serialized_test_evidence/hopper_evidence_cert_hold.json",
             1,
@@ -811,12 +984,15 @@ fn json_evidence_lists() {
             "HOPPER",
         ),
     ] {
-        let Some(bytes) = common::read(&format!("nvidia-gpu/{file}")) else { return };
+        let Some(bytes) = common::read(&format!("nvidia-gpu/{file}")) else {
+            return;
+        };
         let list = parse_evidence_list(&bytes).unwrap();
         assert_eq!(list.len(), count, "{file}");
         let mut leaves = std::collections::BTreeSet::new();
         for d in &list {
-            let c = nvidia::verify_device(d, &[], Some(&nonce(n)), at_).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let c = nvidia::verify_device(d, &[], Some(&nonce(n)), at_)
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
             assert_eq!(c.arch, arch);
             if arch == "HOPPER" {
                 assert!(c.fwid_checked, "{file}");
@@ -829,31 +1005,53 @@ fn json_evidence_lists() {
         assert_eq!(leaves.len(), count, "{file}: every device has its own leaf");
     }
     // Versions of the 8-GPU set.
-    let Some(bytes) = common::read(&format!("{NT}/gpu_evidence.json")) else { return };
+    let Some(bytes) = common::read(&format!("{NT}/gpu_evidence.json")) else {
+        return;
+    };
     let list = parse_evidence_list(&bytes).unwrap();
     let c = nvidia::verify_device(&list[0], &[], None, at_).unwrap();
     assert_eq!(c.driver_version.as_deref(), Some("590.12"));
     assert_eq!(c.vbios_version.as_deref(), Some("96.00.A5.00.01"));
     assert_eq!(
-        (c.project.as_deref(), c.project_sku.as_deref(), c.chip_sku.as_deref()),
+        (
+            c.project.as_deref(),
+            c.project_sku.as_deref(),
+            c.chip_sku.as_deref()
+        ),
         (Some("G520"), Some("0200"), Some("885"))
     );
     // The unsigned JSON fields must agree with the signed report.
     let mut d = list[0].clone();
     d.nonce = Some(vec![0; 32]);
-    assert_eq!(check(&nvidia::verify_device(&d, &[], None, at_).unwrap_err()), "malformed_evidence");
+    assert_eq!(
+        check(&nvidia::verify_device(&d, &[], None, at_).unwrap_err()),
+        "malformed_evidence"
+    );
     let mut d = list[0].clone();
     d.arch = Some("BLACKWELL".into());
-    assert_eq!(check(&nvidia::verify_device(&d, &[], None, at_).unwrap_err()), "malformed_evidence");
+    assert_eq!(
+        check(&nvidia::verify_device(&d, &[], None, at_).unwrap_err()),
+        "malformed_evidence"
+    );
     // Malformed lists.
-    for bad in [&b"{}"[..], b"[]", b"[{\"evidence\":\"!!\",\"certificate\":\"\"}]", b"not json"] {
-        assert_eq!(check(&parse_evidence_list(bad).unwrap_err()), "malformed_evidence");
+    for bad in [
+        &b"{}"[..],
+        b"[]",
+        b"[{\"evidence\":\"!!\",\"certificate\":\"\"}]",
+        b"not json",
+    ] {
+        assert_eq!(
+            check(&parse_evidence_list(bad).unwrap_err()),
+            "malformed_evidence"
+        );
     }
 }
 
 /// `f(0..n)` on a few threads (the flip tests run tens of thousands of verifications).
 fn par_each(n: usize, f: impl Fn(usize) + Sync) {
-    let threads = std::thread::available_parallelism().map_or(2, |p| p.get()).min(4);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |p| p.get())
+        .min(4);
     std::thread::scope(|s| {
         for k in 0..threads {
             let f = &f;
@@ -879,10 +1077,16 @@ fn report_byte_flips_and_truncations_are_refused() {
         let mut b = c.report.clone();
         b[i] ^= 0x01;
         let r = nvidia::verify(&b, &chain, &[], None, t);
-        assert!(r.is_err(), "flip at byte {i} (signed up to {signed_len}) accepted");
+        assert!(
+            r.is_err(),
+            "flip at byte {i} (signed up to {signed_len}) accepted"
+        );
     });
     for n in 0..c.report.len() {
-        assert!(nvidia::verify(&c.report[..n], &chain, &[], None, t).is_err(), "prefix {n}");
+        assert!(
+            nvidia::verify(&c.report[..n], &chain, &[], None, t).is_err(),
+            "prefix {n}"
+        );
     }
 }
 
@@ -917,7 +1121,10 @@ fn rim_byte_flips_and_truncations_are_refused() {
     assert!(
         accepted.iter().all(|i| (root_start..root_end).contains(i)),
         "accepted flips outside the embedded root: {:?}",
-        accepted.iter().filter(|i| !(root_start..root_end).contains(i)).collect::<Vec<_>>()
+        accepted
+            .iter()
+            .filter(|i| !(root_start..root_end).contains(i))
+            .collect::<Vec<_>>()
     );
     // Every truncation that cuts into the document element (dropping only the final newline
     // leaves the same document).
@@ -946,4 +1153,3 @@ fn garbage_is_a_typed_error() {
         "malformed_certificate"
     );
 }
-

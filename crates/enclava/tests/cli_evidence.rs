@@ -529,7 +529,10 @@ fn nvidia_gpu_complete_offline_appraisal_through_the_cli() {
             "--rim".into(),
             path(&v, &format!("{nt}/Driver_RIM_test_no_gpu.swidtag")),
             "--rim".into(),
-            path(&v, &format!("{nt}/1010_0200_882_96005E0001_test_no_gpu.swidtag")),
+            path(
+                &v,
+                &format!("{nt}/1010_0200_882_96005E0001_test_no_gpu.swidtag"),
+            ),
             "--nonce".into(),
             nonce.into(),
             "--at".into(),
@@ -553,9 +556,17 @@ fn nvidia_gpu_complete_offline_appraisal_through_the_cli() {
         "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb",
         "2024-06-01T00:00:00Z",
     ));
-    assert_eq!((code, &out["failed_check"]), (1, &Value::from("nonce")), "{out}");
+    assert_eq!(
+        (code, &out["failed_check"]),
+        (1, &Value::from("nonce")),
+        "{out}"
+    );
     let (code, out) = run(args(good, "2025-07-01T00:00:00Z"));
-    assert_eq!((code, &out["failed_check"]), (1, &Value::from("rim_expired")), "{out}");
+    assert_eq!(
+        (code, &out["failed_check"]),
+        (1, &Value::from("rim_expired")),
+        "{out}"
+    );
     // A nonce that is not 32 bytes is unusable input.
     let (code, _) = run(args("00", "2024-06-01T00:00:00Z"));
     assert_eq!(code, 2);
@@ -577,7 +588,11 @@ fn nvidia_json_evidence_lists_through_the_cli() {
     assert_eq!(code, 0, "{out}");
     let devices = out["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 8);
-    assert!(devices.iter().all(|d| d["claims"]["driver_version"] == "590.12"));
+    assert!(
+        devices
+            .iter()
+            .all(|d| d["claims"]["driver_version"] == "590.12")
+    );
     // The NVSwitch set with its BIOS RIM, and a wrong nonce for the whole list.
     let sdk = "nvidia-gpu/attestation-sdk";
     let switch = |nonce: &str| {
@@ -585,7 +600,10 @@ fn nvidia_json_evidence_lists_through_the_cli() {
             "--tee",
             "nvidia-gpu",
             "--evidence",
-            &path(&v, &format!("{sdk}/serialized_test_evidence/multi_switch_ls10.json")),
+            &path(
+                &v,
+                &format!("{sdk}/serialized_test_evidence/multi_switch_ls10.json"),
+            ),
             "--rim",
             &path(
                 &v,
@@ -602,7 +620,13 @@ fn nvidia_json_evidence_lists_through_the_cli() {
     let (code, out) = switch("931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb");
     assert_eq!(code, 0, "{out}");
     assert_eq!(out["devices"].as_array().unwrap().len(), 4);
-    assert!(out["devices"].as_array().unwrap().iter().all(|d| d["claims"]["measres"] == "success"));
+    assert!(
+        out["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["claims"]["measres"] == "success")
+    );
     let (code, out) = switch(&"00".repeat(32));
     assert_eq!(code, 1);
     assert_eq!(out["verified"], false);

@@ -86,7 +86,9 @@ pub enum NvidiaError {
     ReportSignature(String),
     #[error("nonce mismatch: expected {expected}, found {found} in the report")]
     Nonce { expected: String, found: String },
-    #[error("FWID mismatch: expected the leaf certificate's {expected}, found {found} in the report")]
+    #[error(
+        "FWID mismatch: expected the leaf certificate's {expected}, found {found} in the report"
+    )]
     Fwid { expected: String, found: String },
     #[error("malformed RIM: {0}")]
     MalformedRim(String),
@@ -272,7 +274,9 @@ pub fn parse_evidence_list(json: &[u8]) -> Result<Vec<DeviceEvidence>, NvidiaErr
         .as_array()
         .ok_or_else(|| bad("expected a JSON list of device evidence objects".into()))?;
     if list.is_empty() {
-        return Err(bad("expected at least one device, found an empty list".into()));
+        return Err(bad(
+            "expected at least one device, found an empty list".into()
+        ));
     }
     let b64 = base64::engine::general_purpose::STANDARD;
     list.iter()
@@ -399,7 +403,11 @@ pub fn verify_parsed(
         .get(1)
         .map(Cert::subject_cn)
         .ok_or_else(|| NvidiaError::CertChain("expected the leaf's issuer in the chain".into()))?;
-    let chip = hwmodel.split_whitespace().next().unwrap_or_default().to_string();
+    let chip = hwmodel
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let (device, arch) = match chip.as_str() {
         "LS_10" => ("switch", "LS10"),
         c if c.starts_with("GH1") => ("gpu", "HOPPER"),
@@ -425,7 +433,11 @@ pub fn verify_parsed(
     let vbios_id = match (&project, &project_sku, &chip_sku, &vbios_version) {
         (Some(p), Some(ps), Some(cs), Some(v)) => Some(format!(
             "{}_{}_{}_{}_{}",
-            if is_switch { "NV_SWITCH_BIOS" } else { "NV_GPU_VBIOS" },
+            if is_switch {
+                "NV_SWITCH_BIOS"
+            } else {
+                "NV_GPU_VBIOS"
+            },
             p.to_uppercase(),
             ps.to_uppercase(),
             cs.to_uppercase(),
@@ -490,7 +502,11 @@ pub fn verify_parsed(
         }
         for m in rm.measurements.iter().filter(|m| m.active) {
             for (other_kind, other) in &applied {
-                if other.measurements.iter().any(|o| o.active && o.index == m.index) {
+                if other
+                    .measurements
+                    .iter()
+                    .any(|o| o.active && o.index == m.index)
+                {
                     return Err(NvidiaError::RimIndexConflict {
                         index: m.index,
                         first: (*other_kind).to_string(),
@@ -719,7 +735,9 @@ fn leaf_fwid(leaf: &Cert) -> Result<Vec<u8>, NvidiaError> {
         if n >= 50 && tail.starts_with(&[0x04, 0x30]) {
             return Ok(tail.get(2..).unwrap_or_default().to_vec());
         }
-        return Err(err("extension 2.23.133.5.4.1 does not end with a 48-byte OCTET STRING"));
+        return Err(err(
+            "extension 2.23.133.5.4.1 does not end with a 48-byte OCTET STRING",
+        ));
     }
     Err(err("no extension 2.23.133.5.4.1 or 2.23.133.5.4.1.1"))
 }

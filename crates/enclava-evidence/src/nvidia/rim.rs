@@ -39,8 +39,7 @@ use super::xml::{self, Element};
 const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
 const NS_SWID: &str = "http://standards.iso.org/iso/19770/-2/2015/schema.xsd";
 const NS_SHA384: &str = "http://www.w3.org/2001/04/xmlenc#sha384";
-const NS_TCG_RIM: &str =
-    "https://trustedcomputinggroup.org/resource/tcg-reference-integrity-manifest-rim-information-model/";
+const NS_TCG_RIM: &str = "https://trustedcomputinggroup.org/resource/tcg-reference-integrity-manifest-rim-information-model/";
 const ALG_C14N11: &str = "http://www.w3.org/2006/12/xml-c14n11";
 const ALG_ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 const ALG_ECDSA_SHA384: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384";
@@ -102,9 +101,12 @@ fn b64(text: &str, what: &str) -> Result<Vec<u8>, NvidiaError> {
 
 fn one_child<'a>(el: &'a Element, ns: &str, local: &str) -> Result<&'a Element, NvidiaError> {
     let mut it = el.child_elements().filter(|c| c.is(ns, local));
-    let first = it
-        .next()
-        .ok_or_else(|| malformed(format!("expected a {local} element in {}, found none", el.name)))?;
+    let first = it.next().ok_or_else(|| {
+        malformed(format!(
+            "expected a {local} element in {}, found none",
+            el.name
+        ))
+    })?;
     if it.next().is_some() {
         return Err(malformed(format!(
             "expected one {local} element in {}, found several",
@@ -114,7 +116,7 @@ fn one_child<'a>(el: &'a Element, ns: &str, local: &str) -> Result<&'a Element, 
     Ok(first)
 }
 
-fn algorithm<'a>(el: &'a Element) -> Result<&'a str, NvidiaError> {
+fn algorithm(el: &Element) -> Result<&str, NvidiaError> {
     el.attr("Algorithm")
         .ok_or_else(|| malformed(format!("{} without Algorithm", el.name)))
 }
@@ -178,8 +180,8 @@ pub fn parse(input: &[u8]) -> Result<Rim, NvidiaError> {
             v.parse::<usize>()
                 .map_err(|_| malformed(format!("Resource {n}: expected a number, found {v:?}")))
         };
-        let index = u32::try_from(num("index")?)
-            .map_err(|_| malformed("Resource index out of range"))?;
+        let index =
+            u32::try_from(num("index")?).map_err(|_| malformed("Resource index out of range"))?;
         let size = num("size")?;
         let alt = num("alternatives")?;
         if alt == 0 || alt > MAX_ALTERNATIVES {
@@ -302,7 +304,9 @@ pub fn parse(input: &[u8]) -> Result<Rim, NvidiaError> {
         .map(|c| b64(&c.text(), "X509Certificate"))
         .collect::<Result<Vec<_>, _>>()?;
     if certs_der.is_empty() {
-        return Err(NvidiaError::RimChain("no X509Certificate in KeyInfo".into()));
+        return Err(NvidiaError::RimChain(
+            "no X509Certificate in KeyInfo".into(),
+        ));
     }
     let signed_info_c14n = xml::c14n(signed_info, None);
     let document_digest: [u8; 48] = Sha384::digest(xml::c14n(&root, Some(sig))).into();
@@ -339,7 +343,8 @@ pub fn verify_with_root_der(
     root_der: &[u8],
     at: DateTime<Utc>,
 ) -> Result<VerifiedRim, NvidiaError> {
-    let root = Cert::parse(root_der, "trust anchor").map_err(|e| NvidiaError::RimChain(e.to_string()))?;
+    let root =
+        Cert::parse(root_der, "trust anchor").map_err(|e| NvidiaError::RimChain(e.to_string()))?;
     verify_with_root(rim, &Ok(root), at)
 }
 

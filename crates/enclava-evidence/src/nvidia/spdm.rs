@@ -190,10 +190,14 @@ pub fn parse(report: &[u8]) -> Result<SpdmReport, NvidiaError> {
             )));
         }
         if blocks.iter().any(|b: &MeasurementBlock| b.index == index) {
-            return Err(malformed(format!("measurement block index {index} appears twice")));
+            return Err(malformed(format!(
+                "measurement block index {index} appears twice"
+            )));
         }
         if index == 0 {
-            return Err(malformed("measurement block index 0 (indices are 1-based)".into()));
+            return Err(malformed(
+                "measurement block index 0 (indices are 1-based)".into(),
+            ));
         }
         blocks.push(MeasurementBlock {
             index,
@@ -219,8 +223,13 @@ pub fn parse(report: &[u8]) -> Result<SpdmReport, NvidiaError> {
         let field_type = o.u16("opaque field type")?;
         let len = o.u16("opaque field length")? as usize;
         let value = o.take(len, "opaque field value")?;
-        if opaque.iter().any(|f: &OpaqueField| f.field_type == field_type) {
-            return Err(malformed(format!("opaque field type {field_type} appears twice")));
+        if opaque
+            .iter()
+            .any(|f: &OpaqueField| f.field_type == field_type)
+        {
+            return Err(malformed(format!(
+                "opaque field type {field_type} appears twice"
+            )));
         }
         opaque.push(OpaqueField {
             field_type,

@@ -89,7 +89,12 @@ impl Cert {
         spki.subject_public_key
             .as_bytes()
             .filter(|k| k.len() == 97 && k.first() == Some(&0x04))
-            .ok_or_else(|| format!("{}: expected a 97-byte uncompressed P-384 point", self.subject_cn()))
+            .ok_or_else(|| {
+                format!(
+                    "{}: expected a 97-byte uncompressed P-384 point",
+                    self.subject_cn()
+                )
+            })
     }
 
     /// Verify a raw r||s ECDSA P-384 SHA-384 signature by this certificate's key.
@@ -97,7 +102,12 @@ impl Cert {
         let key = self.p384_key()?;
         UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, key)
             .verify(msg, sig)
-            .map_err(|_| format!("the ECDSA P-384 signature does not verify under {}", self.subject_cn()))
+            .map_err(|_| {
+                format!(
+                    "the ECDSA P-384 signature does not verify under {}",
+                    self.subject_cn()
+                )
+            })
     }
 
     /// Is `self` issued by `issuer` (issuer name, CA flag, ecdsa-with-SHA384 signature)?
@@ -130,7 +140,12 @@ impl Cert {
             .ok_or_else(|| format!("{me}: unaligned signature"))?;
         UnparsedPublicKey::new(&ECDSA_P384_SHA384_ASN1, issuer.p384_key()?)
             .verify(tbs, sig)
-            .map_err(|_| format!("{me}: signature does not verify under {}", issuer.subject_cn()))
+            .map_err(|_| {
+                format!(
+                    "{me}: signature does not verify under {}",
+                    issuer.subject_cn()
+                )
+            })
     }
 }
 
@@ -161,7 +176,9 @@ pub(crate) fn build_path<'a>(certs: &'a [Cert], root: &Cert) -> Result<Vec<&'a C
             return Ok(path);
         }
         if path.len() >= MAX_PATH {
-            return Err(format!("no path to the pinned root within {MAX_PATH} certificates"));
+            return Err(format!(
+                "no path to the pinned root within {MAX_PATH} certificates"
+            ));
         }
         let next = certs
             .iter()

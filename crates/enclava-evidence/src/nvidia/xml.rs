@@ -384,9 +384,15 @@ impl Parser<'_> {
         };
         // Two attributes with the same expanded name are an error too (Namespaces in XML 6.3).
         for (i, a) in el.attrs.iter().enumerate() {
-            let key = (el.attr_namespace(a), a.name.rsplit(':').next().unwrap_or(""));
+            let key = (
+                el.attr_namespace(a),
+                a.name.rsplit(':').next().unwrap_or(""),
+            );
             if el.attrs.iter().skip(i + 1).any(|b| {
-                (el.attr_namespace(b), b.name.rsplit(':').next().unwrap_or("")) == key
+                (
+                    el.attr_namespace(b),
+                    b.name.rsplit(':').next().unwrap_or(""),
+                ) == key
             }) {
                 return Err(format!(
                     "two attributes with the expanded name {{{}}}{} in <{}>",
@@ -475,7 +481,9 @@ impl Parser<'_> {
                     self.pos += 1;
                     return Ok(v);
                 }
-                Some(b'<') => return Err(format!("\"<\" in an attribute value at byte {}", self.pos)),
+                Some(b'<') => {
+                    return Err(format!("\"<\" in an attribute value at byte {}", self.pos));
+                }
                 Some(b'&') => v.push(self.reference()?),
                 Some(b'\t' | b'\n') => {
                     // XML 1.0 section 3.3.3 (no DTD, so every attribute is CDATA).
@@ -581,8 +589,14 @@ fn write_element(
     }
     let mut attrs: Vec<&Attr> = el.attrs.iter().collect();
     attrs.sort_by(|a, b| {
-        let ka = (el.attr_namespace(a), a.name.rsplit(':').next().unwrap_or(""));
-        let kb = (el.attr_namespace(b), b.name.rsplit(':').next().unwrap_or(""));
+        let ka = (
+            el.attr_namespace(a),
+            a.name.rsplit(':').next().unwrap_or(""),
+        );
+        let kb = (
+            el.attr_namespace(b),
+            b.name.rsplit(':').next().unwrap_or(""),
+        );
         ka.cmp(&kb)
     });
     for a in attrs {
@@ -626,7 +640,10 @@ fn escape_text(t: &str, out: &mut String) {
 }
 
 fn escape_attr(t: &str, out: &mut String) {
-    if !["&", "<", "\"", "\t", "\n", "\r"].iter().any(|p| t.contains(p)) {
+    if !["&", "<", "\"", "\t", "\n", "\r"]
+        .iter()
+        .any(|p| t.contains(p))
+    {
         out.push_str(t);
         return;
     }

@@ -288,7 +288,9 @@ fn run_verifier(
     at: DateTime<Utc>,
 ) -> Result<Result<Claims, VerifyError>, InputError> {
     let TeeArg::Cpu(tee) = args.tee else {
-        return Err(InputError("nvidia-gpu evidence has its own verifier".into()));
+        return Err(InputError(
+            "nvidia-gpu evidence has its own verifier".into(),
+        ));
     };
     let raw = read(&args.evidence, "evidence")?;
     let nonce = args.nonce.as_deref().map(parse_nonce).transpose()?;
@@ -319,9 +321,13 @@ fn run_verifier(
                     } else {
                         DcapTee::Sgx
                     };
-                    Some(open_cache(dir)?.dcap_collateral(&quote, dcap_tee).map_err(|e| {
-                        InputError(format!("collateral cache {}: {e}", dir.display()))
-                    })?)
+                    Some(
+                        open_cache(dir)?
+                            .dcap_collateral(&quote, dcap_tee)
+                            .map_err(|e| {
+                                InputError(format!("collateral cache {}: {e}", dir.display()))
+                            })?,
+                    )
                 }
                 (None, None) => None,
             };
@@ -387,7 +393,12 @@ fn verify_nvidia(args: &VerifyArgs, at: DateTime<Utc>) -> ExitCode {
     nvidia_verdict(args, at, &results, is_list)
 }
 
-type NvidiaInput = (Vec<nvidia::DeviceEvidence>, Vec<Vec<u8>>, Option<Vec<u8>>, bool);
+type NvidiaInput = (
+    Vec<nvidia::DeviceEvidence>,
+    Vec<Vec<u8>>,
+    Option<Vec<u8>>,
+    bool,
+);
 
 fn nvidia_input(args: &VerifyArgs) -> Result<NvidiaInput, InputError> {
     let raw = read(&args.evidence, "evidence")?;
@@ -395,7 +406,9 @@ fn nvidia_input(args: &VerifyArgs) -> Result<NvidiaInput, InputError> {
         None => None,
         Some(s) => {
             let n = hex::decode(s).map_err(|e| {
-                InputError(format!("--nonce: expected 32 bytes of hex, found {s:?}: {e}"))
+                InputError(format!(
+                    "--nonce: expected 32 bytes of hex, found {s:?}: {e}"
+                ))
             })?;
             if n.len() != nvidia::spdm::NONCE_LEN {
                 return Err(InputError(format!(
@@ -450,7 +463,9 @@ fn nvidia_verdict(
 ) -> ExitCode {
     let one = |r: &Result<nvidia::NvidiaClaims, nvidia::NvidiaError>| match r {
         Ok(c) => json!({"verified": true, "claims": c}),
-        Err(e) => json!({"verified": false, "failed_check": e.failed_check(), "reason": e.to_string()}),
+        Err(e) => {
+            json!({"verified": false, "failed_check": e.failed_check(), "reason": e.to_string()})
+        }
     };
     let first_err = results
         .iter()
@@ -490,7 +505,10 @@ fn nvidia_verdict(
                         if let Some(v) = &c.vbios_version {
                             println!("  vbios:        {v}");
                         }
-                        println!("  nonce:        {} (verified: {})", c.nonce, c.nonce_verified);
+                        println!(
+                            "  nonce:        {} (verified: {})",
+                            c.nonce, c.nonce_verified
+                        );
                         println!("  measurements: {}", c.measres);
                     }
                     Err(e) => {
