@@ -1153,3 +1153,80 @@ fn garbage_is_a_typed_error() {
         "malformed_certificate"
     );
 }
+
+/// XML-DSig attacks on a real signed RIM, each performed on the document text: all refused.
+#[test]
+fn rim_xml_signature_attacks_are_refused() {
+    let Some(c) = case1() else { return };
+    let t = case1_time();
+    let text = String::from_utf8(c.driver.clone()).unwrap();
+    let sig_start = text.find("<ds:Signature").unwrap();
+    let sig_end = text.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let signature = &text[sig_start..sig_end];
+    let verdict = |doc: &str| -> Result<(), &'static str> {
+        let r = rim::parse(doc.as_bytes()).map_err(|e| check(&e))?;
+        rim::verify(&r, t).map(|_| ()).map_err(|e| check(&e))
+    };
+    assert_eq!(verdict(&text), Ok(()));
+    // Changing a reference value.
+    let changed = text.replacen(
+        "0e0ee161b59bf124ce6b6dca6efa7616d28077862c0e57dca7d5efd63d00eeed4851922941e846a38c464cbedbc168d9",
+        "0e0ee161b59bf124ce6b6dca6efa7616d28077862c0e57dca7d5efd63d00eeed4851922941e846a38c464cbedbc168d8",
+        1,
+    );
+    assert_ne!(changed, text);
+    assert_eq!(verdict(&changed), Err("rim_signature"));
+    // Wrapping: a second (copied, valid) Signature beside the first, or inside the Payload.
+    let wrapped = text.replacen("</ns0:Payload>", &format!("</ns0:Payload>{signature}"), 1);
+    assert_eq!(verdict(&wrapped), Err("rim_signature"));
+    let inside = text.replacen("</ns0:Payload>", &format!("{signature}</ns0:Payload>"), 1);
+    assert!(verdict(&inside).is_err());
+    // The reference pointed elsewhere, another transform, another canonicalization.
+    for (from, to) in [
+        ("URI=\"\"", "URI=\"#x\""),
+        (
+            "<ds:Transform Algorithm=\"http://www.w3.org/2006/12/xml-c14n11\"/>",
+            "<ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>",
+        ),
+        (
+            "<ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/2006/12/xml-c14n11\"/>",
+            "<ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments\"/>",
+        ),
+        ("xmldsig-more#ecdsa-sha384", "xmldsig-more#ecdsa-sha256"),
+        (
+            "<ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>",
+            "",
+        ),
+    ] {
+        let doc = text.replacen(from, to, 1);
+        assert_ne!(doc, text, "{from}");
+        assert_eq!(verdict(&doc), Err("rim_signature"), "{from} -> {to}");
+    }
+    // A DOCTYPE with an entity, a processing instruction, a CDATA section.
+    let doctype = format!("<!DOCTYPE x [<!ENTITY e \"v\">]>{text}");
+    assert_eq!(verdict(&doctype), Err("malformed_rim"));
+    let pi = text.replacen("</ns0:Payload>", "<?x y?></ns0:Payload>", 1);
+    assert_eq!(verdict(&pi), Err("malformed_rim"));
+    // The signature moved out of the document element: not enveloped.
+    let moved = format!(
+        "<w xmlns=\"http://standards.iso.org/iso/19770/-2/2015/schema.xsd\">{}</w>",
+        text.trim_end()
+    );
+    assert!(verdict(&moved).is_err());
+    // Only the signer's chain counts: dropping the embedded intermediates breaks it.
+    let leaf_end = signature.find("</ds:X509Certificate>").unwrap() + "</ds:X509Certificate>".len();
+    let x509_end = signature.find("</ds:X509Data>").unwrap();
+    let only_leaf = text.replacen(&signature[leaf_end..x509_end], "", 1);
+    assert_eq!(verdict(&only_leaf), Err("rim_chain"));
+    // What canonicalization removes (a comment, CR LF line ends, attribute order, quote style)
+    // does not change the signed content, so the document still verifies.
+    let cosmetic = text
+        .replacen("</ns0:Payload>", "<!-- note --></ns0:Payload>", 1)
+        .replace('\n', "\r\n")
+        .replacen(
+            "name=\"GH100\" patch=\"false\"",
+            "patch='false' name=\"GH100\"",
+            1,
+        );
+    assert_eq!(verdict(&cosmetic), Ok(()));
+}

@@ -228,12 +228,14 @@ pub fn parse(input: &[u8]) -> Result<Rim, NvidiaError> {
     }
 
     // The signature: exactly one, a child of the document element (enveloped).
-    let sig = one_child(&root, NS_DSIG, "Signature")?;
-    if count_signatures(&root) != 1 {
-        return Err(NvidiaError::RimSignature(
-            "expected exactly one ds:Signature element in the document".into(),
-        ));
+    // Exactly one Signature in the whole document (no wrapping), a child of the document element.
+    let signatures = count_signatures(&root);
+    if signatures != 1 {
+        return Err(NvidiaError::RimSignature(format!(
+            "expected exactly one ds:Signature element in the document, found {signatures}"
+        )));
     }
+    let sig = one_child(&root, NS_DSIG, "Signature")?;
     let signed_info = one_child(sig, NS_DSIG, "SignedInfo")?;
     let parts: Vec<&Element> = signed_info.child_elements().collect();
     let [c14n, method, reference] = parts.as_slice() else {

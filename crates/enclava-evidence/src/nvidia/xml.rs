@@ -146,7 +146,9 @@ pub(crate) fn parse(input: &[u8]) -> Result<Element, String> {
         t: &text,
         pos: 0,
     };
-    if p.starts_with("<?xml") {
+    // Only the XML declaration itself ("<?xml" + whitespace): a processing instruction whose
+    // target merely starts with "xml" would be part of the canonical form, so it is refused below.
+    if p.starts_with("<?xml ") || p.starts_with("<?xml\t") || p.starts_with("<?xml\n") {
         let end = p
             .find("?>")
             .ok_or("unterminated XML declaration".to_string())?;
@@ -699,6 +701,8 @@ mod tests {
             "<r/><s/>",
             "<r>&bogus;</r>",
             "<r>&#0;</r>",
+            "<?xml-stylesheet href=\"x\"?><r/>",
+            "<r/>trailing",
         ] {
             assert!(parse(bad.as_bytes()).is_err(), "{bad}");
         }

@@ -440,10 +440,15 @@ fn nvidia_input(args: &VerifyArgs) -> Result<NvidiaInput, InputError> {
                 "--certs: NVIDIA evidence needs the device certificate chain (PEM or DER)".into(),
             ));
         }
+        // PEM files are joined with line breaks; DER files are concatenated as they are.
         let mut certs = Vec::new();
         for p in &args.certs {
-            certs.extend(read(p, "certificates")?);
-            certs.push(b'\n');
+            let bytes = read(p, "certificates")?;
+            let pem = enclava_evidence::pem::is_pem(&bytes);
+            certs.extend(bytes);
+            if pem {
+                certs.push(b'\n');
+            }
         }
         vec![nvidia::DeviceEvidence {
             arch: None,
