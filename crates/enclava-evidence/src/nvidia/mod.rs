@@ -6,9 +6,9 @@
 //!
 //! 1. the report parses ([`spdm`]; `malformed_report`);
 //! 2. the device chain (`cert_chain`): PEM/DER, leaf first, each certificate issued (name, CA flag,
-//!    ecdsa-with-SHA384) by the next; the last is the pinned NVIDIA Device Identity CA
-//!    ([`roots::DEVICE_ROOT_PEM`], byte-identical) or is issued by it; every certificate valid at
-//!    the verification time (`certificate_expired`);
+//!    pathLenConstraint, ecdsa-with-SHA384) by the next; the last is the pinned NVIDIA Device
+//!    Identity CA ([`roots::DEVICE_ROOT_PEM`], byte-identical) or is issued by it; every
+//!    certificate valid at the verification time (`certificate_expired`);
 //! 3. the report signature (`report_signature`): ECDSA P-384 over SHA-384 of request || response
 //!    (without the signature) by the leaf's key;
 //! 4. the nonce (`nonce`), when the caller supplies the one it chose;
@@ -697,6 +697,7 @@ fn device_chain(certs: &[u8], at: DateTime<Utc>) -> Result<Vec<Cert>, NvidiaErro
     for (i, c) in chain.iter().enumerate() {
         let issuer = chain.get(i + 1).unwrap_or(&root);
         c.check_issued_by(issuer).map_err(NvidiaError::CertChain)?;
+        issuer.check_path_len(i).map_err(NvidiaError::CertChain)?;
     }
     let t = at.timestamp();
     for c in chain.iter().chain(std::iter::once(&root)) {

@@ -65,6 +65,22 @@ impl Cert {
             .map(|e| e.extn_value.as_bytes())
     }
 
+    /// RFC 5280 4.2.1.9: a CA's pathLenConstraint bounds the intermediate CA certificates that
+    /// may follow it below (the leaf not counted).
+    pub fn check_path_len(&self, intermediates_below: usize) -> Result<(), String> {
+        let limit = self
+            .extension_oid(OID_BASIC_CONSTRAINTS)
+            .and_then(|v| x509_cert::ext::pkix::BasicConstraints::from_der(v).ok())
+            .and_then(|bc| bc.path_len_constraint);
+        match limit {
+            Some(n) if intermediates_below > usize::from(n) => Err(format!(
+                "{}: pathLenConstraint {n} allows {n} intermediate CA(s) below it, found {intermediates_below}",
+                self.subject_cn()
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn is_ca(&self) -> bool {
         self.extension_oid(OID_BASIC_CONSTRAINTS)
             .and_then(|v| x509_cert::ext::pkix::BasicConstraints::from_der(v).ok())
@@ -207,6 +223,7 @@ pub(crate) fn check_path(path: &[&Cert], root: &Cert) -> Result<(), String> {
     for (i, c) in path.iter().enumerate() {
         let issuer = path.get(i + 1).copied().unwrap_or(root);
         c.check_issued_by(issuer)?;
+        issuer.check_path_len(i)?;
     }
     Ok(())
 }
