@@ -17,6 +17,7 @@ pub mod ccel;
 pub mod claims;
 pub mod dcap;
 pub mod error;
+pub mod nvidia;
 pub mod pem;
 pub mod sim;
 pub mod snp;

@@ -513,3 +513,123 @@ fn snp_chain_as_separate_files_and_with_explanatory_text() {
         );
     }
 }
+
+#[test]
+fn nvidia_gpu_complete_offline_appraisal_through_the_cli() {
+    let Some(v) = vectors() else { return };
+    let nt = "nvidia-gpu/nvtrust";
+    let args = |nonce: &'static str, at: &'static str| {
+        vec![
+            "--tee".to_string(),
+            "nvidia-gpu".into(),
+            "--evidence".into(),
+            path(&v, &format!("{nt}/attestationReport.txt")),
+            "--certs".into(),
+            path(&v, &format!("{nt}/gpuAkCertChain.txt")),
+            "--rim".into(),
+            path(&v, &format!("{nt}/Driver_RIM_test_no_gpu.swidtag")),
+            "--rim".into(),
+            path(
+                &v,
+                &format!("{nt}/1010_0200_882_96005E0001_test_no_gpu.swidtag"),
+            ),
+            "--nonce".into(),
+            nonce.into(),
+            "--at".into(),
+            at.into(),
+        ]
+    };
+    let run = |a: Vec<String>| verify(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let good = "4cff7f5380ead8fad8ec2c531c110aca4302a88f603792801a8ca29ee151af2e";
+    let (code, out) = run(args(good, "2024-06-01T00:00:00Z"));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["verified"], true);
+    let c = &out["claims"];
+    assert_eq!(c["arch"], "HOPPER");
+    assert_eq!(c["driver_version"], "545.00");
+    assert_eq!(c["vbios_version"], "96.00.5E.00.01");
+    assert_eq!(c["measres"], "success");
+    assert_eq!(c["oemid"], "5703");
+    assert_eq!(c["nonce_verified"], true);
+    // Bad nonce, expired RIMs: exit 1 with the check named.
+    let (code, out) = run(args(
+        "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb",
+        "2024-06-01T00:00:00Z",
+    ));
+    assert_eq!(
+        (code, &out["failed_check"]),
+        (1, &Value::from("nonce")),
+        "{out}"
+    );
+    let (code, out) = run(args(good, "2025-07-01T00:00:00Z"));
+    assert_eq!(
+        (code, &out["failed_check"]),
+        (1, &Value::from("rim_expired")),
+        "{out}"
+    );
+    // A nonce that is not 32 bytes is unusable input.
+    let (code, _) = run(args("00", "2024-06-01T00:00:00Z"));
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn nvidia_json_evidence_lists_through_the_cli() {
+    let Some(v) = vectors() else { return };
+    let (code, out) = verify(&[
+        "--tee",
+        "nvidia-gpu",
+        "--evidence",
+        &path(&v, "nvidia-gpu/nvtrust/gpu_evidence.json"),
+        "--nonce",
+        "4760e30534a0621357d458b1a7936551b5dc4cd1e69718adf7ed9fb0252a537e",
+        "--at",
+        "2024-06-01T00:00:00Z",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let devices = out["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 8);
+    assert!(
+        devices
+            .iter()
+            .all(|d| d["claims"]["driver_version"] == "590.12")
+    );
+    // The NVSwitch set with its BIOS RIM, and a wrong nonce for the whole list.
+    let sdk = "nvidia-gpu/attestation-sdk";
+    let switch = |nonce: &str| {
+        verify(&[
+            "--tee",
+            "nvidia-gpu",
+            "--evidence",
+            &path(
+                &v,
+                &format!("{sdk}/serialized_test_evidence/multi_switch_ls10.json"),
+            ),
+            "--rim",
+            &path(
+                &v,
+                &format!(
+                    "{sdk}/testdata/switchVBIOSRim_NV_SWITCH_BIOS_5612_0002_890_9610550001.xml"
+                ),
+            ),
+            "--nonce",
+            nonce,
+            "--at",
+            "2026-08-01T00:00:00Z",
+        ])
+    };
+    let (code, out) = switch("931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["devices"].as_array().unwrap().len(), 4);
+    assert!(
+        out["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["claims"]["measres"] == "success")
+    );
+    let (code, out) = switch(&"00".repeat(32));
+    assert_eq!(code, 1);
+    assert_eq!(out["verified"], false);
+    assert_eq!(out["failed_check"], "nonce");
+    assert!(out["reason"].as_str().unwrap().starts_with("device 0: "));
+}

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use enclava_collateral::DcapTee;
 use enclava_evidence::error::FailedCheck;
-use enclava_evidence::{Claims, Tee, VerifyError, azure, dcap, sim, snp};
+use enclava_evidence::{Claims, Tee, VerifyError, azure, dcap, nvidia, sim, snp};
 use serde_json::json;
 
 use super::OutputFormat;
@@ -23,17 +23,23 @@ pub enum EvidenceCommand {
     /// dcap-qvl collateral JSON file. Azure CVM evidence is the JSON that Confidential Containers'
     /// Azure attesters produce.
     ///
+    /// NVIDIA GPU / NVSwitch evidence (`--tee nvidia-gpu`) is the SPDM report (binary or hex)
+    /// with `--certs` the device chain, or the JSON list NVIDIA's SDKs produce (several devices,
+    /// each with its chain); `--rim` adds signed reference manifests (driver, VBIOS, NVSwitch BIOS)
+    /// for the measurement comparison.
+    ///
     /// Examples:
     ///   enclava evidence verify --tee snp --evidence report.bin --certs vcek.pem --at 2024-01-01T00:00:00Z
     ///   enclava evidence verify --tee tdx --evidence quote.dat --collateral pcs/ --output json
+    ///   enclava evidence verify --tee nvidia-gpu --evidence report.txt --certs chain.pem --rim driver.xml --rim vbios.xml --nonce 4cff...
     Verify(VerifyArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// Which TEE produced the evidence.
+    /// Which TEE produced the evidence: snp, tdx, sgx, azure-snp, azure-tdx, sim, nvidia-gpu.
     #[arg(long, value_parser = parse_tee)]
-    pub tee: Tee,
+    pub tee: TeeArg,
     /// The evidence file (report, quote, Azure evidence JSON, simulated evidence).
     #[arg(long)]
     pub evidence: PathBuf,
@@ -51,14 +57,41 @@ pub struct VerifyArgs {
     #[arg(long, value_parser = parse_time)]
     pub at: Option<DateTime<Utc>>,
     /// Azure vTPM evidence: the nonce expected in the TPM quote (hex, or text with `text:` prefix).
+    /// NVIDIA evidence: the 32-byte nonce the verifier chose (hex).
     #[arg(long)]
     pub nonce: Option<String>,
+    /// NVIDIA evidence: a signed RIM (SWID tag XML) to compare the measurements with (driver,
+    /// VBIOS or NVSwitch BIOS; may be given more than once).
+    #[arg(long)]
+    pub rim: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 }
 
-fn parse_tee(s: &str) -> Result<Tee, String> {
+/// `--tee`: a CPU TEE of the claims model, or NVIDIA GPU evidence (verified by its own verifier
+/// into its own claims; it is not a `Tee` of the CPU claims model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeeArg {
+    Cpu(Tee),
+    NvidiaGpu,
+}
+
+impl std::fmt::Display for TeeArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TeeArg::Cpu(t) => t.fmt(f),
+            TeeArg::NvidiaGpu => f.write_str("nvidia-gpu"),
+        }
+    }
+}
+
+fn parse_tee(s: &str) -> Result<TeeArg, String> {
+    if s == "nvidia-gpu" {
+        return Ok(TeeArg::NvidiaGpu);
+    }
     s.parse()
+        .map(TeeArg::Cpu)
+        .map_err(|e: String| format!("{e}, nvidia-gpu"))
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -80,6 +113,9 @@ struct InputError(String);
 
 fn verify(args: VerifyArgs) -> ExitCode {
     let at = args.at.unwrap_or_else(Utc::now);
+    if args.tee == TeeArg::NvidiaGpu {
+        return verify_nvidia(&args, at);
+    }
     let result = match run_verifier(&args, at) {
         Ok(r) => r,
         Err(InputError(msg)) => {
@@ -251,9 +287,14 @@ fn run_verifier(
     args: &VerifyArgs,
     at: DateTime<Utc>,
 ) -> Result<Result<Claims, VerifyError>, InputError> {
+    let TeeArg::Cpu(tee) = args.tee else {
+        return Err(InputError(
+            "nvidia-gpu evidence has its own verifier".into(),
+        ));
+    };
     let raw = read(&args.evidence, "evidence")?;
     let nonce = args.nonce.as_deref().map(parse_nonce).transpose()?;
-    Ok(match args.tee {
+    Ok(match tee {
         Tee::Snp => {
             let report = binary_or_hex(raw);
             let pki = read_pki(args)?;
@@ -275,18 +316,22 @@ fn run_verifier(
             let collateral = match (&args.collateral, &args.cache) {
                 (Some(path), _) => Some(read_dcap_collateral(path)?),
                 (None, Some(dir)) => {
-                    let tee = if args.tee == Tee::Tdx {
+                    let dcap_tee = if tee == Tee::Tdx {
                         DcapTee::Tdx
                     } else {
                         DcapTee::Sgx
                     };
-                    Some(open_cache(dir)?.dcap_collateral(&quote, tee).map_err(|e| {
-                        InputError(format!("collateral cache {}: {e}", dir.display()))
-                    })?)
+                    Some(
+                        open_cache(dir)?
+                            .dcap_collateral(&quote, dcap_tee)
+                            .map_err(|e| {
+                                InputError(format!("collateral cache {}: {e}", dir.display()))
+                            })?,
+                    )
                 }
                 (None, None) => None,
             };
-            if args.tee == Tee::Tdx {
+            if tee == Tee::Tdx {
                 dcap::verify_tdx(&quote, collateral.as_ref(), at).map_err(VerifyError::from)
             } else {
                 dcap::verify_sgx(&quote, collateral.as_ref(), at).map_err(VerifyError::from)
@@ -299,7 +344,7 @@ fn run_verifier(
                     args.evidence.display()
                 ))
             })?;
-            if args.tee == Tee::AzureSnp {
+            if tee == Tee::AzureSnp {
                 let pki = read_pki(args)?;
                 let endorsements = snp::Endorsements {
                     certs_der: pki.certs,
@@ -319,4 +364,174 @@ fn run_verifier(
         }
         Tee::Sim => sim::verify(&raw, at).map_err(VerifyError::from),
     })
+}
+
+/// `--tee nvidia-gpu`: one SPDM report with `--certs`, or the SDKs' JSON list of devices. The JSON
+/// contract is the other TEEs': `verified`, then `claims` or `failed_check` + `reason`; a list adds
+/// `devices` (one such object per device) and is verified only if every device is.
+fn verify_nvidia(args: &VerifyArgs, at: DateTime<Utc>) -> ExitCode {
+    let input = match nvidia_input(args) {
+        Ok(i) => i,
+        Err(InputError(msg)) => {
+            eprintln!("error: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let (devices, rims, nonce, is_list) = input;
+    let rims = match rims
+        .iter()
+        .map(|r| nvidia::rim::parse(r))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(r) => r,
+        Err(e) => return nvidia_verdict(args, at, &[Err(e)], false),
+    };
+    let results: Vec<_> = devices
+        .iter()
+        .map(|d| nvidia::verify_device(d, &rims, nonce.as_deref(), at))
+        .collect();
+    nvidia_verdict(args, at, &results, is_list)
+}
+
+type NvidiaInput = (
+    Vec<nvidia::DeviceEvidence>,
+    Vec<Vec<u8>>,
+    Option<Vec<u8>>,
+    bool,
+);
+
+fn nvidia_input(args: &VerifyArgs) -> Result<NvidiaInput, InputError> {
+    let raw = read(&args.evidence, "evidence")?;
+    let nonce = match args.nonce.as_deref() {
+        None => None,
+        Some(s) => {
+            let n = hex::decode(s).map_err(|e| {
+                InputError(format!(
+                    "--nonce: expected 32 bytes of hex, found {s:?}: {e}"
+                ))
+            })?;
+            if n.len() != nvidia::spdm::NONCE_LEN {
+                return Err(InputError(format!(
+                    "--nonce: expected 32 bytes of hex, found {} bytes",
+                    n.len()
+                )));
+            }
+            Some(n)
+        }
+    };
+    let rims = args
+        .rim
+        .iter()
+        .map(|p| read(p, "RIM"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let is_list = raw.trim_ascii_start().starts_with(b"[");
+    let devices = if is_list {
+        if !args.certs.is_empty() {
+            return Err(InputError(
+                "--certs: the JSON evidence list carries each device's chain; give no --certs"
+                    .into(),
+            ));
+        }
+        nvidia::parse_evidence_list(&raw)
+            .map_err(|e| InputError(format!("{}: {e}", args.evidence.display())))?
+    } else {
+        if args.certs.is_empty() {
+            return Err(InputError(
+                "--certs: NVIDIA evidence needs the device certificate chain (PEM or DER)".into(),
+            ));
+        }
+        // PEM files are joined with line breaks; DER files are concatenated as they are.
+        let mut certs = Vec::new();
+        for p in &args.certs {
+            let bytes = read(p, "certificates")?;
+            let pem = enclava_evidence::pem::is_pem(&bytes);
+            certs.extend(bytes);
+            if pem {
+                certs.push(b'\n');
+            }
+        }
+        vec![nvidia::DeviceEvidence {
+            arch: None,
+            nonce: None,
+            report: binary_or_hex(raw),
+            certs,
+        }]
+    };
+    Ok((devices, rims, nonce, is_list))
+}
+
+fn nvidia_verdict(
+    args: &VerifyArgs,
+    at: DateTime<Utc>,
+    results: &[Result<nvidia::NvidiaClaims, nvidia::NvidiaError>],
+    is_list: bool,
+) -> ExitCode {
+    let one = |r: &Result<nvidia::NvidiaClaims, nvidia::NvidiaError>| match r {
+        Ok(c) => json!({"verified": true, "claims": c}),
+        Err(e) => {
+            json!({"verified": false, "failed_check": e.failed_check(), "reason": e.to_string()})
+        }
+    };
+    let first_err = results
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| r.as_ref().err().map(|e| (i, e)));
+    match args.output {
+        OutputFormat::Json => {
+            let v = if is_list {
+                let mut v = json!({
+                    "verified": first_err.is_none(),
+                    "devices": results.iter().map(one).collect::<Vec<_>>(),
+                });
+                if let Some((i, e)) = first_err {
+                    v["failed_check"] = json!(e.failed_check());
+                    v["reason"] = json!(format!("device {i}: {e}"));
+                }
+                v
+            } else {
+                results.first().map(one).unwrap_or(serde_json::Value::Null)
+            };
+            print_json(&v);
+        }
+        OutputFormat::Table => {
+            for (i, r) in results.iter().enumerate() {
+                match r {
+                    Ok(c) => {
+                        println!(
+                            "VERIFIED nvidia-gpu evidence (device {i}: {} {}) as of {}",
+                            c.arch,
+                            c.hwmodel,
+                            at.to_rfc3339()
+                        );
+                        println!("  ueid:         {}", c.ueid);
+                        if let Some(d) = &c.driver_version {
+                            println!("  driver:       {d}");
+                        }
+                        if let Some(v) = &c.vbios_version {
+                            println!("  vbios:        {v}");
+                        }
+                        println!(
+                            "  nonce:        {} (verified: {})",
+                            c.nonce, c.nonce_verified
+                        );
+                        println!("  measurements: {}", c.measres);
+                    }
+                    Err(e) => {
+                        println!(
+                            "NOT VERIFIED (nvidia-gpu evidence, device {i}, as of {})",
+                            at.to_rfc3339()
+                        );
+                        println!("  failed check: {}", e.failed_check());
+                        println!("  reason:       {e}");
+                    }
+                }
+            }
+            println!("  (use --output json for every claim)");
+        }
+    }
+    if first_err.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
