@@ -66,9 +66,13 @@ impl Target {
 
 struct Figure {
     name: &'static str,
+    /// Successful requests per second (failed ones, when tolerated, do not count).
     per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Failed requests (only when tolerated, see [`measure_op`]) and the first failure.
+    errors: u64,
+    first_error: Option<String>,
 }
 
 #[derive(Clone)]
@@ -197,10 +201,14 @@ fn setup(srv: &Target) -> Result<Vec<Op>, String> {
 /// Median rate and latency percentiles of one operation on each target, the rounds interleaved
 /// (round 1 on every target, then round 2, ...) so that noise from the rest of the machine falls
 /// on all targets alike. `ops[t]` is the operation as target `t` names it (key versions differ).
+/// A failed request ends the bench unless `tolerate_errors` (replicas: a replica that cannot yet
+/// serve every request of a shared database is a finding to report, with the error, not a reason
+/// to print nothing); then failures are counted and only successes make the rate.
 fn measure_op(
     targets: &[&Target],
     ops: &[&Op],
     args: &VaultBenchArgs,
+    tolerate_errors: bool,
 ) -> Result<Vec<Figure>, String> {
     let conns = args.connections.max(1);
     let rounds = args.rounds.max(1);
@@ -213,27 +221,40 @@ fn measure_op(
     // Warm up every connection (TLS handshakes are not what we measure).
     for ((t, op), a) in targets.iter().zip(ops).zip(&agents) {
         for a in a {
-            call(a, t, op)?;
+            match call(a, t, op) {
+                Err(e) if !tolerate_errors => return Err(e),
+                _ => {}
+            }
         }
     }
     let mut rates = vec![Vec::new(); targets.len()];
     let mut latencies = vec![Vec::new(); targets.len()];
+    let mut errors = vec![0u64; targets.len()];
+    let mut first_errors: Vec<Option<String>> = vec![None; targets.len()];
     for _ in 0..rounds {
         for (i, t) in targets.iter().enumerate() {
             let op = ops[i];
             let started = Instant::now();
-            let results: Vec<Result<Vec<f64>, String>> = std::thread::scope(|s| {
+            type Worker = Result<(Vec<f64>, u64, Option<String>), String>;
+            let results: Vec<Worker> = std::thread::scope(|s| {
                 let handles: Vec<_> = agents[i]
                     .iter()
                     .map(|a| {
                         s.spawn(move || {
                             let mut lat = Vec::new();
+                            let (mut errors, mut first) = (0u64, None);
                             while started.elapsed() < per_round {
                                 let t0 = Instant::now();
-                                call(a, t, op)?;
-                                lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                                match call(a, t, op) {
+                                    Ok(_) => lat.push(t0.elapsed().as_secs_f64() * 1000.0),
+                                    Err(e) if tolerate_errors => {
+                                        errors += 1;
+                                        first.get_or_insert(e);
+                                    }
+                                    Err(e) => return Err(e),
+                                }
                             }
-                            Ok(lat)
+                            Ok((lat, errors, first))
                         })
                     })
                     .collect();
@@ -245,9 +266,13 @@ fn measure_op(
             let elapsed = started.elapsed().as_secs_f64();
             let mut n = 0usize;
             for r in results {
-                let lat = r?;
+                let (lat, e, first) = r?;
                 n += lat.len();
                 latencies[i].extend(lat);
+                errors[i] += e;
+                if first_errors[i].is_none() {
+                    first_errors[i] = first;
+                }
             }
             rates[i].push(n as f64 / elapsed);
         }
@@ -255,7 +280,8 @@ fn measure_op(
     Ok(rates
         .iter_mut()
         .zip(latencies.iter_mut())
-        .map(|(r, l)| {
+        .zip(errors.into_iter().zip(first_errors))
+        .map(|((r, l), (errors, first_error))| {
             l.sort_by(|a, b| a.total_cmp(b));
             let pct = |p: f64| {
                 l.get(((l.len().max(1) - 1) as f64 * p).round() as usize)
@@ -267,6 +293,8 @@ fn measure_op(
                 per_s: median(r),
                 p50_ms: pct(0.5),
                 p99_ms: pct(0.99),
+                errors,
+                first_error,
             }
         })
         .collect())
@@ -278,6 +306,7 @@ fn measure_all(
     ops: &[Vec<Op>],
     args: &VaultBenchArgs,
     what: &str,
+    tolerate_errors: bool,
 ) -> Result<Vec<Vec<Figure>>, String> {
     let mut figures = Vec::new();
     for k in 0..ops[0].len() {
@@ -286,7 +315,7 @@ fn measure_all(
             ops[0][k].name, args.connections
         );
         let these: Vec<&Op> = ops.iter().map(|o| &o[k]).collect();
-        figures.push(measure_op(targets, &these, args)?);
+        figures.push(measure_op(targets, &these, args, tolerate_errors)?);
     }
     Ok(figures)
 }
@@ -298,7 +327,8 @@ fn is_crypto(name: &str) -> bool {
 }
 
 fn figure_json(f: &Figure) -> Value {
-    json!({"per_s": f.per_s, "p50_ms": f.p50_ms, "p99_ms": f.p99_ms})
+    json!({"per_s": f.per_s, "p50_ms": f.p50_ms, "p99_ms": f.p99_ms,
+           "errors": f.errors, "first_error": f.first_error})
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -355,6 +385,7 @@ pub fn bench_vault(args: &VaultBenchArgs) -> Result<(), String> {
         } else {
             ""
         },
+        false,
     )?;
     drop(postgres);
     drop(sqlite);
@@ -382,6 +413,7 @@ pub fn bench_vault(args: &VaultBenchArgs) -> Result<(), String> {
                 &[ops.clone(), ops],
                 args,
                 &format!(", 1 vs {n} replicas behind HAProxy, rounds interleaved"),
+                true,
             )?;
             Some((r.count, figures))
         }
@@ -497,8 +529,14 @@ fn print_pair(a: &Figure, a_label: &str, b: &Figure, b_label: &str) {
     println!("  {}", a.name);
     for (f, label) in [(a, a_label), (b, b_label)] {
         println!(
-            "    {label:<12} {:>10.0}/s   p50 {:.2} ms  p99 {:.2} ms",
-            f.per_s, f.p50_ms, f.p99_ms
+            "    {label:<12} {:>10.0}/s   p50 {:.2} ms  p99 {:.2} ms{}",
+            f.per_s,
+            f.p50_ms,
+            f.p99_ms,
+            match &f.first_error {
+                Some(e) => format!("   {} FAILED requests, first: {e}", f.errors),
+                None => String::new(),
+            }
         );
     }
 }
