@@ -251,3 +251,36 @@ fn bench_replicas_need_a_store() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--store"), "{stderr}");
 }
+
+#[test]
+fn bench_attest_one_vs_two_replicas_behind_haproxy() {
+    let Some(url) = postgres_url() else { return };
+    if !has("haproxy", "-v") {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("haproxy is not installed under CI=true (Debian: apt-get install haproxy)");
+        }
+        eprintln!("NOTICE: haproxy not installed, replica bench test skipped");
+        return;
+    }
+    let mut args = vec!["attest", "--replicas", "2", "--output", "json"];
+    args.extend(TINY);
+    let (out, pid) = bench(&args, &url);
+    let report = ok_json(&out);
+    let r = &report["replicas"];
+    assert_eq!(r["count"], 2, "{r}");
+    assert_eq!(r["route"], "TdxVm", "{r}");
+    // At least one connection per replica, whatever --connections says (HAProxy balances
+    // connections).
+    assert!(r["connections"].as_u64().is_some_and(|c| c >= 2), "{r}");
+    let one = positive(&r["one"]["per_s"], "one replica per_s");
+    assert_eq!(r["one"]["failed"], 0, "{r}");
+    let many = r["many"]["per_s"].as_f64().expect("many per_s");
+    let ratio = r["many_vs_one"].as_f64().expect("ratio");
+    assert!((ratio - many / one).abs() < 1e-9, "{r}");
+    // The store comparison is in the same report.
+    assert!(
+        report["stores"]["tdx"]["postgres_vs_sqlite"].is_f64(),
+        "{report}"
+    );
+    assert_eq!(leftover_bench_databases(&url, pid), Vec::<String>::new());
+}

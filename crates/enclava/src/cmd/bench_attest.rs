@@ -37,6 +37,11 @@ pub struct AttestBenchArgs {
     /// a flag is visible in the process list.
     #[arg(long, env = "ENCLAVA_BENCH_STORE", value_name = "URL")]
     pub store: Option<String>,
+    /// With --store: also run this many `enclava server --dev` processes on one database behind
+    /// HAProxy (which must be on PATH) and print TDX attestations per second through 1 replica
+    /// vs this many (same proxy for both; at least this many connections).
+    #[arg(long, value_name = "N", requires = "store", value_parser = clap::value_parser!(u32).range(2..=16))]
+    pub replicas: Option<u32>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 }
@@ -299,14 +304,17 @@ fn bench_http(
         partial.push((pct(0.5), pct(0.99), service_per_s));
         firsts.push(a);
     }
-    let per_s = throughput(srvs, &firsts, args, |a, i| post(a, &urls[i], &bytes))?;
+    let cas: Vec<&Path> = srvs.iter().map(|s| s.ca.as_path()).collect();
+    let per_s = throughput(&cas, &firsts, args, args.connections, |a, i| {
+        post(a, &urls[i], &bytes)
+    })?;
     // The floor: the same connections asking for a small document that takes no work to make
     // (`GET /.well-known/openid-configuration`): what HTTPS, routing and audit cost per request.
     let floor_urls: Vec<String> = srvs
         .iter()
         .map(|srv| format!("{}/.well-known/openid-configuration", srv.url))
         .collect();
-    let floor_per_s = throughput(srvs, &firsts, args, |a, i| {
+    let floor_per_s = throughput(&cas, &firsts, args, args.connections, |a, i| {
         a.get(&floor_urls[i])
             .call()
             .ok()
@@ -330,28 +338,23 @@ fn bench_http(
 /// median of rounds; round k runs on every server before round k+1 starts (interleaved, so noise
 /// from the rest of the machine falls on all servers alike). `request(agent, i)` asks server `i`.
 fn throughput(
-    srvs: &[&Srv],
+    cas: &[&Path],
     firsts: &[ureq::Agent],
     args: &AttestBenchArgs,
+    connections: usize,
     request: impl Fn(&ureq::Agent, usize) -> bool + Sync,
 ) -> Result<Vec<f64>, String> {
     let total = Duration::from_secs_f64(args.seconds.max(0.5));
-    let conns = args.connections.max(1);
+    let conns = connections.max(1);
     let per_round = total / args.rounds.max(1);
     let mut agents = Vec::new();
-    for (srv, first) in srvs.iter().zip(firsts) {
+    for (ca, first) in cas.iter().zip(firsts) {
         let these: Vec<ureq::Agent> = (0..conns)
-            .map(|i| {
-                if i == 0 {
-                    Ok(first.clone())
-                } else {
-                    agent(&srv.ca)
-                }
-            })
+            .map(|i| if i == 0 { Ok(first.clone()) } else { agent(ca) })
             .collect::<Result<_, _>>()?;
         agents.push(these);
     }
-    let mut rates = vec![Vec::new(); srvs.len()];
+    let mut rates = vec![Vec::new(); cas.len()];
     for _ in 0..args.rounds.max(1) {
         for (i, these) in agents.iter().enumerate() {
             let started = Instant::now();
@@ -379,8 +382,95 @@ fn throughput(
     Ok(rates.iter_mut().map(|r| median(r)).collect())
 }
 
+/// TDX attestations per second through one replica and through all of them (HAProxy, one shared
+/// PostgreSQL database), throughput rounds interleaved. Failed requests are counted, not fatal:
+/// what N replicas on one database can serve is what this measures.
+struct ReplicaFigures {
+    count: usize,
+    connections: usize,
+    per_s: [f64; 2],
+    failed: [u64; 2],
+    first_error: Option<String>,
+}
+
+fn tdx_replicas(
+    store: &str,
+    count: usize,
+    at: &str,
+    collateral: &Path,
+    quote: &[u8],
+    args: &AttestBenchArgs,
+) -> Result<ReplicaFigures, String> {
+    let quoted = |v: &str| serde_json::to_string(v).unwrap_or_default();
+    // A JSON string is a TOML basic string for everything a path or a time holds here.
+    let config = format!(
+        "[attestation]\nverification_time = {}\ncollateral_dir = {}\n",
+        quoted(at),
+        quoted(&collateral.display().to_string())
+    );
+    let r = super::bench_store::Replicas::start(store, count, Some(&config))?;
+    let body =
+        serde_json::to_vec(&json!({"quote": STANDARD.encode(quote)})).map_err(|e| e.to_string())?;
+    let urls = [&r.one_url, &r.all_url].map(|u| format!("{u}/attest/TdxVm?api-version=2022-08-01"));
+    let attempt = |a: &ureq::Agent, url: &str| -> Result<(), String> {
+        match a
+            .post(url)
+            .set("Content-Type", "application/json")
+            .send_bytes(&body)
+        {
+            Ok(resp) => match resp.into_string() {
+                Ok(t) if t.contains("\"token\"") => Ok(()),
+                Ok(t) => Err(format!("no token in {t}")),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(ureq::Error::Status(code, resp)) => Err(format!(
+                "answered {code}: {}",
+                resp.into_string().unwrap_or_default()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let firsts = [agent(&r.ca)?, agent(&r.ca)?];
+    attempt(&firsts[0], &urls[0])
+        .map_err(|e| format!("a TDX attestation through the first replica failed: {e}"))?;
+    let failed = [
+        std::sync::atomic::AtomicU64::new(0),
+        std::sync::atomic::AtomicU64::new(0),
+    ];
+    let first_error = std::sync::Mutex::new(None::<String>);
+    // HAProxy balances connections, not requests: fewer connections than replicas leave some idle.
+    let connections = args.connections.max(count);
+    let per_s = throughput(
+        &[r.ca.as_path(), r.ca.as_path()],
+        &firsts,
+        args,
+        connections,
+        |a, i| match attempt(a, &urls[i]) {
+            Ok(()) => true,
+            Err(e) => {
+                failed[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Ok(mut first) = first_error.lock() {
+                    first.get_or_insert(e);
+                }
+                false
+            }
+        },
+    )?;
+    Ok(ReplicaFigures {
+        count: r.count,
+        connections,
+        per_s: [per_s[0], per_s[1]],
+        failed: failed.map(|f| f.into_inner()),
+        first_error: first_error.into_inner().unwrap_or_default(),
+    })
+}
+
 pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
     use enclava_evidence::{dcap, snp};
+    if args.replicas.is_some() {
+        // Before minutes of measuring: a missing load balancer is a usage error.
+        super::bench_store::require_haproxy()?;
+    }
     let v = &args.vectors;
     let total = Duration::from_secs_f64(args.seconds.max(0.5));
     let secs = format!(
@@ -473,6 +563,22 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
         )?
     };
     let tdx_http = &tdx_all[0];
+    let replicas = match (store, args.replicas) {
+        (Some(url), Some(n)) => {
+            eprintln!(
+                "measuring TDX attestations through 1 vs {n} replica processes behind HAProxy ..."
+            );
+            Some(tdx_replicas(
+                url,
+                n as usize,
+                tdx_at,
+                cdir.path(),
+                &quote,
+                args,
+            )?)
+        }
+        _ => None,
+    };
 
     let snp_ratio = snp_http.per_s / snp_only;
     let tdx_ratio = tdx_http.per_s / tdx_only;
@@ -507,6 +613,20 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
                 "throughput_rounds_interleaved": true,
                 "snp": snp_cmp.as_ref().map(|c| c.0.clone()),
                 "tdx": tdx_cmp.as_ref().map(|c| c.0.clone()),
+            }),
+        );
+    }
+    if let (Some(r), Some(obj)) = (&replicas, out.as_object_mut()) {
+        obj.insert(
+            "replicas".into(),
+            json!({
+                "count": r.count, "connections": r.connections, "route": "TdxVm",
+                "load_balancer": "haproxy (TCP mode, round-robin per connection)", "store": "postgres",
+                "throughput_rounds_interleaved": true,
+                "one": {"per_s": r.per_s[0], "failed": r.failed[0]},
+                "many": {"per_s": r.per_s[1], "failed": r.failed[1]},
+                "many_vs_one": if r.per_s[0] > 0.0 { r.per_s[1] / r.per_s[0] } else { 0.0 },
+                "first_error": r.first_error,
             }),
         );
     }
@@ -569,6 +689,39 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
                     );
                 }
                 println!("    postgres/sqlite {r:.2}x (goal >= 0.7)");
+            }
+            if let Some(r) = &replicas {
+                println!(
+                    "TDX attestations, 1 vs {} replicas on PostgreSQL behind HAProxy ({} connections, throughput rounds interleaved; \
+                     the client, the proxy, the replicas and the database share this machine's {} logical cores)",
+                    r.count, r.connections, machine.logical_cores
+                );
+                for (i, label) in ["1 replica".to_string(), format!("{} replicas", r.count)]
+                    .iter()
+                    .enumerate()
+                {
+                    println!(
+                        "    {label:<12} {:>10.0}/s{}",
+                        r.per_s[i],
+                        if r.failed[i] > 0 {
+                            format!("   {} FAILED requests", r.failed[i])
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                println!(
+                    "    {} replicas/1 replica {:.2}x",
+                    r.count,
+                    if r.per_s[0] > 0.0 {
+                        r.per_s[1] / r.per_s[0]
+                    } else {
+                        0.0
+                    }
+                );
+                if let Some(e) = &r.first_error {
+                    println!("    first failure: {e}");
+                }
             }
         }
     }

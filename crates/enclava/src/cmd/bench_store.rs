@@ -162,7 +162,12 @@ impl Drop for Replicas {
 }
 
 impl Replicas {
-    pub(super) fn start(store: &str, count: usize) -> Result<Replicas, String> {
+    /// `config`: TOML for every replica's `--config` file (e.g. an `[attestation]` table), if any.
+    pub(super) fn start(
+        store: &str,
+        count: usize,
+        config: Option<&str>,
+    ) -> Result<Replicas, String> {
         require_haproxy()?;
         let count = count.max(1);
         let db = FreshDatabase::create(store, "replicas")?;
@@ -183,13 +188,28 @@ impl Replicas {
             dir,
             _db: db,
         };
+        let config_path = match config {
+            Some(text) => {
+                let p = r.dir.path().join("replica.toml");
+                std::fs::write(&p, text).map_err(|e| e.to_string())?;
+                Some(p)
+            }
+            None => None,
+        };
         let mut ports = Vec::new();
         for i in 0..count {
             let data = r.dir.path().join(format!("replica-{i}"));
             if i > 0 {
                 copy_dir(&r.dir.path().join("replica-0"), &data)?;
             }
-            let (child, port) = start_replica(&exe, &data, &r._db.url, &public_url, i)?;
+            let (child, port) = start_replica(
+                &exe,
+                &data,
+                &r._db.url,
+                &public_url,
+                config_path.as_deref(),
+                i,
+            )?;
             r.children.push(child);
             ports.push(port);
             if i == 0 {
@@ -261,11 +281,18 @@ fn start_replica(
     data: &Path,
     store: &str,
     public_url: &str,
+    config: Option<&Path>,
     index: usize,
 ) -> Result<(Child, u16), String> {
     let log_path = data.with_extension("log");
     let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    if let Some(c) = config {
+        cmd.env("ENCLAVA_CONFIG", c);
+    } else {
+        cmd.env_remove("ENCLAVA_CONFIG");
+    }
+    let mut child = cmd
         .args([
             "server",
             "--dev",
@@ -277,7 +304,6 @@ fn start_replica(
         .arg("--data-dir")
         .arg(data)
         .env("ENCLAVA_STORE", store)
-        .env_remove("ENCLAVA_CONFIG")
         .env_remove("ENCLAVA_DATA_DIR")
         .env_remove("ENCLAVA_ADDR")
         .env_remove("ENCLAVA_PUBLIC_URL")

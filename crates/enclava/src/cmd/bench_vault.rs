@@ -395,7 +395,7 @@ pub fn bench_vault(args: &VaultBenchArgs) -> Result<(), String> {
             eprintln!(
                 "starting {n} replica processes on one PostgreSQL database behind HAProxy ..."
             );
-            let r = Replicas::start(url, n as usize)?;
+            let r = Replicas::start(url, n as usize, None)?;
             let one = Target {
                 url: r.one_url.clone(),
                 ca: r.ca.clone(),
