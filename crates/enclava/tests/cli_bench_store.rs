@@ -206,14 +206,17 @@ fn bench_vault_one_vs_two_replicas_behind_haproxy() {
     let ops = replicas["operations"].as_array().expect("operations");
     assert_eq!(ops.len(), 4, "{replicas}");
     for o in ops {
-        // One replica behind the proxy serves everything; what two replicas on one database
-        // can serve depends on the server's cluster support: reported, with the failures.
-        positive(&o["one"]["per_s"], "one replica per_s");
-        assert_eq!(o["one"]["errors"], 0, "{o}");
-        let many = o["many"]["per_s"].as_f64().expect("many per_s");
+        // Both front ends serve every operation (one audit chain across replicas). A request
+        // that lost the audit lock race too often may answer a retryable 503: counted, not
+        // fatal, and reported with the first failure.
+        let one = positive(&o["one"]["per_s"], "one replica per_s");
+        let many = positive(&o["many"]["per_s"], "two replicas per_s");
         let r = o["many_vs_one"].as_f64().expect("ratio");
-        assert!(many >= 0.0 && r.is_finite(), "{o}");
-        assert!(o["many"]["errors"].is_u64(), "{o}");
+        assert!((r - many / one).abs() < 1e-9, "{o}");
+        for side in ["one", "many"] {
+            let errors = o[side]["errors"].as_u64().expect("an error count");
+            assert_eq!(errors == 0, o[side]["first_error"].is_null(), "{o}");
+        }
     }
     assert_eq!(leftover_bench_databases(&url, pid), Vec::<String>::new());
 }
