@@ -30,6 +30,18 @@ pub struct AttestBenchArgs {
     /// Concurrent keep-alive connections for the throughput figure (latency uses one).
     #[arg(long, default_value_t = 1)]
     pub connections: usize,
+    /// Also measure on PostgreSQL and print the ratio PostgreSQL/SQLite per figure (each backend
+    /// in its own fresh server, throughput rounds interleaved). The bench creates its own
+    /// databases in this cluster and drops them at the end (the role needs CREATEDB; the bench's
+    /// own connection for that is without TLS: a test cluster). Prefer the environment variable:
+    /// a flag is visible in the process list.
+    #[arg(long, env = "ENCLAVA_BENCH_STORE", value_name = "URL")]
+    pub store: Option<String>,
+    /// With --store: also run this many `enclava server --dev` processes on one database behind
+    /// HAProxy (which must be on PATH) and print TDX attestations per second through 1 replica
+    /// vs this many (same proxy for both; at least this many connections).
+    #[arg(long, value_name = "N", requires = "store", value_parser = clap::value_parser!(u32).range(2..=16))]
+    pub replicas: Option<u32>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 }
@@ -66,7 +78,7 @@ fn der_certs(files: &[Vec<u8>]) -> Vec<Vec<u8>> {
 pub(super) struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new(what: &str) -> Result<Scratch, String> {
+    pub(super) fn new(what: &str) -> Result<Scratch, String> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -96,6 +108,8 @@ pub(super) struct Srv {
     pub(super) server: Option<enclava_server::RunningServer>,
     pub(super) url: String,
     pub(super) ca: PathBuf,
+    /// The PostgreSQL database of this server, dropped after the server has stopped.
+    _db: Option<super::bench_store::FreshDatabase>,
 }
 
 impl Drop for Srv {
@@ -125,12 +139,15 @@ fn snp_policy_without_revocation(srv: &Srv, now: DateTime<Utc>) -> Result<(), St
         .map_err(|e| e.to_string())
 }
 
-fn start(at: &str, collateral: Option<PathBuf>) -> Result<Srv, String> {
-    start_dev_server(Some(enclava_server::attest::AttestationSettings {
-        verification_time: Some(at.into()),
-        collateral_dir: collateral,
-        ..Default::default()
-    }))
+fn start(at: &str, collateral: Option<PathBuf>, store: Option<&str>) -> Result<Srv, String> {
+    start_dev_server_on(
+        Some(enclava_server::attest::AttestationSettings {
+            verification_time: Some(at.into()),
+            collateral_dir: collateral,
+            ..Default::default()
+        }),
+        store,
+    )
 }
 
 /// An in-process development server (dev unseal, HTTPS on a loopback port) in a scratch
@@ -138,6 +155,18 @@ fn start(at: &str, collateral: Option<PathBuf>) -> Result<Srv, String> {
 pub(super) fn start_dev_server(
     attestation: Option<enclava_server::attest::AttestationSettings>,
 ) -> Result<Srv, String> {
+    start_dev_server_on(attestation, None)
+}
+
+/// The same on SQLite in the scratch directory (`store: None`) or on a fresh database created in
+/// the PostgreSQL cluster of `store` for this server and dropped with it.
+pub(super) fn start_dev_server_on(
+    attestation: Option<enclava_server::attest::AttestationSettings>,
+    store: Option<&str>,
+) -> Result<Srv, String> {
+    let db = store
+        .map(|url| super::bench_store::FreshDatabase::create(url, "server"))
+        .transpose()?;
     let dir = Scratch::new("server")?;
     let cfg = enclava_server::PartialConfig {
         addr: Some("127.0.0.1:0".into()),
@@ -145,6 +174,9 @@ pub(super) fn start_dev_server(
         dev: Some(true),
         log_format: None,
         attestation,
+        store: db
+            .as_ref()
+            .map(|d| enclava_server::StoreUrl::new(d.url.clone())),
         ..Default::default()
     }
     .resolve()
@@ -165,6 +197,7 @@ pub(super) fn start_dev_server(
         server: Some(server),
         url,
         ca,
+        _db: db,
     })
 }
 
@@ -204,130 +237,240 @@ struct Http {
     floor_per_s: f64,
 }
 
+/// The figures of one route on each server (one per backend). Throughput rounds are interleaved
+/// between the servers; the in-process and latency figures run one server after the other.
 fn bench_http(
-    srv: &Srv,
+    srvs: &[&Srv],
     route: &str,
     body: &Value,
     args: &AttestBenchArgs,
-) -> Result<Http, String> {
-    let url = format!("{}/attest/{route}?api-version=2022-08-01", srv.url);
+) -> Result<Vec<Http>, String> {
     let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
-    let a = agent(&srv.ca)?;
-    if !post(&a, &url, &bytes) {
-        let r = a
-            .post(&url)
-            .set("Content-Type", "application/json")
-            .send_bytes(&bytes);
-        let text = match r {
-            Ok(r) => r.into_string().unwrap_or_default(),
-            Err(ureq::Error::Status(_, r)) => r.into_string().unwrap_or_default(),
-            Err(e) => e.to_string(),
-        };
-        return Err(format!("attesting through {route} failed: {text}"));
-    }
+    let urls: Vec<String> = srvs
+        .iter()
+        .map(|srv| format!("{}/attest/{route}?api-version=2022-08-01", srv.url))
+        .collect();
     let total = Duration::from_secs_f64(args.seconds.max(0.5));
-    let service_per_s = {
-        let server = srv.server.as_ref().ok_or("the server is gone")?;
-        let st = &server.state;
-        let svc = st
-            .attestation
-            .service(st)
-            .map_err(|e| format!("the attestation service is not running: {e}"))?;
-        let ty = enclava_attestation::MaaType::from_name(route).map_err(|e| e.to_string())?;
-        let req = enclava_attestation::AttestRequest::from_maa_json(ty, &bytes)
-            .map_err(|e| e.to_string())?;
-        let now = st
-            .config
-            .attestation
-            .verification_time
-            .unwrap_or_else(Utc::now);
-        measure(total, args.rounds, || svc.attest(&req, now).is_ok())?
-    };
-    // Latency: one connection, sequential requests.
-    let mut lat = Vec::new();
-    let start = Instant::now();
-    while start.elapsed() < total / 2 {
-        let t = Instant::now();
-        if !post(&a, &url, &bytes) {
-            return Err(format!(
-                "an attestation through {route} failed while measuring"
-            ));
+    let mut firsts = Vec::new();
+    let mut partial = Vec::new();
+    for (srv, url) in srvs.iter().zip(&urls) {
+        let a = agent(&srv.ca)?;
+        if !post(&a, url, &bytes) {
+            let r = a
+                .post(url)
+                .set("Content-Type", "application/json")
+                .send_bytes(&bytes);
+            let text = match r {
+                Ok(r) => r.into_string().unwrap_or_default(),
+                Err(ureq::Error::Status(_, r)) => r.into_string().unwrap_or_default(),
+                Err(e) => e.to_string(),
+            };
+            return Err(format!("attesting through {route} failed: {text}"));
         }
-        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        let service_per_s = {
+            let server = srv.server.as_ref().ok_or("the server is gone")?;
+            let st = &server.state;
+            let svc = st
+                .attestation
+                .service(st)
+                .map_err(|e| format!("the attestation service is not running: {e}"))?;
+            let ty = enclava_attestation::MaaType::from_name(route).map_err(|e| e.to_string())?;
+            let req = enclava_attestation::AttestRequest::from_maa_json(ty, &bytes)
+                .map_err(|e| e.to_string())?;
+            let now = st
+                .config
+                .attestation
+                .verification_time
+                .unwrap_or_else(Utc::now);
+            measure(total, args.rounds, || svc.attest(&req, now).is_ok())?
+        };
+        // Latency: one connection, sequential requests.
+        let mut lat = Vec::new();
+        let start = Instant::now();
+        while start.elapsed() < total / 2 {
+            let t = Instant::now();
+            if !post(&a, url, &bytes) {
+                return Err(format!(
+                    "an attestation through {route} failed while measuring"
+                ));
+            }
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        lat.sort_by(|x, y| x.total_cmp(y));
+        let pct = |p: f64| {
+            let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
+            lat.get(i).copied().unwrap_or(0.0)
+        };
+        partial.push((pct(0.5), pct(0.99), service_per_s));
+        firsts.push(a);
     }
-    lat.sort_by(|x, y| x.total_cmp(y));
-    let pct = |p: f64| {
-        let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
-        lat.get(i).copied().unwrap_or(0.0)
-    };
-    let (p50_ms, p99_ms) = (pct(0.5), pct(0.99));
-    let per_s = throughput(srv, &a, args, |a| post(a, &url, &bytes))?;
+    let cas: Vec<&Path> = srvs.iter().map(|s| s.ca.as_path()).collect();
+    let per_s = throughput(&cas, &firsts, args, args.connections, |a, i| {
+        post(a, &urls[i], &bytes)
+    })?;
     // The floor: the same connections asking for a small document that takes no work to make
     // (`GET /.well-known/openid-configuration`): what HTTPS, routing and audit cost per request.
-    let floor_url = format!("{}/.well-known/openid-configuration", srv.url);
-    let floor_per_s = throughput(srv, &a, args, |a| {
-        a.get(&floor_url)
+    let floor_urls: Vec<String> = srvs
+        .iter()
+        .map(|srv| format!("{}/.well-known/openid-configuration", srv.url))
+        .collect();
+    let floor_per_s = throughput(&cas, &firsts, args, args.connections, |a, i| {
+        a.get(&floor_urls[i])
             .call()
             .ok()
             .and_then(|r| r.into_string().ok())
             .is_some()
     })?;
-    Ok(Http {
-        per_s,
-        p50_ms,
-        p99_ms,
-        service_per_s,
-        floor_per_s,
-    })
+    Ok(partial
+        .into_iter()
+        .enumerate()
+        .map(|(i, (p50_ms, p99_ms, service_per_s))| Http {
+            per_s: per_s[i],
+            p50_ms,
+            p99_ms,
+            service_per_s,
+            floor_per_s: floor_per_s[i],
+        })
+        .collect())
 }
 
-/// Requests per second from `connections` keep-alive clients (one agent each), median of rounds.
+/// Requests per second from `connections` keep-alive clients (one agent each) on each server,
+/// median of rounds; round k runs on every server before round k+1 starts (interleaved, so noise
+/// from the rest of the machine falls on all servers alike). `request(agent, i)` asks server `i`.
 fn throughput(
-    srv: &Srv,
-    first: &ureq::Agent,
+    cas: &[&Path],
+    firsts: &[ureq::Agent],
     args: &AttestBenchArgs,
-    request: impl Fn(&ureq::Agent) -> bool + Sync,
-) -> Result<f64, String> {
+    connections: usize,
+    request: impl Fn(&ureq::Agent, usize) -> bool + Sync,
+) -> Result<Vec<f64>, String> {
     let total = Duration::from_secs_f64(args.seconds.max(0.5));
-    let conns = args.connections.max(1);
+    let conns = connections.max(1);
     let per_round = total / args.rounds.max(1);
-    let agents: Vec<ureq::Agent> = (0..conns)
-        .map(|i| {
-            if i == 0 {
-                Ok(first.clone())
-            } else {
-                agent(&srv.ca)
-            }
-        })
-        .collect::<Result<_, _>>()?;
-    let mut rates = Vec::new();
-    for _ in 0..args.rounds.max(1) {
-        let started = Instant::now();
-        let n: u64 = std::thread::scope(|s| {
-            let hs: Vec<_> = agents
-                .iter()
-                .map(|a| {
-                    let request = &request;
-                    s.spawn(move || {
-                        let mut n = 0u64;
-                        while started.elapsed() < per_round {
-                            if request(a) {
-                                n += 1;
-                            }
-                        }
-                        n
-                    })
-                })
-                .collect();
-            hs.into_iter().map(|h| h.join().unwrap_or(0)).sum()
-        });
-        rates.push(n as f64 / started.elapsed().as_secs_f64());
+    let mut agents = Vec::new();
+    for (ca, first) in cas.iter().zip(firsts) {
+        let these: Vec<ureq::Agent> = (0..conns)
+            .map(|i| if i == 0 { Ok(first.clone()) } else { agent(ca) })
+            .collect::<Result<_, _>>()?;
+        agents.push(these);
     }
-    Ok(median(&mut rates))
+    let mut rates = vec![Vec::new(); cas.len()];
+    for _ in 0..args.rounds.max(1) {
+        for (i, these) in agents.iter().enumerate() {
+            let started = Instant::now();
+            let n: u64 = std::thread::scope(|s| {
+                let hs: Vec<_> = these
+                    .iter()
+                    .map(|a| {
+                        let request = &request;
+                        s.spawn(move || {
+                            let mut n = 0u64;
+                            while started.elapsed() < per_round {
+                                if request(a, i) {
+                                    n += 1;
+                                }
+                            }
+                            n
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+            });
+            rates[i].push(n as f64 / started.elapsed().as_secs_f64());
+        }
+    }
+    Ok(rates.iter_mut().map(|r| median(r)).collect())
+}
+
+/// TDX attestations per second through one replica and through all of them (HAProxy, one shared
+/// PostgreSQL database), throughput rounds interleaved. Failed requests are counted, not fatal:
+/// what N replicas on one database can serve is what this measures.
+struct ReplicaFigures {
+    count: usize,
+    connections: usize,
+    per_s: [f64; 2],
+    failed: [u64; 2],
+    first_error: Option<String>,
+}
+
+fn tdx_replicas(
+    store: &str,
+    count: usize,
+    at: &str,
+    collateral: &Path,
+    quote: &[u8],
+    args: &AttestBenchArgs,
+) -> Result<ReplicaFigures, String> {
+    let quoted = |v: &str| serde_json::to_string(v).unwrap_or_default();
+    // A JSON string is a TOML basic string for everything a path or a time holds here.
+    let config = format!(
+        "[attestation]\nverification_time = {}\ncollateral_dir = {}\n",
+        quoted(at),
+        quoted(&collateral.display().to_string())
+    );
+    let r = super::bench_store::Replicas::start(store, count, Some(&config))?;
+    let body =
+        serde_json::to_vec(&json!({"quote": STANDARD.encode(quote)})).map_err(|e| e.to_string())?;
+    let urls = [&r.one_url, &r.all_url].map(|u| format!("{u}/attest/TdxVm?api-version=2022-08-01"));
+    let attempt = |a: &ureq::Agent, url: &str| -> Result<(), String> {
+        match a
+            .post(url)
+            .set("Content-Type", "application/json")
+            .send_bytes(&body)
+        {
+            Ok(resp) => match resp.into_string() {
+                Ok(t) if t.contains("\"token\"") => Ok(()),
+                Ok(t) => Err(format!("no token in {t}")),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(ureq::Error::Status(code, resp)) => Err(format!(
+                "answered {code}: {}",
+                resp.into_string().unwrap_or_default()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let firsts = [agent(&r.ca)?, agent(&r.ca)?];
+    attempt(&firsts[0], &urls[0])
+        .map_err(|e| format!("a TDX attestation through the first replica failed: {e}"))?;
+    let failed = [
+        std::sync::atomic::AtomicU64::new(0),
+        std::sync::atomic::AtomicU64::new(0),
+    ];
+    let first_error = std::sync::Mutex::new(None::<String>);
+    // HAProxy balances connections, not requests: fewer connections than replicas leave some idle.
+    let connections = args.connections.max(count);
+    let per_s = throughput(
+        &[r.ca.as_path(), r.ca.as_path()],
+        &firsts,
+        args,
+        connections,
+        |a, i| match attempt(a, &urls[i]) {
+            Ok(()) => true,
+            Err(e) => {
+                failed[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Ok(mut first) = first_error.lock() {
+                    first.get_or_insert(e);
+                }
+                false
+            }
+        },
+    )?;
+    Ok(ReplicaFigures {
+        count: r.count,
+        connections,
+        per_s: [per_s[0], per_s[1]],
+        failed: failed.map(|f| f.into_inner()),
+        first_error: first_error.into_inner().unwrap_or_default(),
+    })
 }
 
 pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
     use enclava_evidence::{dcap, snp};
+    if args.replicas.is_some() {
+        // Before minutes of measuring: a missing load balancer is a usage error.
+        super::bench_store::require_haproxy()?;
+    }
     let v = &args.vectors;
     let total = Duration::from_secs_f64(args.seconds.max(0.5));
     let secs = format!(
@@ -365,13 +508,25 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
     });
     let snp_body = json!({"report": URL_SAFE_NO_PAD.encode(inner.to_string().as_bytes())});
     eprintln!("measuring SNP attestations over HTTPS ...");
-    let snp_http = {
-        let srv = start(snp_at, None)?;
+    let store = args.store.as_deref();
+    let snp_all = {
+        let mut srvs = vec![start(snp_at, None, None)?];
+        if let Some(url) = store {
+            srvs.push(start(snp_at, None, Some(url))?);
+        }
         // The vectors carry no AMD CRL, which the default snp policy requires: bench the default
         // policy's rules without that requirement (the same evaluation work, minus one rule).
-        snp_policy_without_revocation(&srv, at(snp_at))?;
-        bench_http(&srv, "SevSnpVm", &snp_body, args)?
+        for srv in &srvs {
+            snp_policy_without_revocation(srv, at(snp_at))?;
+        }
+        bench_http(
+            &srvs.iter().collect::<Vec<_>>(),
+            "SevSnpVm",
+            &snp_body,
+            args,
+        )?
     };
+    let snp_http = &snp_all[0];
 
     // TDX: phala's v4 quote with its collateral in the server's collateral directory.
     let tdx_at = "2025-07-19T10:00:34Z";
@@ -395,14 +550,34 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     eprintln!("measuring TDX attestations over HTTPS ...");
-    let tdx_http = {
-        let srv = start(tdx_at, Some(cdir.path().to_path_buf()))?;
+    let tdx_all = {
+        let mut srvs = vec![start(tdx_at, Some(cdir.path().to_path_buf()), None)?];
+        if let Some(url) = store {
+            srvs.push(start(tdx_at, Some(cdir.path().to_path_buf()), Some(url))?);
+        }
         bench_http(
-            &srv,
+            &srvs.iter().collect::<Vec<_>>(),
             "TdxVm",
             &json!({"quote": STANDARD.encode(&quote)}),
             args,
         )?
+    };
+    let tdx_http = &tdx_all[0];
+    let replicas = match (store, args.replicas) {
+        (Some(url), Some(n)) => {
+            eprintln!(
+                "measuring TDX attestations through 1 vs {n} replica processes behind HAProxy ..."
+            );
+            Some(tdx_replicas(
+                url,
+                n as usize,
+                tdx_at,
+                cdir.path(),
+                &quote,
+                args,
+            )?)
+        }
+        _ => None,
     };
 
     let snp_ratio = snp_http.per_s / snp_only;
@@ -416,6 +591,45 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
         "connections": args.connections, "rounds": args.rounds, "seconds_per_figure": args.seconds,
         "statistic": "median", "build": if cfg!(debug_assertions) { "debug" } else { "release" },
     });
+    let comparison = |all: &[Http]| -> Option<(Value, f64)> {
+        let (sqlite, postgres) = (all.first()?, all.get(1)?);
+        let r = if sqlite.per_s > 0.0 {
+            postgres.per_s / sqlite.per_s
+        } else {
+            0.0
+        };
+        Some((
+            json!({"sqlite": http_json(sqlite), "postgres": http_json(postgres), "postgres_vs_sqlite": r, "goal": 0.7}),
+            r,
+        ))
+    };
+    let snp_cmp = comparison(&snp_all);
+    let tdx_cmp = comparison(&tdx_all);
+    if let (Some(url), Some(obj)) = (store, out.as_object_mut()) {
+        obj.insert(
+            "stores".into(),
+            json!({
+                "postgres": super::bench_store::redact(url),
+                "throughput_rounds_interleaved": true,
+                "snp": snp_cmp.as_ref().map(|c| c.0.clone()),
+                "tdx": tdx_cmp.as_ref().map(|c| c.0.clone()),
+            }),
+        );
+    }
+    if let (Some(r), Some(obj)) = (&replicas, out.as_object_mut()) {
+        obj.insert(
+            "replicas".into(),
+            json!({
+                "count": r.count, "connections": r.connections, "route": "TdxVm",
+                "load_balancer": "haproxy (TCP mode, round-robin per connection)", "store": "postgres",
+                "throughput_rounds_interleaved": true,
+                "one": {"per_s": r.per_s[0], "failed": r.failed[0]},
+                "many": {"per_s": r.per_s[1], "failed": r.failed[1]},
+                "many_vs_one": if r.per_s[0] > 0.0 { r.per_s[1] / r.per_s[0] } else { 0.0 },
+                "first_error": r.first_error,
+            }),
+        );
+    }
     let machine = super::bench::Machine::detect();
     machine.annotate(&mut out);
     match args.output {
@@ -461,7 +675,59 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
                 "  HTTPS floor                 {:>10.0}/s   (GET openid-configuration, same connections)",
                 tdx_http.floor_per_s
             );
+            for (tee, all, cmp) in [("SNP", &snp_all, &snp_cmp), ("TDX", &tdx_all, &tdx_cmp)] {
+                let (Some(s), Some(p), Some((_, r))) = (all.first(), all.get(1), cmp) else {
+                    continue;
+                };
+                println!(
+                    "{tee} attestations, SQLite vs PostgreSQL (fresh server each, same load, throughput rounds interleaved)"
+                );
+                for (label, h) in [("sqlite", s), ("postgres", p)] {
+                    println!(
+                        "    {label:<10} {:>10.0}/s   p50 {:.2} ms  p99 {:.2} ms   HTTPS floor {:.0}/s",
+                        h.per_s, h.p50_ms, h.p99_ms, h.floor_per_s
+                    );
+                }
+                println!("    postgres/sqlite {r:.2}x (goal >= 0.7)");
+            }
+            if let Some(r) = &replicas {
+                println!(
+                    "TDX attestations, 1 vs {} replicas on PostgreSQL behind HAProxy ({} connections, throughput rounds interleaved; \
+                     the client, the proxy, the replicas and the database share this machine's {} logical cores)",
+                    r.count, r.connections, machine.logical_cores
+                );
+                for (i, label) in ["1 replica".to_string(), format!("{} replicas", r.count)]
+                    .iter()
+                    .enumerate()
+                {
+                    println!(
+                        "    {label:<12} {:>10.0}/s{}",
+                        r.per_s[i],
+                        if r.failed[i] > 0 {
+                            format!("   {} FAILED requests", r.failed[i])
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                println!(
+                    "    {} replicas/1 replica {:.2}x",
+                    r.count,
+                    if r.per_s[0] > 0.0 {
+                        r.per_s[1] / r.per_s[0]
+                    } else {
+                        0.0
+                    }
+                );
+                if let Some(e) = &r.first_error {
+                    println!("    first failure: {e}");
+                }
+            }
         }
     }
     Ok(())
+}
+
+fn http_json(h: &Http) -> Value {
+    json!({"per_s": h.per_s, "p50_ms": h.p50_ms, "p99_ms": h.p99_ms, "service_in_process_per_s": h.service_per_s, "https_floor_per_s": h.floor_per_s})
 }
