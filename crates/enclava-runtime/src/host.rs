@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
 use wasmtime::{
     Config, Engine, Linker, Module, OptLevel, ResourceLimiter, Store, Trap, WasmBacktrace,
 };
@@ -15,8 +16,6 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::error::RuntimeError;
 use crate::manifest::{Access, Limits, Manifest};
-use sha2::{Digest, Sha256};
-
 use crate::measure::{MEASUREMENT_LEN, measure};
 use crate::pipe::BoundedPipe;
 
