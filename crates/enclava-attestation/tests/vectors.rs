@@ -582,8 +582,7 @@ fn sgx_collateral_is_looked_up_once_per_attestation() {
         assert_eq!(c["x-ms-sgx-collateral"], expected);
         assert_eq!(c["maa-attestationcollateral"], expected);
         assert_eq!(
-            c["x-enclava-tcb-status"],
-            "ConfigurationAndSWHardeningNeeded",
+            c["x-enclava-tcb-status"], "ConfigurationAndSWHardeningNeeded",
             "the source's collateral was used for the verification"
         );
     }

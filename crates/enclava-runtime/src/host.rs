@@ -642,7 +642,10 @@ mod tests {
             },
         );
         let out = run(&fast, &a);
-        assert!(!out.cache_hit, "a module from another engine must be recompiled");
+        assert!(
+            !out.cache_hit,
+            "a module from another engine must be recompiled"
+        );
         assert_eq!(out.stdout, b"AAAA");
         assert!(run(&fast, &a).cache_hit);
         // And the key itself differs between configurations, so one cache can never confuse them.

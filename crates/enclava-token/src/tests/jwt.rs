@@ -725,6 +725,10 @@ fn a_changed_header_is_never_signed_with_the_previous_encoding() {
     other_kid.kid = Some("k2".into());
     for changed in [other_jku, other_chain, other_kid, base.clone()] {
         let t = sign_compact(&changed, &body(), &signer).unwrap();
-        assert_eq!(header_of(&t), changed, "the token must carry the header it was given");
+        assert_eq!(
+            header_of(&t),
+            changed,
+            "the token must carry the header it was given"
+        );
     }
 }
