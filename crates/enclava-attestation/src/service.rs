@@ -592,12 +592,12 @@ impl AttestationService {
         // SGX: which collateral the quote was evaluated with (MAA's `x-ms-sgx-collateral`).
         // The collateral the verification used: the request's own, else what the collateral
         // source gave it (looked up once, above).
-        if let Evidence::Sgx { quote, collateral } = &req.evidence {
-            if let Some(c) = collateral.as_deref().or(fetched.as_deref()) {
-                let v = enclava_token::maa::sgx_collateral_claim(quote, &c.digests());
-                for name in enclava_token::maa::SGX_COLLATERAL_CLAIMS {
-                    token_claims.insert((*name).into(), v.clone());
-                }
+        if let Evidence::Sgx { quote, collateral } = &req.evidence
+            && let Some(c) = collateral.as_deref().or(fetched.as_deref())
+        {
+            let v = enclava_token::maa::sgx_collateral_claim(quote, &c.digests());
+            for name in enclava_token::maa::SGX_COLLATERAL_CLAIMS {
+                token_claims.insert((*name).into(), v.clone());
             }
         }
         token_claims.insert(SCOPE_CLAIM.into(), req.scope.clone().into());
