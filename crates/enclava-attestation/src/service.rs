@@ -419,8 +419,19 @@ impl AttestationService {
         evidence: &Evidence,
         now: DateTime<Utc>,
     ) -> Result<Claims, AttestError> {
+        self.verify_evidence_keeping(evidence, now, &mut None)
+    }
+
+    /// [`Self::verify_evidence`], leaving the DCAP collateral it looked up in the collateral
+    /// source (if it did) in `fetched`, so the appraisal reuses it for the token's collateral
+    /// claims instead of looking it up a second time.
+    fn verify_evidence_keeping(
+        &self,
+        evidence: &Evidence,
+        now: DateTime<Utc>,
+        fetched: &mut Option<Arc<Collateral>>,
+    ) -> Result<Claims, AttestError> {
         let source = self.collateral.as_deref();
-        let mut fetched: Option<Arc<Collateral>> = None;
         match evidence {
             Evidence::Snp {
                 report,
@@ -445,11 +456,11 @@ impl AttestationService {
                 self.snp.verify(report, &end, now).map_err(evidence_err)
             }
             Evidence::Tdx { quote, collateral } => {
-                let c = self.dcap_collateral(Tee::Tdx, collateral, quote, &mut fetched);
+                let c = self.dcap_collateral(Tee::Tdx, collateral, quote, fetched);
                 self.dcap.verify_tdx(quote, c, now).map_err(evidence_err)
             }
             Evidence::Sgx { quote, collateral } => {
-                let c = self.dcap_collateral(Tee::Sgx, collateral, quote, &mut fetched);
+                let c = self.dcap_collateral(Tee::Sgx, collateral, quote, fetched);
                 self.dcap.verify_sgx(quote, c, now).map_err(evidence_err)
             }
             Evidence::AzureSnp {
@@ -474,7 +485,7 @@ impl AttestationService {
                 collateral,
             } => {
                 let td_quote = evidence.td_quote.as_deref().unwrap_or_default();
-                let c = self.dcap_collateral(Tee::AzureTdx, collateral, td_quote, &mut fetched);
+                let c = self.dcap_collateral(Tee::AzureTdx, collateral, td_quote, fetched);
                 enclava_evidence::azure::verify_tdx(evidence, c, None, now).map_err(evidence_err)
             }
             Evidence::Sim { evidence } => {
@@ -500,7 +511,8 @@ impl AttestationService {
                 )],
             });
         }
-        let claims = self.verify_evidence(&req.evidence, now)?;
+        let mut fetched: Option<Arc<Collateral>> = None;
+        let claims = self.verify_evidence_keeping(&req.evidence, now, &mut fetched)?;
         let mut token_claims = binding::bind(
             &claims,
             req.runtime_data.as_ref(),
@@ -578,13 +590,14 @@ impl AttestationService {
             token_claims.insert("x-ms-policy-signer".into(), signer);
         }
         // SGX: which collateral the quote was evaluated with (MAA's `x-ms-sgx-collateral`).
-        if let Evidence::Sgx { quote, collateral } = &req.evidence {
-            let mut fetched = None;
-            if let Some(c) = self.dcap_collateral(Tee::Sgx, collateral, quote, &mut fetched) {
-                let v = enclava_token::maa::sgx_collateral_claim(quote, &c.digests());
-                for name in enclava_token::maa::SGX_COLLATERAL_CLAIMS {
-                    token_claims.insert((*name).into(), v.clone());
-                }
+        // The collateral the verification used: the request's own, else what the collateral
+        // source gave it (looked up once, above).
+        if let Evidence::Sgx { quote, collateral } = &req.evidence
+            && let Some(c) = collateral.as_deref().or(fetched.as_deref())
+        {
+            let v = enclava_token::maa::sgx_collateral_claim(quote, &c.digests());
+            for name in enclava_token::maa::SGX_COLLATERAL_CLAIMS {
+                token_claims.insert((*name).into(), v.clone());
             }
         }
         token_claims.insert(SCOPE_CLAIM.into(), req.scope.clone().into());

@@ -554,6 +554,40 @@ fn sgx_phala_via_sgxenclave_openenclave_and_native() {
     );
 }
 
+/// One SGX appraisal looks its collateral up once: the verification's lookup also feeds the
+/// token's `x-ms-sgx-collateral` / `maa-attestationcollateral` claims.
+#[test]
+fn sgx_collateral_is_looked_up_once_per_attestation() {
+    let Some(quote) = read("sgx/phala-dcap-qvl/sgx_quote") else {
+        return;
+    };
+    let coll_json = read("sgx/phala-dcap-qvl/sgx_quote_collateral.json").unwrap();
+    let coll = Collateral::from_dcap_qvl_json(&coll_json).unwrap();
+    let expected = enclava_token::maa::sgx_collateral_claim(&quote, &coll.digests());
+    let source = std::sync::Arc::new(CountingCollateral {
+        inner: FixedCollateral(vec![(quote.clone(), coll)]),
+        lookups: Default::default(),
+    });
+    let env = env_with_source(false, source.clone());
+    let at = t(PHALA_SGX_AT);
+    let req = maa(MaaType::SgxEnclave, json!({"quote": b64u(&quote)}));
+    for round in 1..=3 {
+        let a = env.svc.attest(&req, at).unwrap();
+        assert_eq!(
+            source.lookups.load(std::sync::atomic::Ordering::SeqCst),
+            round,
+            "expected one collateral lookup per attestation"
+        );
+        let c = verify(&env, &a.token, at).claims;
+        assert_eq!(c["x-ms-sgx-collateral"], expected);
+        assert_eq!(c["maa-attestationcollateral"], expected);
+        assert_eq!(
+            c["x-enclava-tcb-status"], "ConfigurationAndSWHardeningNeeded",
+            "the source's collateral was used for the verification"
+        );
+    }
+}
+
 #[test]
 fn sgx_occlum_without_collateral() {
     let Some(q) = read("sgx/trustee/occlum_quote.dat") else {

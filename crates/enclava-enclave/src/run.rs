@@ -440,6 +440,16 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(&Step)) -> Result<RunRepor
     progress(&Step::Measured {
         measurement: hex::encode(measurement),
     });
+    // Compile the measured bytes into the shared runtime's cache while attestation and key release
+    // wait on the network; the run below then finds them compiled (its cache is keyed by the
+    // SHA-256 of the bytes that run, so only these exact bytes can ever use this compilation).
+    let precompile = {
+        let module = req.module.clone();
+        std::thread::Builder::new()
+            .name("enclava-precompile".into())
+            .spawn(move || Runtime::shared().and_then(|rt| rt.precompile(&module)))
+            .ok()
+    };
 
     // (b) keys, challenge, runtime data
     let keys = EphemeralKeys::generate()?;
@@ -510,7 +520,11 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(&Step)) -> Result<RunRepor
         .filter_map(|(g, a)| dirs.get(g).map(|d| (d.path().to_path_buf(), g.clone(), *a)))
         .collect();
     let host_limits = req.host_limits.unwrap_or(req.manifest.limits);
-    let runtime = Runtime::new().map_err(runtime_error)?;
+    // A failed precompile is not reported here: the run compiles again and reports the error.
+    if let Some(handle) = precompile {
+        let _ = handle.join();
+    }
+    let runtime = Runtime::shared().map_err(runtime_error)?;
     let outcome = runtime
         .run(&req.module, &req.manifest, &mapping, &host_limits)
         .map_err(runtime_error)?;

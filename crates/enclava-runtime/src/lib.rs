@@ -67,7 +67,7 @@ pub use bench::{BenchReport, bench_manifest, bench_overhead};
 pub use error::RuntimeError;
 pub use host::{
     BACKTRACE_FRAMES, CAPTURE_LIMIT, DirMapping, EPOCH_TICK, MODULE_CACHE_ENTRIES, RunOutcome,
-    Runtime, TABLE_ELEMENTS_MAX,
+    Runtime, RuntimeOptions, TABLE_ELEMENTS_MAX,
 };
 pub use manifest::{Access, Limits, Manifest, ManifestError, bounds};
 pub use measure::{MEASUREMENT_DOMAIN, MEASUREMENT_LEN, measure, measure_canonical, module_sha256};

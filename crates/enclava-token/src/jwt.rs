@@ -718,6 +718,34 @@ impl TokenSigner for Rs256Signer {
     }
 }
 
+thread_local! {
+    /// The last header this thread encoded, with its base64url encoding. A token service signs
+    /// every token with the same header (one key, its certificate chain, one jku), and with an
+    /// RS256 key's x5c chain that header is kilobytes of JSON; the encoding is reused only for a
+    /// header equal in every member, so a rotated key, chain or jku is encoded afresh.
+    static LAST_HEADER: std::cell::RefCell<Option<(Header, String)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `base64url(JSON(header))`, from [`LAST_HEADER`] when the header is unchanged.
+fn header_b64(header: &Header) -> Result<String, TokenError> {
+    LAST_HEADER.with(|last| {
+        if let Ok(last) = last.try_borrow()
+            && let Some((h, encoded)) = last.as_ref()
+            && h == header
+        {
+            return Ok(encoded.clone());
+        }
+        let json = serde_json::to_vec(header)
+            .map_err(|e| TokenError::Signing(format!("header does not serialize: {e}")))?;
+        let encoded = URL_SAFE_NO_PAD.encode(&json);
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = Some((header.clone(), encoded.clone()));
+        }
+        Ok(encoded)
+    })
+}
+
 /// Sign `claims` under `header` into a compact JWS.
 pub fn sign_compact(
     header: &Header,
@@ -731,12 +759,11 @@ pub fn sign_compact(
             signer.alg()
         )));
     }
-    let h = serde_json::to_vec(header)
-        .map_err(|e| TokenError::Signing(format!("header does not serialize: {e}")))?;
+    let h = header_b64(header)?;
     let p = serde_json::to_vec(claims)
         .map_err(|e| TokenError::Signing(format!("claims do not serialize: {e}")))?;
-    let mut out = String::with_capacity((h.len() + p.len()) * 4 / 3 + 400);
-    out.push_str(&URL_SAFE_NO_PAD.encode(&h));
+    let mut out = String::with_capacity(h.len() + p.len() * 4 / 3 + 400);
+    out.push_str(&h);
     out.push('.');
     out.push_str(&URL_SAFE_NO_PAD.encode(&p));
     let sig = signer.sign(out.as_bytes())?;

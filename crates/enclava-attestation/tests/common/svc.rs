@@ -62,13 +62,31 @@ pub struct Env {
     pub signer: Arc<Es256Signer>,
 }
 
+/// A collateral source that counts its DCAP lookups (each one costs a cache search and copy).
+pub struct CountingCollateral {
+    pub inner: FixedCollateral,
+    pub lookups: std::sync::atomic::AtomicUsize,
+}
+
+impl CollateralSource for CountingCollateral {
+    fn dcap_collateral(&self, tee: Tee, quote: &[u8]) -> Option<Arc<Collateral>> {
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.dcap_collateral(tee, quote)
+    }
+}
+
 pub fn env_with(allow_sim: bool, collateral: FixedCollateral) -> Env {
+    env_with_source(allow_sim, Arc::new(collateral))
+}
+
+pub fn env_with_source(allow_sim: bool, collateral: Arc<dyn CollateralSource>) -> Env {
     let store = Arc::new(enclava_store::SqliteStore::in_memory().unwrap());
     let signer = Arc::new(Es256Signer::generate("attest-key-1").unwrap());
     let mut config = ServiceConfig::new(ISSUER);
     config.allow_sim = allow_sim;
     let svc = AttestationService::new(store, signer.clone() as Arc<dyn TokenSigner>, config)
-        .with_collateral_source(Arc::new(collateral))
+        .with_collateral_source(collateral)
         .with_row_keys(Arc::new(
             enclava_attestation::PolicyRowKeys::derive(|_| {
                 Ok::<_, String>(zeroize::Zeroizing::new([0x5au8; 32]))

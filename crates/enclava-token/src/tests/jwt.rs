@@ -703,3 +703,32 @@ fn issuer_keys_with_non_minimal_integers_verify() {
     jwks.keys[0].y = Some(enc(&[&[1u8][..], &y].concat()));
     assert_eq!(code(verify(&token, &jwks, &expect())), "invalid_key");
 }
+
+/// The header encoding is reused between tokens only while the header is unchanged: a new kid,
+/// chain or jku on the same thread is encoded afresh, never taken from the previous token.
+#[test]
+fn a_changed_header_is_never_signed_with_the_previous_encoding() {
+    let signer = es_signer("k1");
+    let header_of = |token: &str| decode_unverified(token).unwrap().header;
+    let base = Header::for_signer(&signer, Some("https://a.example.test/certs".into()));
+    let t1 = sign_compact(&base, &body(), &signer).unwrap();
+    let t2 = sign_compact(&base, &body(), &signer).unwrap();
+    assert_eq!(header_of(&t1), base);
+    assert_eq!(header_of(&t2), base);
+    assert_eq!(t1.split('.').next(), t2.split('.').next());
+
+    let mut other_jku = base.clone();
+    other_jku.jku = Some("https://b.example.test/certs".into());
+    let mut other_chain = base.clone();
+    other_chain.x5c = Some(vec![STANDARD.encode(b"another chain")]);
+    let mut other_kid = base.clone();
+    other_kid.kid = Some("k2".into());
+    for changed in [other_jku, other_chain, other_kid, base.clone()] {
+        let t = sign_compact(&changed, &body(), &signer).unwrap();
+        assert_eq!(
+            header_of(&t),
+            changed,
+            "the token must carry the header it was given"
+        );
+    }
+}
