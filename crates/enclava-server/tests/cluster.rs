@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::postgres::*;
 use common::*;
 use enclava_audit::head_file;
 use enclava_server::cluster::{LEASE_KEY, LeaseRecord};
@@ -26,58 +27,7 @@ use enclava_store::{PostgresStore, Store, Table};
 use serde_json::json;
 
 const V: &str = "api-version=7.5";
-const URL_VAR: &str = "ENCLAVA_TEST_POSTGRES_URL";
 const PUBLIC_URL: &str = "https://vault.cluster.test";
-
-fn postgres_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
-            "{URL_VAR} is not set under CI=true: run the tests through scripts/postgres-test.sh"
-        ),
-        _ => {
-            eprintln!(
-                "NOTICE: {URL_VAR} not set, PostgreSQL test skipped (run through scripts/postgres-test.sh)"
-            );
-            None
-        }
-    }
-}
-
-/// Create an empty database in the test cluster and return the cluster URL pointing at it.
-fn fresh_database_url(url: &str, name: &str) -> String {
-    let name = format!("cl_{name}_{}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let task = tokio::spawn(conn);
-        client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-            .await
-            .unwrap();
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        drop(client);
-        let _ = task.await;
-    });
-    let scheme_end = url.find("://").unwrap() + 3;
-    let path_start = url[scheme_end..]
-        .find('/')
-        .map(|i| scheme_end + i)
-        .unwrap_or(url.len());
-    let query = url[path_start..]
-        .find('?')
-        .map(|i| &url[path_start + i..])
-        .unwrap_or("");
-    format!("{}/{name}{query}", &url[..path_start])
-}
 
 fn config(
     data: &Path,
@@ -106,13 +56,6 @@ fn short_lease(p: &mut PartialConfig) {
     p.maintenance_interval_secs = Some(1);
 }
 
-fn admin_token(data: &Path) -> String {
-    std::fs::read_to_string(data.join("admin.token"))
-        .expect("admin.token")
-        .trim()
-        .to_string()
-}
-
 /// A second replica's data directory: a copy of the first one's (dev unseal key, TLS CA and
 /// certificate, admin token, signed head file).
 fn copy_dir(from: &Path, to: &Path) {
@@ -123,12 +66,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
-}
-
-fn stop(t: TestServer) {
-    let TestServer { server, rt, .. } = t;
-    rt.block_on(server.run_until(async {}, Duration::from_secs(5)))
-        .expect("clean stop");
 }
 
 fn runs(t: &TestServer) -> u64 {
@@ -157,7 +94,7 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 #[test]
 fn background_work_runs_on_one_replica_and_moves_when_the_holder_dies() {
     let Some(base) = postgres_url() else { return };
-    let url = fresh_database_url(&base, "lease");
+    let url = fresh_database_url(&base, "cl", "lease");
     let dir = tempfile::tempdir().unwrap();
     let (da, db) = (dir.path().join("a"), dir.path().join("b"));
     let a = start_with(config(&da, &url, true, short_lease));
@@ -200,7 +137,7 @@ fn background_work_runs_on_one_replica_and_moves_when_the_holder_dies() {
 #[test]
 fn replicas_appending_concurrently_make_one_verified_chain() {
     let Some(base) = postgres_url() else { return };
-    let url = fresh_database_url(&base, "chain");
+    let url = fresh_database_url(&base, "cl", "chain");
     let dir = tempfile::tempdir().unwrap();
     let (da, db) = (dir.path().join("a"), dir.path().join("b"));
     let a = start_with(config(&da, &url, true, |_| {}));
@@ -278,7 +215,7 @@ fn replicas_appending_concurrently_make_one_verified_chain() {
 #[test]
 fn operator_init_happens_once_per_cluster_and_every_replica_unseals_with_the_shares() {
     let Some(base) = postgres_url() else { return };
-    let url = fresh_database_url(&base, "init");
+    let url = fresh_database_url(&base, "cl", "init");
     let dir = tempfile::tempdir().unwrap();
     let (da, db) = (dir.path().join("a"), dir.path().join("b"));
     let a = start_with(config(&da, &url, false, |_| {}));
@@ -347,7 +284,7 @@ fn operator_init_happens_once_per_cluster_and_every_replica_unseals_with_the_sha
 #[test]
 fn two_replicas_racing_to_initialize_give_one_vault() {
     let Some(base) = postgres_url() else { return };
-    let url = fresh_database_url(&base, "initrace");
+    let url = fresh_database_url(&base, "cl", "initrace");
     let dir = tempfile::tempdir().unwrap();
     let (da, db) = (dir.path().join("a"), dir.path().join("b"));
     let a = start_with(config(&da, &url, false, |_| {}));
@@ -395,7 +332,7 @@ fn two_replicas_racing_to_initialize_give_one_vault() {
 #[test]
 fn a_dev_replica_joins_with_a_copy_of_the_first_data_directory() {
     let Some(base) = postgres_url() else { return };
-    let url = fresh_database_url(&base, "dev");
+    let url = fresh_database_url(&base, "cl", "dev");
     let dir = tempfile::tempdir().unwrap();
     let (da, db, dc) = (
         dir.path().join("a"),
@@ -501,7 +438,7 @@ impl Relay {
 #[test]
 fn a_replica_that_loses_the_database_answers_503_and_recovers_by_itself() {
     let Some(base) = postgres_url() else { return };
-    let url = fresh_database_url(&base, "outage");
+    let url = fresh_database_url(&base, "cl", "outage");
     // postgres://user:pw@HOST:PORT/db?q -> the same through the relay.
     let at = url.rfind('@').unwrap() + 1;
     let slash = at + url[at..].find('/').unwrap();

@@ -9,8 +9,8 @@ mod common;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
 
+use common::postgres::*;
 use common::*;
 use enclava_audit::head_file;
 use enclava_server::{PartialConfig, ServerConfig, StoreUrl};
@@ -18,59 +18,6 @@ use enclava_store::{PostgresStore, Store, Table};
 use serde_json::json;
 
 const V: &str = "api-version=7.5";
-const URL_VAR: &str = "ENCLAVA_TEST_POSTGRES_URL";
-
-fn postgres_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
-            "{URL_VAR} is not set under CI=true: run the tests through scripts/postgres-test.sh"
-        ),
-        _ => {
-            eprintln!(
-                "NOTICE: {URL_VAR} not set, PostgreSQL test skipped (run through scripts/postgres-test.sh)"
-            );
-            None
-        }
-    }
-}
-
-/// Create an empty database in the test cluster and return the cluster URL pointing at it.
-fn fresh_database_url(url: &str, name: &str) -> String {
-    let name = format!("srv_{name}_{}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let task = tokio::spawn(conn);
-        // Two statements: neither may run inside a transaction block.
-        client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-            .await
-            .unwrap();
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        drop(client);
-        let _ = task.await;
-    });
-    // postgres://user:pw@host:port/DB?query -> same with our database.
-    let scheme_end = url.find("://").unwrap() + 3;
-    let path_start = url[scheme_end..]
-        .find('/')
-        .map(|i| scheme_end + i)
-        .unwrap_or(url.len());
-    let query = url[path_start..]
-        .find('?')
-        .map(|i| &url[path_start + i..])
-        .unwrap_or("");
-    format!("{}/{name}{query}", &url[..path_start])
-}
 
 fn config(data: &Path, store: &str) -> ServerConfig {
     PartialConfig {
@@ -84,24 +31,10 @@ fn config(data: &Path, store: &str) -> ServerConfig {
     .expect("config")
 }
 
-/// `TestServer::admin_token` looks in the harness's own directory; ours is `data`.
-fn admin_token(data: &Path) -> String {
-    std::fs::read_to_string(data.join("admin.token"))
-        .expect("admin.token")
-        .trim()
-        .to_string()
-}
-
-fn stop(t: TestServer) {
-    let TestServer { server, rt, .. } = t;
-    rt.block_on(server.run_until(async {}, Duration::from_secs(5)))
-        .expect("clean stop");
-}
-
 #[test]
 fn server_state_lives_in_postgres_and_survives_a_restart() {
     let Some(base) = postgres_url() else { return };
-    let url = fresh_database_url(&base, "state");
+    let url = fresh_database_url(&base, "srv", "state");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
 
@@ -250,7 +183,7 @@ fn the_server_reaches_a_tls_database_through_store_ca_file() {
     let Some(base) = postgres_url() else { return };
     let ca = std::env::var("ENCLAVA_TEST_POSTGRES_CA")
         .expect("ENCLAVA_TEST_POSTGRES_CA is set by scripts/postgres-test.sh");
-    let url = fresh_database_url(&base, "tls").replace("sslmode=disable", "sslmode=require");
+    let url = fresh_database_url(&base, "srv", "tls").replace("sslmode=disable", "sslmode=require");
     assert!(
         url.contains("sslmode=require"),
         "the test URL names sslmode"

@@ -18,76 +18,15 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::postgres::*;
 use common::*;
 use enclava_server::{PartialConfig, ServerConfig, StoreUrl};
 use serde_json::{Value, json};
 use sha2::Digest;
 
 const V: &str = "api-version=7.5";
-const URL_VAR: &str = "ENCLAVA_TEST_POSTGRES_URL";
 /// The bound of issue 11.
 const BOUND: Duration = Duration::from_secs(1);
-
-fn postgres_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
-            "{URL_VAR} is not set under CI=true: run the tests through scripts/postgres-test.sh"
-        ),
-        _ => {
-            eprintln!(
-                "NOTICE: {URL_VAR} not set, PostgreSQL test skipped (run through scripts/postgres-test.sh)"
-            );
-            None
-        }
-    }
-}
-
-/// Run `sql` (statements that may not run in a transaction block) on the cluster.
-fn admin_sql(url: &str, sql: &[String]) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let task = tokio::spawn(conn);
-        for statement in sql {
-            client.batch_execute(statement).await.unwrap();
-        }
-        drop(client);
-        let _ = task.await;
-    });
-}
-
-/// The name of the database of test `name`.
-fn database_name(name: &str) -> String {
-    format!("rep_{name}_{}", std::process::id())
-}
-
-/// Create an empty database in the test cluster and return the cluster URL pointing at it.
-fn fresh_database_url(url: &str, name: &str) -> String {
-    let name = database_name(name);
-    admin_sql(
-        url,
-        &[
-            format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
-        ],
-    );
-    let scheme_end = url.find("://").unwrap() + 3;
-    let path_start = url[scheme_end..]
-        .find('/')
-        .map(|i| scheme_end + i)
-        .unwrap_or(url.len());
-    let query = url[path_start..]
-        .find('?')
-        .map(|i| &url[path_start + i..])
-        .unwrap_or("");
-    format!("{}/{name}{query}", &url[..path_start])
-}
 
 fn config(data: &Path, store: &str) -> ServerConfig {
     PartialConfig {
@@ -116,7 +55,7 @@ struct Replicas {
 
 fn replicas(name: &str) -> Option<Replicas> {
     let base = postgres_url()?;
-    let url = fresh_database_url(&base, name);
+    let url = fresh_database_url(&base, "rep", name);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let a = start_with(config(&data, &url));
@@ -494,7 +433,7 @@ fn while_the_change_feed_is_down_b_reads_through_its_caches() {
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                  WHERE application_name = '{}' AND datname = '{}'",
                 enclava_store::postgres::LISTENER_APPLICATION_NAME,
-                database_name("feed_down")
+                database_name("rep", "feed_down")
             )],
         );
         let start = Instant::now();
