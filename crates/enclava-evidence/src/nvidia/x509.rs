@@ -9,8 +9,6 @@ use x509_cert::Certificate;
 use super::NvidiaError;
 
 const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
-const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const OID_SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 /// Longest path accepted below a root (NVIDIA's device chains have 4, RIM chains 3).
 const MAX_PATH: usize = 8;
@@ -89,28 +87,8 @@ impl Cert {
 
     /// The uncompressed P-384 point of this certificate's key.
     pub fn p384_key(&self) -> Result<&[u8], String> {
-        let spki = &self.cert.tbs_certificate.subject_public_key_info;
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-        if spki.algorithm.oid != OID_EC_PUBLIC_KEY || curve != Some(OID_SECP384R1) {
-            return Err(format!(
-                "{}: expected an EC P-384 key, found algorithm {}",
-                self.subject_cn(),
-                spki.algorithm.oid
-            ));
-        }
-        spki.subject_public_key
-            .as_bytes()
-            .filter(|k| k.len() == 97 && k.first() == Some(&0x04))
-            .ok_or_else(|| {
-                format!(
-                    "{}: expected a 97-byte uncompressed P-384 point",
-                    self.subject_cn()
-                )
-            })
+        crate::snp::certs::p384_point(&self.cert.tbs_certificate.subject_public_key_info)
+            .map_err(|reason| format!("{}: {reason}", self.subject_cn()))
     }
 
     /// Verify a raw r||s ECDSA P-384 SHA-384 signature by this certificate's key.

@@ -319,35 +319,12 @@ impl ParsedCert {
 
     /// The P-384 public key as an uncompressed SEC1 point.
     pub fn ec_p384_point(&self, which: &str) -> Result<Vec<u8>, SnpError> {
-        let spki = &self.cert.tbs_certificate.subject_public_key_info;
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-        if spki.algorithm.oid != OID_EC_PUBLIC_KEY || curve != Some(OID_SECP384R1) {
-            return Err(SnpError::MalformedCertificate {
+        p384_point(&self.cert.tbs_certificate.subject_public_key_info)
+            .map(<[u8]>::to_vec)
+            .map_err(|reason| SnpError::MalformedCertificate {
                 which: which.into(),
-                reason: format!(
-                    "expected an EC P-384 public key (1.2.840.10045.2.1 / 1.3.132.0.34), found {} / {}",
-                    spki.algorithm.oid,
-                    curve
-                        .map(|c| c.to_string())
-                        .unwrap_or_else(|| "no curve".into())
-                ),
-            });
-        }
-        let key = spki.subject_public_key.as_bytes().unwrap_or_default();
-        if key.len() != 97 || key.first() != Some(&0x04) {
-            return Err(SnpError::MalformedCertificate {
-                which: which.into(),
-                reason: format!(
-                    "expected a 97-byte uncompressed P-384 point, found {} bytes",
-                    key.len()
-                ),
-            });
-        }
-        Ok(key.to_vec())
+                reason,
+            })
     }
 
     /// The RSA public key (PKCS#1 RSAPublicKey DER) of an ASK/ASVK/ARK.
@@ -542,6 +519,35 @@ impl ParsedCrl {
             .as_ref()
             .is_some_and(|r| r.iter().any(|rc| rc.serial_number.as_bytes() == serial))
     }
+}
+
+/// The uncompressed SEC1 point of an EC P-384 public key, or what the key is instead (shared by
+/// every verifier whose certificates carry P-384 keys: SNP's VCEK/VLEK, NVIDIA's chains).
+pub(crate) fn p384_point(
+    spki: &x509_cert::spki::SubjectPublicKeyInfoOwned,
+) -> Result<&[u8], String> {
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    if spki.algorithm.oid != OID_EC_PUBLIC_KEY || curve != Some(OID_SECP384R1) {
+        return Err(format!(
+            "expected an EC P-384 public key (1.2.840.10045.2.1 / 1.3.132.0.34), found {} / {}",
+            spki.algorithm.oid,
+            curve
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "no curve".into())
+        ));
+    }
+    let key = spki.subject_public_key.as_bytes().unwrap_or_default();
+    if key.len() != 97 || key.first() != Some(&0x04) {
+        return Err(format!(
+            "expected a 97-byte uncompressed P-384 point, found {} bytes",
+            key.len()
+        ));
+    }
+    Ok(key)
 }
 
 #[cfg(test)]
