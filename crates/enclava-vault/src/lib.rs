@@ -23,6 +23,7 @@ pub mod error;
 pub mod keys;
 mod lifecycle;
 pub mod model;
+mod object;
 pub mod seal;
 pub mod secrets;
 mod util;

@@ -14,12 +14,14 @@ use zeroize::Zeroizing;
 
 use crate::Vault;
 use crate::b64::{Base64Url, SecretBytes};
+use crate::backup::BackupKind;
 use crate::error::{Result, VaultError};
 use crate::lifecycle;
 use crate::model::*;
-use crate::util::{
-    aead_open, aead_seal, decode_token, encode_token, name_key, page_size, validate_name,
+use crate::object::{
+    DeletedRecord, MAX_RETRIES, ObjectKind, ObjectRecord, VersionRecord, VersionState, to_json,
 };
+use crate::util::{name_key, validate_name};
 use material::{KeyKind, Material, NewMaterial, Operation, PublicJwk};
 
 /// What a rotation-policy lifetime action did.
@@ -116,7 +118,7 @@ impl crate::util::Authenticated for KeyVersionRecord {
 
 /// `Table::DeletedKeys` row (`name_key`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct DeletedKeyRecord {
+pub(crate) struct DeletedKeyRecord {
     key: KeyRecord,
     deleted: i64,
     scheduled_purge: i64,
@@ -129,25 +131,141 @@ pub(crate) struct CachedKey {
     material: Material,
 }
 
-fn key_aad(name_key: &str, version: &str) -> Vec<u8> {
-    format!("enclava/v1/key/{name_key}/{version}").into_bytes()
+/// Keys as an instance of the versioned-object model.
+pub(crate) struct Keys;
+
+impl ObjectRecord for KeyRecord {
+    fn new(name: &str, latest: &str, created: i64) -> Self {
+        KeyRecord {
+            name: name.to_string(),
+            latest: latest.to_string(),
+            created,
+            rotation_policy: None,
+            notified_version: None,
+        }
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn latest(&self) -> &str {
+        &self.latest
+    }
+    fn set_latest(&mut self, version: &str) {
+        self.latest = version.to_string();
+    }
 }
 
-fn version_key(name_key: &str, version: &str) -> String {
-    format!("{name_key}/{version}")
+impl VersionRecord for KeyVersionRecord {
+    fn version(&self) -> &str {
+        &self.version
+    }
+    fn sealed(&self) -> &str {
+        &self.sealed
+    }
+    fn sealed_mut(&mut self) -> &mut String {
+        &mut self.sealed
+    }
+    fn state(&mut self) -> VersionState<'_> {
+        VersionState {
+            enabled: &mut self.enabled,
+            nbf: &mut self.nbf,
+            exp: &mut self.exp,
+            updated: &mut self.updated,
+        }
+    }
 }
 
-fn valid_version_id(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric())
+impl DeletedRecord<KeyRecord> for DeletedKeyRecord {
+    fn new(record: KeyRecord, deleted: i64, scheduled_purge: i64) -> Self {
+        DeletedKeyRecord {
+            key: record,
+            deleted,
+            scheduled_purge,
+        }
+    }
+    fn record(&self) -> &KeyRecord {
+        &self.key
+    }
+    fn into_record(self) -> KeyRecord {
+        self.key
+    }
+    fn deleted(&self) -> i64 {
+        self.deleted
+    }
+    fn scheduled_purge(&self) -> i64 {
+        self.scheduled_purge
+    }
 }
 
-fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|_| VaultError::internal("cannot serialize a stored record"))
-}
+impl ObjectKind for Keys {
+    const KIND: &'static str = "key";
+    const TITLE: &'static str = "Key";
+    const COLLECTION: &'static str = "keys";
+    const VALUE: &'static str = "key material";
+    const TABLES: lifecycle::Tables = lifecycle::KEYS;
+    const BACKUP: BackupKind = BackupKind::Key;
 
-fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
-    serde_json::from_slice(bytes)
-        .map_err(|_| VaultError::internal(format!("stored {what} record is corrupt")))
+    type Record = KeyRecord;
+    type Version = KeyVersionRecord;
+    type Deleted = DeletedKeyRecord;
+    type BackupVersion = BackupKeyVersion;
+    type Backup = KeyBackupPayload;
+
+    fn not_found(name: &str, version: Option<&str>) -> VaultError {
+        VaultError::KeyNotFound {
+            name: name.to_string(),
+            version: version.filter(|v| !v.is_empty()).map(material::truncate),
+        }
+    }
+
+    fn deleted_not_found(name: &str) -> VaultError {
+        VaultError::DeletedKeyNotFound {
+            name: name.to_string(),
+        }
+    }
+
+    fn backup_version(
+        record: KeyVersionRecord,
+        value: Zeroizing<Vec<u8>>,
+    ) -> Result<BackupKeyVersion> {
+        Ok(BackupKeyVersion {
+            record,
+            material: SecretBytes(value),
+        })
+    }
+
+    fn restore_version(v: &BackupKeyVersion) -> (&KeyVersionRecord, &[u8]) {
+        (&v.record, v.material.as_slice())
+    }
+
+    /// The material must parse and match the public parts stored beside it.
+    fn check_restored(vr: &KeyVersionRecord, value: &[u8]) -> Result<()> {
+        let (kind, _) = material::parse_kty(&vr.kty)?;
+        let parsed = Material::parse(kind, value, vr.public.crv.as_deref())
+            .map_err(|_| VaultError::bad("invalid key backup: key material does not parse"))?;
+        if parsed.public_jwk()? != vr.public {
+            return Err(VaultError::bad(
+                "invalid key backup: public key parts do not match the key material",
+            ));
+        }
+        Ok(())
+    }
+
+    fn backup_payload(record: KeyRecord, versions: Vec<BackupKeyVersion>) -> KeyBackupPayload {
+        KeyBackupPayload {
+            key: record,
+            versions,
+        }
+    }
+
+    fn backup_parts(b: &KeyBackupPayload) -> (&KeyRecord, &[BackupKeyVersion]) {
+        (&b.key, &b.versions)
+    }
+
+    /// A changed key is dropped from the parsed-key cache.
+    fn changed(vault: &Vault, nk: &str) {
+        vault.cache.invalidate(nk);
+    }
 }
 
 const KNOWN_KEY_OPS: [&str; 8] = [
@@ -253,8 +371,6 @@ fn is_store_conflict(e: &StoreError) -> bool {
     matches!(e, StoreError::Conflict { .. })
 }
 
-const MAX_RETRIES: usize = 5;
-
 // ---------------------------------------------------------------------------------------------
 // Vault: keys
 // ---------------------------------------------------------------------------------------------
@@ -268,13 +384,6 @@ struct NewVersionSpec {
 }
 
 impl Vault {
-    fn key_url(&self, name: &str, version: Option<&str>) -> String {
-        match version {
-            Some(v) => format!("{}/keys/{name}/{v}", self.base_url),
-            None => format!("{}/keys/{name}", self.base_url),
-        }
-    }
-
     fn key_attributes(&self, r: &KeyVersionRecord) -> KeyAttributes {
         KeyAttributes {
             enabled: Some(r.enabled),
@@ -291,7 +400,7 @@ impl Vault {
     fn key_bundle(&self, name: &str, r: &KeyVersionRecord) -> KeyBundle {
         KeyBundle {
             key: JsonWebKey {
-                kid: Some(self.key_url(name, Some(&r.version))),
+                kid: Some(self.object_url::<Keys>(name, Some(&r.version))),
                 kty: Some(r.kty.clone()),
                 key_ops: Some(r.key_ops.clone()),
                 n: r.public.n.clone(),
@@ -310,118 +419,15 @@ impl Vault {
 
     fn key_item(&self, name: &str, r: &KeyVersionRecord, with_version: bool) -> KeyItem {
         KeyItem {
-            kid: self.key_url(name, with_version.then_some(r.version.as_str())),
+            kid: self.object_url::<Keys>(name, with_version.then_some(r.version.as_str())),
             attributes: self.key_attributes(r),
             tags: r.tags.clone(),
             managed: None,
         }
     }
 
-    fn encode_key_version(&self, nk: &str, vr: &KeyVersionRecord) -> Result<Vec<u8>> {
-        let keys = self.data_keys()?;
-        let ctx = format!("key-version/{}", version_key(nk, &vr.version));
-        crate::util::encode_authenticated(&keys.record_mac, &ctx, vr)
-    }
-
-    /// Decode a version row stored under `row_key` (`name_key/version`), checking its MAC and
-    /// that it belongs there.
-    fn decode_key_version(
-        &self,
-        nk: &str,
-        row_key: &str,
-        bytes: &[u8],
-    ) -> Result<KeyVersionRecord> {
-        let keys = self.data_keys()?;
-        let ctx = format!("key-version/{row_key}");
-        let vr: KeyVersionRecord =
-            crate::util::decode_authenticated(&keys.record_mac, &ctx, "key version", bytes)?;
-        if version_key(nk, &vr.version) != row_key {
-            return Err(VaultError::internal(
-                "a stored key version record is filed under the wrong key",
-            ));
-        }
-        Ok(vr)
-    }
-
-    fn read_key_record(&self, nk: &str) -> Result<Option<(KeyRecord, Vec<u8>)>> {
-        match self.store.get(Table::Keys, nk)? {
-            None => Ok(None),
-            Some(b) => Ok(Some((from_json(&b, "key")?, b))),
-        }
-    }
-
-    fn read_deleted_key(&self, nk: &str) -> Result<Option<(DeletedKeyRecord, Vec<u8>)>> {
-        match self.store.get(Table::DeletedKeys, nk)? {
-            None => Ok(None),
-            Some(b) => Ok(Some((from_json(&b, "deleted key")?, b))),
-        }
-    }
-
-    fn read_key_version(
-        &self,
-        nk: &str,
-        version: &str,
-    ) -> Result<Option<(KeyVersionRecord, Vec<u8>)>> {
-        if !valid_version_id(version) {
-            return Ok(None);
-        }
-        match self
-            .store
-            .get(Table::KeyVersions, &version_key(nk, version))?
-        {
-            None => Ok(None),
-            Some(b) => Ok(Some((
-                self.decode_key_version(nk, &version_key(nk, version), &b)?,
-                b,
-            ))),
-        }
-    }
-
-    /// Live key record and the requested (or latest) version record.
-    fn resolve_key(
-        &self,
-        name: &str,
-        version: Option<&str>,
-    ) -> Result<(KeyRecord, KeyVersionRecord, Vec<u8>)> {
-        validate_name("key", name)?;
-        let nk = name_key(name);
-        let not_found = || VaultError::KeyNotFound {
-            name: name.to_string(),
-            version: version.filter(|v| !v.is_empty()).map(material::truncate),
-        };
-        let (rec, _) = self.read_key_record(&nk)?.ok_or_else(not_found)?;
-        let v = version
-            .filter(|v| !v.is_empty())
-            .unwrap_or(&rec.latest)
-            .to_string();
-        let (vr, bytes) = self.read_key_version(&nk, &v)?.ok_or_else(not_found)?;
-        Ok((rec, vr, bytes))
-    }
-
-    fn deleted_conflict(name: &str) -> VaultError {
-        VaultError::Conflict(format!(
-            "Key {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged."
-        ))
-    }
-
-    fn seal_material(&self, nk: &str, version: &str, bytes: &[u8]) -> Result<String> {
-        let keys = self.data_keys()?;
-        Ok(hex::encode(aead_seal(
-            &keys.object,
-            &key_aad(nk, version),
-            bytes,
-        )?))
-    }
-
     fn open_material(&self, nk: &str, r: &KeyVersionRecord) -> Result<Zeroizing<Vec<u8>>> {
-        let keys = self.data_keys()?;
-        let sealed = hex::decode(&r.sealed)
-            .map_err(|_| VaultError::internal("stored key material is corrupt"))?;
-        aead_open(&keys.object, &key_aad(nk, &r.version), &sealed)?.ok_or_else(|| {
-            VaultError::internal(
-                "stored key material failed its integrity check (wrong root key or tampered row)",
-            )
-        })
+        self.open_object_value::<Keys>(nk, r)
     }
 
     fn parse_material(&self, nk: &str, r: &KeyVersionRecord) -> Result<Material> {
@@ -455,7 +461,7 @@ impl Vault {
             return Err(VaultError::bad(SKR_1004));
         }
         let version = crate::util::new_version_id()?;
-        let sealed = self.seal_material(&nk, &version, &m.bytes)?;
+        let sealed = self.seal_object_value::<Keys>(&nk, &version, &m.bytes)?;
         let vrec = KeyVersionRecord {
             version: version.clone(),
             kty: spec.kty.clone(),
@@ -473,63 +479,9 @@ impl Vault {
             sealed,
             mac: String::new(),
         };
-        let vbytes = self.encode_key_version(&nk, &vrec)?;
-        for _ in 0..MAX_RETRIES {
-            if self.store.get(Table::DeletedKeys, &nk)?.is_some() {
-                return Err(Self::deleted_conflict(name));
-            }
-            let existing = self.read_key_record(&nk)?;
-            let (display, rec, old) = match existing {
-                Some((mut rec, old)) => {
-                    rec.latest = version.clone();
-                    (rec.name.clone(), rec, Some(old))
-                }
-                None => (
-                    name.to_string(),
-                    KeyRecord {
-                        name: name.to_string(),
-                        latest: version.clone(),
-                        created: now,
-                        rotation_policy: None,
-                        notified_version: None,
-                    },
-                    None,
-                ),
-            };
-            let ops = vec![
-                Op::Expect {
-                    table: Table::DeletedKeys,
-                    key: nk.clone(),
-                    value: None,
-                },
-                Op::Expect {
-                    table: Table::Keys,
-                    key: nk.clone(),
-                    value: old,
-                },
-                Op::Put {
-                    table: Table::KeyVersions,
-                    key: version_key(&nk, &version),
-                    value: vbytes.clone(),
-                },
-                Op::Put {
-                    table: Table::Keys,
-                    key: nk.clone(),
-                    value: to_json(&rec)?,
-                },
-            ];
-            match self.store.transact(ops) {
-                Ok(()) => {
-                    self.cache.invalidate(&nk);
-                    return Ok(self.key_bundle(&display, &vrec));
-                }
-                Err(e) if is_store_conflict(&e) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(VaultError::Conflict(format!(
-            "key '{name}' is being changed concurrently; retry the operation"
-        )))
+        let vbytes = self.encode_version::<Keys>(&nk, &vrec)?;
+        let display = self.commit_new_version::<Keys>(name, &vrec, vbytes, now)?;
+        Ok(self.key_bundle(&display, &vrec))
     }
 
     /// Create a key (or a new version of an existing key). 409 `Conflict` when a deleted key of
@@ -538,13 +490,7 @@ impl Vault {
         self.data_keys()?;
         validate_name("key", name)?;
         let (kind, _) = material::parse_kty(&params.kty)?;
-        if self
-            .store
-            .get(Table::DeletedKeys, &name_key(name))?
-            .is_some()
-        {
-            return Err(Self::deleted_conflict(name));
-        }
+        self.check_not_deleted::<Keys>(name)?;
         // Validate cheap inputs before the (possibly slow) key generation.
         if let Some(ops) = &params.key_ops {
             validate_key_ops(ops)?;
@@ -598,7 +544,7 @@ impl Vault {
     /// Get a key version; `version` `None` or `Some("")` means the latest.
     pub fn get_key(&self, name: &str, version: Option<&str>) -> Result<KeyBundle> {
         self.data_keys()?;
-        let (rec, vr, _) = self.resolve_key(name, version)?;
+        let (rec, vr, _) = self.resolve::<Keys>(name, version)?;
         Ok(self.key_bundle(&rec.name, &vr))
     }
 
@@ -622,24 +568,14 @@ impl Vault {
             .as_ref()
             .map(validate_release_policy)
             .transpose()?;
-        for _ in 0..MAX_RETRIES {
-            let (rec, mut vr, old) = self.resolve_key(name, version)?;
-            let nk = name_key(name);
+        let (rec, vr) = self.update_version::<Keys>(name, version, |rec, vr| {
             if let Some(a) = &params.attributes {
                 if let Some(x) = a.exportable
                     && x != vr.exportable
                 {
                     return Err(VaultError::bad(SKR_1014));
                 }
-                if let Some(e) = a.enabled {
-                    vr.enabled = e;
-                }
-                if a.nbf.is_some() {
-                    vr.nbf = a.nbf;
-                }
-                if a.exp.is_some() {
-                    vr.exp = a.exp;
-                }
+                vr.state().apply(a.enabled, a.nbf, a.exp);
             }
             if let Some(ops) = &key_ops {
                 vr.key_ops = ops.clone();
@@ -659,31 +595,9 @@ impl Vault {
                 }
                 vr.release_policy = Some(p.clone());
             }
-            vr.updated = self.now().timestamp();
-            let ops = vec![
-                Op::Expect {
-                    table: Table::KeyVersions,
-                    key: version_key(&nk, &vr.version),
-                    value: Some(old),
-                },
-                Op::Put {
-                    table: Table::KeyVersions,
-                    key: version_key(&nk, &vr.version),
-                    value: self.encode_key_version(&nk, &vr)?,
-                },
-            ];
-            match self.store.transact(ops) {
-                Ok(()) => {
-                    self.cache.invalidate(&nk);
-                    return Ok(self.key_bundle(&rec.name, &vr));
-                }
-                Err(e) if is_store_conflict(&e) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(VaultError::Conflict(format!(
-            "key '{name}' is being changed concurrently; retry the operation"
-        )))
+            Ok(())
+        })?;
+        Ok(self.key_bundle(&rec.name, &vr))
     }
 
     /// List keys (latest version's attributes, `kid` without version). `max_results` defaults to
@@ -693,29 +607,8 @@ impl Vault {
         max_results: Option<u32>,
         continuation: Option<&str>,
     ) -> Result<Page<KeyItem>> {
-        self.data_keys()?;
-        let limit = page_size(max_results)?;
-        let after = decode_token(continuation)?;
-        let rows = self
-            .store
-            .list(Table::Keys, "", after.as_deref(), limit + 1)?;
-        let more = rows.len() > limit;
-        let mut items = Vec::new();
-        let mut last = None;
-        for (k, v) in rows.into_iter().take(limit) {
-            let rec: KeyRecord = from_json(&v, "key")?;
-            if let Some((vr, _)) = self.read_key_version(&k, &rec.latest)? {
-                items.push(self.key_item(&rec.name, &vr, false));
-            }
-            last = Some(k);
-        }
-        Ok(Page {
-            items,
-            continuation: if more {
-                last.map(|k| encode_token(&k))
-            } else {
-                None
-            },
+        self.list_objects::<Keys, _>(max_results, continuation, |name, vr| {
+            self.key_item(name, vr, false)
         })
     }
 
@@ -726,93 +619,28 @@ impl Vault {
         max_results: Option<u32>,
         continuation: Option<&str>,
     ) -> Result<Page<KeyItem>> {
-        self.data_keys()?;
-        validate_name("key", name)?;
-        let limit = page_size(max_results)?;
-        let nk = name_key(name);
-        // Key Vault answers an unknown name with an empty list (200), not KeyNotFound.
-        let Some((rec, _)) = self.read_key_record(&nk)? else {
-            decode_token(continuation)?; // a malformed token is still the caller's 400
-            return Ok(Page {
-                items: Vec::new(),
-                continuation: None,
-            });
-        };
-        let prefix = format!("{nk}/");
-        let after = decode_token(continuation)?.map(|v| format!("{prefix}{v}"));
-        let rows = self
-            .store
-            .list(Table::KeyVersions, &prefix, after.as_deref(), limit + 1)?;
-        let more = rows.len() > limit;
-        let mut items = Vec::new();
-        let mut last = None;
-        for (k, v) in rows.into_iter().take(limit) {
-            let vr = self.decode_key_version(&nk, &k, &v)?;
-            items.push(self.key_item(&rec.name, &vr, true));
-            last = Some(vr.version);
-        }
-        Ok(Page {
-            items,
-            continuation: if more {
-                last.map(|k| encode_token(&k))
-            } else {
-                None
-            },
+        self.list_object_versions::<Keys, _>(name, max_results, continuation, |name, vr| {
+            self.key_item(name, vr, true)
         })
     }
 
-    fn deletion_info(&self, kind: &str, name: &str, deleted: i64, scheduled: i64) -> DeletionInfo {
-        DeletionInfo {
-            recovery_id: format!("{}/{kind}/{name}", self.base_url),
-            deleted_date: deleted,
-            scheduled_purge_date: scheduled,
+    fn deleted_key_bundle(&self, d: &DeletedKeyRecord, vr: &KeyVersionRecord) -> DeletedKeyBundle {
+        DeletedKeyBundle {
+            bundle: self.key_bundle(&d.key.name, vr),
+            deletion: self.deletion_info::<Keys>(d),
         }
-    }
-
-    fn deleted_key_bundle(&self, nk: &str, d: &DeletedKeyRecord) -> Result<DeletedKeyBundle> {
-        let (vr, _) = self
-            .read_key_version(nk, &d.key.latest)?
-            .ok_or_else(|| VaultError::internal("a deleted key's latest version is missing"))?;
-        Ok(DeletedKeyBundle {
-            bundle: self.key_bundle(&d.key.name, &vr),
-            deletion: self.deletion_info("deletedkeys", &d.key.name, d.deleted, d.scheduled_purge),
-        })
     }
 
     /// Soft-delete a key (all versions).
     pub fn delete_key(&self, name: &str) -> Result<DeletedKeyBundle> {
-        self.data_keys()?;
-        validate_name("key", name)?;
-        let nk = name_key(name);
-        let (rec, old) = self
-            .read_key_record(&nk)?
-            .ok_or_else(|| VaultError::KeyNotFound {
-                name: name.to_string(),
-                version: None,
-            })?;
-        let now = self.now();
-        let scheduled = now + chrono::Duration::days(self.options.recoverable_days as i64);
-        let d = DeletedKeyRecord {
-            key: rec,
-            deleted: now.timestamp(),
-            scheduled_purge: scheduled.timestamp(),
-        };
-        self.soft_delete_row(lifecycle::KEYS, &nk, old, to_json(&d)?)?;
-        self.cache.invalidate(&nk);
-        self.deleted_key_bundle(&nk, &d)
+        let (d, vr) = self.delete_object::<Keys>(name)?;
+        Ok(self.deleted_key_bundle(&d, &vr))
     }
 
     /// Get a deleted key.
     pub fn get_deleted_key(&self, name: &str) -> Result<DeletedKeyBundle> {
-        self.data_keys()?;
-        validate_name("key", name)?;
-        let nk = name_key(name);
-        let (d, _) = self
-            .read_deleted_key(&nk)?
-            .ok_or_else(|| VaultError::DeletedKeyNotFound {
-                name: name.to_string(),
-            })?;
-        self.deleted_key_bundle(&nk, &d)
+        let (d, vr) = self.get_deleted_object::<Keys>(name)?;
+        Ok(self.deleted_key_bundle(&d, &vr))
     }
 
     /// List deleted keys.
@@ -821,107 +649,30 @@ impl Vault {
         max_results: Option<u32>,
         continuation: Option<&str>,
     ) -> Result<Page<DeletedKeyItem>> {
-        self.data_keys()?;
-        let limit = page_size(max_results)?;
-        let after = decode_token(continuation)?;
-        let rows = self
-            .store
-            .list(Table::DeletedKeys, "", after.as_deref(), limit + 1)?;
-        let more = rows.len() > limit;
-        let mut items = Vec::new();
-        let mut last = None;
-        for (k, v) in rows.into_iter().take(limit) {
-            let d: DeletedKeyRecord = from_json(&v, "deleted key")?;
-            if let Some((vr, _)) = self.read_key_version(&k, &d.key.latest)? {
-                items.push(DeletedKeyItem {
-                    item: self.key_item(&d.key.name, &vr, false),
-                    deletion: self.deletion_info(
-                        "deletedkeys",
-                        &d.key.name,
-                        d.deleted,
-                        d.scheduled_purge,
-                    ),
-                });
-            }
-            last = Some(k);
-        }
-        Ok(Page {
-            items,
-            continuation: if more {
-                last.map(|k| encode_token(&k))
-            } else {
-                None
-            },
+        self.list_deleted_objects::<Keys, _>(max_results, continuation, |d, vr| DeletedKeyItem {
+            item: self.key_item(&d.key.name, vr, false),
+            deletion: self.deletion_info::<Keys>(d),
         })
     }
 
     /// Recover a deleted key; returns its latest version.
     pub fn recover_deleted_key(&self, name: &str) -> Result<KeyBundle> {
-        self.data_keys()?;
-        validate_name("key", name)?;
-        let nk = name_key(name);
-        let (d, old) =
-            self.read_deleted_key(&nk)?
-                .ok_or_else(|| VaultError::DeletedKeyNotFound {
-                    name: name.to_string(),
-                })?;
-        self.recover_row(lifecycle::KEYS, &nk, old, to_json(&d.key)?)?;
-        self.cache.invalidate(&nk);
-        let (vr, _) = self
-            .read_key_version(&nk, &d.key.latest)?
-            .ok_or_else(|| VaultError::internal("a recovered key's latest version is missing"))?;
-        Ok(self.key_bundle(&d.key.name, &vr))
-    }
-
-    /// All storage keys of rows under `prefix` in `table`.
-    pub(crate) fn all_row_keys(&self, table: Table, prefix: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let rows = self.store.list(table, prefix, after.as_deref(), 500)?;
-            let n = rows.len();
-            for (k, _) in rows {
-                after = Some(k.clone());
-                out.push(k);
-            }
-            if n < 500 {
-                return Ok(out);
-            }
-        }
-    }
-
-    fn purge_key_rows(&self, nk: &str, old: Vec<u8>) -> Result<()> {
-        self.purge_rows(lifecycle::KEYS, nk, old)?;
-        self.cache.invalidate(nk);
-        Ok(())
+        let (rec, vr) = self.recover_object::<Keys>(name)?;
+        Ok(self.key_bundle(&rec.name, &vr))
     }
 
     /// Permanently delete a deleted key. `Forbidden` under purge protection.
     pub fn purge_deleted_key(&self, name: &str) -> Result<()> {
-        self.data_keys()?;
-        validate_name("key", name)?;
-        let nk = name_key(name);
-        let (_, old) =
-            self.read_deleted_key(&nk)?
-                .ok_or_else(|| VaultError::DeletedKeyNotFound {
-                    name: name.to_string(),
-                })?;
-        self.check_purge_allowed(lifecycle::KEYS, name)?;
-        self.purge_key_rows(&nk, old)
+        self.purge_object::<Keys>(name)
     }
 
     /// Purge every deleted key and secret whose scheduled purge date is `<= now`; returns how
     /// many objects were purged.
     pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<usize> {
         self.data_keys()?;
-        let mut purged = self.purge_expired_rows(
-            lifecycle::KEYS,
-            now.timestamp(),
-            |v| Ok(from_json::<DeletedKeyRecord>(v, "deleted key")?.scheduled_purge),
-            |k, v| self.purge_key_rows(k, v),
-        )?;
-        purged += self.purge_expired_secrets(now)?;
-        Ok(purged)
+        let now = now.timestamp();
+        Ok(self.purge_expired_objects::<Keys>(now)?
+            + self.purge_expired_objects::<crate::secrets::Secrets>(now)?)
     }
 
     /// Create a new version with the same kty / size / curve / ops / tags.
@@ -931,7 +682,7 @@ impl Vault {
     }
 
     fn rotate_key_at(&self, name: &str, now: DateTime<Utc>) -> Result<KeyBundle> {
-        let (rec, vr, _) = self.resolve_key(name, None)?;
+        let (rec, vr, _) = self.resolve::<Keys>(name, None)?;
         let (kind, _) = material::parse_kty(&vr.kty)?;
         let m = material::generate(kind, vr.key_size, vr.public.crv.as_deref(), None)?;
         let expiry = match &rec.rotation_policy {
@@ -971,12 +722,9 @@ impl Vault {
     pub fn get_rotation_policy(&self, name: &str) -> Result<KeyRotationPolicy> {
         self.data_keys()?;
         validate_name("key", name)?;
-        let (rec, _) =
-            self.read_key_record(&name_key(name))?
-                .ok_or_else(|| VaultError::KeyNotFound {
-                    name: name.to_string(),
-                    version: None,
-                })?;
+        let (rec, _) = self
+            .read_record::<Keys>(&name_key(name))?
+            .ok_or_else(|| Keys::not_found(name, None))?;
         let mut p = rec
             .rotation_policy
             .clone()
@@ -1009,7 +757,7 @@ impl Vault {
         let nk = name_key(name);
         for _ in 0..MAX_RETRIES {
             let (mut rec, old) =
-                self.read_key_record(&nk)?
+                self.read_record::<Keys>(&nk)?
                     .ok_or_else(|| VaultError::KeyNotFound {
                         name: name.to_string(),
                         version: None,
@@ -1059,7 +807,7 @@ impl Vault {
         self.data_keys()?;
         let mut events = Vec::new();
         for nk in self.all_row_keys(Table::Keys, "")? {
-            let Some((rec, _)) = self.read_key_record(&nk)? else {
+            let Some((rec, _)) = self.read_record::<Keys>(&nk)? else {
                 continue;
             };
             let Some(policy) = &rec.rotation_policy else {
@@ -1068,7 +816,7 @@ impl Vault {
             let Ok((_, actions, _)) = rotation::validate(policy) else {
                 continue;
             };
-            let Some((vr, _)) = self.read_key_version(&nk, &rec.latest)? else {
+            let Some((vr, _)) = self.read_version::<Keys>(&nk, &rec.latest)? else {
                 continue;
             };
             let created = Utc.timestamp_opt(vr.created, 0).single();
@@ -1120,7 +868,7 @@ impl Vault {
                 && rec.notified_version.as_deref() != Some(vr.version.as_str())
             {
                 // Record the notification so it fires once per version.
-                let Some((mut fresh, old)) = self.read_key_record(&nk)? else {
+                let Some((mut fresh, old)) = self.read_record::<Keys>(&nk)? else {
                     continue;
                 };
                 if fresh.latest != vr.version {
@@ -1159,106 +907,12 @@ impl Vault {
 
     /// Back up all versions of a key into an opaque blob only this vault's root can restore.
     pub fn backup_key(&self, name: &str) -> Result<BackupBlob> {
-        self.data_keys()?;
-        validate_name("key", name)?;
-        let nk = name_key(name);
-        let (rec, _) = self
-            .read_key_record(&nk)?
-            .ok_or_else(|| VaultError::KeyNotFound {
-                name: name.to_string(),
-                version: None,
-            })?;
-        let mut versions = Vec::new();
-        for k in self.all_row_keys(Table::KeyVersions, &format!("{nk}/"))? {
-            let Some(bytes) = self.store.get(Table::KeyVersions, &k)? else {
-                continue;
-            };
-            let mut vr = self.decode_key_version(&nk, &k, &bytes)?;
-            let material = self.open_material(&nk, &vr)?;
-            vr.sealed = String::new();
-            versions.push(BackupKeyVersion {
-                record: vr,
-                material: SecretBytes(material),
-            });
-        }
-        let payload = KeyBackupPayload { key: rec, versions };
-        let plain = Zeroizing::new(to_json(&payload)?);
-        let blob = crate::backup::seal(self, crate::backup::BackupKind::Key, &plain)?;
-        Ok(BackupBlob {
-            value: Base64Url(blob),
-        })
+        self.backup_object::<Keys>(name)
     }
 
     /// Restore a key backup. 409 when the name exists (live or deleted).
     pub fn restore_key(&self, blob: &[u8]) -> Result<KeyBundle> {
-        self.data_keys()?;
-        let plain = crate::backup::open(self, crate::backup::BackupKind::Key, blob)?;
-        let payload: KeyBackupPayload = serde_json::from_slice(&plain)
-            .map_err(|_| VaultError::bad("invalid key backup: the blob content is malformed"))?;
-        let name = payload.key.name.clone();
-        validate_name("key", &name)?;
-        let nk = name_key(&name);
-        if self.store.get(Table::Keys, &nk)?.is_some() {
-            return Err(VaultError::Conflict(format!(
-                "key '{name}' already exists; delete and purge it before restoring a backup of it"
-            )));
-        }
-        if self.store.get(Table::DeletedKeys, &nk)?.is_some() {
-            return Err(Self::deleted_conflict(&name));
-        }
-        let mut ops = vec![
-            Op::Expect {
-                table: Table::Keys,
-                key: nk.clone(),
-                value: None,
-            },
-            Op::Expect {
-                table: Table::DeletedKeys,
-                key: nk.clone(),
-                value: None,
-            },
-        ];
-        let mut latest = None;
-        for v in &payload.versions {
-            if !valid_version_id(&v.record.version) {
-                return Err(VaultError::bad(
-                    "invalid key backup: a version id is malformed",
-                ));
-            }
-            let mut vr = v.record.clone();
-            // Check the material parses before accepting it.
-            let (kind, _) = material::parse_kty(&vr.kty)?;
-            let parsed = Material::parse(kind, v.material.as_slice(), vr.public.crv.as_deref())
-                .map_err(|_| VaultError::bad("invalid key backup: key material does not parse"))?;
-            if parsed.public_jwk()? != vr.public {
-                return Err(VaultError::bad(
-                    "invalid key backup: public key parts do not match the key material",
-                ));
-            }
-            vr.sealed = self.seal_material(&nk, &vr.version, v.material.as_slice())?;
-            if vr.version == payload.key.latest {
-                latest = Some(vr.clone());
-            }
-            ops.push(Op::Put {
-                table: Table::KeyVersions,
-                key: version_key(&nk, &vr.version),
-                value: self.encode_key_version(&nk, &vr)?,
-            });
-        }
-        let latest = latest
-            .ok_or_else(|| VaultError::bad("invalid key backup: the latest version is missing"))?;
-        ops.push(Op::Put {
-            table: Table::Keys,
-            key: nk.clone(),
-            value: to_json(&payload.key)?,
-        });
-        self.store.transact(ops).map_err(|e| match e {
-            StoreError::Conflict { .. } => {
-                VaultError::Conflict(format!("key '{name}' already exists"))
-            }
-            other => other.into(),
-        })?;
-        self.cache.invalidate(&nk);
+        let (name, latest) = self.restore_object::<Keys>(blob)?;
         Ok(self.key_bundle(&name, &latest))
     }
 
@@ -1286,7 +940,7 @@ impl Vault {
         {
             return Ok(hit);
         }
-        let (rec, vr, _) = self.resolve_key(name, version)?;
+        let (rec, vr, _) = self.resolve::<Keys>(name, version)?;
         let material = self.parse_material(&nk, &vr)?;
         let is_latest = vr.version == rec.latest;
         let entry = Arc::new(CachedKey {
@@ -1353,7 +1007,7 @@ impl Vault {
 
     fn op_result(&self, k: &CachedKey, value: Vec<u8>) -> KeyOperationResult {
         KeyOperationResult {
-            kid: self.key_url(&k.name, Some(&k.record.version)),
+            kid: self.object_url::<Keys>(&k.name, Some(&k.record.version)),
             value: Base64Url(value),
             iv: None,
             tag: None,
@@ -1474,7 +1128,7 @@ impl Vault {
     /// key is enabled, within nbf/exp and exportable; the caller checks the release policy.
     pub fn releasable_key(&self, name: &str, version: Option<&str>) -> Result<ReleasableKey> {
         self.data_keys()?;
-        let (rec, vr, _) = self.resolve_key(name, version)?;
+        let (rec, vr, _) = self.resolve::<Keys>(name, version)?;
         let now = self.now().timestamp();
         if !vr.enabled {
             return Err(VaultError::forbidden(
@@ -1514,13 +1168,13 @@ impl Vault {
 }
 
 #[derive(Serialize, Deserialize)]
-struct BackupKeyVersion {
+pub(crate) struct BackupKeyVersion {
     record: KeyVersionRecord,
     material: SecretBytes,
 }
 
 #[derive(Serialize, Deserialize)]
-struct KeyBackupPayload {
+pub(crate) struct KeyBackupPayload {
     key: KeyRecord,
     versions: Vec<BackupKeyVersion>,
 }
