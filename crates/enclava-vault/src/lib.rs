@@ -34,9 +34,11 @@ use chrono::{DateTime, Utc};
 use enclava_store::Store;
 
 pub use error::{Result, VaultError};
-pub use keys::{ReleasableKey, RotationAction, RotationEvent};
+pub use keys::{Keys, ReleasableKey, RotationAction, RotationEvent};
 pub use model::*;
+pub use object::{ObjectWire, VaultObject};
 pub use seal::{InitOutput, SealStatus, UnsealProgress};
+pub use secrets::Secrets;
 
 /// The injected clock: returns "now". Tests pass a controllable closure.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;

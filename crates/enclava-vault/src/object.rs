@@ -89,17 +89,99 @@ pub(crate) trait DeletedRecord<R>: Serialize + DeserializeOwned {
     fn scheduled_purge(&self) -> i64;
 }
 
+/// Implement [`ObjectRecord`] for a kind's live record struct (fields `name`, `latest`,
+/// `created`; the listed extra fields start as `None`).
+macro_rules! object_record {
+    ($t:ident $(, $extra:ident)*) => {
+        impl $crate::object::ObjectRecord for $t {
+            fn new(name: &str, latest: &str, created: i64) -> Self {
+                $t {
+                    name: name.to_string(),
+                    latest: latest.to_string(),
+                    created,
+                    $($extra: None,)*
+                }
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn latest(&self) -> &str {
+                &self.latest
+            }
+            fn set_latest(&mut self, version: &str) {
+                self.latest = version.to_string();
+            }
+        }
+    };
+}
+pub(crate) use object_record;
+
+/// Implement [`VersionRecord`] (and the record MAC's [`Authenticated`]) for a kind's version
+/// struct (fields `version`, `enabled`, `nbf`, `exp`, `updated`, `sealed`, `mac`).
+macro_rules! version_record {
+    ($t:ty) => {
+        impl $crate::util::Authenticated for $t {
+            fn mac_field(&mut self) -> &mut String {
+                &mut self.mac
+            }
+        }
+        impl $crate::object::VersionRecord for $t {
+            fn version(&self) -> &str {
+                &self.version
+            }
+            fn sealed(&self) -> &str {
+                &self.sealed
+            }
+            fn sealed_mut(&mut self) -> &mut String {
+                &mut self.sealed
+            }
+            fn state(&mut self) -> $crate::object::VersionState<'_> {
+                $crate::object::VersionState {
+                    enabled: &mut self.enabled,
+                    nbf: &mut self.nbf,
+                    exp: &mut self.exp,
+                    updated: &mut self.updated,
+                }
+            }
+        }
+    };
+}
+pub(crate) use version_record;
+
+/// Implement [`DeletedRecord`] for a kind's deleted struct, whose live record is in `$field`
+/// (`key`, `secret`: the stored JSON names it so).
+macro_rules! deleted_record {
+    ($t:ty, $rec:ty, $field:ident) => {
+        impl $crate::object::DeletedRecord<$rec> for $t {
+            fn new(record: $rec, deleted: i64, scheduled_purge: i64) -> Self {
+                Self {
+                    $field: record,
+                    deleted,
+                    scheduled_purge,
+                }
+            }
+            fn record(&self) -> &$rec {
+                &self.$field
+            }
+            fn into_record(self) -> $rec {
+                self.$field
+            }
+            fn deleted(&self) -> i64 {
+                self.deleted
+            }
+            fn scheduled_purge(&self) -> i64 {
+                self.scheduled_purge
+            }
+        }
+    };
+}
+pub(crate) use deleted_record;
+
 /// One kind of versioned object. Implemented by a marker type per kind (`keys::Keys`,
 /// `secrets::Secrets`).
-pub(crate) trait ObjectKind {
-    /// `"key"`: messages, name validation, AAD (`enclava/v1/key/...`) and MAC context
-    /// (`key-version/...`).
-    const KIND: &'static str;
+pub(crate) trait ObjectKind: ObjectWire {
     /// `"Key"`: the start of Key Vault's deleted-conflict message.
     const TITLE: &'static str;
-    /// `"keys"`: the URL collection (`{base}/keys/{name}/{version}`); the deleted collection is
-    /// `deleted` + this.
-    const COLLECTION: &'static str;
     /// `"key material"`: what the sealed value is, for integrity messages.
     const VALUE: &'static str;
     const TABLES: Tables;
@@ -132,6 +214,126 @@ pub(crate) trait ObjectKind {
 
     /// Called after every committed change of the object `nk`'s rows (keys drop their cache).
     fn changed(_vault: &Vault, _nk: &str) {}
+
+    /// A version as returned by get / update / recover / restore (never with a secret value).
+    fn bundle(vault: &Vault, name: &str, vr: &Self::Version) -> Self::Bundle;
+    /// A version in a listing (`id` with the version only in a versions listing).
+    fn item(vault: &Vault, name: &str, vr: &Self::Version, with_version: bool) -> Self::Item;
+    fn deleted_bundle(vault: &Vault, d: &Self::Deleted, vr: &Self::Version) -> Self::DeletedBundle;
+    fn deleted_item(vault: &Vault, d: &Self::Deleted, vr: &Self::Version) -> Self::DeletedItem;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::keys::Keys {}
+    impl Sealed for crate::secrets::Secrets {}
+}
+
+/// What names an object kind on the wire: its words and Key Vault's JSON shapes for it. Sealed:
+/// the kinds are the vault's ([`crate::Keys`], [`crate::Secrets`]).
+pub trait ObjectWire: sealed::Sealed {
+    /// `"key"`: messages, name validation, AAD (`enclava/v1/key/...`) and MAC context
+    /// (`key-version/...`).
+    const KIND: &'static str;
+    /// `"keys"`: the URL collection (`{base}/keys/{name}/{version}`); the deleted collection is
+    /// `deleted` + this.
+    const COLLECTION: &'static str;
+    /// A version as get / update / recover / restore return it (never a secret's value).
+    type Bundle: Serialize;
+    /// A version in a listing.
+    type Item: Serialize;
+    type DeletedBundle: Serialize;
+    type DeletedItem: Serialize;
+}
+
+/// The operations every vault object kind answers the same way, in Key Vault's wire shapes:
+/// what the server's routes and other crates call generically (`Keys::list(&vault, ..)`). Each
+/// kind's own methods (`Vault::list_keys`, ...) are the same calls.
+pub trait VaultObject: ObjectWire {
+    fn list(
+        v: &Vault,
+        max_results: Option<u32>,
+        continuation: Option<&str>,
+    ) -> Result<Page<Self::Item>>;
+    fn list_versions(
+        v: &Vault,
+        name: &str,
+        max_results: Option<u32>,
+        continuation: Option<&str>,
+    ) -> Result<Page<Self::Item>>;
+    /// Soft delete (all versions).
+    fn delete(v: &Vault, name: &str) -> Result<Self::DeletedBundle>;
+    fn get_deleted(v: &Vault, name: &str) -> Result<Self::DeletedBundle>;
+    fn list_deleted(
+        v: &Vault,
+        max_results: Option<u32>,
+        continuation: Option<&str>,
+    ) -> Result<Page<Self::DeletedItem>>;
+    fn recover(v: &Vault, name: &str) -> Result<Self::Bundle>;
+    /// `Forbidden` under purge protection.
+    fn purge(v: &Vault, name: &str) -> Result<()>;
+    fn backup(v: &Vault, name: &str) -> Result<BackupBlob>;
+    /// 409 when the name exists, live or deleted.
+    fn restore(v: &Vault, blob: &[u8]) -> Result<Self::Bundle>;
+}
+
+impl<K: ObjectKind> VaultObject for K {
+    fn list(
+        v: &Vault,
+        max_results: Option<u32>,
+        continuation: Option<&str>,
+    ) -> Result<Page<Self::Item>> {
+        v.list_objects::<K, _>(max_results, continuation, |name, vr| {
+            K::item(v, name, vr, false)
+        })
+    }
+
+    fn list_versions(
+        v: &Vault,
+        name: &str,
+        max_results: Option<u32>,
+        continuation: Option<&str>,
+    ) -> Result<Page<Self::Item>> {
+        v.list_object_versions::<K, _>(name, max_results, continuation, |name, vr| {
+            K::item(v, name, vr, true)
+        })
+    }
+
+    fn delete(v: &Vault, name: &str) -> Result<Self::DeletedBundle> {
+        let (d, vr) = v.delete_object::<K>(name)?;
+        Ok(K::deleted_bundle(v, &d, &vr))
+    }
+
+    fn get_deleted(v: &Vault, name: &str) -> Result<Self::DeletedBundle> {
+        let (d, vr) = v.get_deleted_object::<K>(name)?;
+        Ok(K::deleted_bundle(v, &d, &vr))
+    }
+
+    fn list_deleted(
+        v: &Vault,
+        max_results: Option<u32>,
+        continuation: Option<&str>,
+    ) -> Result<Page<Self::DeletedItem>> {
+        v.list_deleted_objects::<K, _>(max_results, continuation, |d, vr| K::deleted_item(v, d, vr))
+    }
+
+    fn recover(v: &Vault, name: &str) -> Result<Self::Bundle> {
+        let (rec, vr) = v.recover_object::<K>(name)?;
+        Ok(K::bundle(v, rec.name(), &vr))
+    }
+
+    fn purge(v: &Vault, name: &str) -> Result<()> {
+        v.purge_object::<K>(name)
+    }
+
+    fn backup(v: &Vault, name: &str) -> Result<BackupBlob> {
+        v.backup_object::<K>(name)
+    }
+
+    fn restore(v: &Vault, blob: &[u8]) -> Result<Self::Bundle> {
+        let (name, latest) = v.restore_object::<K>(blob)?;
+        Ok(K::bundle(v, &name, &latest))
+    }
 }
 
 /// Storage key of a version row.
@@ -729,5 +931,161 @@ impl Vault {
         })?;
         K::changed(self, &nk);
         Ok((name, latest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The stored formats are pinned here with literal strings (field order, MAC context, AAD,
+    //! deleted-record shape, backup header), so the generic model cannot drift from what existing
+    //! data directories and backups hold.
+
+    use std::sync::Arc;
+
+    use enclava_store::{SqliteStore, Store, Table};
+
+    use crate::model::{KeyCreateParameters, SecretSetParameters, SecretString};
+    use crate::object::VersionRecord;
+    use crate::util::{aead_open, decode_authenticated};
+    use crate::{Keys, Secrets, Vault, VaultObject};
+
+    fn vault() -> Vault {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let v = Vault::new(store, "https://v".into(), crate::system_clock());
+        let out = v.init(1, 1).unwrap();
+        v.unseal(&out.shares[0]).unwrap();
+        v
+    }
+
+    /// The top-level field names of a JSON object, in stored order.
+    fn fields(bytes: &[u8]) -> Vec<String> {
+        struct Names(Vec<String>);
+        impl<'de> serde::Deserialize<'de> for Names {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Names;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a JSON object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut m: A,
+                    ) -> Result<Names, A::Error> {
+                        let mut out = Vec::new();
+                        while let Some((k, _)) = m.next_entry::<String, serde::de::IgnoredAny>()? {
+                            out.push(k);
+                        }
+                        Ok(Names(out))
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+        serde_json::from_slice::<Names>(bytes).unwrap().0
+    }
+
+    #[test]
+    fn stored_rows_keep_their_format() {
+        let v = vault();
+        let keys = v.data_keys().unwrap();
+        let b = v
+            .set_secret(
+                "My-Secret",
+                &SecretSetParameters {
+                    value: SecretString::new("s3cr3t".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let ver = b.id.rsplit('/').next().unwrap().to_string();
+        // Live record under the lower-cased name, with the name as first given.
+        let live = v.store.get(Table::Secrets, "my-secret").unwrap().unwrap();
+        let rec: serde_json::Value = serde_json::from_slice(&live).unwrap();
+        assert_eq!(rec["name"], "My-Secret");
+        assert_eq!(rec["latest"], ver.as_str());
+        // Version row: field order (the MAC covers the serialization), MAC context, AAD.
+        let row = format!("my-secret/{ver}");
+        let bytes = v.store.get(Table::SecretVersions, &row).unwrap().unwrap();
+        assert_eq!(
+            fields(&bytes),
+            [
+                "version",
+                "content_type",
+                "enabled",
+                "nbf",
+                "exp",
+                "created",
+                "updated",
+                "tags",
+                "sealed",
+                "mac"
+            ]
+        );
+        let vr: crate::secrets::SecretVersionRecord = decode_authenticated(
+            &keys.record_mac,
+            &format!("secret-version/{row}"),
+            "secret version",
+            &bytes,
+        )
+        .unwrap();
+        let sealed = hex::decode(vr.sealed()).unwrap();
+        let aad = format!("enclava/v1/secret/my-secret/{ver}");
+        let plain = aead_open(&keys.object, aad.as_bytes(), &sealed)
+            .unwrap()
+            .unwrap();
+        assert_eq!(plain.as_slice(), b"s3cr3t");
+
+        let kb = v
+            .create_key(
+                "k1",
+                &KeyCreateParameters {
+                    kty: "oct".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let kver = kb.key.kid.unwrap().rsplit('/').next().unwrap().to_string();
+        let krow = format!("k1/{kver}");
+        let kbytes = v.store.get(Table::KeyVersions, &krow).unwrap().unwrap();
+        let kvr: crate::keys::KeyVersionRecord = decode_authenticated(
+            &keys.record_mac,
+            &format!("key-version/{krow}"),
+            "key version",
+            &kbytes,
+        )
+        .unwrap();
+        let ksealed = hex::decode(kvr.sealed()).unwrap();
+        let kaad = format!("enclava/v1/key/k1/{kver}");
+        assert!(
+            aead_open(&keys.object, kaad.as_bytes(), &ksealed)
+                .unwrap()
+                .is_some()
+        );
+
+        // Deleted records nest the live record under the kind's name.
+        Keys::delete(&v, "k1").unwrap();
+        Secrets::delete(&v, "my-secret").unwrap();
+        let dk = v.store.get(Table::DeletedKeys, "k1").unwrap().unwrap();
+        assert_eq!(fields(&dk), ["key", "deleted", "scheduled_purge"]);
+        let ds = v
+            .store
+            .get(Table::DeletedSecrets, "my-secret")
+            .unwrap()
+            .unwrap();
+        assert_eq!(fields(&ds), ["secret", "deleted", "scheduled_purge"]);
+
+        // Backups: the EVBK header with the kind byte, and the payload under the kind's name.
+        Secrets::recover(&v, "my-secret").unwrap();
+        let blob = Secrets::backup(&v, "my-secret").unwrap().value.0;
+        assert_eq!(&blob[..6], b"EVBK\x01\x02");
+        let plain = crate::backup::open(&v, crate::backup::BackupKind::Secret, &blob).unwrap();
+        let payload: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(payload["secret"]["name"], "My-Secret");
+        assert_eq!(payload["versions"][0]["value"], "s3cr3t");
+        assert_eq!(payload["versions"][0]["record"]["sealed"], "");
+        Keys::recover(&v, "k1").unwrap();
+        let kblob = Keys::backup(&v, "k1").unwrap().value.0;
+        assert_eq!(&kblob[..6], b"EVBK\x01\x01");
     }
 }

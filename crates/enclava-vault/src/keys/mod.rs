@@ -19,7 +19,8 @@ use crate::error::{Result, VaultError};
 use crate::lifecycle;
 use crate::model::*;
 use crate::object::{
-    DeletedRecord, MAX_RETRIES, ObjectKind, ObjectRecord, VersionRecord, VersionState, to_json,
+    MAX_RETRIES, ObjectKind, ObjectWire, VaultObject, VersionRecord, deleted_record, object_record,
+    to_json, version_record,
 };
 use crate::util::{name_key, validate_name};
 use material::{KeyKind, Material, NewMaterial, Operation, PublicJwk};
@@ -110,12 +111,6 @@ pub(crate) struct KeyVersionRecord {
     mac: String,
 }
 
-impl crate::util::Authenticated for KeyVersionRecord {
-    fn mac_field(&mut self) -> &mut String {
-        &mut self.mac
-    }
-}
-
 /// `Table::DeletedKeys` row (`name_key`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct DeletedKeyRecord {
@@ -131,76 +126,24 @@ pub(crate) struct CachedKey {
     material: Material,
 }
 
-/// Keys as an instance of the versioned-object model.
-pub(crate) struct Keys;
+/// Keys as an instance of the versioned-object model (see [`crate::VaultObject`]).
+pub struct Keys;
 
-impl ObjectRecord for KeyRecord {
-    fn new(name: &str, latest: &str, created: i64) -> Self {
-        KeyRecord {
-            name: name.to_string(),
-            latest: latest.to_string(),
-            created,
-            rotation_policy: None,
-            notified_version: None,
-        }
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn latest(&self) -> &str {
-        &self.latest
-    }
-    fn set_latest(&mut self, version: &str) {
-        self.latest = version.to_string();
-    }
-}
+object_record!(KeyRecord, rotation_policy, notified_version);
+version_record!(KeyVersionRecord);
+deleted_record!(DeletedKeyRecord, KeyRecord, key);
 
-impl VersionRecord for KeyVersionRecord {
-    fn version(&self) -> &str {
-        &self.version
-    }
-    fn sealed(&self) -> &str {
-        &self.sealed
-    }
-    fn sealed_mut(&mut self) -> &mut String {
-        &mut self.sealed
-    }
-    fn state(&mut self) -> VersionState<'_> {
-        VersionState {
-            enabled: &mut self.enabled,
-            nbf: &mut self.nbf,
-            exp: &mut self.exp,
-            updated: &mut self.updated,
-        }
-    }
-}
-
-impl DeletedRecord<KeyRecord> for DeletedKeyRecord {
-    fn new(record: KeyRecord, deleted: i64, scheduled_purge: i64) -> Self {
-        DeletedKeyRecord {
-            key: record,
-            deleted,
-            scheduled_purge,
-        }
-    }
-    fn record(&self) -> &KeyRecord {
-        &self.key
-    }
-    fn into_record(self) -> KeyRecord {
-        self.key
-    }
-    fn deleted(&self) -> i64 {
-        self.deleted
-    }
-    fn scheduled_purge(&self) -> i64 {
-        self.scheduled_purge
-    }
+impl ObjectWire for Keys {
+    const KIND: &'static str = "key";
+    const COLLECTION: &'static str = "keys";
+    type Bundle = KeyBundle;
+    type Item = KeyItem;
+    type DeletedBundle = DeletedKeyBundle;
+    type DeletedItem = DeletedKeyItem;
 }
 
 impl ObjectKind for Keys {
-    const KIND: &'static str = "key";
     const TITLE: &'static str = "Key";
-    const COLLECTION: &'static str = "keys";
     const VALUE: &'static str = "key material";
     const TABLES: lifecycle::Tables = lifecycle::KEYS;
     const BACKUP: BackupKind = BackupKind::Key;
@@ -265,6 +208,37 @@ impl ObjectKind for Keys {
     /// A changed key is dropped from the parsed-key cache.
     fn changed(vault: &Vault, nk: &str) {
         vault.cache.invalidate(nk);
+    }
+
+    fn bundle(vault: &Vault, name: &str, vr: &KeyVersionRecord) -> KeyBundle {
+        vault.key_bundle(name, vr)
+    }
+
+    fn item(vault: &Vault, name: &str, vr: &KeyVersionRecord, with_version: bool) -> KeyItem {
+        KeyItem {
+            kid: vault.object_url::<Keys>(name, with_version.then_some(vr.version.as_str())),
+            attributes: vault.key_attributes(vr),
+            tags: vr.tags.clone(),
+            managed: None,
+        }
+    }
+
+    fn deleted_bundle(
+        vault: &Vault,
+        d: &DeletedKeyRecord,
+        vr: &KeyVersionRecord,
+    ) -> DeletedKeyBundle {
+        DeletedKeyBundle {
+            bundle: vault.key_bundle(&d.key.name, vr),
+            deletion: vault.deletion_info::<Keys>(d),
+        }
+    }
+
+    fn deleted_item(vault: &Vault, d: &DeletedKeyRecord, vr: &KeyVersionRecord) -> DeletedKeyItem {
+        DeletedKeyItem {
+            item: Self::item(vault, &d.key.name, vr, false),
+            deletion: vault.deletion_info::<Keys>(d),
+        }
     }
 }
 
@@ -414,15 +388,6 @@ impl Vault {
             tags: r.tags.clone(),
             managed: None,
             release_policy: r.release_policy.clone(),
-        }
-    }
-
-    fn key_item(&self, name: &str, r: &KeyVersionRecord, with_version: bool) -> KeyItem {
-        KeyItem {
-            kid: self.object_url::<Keys>(name, with_version.then_some(r.version.as_str())),
-            attributes: self.key_attributes(r),
-            tags: r.tags.clone(),
-            managed: None,
         }
     }
 
@@ -607,9 +572,7 @@ impl Vault {
         max_results: Option<u32>,
         continuation: Option<&str>,
     ) -> Result<Page<KeyItem>> {
-        self.list_objects::<Keys, _>(max_results, continuation, |name, vr| {
-            self.key_item(name, vr, false)
-        })
+        Keys::list(self, max_results, continuation)
     }
 
     /// List a key's versions (`kid` with version).
@@ -619,28 +582,17 @@ impl Vault {
         max_results: Option<u32>,
         continuation: Option<&str>,
     ) -> Result<Page<KeyItem>> {
-        self.list_object_versions::<Keys, _>(name, max_results, continuation, |name, vr| {
-            self.key_item(name, vr, true)
-        })
-    }
-
-    fn deleted_key_bundle(&self, d: &DeletedKeyRecord, vr: &KeyVersionRecord) -> DeletedKeyBundle {
-        DeletedKeyBundle {
-            bundle: self.key_bundle(&d.key.name, vr),
-            deletion: self.deletion_info::<Keys>(d),
-        }
+        Keys::list_versions(self, name, max_results, continuation)
     }
 
     /// Soft-delete a key (all versions).
     pub fn delete_key(&self, name: &str) -> Result<DeletedKeyBundle> {
-        let (d, vr) = self.delete_object::<Keys>(name)?;
-        Ok(self.deleted_key_bundle(&d, &vr))
+        Keys::delete(self, name)
     }
 
     /// Get a deleted key.
     pub fn get_deleted_key(&self, name: &str) -> Result<DeletedKeyBundle> {
-        let (d, vr) = self.get_deleted_object::<Keys>(name)?;
-        Ok(self.deleted_key_bundle(&d, &vr))
+        Keys::get_deleted(self, name)
     }
 
     /// List deleted keys.
@@ -649,21 +601,17 @@ impl Vault {
         max_results: Option<u32>,
         continuation: Option<&str>,
     ) -> Result<Page<DeletedKeyItem>> {
-        self.list_deleted_objects::<Keys, _>(max_results, continuation, |d, vr| DeletedKeyItem {
-            item: self.key_item(&d.key.name, vr, false),
-            deletion: self.deletion_info::<Keys>(d),
-        })
+        Keys::list_deleted(self, max_results, continuation)
     }
 
     /// Recover a deleted key; returns its latest version.
     pub fn recover_deleted_key(&self, name: &str) -> Result<KeyBundle> {
-        let (rec, vr) = self.recover_object::<Keys>(name)?;
-        Ok(self.key_bundle(&rec.name, &vr))
+        Keys::recover(self, name)
     }
 
     /// Permanently delete a deleted key. `Forbidden` under purge protection.
     pub fn purge_deleted_key(&self, name: &str) -> Result<()> {
-        self.purge_object::<Keys>(name)
+        Keys::purge(self, name)
     }
 
     /// Purge every deleted key and secret whose scheduled purge date is `<= now`; returns how
@@ -907,13 +855,12 @@ impl Vault {
 
     /// Back up all versions of a key into an opaque blob only this vault's root can restore.
     pub fn backup_key(&self, name: &str) -> Result<BackupBlob> {
-        self.backup_object::<Keys>(name)
+        Keys::backup(self, name)
     }
 
     /// Restore a key backup. 409 when the name exists (live or deleted).
     pub fn restore_key(&self, blob: &[u8]) -> Result<KeyBundle> {
-        let (name, latest) = self.restore_object::<Keys>(blob)?;
-        Ok(self.key_bundle(&name, &latest))
+        Keys::restore(self, blob)
     }
 
     // -----------------------------------------------------------------------------------------

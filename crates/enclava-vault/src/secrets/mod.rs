@@ -11,7 +11,10 @@ use crate::error::{Result, VaultError};
 use crate::keys::validate_tags;
 use crate::lifecycle;
 use crate::model::*;
-use crate::object::{DeletedRecord, ObjectKind, ObjectRecord, VersionRecord, VersionState};
+use crate::object::{
+    ObjectKind, ObjectWire, VaultObject, VersionRecord, deleted_record, object_record,
+    version_record,
+};
 use crate::util::{name_key, validate_name};
 
 /// Maximum secret value size in bytes (25 KiB, like Azure).
@@ -45,12 +48,6 @@ pub(crate) struct SecretVersionRecord {
     mac: String,
 }
 
-impl crate::util::Authenticated for SecretVersionRecord {
-    fn mac_field(&mut self) -> &mut String {
-        &mut self.mac
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct DeletedSecretRecord {
     secret: SecretRecord,
@@ -70,69 +67,12 @@ pub(crate) struct SecretBackupPayload {
     versions: Vec<BackupSecretVersion>,
 }
 
-/// Secrets as an instance of the versioned-object model.
-pub(crate) struct Secrets;
+/// Secrets as an instance of the versioned-object model (see [`crate::VaultObject`]).
+pub struct Secrets;
 
-impl ObjectRecord for SecretRecord {
-    fn new(name: &str, latest: &str, created: i64) -> Self {
-        SecretRecord {
-            name: name.to_string(),
-            latest: latest.to_string(),
-            created,
-        }
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn latest(&self) -> &str {
-        &self.latest
-    }
-    fn set_latest(&mut self, version: &str) {
-        self.latest = version.to_string();
-    }
-}
-
-impl VersionRecord for SecretVersionRecord {
-    fn version(&self) -> &str {
-        &self.version
-    }
-    fn sealed(&self) -> &str {
-        &self.sealed
-    }
-    fn sealed_mut(&mut self) -> &mut String {
-        &mut self.sealed
-    }
-    fn state(&mut self) -> VersionState<'_> {
-        VersionState {
-            enabled: &mut self.enabled,
-            nbf: &mut self.nbf,
-            exp: &mut self.exp,
-            updated: &mut self.updated,
-        }
-    }
-}
-
-impl DeletedRecord<SecretRecord> for DeletedSecretRecord {
-    fn new(record: SecretRecord, deleted: i64, scheduled_purge: i64) -> Self {
-        DeletedSecretRecord {
-            secret: record,
-            deleted,
-            scheduled_purge,
-        }
-    }
-    fn record(&self) -> &SecretRecord {
-        &self.secret
-    }
-    fn into_record(self) -> SecretRecord {
-        self.secret
-    }
-    fn deleted(&self) -> i64 {
-        self.deleted
-    }
-    fn scheduled_purge(&self) -> i64 {
-        self.scheduled_purge
-    }
-}
+object_record!(SecretRecord);
+version_record!(SecretVersionRecord);
+deleted_record!(DeletedSecretRecord, SecretRecord, secret);
 
 /// A stored secret value as the string it was set as.
 fn utf8(plain: Zeroizing<Vec<u8>>) -> Result<SecretString> {
@@ -141,10 +81,17 @@ fn utf8(plain: Zeroizing<Vec<u8>>) -> Result<SecretString> {
     Ok(SecretString::new(s))
 }
 
-impl ObjectKind for Secrets {
+impl ObjectWire for Secrets {
     const KIND: &'static str = "secret";
-    const TITLE: &'static str = "Secret";
     const COLLECTION: &'static str = "secrets";
+    type Bundle = SecretBundle;
+    type Item = SecretItem;
+    type DeletedBundle = DeletedSecretBundle;
+    type DeletedItem = DeletedSecretItem;
+}
+
+impl ObjectKind for Secrets {
+    const TITLE: &'static str = "Secret";
     const VALUE: &'static str = "secret value";
     const TABLES: lifecycle::Tables = lifecycle::SECRETS;
     const BACKUP: BackupKind = BackupKind::Secret;
@@ -197,6 +144,42 @@ impl ObjectKind for Secrets {
     fn backup_parts(b: &SecretBackupPayload) -> (&SecretRecord, &[BackupSecretVersion]) {
         (&b.secret, &b.versions)
     }
+
+    fn bundle(vault: &Vault, name: &str, vr: &SecretVersionRecord) -> SecretBundle {
+        vault.secret_bundle(name, vr, None)
+    }
+
+    fn item(vault: &Vault, name: &str, vr: &SecretVersionRecord, with_version: bool) -> SecretItem {
+        SecretItem {
+            id: vault.object_url::<Secrets>(name, with_version.then_some(vr.version.as_str())),
+            attributes: vault.secret_attributes(vr),
+            tags: vr.tags.clone(),
+            content_type: vr.content_type.clone(),
+            managed: None,
+        }
+    }
+
+    fn deleted_bundle(
+        vault: &Vault,
+        d: &DeletedSecretRecord,
+        vr: &SecretVersionRecord,
+    ) -> DeletedSecretBundle {
+        DeletedSecretBundle {
+            bundle: vault.secret_bundle(&d.secret.name, vr, None),
+            deletion: vault.deletion_info::<Secrets>(d),
+        }
+    }
+
+    fn deleted_item(
+        vault: &Vault,
+        d: &DeletedSecretRecord,
+        vr: &SecretVersionRecord,
+    ) -> DeletedSecretItem {
+        DeletedSecretItem {
+            item: Self::item(vault, &d.secret.name, vr, false),
+            deletion: vault.deletion_info::<Secrets>(d),
+        }
+    }
 }
 
 fn validate_content_type(ct: &Option<String>) -> Result<()> {
@@ -238,27 +221,6 @@ impl Vault {
             tags: r.tags.clone(),
             kid: None,
             managed: None,
-        }
-    }
-
-    fn secret_item(&self, name: &str, r: &SecretVersionRecord, with_version: bool) -> SecretItem {
-        SecretItem {
-            id: self.object_url::<Secrets>(name, with_version.then_some(r.version.as_str())),
-            attributes: self.secret_attributes(r),
-            tags: r.tags.clone(),
-            content_type: r.content_type.clone(),
-            managed: None,
-        }
-    }
-
-    fn deleted_secret_bundle(
-        &self,
-        d: &DeletedSecretRecord,
-        vr: &SecretVersionRecord,
-    ) -> DeletedSecretBundle {
-        DeletedSecretBundle {
-            bundle: self.secret_bundle(&d.secret.name, vr, None),
-            deletion: self.deletion_info::<Secrets>(d),
         }
     }
 
@@ -345,9 +307,7 @@ impl Vault {
         max_results: Option<u32>,
         continuation: Option<&str>,
     ) -> Result<Page<SecretItem>> {
-        self.list_objects::<Secrets, _>(max_results, continuation, |name, vr| {
-            self.secret_item(name, vr, false)
-        })
+        Secrets::list(self, max_results, continuation)
     }
 
     /// List a secret's versions.
@@ -357,21 +317,17 @@ impl Vault {
         max_results: Option<u32>,
         continuation: Option<&str>,
     ) -> Result<Page<SecretItem>> {
-        self.list_object_versions::<Secrets, _>(name, max_results, continuation, |name, vr| {
-            self.secret_item(name, vr, true)
-        })
+        Secrets::list_versions(self, name, max_results, continuation)
     }
 
     /// Soft-delete a secret.
     pub fn delete_secret(&self, name: &str) -> Result<DeletedSecretBundle> {
-        let (d, vr) = self.delete_object::<Secrets>(name)?;
-        Ok(self.deleted_secret_bundle(&d, &vr))
+        Secrets::delete(self, name)
     }
 
     /// Get a deleted secret (no value).
     pub fn get_deleted_secret(&self, name: &str) -> Result<DeletedSecretBundle> {
-        let (d, vr) = self.get_deleted_object::<Secrets>(name)?;
-        Ok(self.deleted_secret_bundle(&d, &vr))
+        Secrets::get_deleted(self, name)
     }
 
     /// List deleted secrets.
@@ -380,33 +336,26 @@ impl Vault {
         max_results: Option<u32>,
         continuation: Option<&str>,
     ) -> Result<Page<DeletedSecretItem>> {
-        self.list_deleted_objects::<Secrets, _>(max_results, continuation, |d, vr| {
-            DeletedSecretItem {
-                item: self.secret_item(&d.secret.name, vr, false),
-                deletion: self.deletion_info::<Secrets>(d),
-            }
-        })
+        Secrets::list_deleted(self, max_results, continuation)
     }
 
     /// Recover a deleted secret; returns its latest version without value.
     pub fn recover_deleted_secret(&self, name: &str) -> Result<SecretBundle> {
-        let (rec, vr) = self.recover_object::<Secrets>(name)?;
-        Ok(self.secret_bundle(&rec.name, &vr, None))
+        Secrets::recover(self, name)
     }
 
     /// Purge a deleted secret. `Forbidden` under purge protection.
     pub fn purge_deleted_secret(&self, name: &str) -> Result<()> {
-        self.purge_object::<Secrets>(name)
+        Secrets::purge(self, name)
     }
 
     /// Back up all versions of a secret.
     pub fn backup_secret(&self, name: &str) -> Result<BackupBlob> {
-        self.backup_object::<Secrets>(name)
+        Secrets::backup(self, name)
     }
 
     /// Restore a secret backup. 409 when the name exists.
     pub fn restore_secret(&self, blob: &[u8]) -> Result<SecretBundle> {
-        let (name, latest) = self.restore_object::<Secrets>(blob)?;
-        Ok(self.secret_bundle(&name, &latest, None))
+        Secrets::restore(self, blob)
     }
 }
