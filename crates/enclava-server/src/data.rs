@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use enclava_vault::{
     BackupBlob, GetRandomBytesRequest, KeyCreateParameters, KeyImportParameters,
     KeyOperationsParameters, KeyRotationPolicy, KeySignParameters, KeyUpdateParameters,
-    KeyVerifyParameters, MAX_PAGE_SIZE, Page, SecretSetParameters, SecretUpdateParameters, Vault,
+    KeyVerifyParameters, Keys, MAX_PAGE_SIZE, Page, SecretSetParameters, SecretUpdateParameters,
+    Secrets, Vault, VaultObject,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -165,6 +166,109 @@ fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     enclava_vault::model::decode(body).map_err(ApiError::from)
 }
 
+/// The routes every vault object kind (keys, secrets; certificates next) has, answered the same
+/// way for each: listing, versions, soft delete, deleted objects, recover, purge, backup, restore.
+enum Lifecycle<'a> {
+    List,
+    Versions(&'a str),
+    Delete(&'a str),
+    ListDeleted,
+    GetDeleted(&'a str),
+    Purge(&'a str),
+    Recover(&'a str),
+    Backup(&'a str),
+    Restore,
+}
+
+/// The object kind of a [`Lifecycle`] route.
+enum Kind {
+    Key,
+    Secret,
+}
+
+/// The lifecycle routes of every object kind.
+fn lifecycle_of(route: &Route) -> Option<(Kind, Lifecycle<'_>)> {
+    use Lifecycle as L;
+    use Route as R;
+    Some(match route {
+        R::ListKeys => (Kind::Key, L::List),
+        R::ListKeyVersions { name } => (Kind::Key, L::Versions(name)),
+        R::DeleteKey { name } => (Kind::Key, L::Delete(name)),
+        R::ListDeletedKeys => (Kind::Key, L::ListDeleted),
+        R::GetDeletedKey { name } => (Kind::Key, L::GetDeleted(name)),
+        R::PurgeDeletedKey { name } => (Kind::Key, L::Purge(name)),
+        R::RecoverDeletedKey { name } => (Kind::Key, L::Recover(name)),
+        R::BackupKey { name } => (Kind::Key, L::Backup(name)),
+        R::RestoreKey => (Kind::Key, L::Restore),
+        R::ListSecrets => (Kind::Secret, L::List),
+        R::ListSecretVersions { name } => (Kind::Secret, L::Versions(name)),
+        R::DeleteSecret { name } => (Kind::Secret, L::Delete(name)),
+        R::ListDeletedSecrets => (Kind::Secret, L::ListDeleted),
+        R::GetDeletedSecret { name } => (Kind::Secret, L::GetDeleted(name)),
+        R::PurgeDeletedSecret { name } => (Kind::Secret, L::Purge(name)),
+        R::RecoverDeletedSecret { name } => (Kind::Secret, L::Recover(name)),
+        R::BackupSecret { name } => (Kind::Secret, L::Backup(name)),
+        R::RestoreSecret => (Kind::Secret, L::Restore),
+        _ => return None,
+    })
+}
+
+/// Answer a [`Lifecycle`] route for the object kind `K`.
+fn lifecycle<K: VaultObject>(
+    vault: &Vault,
+    op: Lifecycle<'_>,
+    paging: &Paging,
+    body: &[u8],
+    ctx: &LinkCtx<'_>,
+) -> Result<Reply, ApiError> {
+    let (mr, st) = (paging.max_results, paging.skip_token.as_deref());
+    let coll = K::COLLECTION;
+    let named = |n: &str| validate_name(K::KIND, n).map_err(ApiError::bad_parameter);
+    match op {
+        Lifecycle::List => page_json(K::list(vault, mr, st)?, ctx, &format!("/{coll}"), mr),
+        Lifecycle::Versions(name) => {
+            named(name)?;
+            page_json(
+                K::list_versions(vault, name, mr, st)?,
+                ctx,
+                &format!("/{coll}/{name}/versions"),
+                mr,
+            )
+        }
+        Lifecycle::Delete(name) => {
+            named(name)?;
+            Reply::json(&K::delete(vault, name)?)
+        }
+        Lifecycle::ListDeleted => page_json(
+            K::list_deleted(vault, mr, st)?,
+            ctx,
+            &format!("/deleted{coll}"),
+            mr,
+        ),
+        Lifecycle::GetDeleted(name) => {
+            named(name)?;
+            Reply::json(&K::get_deleted(vault, name)?)
+        }
+        Lifecycle::Purge(name) => {
+            named(name)?;
+            K::purge(vault, name)?;
+            Ok(Reply::empty(StatusCode::NO_CONTENT))
+        }
+        Lifecycle::Recover(name) => {
+            named(name)?;
+            Reply::json(&K::recover(vault, name)?)
+        }
+        Lifecycle::Backup(name) => {
+            named(name)?;
+            Reply::json(&K::backup(vault, name)?)
+        }
+        Lifecycle::Restore => {
+            let b: BackupBlob = decode(body)?;
+            Reply::json(&K::restore(vault, b.value.as_slice())?)
+        }
+    }
+}
+
 /// Run one data-plane route.
 pub fn handle(
     vault: &Vault,
@@ -174,8 +278,12 @@ pub fn handle(
     ctx: &LinkCtx<'_>,
 ) -> Result<Reply, ApiError> {
     use Route as R;
-    let mr = paging.max_results;
-    let st = paging.skip_token.as_deref();
+    if let Some((kind, op)) = lifecycle_of(route) {
+        return match kind {
+            Kind::Key => lifecycle::<Keys>(vault, op, paging, body, ctx),
+            Kind::Secret => lifecycle::<Secrets>(vault, op, paging, body, ctx),
+        };
+    }
     match route {
         R::CreateKey { name } => {
             key_name(name)?;
@@ -197,42 +305,6 @@ pub fn handle(
             version_ok("key", version)?;
             let p: KeyUpdateParameters = decode(body)?;
             Reply::json(&vault.update_key(name, version.as_deref(), &p)?)
-        }
-        R::ListKeys => page_json(vault.list_keys(mr, st)?, ctx, "/keys", mr),
-        R::ListKeyVersions { name } => {
-            key_name(name)?;
-            page_json(
-                vault.list_key_versions(name, mr, st)?,
-                ctx,
-                &format!("/keys/{name}/versions"),
-                mr,
-            )
-        }
-        R::DeleteKey { name } => {
-            key_name(name)?;
-            Reply::json(&vault.delete_key(name)?)
-        }
-        R::ListDeletedKeys => page_json(vault.list_deleted_keys(mr, st)?, ctx, "/deletedkeys", mr),
-        R::GetDeletedKey { name } => {
-            key_name(name)?;
-            Reply::json(&vault.get_deleted_key(name)?)
-        }
-        R::PurgeDeletedKey { name } => {
-            key_name(name)?;
-            vault.purge_deleted_key(name)?;
-            Ok(Reply::empty(StatusCode::NO_CONTENT))
-        }
-        R::RecoverDeletedKey { name } => {
-            key_name(name)?;
-            Reply::json(&vault.recover_deleted_key(name)?)
-        }
-        R::BackupKey { name } => {
-            key_name(name)?;
-            Reply::json(&vault.backup_key(name)?)
-        }
-        R::RestoreKey => {
-            let b: BackupBlob = decode(body)?;
-            Reply::json(&vault.restore_key(b.value.as_slice())?)
         }
         R::RotateKey { name } => {
             key_name(name)?;
@@ -318,47 +390,6 @@ pub fn handle(
             version_ok("secret", version)?;
             let p: SecretUpdateParameters = decode(body)?;
             Reply::json(&vault.update_secret(name, version.as_deref(), &p)?)
-        }
-        R::ListSecrets => page_json(vault.list_secrets(mr, st)?, ctx, "/secrets", mr),
-        R::ListSecretVersions { name } => {
-            secret_name(name)?;
-            page_json(
-                vault.list_secret_versions(name, mr, st)?,
-                ctx,
-                &format!("/secrets/{name}/versions"),
-                mr,
-            )
-        }
-        R::DeleteSecret { name } => {
-            secret_name(name)?;
-            Reply::json(&vault.delete_secret(name)?)
-        }
-        R::ListDeletedSecrets => page_json(
-            vault.list_deleted_secrets(mr, st)?,
-            ctx,
-            "/deletedsecrets",
-            mr,
-        ),
-        R::GetDeletedSecret { name } => {
-            secret_name(name)?;
-            Reply::json(&vault.get_deleted_secret(name)?)
-        }
-        R::PurgeDeletedSecret { name } => {
-            secret_name(name)?;
-            vault.purge_deleted_secret(name)?;
-            Ok(Reply::empty(StatusCode::NO_CONTENT))
-        }
-        R::RecoverDeletedSecret { name } => {
-            secret_name(name)?;
-            Reply::json(&vault.recover_deleted_secret(name)?)
-        }
-        R::BackupSecret { name } => {
-            secret_name(name)?;
-            Reply::json(&vault.backup_secret(name)?)
-        }
-        R::RestoreSecret => {
-            let b: BackupBlob = decode(body)?;
-            Reply::json(&vault.restore_secret(b.value.as_slice())?)
         }
         other => Err(ApiError::internal(format!(
             "route {} is not a data-plane route",

@@ -199,6 +199,125 @@ fn opt_version(s: &str) -> Option<String> {
     }
 }
 
+/// The routes of the collection every object kind has (`/keys`, `/secrets`): `GET` lists,
+/// `POST /restore` restores, `/{name}` gets / puts / updates / deletes, `/{name}/versions`,
+/// `POST /{name}/backup`, and `/{name}/{version}` gets / updates. `extra` routes the kind's own
+/// `/{name}/{segment}` operations (keys: create, rotate, crypto, ...) before a segment is taken
+/// as a version.
+struct ObjectRoutes {
+    list: Route,
+    restore: Route,
+    get: fn(String, Option<String>) -> Route,
+    put: fn(String) -> Route,
+    update: fn(String, Option<String>) -> Route,
+    delete: fn(String) -> Route,
+    versions: fn(String) -> Route,
+    backup: fn(String) -> Route,
+    extra: fn(&str, String, &Method) -> Option<Result<Route, RouteError>>,
+}
+
+/// Route the (at most two) segments after an object collection.
+fn object_route(rest: &[&str], m: &Method, r: ObjectRoutes) -> Result<Route, RouteError> {
+    let not_allowed = |allowed: &'static str| Err(RouteError::MethodNotAllowed { allowed });
+    match rest {
+        [] | [""] if *m == Method::GET => Ok(r.list),
+        [] | [""] => not_allowed("GET"),
+        ["restore"] if *m == Method::POST => Ok(r.restore),
+        [name] => {
+            let name = name.to_string();
+            match *m {
+                Method::GET => Ok((r.get)(name, None)),
+                Method::PUT => Ok((r.put)(name)),
+                Method::PATCH => Ok((r.update)(name, None)),
+                Method::DELETE => Ok((r.delete)(name)),
+                _ => not_allowed("GET, PUT, PATCH, DELETE"),
+            }
+        }
+        [name, x] if !name.is_empty() => {
+            let name = name.to_string();
+            match (*x, m.clone()) {
+                ("versions", Method::GET) => Ok((r.versions)(name)),
+                ("versions", _) => not_allowed("GET"),
+                ("backup", Method::POST) => Ok((r.backup)(name)),
+                ("backup", _) => not_allowed("POST"),
+                _ => match (r.extra)(x, name.clone(), m) {
+                    Some(routed) => routed,
+                    None => match *m {
+                        Method::GET => Ok((r.get)(name, opt_version(x))),
+                        Method::PATCH => Ok((r.update)(name, opt_version(x))),
+                        _ => not_allowed("GET, PATCH"),
+                    },
+                },
+            }
+        }
+        _ => Err(RouteError::NotFound),
+    }
+}
+
+/// The key's own `/keys/{name}/{segment}` operations; `None`: the segment is a version.
+fn key_route(x: &str, name: String, m: &Method) -> Option<Result<Route, RouteError>> {
+    use Route as R;
+    let not_allowed = |allowed: &'static str| Err(RouteError::MethodNotAllowed { allowed });
+    Some(match (x, m.clone()) {
+        ("create", Method::POST) => Ok(R::CreateKey { name }),
+        ("create", _) => not_allowed("POST"),
+        ("rotate", Method::POST) => Ok(R::RotateKey { name }),
+        ("rotate", _) => not_allowed("POST"),
+        ("rotationpolicy", Method::GET) => Ok(R::GetRotationPolicy { name }),
+        ("rotationpolicy", Method::PUT) => Ok(R::SetRotationPolicy { name }),
+        ("rotationpolicy", _) => not_allowed("GET, PUT"),
+        // Key attestation of the current version (api-version 7.6). Versions are 32 hex
+        // characters, so a version can never be the literal "attestation"; a key *named*
+        // "attestation" is `/keys/attestation`, a different segment.
+        ("attestation", Method::GET) => Ok(R::GetKeyAttestation {
+            name,
+            version: None,
+        }),
+        ("attestation", _) => not_allowed("GET"),
+        ("release", Method::POST) => Ok(R::ReleaseKey {
+            name,
+            version: None,
+        }),
+        (op, Method::POST) => match KeyOp::parse(op) {
+            Some(op) => Ok(R::KeyOperation {
+                name,
+                version: None,
+                op,
+            }),
+            None => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// The routes of the deleted collection every object kind has (`/deleted{keys,secrets}`):
+/// `GET` lists, `GET`/`DELETE` `/{name}` gets/purges, `POST /{name}/recover` recovers.
+struct DeletedRoutes {
+    list: Route,
+    get: fn(String) -> Route,
+    purge: fn(String) -> Route,
+    recover: fn(String) -> Route,
+}
+
+/// Route the segments after `deleted{collection}`.
+fn deleted_route(rest: &[&str], m: &Method, r: DeletedRoutes) -> Result<Route, RouteError> {
+    let not_allowed = |allowed: &'static str| Err(RouteError::MethodNotAllowed { allowed });
+    match rest {
+        [] | [""] if *m == Method::GET => Ok(r.list),
+        [] | [""] => not_allowed("GET"),
+        [name] if !name.is_empty() => match *m {
+            Method::GET => Ok((r.get)(name.to_string())),
+            Method::DELETE => Ok((r.purge)(name.to_string())),
+            _ => not_allowed("GET, DELETE"),
+        },
+        [name, "recover"] if !name.is_empty() && *m == Method::POST => {
+            Ok((r.recover)(name.to_string()))
+        }
+        [name, "recover"] if !name.is_empty() => not_allowed("POST"),
+        _ => Err(RouteError::NotFound),
+    }
+}
+
 /// Match a request. `path` is the URL path without the query string.
 pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
     // Tolerate a doubled leading slash (`https://vault//secrets/x`, seen in Azure's own docs).
@@ -364,72 +483,21 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
                 not_allowed("POST")
             }
         }
-        ["keys"] | ["keys", ""] => {
-            if m == Method::GET {
-                Ok(R::ListKeys)
-            } else {
-                not_allowed("GET")
-            }
-        }
-        ["keys", "restore"] if m == Method::POST => Ok(R::RestoreKey),
-        ["keys", name] if !name.is_empty() => {
-            let name = name.to_string();
-            match *m {
-                Method::GET => Ok(R::GetKey {
-                    name,
-                    version: None,
-                }),
-                Method::PUT => Ok(R::ImportKey { name }),
-                Method::PATCH => Ok(R::UpdateKey {
-                    name,
-                    version: None,
-                }),
-                Method::DELETE => Ok(R::DeleteKey { name }),
-                _ => not_allowed("GET, PUT, PATCH, DELETE"),
-            }
-        }
-        ["keys", name, x] if !name.is_empty() => {
-            let name = name.to_string();
-            match (*x, m.clone()) {
-                ("create", Method::POST) => Ok(R::CreateKey { name }),
-                ("create", _) => not_allowed("POST"),
-                ("versions", Method::GET) => Ok(R::ListKeyVersions { name }),
-                ("versions", _) => not_allowed("GET"),
-                ("backup", Method::POST) => Ok(R::BackupKey { name }),
-                ("backup", _) => not_allowed("POST"),
-                ("rotate", Method::POST) => Ok(R::RotateKey { name }),
-                ("rotate", _) => not_allowed("POST"),
-                ("rotationpolicy", Method::GET) => Ok(R::GetRotationPolicy { name }),
-                ("rotationpolicy", Method::PUT) => Ok(R::SetRotationPolicy { name }),
-                ("rotationpolicy", _) => not_allowed("GET, PUT"),
-                // Key attestation of the current version (api-version 7.6). Versions are 32 hex
-                // characters, so a version can never be the literal "attestation"; a key *named*
-                // "attestation" is `/keys/attestation`, a different segment.
-                ("attestation", Method::GET) => Ok(R::GetKeyAttestation {
-                    name,
-                    version: None,
-                }),
-                ("attestation", _) => not_allowed("GET"),
-                ("release", Method::POST) => Ok(R::ReleaseKey {
-                    name,
-                    version: None,
-                }),
-                (op, Method::POST) if KeyOp::parse(op).is_some() => Ok(R::KeyOperation {
-                    name,
-                    version: None,
-                    op: KeyOp::parse(op).unwrap_or(KeyOp::Encrypt),
-                }),
-                (v, Method::GET) => Ok(R::GetKey {
-                    name,
-                    version: opt_version(v),
-                }),
-                (v, Method::PATCH) => Ok(R::UpdateKey {
-                    name,
-                    version: opt_version(v),
-                }),
-                _ => not_allowed("GET, PATCH"),
-            }
-        }
+        ["keys", rest @ ..] if rest.len() <= 2 => object_route(
+            rest,
+            m,
+            ObjectRoutes {
+                list: R::ListKeys,
+                restore: R::RestoreKey,
+                get: |name, version| R::GetKey { name, version },
+                put: |name| R::ImportKey { name },
+                update: |name, version| R::UpdateKey { name, version },
+                delete: |name| R::DeleteKey { name },
+                versions: |name| R::ListKeyVersions { name },
+                backup: |name| R::BackupKey { name },
+                extra: key_route,
+            },
+        ),
         ["keys", name, version, op] if !name.is_empty() => {
             let (name, version) = (name.to_string(), opt_version(version));
             match (*op, m.clone()) {
@@ -444,98 +512,41 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
                 _ => Err(RouteError::NotFound),
             }
         }
-        ["deletedkeys"] | ["deletedkeys", ""] => {
-            if m == Method::GET {
-                Ok(R::ListDeletedKeys)
-            } else {
-                not_allowed("GET")
-            }
-        }
-        ["deletedkeys", name] if !name.is_empty() => match *m {
-            Method::GET => Ok(R::GetDeletedKey {
-                name: name.to_string(),
-            }),
-            Method::DELETE => Ok(R::PurgeDeletedKey {
-                name: name.to_string(),
-            }),
-            _ => not_allowed("GET, DELETE"),
-        },
-        ["deletedkeys", name, "recover"] if !name.is_empty() => {
-            if m == Method::POST {
-                Ok(R::RecoverDeletedKey {
-                    name: name.to_string(),
-                })
-            } else {
-                not_allowed("POST")
-            }
-        }
-        ["secrets"] | ["secrets", ""] => {
-            if m == Method::GET {
-                Ok(R::ListSecrets)
-            } else {
-                not_allowed("GET")
-            }
-        }
-        ["secrets", "restore"] if m == Method::POST => Ok(R::RestoreSecret),
-        ["secrets", name] if !name.is_empty() => {
-            let name = name.to_string();
-            match *m {
-                Method::GET => Ok(R::GetSecret {
-                    name,
-                    version: None,
-                }),
-                Method::PUT => Ok(R::SetSecret { name }),
-                Method::PATCH => Ok(R::UpdateSecret {
-                    name,
-                    version: None,
-                }),
-                Method::DELETE => Ok(R::DeleteSecret { name }),
-                _ => not_allowed("GET, PUT, PATCH, DELETE"),
-            }
-        }
-        ["secrets", name, x] if !name.is_empty() => {
-            let name = name.to_string();
-            match (*x, m.clone()) {
-                ("versions", Method::GET) => Ok(R::ListSecretVersions { name }),
-                ("versions", _) => not_allowed("GET"),
-                ("backup", Method::POST) => Ok(R::BackupSecret { name }),
-                ("backup", _) => not_allowed("POST"),
-                (v, Method::GET) => Ok(R::GetSecret {
-                    name,
-                    version: opt_version(v),
-                }),
-                (v, Method::PATCH) => Ok(R::UpdateSecret {
-                    name,
-                    version: opt_version(v),
-                }),
-                _ => not_allowed("GET, PATCH"),
-            }
-        }
-        ["deletedsecrets"] | ["deletedsecrets", ""] => {
-            if m == Method::GET {
-                Ok(R::ListDeletedSecrets)
-            } else {
-                not_allowed("GET")
-            }
-        }
-        ["deletedsecrets", name] if !name.is_empty() => match *m {
-            Method::GET => Ok(R::GetDeletedSecret {
-                name: name.to_string(),
-            }),
-            Method::DELETE => Ok(R::PurgeDeletedSecret {
-                name: name.to_string(),
-            }),
-            _ => not_allowed("GET, DELETE"),
-        },
-        ["deletedsecrets", name, "recover"] if !name.is_empty() => {
-            if m == Method::POST {
-                Ok(R::RecoverDeletedSecret {
-                    name: name.to_string(),
-                })
-            } else {
-                not_allowed("POST")
-            }
-        }
+        ["deletedkeys", rest @ ..] => deleted_route(
+            rest,
+            m,
+            DeletedRoutes {
+                list: R::ListDeletedKeys,
+                get: |name| R::GetDeletedKey { name },
+                purge: |name| R::PurgeDeletedKey { name },
+                recover: |name| R::RecoverDeletedKey { name },
+            },
+        ),
+        ["secrets", rest @ ..] => object_route(
+            rest,
+            m,
+            ObjectRoutes {
+                list: R::ListSecrets,
+                restore: R::RestoreSecret,
+                get: |name, version| R::GetSecret { name, version },
+                put: |name| R::SetSecret { name },
+                update: |name, version| R::UpdateSecret { name, version },
+                delete: |name| R::DeleteSecret { name },
+                versions: |name| R::ListSecretVersions { name },
+                backup: |name| R::BackupSecret { name },
+                extra: |_, _, _| None,
+            },
+        ),
+        ["deletedsecrets", rest @ ..] => deleted_route(
+            rest,
+            m,
+            DeletedRoutes {
+                list: R::ListDeletedSecrets,
+                get: |name| R::GetDeletedSecret { name },
+                purge: |name| R::PurgeDeletedSecret { name },
+                recover: |name| R::RecoverDeletedSecret { name },
+            },
+        ),
         _ => Err(RouteError::NotFound),
     }
 }
