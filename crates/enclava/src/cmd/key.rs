@@ -11,6 +11,7 @@ use super::client::{
     decode_b64_arg, decode_b64_response, id_segment, print_fields, print_json, print_table,
     read_input, show, show_time, usage, write_output,
 };
+use super::object::{Lifecycle, ObjectCli};
 
 #[derive(Debug, clap::Args)]
 pub struct KeyArgs {
@@ -237,6 +238,14 @@ pub struct VerifyArgs {
     pub signature_file: Option<PathBuf>,
 }
 
+/// Keys in the CLI's shared object commands.
+const KEYS: ObjectCli = ObjectCli {
+    kind: "key",
+    collection: "keys",
+    print: print_key,
+    print_items,
+};
+
 pub fn run(args: KeyArgs) -> ExitCode {
     client::finish(run_inner(args))
 }
@@ -253,80 +262,22 @@ fn run_inner(args: KeyArgs) -> CliResult<()> {
             Ok(())
         }
         KeyCommand::List { deleted, page_size } => {
-            let path = if deleted { "/deletedkeys" } else { "/keys" };
-            let items = c.list_all(path, &client::page_query(page_size).as_pairs())?;
-            print_items(&c, items, deleted, false);
-            Ok(())
+            KEYS.run(&c, Lifecycle::List { deleted, page_size })
         }
         KeyCommand::Versions { name, page_size } => {
-            let items = c.list_all(
-                &format!("/keys/{name}/versions"),
-                &client::page_query(page_size).as_pairs(),
-            )?;
-            print_items(&c, items, false, true);
-            Ok(())
+            KEYS.run(&c, Lifecycle::Versions { name, page_size })
         }
         KeyCommand::Update(a) => update(&c, a),
-        KeyCommand::Delete { name } => {
-            let v = c.call("DELETE", &format!("/keys/{name}"), &[], None)?;
-            print_key(&c, &v);
-            Ok(())
-        }
-        KeyCommand::Recover { name } => {
-            let v = c.call("POST", &format!("/deletedkeys/{name}/recover"), &[], None)?;
-            print_key(&c, &v);
-            Ok(())
-        }
-        KeyCommand::Purge { name } => {
-            let v = c.call("DELETE", &format!("/deletedkeys/{name}"), &[], None)?;
-            if c.json_output() {
-                print_json(&if v.is_null() {
-                    json!({"purged": name})
-                } else {
-                    v
-                });
-            } else {
-                println!("purged key {name}");
-            }
-            Ok(())
-        }
+        KeyCommand::Delete { name } => KEYS.run(&c, Lifecycle::Delete { name }),
+        KeyCommand::Recover { name } => KEYS.run(&c, Lifecycle::Recover { name }),
+        KeyCommand::Purge { name } => KEYS.run(&c, Lifecycle::Purge { name }),
         KeyCommand::Rotate { name } => {
             let v = c.call("POST", &format!("/keys/{name}/rotate"), &[], None)?;
             print_key(&c, &v);
             Ok(())
         }
-        KeyCommand::Backup { name, out } => {
-            let v = c.call("POST", &format!("/keys/{name}/backup"), &[], None)?;
-            let blob = v.get("value").and_then(Value::as_str).ok_or_else(|| {
-                CliError::Transport("backup response has no string `value`".into())
-            })?;
-            write_output(&out, blob.as_bytes())?;
-            if out.as_os_str() != "-" {
-                eprintln!("wrote backup of key {name} to {}", out.display());
-            }
-            Ok(())
-        }
-        KeyCommand::Restore { input } => {
-            let bytes = read_input(&input)?;
-            let text = String::from_utf8(bytes).map_err(|_| {
-                usage(format!(
-                    "backup file {} is not text (expected the base64 blob `key backup` writes)",
-                    input.display()
-                ))
-            })?;
-            let blob = text.trim();
-            if blob.is_empty() {
-                return Err(usage(format!("backup file {} is empty", input.display())));
-            }
-            let v = c.call(
-                "POST",
-                "/keys/restore",
-                &[],
-                Some(&json!({ "value": blob })),
-            )?;
-            print_key(&c, &v);
-            Ok(())
-        }
+        KeyCommand::Backup { name, out } => KEYS.run(&c, Lifecycle::Backup { name, out }),
+        KeyCommand::Restore { input } => KEYS.run(&c, Lifecycle::Restore { input }),
         KeyCommand::Encrypt(a) => crypt(&c, "encrypt", a),
         KeyCommand::Decrypt(a) => crypt(&c, "decrypt", a),
         KeyCommand::Wrap(a) => crypt(&c, "wrapkey", a),

@@ -15,6 +15,7 @@ pub mod server;
 pub mod audit;
 pub mod client;
 pub mod key;
+pub mod object;
 pub mod operator;
 pub mod secret;
 // END vault-client commands

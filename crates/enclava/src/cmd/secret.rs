@@ -10,6 +10,7 @@ use super::client::{
     self, CliError, CliResult, Client, ClientOpts, check_name, check_version, id_segment,
     print_fields, print_json, print_table, read_input, show, show_time, usage, write_output,
 };
+use super::object::{Lifecycle, ObjectCli};
 
 #[derive(Debug, clap::Args)]
 pub struct SecretArgs {
@@ -88,6 +89,14 @@ pub struct SetArgs {
     pub tags: Vec<String>,
 }
 
+/// Secrets in the CLI's shared object commands (never printed with their value there).
+const SECRETS: ObjectCli = ObjectCli {
+    kind: "secret",
+    collection: "secrets",
+    print: |c, v| print_secret(c, v, false),
+    print_items,
+};
+
 pub fn run(args: SecretArgs) -> ExitCode {
     client::finish(run_inner(args))
 }
@@ -165,83 +174,16 @@ fn run_inner(args: SecretArgs) -> CliResult<()> {
             Ok(())
         }
         SecretCommand::List { deleted, page_size } => {
-            let path = if deleted {
-                "/deletedsecrets"
-            } else {
-                "/secrets"
-            };
-            let items = c.list_all(path, &client::page_query(page_size).as_pairs())?;
-            print_items(&c, items, deleted, false);
-            Ok(())
+            SECRETS.run(&c, Lifecycle::List { deleted, page_size })
         }
         SecretCommand::Versions { name, page_size } => {
-            let items = c.list_all(
-                &format!("/secrets/{name}/versions"),
-                &client::page_query(page_size).as_pairs(),
-            )?;
-            print_items(&c, items, false, true);
-            Ok(())
+            SECRETS.run(&c, Lifecycle::Versions { name, page_size })
         }
-        SecretCommand::Delete { name } => {
-            let v = c.call("DELETE", &format!("/secrets/{name}"), &[], None)?;
-            print_secret(&c, &v, false);
-            Ok(())
-        }
-        SecretCommand::Recover { name } => {
-            let v = c.call(
-                "POST",
-                &format!("/deletedsecrets/{name}/recover"),
-                &[],
-                None,
-            )?;
-            print_secret(&c, &v, false);
-            Ok(())
-        }
-        SecretCommand::Purge { name } => {
-            let v = c.call("DELETE", &format!("/deletedsecrets/{name}"), &[], None)?;
-            if c.json_output() {
-                print_json(&if v.is_null() {
-                    json!({ "purged": name })
-                } else {
-                    v
-                });
-            } else {
-                println!("purged secret {name}");
-            }
-            Ok(())
-        }
-        SecretCommand::Backup { name, out } => {
-            let v = c.call("POST", &format!("/secrets/{name}/backup"), &[], None)?;
-            let blob = v.get("value").and_then(Value::as_str).ok_or_else(|| {
-                CliError::Transport("backup response has no string `value`".into())
-            })?;
-            write_output(&out, blob.as_bytes())?;
-            if out.as_os_str() != "-" {
-                eprintln!("wrote backup of secret {name} to {}", out.display());
-            }
-            Ok(())
-        }
-        SecretCommand::Restore { input } => {
-            let bytes = read_input(&input)?;
-            let text = String::from_utf8(bytes).map_err(|_| {
-                usage(format!(
-                    "backup file {} is not text (expected the base64 blob `secret backup` writes)",
-                    input.display()
-                ))
-            })?;
-            let blob = text.trim();
-            if blob.is_empty() {
-                return Err(usage(format!("backup file {} is empty", input.display())));
-            }
-            let v = c.call(
-                "POST",
-                "/secrets/restore",
-                &[],
-                Some(&json!({ "value": blob })),
-            )?;
-            print_secret(&c, &v, false);
-            Ok(())
-        }
+        SecretCommand::Delete { name } => SECRETS.run(&c, Lifecycle::Delete { name }),
+        SecretCommand::Recover { name } => SECRETS.run(&c, Lifecycle::Recover { name }),
+        SecretCommand::Purge { name } => SECRETS.run(&c, Lifecycle::Purge { name }),
+        SecretCommand::Backup { name, out } => SECRETS.run(&c, Lifecycle::Backup { name, out }),
+        SecretCommand::Restore { input } => SECRETS.run(&c, Lifecycle::Restore { input }),
     }
 }
 
