@@ -811,6 +811,96 @@ mod tests {
         route(&m, p)
     }
 
+    /// The shared object routers keep every edge of the per-kind routing they replaced.
+    #[test]
+    fn object_collections_route_alike() {
+        use Route as R;
+        let n = |s: &str| s.to_string();
+        // `restore` is a name unless POSTed; a kind's own segment wins over a version only with
+        // its method.
+        assert_eq!(
+            r(Method::GET, "/keys/restore"),
+            Ok(R::GetKey {
+                name: n("restore"),
+                version: None
+            })
+        );
+        assert_eq!(r(Method::POST, "/secrets/restore"), Ok(R::RestoreSecret));
+        assert_eq!(
+            r(Method::GET, "/keys/k/release"),
+            Ok(R::GetKey {
+                name: n("k"),
+                version: Some(n("release"))
+            })
+        );
+        assert_eq!(
+            r(Method::POST, "/keys/k/sign"),
+            Ok(R::KeyOperation {
+                name: n("k"),
+                version: None,
+                op: KeyOp::Sign
+            })
+        );
+        assert_eq!(
+            r(Method::POST, "/keys/k/nosuchop"),
+            Err(RouteError::MethodNotAllowed {
+                allowed: "GET, PATCH"
+            })
+        );
+        assert_eq!(
+            r(Method::GET, "/secrets/s/create"),
+            Ok(R::GetSecret {
+                name: n("s"),
+                version: Some(n("create"))
+            })
+        );
+        assert_eq!(
+            r(Method::POST, "/keys/k/versions"),
+            Err(RouteError::MethodNotAllowed { allowed: "GET" })
+        );
+        assert_eq!(
+            r(Method::GET, "/secrets/s/backup"),
+            Err(RouteError::MethodNotAllowed { allowed: "POST" })
+        );
+        assert_eq!(
+            r(Method::POST, "/secrets"),
+            Err(RouteError::MethodNotAllowed { allowed: "GET" })
+        );
+        assert_eq!(
+            r(Method::POST, "/secrets/s"),
+            Err(RouteError::MethodNotAllowed {
+                allowed: "GET, PUT, PATCH, DELETE"
+            })
+        );
+        assert_eq!(r(Method::GET, "/secrets//x"), Err(RouteError::NotFound));
+        assert_eq!(r(Method::GET, "/secrets/s/v/x"), Err(RouteError::NotFound));
+        assert_eq!(r(Method::GET, "/keys/k/v/x/y"), Err(RouteError::NotFound));
+        // The deleted collections.
+        assert_eq!(r(Method::GET, "/deletedkeys/"), Ok(R::ListDeletedKeys));
+        assert_eq!(
+            r(Method::DELETE, "/deletedsecrets/s"),
+            Ok(R::PurgeDeletedSecret { name: n("s") })
+        );
+        assert_eq!(
+            r(Method::GET, "/deletedkeys/k/recover"),
+            Err(RouteError::MethodNotAllowed { allowed: "POST" })
+        );
+        assert_eq!(
+            r(Method::POST, "/deletedsecrets/s"),
+            Err(RouteError::MethodNotAllowed {
+                allowed: "GET, DELETE"
+            })
+        );
+        assert_eq!(
+            r(Method::POST, "/deletedkeys//recover"),
+            Err(RouteError::NotFound)
+        );
+        assert_eq!(
+            r(Method::GET, "/deletedkeys/k/other"),
+            Err(RouteError::NotFound)
+        );
+    }
+
     #[test]
     fn key_quirks() {
         assert_eq!(

@@ -754,17 +754,24 @@ impl Vault {
         Ok((d, vr))
     }
 
+    /// The deleted record of `name` (its storage key, parsed record and stored bytes), or the
+    /// kind's deleted-not-found error.
+    fn deleted_row<K: ObjectKind>(&self, name: &str) -> Result<(String, K::Deleted, Vec<u8>)> {
+        self.data_keys()?;
+        validate_name(K::KIND, name)?;
+        let nk = name_key(name);
+        let (d, old) = self
+            .read_deleted::<K>(&nk)?
+            .ok_or_else(|| K::deleted_not_found(name))?;
+        Ok((nk, d, old))
+    }
+
     /// A deleted object and its latest version.
     pub(crate) fn get_deleted_object<K: ObjectKind>(
         &self,
         name: &str,
     ) -> Result<(K::Deleted, K::Version)> {
-        self.data_keys()?;
-        validate_name(K::KIND, name)?;
-        let nk = name_key(name);
-        let (d, _) = self
-            .read_deleted::<K>(&nk)?
-            .ok_or_else(|| K::deleted_not_found(name))?;
+        let (nk, d, _) = self.deleted_row::<K>(name)?;
         let vr = self.deleted_latest::<K>(&nk, &d, "deleted")?;
         Ok((d, vr))
     }
@@ -774,12 +781,7 @@ impl Vault {
         &self,
         name: &str,
     ) -> Result<(K::Record, K::Version)> {
-        self.data_keys()?;
-        validate_name(K::KIND, name)?;
-        let nk = name_key(name);
-        let (d, old) = self
-            .read_deleted::<K>(&nk)?
-            .ok_or_else(|| K::deleted_not_found(name))?;
+        let (nk, d, old) = self.deleted_row::<K>(name)?;
         self.recover_row(K::TABLES, &nk, old, to_json(d.record())?)?;
         K::changed(self, &nk);
         let vr = self.deleted_latest::<K>(&nk, &d, "recovered")?;
@@ -794,12 +796,7 @@ impl Vault {
 
     /// Permanently delete a deleted object. `Forbidden` under purge protection.
     pub(crate) fn purge_object<K: ObjectKind>(&self, name: &str) -> Result<()> {
-        self.data_keys()?;
-        validate_name(K::KIND, name)?;
-        let nk = name_key(name);
-        let (_, old) = self
-            .read_deleted::<K>(&nk)?
-            .ok_or_else(|| K::deleted_not_found(name))?;
+        let (nk, _, old) = self.deleted_row::<K>(name)?;
         self.check_purge_allowed(K::TABLES, name)?;
         self.purge_object_rows::<K>(&nk, old)
     }
