@@ -8,10 +8,10 @@ use sha2::Digest as _;
 
 use super::client::{
     self, CliError, CliResult, Client, ClientOpts, b64url, check_name, check_version,
-    decode_b64_arg, decode_b64_response, id_segment, print_fields, print_json, print_table,
-    read_input, show, show_time, usage, write_output,
+    decode_b64_arg, decode_b64_response, id_segment, print_fields, print_json, read_input, show,
+    show_time, usage, write_output,
 };
-use super::object::{Lifecycle, ObjectCli};
+use super::object::{Column, Lifecycle, ObjectCli};
 
 #[derive(Debug, clap::Args)]
 pub struct KeyArgs {
@@ -243,7 +243,24 @@ const KEYS: ObjectCli = ObjectCli {
     kind: "key",
     collection: "keys",
     print: print_key,
-    print_items,
+    id_field: "kid",
+    columns: &[
+        Column {
+            header: "ENABLED",
+            path: &["attributes", "enabled"],
+            time: false,
+        },
+        Column {
+            header: "CREATED",
+            path: &["attributes", "created"],
+            time: true,
+        },
+        Column {
+            header: "UPDATED",
+            path: &["attributes", "updated"],
+            time: true,
+        },
+    ],
 };
 
 pub fn run(args: KeyArgs) -> ExitCode {
@@ -650,35 +667,6 @@ fn print_key(c: &Client, v: &Value) {
         rows.push(("purge after", show_time(v, &["scheduledPurgeDate"])));
     }
     print_fields(&rows);
-}
-
-fn print_items(c: &Client, items: Vec<Value>, deleted: bool, versions: bool) {
-    if c.json_output() {
-        print_json(&Value::Array(items));
-        return;
-    }
-    let mut rows = Vec::new();
-    for it in &items {
-        let kid = client::s(it, &["kid"]);
-        // Key items carry `.../keys/NAME`, version items `.../keys/NAME/VERSION`.
-        let mut row = vec![id_segment(kid, 0).to_string()];
-        row.push(show(it, &["attributes", "enabled"]));
-        row.push(show_time(it, &["attributes", "created"]));
-        row.push(show_time(it, &["attributes", "updated"]));
-        if deleted {
-            row.push(show_time(it, &["scheduledPurgeDate"]));
-        }
-        rows.push(row);
-    }
-    let first = if versions { "VERSION" } else { "NAME" };
-    if deleted {
-        print_table(
-            &[first, "ENABLED", "CREATED", "UPDATED", "PURGE AFTER"],
-            &rows,
-        );
-    } else {
-        print_table(&[first, "ENABLED", "CREATED", "UPDATED"], &rows);
-    }
 }
 
 #[cfg(test)]

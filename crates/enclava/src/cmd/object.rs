@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::client::{
-    self, CliError, CliResult, Client, print_json, read_input, usage, write_output,
+    self, CliError, CliResult, Client, id_segment, print_json, print_table, read_input, show,
+    show_time, usage, write_output,
 };
 
 /// One object kind as the CLI sees it.
@@ -19,9 +20,19 @@ pub struct ObjectCli {
     pub collection: &'static str,
     /// Print one object (a bundle or a deleted bundle, without a value).
     pub print: fn(&Client, &Value),
-    /// Print a listing: `deleted` adds the purge date, `versions` heads the first column
-    /// VERSION instead of NAME.
-    pub print_items: fn(&Client, Vec<Value>, bool, bool),
+    /// The field of a listed item holding its id (`kid` for keys, `id` otherwise).
+    pub id_field: &'static str,
+    /// The listing's columns after the name (or version).
+    pub columns: &'static [Column],
+}
+
+/// One column of a listing table.
+pub struct Column {
+    pub header: &'static str,
+    /// Where the value is in an item.
+    pub path: &'static [&'static str],
+    /// A Unix time shown as a date.
+    pub time: bool,
 }
 
 /// The lifecycle commands every object kind has, with the same arguments.
@@ -64,14 +75,14 @@ impl ObjectCli {
                     format!("/{coll}")
                 };
                 let items = c.list_all(&path, &client::page_query(page_size).as_pairs())?;
-                (self.print_items)(c, items, deleted, false);
+                self.print_items(c, items, deleted, false);
             }
             Lifecycle::Versions { name, page_size } => {
                 let items = c.list_all(
                     &format!("/{coll}/{name}/versions"),
                     &client::page_query(page_size).as_pairs(),
                 )?;
-                (self.print_items)(c, items, false, true);
+                self.print_items(c, items, false, true);
             }
             Lifecycle::Delete { name } => {
                 let v = c.call("DELETE", &format!("/{coll}/{name}"), &[], None)?;
@@ -125,5 +136,38 @@ impl ObjectCli {
             }
         }
         Ok(())
+    }
+
+    /// Print a listing: the name (or, for `versions`, the version) from the item's id, the
+    /// kind's columns, and for `deleted` the purge date.
+    fn print_items(&self, c: &Client, items: Vec<Value>, deleted: bool, versions: bool) {
+        if c.json_output() {
+            print_json(&Value::Array(items));
+            return;
+        }
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|it| {
+                // Items carry `.../{collection}/NAME`, version items `.../NAME/VERSION`.
+                let mut row = vec![id_segment(client::s(it, &[self.id_field]), 0).to_string()];
+                for col in self.columns {
+                    row.push(if col.time {
+                        show_time(it, col.path)
+                    } else {
+                        show(it, col.path)
+                    });
+                }
+                if deleted {
+                    row.push(show_time(it, &["scheduledPurgeDate"]));
+                }
+                row
+            })
+            .collect();
+        let mut headers = vec![if versions { "VERSION" } else { "NAME" }];
+        headers.extend(self.columns.iter().map(|c| c.header));
+        if deleted {
+            headers.push("PURGE AFTER");
+        }
+        print_table(&headers, &rows);
     }
 }

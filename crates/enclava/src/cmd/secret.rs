@@ -8,9 +8,9 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::client::{
     self, CliError, CliResult, Client, ClientOpts, check_name, check_version, id_segment,
-    print_fields, print_json, print_table, read_input, show, show_time, usage, write_output,
+    print_fields, print_json, read_input, show, show_time, usage, write_output,
 };
-use super::object::{Lifecycle, ObjectCli};
+use super::object::{Column, Lifecycle, ObjectCli};
 
 #[derive(Debug, clap::Args)]
 pub struct SecretArgs {
@@ -94,7 +94,24 @@ const SECRETS: ObjectCli = ObjectCli {
     kind: "secret",
     collection: "secrets",
     print: |c, v| print_secret(c, v, false),
-    print_items,
+    id_field: "id",
+    columns: &[
+        Column {
+            header: "CONTENT TYPE",
+            path: &["contentType"],
+            time: false,
+        },
+        Column {
+            header: "ENABLED",
+            path: &["attributes", "enabled"],
+            time: false,
+        },
+        Column {
+            header: "UPDATED",
+            path: &["attributes", "updated"],
+            time: true,
+        },
+    ],
 };
 
 pub fn run(args: SecretArgs) -> ExitCode {
@@ -231,38 +248,6 @@ fn print_secret(c: &Client, v: &Value, with_value: bool) {
         rows.push(("value", show(v, &["value"])));
     }
     print_fields(&rows);
-}
-
-fn print_items(c: &Client, items: Vec<Value>, deleted: bool, versions: bool) {
-    if c.json_output() {
-        print_json(&Value::Array(items));
-        return;
-    }
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|it| {
-            // Secret items carry `.../secrets/NAME`, version items `.../secrets/NAME/VERSION`.
-            let mut row = vec![
-                id_segment(client::s(it, &["id"]), 0).to_string(),
-                show(it, &["contentType"]),
-                show(it, &["attributes", "enabled"]),
-                show_time(it, &["attributes", "updated"]),
-            ];
-            if deleted {
-                row.push(show_time(it, &["scheduledPurgeDate"]));
-            }
-            row
-        })
-        .collect();
-    let first = if versions { "VERSION" } else { "NAME" };
-    if deleted {
-        print_table(
-            &[first, "CONTENT TYPE", "ENABLED", "UPDATED", "PURGE AFTER"],
-            &rows,
-        );
-    } else {
-        print_table(&[first, "CONTENT TYPE", "ENABLED", "UPDATED"], &rows);
-    }
 }
 
 #[cfg(test)]
