@@ -731,19 +731,7 @@ fn revocation(
     if pool.is_empty() {
         return Ok(ocsp::RevocationClaims::default());
     }
-    let fail = |chain: &str, f: ocsp::ChainFailure| match f {
-        ocsp::ChainFailure::Revoked { cert, time, reason } => NvidiaError::Revoked {
-            chain: chain.into(),
-            cert,
-            time,
-            reason,
-        },
-        ocsp::ChainFailure::Response { cert, error } => NvidiaError::Ocsp {
-            chain: chain.into(),
-            cert,
-            error,
-        },
-    };
+    let fail = |chain: &str, f: ocsp::ChainFailure| f.into_error(chain);
     let device_root = x509::pinned(roots::DEVICE_ROOT_PEM)?;
     let path: Vec<&Cert> = device.iter().collect();
     let mut chains = vec![

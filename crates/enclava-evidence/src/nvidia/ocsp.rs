@@ -685,3 +685,45 @@ pub(crate) fn summarize(chains: Vec<ChainRevocation>) -> RevocationClaims {
         chains,
     }
 }
+
+/// The revocation check of one chain with an explicit trust anchor: `chain_der` leaf first, each
+/// certificate issued (signature checked) by the next, the last by `root_der`; OCSP from index
+/// `start` on (see [`super::verify_with_ocsp`] for the chains NVIDIA evidence has). Revoked and
+/// invalid responses fail as in `verify_with_ocsp` (`cert_revoked` when `name` is `device`,
+/// `rim_revoked` otherwise; `ocsp_*`).
+pub fn check_chain_with_root(
+    name: &str,
+    chain_der: &[Vec<u8>],
+    root_der: &[u8],
+    start: usize,
+    pool: &[Vec<u8>],
+    at: DateTime<Utc>,
+) -> Result<ChainRevocation, super::NvidiaError> {
+    let root = Cert::parse(root_der, "trust anchor")?;
+    let chain = chain_der
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Cert::parse(d, &format!("certificate #{i}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let path: Vec<&Cert> = chain.iter().collect();
+    super::x509::check_path(&path, &root).map_err(super::NvidiaError::CertChain)?;
+    check_chain(name, &path, &root, start, pool, at).map_err(|f| f.into_error(name))
+}
+
+impl ChainFailure {
+    pub(crate) fn into_error(self, chain: &str) -> super::NvidiaError {
+        match self {
+            ChainFailure::Revoked { cert, time, reason } => super::NvidiaError::Revoked {
+                chain: chain.into(),
+                cert,
+                time,
+                reason,
+            },
+            ChainFailure::Response { cert, error } => super::NvidiaError::Ocsp {
+                chain: chain.into(),
+                cert,
+                error,
+            },
+        }
+    }
+}
