@@ -458,6 +458,24 @@ impl CheckedRim {
         &self.rim
     }
 
+    /// What verifying found (signer, earliest expiration).
+    pub fn verified(&self) -> &VerifiedRim {
+        &self.verified
+    }
+
+    /// The signing path as DER, signer first, ending with the pinned RIM root: the certificates
+    /// an OCSP fetcher asks about (each with the next as its issuer).
+    pub fn signing_path_der(&self) -> Vec<Vec<u8>> {
+        let root = x509::pinned(super::roots::RIM_ROOT_PEM)
+            .map(|r| r.der)
+            .ok();
+        self.path
+            .iter()
+            .map(|c| c.der.clone())
+            .chain(root)
+            .collect()
+    }
+
     /// The verification result, provided `at` is still inside the signing path's validity
     /// window (`rim_expired` otherwise).
     pub(crate) fn at(&self, at: DateTime<Utc>) -> Result<CheckedPath, NvidiaError> {
