@@ -403,7 +403,7 @@ pub fn verify_parsed(
     at: DateTime<Utc>,
 ) -> Result<NvidiaClaims, NvidiaError> {
     let rims: Vec<RimInput> = rims.iter().map(RimInput::Unverified).collect();
-    verify_inner(report, certs, &rims, expected_nonce, at, &[])
+    verify_inner(report, certs, &rims, expected_nonce, at, &[], None)
 }
 
 /// [`verify`] with RIMs verified once ([`rim::CheckedRim`], e.g. from a per-id cache: their
@@ -419,7 +419,94 @@ pub fn verify_with_ocsp(
     ocsp: &[Vec<u8>],
 ) -> Result<NvidiaClaims, NvidiaError> {
     let rims: Vec<RimInput> = rims.iter().map(|r| RimInput::Checked(r)).collect();
-    verify_inner(report, certs, &rims, expected_nonce, at, ocsp)
+    verify_inner(report, certs, &rims, expected_nonce, at, ocsp, None)
+}
+
+/// Largest number of verified certificate links an [`NvidiaVerifier`] keeps (then it starts
+/// over): a few per device, so thousands of GPUs.
+pub const LINK_CACHE_CAPACITY: usize = 16_384;
+
+/// [`verify_with_ocsp`] with a cache of verified device-chain links (certificate, issuer): a
+/// repeated verification of the same device costs the report parse, the report signature, the
+/// validity-time checks, the RIM comparison and OCSP matching, not the chain's signatures. Only
+/// links that verified are cached, keyed by the SHA-256 of both certificates' DER; the result is
+/// always identical to [`verify_with_ocsp`]'s.
+#[derive(Default)]
+pub struct NvidiaVerifier {
+    links: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+}
+
+impl std::fmt::Debug for NvidiaVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NvidiaVerifier")
+            .field("cached_links", &self.cached_links())
+            .finish()
+    }
+}
+
+impl NvidiaVerifier {
+    pub fn new() -> NvidiaVerifier {
+        NvidiaVerifier::default()
+    }
+
+    /// Number of verified links currently cached.
+    pub fn cached_links(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<[u8; 32]>> {
+        self.links.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn key(cert: &Cert, issuer: &Cert) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update((cert.der.len() as u64).to_le_bytes());
+        h.update(&cert.der);
+        h.update(&issuer.der);
+        h.finalize().into()
+    }
+
+    fn check_link(&self, cert: &Cert, issuer: &Cert) -> Result<(), String> {
+        let key = NvidiaVerifier::key(cert, issuer);
+        if self.lock().contains(&key) {
+            return Ok(());
+        }
+        cert.check_issued_by(issuer)?;
+        let mut links = self.lock();
+        if links.len() >= LINK_CACHE_CAPACITY {
+            links.clear();
+        }
+        links.insert(key);
+        Ok(())
+    }
+
+    /// [`verify_with_ocsp`], with the link cache.
+    pub fn verify_with_ocsp(
+        &self,
+        report: &[u8],
+        certs: &[u8],
+        rims: &[&rim::CheckedRim],
+        expected_nonce: Option<&[u8]>,
+        at: DateTime<Utc>,
+        ocsp: &[Vec<u8>],
+    ) -> Result<NvidiaClaims, NvidiaError> {
+        let rims: Vec<RimInput> = rims.iter().map(|r| RimInput::Checked(r)).collect();
+        verify_inner(report, certs, &rims, expected_nonce, at, ocsp, Some(self))
+    }
+
+    /// [`verify_device_with_ocsp`], with the link cache.
+    pub fn verify_device_with_ocsp(
+        &self,
+        ev: &DeviceEvidence,
+        rims: &[&rim::CheckedRim],
+        expected_nonce: Option<&[u8]>,
+        at: DateTime<Utc>,
+        ocsp: &[Vec<u8>],
+    ) -> Result<NvidiaClaims, NvidiaError> {
+        let claims = self.verify_with_ocsp(&ev.report, &ev.certs, rims, expected_nonce, at, ocsp)?;
+        check_list_fields(ev, claims)
+    }
 }
 
 /// [`verify_device`] for [`verify_with_ocsp`].
@@ -462,9 +549,10 @@ fn verify_inner(
     expected_nonce: Option<&[u8]>,
     at: DateTime<Utc>,
     ocsp_pool: &[Vec<u8>],
+    links: Option<&NvidiaVerifier>,
 ) -> Result<NvidiaClaims, NvidiaError> {
     let r = spdm::parse(report)?;
-    let chain = device_chain(certs, at)?;
+    let chain = device_chain(certs, at, links)?;
     let leaf = chain
         .first()
         .ok_or_else(|| NvidiaError::CertChain("no certificate".into()))?;
@@ -796,7 +884,11 @@ pub fn compare(report: &spdm::SpdmReport, rim: &rim::Rim, is_switch: bool) -> Ve
 
 /// The device chain: PEM or DER, leaf first, strictly in issuing order, ending at (or issued by)
 /// the pinned NVIDIA Device Identity CA; every certificate valid at `at`.
-fn device_chain(certs: &[u8], at: DateTime<Utc>) -> Result<Vec<Cert>, NvidiaError> {
+fn device_chain(
+    certs: &[u8],
+    at: DateTime<Utc>,
+    links: Option<&NvidiaVerifier>,
+) -> Result<Vec<Cert>, NvidiaError> {
     let ders = if crate::pem::is_pem(certs) {
         crate::pem::certificates(certs).map_err(|e| NvidiaError::MalformedCertificate {
             which: "device chain".into(),
@@ -840,7 +932,11 @@ fn device_chain(certs: &[u8], at: DateTime<Utc>) -> Result<Vec<Cert>, NvidiaErro
     }
     for (i, c) in chain.iter().enumerate() {
         let issuer = chain.get(i + 1).unwrap_or(&root);
-        c.check_issued_by(issuer).map_err(NvidiaError::CertChain)?;
+        match links {
+            Some(v) => v.check_link(c, issuer),
+            None => c.check_issued_by(issuer),
+        }
+        .map_err(NvidiaError::CertChain)?;
         issuer.check_path_len(i).map_err(NvidiaError::CertChain)?;
     }
     let t = at.timestamp();
