@@ -239,7 +239,10 @@ impl NvidiaFetcher {
         if let Some(got) = v.get("id").and_then(|x| x.as_str())
             && got != id
         {
-            return Err(Error::invalid(&what, format!("expected id {id}, found {got}")));
+            return Err(Error::invalid(
+                &what,
+                format!("expected id {id}, found {got}"),
+            ));
         }
         let b64 = v
             .get("rim")
@@ -268,7 +271,12 @@ impl NvidiaFetcher {
             .post(&self.ocsp_url, "application/ocsp-request", &req, &[])?;
         let now = self.http.now();
         let answer = ocsp::verify_response(&f.body, cert_der, issuer_der, Some(&nonce), now)
-            .map_err(|e| Error::invalid(format!("OCSP response from {}", self.ocsp_url), e.to_string()))?;
+            .map_err(|e| {
+                Error::invalid(
+                    format!("OCSP response from {}", self.ocsp_url),
+                    e.to_string(),
+                )
+            })?;
         let path = self
             .cache
             .put_nvidia_ocsp(cert_der, issuer_der, &f.body, now)?;
@@ -286,16 +294,18 @@ impl NvidiaFetcher {
     ) -> Result<NvidiaFetchReport> {
         let mut report = NvidiaFetchReport::default();
         let now = self.http.now();
-        let device_root = enclava_evidence::pem::certificates(
-            nvidia::roots::DEVICE_ROOT_PEM.as_bytes(),
-        )
-        .ok()
-        .and_then(|v| v.into_iter().next())
-        .ok_or_else(|| Error::Config("the pinned NVIDIA device root does not parse".into()))?;
+        let device_root =
+            enclava_evidence::pem::certificates(nvidia::roots::DEVICE_ROOT_PEM.as_bytes())
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .ok_or_else(|| {
+                    Error::Config("the pinned NVIDIA device root does not parse".into())
+                })?;
         let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for (i, d) in devices.iter().enumerate() {
-            let claims = nvidia::verify(&d.report, &d.certs, &[], None, now)
-                .map_err(|e| Error::invalid(format!("NVIDIA evidence (device {i})"), e.to_string()))?;
+            let claims = nvidia::verify(&d.report, &d.certs, &[], None, now).map_err(|e| {
+                Error::invalid(format!("NVIDIA evidence (device {i})"), e.to_string())
+            })?;
             for id in &claims.rim_ids {
                 if report.rims.iter().any(|(r, _)| r == id) {
                     continue;
@@ -352,7 +362,10 @@ fn status_name(s: &ocsp::OcspStatus) -> String {
         ocsp::OcspStatus::Good => "good".into(),
         ocsp::OcspStatus::Unknown => "unknown".into(),
         ocsp::OcspStatus::Revoked { reason, .. } => {
-            format!("revoked ({})", reason.as_deref().unwrap_or("no reason given"))
+            format!(
+                "revoked ({})",
+                reason.as_deref().unwrap_or("no reason given")
+            )
         }
     }
 }
@@ -372,6 +385,8 @@ fn device_chain_der(certs: &[u8]) -> Result<Vec<Vec<u8>>> {
     } else {
         enclava_evidence::pem::der_sequences(certs)
             .map(|v| v.into_iter().map(<[u8]>::to_vec).collect())
-            .ok_or_else(|| Error::invalid("NVIDIA device chain", "expected PEM or DER certificates"))
+            .ok_or_else(|| {
+                Error::invalid("NVIDIA device chain", "expected PEM or DER certificates")
+            })
     }
 }

@@ -52,7 +52,9 @@ fn case1() -> Option<Case1> {
         .unwrap(),
         chain: read(&format!("{NT}/gpuAkCertChain.txt"))?,
         driver: read(&format!("{NT}/Driver_RIM_test_no_gpu.swidtag"))?,
-        vbios: read(&format!("{NT}/1010_0200_882_96005E0001_test_no_gpu.swidtag"))?,
+        vbios: read(&format!(
+            "{NT}/1010_0200_882_96005E0001_test_no_gpu.swidtag"
+        ))?,
     })
 }
 
@@ -69,15 +71,19 @@ fn rim_server(c: &Case1, tamper: bool) -> Server {
         "/v1/rim/NV_GPU_DRIVER_GH100_545.00" => Reply::ok(rim_json(DRIVER_ID, &driver)),
         "/v1/rim/NV_GPU_VBIOS_1010_0200_882_96005E0001" => Reply::ok(rim_json(VBIOS_ID, &vbios)),
         // Serves the driver RIM under the VBIOS id of another board: not the RIM asked for.
-        "/v1/rim/NV_GPU_VBIOS_1010_0205_862_96005E0004" => Reply::ok(rim_json(
-            "NV_GPU_VBIOS_1010_0205_862_96005E0004",
-            &driver,
-        )),
+        "/v1/rim/NV_GPU_VBIOS_1010_0205_862_96005E0004" => {
+            Reply::ok(rim_json("NV_GPU_VBIOS_1010_0205_862_96005E0004", &driver))
+        }
         _ => Reply::status(404),
     })
 }
 
-fn fetcher(cache: &Cache, rim: &Server, ocsp: Option<&Server>, time: &Arc<FakeTime>) -> NvidiaFetcher {
+fn fetcher(
+    cache: &Cache,
+    rim: &Server,
+    ocsp: Option<&Server>,
+    time: &Arc<FakeTime>,
+) -> NvidiaFetcher {
     let f = NvidiaFetcher::new(cache.clone())
         .with_rim_url(&rim.base)
         .unwrap()
@@ -121,14 +127,21 @@ fn rims_fetched_by_id_then_verification_runs_offline_from_the_cache() {
     assert_eq!(cache.nvidia_rim(DRIVER_ID).unwrap(), c.driver);
     assert_eq!(
         cache.nvidia_rim_path(VBIOS_ID).unwrap(),
-        dir.path().join("nvidia/rim/NV_GPU_VBIOS_1010_0200_882_96005E0001.xml")
+        dir.path()
+            .join("nvidia/rim/NV_GPU_VBIOS_1010_0200_882_96005E0001.xml")
     );
 
     // Offline: the server is no longer asked; the RIMs come from the cache by the claims' ids.
     let offline = Cache::open(dir.path()).unwrap();
     let nonce = hex::decode(NONCE_TEST_NO_GPU).unwrap();
-    let first = nvidia::verify(&c.report, &c.chain, &[], Some(&nonce), t("2024-06-01T00:00:00Z"))
-        .unwrap();
+    let first = nvidia::verify(
+        &c.report,
+        &c.chain,
+        &[],
+        Some(&nonce),
+        t("2024-06-01T00:00:00Z"),
+    )
+    .unwrap();
     assert_eq!(first.measres, "not_compared");
     let xmls: Vec<Vec<u8>> = first
         .rim_ids
@@ -136,16 +149,27 @@ fn rims_fetched_by_id_then_verification_runs_offline_from_the_cache() {
         .map(|id| offline.nvidia_rim(id).unwrap())
         .collect();
     let refs: Vec<&[u8]> = xmls.iter().map(Vec::as_slice).collect();
-    let claims =
-        nvidia::verify(&c.report, &c.chain, &refs, Some(&nonce), t("2024-06-01T00:00:00Z"))
-            .unwrap();
+    let claims = nvidia::verify(
+        &c.report,
+        &c.chain,
+        &refs,
+        Some(&nonce),
+        t("2024-06-01T00:00:00Z"),
+    )
+    .unwrap();
     assert_eq!(claims.measres, "success");
     assert_eq!(server.requests().len(), 2);
 
     // A missing RIM is a typed error naming the file and the command that fetches it.
-    let e = offline.nvidia_rim("NV_GPU_DRIVER_GH100_999.99").unwrap_err();
+    let e = offline
+        .nvidia_rim("NV_GPU_DRIVER_GH100_999.99")
+        .unwrap_err();
     assert_eq!(e.code(), "missing_file");
-    assert!(e.to_string().contains("--nvidia-rim NV_GPU_DRIVER_GH100_999.99"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("--nvidia-rim NV_GPU_DRIVER_GH100_999.99"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -157,15 +181,22 @@ fn altered_wrong_or_expired_rims_are_not_cached() {
 
     // Attack: the RIM service (or the path to it) alters a reference value.
     let bad = rim_server(&c, true);
-    let e = fetcher(&cache, &bad, None, &time).fetch_rim(VBIOS_ID).unwrap_err();
+    let e = fetcher(&cache, &bad, None, &time)
+        .fetch_rim(VBIOS_ID)
+        .unwrap_err();
     assert_eq!(e.code(), "invalid_collateral", "{e}");
-    assert!(e.to_string().contains("rim_signature") || e.to_string().contains("RIM signature"), "{e}");
+    assert!(
+        e.to_string().contains("rim_signature") || e.to_string().contains("RIM signature"),
+        "{e}"
+    );
     assert!(cache.nvidia_rim(VBIOS_ID).is_err(), "nothing cached");
 
     // Another RIM than the one asked for.
     let good = rim_server(&c, false);
     let f = fetcher(&cache, &good, None, &time);
-    let e = f.fetch_rim("NV_GPU_VBIOS_1010_0205_862_96005E0004").unwrap_err();
+    let e = f
+        .fetch_rim("NV_GPU_VBIOS_1010_0205_862_96005E0004")
+        .unwrap_err();
     assert_eq!(e.code(), "invalid_collateral", "{e}");
     assert!(e.to_string().contains("colloquialVersion"), "{e}");
 
@@ -177,7 +208,10 @@ fn altered_wrong_or_expired_rims_are_not_cached() {
 
     // Unknown id: 404. Path-like ids are refused before any request.
     time.set(t("2024-06-01T00:00:00Z"));
-    assert!(matches!(f.fetch_rim("NV_GPU_DRIVER_GH100_1.0"), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        f.fetch_rim("NV_GPU_DRIVER_GH100_1.0"),
+        Err(Error::NotFound { .. })
+    ));
     let before = good.requests().len();
     for id in ["../etc/passwd", ".hidden", "a/b", "", "x y"] {
         assert_eq!(f.fetch_rim(id).unwrap_err().code(), "config", "{id:?}");
@@ -263,7 +297,9 @@ fn responder(
             response_extensions: nonce_ext.map(|e| vec![e]),
         };
         let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &ca_pkcs8).unwrap();
-        let sig = kp.sign(&SystemRandom::new(), &tbs.to_der().unwrap()).unwrap();
+        let sig = kp
+            .sign(&SystemRandom::new(), &tbs.to_der().unwrap())
+            .unwrap();
         let basic = BasicOcspResponse {
             tbs_response_data: tbs,
             signature_algorithm: AlgorithmIdentifierOwned {
@@ -323,7 +359,10 @@ fn ocsp_fetched_with_a_nonce_verified_cached_and_used_offline() {
         32
     );
     // Offline: the cached pool verifies the chain's revocation with the test root as anchor.
-    let pool = Cache::open(dir.path()).unwrap().nvidia_ocsp_responses().unwrap();
+    let pool = Cache::open(dir.path())
+        .unwrap()
+        .nvidia_ocsp_responses()
+        .unwrap();
     assert_eq!(pool.len(), 1);
     let chain = ocsp::check_chain_with_root(
         "device",
@@ -335,7 +374,10 @@ fn ocsp_fetched_with_a_nonce_verified_cached_and_used_offline() {
     )
     .unwrap();
     assert_eq!(chain.certs[0].status, "good");
-    assert_eq!(chain.certs[1].status, "not_checked", "nobody asked about the CA");
+    assert_eq!(
+        chain.certs[1].status, "not_checked",
+        "nobody asked about the CA"
+    );
 
     // A revoked answer is cached as well: verification then fails on it.
     let revoked = responder(
@@ -350,7 +392,10 @@ fn ocsp_fetched_with_a_nonce_verified_cached_and_used_offline() {
     );
     let f = fetcher(&cache, &rims, Some(&revoked), &time);
     let (_, status) = f.fetch_ocsp(&leaf_der, &ca_der).unwrap();
-    assert!(matches!(status, ocsp::OcspStatus::Revoked { .. }), "{status:?}");
+    assert!(
+        matches!(status, ocsp::OcspStatus::Revoked { .. }),
+        "{status:?}"
+    );
     let pool = cache.nvidia_ocsp_responses().unwrap();
     let e = ocsp::check_chain_with_root(
         "device",
@@ -415,7 +460,9 @@ fn put_rim_checks_before_writing() {
     let at = t("2024-06-01T00:00:00Z");
     cache.put_nvidia_rim(DRIVER_ID, &c.driver, at).unwrap();
     assert_eq!(
-        rim::parse(&cache.nvidia_rim(DRIVER_ID).unwrap()).unwrap().version,
+        rim::parse(&cache.nvidia_rim(DRIVER_ID).unwrap())
+            .unwrap()
+            .version,
         "545.00"
     );
     assert!(cache.put_nvidia_rim(VBIOS_ID, &c.driver, at).is_err());

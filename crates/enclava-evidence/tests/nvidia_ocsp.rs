@@ -118,10 +118,8 @@ fn sha1_cert_id(cert_der: &[u8], issuer_der: &[u8]) -> CertId {
             oid: OID_SHA1,
             parameters: Some(Null.into()),
         },
-        issuer_name_hash: OctetString::new(sha1(
-            &issuer.tbs_certificate.subject.to_der().unwrap(),
-        ))
-        .unwrap(),
+        issuer_name_hash: OctetString::new(sha1(&issuer.tbs_certificate.subject.to_der().unwrap()))
+            .unwrap(),
         issuer_key_hash: OctetString::new(sha1(
             issuer
                 .tbs_certificate
@@ -136,10 +134,8 @@ fn sha1_cert_id(cert_der: &[u8], issuer_der: &[u8]) -> CertId {
 
 fn gtime(t: DateTime<Utc>) -> OcspGeneralizedTime {
     OcspGeneralizedTime(
-        GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(
-            t.timestamp() as u64
-        ))
-        .unwrap(),
+        GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(t.timestamp() as u64))
+            .unwrap(),
     )
 }
 
@@ -218,8 +214,11 @@ impl<'a> Resp<'a> {
 
     fn sign(&self) -> Vec<u8> {
         let tbs = self.tbs();
-        let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &self.signer.serialize_der())
-            .unwrap();
+        let kp = EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P384_SHA384_ASN1_SIGNING,
+            &self.signer.serialize_der(),
+        )
+        .unwrap();
         let sig = kp
             .sign(&SystemRandom::new(), &tbs.to_der().unwrap())
             .unwrap();
@@ -275,7 +274,10 @@ fn good_answer_from_the_issuer() {
     // responderID byKey names the issuer as well.
     let mut r = Resp::good(&p);
     r.responder = by_key(&p.ca);
-    assert_eq!(verify(&p, &r.sign(), None).unwrap().status, OcspStatus::Good);
+    assert_eq!(
+        verify(&p, &r.sign(), None).unwrap().status,
+        OcspStatus::Good
+    );
 }
 
 #[test]
@@ -304,7 +306,10 @@ fn unknown_answer() {
     let p = pki();
     let mut r = Resp::good(&p);
     r.status = CertStatus::Unknown(Null);
-    assert_eq!(verify(&p, &r.sign(), None).unwrap().status, OcspStatus::Unknown);
+    assert_eq!(
+        verify(&p, &r.sign(), None).unwrap().status,
+        OcspStatus::Unknown
+    );
 }
 
 #[test]
@@ -402,7 +407,10 @@ fn stale_responses_are_refused() {
     let mut r = Resp::good(&p);
     r.this_update = now() + chrono::Duration::minutes(10);
     r.next_update = Some(now() + chrono::Duration::days(2));
-    assert_eq!(verify(&p, &r.sign(), None).unwrap_err().code(), "ocsp_stale");
+    assert_eq!(
+        verify(&p, &r.sign(), None).unwrap_err().code(),
+        "ocsp_stale"
+    );
     // Within the skew: accepted.
     r.this_update = now() + chrono::Duration::minutes(4);
     assert!(verify(&p, &r.sign(), None).is_ok());
@@ -412,7 +420,10 @@ fn stale_responses_are_refused() {
     r.this_update = now() - chrono::Duration::hours(23);
     assert!(verify(&p, &r.sign(), None).is_ok());
     r.this_update = now() - chrono::Duration::hours(25);
-    assert_eq!(verify(&p, &r.sign(), None).unwrap_err().code(), "ocsp_stale");
+    assert_eq!(
+        verify(&p, &r.sign(), None).unwrap_err().code(),
+        "ocsp_stale"
+    );
 }
 
 #[test]
@@ -446,15 +457,26 @@ fn response_for_another_certificate_and_unsuccessful_status() {
     }
     .to_der()
     .unwrap();
-    assert_eq!(verify(&p, &try_later, None).unwrap_err().code(), "ocsp_status");
-    assert_eq!(verify(&p, b"garbage", None).unwrap_err().code(), "ocsp_malformed");
+    assert_eq!(
+        verify(&p, &try_later, None).unwrap_err().code(),
+        "ocsp_status"
+    );
+    assert_eq!(
+        verify(&p, b"garbage", None).unwrap_err().code(),
+        "ocsp_malformed"
+    );
 }
 
 #[test]
 fn request_carries_the_cert_id_and_the_nonce() {
     let p = pki();
-    let req = ocsp::build_request(&p.leaf.der(), &p.ca.der(), CertIdHash::Sha1, Some(&[9u8; 16]))
-        .unwrap();
+    let req = ocsp::build_request(
+        &p.leaf.der(),
+        &p.ca.der(),
+        CertIdHash::Sha1,
+        Some(&[9u8; 16]),
+    )
+    .unwrap();
     let parsed = OcspRequest::from_der(&req).unwrap();
     let want = sha1_cert_id(&p.leaf.der(), &p.ca.der());
     let got = &parsed.tbs_request.request_list[0].req_cert;
@@ -470,9 +492,11 @@ fn request_carries_the_cert_id_and_the_nonce() {
         &[9u8; 16]
     );
     // SHA-384 certIDs (what NVIDIA's verifiers send) are matched too.
-    let req384 =
-        ocsp::build_request(&p.leaf.der(), &p.ca.der(), CertIdHash::Sha384, None).unwrap();
-    let id384 = OcspRequest::from_der(&req384).unwrap().tbs_request.request_list[0]
+    let req384 = ocsp::build_request(&p.leaf.der(), &p.ca.der(), CertIdHash::Sha384, None).unwrap();
+    let id384 = OcspRequest::from_der(&req384)
+        .unwrap()
+        .tbs_request
+        .request_list[0]
         .req_cert
         .clone();
     assert_eq!(id384.issuer_key_hash.as_bytes().len(), 48);
@@ -501,7 +525,10 @@ fn chain_check_fails_revoked_and_reports_the_rest() {
     let c = ocsp::check_chain_with_root("device", &chain, &anchor, 0, &pool, now()).unwrap();
     assert_eq!(c.status, "good");
     assert_eq!(
-        c.certs.iter().map(|c| c.status.as_str()).collect::<Vec<_>>(),
+        c.certs
+            .iter()
+            .map(|c| c.status.as_str())
+            .collect::<Vec<_>>(),
         ["good", "good"]
     );
     // Only the leaf answered: the issuing CA is not checked.
@@ -523,13 +550,27 @@ fn chain_check_fails_revoked_and_reports_the_rest() {
     // Unknown and stale are claims, not failures.
     let mut r = Resp::good(&p);
     r.status = CertStatus::Unknown(Null);
-    let c = ocsp::check_chain_with_root("device", &chain, &anchor, 0, &[r.sign(), ca_good(&p)], now())
-        .unwrap();
+    let c = ocsp::check_chain_with_root(
+        "device",
+        &chain,
+        &anchor,
+        0,
+        &[r.sign(), ca_good(&p)],
+        now(),
+    )
+    .unwrap();
     assert_eq!(c.status, "unknown");
     let mut r = Resp::good(&p);
     r.next_update = Some(now() - chrono::Duration::hours(1));
-    let c = ocsp::check_chain_with_root("device", &chain, &anchor, 0, &[r.sign(), ca_good(&p)], now())
-        .unwrap();
+    let c = ocsp::check_chain_with_root(
+        "device",
+        &chain,
+        &anchor,
+        0,
+        &[r.sign(), ca_good(&p)],
+        now(),
+    )
+    .unwrap();
     assert_eq!(c.status, "stale");
     // start = 1 leaves the leaf out.
     let c = ocsp::check_chain_with_root("device", &chain, &anchor, 1, &pool[1..], now()).unwrap();
@@ -539,7 +580,8 @@ fn chain_check_fails_revoked_and_reports_the_rest() {
     let mut r = Resp::good(&p);
     let stranger = root("Stranger");
     r.signer = &stranger.key;
-    let e = ocsp::check_chain_with_root("device", &chain, &anchor, 0, &[r.sign()], now()).unwrap_err();
+    let e =
+        ocsp::check_chain_with_root("device", &chain, &anchor, 0, &[r.sign()], now()).unwrap_err();
     assert_eq!(e.failed_check(), "ocsp_signature", "{e}");
     // The wrong trust anchor: the chain itself does not verify.
     let e = ocsp::check_chain_with_root("device", &chain, &stranger.der(), 0, &pool, now())
@@ -576,7 +618,9 @@ fn case1() -> Option<Case1> {
     )
     .unwrap();
     let driver = common::read(&format!("{NT}/Driver_RIM_test_no_gpu.swidtag"))?;
-    let vbios = common::read(&format!("{NT}/1010_0200_882_96005E0001_test_no_gpu.swidtag"))?;
+    let vbios = common::read(&format!(
+        "{NT}/1010_0200_882_96005E0001_test_no_gpu.swidtag"
+    ))?;
     Some(Case1 {
         report,
         chain: common::read(&format!("{NT}/gpuAkCertChain.txt"))?,
@@ -686,4 +730,52 @@ fn real_gpu_forged_response_for_the_device_chain_is_refused() {
         certs.len() - 2,
         "every certificate below the root except the attestation leaf"
     );
+}
+
+/// The link cache changes cost, never the verdict: same claims as uncached, and a chain whose
+/// intermediate was altered after the genuine one was cached is still refused.
+#[test]
+fn verifier_link_cache_gives_the_same_verdicts() {
+    let Some(c) = case1() else { return };
+    let nonce = hex::decode(NONCE_TEST_NO_GPU).unwrap();
+    let checked: Vec<rim::CheckedRim> = c
+        .rims
+        .iter()
+        .map(|r| rim::CheckedRim::check(r.clone(), case1_time()).unwrap())
+        .collect();
+    let refs: Vec<&rim::CheckedRim> = checked.iter().collect();
+    let plain =
+        nvidia::verify_with_ocsp(&c.report, &c.chain, &refs, Some(&nonce), case1_time(), &[])
+            .unwrap();
+    let v = nvidia::NvidiaVerifier::new();
+    for _ in 0..3 {
+        let got = v
+            .verify_with_ocsp(&c.report, &c.chain, &refs, Some(&nonce), case1_time(), &[])
+            .unwrap();
+        assert_eq!(got, plain);
+    }
+    let links = v.cached_links();
+    assert!(links >= 3, "{links}");
+    // Attack: the BROM certificate's signature altered (DER still valid).
+    let mut certs = pem_certs(&c.chain);
+    let last = certs[1].len() - 1;
+    certs[1][last] ^= 0x01;
+    let altered: Vec<u8> = certs.concat();
+    let e = v
+        .verify_with_ocsp(&c.report, &altered, &refs, Some(&nonce), case1_time(), &[])
+        .unwrap_err();
+    assert_eq!(e.failed_check(), "cert_chain", "{e}");
+    assert_eq!(v.cached_links(), links, "a failed link is not cached");
+    // Expiry is checked on every call, cached or not.
+    let e = v
+        .verify_with_ocsp(
+            &c.report,
+            &c.chain,
+            &[],
+            Some(&nonce),
+            at("2100-01-01T00:00:00Z"),
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(e.failed_check(), "certificate_expired", "{e}");
 }

@@ -88,16 +88,17 @@ fn nvidia_rim_fetched_into_the_cache_then_used_offline() {
     ]);
     // The fetch checks the RIM at the current time; its signing path is valid until
     // 2027-11-02T23:59:59Z (attestation-sdk MANIFEST). After that, the fetch must refuse it.
-    let expired = chrono::Utc::now() > "2027-11-02T23:59:59Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let expired = chrono::Utc::now()
+        > "2027-11-02T23:59:59Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap();
     if expired {
         assert_eq!(code, 3, "{err}");
         assert!(err.contains("RIM expired"), "{err}");
         return;
     }
     assert_eq!(code, 0, "{err}");
-    let cached = dir
-        .path()
-        .join(format!("nvidia/rim/{SWITCH_RIM_ID}.xml"));
+    let cached = dir.path().join(format!("nvidia/rim/{SWITCH_RIM_ID}.xml"));
     assert_eq!(std::fs::read(&cached).unwrap(), xml);
 
     // An id the service does not have: exit 3, nothing else cached.
@@ -135,7 +136,11 @@ fn nvidia_rim_fetched_into_the_cache_then_used_offline() {
         ];
         args.extend_from_slice(extra);
         let (code, out, err) = enclava(&args);
-        (code, serde_json::from_str::<Value>(&out).unwrap_or(Value::Null), err)
+        (
+            code,
+            serde_json::from_str::<Value>(&out).unwrap_or(Value::Null),
+            err,
+        )
     };
     // Offline with the cache: NVSwitch reports name no RIM id (no project/SKU fields), so the
     // id is given; the RIM is taken from the cache.
@@ -165,7 +170,10 @@ fn nvidia_rim_fetched_into_the_cache_then_used_offline() {
         SWITCH_RIM_ID,
     ]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains(&format!("--nvidia-rim {SWITCH_RIM_ID}")), "{err}");
+    assert!(
+        err.contains(&format!("--nvidia-rim {SWITCH_RIM_ID}")),
+        "{err}"
+    );
     // A stapled OCSP response that is not DER OCSP for any of the chains is ignored: still
     // verified, still not checked.
     let junk = dir.path().join("junk.der");

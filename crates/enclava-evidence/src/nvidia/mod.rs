@@ -39,7 +39,9 @@
 //!    claims say `revocation.checked: false`.
 //!
 //! Fetching RIMs from NVIDIA's RIM service and OCSP responses from NVIDIA's responder is the
-//! collateral layer's (`enclava-collateral`), never this module's.
+//! collateral layer's (`enclava-collateral`), never this module's. For many devices, verify each
+//! RIM once ([`rim::CheckedRim`], kept per RIM id) and use one [`NvidiaVerifier`] (verified chain
+//! links cached).
 
 pub mod ocsp;
 pub mod rim;
@@ -373,7 +375,10 @@ pub fn verify_device(
     check_list_fields(ev, claims)
 }
 
-fn check_list_fields(ev: &DeviceEvidence, claims: NvidiaClaims) -> Result<NvidiaClaims, NvidiaError> {
+fn check_list_fields(
+    ev: &DeviceEvidence,
+    claims: NvidiaClaims,
+) -> Result<NvidiaClaims, NvidiaError> {
     if let Some(n) = &ev.nonce
         && hex::encode(n) != claims.nonce
     {
@@ -504,7 +509,8 @@ impl NvidiaVerifier {
         at: DateTime<Utc>,
         ocsp: &[Vec<u8>],
     ) -> Result<NvidiaClaims, NvidiaError> {
-        let claims = self.verify_with_ocsp(&ev.report, &ev.certs, rims, expected_nonce, at, ocsp)?;
+        let claims =
+            self.verify_with_ocsp(&ev.report, &ev.certs, rims, expected_nonce, at, ocsp)?;
         check_list_fields(ev, claims)
     }
 }

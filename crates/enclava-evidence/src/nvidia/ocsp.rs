@@ -41,14 +41,11 @@ const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.10
 const OID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
 const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 /// id-pkix-ocsp-basic.
-pub const OID_OCSP_BASIC: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
+pub const OID_OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
 /// id-pkix-ocsp-nonce.
-pub const OID_OCSP_NONCE: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
+pub const OID_OCSP_NONCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
 /// id-kp-OCSPSigning.
-pub const OID_KP_OCSP_SIGNING: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
+pub const OID_KP_OCSP_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
 const OID_EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
 
 /// Tolerated responder clock skew on `thisUpdate` (seconds).
@@ -255,7 +252,8 @@ pub fn build_request(
         },
         optional_signature: None,
     };
-    req.to_der().map_err(|e| malformed(format!("encoding: {e}")))
+    req.to_der()
+        .map_err(|e| malformed(format!("encoding: {e}")))
 }
 
 fn time_secs(t: &x509_ocsp::OcspGeneralizedTime) -> i64 {

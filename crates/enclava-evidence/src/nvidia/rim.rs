@@ -466,9 +466,7 @@ impl CheckedRim {
     /// The signing path as DER, signer first, ending with the pinned RIM root: the certificates
     /// an OCSP fetcher asks about (each with the next as its issuer).
     pub fn signing_path_der(&self) -> Vec<Vec<u8>> {
-        let root = x509::pinned(super::roots::RIM_ROOT_PEM)
-            .map(|r| r.der)
-            .ok();
+        let root = x509::pinned(super::roots::RIM_ROOT_PEM).map(|r| r.der).ok();
         self.path
             .iter()
             .map(|c| c.der.clone())

@@ -356,7 +356,10 @@ fn bench_gpu(v: &std::path::Path, total: Duration, rounds: u32) -> Result<GpuFig
         .map_err(|e| format!("{nt}/attestationReport.txt: expected hex: {e}"))?;
     let chain = read_vector(v, &format!("{nt}/gpuAkCertChain.txt"))?;
     let driver = read_vector(v, &format!("{nt}/Driver_RIM_test_no_gpu.swidtag"))?;
-    let vbios = read_vector(v, &format!("{nt}/1010_0200_882_96005E0001_test_no_gpu.swidtag"))?;
+    let vbios = read_vector(
+        v,
+        &format!("{nt}/1010_0200_882_96005E0001_test_no_gpu.swidtag"),
+    )?;
     // The nonce and a time inside the RIMs' window, from the nvtrust MANIFEST.
     let nonce = hex::decode("4cff7f5380ead8fad8ec2c531c110aca4302a88f603792801a8ca29ee151af2e")
         .map_err(|e| e.to_string())?;
@@ -372,7 +375,8 @@ fn bench_gpu(v: &std::path::Path, total: Duration, rounds: u32) -> Result<GpuFig
     let sig = kp
         .sign(&rng, &msg)
         .map_err(|_| "cannot sign with the P-384 key".to_string())?;
-    let public = UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, kp.public_key().as_ref().to_vec());
+    let public =
+        UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, kp.public_key().as_ref().to_vec());
     let ceiling = measure(total, rounds, || {
         public.verify(&msg, sig.as_ref()).is_ok() && public.verify(&msg, sig.as_ref()).is_ok()
     })?;
@@ -496,10 +500,7 @@ fn bench_evidence(args: &EvidenceBenchArgs) -> Result<(), String> {
                 "  aws-lc-rs 2x P-384 verify   {:>10.0}/s   (GPU ceiling)",
                 gpu.ceiling
             );
-            println!(
-                "  GPU cold (chain + RIM sigs) {:>10.0}/s",
-                gpu.cold
-            );
+            println!("  GPU cold (chain + RIM sigs) {:>10.0}/s", gpu.cold);
             println!(
                 "  GPU cached RIMs + chain     {:>10.0}/s   {:.2}x two P-384 verifies (goal >= 0.7)",
                 gpu.cached,

@@ -412,7 +412,14 @@ fn verify_nvidia(args: &VerifyArgs, at: DateTime<Utc>) -> ExitCode {
     };
     let mut results = Vec::new();
     for d in &devices {
-        let r = match nvidia_device_rims(d, &rims, &args.rim_id, cache.as_ref(), nonce.as_deref(), at) {
+        let r = match nvidia_device_rims(
+            d,
+            &rims,
+            &args.rim_id,
+            cache.as_ref(),
+            nonce.as_deref(),
+            at,
+        ) {
             Ok(Ok(checked)) => {
                 let refs: Vec<&nvidia::rim::CheckedRim> = checked.iter().collect();
                 nvidia::verify_device_with_ocsp(d, &refs, nonce.as_deref(), at, &pool)
@@ -444,9 +451,10 @@ fn nvidia_collateral(args: &VerifyArgs) -> Result<NvidiaCollateral, InputError> 
     let cache = match &args.cache {
         Some(dir) => {
             let c = open_cache(dir)?;
-            pool.extend(c.nvidia_ocsp_responses().map_err(|e| {
-                InputError(format!("collateral cache {}: {e}", dir.display()))
-            })?);
+            pool.extend(
+                c.nvidia_ocsp_responses()
+                    .map_err(|e| InputError(format!("collateral cache {}: {e}", dir.display())))?,
+            );
             Some(c)
         }
         None => None,
