@@ -337,6 +337,8 @@ struct GpuFigures {
     cold: f64,
     cached: f64,
     ceiling: f64,
+    /// Median of the per-round ratios cached / ceiling.
+    ratio: f64,
 }
 
 /// GPU verifications per second: cold (`nvidia::verify`: chain signatures and both RIMs'
@@ -377,16 +379,17 @@ fn bench_gpu(v: &std::path::Path, total: Duration, rounds: u32) -> Result<GpuFig
         .map_err(|_| "cannot sign with the P-384 key".to_string())?;
     let public =
         UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, kp.public_key().as_ref().to_vec());
-    let ceiling = measure(total, rounds, || {
-        public.verify(&msg, sig.as_ref()).is_ok() && public.verify(&msg, sig.as_ref()).is_ok()
-    })?;
+    let two_verifies =
+        || public.verify(&msg, sig.as_ref()).is_ok() && public.verify(&msg, sig.as_ref()).is_ok();
 
     eprintln!("measuring GPU verification (cold: chain and RIM signatures every time) ...");
     let cold = measure(total, rounds, || {
         nvidia::verify(&report, &chain, &[&driver, &vbios], Some(&nonce), gpu_at)
             .is_ok_and(|c| c.measres == "success")
     })?;
-    eprintln!("measuring GPU verification (RIMs verified once, chain cached) ...");
+    eprintln!(
+        "measuring GPU verification (RIMs verified once, chain cached) and the ceiling, back to back ..."
+    );
     let checked = [&driver, &vbios]
         .iter()
         .map(|x| {
@@ -397,15 +400,30 @@ fn bench_gpu(v: &std::path::Path, total: Duration, rounds: u32) -> Result<GpuFig
         .collect::<Result<Vec<_>, _>>()?;
     let refs: Vec<&rim::CheckedRim> = checked.iter().collect();
     let verifier = nvidia::NvidiaVerifier::new();
-    let cached = measure(total, rounds, || {
+    let gpu_cached = || {
         verifier
             .verify_with_ocsp(&report, &chain, &refs, Some(&nonce), gpu_at, &[])
             .is_ok_and(|c| c.measres == "success")
-    })?;
+    };
+    // The ceiling and the cached figure are measured in alternating rounds so that load from
+    // other processes hits both alike; the ratio is the median of the per-round ratios.
+    let per_round = total / rounds.max(1);
+    let (mut ceilings, mut cacheds, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        let c = measure(per_round, 1, two_verifies)?;
+        let g = measure(per_round, 1, gpu_cached)?;
+        ceilings.push(c);
+        cacheds.push(g);
+        ratios.push(g / c);
+    }
+    let ceiling = median(&mut ceilings);
+    let cached = median(&mut cacheds);
+    let ratio = median(&mut ratios);
     Ok(GpuFigures {
         cold,
         cached,
         ceiling,
+        ratio,
     })
 }
 
@@ -472,7 +490,7 @@ fn bench_evidence(args: &EvidenceBenchArgs) -> Result<(), String> {
         "baseline": {"openssl_p384_verify_per_s": p384, "openssl_p256_verify_per_s": p256},
         "snp": {"cold_per_s": snp_cold, "cached_per_s": snp_cached, "cached_vs_one_p384_verify": snp_ratio, "goal": 0.8},
         "tdx": {"cold_per_s": tdx_cold, "cached_per_s": tdx_cached, "cached_vs_two_p256_verifies": tdx_ratio, "goal": 0.7},
-        "gpu": {"cold_per_s": gpu.cold, "cached_per_s": gpu.cached, "aws_lc_rs_two_p384_verifies_per_s": gpu.ceiling, "cached_vs_two_p384_verifies": gpu.cached / gpu.ceiling, "goal": 0.7,
+        "gpu": {"cold_per_s": gpu.cold, "cached_per_s": gpu.cached, "aws_lc_rs_two_p384_verifies_per_s": gpu.ceiling, "cached_vs_two_p384_verifies": gpu.ratio, "ratio": "median of per-round ratios (ceiling and GPU measured back to back)", "goal": 0.7,
                 "vector": "nvidia-gpu/nvtrust attestationReport.txt + gpuAkCertChain.txt + driver and VBIOS RIMs (64 blocks, 32 indices compared)"},
         "rounds": args.rounds, "seconds_per_figure": args.seconds, "statistic": "median",
     });
@@ -503,8 +521,7 @@ fn bench_evidence(args: &EvidenceBenchArgs) -> Result<(), String> {
             println!("  GPU cold (chain + RIM sigs) {:>10.0}/s", gpu.cold);
             println!(
                 "  GPU cached RIMs + chain     {:>10.0}/s   {:.2}x two P-384 verifies (goal >= 0.7)",
-                gpu.cached,
-                gpu.cached / gpu.ceiling
+                gpu.cached, gpu.ratio
             );
         }
     }
