@@ -830,7 +830,7 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 }
 
 /// The `*.der` files of a directory (none when it does not exist), sorted, temp files skipped.
-fn list_der(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn list_der(dir: &Path) -> Result<Vec<PathBuf>> {
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

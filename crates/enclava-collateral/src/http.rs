@@ -226,12 +226,37 @@ impl Http {
     /// GET `url`, politely. 404 is [`Error::NotFound`]; 429, 5xx and transport errors are retried
     /// up to `max_attempts` times; other statuses fail at once.
     pub fn get(&self, url: &str, want_headers: &[&str]) -> Result<Fetched> {
+        self.call(url, None, want_headers)
+    }
+
+    /// POST `body` with `content_type` to `url`, with the same politeness and retries as
+    /// [`Http::get`] (OCSP requests are idempotent).
+    pub fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: &[u8],
+        want_headers: &[&str],
+    ) -> Result<Fetched> {
+        self.call(url, Some((content_type, body)), want_headers)
+    }
+
+    fn call(
+        &self,
+        url: &str,
+        body: Option<(&str, &[u8])>,
+        want_headers: &[&str],
+    ) -> Result<Fetched> {
         let host = host_of(url)?;
         let attempts = self.politeness.max_attempts.max(1);
         let mut last_error = String::new();
         for attempt in 1..=attempts {
             self.wait_turn(&host);
-            let delay = match self.agent.get(url).call() {
+            let sent = match body {
+                Some((ct, b)) => self.agent.post(url).set("Content-Type", ct).send_bytes(b),
+                None => self.agent.get(url).call(),
+            };
+            let delay = match sent {
                 Ok(resp) => match self.read(url, resp, want_headers)? {
                     Ok(f) => return Ok(f),
                     Err(e) => {

@@ -51,6 +51,9 @@
 //!     crl/root.der                             Intel SGX Root CA CRL (DER)
 //!     crl/{platform|processor}.der             PCK CRL of that CA (DER)
 //!     crl/{platform|processor}.issuer_chain.pem  its SGX-PCK-CRL-Issuer-Chain header (optional)
+//!   nvidia/
+//!     rim/{id}.xml                   RIM from NVIDIA's RIM service, checked before caching
+//!     ocsp/{issuer}_{serial}.der     OCSP response for one certificate (see [`nvidia`])
 //! ```
 //!
 //! `fmspc` is 12 lower-case hex digits. Every write goes to a temporary file in the same
@@ -70,6 +73,7 @@ pub mod error;
 pub mod http;
 pub mod kds;
 pub mod load;
+pub mod nvidia;
 pub mod pcs;
 pub mod resolve;
 
@@ -80,5 +84,6 @@ pub use http::{
 };
 pub use kds::{KdsFetcher, Refresh, RefreshReport};
 pub use load::{Loaded, Note};
+pub use nvidia::{NvidiaFetchReport, NvidiaFetcher};
 pub use pcs::PcsFetcher;
 pub use resolve::{Origin, SnpSources};

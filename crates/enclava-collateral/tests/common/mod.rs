@@ -96,6 +96,13 @@ pub struct Server {
 
 impl Server {
     pub fn start(mut handler: impl FnMut(&str) -> Reply + Send + 'static) -> Server {
+        Server::start_with_body(move |target, _body| handler(target))
+    }
+
+    /// [`Server::start`] for handlers that need the request body (POST with Content-Length).
+    pub fn start_with_body(
+        mut handler: impl FnMut(&str, &[u8]) -> Reply + Send + 'static,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -108,14 +115,25 @@ impl Server {
                 if reader.read_line(&mut request_line).is_err() {
                     continue;
                 }
-                // Skip the headers (GET requests have no body).
+                // The headers: only Content-Length matters (GET requests have no body).
+                let mut length = 0usize;
                 loop {
                     let mut line = String::new();
                     match reader.read_line(&mut line) {
                         Ok(0) | Err(_) => break,
                         Ok(_) if line == "\r\n" || line == "\n" => break,
-                        Ok(_) => {}
+                        Ok(_) => {
+                            if let Some((n, v)) = line.split_once(':')
+                                && n.trim().eq_ignore_ascii_case("content-length")
+                            {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
                     }
+                }
+                let mut body = vec![0u8; length];
+                if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+                    continue;
                 }
                 let target = request_line
                     .split_whitespace()
@@ -123,7 +141,7 @@ impl Server {
                     .unwrap_or("")
                     .to_string();
                 log.lock().unwrap().push(target.clone());
-                let reply = handler(&target);
+                let reply = handler(&target, &body);
                 let mut head = format!(
                     "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
                     reply.status,

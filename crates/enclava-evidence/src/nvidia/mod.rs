@@ -29,8 +29,21 @@
 //! Without RIMs, steps 6-7 do not happen and the claims say `measres: "not_compared"`; with the
 //! RIMs of only one component (e.g. VBIOS), `measres: "partial"`. Policies decide what they accept.
 //!
-//! Not here (yet): OCSP revocation of either chain, fetching RIMs from NVIDIA's RIM service.
+//! 8. revocation ([`ocsp`]), with [`verify_with_ocsp`]: OCSP responses (stapled with the evidence
+//!    or read from the collateral cache) for the device chain below the root, except the
+//!    attestation leaf (the GPU makes it at boot; NVIDIA's OCSP knows only the certificates it
+//!    issued), and for each applied RIM's signing path. A `revoked` answer fails
+//!    (`cert_revoked` for the device chain, `rim_revoked` for a RIM's); an invalid response
+//!    fails with its `ocsp_*` code; a missing or stale one leaves the certificate `not_checked` or
+//!    `stale` in `claims.revocation`, which policies judge. [`verify`] takes no responses: its
+//!    claims say `revocation.checked: false`.
+//!
+//! Fetching RIMs from NVIDIA's RIM service and OCSP responses from NVIDIA's responder is the
+//! collateral layer's (`enclava-collateral`), never this module's. For many devices, verify each
+//! RIM once ([`rim::CheckedRim`], kept per RIM id) and use one [`NvidiaVerifier`] (verified chain
+//! links cached).
 
+pub mod ocsp;
 pub mod rim;
 pub mod roots;
 pub mod spdm;
@@ -63,6 +76,9 @@ use x509::Cert;
 /// | `rim_mismatch` | a RIM is not for this device (kind, product or version) or two RIMs overlap in role |
 /// | `rim_index_conflict` | two RIMs both have an active measurement at the same index |
 /// | `measurement` | measurement index k differs from the RIM |
+/// | `cert_revoked` | OCSP says a device chain certificate is revoked (any reason, certificateHold included) |
+/// | `rim_revoked` | OCSP says a certificate of a RIM's signing path is revoked |
+/// | `ocsp_*` | an OCSP response for one of the chains is invalid (see [`ocsp::OcspError`]) |
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum NvidiaError {
     #[error("malformed report: {0}")]
@@ -115,6 +131,20 @@ pub enum NvidiaError {
     },
     #[error("{}", measurement_message(.0))]
     Measurement(Vec<MeasurementMismatch>),
+    /// `chain` is `device` or the RIM's kind (`driver`, `vbios`, `bios`).
+    #[error("{chain} chain certificate {cert} is revoked since {time} (reason {})", .reason.as_deref().unwrap_or("not given"))]
+    Revoked {
+        chain: String,
+        cert: String,
+        time: String,
+        reason: Option<String>,
+    },
+    #[error("{chain} chain certificate {cert}: {error}")]
+    Ocsp {
+        chain: String,
+        cert: String,
+        error: ocsp::OcspError,
+    },
 }
 
 /// One measurement that differs from its RIM.
@@ -163,6 +193,9 @@ impl crate::error::FailedCheck for NvidiaError {
             NvidiaError::RimMismatch(_) => "rim_mismatch",
             NvidiaError::RimIndexConflict { .. } => "rim_index_conflict",
             NvidiaError::Measurement(_) => "measurement",
+            NvidiaError::Revoked { chain, .. } if chain == "device" => "cert_revoked",
+            NvidiaError::Revoked { .. } => "rim_revoked",
+            NvidiaError::Ocsp { error, .. } => error.code(),
         }
     }
 }
@@ -227,6 +260,10 @@ pub struct NvidiaClaims {
     pub measurement_blocks: usize,
     /// SHA-256 of the leaf (attestation key) certificate DER.
     pub leaf_cert_sha256: String,
+    /// OCSP results per chain (device, each applied RIM). `checked: false`, `status:
+    /// "not_checked"` unless responses were given ([`verify_with_ocsp`]).
+    #[serde(default)]
+    pub revocation: ocsp::RevocationClaims,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -335,6 +372,13 @@ pub fn verify_device(
     at: DateTime<Utc>,
 ) -> Result<NvidiaClaims, NvidiaError> {
     let claims = verify_parsed(&ev.report, &ev.certs, rims, expected_nonce, at)?;
+    check_list_fields(ev, claims)
+}
+
+fn check_list_fields(
+    ev: &DeviceEvidence,
+    claims: NvidiaClaims,
+) -> Result<NvidiaClaims, NvidiaError> {
     if let Some(n) = &ev.nonce
         && hex::encode(n) != claims.nonce
     {
@@ -363,8 +407,158 @@ pub fn verify_parsed(
     expected_nonce: Option<&[u8]>,
     at: DateTime<Utc>,
 ) -> Result<NvidiaClaims, NvidiaError> {
+    let rims: Vec<RimInput> = rims.iter().map(RimInput::Unverified).collect();
+    verify_inner(report, certs, &rims, expected_nonce, at, &[], None)
+}
+
+/// [`verify`] with RIMs verified once ([`rim::CheckedRim`], e.g. from a per-id cache: their
+/// XML-DSig is not verified again, only their validity window at `at`) and OCSP responses
+/// (`ocsp`: DER OCSPResponses, stapled or cached, in any order; each is used for the
+/// certificates its certIDs name). See step 8 of the module documentation.
+pub fn verify_with_ocsp(
+    report: &[u8],
+    certs: &[u8],
+    rims: &[&rim::CheckedRim],
+    expected_nonce: Option<&[u8]>,
+    at: DateTime<Utc>,
+    ocsp: &[Vec<u8>],
+) -> Result<NvidiaClaims, NvidiaError> {
+    let rims: Vec<RimInput> = rims.iter().map(|r| RimInput::Checked(r)).collect();
+    verify_inner(report, certs, &rims, expected_nonce, at, ocsp, None)
+}
+
+/// Largest number of verified certificate links an [`NvidiaVerifier`] keeps (then it starts
+/// over): a few per device, so thousands of GPUs.
+pub const LINK_CACHE_CAPACITY: usize = 16_384;
+
+/// [`verify_with_ocsp`] with a cache of verified device-chain links (certificate, issuer): a
+/// repeated verification of the same device costs the report parse, the report signature, the
+/// validity-time checks, the RIM comparison and OCSP matching, not the chain's signatures. Only
+/// links that verified are cached, keyed by the SHA-256 of both certificates' DER; the result is
+/// always identical to [`verify_with_ocsp`]'s.
+#[derive(Default)]
+pub struct NvidiaVerifier {
+    links: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+}
+
+impl std::fmt::Debug for NvidiaVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NvidiaVerifier")
+            .field("cached_links", &self.cached_links())
+            .finish()
+    }
+}
+
+impl NvidiaVerifier {
+    pub fn new() -> NvidiaVerifier {
+        NvidiaVerifier::default()
+    }
+
+    /// Number of verified links currently cached.
+    pub fn cached_links(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<[u8; 32]>> {
+        self.links.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn key(cert: &Cert, issuer: &Cert) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update((cert.der.len() as u64).to_le_bytes());
+        h.update(&cert.der);
+        h.update(&issuer.der);
+        h.finalize().into()
+    }
+
+    fn check_link(&self, cert: &Cert, issuer: &Cert) -> Result<(), String> {
+        let key = NvidiaVerifier::key(cert, issuer);
+        if self.lock().contains(&key) {
+            return Ok(());
+        }
+        cert.check_issued_by(issuer)?;
+        let mut links = self.lock();
+        if links.len() >= LINK_CACHE_CAPACITY {
+            links.clear();
+        }
+        links.insert(key);
+        Ok(())
+    }
+
+    /// [`verify_with_ocsp`], with the link cache.
+    pub fn verify_with_ocsp(
+        &self,
+        report: &[u8],
+        certs: &[u8],
+        rims: &[&rim::CheckedRim],
+        expected_nonce: Option<&[u8]>,
+        at: DateTime<Utc>,
+        ocsp: &[Vec<u8>],
+    ) -> Result<NvidiaClaims, NvidiaError> {
+        let rims: Vec<RimInput> = rims.iter().map(|r| RimInput::Checked(r)).collect();
+        verify_inner(report, certs, &rims, expected_nonce, at, ocsp, Some(self))
+    }
+
+    /// [`verify_device_with_ocsp`], with the link cache.
+    pub fn verify_device_with_ocsp(
+        &self,
+        ev: &DeviceEvidence,
+        rims: &[&rim::CheckedRim],
+        expected_nonce: Option<&[u8]>,
+        at: DateTime<Utc>,
+        ocsp: &[Vec<u8>],
+    ) -> Result<NvidiaClaims, NvidiaError> {
+        let claims =
+            self.verify_with_ocsp(&ev.report, &ev.certs, rims, expected_nonce, at, ocsp)?;
+        check_list_fields(ev, claims)
+    }
+}
+
+/// [`verify_device`] for [`verify_with_ocsp`].
+pub fn verify_device_with_ocsp(
+    ev: &DeviceEvidence,
+    rims: &[&rim::CheckedRim],
+    expected_nonce: Option<&[u8]>,
+    at: DateTime<Utc>,
+    ocsp: &[Vec<u8>],
+) -> Result<NvidiaClaims, NvidiaError> {
+    let claims = verify_with_ocsp(&ev.report, &ev.certs, rims, expected_nonce, at, ocsp)?;
+    check_list_fields(ev, claims)
+}
+
+enum RimInput<'a> {
+    Unverified(&'a rim::Rim),
+    Checked(&'a rim::CheckedRim),
+}
+
+impl RimInput<'_> {
+    fn rim(&self) -> &rim::Rim {
+        match self {
+            RimInput::Unverified(r) => r,
+            RimInput::Checked(c) => c.rim(),
+        }
+    }
+
+    fn verify(&self, root: &Cert, at: DateTime<Utc>) -> Result<rim::CheckedPath, NvidiaError> {
+        match self {
+            RimInput::Unverified(r) => rim::checked_path(r, root, at),
+            RimInput::Checked(c) => c.at(at),
+        }
+    }
+}
+
+fn verify_inner(
+    report: &[u8],
+    certs: &[u8],
+    rims: &[RimInput],
+    expected_nonce: Option<&[u8]>,
+    at: DateTime<Utc>,
+    ocsp_pool: &[Vec<u8>],
+    links: Option<&NvidiaVerifier>,
+) -> Result<NvidiaClaims, NvidiaError> {
     let r = spdm::parse(report)?;
-    let chain = device_chain(certs, at)?;
+    let chain = device_chain(certs, at, links)?;
     let leaf = chain
         .first()
         .ok_or_else(|| NvidiaError::CertChain("no certificate".into()))?;
@@ -450,10 +644,21 @@ pub fn verify_parsed(
 
     // RIM roles: each verified RIM must be this device's driver or (V)BIOS RIM.
     let mut applied: Vec<(&'static str, &rim::Rim)> = Vec::new();
+    let mut rim_paths: Vec<(&'static str, Vec<Cert>)> = Vec::new();
     let mut rim_claims = Vec::new();
     let norm = |s: &str| s.replace('_', "").to_ascii_uppercase();
-    for (i, rm) in rims.iter().enumerate() {
-        let verified = rim::verify(rm, at)?;
+    let rim_root = if rims.is_empty() {
+        None
+    } else {
+        Some(x509::pinned(roots::RIM_ROOT_PEM)?)
+    };
+    for (i, input) in rims.iter().enumerate() {
+        let rm = input.rim();
+        let checked = match &rim_root {
+            Some(root) => input.verify(root, at)?,
+            None => return Err(NvidiaError::RimChain("no pinned RIM root".into())),
+        };
+        let verified = checked.verified;
         let want_edition = if is_switch { "SWITCH" } else { "GPU" };
         let what = format!("RIM #{i} ({} {})", rm.product, rm.version);
         if !rm.edition.eq_ignore_ascii_case(want_edition) {
@@ -528,6 +733,7 @@ pub fn verify_parsed(
             cert_expiration: verified.cert_expiration,
         });
         applied.push((kind, rm));
+        rim_paths.push((kind, checked.path));
     }
 
     let mut results = Vec::new();
@@ -563,13 +769,14 @@ pub fn verify_parsed(
         return Err(NvidiaError::Measurement(mismatches));
     }
     results.sort_by_key(|m| m.index);
+    let revocation = revocation(&chain, &rim_paths, rim_root.as_ref(), ocsp_pool, at)?;
     let components = if is_switch { 1 } else { 2 };
     let measres = match applied.len() {
         0 => "not_compared",
         n if n >= components => "success",
         _ => "partial",
     };
-    let oemid = rims.iter().find_map(|r| r.manufacturer_id.clone());
+    let oemid = rims.iter().find_map(|r| r.rim().manufacturer_id.clone());
     let status = |t: u16| {
         r.field(t).map(|v| match v {
             [0x55] => "disabled".to_string(),
@@ -602,7 +809,38 @@ pub fn verify_parsed(
         rim_ids,
         measurement_blocks: r.blocks.len(),
         leaf_cert_sha256: hex::encode(sha2::Sha256::digest(&leaf.der)),
+        revocation,
     })
+}
+
+/// Step 8: OCSP over the device chain (below the root, without the device-made attestation
+/// leaf) and every applied RIM's signing path. No responses: not checked.
+fn revocation(
+    device: &[Cert],
+    rim_paths: &[(&'static str, Vec<Cert>)],
+    rim_root: Option<&Cert>,
+    pool: &[Vec<u8>],
+    at: DateTime<Utc>,
+) -> Result<ocsp::RevocationClaims, NvidiaError> {
+    if pool.is_empty() {
+        return Ok(ocsp::RevocationClaims::default());
+    }
+    let fail = |chain: &str, f: ocsp::ChainFailure| f.into_error(chain);
+    let device_root = x509::pinned(roots::DEVICE_ROOT_PEM)?;
+    let path: Vec<&Cert> = device.iter().collect();
+    let mut chains = vec![
+        ocsp::check_chain("device", &path, &device_root, 1, pool, at)
+            .map_err(|f| fail("device", f))?,
+    ];
+    if let Some(root) = rim_root {
+        for (kind, p) in rim_paths {
+            let path: Vec<&Cert> = p.iter().collect();
+            chains.push(
+                ocsp::check_chain(kind, &path, root, 0, pool, at).map_err(|f| fail(kind, f))?,
+            );
+        }
+    }
+    Ok(ocsp::summarize(chains))
 }
 
 /// The outcome of comparing one active RIM index with the report.
@@ -652,7 +890,11 @@ pub fn compare(report: &spdm::SpdmReport, rim: &rim::Rim, is_switch: bool) -> Ve
 
 /// The device chain: PEM or DER, leaf first, strictly in issuing order, ending at (or issued by)
 /// the pinned NVIDIA Device Identity CA; every certificate valid at `at`.
-fn device_chain(certs: &[u8], at: DateTime<Utc>) -> Result<Vec<Cert>, NvidiaError> {
+fn device_chain(
+    certs: &[u8],
+    at: DateTime<Utc>,
+    links: Option<&NvidiaVerifier>,
+) -> Result<Vec<Cert>, NvidiaError> {
     let ders = if crate::pem::is_pem(certs) {
         crate::pem::certificates(certs).map_err(|e| NvidiaError::MalformedCertificate {
             which: "device chain".into(),
@@ -696,7 +938,11 @@ fn device_chain(certs: &[u8], at: DateTime<Utc>) -> Result<Vec<Cert>, NvidiaErro
     }
     for (i, c) in chain.iter().enumerate() {
         let issuer = chain.get(i + 1).unwrap_or(&root);
-        c.check_issued_by(issuer).map_err(NvidiaError::CertChain)?;
+        match links {
+            Some(v) => v.check_link(c, issuer),
+            None => c.check_issued_by(issuer),
+        }
+        .map_err(NvidiaError::CertChain)?;
         issuer.check_path_len(i).map_err(NvidiaError::CertChain)?;
     }
     let t = at.timestamp();

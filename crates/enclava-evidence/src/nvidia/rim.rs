@@ -356,6 +356,23 @@ fn verify_with_root(
     at: DateTime<Utc>,
 ) -> Result<VerifiedRim, NvidiaError> {
     let root = root.as_ref().map_err(Clone::clone)?;
+    checked_path(rim, root, at).map(|c| c.verified)
+}
+
+/// A RIM's verified signing path, for the revocation check and the per-id cache.
+pub(crate) struct CheckedPath {
+    pub verified: VerifiedRim,
+    /// Signer first, up to (not including) the root.
+    pub path: Vec<Cert>,
+    /// The latest notBefore and earliest notAfter over the path and the root (Unix seconds).
+    pub window: (i64, i64),
+}
+
+pub(crate) fn checked_path(
+    rim: &Rim,
+    root: &Cert,
+    at: DateTime<Utc>,
+) -> Result<CheckedPath, NvidiaError> {
     let certs = rim
         .certs_der
         .iter()
@@ -365,9 +382,11 @@ fn verify_with_root(
         .map_err(|e| NvidiaError::RimChain(e.to_string()))?;
     let path = x509::build_path(&certs, root).map_err(NvidiaError::RimChain)?;
     let mut expiration = i64::MAX;
+    let mut start = i64::MIN;
     for c in path.iter().copied().chain(std::iter::once(root)) {
         let (nb, na) = c.validity();
         expiration = expiration.min(na);
+        start = start.max(nb);
         let t = at.timestamp();
         if t < nb || t > na {
             return Err(NvidiaError::RimExpired {
@@ -401,8 +420,77 @@ fn verify_with_root(
     signer
         .verify_fixed(&rim.signed_info_c14n, &rim.signature)
         .map_err(|e| NvidiaError::RimSignature(format!("SignatureValue over SignedInfo: {e}")))?;
-    Ok(VerifiedRim {
-        cert_expiration: x509::rfc3339(expiration),
-        signer_cn: signer.subject_cn(),
+    Ok(CheckedPath {
+        verified: VerifiedRim {
+            cert_expiration: x509::rfc3339(expiration),
+            signer_cn: signer.subject_cn(),
+        },
+        path: path.into_iter().cloned().collect(),
+        window: (start, expiration),
     })
+}
+
+/// A RIM whose chain (to the pinned RIM root) and XML signature have been verified once, so that
+/// many devices can be appraised against it without re-verifying its signature: only its
+/// validity window is checked again at each use. Only [`CheckedRim::check`] makes one.
+#[derive(Debug, Clone)]
+pub struct CheckedRim {
+    rim: Rim,
+    verified: VerifiedRim,
+    path: Vec<Cert>,
+    window: (i64, i64),
+}
+
+impl CheckedRim {
+    /// Verify `rim` as [`verify`] does, at `at`, and keep the result.
+    pub fn check(rim: Rim, at: DateTime<Utc>) -> Result<CheckedRim, NvidiaError> {
+        let root = x509::pinned(super::roots::RIM_ROOT_PEM)?;
+        let c = checked_path(&rim, &root, at)?;
+        Ok(CheckedRim {
+            rim,
+            verified: c.verified,
+            path: c.path,
+            window: c.window,
+        })
+    }
+
+    pub fn rim(&self) -> &Rim {
+        &self.rim
+    }
+
+    /// What verifying found (signer, earliest expiration).
+    pub fn verified(&self) -> &VerifiedRim {
+        &self.verified
+    }
+
+    /// The signing path as DER, signer first, ending with the pinned RIM root: the certificates
+    /// an OCSP fetcher asks about (each with the next as its issuer).
+    pub fn signing_path_der(&self) -> Vec<Vec<u8>> {
+        let root = x509::pinned(super::roots::RIM_ROOT_PEM).map(|r| r.der).ok();
+        self.path
+            .iter()
+            .map(|c| c.der.clone())
+            .chain(root)
+            .collect()
+    }
+
+    /// The verification result, provided `at` is still inside the signing path's validity
+    /// window (`rim_expired` otherwise).
+    pub(crate) fn at(&self, at: DateTime<Utc>) -> Result<CheckedPath, NvidiaError> {
+        let t = at.timestamp();
+        let (nb, na) = self.window;
+        if t < nb || t > na {
+            return Err(NvidiaError::RimExpired {
+                cert: self.verified.signer_cn.clone() + " (signing path)",
+                not_before: x509::rfc3339(nb),
+                not_after: x509::rfc3339(na),
+                at: at.to_rfc3339(),
+            });
+        }
+        Ok(CheckedPath {
+            verified: self.verified.clone(),
+            path: self.path.clone(),
+            window: self.window,
+        })
+    }
 }

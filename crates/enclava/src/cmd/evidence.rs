@@ -26,7 +26,9 @@ pub enum EvidenceCommand {
     /// NVIDIA GPU / NVSwitch evidence (`--tee nvidia-gpu`) is the SPDM report (binary or hex)
     /// with `--certs` the device chain, or the JSON list NVIDIA's SDKs produce (several devices,
     /// each with its chain); `--rim` adds signed reference manifests (driver, VBIOS, NVSwitch BIOS)
-    /// for the measurement comparison.
+    /// for the measurement comparison. Without `--rim`, `--cache DIR` supplies the RIMs the
+    /// report names (`enclava collateral fetch --nvidia-rim ID`) and the cached OCSP responses;
+    /// `--ocsp` adds stapled OCSP responses (DER). Revocation results are in `claims.revocation`.
     ///
     /// Examples:
     ///   enclava evidence verify --tee snp --evidence report.bin --certs vcek.pem --at 2024-01-01T00:00:00Z
@@ -64,6 +66,14 @@ pub struct VerifyArgs {
     /// VBIOS or NVSwitch BIOS; may be given more than once).
     #[arg(long)]
     pub rim: Vec<PathBuf>,
+    /// NVIDIA evidence: a DER OCSP response stapled to the evidence, for a certificate of the
+    /// device chain or of a RIM's signing path (may be given more than once).
+    #[arg(long)]
+    pub ocsp: Vec<PathBuf>,
+    /// NVIDIA evidence: take the RIM with this id from `--cache` (may be given more than once;
+    /// default: the ids the report names, when it names them; NVSwitch reports do not).
+    #[arg(long, value_name = "ID", requires = "cache", conflicts_with = "rim")]
+    pub rim_id: Vec<String>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 }
@@ -386,11 +396,110 @@ fn verify_nvidia(args: &VerifyArgs, at: DateTime<Utc>) -> ExitCode {
         Ok(r) => r,
         Err(e) => return nvidia_verdict(args, at, &[Err(e)], false),
     };
-    let results: Vec<_> = devices
-        .iter()
-        .map(|d| nvidia::verify_device(d, &rims, nonce.as_deref(), at))
-        .collect();
+    let collateral = match nvidia_collateral(args) {
+        Ok(c) => c,
+        Err(InputError(msg)) => {
+            eprintln!("error: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some((cache, pool)) = collateral else {
+        let results: Vec<_> = devices
+            .iter()
+            .map(|d| nvidia::verify_device(d, &rims, nonce.as_deref(), at))
+            .collect();
+        return nvidia_verdict(args, at, &results, is_list);
+    };
+    let mut results = Vec::new();
+    for d in &devices {
+        let r = match nvidia_device_rims(
+            d,
+            &rims,
+            &args.rim_id,
+            cache.as_ref(),
+            nonce.as_deref(),
+            at,
+        ) {
+            Ok(Ok(checked)) => {
+                let refs: Vec<&nvidia::rim::CheckedRim> = checked.iter().collect();
+                nvidia::verify_device_with_ocsp(d, &refs, nonce.as_deref(), at, &pool)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(InputError(msg)) => {
+                eprintln!("error: {msg}");
+                return ExitCode::from(2);
+            }
+        };
+        results.push(r);
+    }
     nvidia_verdict(args, at, &results, is_list)
+}
+
+/// The cache (when given) and the OCSP pool (stapled `--ocsp` files, then the cache's), or
+/// `None` when neither is given (plain verification, revocation not checked).
+type NvidiaCollateral = Option<(Option<enclava_collateral::Cache>, Vec<Vec<u8>>)>;
+
+fn nvidia_collateral(args: &VerifyArgs) -> Result<NvidiaCollateral, InputError> {
+    if args.ocsp.is_empty() && args.cache.is_none() {
+        return Ok(None);
+    }
+    let mut pool = args
+        .ocsp
+        .iter()
+        .map(|p| read(p, "OCSP response"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cache = match &args.cache {
+        Some(dir) => {
+            let c = open_cache(dir)?;
+            pool.extend(
+                c.nvidia_ocsp_responses()
+                    .map_err(|e| InputError(format!("collateral cache {}: {e}", dir.display())))?,
+            );
+            Some(c)
+        }
+        None => None,
+    };
+    Ok(Some((cache, pool)))
+}
+
+/// The RIMs for one device, each verified once: the `--rim` files, or (without them) the cached
+/// RIMs of the ids the verified report names. The outer error is unusable input (a RIM missing
+/// from the cache); the inner one a verification failure.
+fn nvidia_device_rims(
+    d: &nvidia::DeviceEvidence,
+    given: &[nvidia::rim::Rim],
+    ids: &[String],
+    cache: Option<&enclava_collateral::Cache>,
+    nonce: Option<&[u8]>,
+    at: DateTime<Utc>,
+) -> Result<Result<Vec<nvidia::rim::CheckedRim>, nvidia::NvidiaError>, InputError> {
+    let rims = match cache {
+        Some(c) if given.is_empty() => {
+            // Without --rim-id the ids come from the report, so the report is verified first.
+            let ids = if ids.is_empty() {
+                match nvidia::verify_device(d, &[], nonce, at) {
+                    Ok(c) => c.rim_ids,
+                    Err(e) => return Ok(Err(e)),
+                }
+            } else {
+                ids.to_vec()
+            };
+            let mut rims = Vec::new();
+            for id in &ids {
+                let xml = c.nvidia_rim(id).map_err(|e| InputError(e.to_string()))?;
+                match nvidia::rim::parse(&xml) {
+                    Ok(r) => rims.push(r),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            rims
+        }
+        _ => given.to_vec(),
+    };
+    Ok(rims
+        .into_iter()
+        .map(|r| nvidia::rim::CheckedRim::check(r, at))
+        .collect())
 }
 
 type NvidiaInput = (
@@ -515,6 +624,10 @@ fn nvidia_verdict(
                             c.nonce, c.nonce_verified
                         );
                         println!("  measurements: {}", c.measres);
+                        println!(
+                            "  revocation:   {} (checked: {})",
+                            c.revocation.status, c.revocation.checked
+                        );
                     }
                     Err(e) => {
                         println!(
