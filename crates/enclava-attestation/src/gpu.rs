@@ -11,12 +11,17 @@
 //!   RIM are looked up by RIM id in the service's [`RimSource`] (the server's RIM directory).
 //!
 //! # Nonce binding
-//! Every device's SPDM requester nonce must equal SHA-256(runtime data): the same 32 bytes the
-//! CPU evidence binds (report_data\[0..32\] for snp/tdx/sgx/sim, the vTPM quote's extraData for
-//! Azure CVMs; see [`crate::binding`]). This is Confidential Containers' (trustee) composite flow:
-//! the attester hands one report-data value to every device attester. A request with GPU
-//! evidence and no runtime data, or a device with another nonce, is denied with the rule
-//! `gpu_nonce_binding` (path `gpus[i].nonce`).
+//! Every device's SPDM requester nonce must be bound to the runtime data, which the CPU evidence
+//! binds (report_data\[0..32\] = SHA-256(runtime data) for snp/tdx/sgx/sim, the vTPM quote's
+//! extraData for Azure CVMs; see [`crate::binding`]). Either:
+//! 1. the nonce is SHA-256(runtime data): the same 32 bytes the CPU report carries. This is
+//!    Confidential Containers' (trustee) composite flow, where one report-data value is handed to
+//!    every device attester; or
+//! 2. the runtime data is a JSON object whose member `gpu_nonce` is the nonce (hex): the attester
+//!    states which nonce it asked its GPUs with (for GPU evidence collected by a separate tool).
+//!
+//! A request with GPU evidence and no runtime data, or a device whose nonce is neither, is denied
+//! with the rule `gpu_nonce_binding` (path `gpus[i].nonce`).
 //!
 //! # CC mode
 //! The signed SPDM report has no CC-mode field. What the evidence establishes: the device's
@@ -79,7 +84,10 @@ fn invalid(field: &str, reason: String) -> RequestError {
 
 /// Decode `gpuEvidence` / `gpuRims` from a request object; `None` when neither is present.
 pub fn decode(obj: &Map<String, Value>) -> Result<Option<GpuEvidence>, RequestError> {
-    fn get<'a>(obj: &'a Map<String, Value>, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
+    fn get<'a>(
+        obj: &'a Map<String, Value>,
+        names: &[&'static str],
+    ) -> Option<(&'static str, &'a Value)> {
         names
             .iter()
             .find_map(|n| obj.get(*n).filter(|v| !v.is_null()).map(|v| (*n, v)))
@@ -199,9 +207,19 @@ pub struct VerifiedDevice {
     pub nonce_bound: bool,
 }
 
-/// The GPU nonce every device must carry for `runtime` data: SHA-256(runtime data).
-pub fn expected_nonce(runtime: Option<&[u8]>) -> Option<[u8; 32]> {
-    runtime.map(|d| Sha256::digest(d).into())
+/// The GPU nonces `runtime` data binds (lower-case hex): SHA-256(runtime data), and the
+/// `gpu_nonce` member when the runtime data is a JSON object carrying one.
+pub fn bound_nonces(runtime: Option<&[u8]>) -> Vec<String> {
+    let Some(d) = runtime else {
+        return Vec::new();
+    };
+    let mut out = vec![hex::encode(Sha256::digest(d))];
+    if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(d)
+        && let Some(Value::String(n)) = m.get("gpu_nonce")
+    {
+        out.push(n.trim().trim_start_matches("0x").to_ascii_lowercase());
+    }
+    out
 }
 
 fn evidence_err(device: usize, e: nvidia::NvidiaError) -> AttestError {
@@ -252,8 +270,12 @@ pub fn verify(
         // Components without one: by RIM id from the source. The ids come from the verified
         // report and chain (a first pass without RIMs, which also fails early on a bad device).
         if let Some(src) = source {
-            let first = nvidia::verify_device(dev, &[], None, at).map_err(|e| evidence_err(i, e))?;
-            let have: Vec<String> = rims.iter().map(|r| r.version.to_ascii_uppercase()).collect();
+            let first =
+                nvidia::verify_device(dev, &[], None, at).map_err(|e| evidence_err(i, e))?;
+            let have: Vec<String> = rims
+                .iter()
+                .map(|r| r.version.to_ascii_uppercase())
+                .collect();
             let need_driver = first
                 .driver_version
                 .as_ref()
@@ -288,7 +310,7 @@ pub fn appraise(
     verified: Vec<(NvidiaClaims, Option<String>)>,
     runtime: Option<&[u8]>,
 ) -> (Vec<VerifiedDevice>, Vec<FailedRule>) {
-    let expected = expected_nonce(runtime).map(hex::encode);
+    let bound = bound_nonces(runtime);
     let mut failed = Vec::new();
     let (mut gpus, mut switches) = (0usize, 0usize);
     let mut devices = Vec::new();
@@ -300,15 +322,17 @@ pub fn appraise(
             gpus += 1;
             format!("gpu{}", gpus - 1)
         };
-        let nonce_bound = expected.as_deref() == Some(claims.nonce.as_str());
+        let nonce_bound = bound.iter().any(|n| *n == claims.nonce);
         if !nonce_bound {
             failed.push(FailedRule::new(
                 RULE_GPU_NONCE,
                 format!("gpus[{i}].nonce"),
-                match &expected {
-                    Some(e) => format!("SHA-256(runtime data) = {e}"),
-                    None => "runtime data whose SHA-256 is the GPU nonce (no runtime data was sent)"
-                        .to_string(),
+                match bound.as_slice() {
+                    [] => "runtime data binding the GPU nonce (none was sent)".to_string(),
+                    [h] => format!("SHA-256(runtime data) = {h}"),
+                    [h, g, ..] => {
+                        format!("SHA-256(runtime data) = {h} or runtime data gpu_nonce {g}")
+                    }
                 },
                 claims.nonce.clone(),
             ));
@@ -320,7 +344,12 @@ pub fn appraise(
         };
         let (cc_mode, basis) = match stated.as_deref() {
             Some(s @ ("off" | "devtools" | "dev-tools" | "false" | "0")) => (
-                if s.starts_with("dev") { "devtools" } else { "off" }.to_string(),
+                if s.starts_with("dev") {
+                    "devtools"
+                } else {
+                    "off"
+                }
+                .to_string(),
                 format!("stated {s:?} by the attester (unsigned; believed only to deny)"),
             ),
             _ if claims.measres == "success" => (
@@ -429,15 +458,15 @@ pub fn summary_json(devices: &[VerifiedDevice]) -> Value {
     let all_on = devices.iter().all(|d| d.cc_mode == "on");
     let mut m = Map::new();
     m.insert("gpu_count".into(), gpus.len().into());
-    m.insert(
-        "nvswitch_count".into(),
-        (devices.len() - gpus.len()).into(),
-    );
+    m.insert("nvswitch_count".into(), (devices.len() - gpus.len()).into());
     m.insert(
         "cc_mode".into(),
         if all_on { "on" } else { "not_all_on" }.into(),
     );
-    m.insert("all_nonces_bound".into(), devices.iter().all(|d| d.nonce_bound).into());
+    m.insert(
+        "all_nonces_bound".into(),
+        devices.iter().all(|d| d.nonce_bound).into(),
+    );
     m.insert("measres".into(), measres.into());
     m.insert("revocation_checked".into(), false.into());
     if let Some((code, v)) = min_driver {
@@ -499,6 +528,64 @@ pub fn ear_submod(d: &VerifiedDevice, policy_id: Option<&str>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn claims(nonce: &str, measres: &str) -> NvidiaClaims {
+        NvidiaClaims {
+            device: "gpu".into(),
+            arch: "HOPPER".into(),
+            hwmodel: "GH100 A01 GSP BROM".into(),
+            ueid: "1".into(),
+            oemid: None,
+            nonce: nonce.into(),
+            nonce_verified: false,
+            driver_version: Some("550.90.07".into()),
+            vbios_version: None,
+            project: None,
+            project_sku: None,
+            chip_sku: None,
+            fwid: None,
+            fwid_checked: false,
+            ppcie_status: None,
+            switch_lock_status: None,
+            nvdec0_status: None,
+            measres: measres.into(),
+            measurements: Vec::new(),
+            rims: Vec::new(),
+            rim_ids: Vec::new(),
+            measurement_blocks: 0,
+            leaf_cert_sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn nonce_binding_forms() {
+        let rd = br#"{"nonce":"challenge"}"#;
+        let h = hex::encode(Sha256::digest(rd));
+        // Form 1 (trustee): the GPU nonce is SHA-256(runtime data).
+        let (d, failed) = appraise(vec![(claims(&h, "success"), None)], Some(rd));
+        assert!(failed.is_empty(), "{failed:?}");
+        assert!(d[0].nonce_bound);
+        assert_eq!(d[0].cc_mode, "on");
+        // Form 2: the runtime data names it.
+        let rd2 = format!(r#"{{"gpu_nonce":"0x{}"}}"#, "AB".repeat(32));
+        let (_, failed) = appraise(
+            vec![(claims(&"ab".repeat(32), "success"), None)],
+            Some(rd2.as_bytes()),
+        );
+        assert!(failed.is_empty(), "{failed:?}");
+        // Neither: denied; no runtime data: denied.
+        let (_, failed) = appraise(vec![(claims(&"cd".repeat(32), "success"), None)], Some(rd));
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].rule, RULE_GPU_NONCE);
+        let (_, failed) = appraise(vec![(claims(&h, "success"), None)], None);
+        assert_eq!(failed[0].rule, RULE_GPU_NONCE);
+        // A stated "off" is believed (it only denies); "on" does not raise "partial".
+        let (_, failed) = appraise(vec![(claims(&h, "success"), Some("off".into()))], Some(rd));
+        assert_eq!(failed[0].rule, RULE_GPU_CC_MODE);
+        let (d, failed) = appraise(vec![(claims(&h, "partial"), Some("on".into()))], Some(rd));
+        assert_eq!(failed[0].rule, RULE_GPU_CC_MODE);
+        assert_eq!(d[0].cc_mode, "unknown");
+    }
 
     #[test]
     fn version_codes_order_driver_versions() {
