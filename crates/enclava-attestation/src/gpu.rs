@@ -322,7 +322,7 @@ pub fn appraise(
             gpus += 1;
             format!("gpu{}", gpus - 1)
         };
-        let nonce_bound = bound.iter().any(|n| *n == claims.nonce);
+        let nonce_bound = bound.contains(&claims.nonce);
         if !nonce_bound {
             failed.push(FailedRule::new(
                 RULE_GPU_NONCE,

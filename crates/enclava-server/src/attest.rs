@@ -769,8 +769,11 @@ struct Live {
 /// [`COLLATERAL_TTL`]; the documents are verified (signature, chain, validity) on every use.
 pub struct DirRims {
     dir: PathBuf,
-    cache: Mutex<HashMap<String, (Instant, Option<Arc<Vec<u8>>>)>>,
+    cache: Mutex<HashMap<String, RimEntry>>,
 }
+
+/// When a RIM id was looked up, and what was found.
+type RimEntry = (Instant, Option<Arc<Vec<u8>>>);
 
 impl DirRims {
     pub fn new(dir: PathBuf) -> Self {
