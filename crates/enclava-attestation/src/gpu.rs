@@ -392,8 +392,10 @@ pub fn device_json(d: &VerifiedDevice) -> Value {
         m.insert("cc_mode".into(), d.cc_mode.clone().into());
         m.insert("cc_mode_basis".into(), d.cc_mode_basis.clone().into());
         m.insert("nonce_bound".into(), d.nonce_bound.into());
-        // OCSP of the device and RIM chains is not checked here (yet): say so.
-        m.insert("revocation_checked".into(), false.into());
+        // Whether OCSP of the device and RIM chains was checked: what the verifier's claims say
+        // (`revocation.checked`, once the evidence crate reports it), else false.
+        let checked = revocation_checked(m);
+        m.insert("revocation_checked".into(), checked.into());
         if let Some(code) = d.claims.driver_version.as_deref().and_then(version_code) {
             m.insert("driver_version_code".into(), code.into());
         }
@@ -405,6 +407,13 @@ pub fn device_json(d: &VerifiedDevice) -> Value {
         m.remove("measurements");
     }
     v
+}
+
+fn revocation_checked(m: &Map<String, Value>) -> bool {
+    m.get("revocation")
+        .and_then(|r| r.get("checked"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 /// `major.minor[.patch]` as one comparable integer: major * 1e6 + minor * 1e3 + patch (each part
@@ -468,7 +477,11 @@ pub fn summary_json(devices: &[VerifiedDevice]) -> Value {
         devices.iter().all(|d| d.nonce_bound).into(),
     );
     m.insert("measres".into(), measres.into());
-    m.insert("revocation_checked".into(), false.into());
+    let all_checked = devices.iter().all(|d| match device_json(d) {
+        Value::Object(o) => o.get("revocation_checked") == Some(&Value::Bool(true)),
+        _ => false,
+    });
+    m.insert("revocation_checked".into(), all_checked.into());
     if let Some((code, v)) = min_driver {
         m.insert("min_driver_version".into(), v.into());
         if let Some(c) = code {
@@ -529,32 +542,15 @@ pub fn ear_submod(d: &VerifiedDevice, policy_id: Option<&str>) -> Value {
 mod tests {
     use super::*;
 
+    // Through serde, so that fields the evidence crate adds with defaults need no change here.
     fn claims(nonce: &str, measres: &str) -> NvidiaClaims {
-        NvidiaClaims {
-            device: "gpu".into(),
-            arch: "HOPPER".into(),
-            hwmodel: "GH100 A01 GSP BROM".into(),
-            ueid: "1".into(),
-            oemid: None,
-            nonce: nonce.into(),
-            nonce_verified: false,
-            driver_version: Some("550.90.07".into()),
-            vbios_version: None,
-            project: None,
-            project_sku: None,
-            chip_sku: None,
-            fwid: None,
-            fwid_checked: false,
-            ppcie_status: None,
-            switch_lock_status: None,
-            nvdec0_status: None,
-            measres: measres.into(),
-            measurements: Vec::new(),
-            rims: Vec::new(),
-            rim_ids: Vec::new(),
-            measurement_blocks: 0,
-            leaf_cert_sha256: String::new(),
-        }
+        serde_json::from_value(json!({
+            "device": "gpu", "arch": "HOPPER", "hwmodel": "GH100 A01 GSP BROM", "ueid": "1",
+            "nonce": nonce, "nonce_verified": false, "driver_version": "550.90.07",
+            "fwid_checked": false, "measres": measres, "measurement_blocks": 0,
+            "leaf_cert_sha256": "",
+        }))
+        .unwrap()
     }
 
     #[test]
