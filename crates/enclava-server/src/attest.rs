@@ -92,7 +92,8 @@ pub struct AttestationSettings {
     /// DEVELOPMENT ONLY: verify evidence and issue tokens as of this RFC 3339 time instead of
     /// the clock (for recorded evidence whose collateral windows are in the past). Only a `--dev`
     /// server accepts it (any other refuses to start), and its tokens then carry
-    /// `x-enclava-verification-time` {time, moved: true}.
+    /// `x-enclava-verification-time` {time, moved: true}; key release then checks tokens as of
+    /// that time too.
     pub verification_time: Option<String>,
     /// PEM file of the certificates trusted to sign policy uploads. When set, every policy
     /// upload must be an RS256 JWS whose `x5c` leaf is one of them (MAA's isolated mode).
