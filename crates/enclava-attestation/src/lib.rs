@@ -15,6 +15,7 @@
 pub mod binding;
 pub mod challenge;
 pub mod error;
+pub mod gpu;
 pub mod integrity;
 pub mod policies;
 pub mod request;

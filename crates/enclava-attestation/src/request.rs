@@ -29,6 +29,9 @@
 //! are accepted as aliases. The `nonce` of a native request is a challenge: it must have been
 //! issued by the service and is consumed (see [`crate::binding`] for how it must be bound).
 //!
+//! Both shapes may carry GPU / NVSwitch evidence for composite attestation: `gpuEvidence` (the
+//! JSON device list NVIDIA's SDKs produce) and `gpuRims` (see [`crate::gpu`]).
+//!
 //! Base64 fields accept the URL-safe and the standard alphabet, with or without padding.
 
 use base64::Engine;
@@ -223,6 +226,9 @@ pub struct AttestRequest {
     /// Which reference-value scope (tenant / workload) feeds the policy (default `"default"`);
     /// set by the server (e.g. from the caller's tenant), never read from the body.
     pub scope: String,
+    /// `gpuEvidence` / `gpuRims`: GPU and NVSwitch evidence attested together with the CPU
+    /// evidence (composite attestation, see [`crate::gpu`]).
+    pub gpu: Option<crate::gpu::GpuEvidence>,
 }
 
 impl AttestRequest {
@@ -241,6 +247,7 @@ impl AttestRequest {
             challenge: None,
             draft_policy: None,
             scope: DEFAULT_SCOPE.to_string(),
+            gpu: None,
         }
     }
 
@@ -288,6 +295,7 @@ impl AttestRequest {
             challenge: None,
             draft_policy,
             scope: DEFAULT_SCOPE.to_string(),
+            gpu: crate::gpu::decode(&obj)?,
         })
     }
 
@@ -379,6 +387,7 @@ impl AttestRequest {
             challenge,
             draft_policy: None,
             scope: DEFAULT_SCOPE.to_string(),
+            gpu: crate::gpu::decode(&obj)?,
         })
     }
 }

@@ -221,6 +221,8 @@ pub struct AttestationService {
     snp: SnpVerifier,
     dcap: DcapVerifier,
     collateral: Option<Arc<dyn CollateralSource>>,
+    /// RIMs for GPU evidence whose request carries none (the server's RIM directory).
+    rims: Option<Arc<dyn crate::gpu::RimSource>>,
 }
 
 impl std::fmt::Debug for AttestationService {
@@ -331,7 +333,14 @@ impl AttestationService {
             snp: SnpVerifier::new(),
             dcap: DcapVerifier::new(),
             collateral: None,
+            rims: None,
         }
+    }
+
+    /// Look up the RIMs of GPU evidence in `source` when the request does not carry them.
+    pub fn with_rim_source(mut self, source: Arc<dyn crate::gpu::RimSource>) -> Self {
+        self.rims = Some(source);
+        self
     }
 
     /// MAC challenges under `key` and record redeemed ones in `redeemed` (the server: a key
@@ -520,6 +529,32 @@ impl AttestationService {
             req.challenge.as_deref(),
         )?;
 
+        // Composite attestation: every GPU / NVSwitch verifies (or the request fails naming the
+        // device and check), its nonce is bound to the runtime data the CPU evidence binds, and
+        // it is in CC mode; the last two are denials naming the rule (see crate::gpu).
+        let devices = match &req.gpu {
+            None => Vec::new(),
+            Some(g) => {
+                let verified = crate::gpu::verify(g, self.rims.as_deref(), now)?;
+                let (devices, failed) = crate::gpu::appraise(
+                    verified,
+                    req.runtime_data.as_ref().map(|d| d.data.as_slice()),
+                );
+                if !failed.is_empty() {
+                    return Err(AttestError::Denied { failed });
+                }
+                token_claims.insert(
+                    crate::gpu::DEVICES_CLAIM.into(),
+                    Value::Array(devices.iter().map(crate::gpu::device_json).collect()),
+                );
+                token_claims.insert(
+                    crate::gpu::SUMMARY_CLAIM.into(),
+                    crate::gpu::summary_json(&devices),
+                );
+                devices
+            }
+        };
+
         let reference = self.policies.references(&req.scope)?;
         // A named scope must exist: an attester naming a scope nobody configured would otherwise
         // be appraised against no reference values at all.
@@ -537,6 +572,7 @@ impl AttestationService {
             "runtime_data": data_input(req.runtime_data.as_ref()),
             "init_data": data_input(req.init_time_data.as_ref()),
             "reference": Value::Object(Map::clone(&reference)),
+            "gpus": Value::Array(devices.iter().map(crate::gpu::device_json).collect()),
         });
 
         // MAA names the signer of a signed policy in the tokens issued under it.
@@ -636,10 +672,20 @@ impl AttestationService {
             None => format!("{}@draft", policy.policy_type),
         };
         let appraisal = Appraisal::new(&claims, outcome, Some(&policy_id));
-        token_claims.insert(
-            EMBED_CLAIM.into(),
-            Value::Object(ear_claims(&[appraisal], &VerifierId::enclava(), now)),
-        );
+        let mut ear = ear_claims(&[appraisal], &VerifierId::enclava(), now);
+        // Composite: one submodule per device, the CPU's as `cpu0`, the devices' as `gpu0`..,
+        // `nvswitch0`.. (as the TDX+GPU EAR profiles do).
+        if !devices.is_empty()
+            && let Some(Value::Object(sub)) = ear.get_mut("submods")
+        {
+            if let Some(cpu) = sub.remove(tee.as_str()) {
+                sub.insert("cpu0".into(), cpu);
+            }
+            for d in &devices {
+                sub.insert(d.name.clone(), crate::gpu::ear_submod(d, Some(&policy_id)));
+            }
+        }
+        token_claims.insert(EMBED_CLAIM.into(), Value::Object(ear));
         Ok(Appraised {
             token_claims,
             decision,

@@ -144,6 +144,88 @@ fn pem_certificate(der: &[u8]) -> String {
     enclava_evidence::pem::encode("CERTIFICATE", der)
 }
 
+/// Environment variable naming the GPU evidence file to attach (composite CPU+GPU attestation).
+pub const GPU_EVIDENCE_ENV: &str = "ENCLAVA_GPU_EVIDENCE";
+/// Environment variable naming RIM files to send with it (separated by `:`); without it the
+/// attestation service takes RIMs from its RIM directory.
+pub const GPU_RIMS_ENV: &str = "ENCLAVA_GPU_RIMS";
+
+/// GPU / NVSwitch evidence to attest together with the CPU evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuAttachment {
+    /// The JSON device list NVIDIA's SDKs produce (`[{arch, nonce, evidence, certificate}]`).
+    pub devices: Value,
+    /// The SPDM nonce every device answered (hex); it goes into the runtime data.
+    pub nonce: String,
+    /// RIM documents (base64).
+    pub rims: Vec<String>,
+}
+
+impl GpuAttachment {
+    /// Parse a device list: every entry must name the same nonce, which the runtime data will
+    /// carry (the service checks it against each signed report; this only picks it up).
+    pub fn from_json(list: &[u8], rims: Vec<Vec<u8>>) -> Result<GpuAttachment, EnclaveError> {
+        let bad = |m: String| EnclaveError::Evidence(format!("GPU evidence: {m}"));
+        let devices: Value =
+            serde_json::from_slice(list).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let entries = devices
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| bad("expected a non-empty JSON list of devices".into()))?;
+        let mut nonce: Option<String> = None;
+        for (i, e) in entries.iter().enumerate() {
+            let n = e
+                .get("nonce")
+                .and_then(Value::as_str)
+                .map(|n| n.trim_start_matches("0x").to_ascii_lowercase())
+                .ok_or_else(|| bad(format!("entry {i}: expected a string field \"nonce\"")))?;
+            match &nonce {
+                Some(first) if *first != n => {
+                    return Err(bad(format!(
+                        "entry {i}: expected the nonce of entry 0 ({first}), found {n}"
+                    )));
+                }
+                _ => nonce = Some(n),
+            }
+        }
+        Ok(GpuAttachment {
+            devices,
+            nonce: nonce.unwrap_or_default(),
+            rims: rims.iter().map(|r| STANDARD.encode(r)).collect(),
+        })
+    }
+
+    /// From [`GPU_EVIDENCE_ENV`] / [`GPU_RIMS_ENV`]; `None` when no GPU evidence is named.
+    pub fn from_env() -> Result<Option<GpuAttachment>, EnclaveError> {
+        let Some(path) = std::env::var_os(GPU_EVIDENCE_ENV).filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        let read = |p: &std::ffi::OsStr| {
+            std::fs::read(p).map_err(|e| {
+                EnclaveError::Evidence(format!("reading {}: {e}", Path::new(p).display()))
+            })
+        };
+        let list = read(&path)?;
+        let mut rims = Vec::new();
+        if let Some(r) = std::env::var_os(GPU_RIMS_ENV) {
+            for p in std::env::split_paths(&r).filter(|p| !p.as_os_str().is_empty()) {
+                rims.push(read(p.as_os_str())?);
+            }
+        }
+        GpuAttachment::from_json(&list, rims).map(Some)
+    }
+
+    /// Add `gpuEvidence` (and `gpuRims`) to an attestation request body.
+    pub fn attach(&self, body: &mut Value) {
+        if let Some(o) = body.as_object_mut() {
+            o.insert("gpuEvidence".into(), self.devices.clone());
+            if !self.rims.is_empty() {
+                o.insert("gpuRims".into(), json!(self.rims));
+            }
+        }
+    }
+}
+
 /// The native attestation request body: `{tee, evidence, certs?, runtime_data: {data, dataType:
 /// "JSON"}, nonce}`.
 pub fn native_request(ev: &CollectedEvidence, runtime_data: &[u8], nonce: &str) -> Value {
@@ -232,6 +314,24 @@ mod tests {
         let e = fetch_azure_vcek(&url).unwrap_err();
         assert!(matches!(e, EnclaveError::Evidence(_)), "{e}");
         assert_eq!(e.exit_code(), 3);
+    }
+
+    #[test]
+    fn gpu_attachment_takes_the_common_nonce_and_attaches() {
+        let list = br#"[{"arch":"HOPPER","nonce":"0xAB01","evidence":"AA==","certificate":"AA=="},
+                        {"arch":"HOPPER","nonce":"ab01","evidence":"AA==","certificate":"AA=="}]"#;
+        let g = GpuAttachment::from_json(list, vec![b"<rim/>".to_vec()]).unwrap();
+        assert_eq!(g.nonce, "ab01");
+        let mut body = json!({"tee": "sim"});
+        g.attach(&mut body);
+        assert_eq!(body["gpuEvidence"].as_array().unwrap().len(), 2);
+        assert_eq!(body["gpuRims"][0], STANDARD.encode(b"<rim/>"));
+        // Devices answering different nonces cannot share one runtime data.
+        let mixed = br#"[{"nonce":"01"},{"nonce":"02"}]"#;
+        let e = GpuAttachment::from_json(mixed, vec![]).unwrap_err();
+        assert!(e.to_string().contains("entry 1"), "{e}");
+        assert!(GpuAttachment::from_json(b"[]", vec![]).is_err());
+        assert!(GpuAttachment::from_json(b"{", vec![]).is_err());
     }
 
     #[test]

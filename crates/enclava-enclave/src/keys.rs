@@ -198,6 +198,10 @@ struct RuntimeDataJson<'a> {
     #[serde(rename = "workload-measurement")]
     workload_measurement: String,
     nonce: &'a str,
+    /// The SPDM nonce the attached GPU evidence was taken with (composite attestation): the
+    /// attestation service requires every GPU report to carry it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu_nonce: Option<&'a str>,
 }
 
 /// The runtime data of one run: the exact JSON bytes that are hashed into the report data and
@@ -214,6 +218,17 @@ impl RuntimeData {
         measurement: &[u8; 48],
         nonce: &str,
     ) -> Result<RuntimeData, EnclaveError> {
+        Self::with_gpu_nonce(keys, measurement, nonce, None)
+    }
+
+    /// [`RuntimeData::new`] plus `gpu_nonce` (hex) when GPU evidence is attached: the CPU
+    /// evidence then commits to the nonce the GPUs answered.
+    pub fn with_gpu_nonce(
+        keys: &EphemeralKeys,
+        measurement: &[u8; 48],
+        nonce: &str,
+        gpu_nonce: Option<&str>,
+    ) -> Result<RuntimeData, EnclaveError> {
         let receipt = serde_json::to_value(&keys.receipt_jwk)
             .map_err(|e| EnclaveError::internal(format!("receipt JWK does not serialize: {e}")))?;
         let mut receipt = receipt;
@@ -224,6 +239,7 @@ impl RuntimeData {
             keys: [&keys.rsa_jwk, &receipt],
             workload_measurement: hex::encode(measurement),
             nonce,
+            gpu_nonce,
         };
         let json = serde_json::to_vec(&doc)
             .map_err(|e| EnclaveError::internal(format!("runtime data does not serialize: {e}")))?;

@@ -238,7 +238,23 @@ pub fn attest(
     runtime_data: &RuntimeData,
     nonce: &str,
 ) -> Result<Attested, EnclaveError> {
-    let body = serde_json::to_vec(&native_request(ev, &runtime_data.json, nonce)).map_err(|e| {
+    attest_with_gpu(client, ev, runtime_data, nonce, None)
+}
+
+/// [`attest`] with GPU evidence attached (composite CPU+GPU attestation); the runtime data must
+/// carry the GPUs' nonce ([`RuntimeData::with_gpu_nonce`]).
+pub fn attest_with_gpu(
+    client: &Client,
+    ev: &CollectedEvidence,
+    runtime_data: &RuntimeData,
+    nonce: &str,
+    gpu: Option<&crate::evidence::GpuAttachment>,
+) -> Result<Attested, EnclaveError> {
+    let mut body = native_request(ev, &runtime_data.json, nonce);
+    if let Some(g) = gpu {
+        g.attach(&mut body);
+    }
+    let body = serde_json::to_vec(&body).map_err(|e| {
         EnclaveError::internal(format!("attestation request does not serialize: {e}"))
     })?;
     let v = match client.call("POST", "/attest/native", Some(&body), false) {
@@ -460,7 +476,14 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(&Step)) -> Result<RunRepor
     progress(&Step::Challenge {
         nonce_prefix: nonce.chars().take(8).collect(),
     });
-    let rd = RuntimeData::new(&keys, &measurement, &nonce)?;
+    // GPU evidence named by ENCLAVA_GPU_EVIDENCE is attested with the CPU evidence.
+    let gpu = crate::evidence::GpuAttachment::from_env()?;
+    let rd = RuntimeData::with_gpu_nonce(
+        &keys,
+        &measurement,
+        &nonce,
+        gpu.as_ref().map(|g| g.nonce.as_str()),
+    )?;
 
     // (c) evidence, attestation, release
     let ev = collect(req.tee, &req.attester_root, &rd.report_data(), &measurement)?;
@@ -468,7 +491,7 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(&Step)) -> Result<RunRepor
         tee: ev.tee.to_string(),
         bytes: ev.evidence.len(),
     });
-    let attested = attest(&client, &ev, &rd, &nonce)?;
+    let attested = attest_with_gpu(&client, &ev, &rd, &nonce, gpu.as_ref())?;
     progress(&Step::Attested {
         jti: attested.jti.clone(),
         issuer: attested.issuer.clone(),

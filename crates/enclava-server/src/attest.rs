@@ -92,11 +92,16 @@ pub struct AttestationSettings {
     /// DEVELOPMENT ONLY: verify evidence and issue tokens as of this RFC 3339 time instead of
     /// the clock (for recorded evidence whose collateral windows are in the past). Only a `--dev`
     /// server accepts it (any other refuses to start), and its tokens then carry
-    /// `x-enclava-verification-time` {time, moved: true}.
+    /// `x-enclava-verification-time` {time, moved: true}; key release then checks tokens as of
+    /// that time too.
     pub verification_time: Option<String>,
     /// PEM file of the certificates trusted to sign policy uploads. When set, every policy
     /// upload must be an RS256 JWS whose `x5c` leaf is one of them (MAA's isolated mode).
     pub policy_signers: Option<PathBuf>,
+    /// Directory of NVIDIA RIMs (signed SWID tags) for composite CPU+GPU attestation: a device's
+    /// RIM that its request does not carry is read from `{dir}/{RIM id}.xml`, `.swidtag` or
+    /// `{dir}/{RIM id}` (see [`DirRims`]).
+    pub nvidia_rim_dir: Option<PathBuf>,
 }
 
 impl AttestationSettings {
@@ -113,6 +118,7 @@ impl AttestationSettings {
                 token_lifetime_secs: h.token_lifetime_secs.or(l.token_lifetime_secs),
                 verification_time: h.verification_time.or(l.verification_time),
                 policy_signers: h.policy_signers.or(l.policy_signers),
+                nvidia_rim_dir: h.nvidia_rim_dir.or(l.nvidia_rim_dir),
             }),
         }
     }
@@ -148,6 +154,7 @@ impl AttestationSettings {
             }
             "VERIFICATION_TIME" => s.verification_time = Some(value.to_string()),
             "POLICY_SIGNERS" => s.policy_signers = Some(PathBuf::from(value)),
+            "NVIDIA_RIM_DIR" => s.nvidia_rim_dir = Some(PathBuf::from(value)),
             _ => return Ok(Some(s)),
         }
         Ok(Some(s))
@@ -221,6 +228,7 @@ impl AttestationSettings {
             token_lifetime_secs: lifetime,
             verification_time,
             policy_signers,
+            nvidia_rim_dir: self.nvidia_rim_dir,
         })
     }
 }
@@ -245,6 +253,8 @@ pub struct AttestationConfig {
     pub verification_time: Option<DateTime<Utc>>,
     /// Certificates trusted to sign policy uploads (none: the role alone authorizes).
     pub policy_signers: PolicySigners,
+    /// NVIDIA RIM directory ([`DirRims`]).
+    pub nvidia_rim_dir: Option<PathBuf>,
 }
 
 impl Default for AttestationConfig {
@@ -257,6 +267,7 @@ impl Default for AttestationConfig {
             token_lifetime_secs: 300,
             verification_time: None,
             policy_signers: PolicySigners::default(),
+            nvidia_rim_dir: None,
         }
     }
 }
@@ -752,11 +763,63 @@ struct Live {
     meta_seen: u64,
 }
 
+/// NVIDIA RIMs read from a directory by RIM id (`NV_GPU_DRIVER_GH100_545.00`,
+/// `NV_GPU_VBIOS_1010_0200_882_96005E0001`, `NV_SWITCH_BIOS_...`): `{dir}/{id}.xml`,
+/// `{dir}/{id}.swidtag` or `{dir}/{id}`. A plain path setting, so that a RIM cache filled by
+/// `enclava collateral fetch --nvidia-rim` can be named here. Entries (found or not) are kept for
+/// [`COLLATERAL_TTL`]; the documents are verified (signature, chain, validity) on every use.
+pub struct DirRims {
+    dir: PathBuf,
+    cache: Mutex<HashMap<String, RimEntry>>,
+}
+
+/// When a RIM id was looked up, and what was found.
+type RimEntry = (Instant, Option<Arc<Vec<u8>>>);
+
+impl DirRims {
+    pub fn new(dir: PathBuf) -> Self {
+        DirRims {
+            dir,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl enclava_attestation::gpu::RimSource for DirRims {
+    fn rim(&self, id: &str) -> Option<Arc<Vec<u8>>> {
+        // Ids come from device reports: only plain names ever reach the file system.
+        if id.is_empty()
+            || id.len() > 128
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+            || id.starts_with('.')
+        {
+            return None;
+        }
+        if let Ok(g) = self.cache.lock()
+            && let Some((at, doc)) = g.get(id)
+            && at.elapsed() < COLLATERAL_TTL
+        {
+            return doc.clone();
+        }
+        let doc = [format!("{id}.xml"), format!("{id}.swidtag"), id.to_string()]
+            .iter()
+            .find_map(|name| std::fs::read(self.dir.join(name)).ok())
+            .map(Arc::new);
+        if let Ok(mut g) = self.cache.lock() {
+            g.insert(id.to_string(), (Instant::now(), doc.clone()));
+        }
+        doc
+    }
+}
+
 /// The attestation part of the server state: the service exists while the vault is unsealed.
 pub struct Attestation {
     pub config: AttestationConfig,
     issuer: String,
     collateral: Option<Arc<DirCollateral>>,
+    rims: Option<Arc<DirRims>>,
     live: RwLock<Option<Live>>,
     replay_store: Option<Arc<dyn enclava_store::Store>>,
     /// Why the service is not running although the vault is unsealed (its signer is missing or
@@ -770,10 +833,15 @@ impl Attestation {
             .collateral_dir
             .clone()
             .map(|d| Arc::new(DirCollateral::new(d)));
+        let rims = config
+            .nvidia_rim_dir
+            .clone()
+            .map(|d| Arc::new(DirRims::new(d)));
         Attestation {
             config,
             issuer,
             collateral,
+            rims,
             live: RwLock::new(None),
             replay_store: None,
             unavailable: RwLock::new(None),
@@ -844,6 +912,9 @@ impl Attestation {
             .with_row_keys(Arc::new(row_keys));
         if let Some(c) = &self.collateral {
             svc = svc.with_collateral_source(c.clone());
+        }
+        if let Some(r) = &self.rims {
+            svc = svc.with_rim_source(r.clone());
         }
         let service = Arc::new(svc);
         publish_trusted(st, &self.issuer, &service);

@@ -10,6 +10,12 @@
 //! `--challenge` asks the server for a single-use challenge and, with `--simulate`, puts it into
 //! the runtime data (`{"nonce": CHALLENGE, ...}`) so the evidence binds it.
 //!
+//! `--gpu-evidence FILE` attaches NVIDIA GPU / NVSwitch evidence (the JSON device list NVIDIA's
+//! SDKs produce) for composite CPU+GPU attestation, with `--gpu-rim FILE` RIMs (else the server's
+//! RIM directory is used). With `--simulate`, the list's nonce goes into the runtime data as
+//! `gpu_nonce`, which binds the GPU reports to the simulated CPU evidence; `--sim-time` dates the
+//! simulated evidence (for a development server verifying on a moved clock).
+//!
 //! Exit codes: 0 token issued, 1 denied or refused (the error names every failed rule), 2 bad
 //! arguments or input, 3 server or network failure.
 
@@ -65,6 +71,18 @@ pub struct AttestArgs {
     /// Generate simulated evidence with this 48-byte measurement (hex); --tee sim only.
     #[arg(long, value_name = "MEASUREMENT_HEX")]
     pub simulate: Option<String>,
+    /// With --simulate: the simulated evidence's generation time (RFC 3339; default now), for a
+    /// development server whose attestation.verification_time is moved.
+    #[arg(long, requires = "simulate", value_name = "RFC3339")]
+    pub sim_time: Option<String>,
+    /// NVIDIA GPU / NVSwitch evidence to attest with the CPU evidence: the JSON device list
+    /// NVIDIA's SDKs produce (`[{arch, nonce, evidence, certificate}]`).
+    #[arg(long, value_name = "FILE")]
+    pub gpu_evidence: Option<PathBuf>,
+    /// A RIM (signed SWID tag) for the GPU evidence; may be repeated. Without one, the server's
+    /// RIM directory is used.
+    #[arg(long, value_name = "FILE", requires = "gpu_evidence")]
+    pub gpu_rim: Vec<PathBuf>,
     #[command(flatten)]
     pub client: ClientOpts,
 }
@@ -127,6 +145,34 @@ fn attest(args: AttestArgs) -> CliResult<()> {
         Some(p) => Some(read_input(p)?),
         None => None,
     };
+    let gpu = match &args.gpu_evidence {
+        None => None,
+        Some(p) => {
+            let list: Value = serde_json::from_slice(&read_input(p)?).map_err(|e| {
+                usage(format!(
+                    "--gpu-evidence {}: expected the JSON device list: {e}",
+                    p.display()
+                ))
+            })?;
+            let nonce = list
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(|e| e.get("nonce"))
+                .and_then(Value::as_str)
+                .map(|n| n.trim_start_matches("0x").to_ascii_lowercase())
+                .ok_or_else(|| {
+                    usage(format!(
+                        "--gpu-evidence {}: expected a non-empty list whose entries carry a nonce",
+                        p.display()
+                    ))
+                })?;
+            let mut rims = Vec::new();
+            for r in &args.gpu_rim {
+                rims.push(base64::engine::general_purpose::STANDARD.encode(read_input(r)?));
+            }
+            Some((list, nonce, rims))
+        }
+    };
     let evidence = match (&args.simulate, &args.evidence) {
         (Some(m), _) => {
             if tee != "sim" {
@@ -136,27 +182,43 @@ fn attest(args: AttestArgs) -> CliResult<()> {
                 .ok()
                 .and_then(|v| <[u8; 48]>::try_from(v).ok())
                 .ok_or_else(|| usage("--simulate: expected 96 hex characters (48 bytes)"))?;
-            if args.challenge {
-                // Bind the challenge: {"nonce": CHALLENGE} merged into JSON runtime data.
+            if args.challenge || gpu.is_some() {
+                // Bind the challenge ({"nonce": CHALLENGE}) and the GPU nonce ({"gpu_nonce":
+                // HEX}): merged into JSON runtime data.
                 let mut obj: Map<String, Value> = match &runtime_data {
                     Some(b) => match serde_json::from_slice(b) {
                         Ok(Value::Object(o)) => o,
                         _ => {
                             return Err(usage(
-                                "--challenge with --simulate needs JSON object runtime data",
+                                "--challenge / --gpu-evidence with --simulate need JSON object runtime data",
                             ));
                         }
                     },
                     None => Map::new(),
                 };
-                obj.insert("nonce".into(), json!(nonce));
+                if args.challenge {
+                    obj.insert("nonce".into(), json!(nonce));
+                }
+                if let Some((_, n, _)) = &gpu {
+                    obj.insert("gpu_nonce".into(), json!(n));
+                }
                 runtime_data = Some(Value::Object(obj).to_string().into_bytes());
             }
             let mut rd = [0u8; 64];
             if let Some(d) = &runtime_data {
                 rd[..32].copy_from_slice(&sha2::Sha256::digest(d));
             }
-            enclava_evidence::sim::generate(&m, &rd, chrono::Utc::now())
+            let at = match &args.sim_time {
+                None => chrono::Utc::now(),
+                Some(t) => chrono::DateTime::parse_from_rfc3339(t.trim())
+                    .map_err(|_| {
+                        usage(format!(
+                            "--sim-time {t:?}: expected an RFC 3339 time such as 2025-06-01T00:00:00Z"
+                        ))
+                    })?
+                    .with_timezone(&chrono::Utc),
+            };
+            enclava_evidence::sim::generate(&m, &rd, at)
         }
         (None, Some(p)) => read_evidence(p)?,
         (None, None) => return Err(usage("--evidence FILE (or --simulate) is required")),
@@ -200,6 +262,7 @@ fn attest(args: AttestArgs) -> CliResult<()> {
         if let Some(r) = rd_json {
             body["runtimeData"] = r;
         }
+        attach_gpu(&mut body, gpu.as_ref());
         if let Some(n) = &nonce {
             body["nonce"] = json!(n);
         }
@@ -229,6 +292,7 @@ fn attest(args: AttestArgs) -> CliResult<()> {
         if let Some(n) = &nonce {
             body["nonce"] = json!(n);
         }
+        attach_gpu(&mut body, gpu.as_ref());
         ("/attest/native".to_string(), body)
     };
     let scope = args
@@ -254,6 +318,16 @@ fn attest(args: AttestArgs) -> CliResult<()> {
         );
     }
     Ok(())
+}
+
+/// `gpuEvidence` / `gpuRims` members (the same on the MAA and the native routes).
+fn attach_gpu(body: &mut Value, gpu: Option<&(Value, String, Vec<String>)>) {
+    if let Some((list, _, rims)) = gpu {
+        body["gpuEvidence"] = list.clone();
+        if !rims.is_empty() {
+            body["gpuRims"] = json!(rims);
+        }
+    }
 }
 
 /// Decode a compact JWS's header and payload without verifying it (display only).

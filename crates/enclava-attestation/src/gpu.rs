@@ -1,0 +1,596 @@
+//! Composite attestation: NVIDIA GPU / NVSwitch evidence next to the CPU evidence of one request.
+//!
+//! # Request (additive members of the MAA and native shapes)
+//! * `gpuEvidence` (alias `gpu_evidence`): the JSON list NVIDIA's SDKs produce, `[{arch, nonce,
+//!   evidence (base64 SPDM), certificate (base64 PEM chain), cc_mode?}, ...]`, as a JSON array or
+//!   as a base64 string of that JSON. `cc_mode` (alias `ccMode`) is the attester's own, unsigned,
+//!   reading of the GPU's CC mode (NVML / `nvidia-smi conf-compute -f`): it can only lower the
+//!   verdict (`off`/`devtools` deny), never raise it.
+//! * `gpuRims` (alias `gpu_rims`): RIMs (signed SWID tags) as base64 strings or XML text. Each
+//!   device uses those whose version is its driver or (V)BIOS version; components still without a
+//!   RIM are looked up by RIM id in the service's [`RimSource`] (the server's RIM directory).
+//!
+//! # Nonce binding
+//! Every device's SPDM requester nonce must be bound to the runtime data, which the CPU evidence
+//! binds (report_data\[0..32\] = SHA-256(runtime data) for snp/tdx/sgx/sim, the vTPM quote's
+//! extraData for Azure CVMs; see [`crate::binding`]). Either:
+//! 1. the nonce is SHA-256(runtime data): the same 32 bytes the CPU report carries. This is
+//!    Confidential Containers' (trustee) composite flow, where one report-data value is handed to
+//!    every device attester; or
+//! 2. the runtime data is a JSON object whose member `gpu_nonce` is the nonce (hex): the attester
+//!    states which nonce it asked its GPUs with (for GPU evidence collected by a separate tool).
+//!
+//! A request with GPU evidence and no runtime data, or a device whose nonce is neither, is denied
+//! with the rule `gpu_nonce_binding` (path `gpus[i].nonce`).
+//!
+//! # CC mode
+//! The signed SPDM report has no CC-mode field. What the evidence establishes: the device's
+//! identity (chain to NVIDIA's root), freshness (nonce), and, with RIMs, that every measured
+//! firmware and configuration value equals NVIDIA's golden values. `cc_mode` is therefore
+//! derived: `on` when the measurements were compared against both RIMs (driver and VBIOS; BIOS
+//! for an NVSwitch) and all matched (`measres: success`) and the attester did not state
+//! otherwise; `off` / `devtools` when the attester states so (unsigned, believed only to deny);
+//! `unknown` otherwise (`cc_mode_basis` says why). The built-in gate `gpu_cc_mode` denies unless
+//! every device is `on`, whatever the CPU policy says.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use enclava_evidence::error::FailedCheck;
+use enclava_evidence::nvidia::{self, DeviceEvidence, NvidiaClaims, rim::Rim};
+use enclava_policy::FailedRule;
+use enclava_token::ear::{AFFIRMING, CONTRAINDICATED, NO_CLAIM, TrustVector, WARNING};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::error::AttestError;
+use crate::request::RequestError;
+
+/// Most devices in one request (an HGX system: 8 GPUs and 4 NVSwitches).
+pub const MAX_DEVICES: usize = 16;
+/// Most RIMs in one request.
+pub const MAX_RIMS: usize = 32;
+/// Rule name of a device nonce that is not bound to the CPU evidence.
+pub const RULE_GPU_NONCE: &str = "gpu_nonce_binding";
+/// Rule name of a device not (established to be) in CC mode.
+pub const RULE_GPU_CC_MODE: &str = "gpu_cc_mode";
+/// Token claim: one object per device.
+pub const DEVICES_CLAIM: &str = "x-enclava-gpus";
+/// Token claim: the summary over all devices, for release policies.
+pub const SUMMARY_CLAIM: &str = "x-enclava-gpu";
+
+/// GPU evidence of a request, decoded (not verified).
+#[derive(Debug, Clone, Default)]
+pub struct GpuEvidence {
+    pub devices: Vec<DeviceEvidence>,
+    /// Per device: the attester's unsigned CC-mode statement, if any.
+    pub stated_cc_mode: Vec<Option<String>>,
+    /// RIM documents from the request (XML bytes).
+    pub rims: Vec<Vec<u8>>,
+}
+
+/// Where RIMs come from when a request does not carry them (the server's RIM directory).
+pub trait RimSource: Send + Sync {
+    /// The RIM document for `id` (e.g. `NV_GPU_DRIVER_GH100_545.00`), if known.
+    fn rim(&self, id: &str) -> Option<Arc<Vec<u8>>>;
+}
+
+fn invalid(field: &str, reason: String) -> RequestError {
+    RequestError::Invalid {
+        field: field.into(),
+        reason,
+    }
+}
+
+/// Decode `gpuEvidence` / `gpuRims` from a request object; `None` when neither is present.
+pub fn decode(obj: &Map<String, Value>) -> Result<Option<GpuEvidence>, RequestError> {
+    fn get<'a>(
+        obj: &'a Map<String, Value>,
+        names: &[&'static str],
+    ) -> Option<(&'static str, &'a Value)> {
+        names
+            .iter()
+            .find_map(|n| obj.get(*n).filter(|v| !v.is_null()).map(|v| (*n, v)))
+    }
+    let ev = get(obj, &["gpuEvidence", "gpu_evidence"]);
+    let rims = get(obj, &["gpuRims", "gpu_rims"]);
+    let Some((field, ev)) = ev else {
+        if let Some((f, _)) = rims {
+            return Err(invalid(
+                f,
+                "RIMs without gpuEvidence: expected gpuEvidence as well, or no RIMs".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let list: Value = match ev {
+        Value::Array(_) => ev.clone(),
+        Value::String(s) => {
+            let bytes = crate::request::decode_b64(field, s)?;
+            serde_json::from_slice(&bytes).map_err(|e| {
+                invalid(
+                    field,
+                    format!("expected base64 of the JSON device list, found undecodable JSON: {e}"),
+                )
+            })?
+        }
+        other => {
+            return Err(RequestError::WrongType {
+                field: field.into(),
+                expected: "the JSON list of device evidence (or its base64)",
+                found: kind(other),
+            });
+        }
+    };
+    let entries = list.as_array().ok_or_else(|| {
+        invalid(
+            field,
+            "expected a JSON list of device evidence objects".into(),
+        )
+    })?;
+    if entries.len() > MAX_DEVICES {
+        return Err(invalid(
+            field,
+            format!(
+                "expected at most {MAX_DEVICES} devices, found {}",
+                entries.len()
+            ),
+        ));
+    }
+    let stated_cc_mode = entries
+        .iter()
+        .map(|e| {
+            e.get("cc_mode")
+                .or_else(|| e.get("ccMode"))
+                .and_then(Value::as_str)
+                .map(|s| s.trim().to_ascii_lowercase())
+        })
+        .collect();
+    let raw = serde_json::to_vec(&list).map_err(|e| invalid(field, e.to_string()))?;
+    let devices = nvidia::parse_evidence_list(&raw).map_err(|e| invalid(field, e.to_string()))?;
+
+    let mut rim_docs = Vec::new();
+    if let Some((f, r)) = rims {
+        let arr = r.as_array().ok_or_else(|| RequestError::WrongType {
+            field: f.into(),
+            expected: "an array of RIMs (base64 or XML text)",
+            found: kind(r),
+        })?;
+        if arr.len() > MAX_RIMS {
+            return Err(invalid(
+                f,
+                format!("expected at most {MAX_RIMS} RIMs, found {}", arr.len()),
+            ));
+        }
+        for (i, x) in arr.iter().enumerate() {
+            let at = format!("{f}[{i}]");
+            let s = x.as_str().ok_or_else(|| RequestError::WrongType {
+                field: at.clone(),
+                expected: "a string (base64 or XML text)",
+                found: kind(x),
+            })?;
+            let t = s.trim_start();
+            rim_docs.push(if t.starts_with('<') {
+                t.as_bytes().to_vec()
+            } else {
+                crate::request::decode_b64(&at, s)?
+            });
+        }
+    }
+    Ok(Some(GpuEvidence {
+        devices,
+        stated_cc_mode,
+        rims: rim_docs,
+    }))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// One verified device with what the service derived from it.
+#[derive(Debug, Clone)]
+pub struct VerifiedDevice {
+    /// `gpu0`, `gpu1`, ... / `nvswitch0`, ... (EAR submodule name).
+    pub name: String,
+    pub claims: NvidiaClaims,
+    /// `on`, `off`, `devtools` or `unknown` (see the module docs).
+    pub cc_mode: String,
+    pub cc_mode_basis: String,
+    pub nonce_bound: bool,
+}
+
+/// The GPU nonces `runtime` data binds (lower-case hex): SHA-256(runtime data), and the
+/// `gpu_nonce` member when the runtime data is a JSON object carrying one.
+pub fn bound_nonces(runtime: Option<&[u8]>) -> Vec<String> {
+    let Some(d) = runtime else {
+        return Vec::new();
+    };
+    let mut out = vec![hex::encode(Sha256::digest(d))];
+    if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(d)
+        && let Some(Value::String(n)) = m.get("gpu_nonce")
+    {
+        out.push(n.trim().trim_start_matches("0x").to_ascii_lowercase());
+    }
+    out
+}
+
+fn evidence_err(device: usize, e: nvidia::NvidiaError) -> AttestError {
+    AttestError::Evidence {
+        failed_check: e.failed_check(),
+        reason: format!("GPU evidence entry {device}: {e}"),
+    }
+}
+
+/// Verify every device (chain, signature, FWID, RIMs, measurements) as of `at`. A device that
+/// does not verify fails the whole request with its check named ([`AttestError::Evidence`]).
+pub fn verify(
+    gpu: &GpuEvidence,
+    source: Option<&dyn RimSource>,
+    at: DateTime<Utc>,
+) -> Result<Vec<(NvidiaClaims, Option<String>)>, AttestError> {
+    if gpu.devices.is_empty() {
+        return Err(AttestError::InvalidData {
+            what: "gpuEvidence".into(),
+            reason: "expected at least one device, found none".into(),
+        });
+    }
+    let request_rims = gpu
+        .rims
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            nvidia::rim::parse(r).map_err(|e| AttestError::Evidence {
+                failed_check: e.failed_check(),
+                reason: format!("gpuRims[{i}]: {e}"),
+            })
+        })
+        .collect::<Result<Vec<Rim>, _>>()?;
+    let mut out = Vec::with_capacity(gpu.devices.len());
+    for (i, dev) in gpu.devices.iter().enumerate() {
+        let report = nvidia::spdm::parse(&dev.report).map_err(|e| evidence_err(i, e))?;
+        let versions: Vec<String> = [report.driver_version(), report.vbios_version()]
+            .into_iter()
+            .flatten()
+            .map(|v| v.to_ascii_uppercase())
+            .collect();
+        // The request's RIMs for this device: those of its driver or (V)BIOS version.
+        let mut rims: Vec<Rim> = request_rims
+            .iter()
+            .filter(|r| versions.contains(&r.version.to_ascii_uppercase()))
+            .cloned()
+            .collect();
+        // Components without one: by RIM id from the source. The ids come from the verified
+        // report and chain (a first pass without RIMs, which also fails early on a bad device).
+        if let Some(src) = source {
+            let first =
+                nvidia::verify_device(dev, &[], None, at).map_err(|e| evidence_err(i, e))?;
+            let have: Vec<String> = rims
+                .iter()
+                .map(|r| r.version.to_ascii_uppercase())
+                .collect();
+            let need_driver = first
+                .driver_version
+                .as_ref()
+                .is_some_and(|d| !have.contains(&d.to_ascii_uppercase()));
+            let need_vbios = first
+                .vbios_version
+                .as_ref()
+                .is_some_and(|v| !have.contains(&v.to_ascii_uppercase()));
+            for id in &first.rim_ids {
+                let is_driver = id.starts_with("NV_GPU_DRIVER_");
+                if (is_driver && !need_driver) || (!is_driver && !need_vbios) {
+                    continue;
+                }
+                if let Some(doc) = src.rim(id) {
+                    let parsed = nvidia::rim::parse(&doc).map_err(|e| AttestError::Evidence {
+                        failed_check: e.failed_check(),
+                        reason: format!("RIM {id} from the RIM directory: {e}"),
+                    })?;
+                    rims.push(parsed);
+                }
+            }
+        }
+        let claims = nvidia::verify_device(dev, &rims, None, at).map_err(|e| evidence_err(i, e))?;
+        out.push((claims, gpu.stated_cc_mode.get(i).cloned().flatten()));
+    }
+    Ok(out)
+}
+
+/// Derive CC mode, check the nonce binding and the CC-mode gate. Returns the devices and the
+/// failed rules (empty: admitted).
+pub fn appraise(
+    verified: Vec<(NvidiaClaims, Option<String>)>,
+    runtime: Option<&[u8]>,
+) -> (Vec<VerifiedDevice>, Vec<FailedRule>) {
+    let bound = bound_nonces(runtime);
+    let mut failed = Vec::new();
+    let (mut gpus, mut switches) = (0usize, 0usize);
+    let mut devices = Vec::new();
+    for (i, (claims, stated)) in verified.into_iter().enumerate() {
+        let name = if claims.device == "switch" {
+            switches += 1;
+            format!("nvswitch{}", switches - 1)
+        } else {
+            gpus += 1;
+            format!("gpu{}", gpus - 1)
+        };
+        let nonce_bound = bound.contains(&claims.nonce);
+        if !nonce_bound {
+            failed.push(FailedRule::new(
+                RULE_GPU_NONCE,
+                format!("gpus[{i}].nonce"),
+                match bound.as_slice() {
+                    [] => "runtime data binding the GPU nonce (none was sent)".to_string(),
+                    [h] => format!("SHA-256(runtime data) = {h}"),
+                    [h, g, ..] => {
+                        format!("SHA-256(runtime data) = {h} or runtime data gpu_nonce {g}")
+                    }
+                },
+                claims.nonce.clone(),
+            ));
+        }
+        let components = if claims.device == "switch" {
+            "the BIOS RIM"
+        } else {
+            "the driver and VBIOS RIMs"
+        };
+        let (cc_mode, basis) = match stated.as_deref() {
+            Some(s @ ("off" | "devtools" | "dev-tools" | "false" | "0")) => (
+                if s.starts_with("dev") {
+                    "devtools"
+                } else {
+                    "off"
+                }
+                .to_string(),
+                format!("stated {s:?} by the attester (unsigned; believed only to deny)"),
+            ),
+            _ if claims.measres == "success" => (
+                "on".to_string(),
+                format!("every measurement matched {components}"),
+            ),
+            _ => (
+                "unknown".to_string(),
+                format!(
+                    "measurements {} (expected all compared against {components}); the report \
+                     has no signed CC-mode field",
+                    claims.measres
+                ),
+            ),
+        };
+        if cc_mode != "on" {
+            failed.push(FailedRule::new(
+                RULE_GPU_CC_MODE,
+                format!("gpus[{i}].cc_mode"),
+                format!("on (every measurement matching {components})"),
+                format!("{cc_mode}: {basis}"),
+            ));
+        }
+        devices.push(VerifiedDevice {
+            name,
+            claims,
+            cc_mode,
+            cc_mode_basis: basis,
+            nonce_bound,
+        });
+    }
+    (devices, failed)
+}
+
+/// One device's claims as the policy input and the token carry them.
+pub fn device_json(d: &VerifiedDevice) -> Value {
+    let mut v = serde_json::to_value(&d.claims).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("submod".into(), d.name.clone().into());
+        m.insert("cc_mode".into(), d.cc_mode.clone().into());
+        m.insert("cc_mode_basis".into(), d.cc_mode_basis.clone().into());
+        m.insert("nonce_bound".into(), d.nonce_bound.into());
+        // Whether OCSP of the device and RIM chains was checked: what the verifier's claims say
+        // (`revocation.checked`, once the evidence crate reports it), else false.
+        let checked = revocation_checked(m);
+        m.insert("revocation_checked".into(), checked.into());
+        if let Some(code) = d.claims.driver_version.as_deref().and_then(version_code) {
+            m.insert("driver_version_code".into(), code.into());
+        }
+        // Bulky detail stays out of the token; the count says how much was compared.
+        m.insert(
+            "measurements_compared".into(),
+            d.claims.measurements.len().into(),
+        );
+        m.remove("measurements");
+    }
+    v
+}
+
+fn revocation_checked(m: &Map<String, Value>) -> bool {
+    m.get("revocation")
+        .and_then(|r| r.get("checked"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// `major.minor[.patch]` as one comparable integer: major * 1e6 + minor * 1e3 + patch (each part
+/// 0..=999), so release policies can require a minimum driver with `greaterOrEquals`
+/// (`550.90.07` -> 550090007). `None` for any other shape.
+pub fn version_code(v: &str) -> Option<u64> {
+    let parts: Vec<&str> = v.trim().split('.').collect();
+    if parts.is_empty() || parts.len() > 3 {
+        return None;
+    }
+    let mut code = 0u64;
+    for i in 0..3 {
+        let n: u64 = match parts.get(i) {
+            Some(p) => {
+                if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                p.parse().ok()?
+            }
+            None => 0,
+        };
+        code = code * 1000 + n;
+    }
+    Some(code)
+}
+
+/// The summary claim over all devices: counts, whether every device is in CC mode, the lowest
+/// driver version (and its code), the worst measurement result.
+pub fn summary_json(devices: &[VerifiedDevice]) -> Value {
+    let gpus: Vec<&VerifiedDevice> = devices
+        .iter()
+        .filter(|d| d.claims.device != "switch")
+        .collect();
+    let min_driver = gpus
+        .iter()
+        .filter_map(|d| {
+            let v = d.claims.driver_version.as_deref()?;
+            Some((version_code(v), v))
+        })
+        .min_by_key(|(c, _)| c.unwrap_or(0));
+    let rank = |m: &str| match m {
+        "success" => 0,
+        "partial" => 1,
+        _ => 2,
+    };
+    let measres = devices
+        .iter()
+        .map(|d| d.claims.measres.as_str())
+        .max_by_key(|m| rank(m))
+        .unwrap_or("not_compared");
+    let all_on = devices.iter().all(|d| d.cc_mode == "on");
+    let mut m = Map::new();
+    m.insert("gpu_count".into(), gpus.len().into());
+    m.insert("nvswitch_count".into(), (devices.len() - gpus.len()).into());
+    m.insert(
+        "cc_mode".into(),
+        if all_on { "on" } else { "not_all_on" }.into(),
+    );
+    m.insert(
+        "all_nonces_bound".into(),
+        devices.iter().all(|d| d.nonce_bound).into(),
+    );
+    m.insert("measres".into(), measres.into());
+    let all_checked = devices.iter().all(|d| match device_json(d) {
+        Value::Object(o) => o.get("revocation_checked") == Some(&Value::Bool(true)),
+        _ => false,
+    });
+    m.insert("revocation_checked".into(), all_checked.into());
+    if let Some((code, v)) = min_driver {
+        m.insert("min_driver_version".into(), v.into());
+        if let Some(c) = code {
+            m.insert("min_driver_version_code".into(), c.into());
+        }
+    }
+    let archs: Vec<&str> = {
+        let mut a: Vec<&str> = devices.iter().map(|d| d.claims.arch.as_str()).collect();
+        a.sort_unstable();
+        a.dedup();
+        a
+    };
+    m.insert("architectures".into(), json!(archs));
+    Value::Object(m)
+}
+
+/// The EAR submodule of one device (AR4SI vector: identity and hardware from the verified chain
+/// to NVIDIA's root; configuration and runtime-opaque from the CC mode; executables from the
+/// measurement comparison).
+pub fn ear_submod(d: &VerifiedDevice, policy_id: Option<&str>) -> Value {
+    let cc = match d.cc_mode.as_str() {
+        "on" => AFFIRMING,
+        "unknown" => WARNING,
+        _ => CONTRAINDICATED,
+    };
+    let exec = match d.claims.measres.as_str() {
+        "success" => AFFIRMING,
+        _ => WARNING,
+    };
+    let vector = TrustVector {
+        instance_identity: if d.nonce_bound {
+            AFFIRMING
+        } else {
+            CONTRAINDICATED
+        },
+        configuration: cc,
+        executables: exec,
+        file_system: NO_CLAIM,
+        hardware: AFFIRMING,
+        runtime_opaque: cc,
+        storage_opaque: NO_CLAIM,
+        sourced_data: NO_CLAIM,
+    };
+    let mut m = Map::new();
+    m.insert("ear.status".into(), vector.status().as_str().into());
+    m.insert(
+        "ear.trustworthiness-vector".into(),
+        serde_json::to_value(vector).unwrap_or(Value::Null),
+    );
+    if let Some(p) = policy_id {
+        m.insert("ear.appraisal-policy-id".into(), p.into());
+    }
+    m.insert("x-enclava-nvidia".into(), device_json(d));
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Through serde, so that fields the evidence crate adds with defaults need no change here.
+    fn claims(nonce: &str, measres: &str) -> NvidiaClaims {
+        serde_json::from_value(json!({
+            "device": "gpu", "arch": "HOPPER", "hwmodel": "GH100 A01 GSP BROM", "ueid": "1",
+            "nonce": nonce, "nonce_verified": false, "driver_version": "550.90.07",
+            "fwid_checked": false, "measres": measres, "measurement_blocks": 0,
+            "leaf_cert_sha256": "",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn nonce_binding_forms() {
+        let rd = br#"{"nonce":"challenge"}"#;
+        let h = hex::encode(Sha256::digest(rd));
+        // Form 1 (trustee): the GPU nonce is SHA-256(runtime data).
+        let (d, failed) = appraise(vec![(claims(&h, "success"), None)], Some(rd));
+        assert!(failed.is_empty(), "{failed:?}");
+        assert!(d[0].nonce_bound);
+        assert_eq!(d[0].cc_mode, "on");
+        // Form 2: the runtime data names it.
+        let rd2 = format!(r#"{{"gpu_nonce":"0x{}"}}"#, "AB".repeat(32));
+        let (_, failed) = appraise(
+            vec![(claims(&"ab".repeat(32), "success"), None)],
+            Some(rd2.as_bytes()),
+        );
+        assert!(failed.is_empty(), "{failed:?}");
+        // Neither: denied; no runtime data: denied.
+        let (_, failed) = appraise(vec![(claims(&"cd".repeat(32), "success"), None)], Some(rd));
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].rule, RULE_GPU_NONCE);
+        let (_, failed) = appraise(vec![(claims(&h, "success"), None)], None);
+        assert_eq!(failed[0].rule, RULE_GPU_NONCE);
+        // A stated "off" is believed (it only denies); "on" does not raise "partial".
+        let (_, failed) = appraise(vec![(claims(&h, "success"), Some("off".into()))], Some(rd));
+        assert_eq!(failed[0].rule, RULE_GPU_CC_MODE);
+        let (d, failed) = appraise(vec![(claims(&h, "partial"), Some("on".into()))], Some(rd));
+        assert_eq!(failed[0].rule, RULE_GPU_CC_MODE);
+        assert_eq!(d[0].cc_mode, "unknown");
+    }
+
+    #[test]
+    fn version_codes_order_driver_versions() {
+        assert_eq!(version_code("550.90.07"), Some(550_090_007));
+        assert_eq!(version_code("545.00"), Some(545_000_000));
+        assert!(version_code("545.00") < version_code("550.90.07"));
+        assert_eq!(version_code("96.00.5E.00.01"), None);
+        assert_eq!(version_code("1.2.3.4"), None);
+        assert_eq!(version_code(""), None);
+        assert_eq!(version_code("1000.0"), None);
+    }
+}
