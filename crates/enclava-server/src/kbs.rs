@@ -8,10 +8,10 @@
 //! |---|---|
 //! | `POST /kbs/v0/auth` | none (rate-limited like `/challenge`) |
 //! | `POST /kbs/v0/attest` | the `kbs-session-id` cookie of `/auth` (rate-limited like `/attest`) |
-//! | `GET /kbs/v0/resource/{repository}/{type}/{tag}` | the attested session cookie, or `Authorization: Bearer <attestation token>` |
-//! | `POST /kbs/v0/resource/{repository}/{type}/{tag}` (body: the raw bytes) | Enclava token, `secrets/set` on the backing secret |
-//! | `DELETE /kbs/v0/resource/{repository}/{type}/{tag}` | Enclava token, `secrets/delete` |
-//! | `GET /kbs/v0/admin/resource/{repository}/{type}/{tag}` (the raw bytes) | Enclava token, `secrets/get` |
+//! | `GET /kbs/v0/resource/{repository}/{resource_type}/{tag}` | the attested session cookie, or `Authorization: Bearer <attestation token>` |
+//! | `POST /kbs/v0/resource/{repository}/{resource_type}/{tag}` (body: the raw bytes) | Enclava token, `secrets/set` on the backing secret |
+//! | `DELETE /kbs/v0/resource/{repository}/{resource_type}/{tag}` | Enclava token, `secrets/delete` |
+//! | `GET /kbs/v0/admin/resource/{repository}/{resource_type}/{tag}` (the raw bytes) | Enclava token, `secrets/get` |
 //! | `GET /kbs/v0/admin/resources` | Enclava token, `secrets/list` |
 //! | `POST /kbs/v0/resource-policy` `{"policy": base64url(rego), "prefix"?: "repo[/type[/tag]]"}` | Enclava token, `policies/manage` |
 //! | `GET /kbs/v0/resource-policy[?prefix=...]` | Enclava token, `policies/manage` |
@@ -151,8 +151,8 @@ impl KbsRoute {
             KbsRoute::Attest => "/kbs/v0/attest",
             KbsRoute::GetResource { .. }
             | KbsRoute::SetResource { .. }
-            | KbsRoute::DeleteResource { .. } => "/kbs/v0/resource/{repository}/{type}/{tag}",
-            KbsRoute::AdminGetResource { .. } => "/kbs/v0/admin/resource/{repository}/{type}/{tag}",
+            | KbsRoute::DeleteResource { .. } => "/kbs/v0/resource/{repository}/{resource_type}/{tag}",
+            KbsRoute::AdminGetResource { .. } => "/kbs/v0/admin/resource/{repository}/{resource_type}/{tag}",
             KbsRoute::ListResources => "/kbs/v0/admin/resources",
             KbsRoute::GetResourcePolicy | KbsRoute::SetResourcePolicy => "/kbs/v0/resource-policy",
             KbsRoute::TestResourcePolicy => "/kbs/v0/admin/resource-policy/test",
