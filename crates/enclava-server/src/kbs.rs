@@ -11,7 +11,7 @@
 //! | `GET /kbs/v0/resource/{repository}/{resource_type}/{tag}` | the attested session cookie, or `Authorization: Bearer <attestation token>` |
 //! | `POST /kbs/v0/resource/{repository}/{resource_type}/{tag}` (body: the raw bytes) | Enclava token, `secrets/set` on the backing secret |
 //! | `DELETE /kbs/v0/resource/{repository}/{resource_type}/{tag}` | Enclava token, `secrets/delete` |
-//! | `GET /kbs/v0/admin/resource/{repository}/{resource_type}/{tag}` (the raw bytes) | Enclava token, `secrets/get` |
+//! | `GET /kbs/v0/admin/resource/{repository}/{resource_type}/{tag}` (`{"path", "value": standard base64}`) | Enclava token, `secrets/get` |
 //! | `GET /kbs/v0/admin/resources` | Enclava token, `secrets/list` |
 //! | `POST /kbs/v0/resource-policy` `{"policy": base64url(rego), "prefix"?: "repo[/type[/tag]]"}` | Enclava token, `policies/manage` |
 //! | `GET /kbs/v0/resource-policy[?prefix=...]` | Enclava token, `policies/manage` |
@@ -463,12 +463,8 @@ pub fn execute(
             let path = ResourcePath::parse(path).map_err(kerr)?;
             let name = resource_secret(&path)?;
             admin_auth(st, headers, ctx, Action::SecretGet, Resource::Secret(name.clone()))?;
-            let bytes = read_resource(st, &name, &path)?;
-            Ok(Reply {
-                status: StatusCode::OK,
-                body: Some(bytes),
-                content_type: "application/octet-stream",
-            })
+            let bytes = zeroize::Zeroizing::new(read_resource(st, &name, &path)?);
+            Reply::json(&json!({"path": path.to_string(), "value": STANDARD.encode(&*bytes)}))
         }
         KbsRoute::ListResources => {
             admin_auth(st, headers, ctx, Action::SecretList, Resource::Vault)?;
@@ -617,7 +613,7 @@ fn auth(st: &AppState, body: &[u8], ctx: &mut KbsCtx) -> Result<Reply, ApiError>
 }
 
 /// The enclava evidence for a CoCo attester's `primary_evidence`.
-fn evidence_of(tee: KbsTee, primary: &Value) -> Result<Evidence, ApiError> {
+fn evidence_of(st: &AppState, tee: KbsTee, primary: &Value) -> Result<Evidence, ApiError> {
     let bad = |m: String| k(ErrorKind::InvalidRequest, format!("tee-evidence: {m}"));
     let b64_member = |name: &str| -> Result<Vec<u8>, ApiError> {
         match primary.get(name) {
@@ -658,9 +654,14 @@ fn evidence_of(tee: KbsTee, primary: &Value) -> Result<Evidence, ApiError> {
             let ev = AzureEvidence::from_coco_json(primary.to_string().as_bytes())
                 .map_err(|e| bad(format!("expected Azure vTPM evidence JSON: {e}")))?;
             if tee == KbsTee::AzSnpVtpm {
+                // The evidence carries the VCEK only: the ASK and ARK come from the collateral
+                // directory (as trustee ships them built in).
+                let certs_der = enclava_evidence::azure::parse_hcl_report(&ev.hcl_report)
+                    .map(|h| st.attestation.snp_certs(&h.hardware_report))
+                    .unwrap_or_default();
                 Evidence::AzureSnp {
                     evidence: Box::new(ev),
-                    certs_der: Vec::new(),
+                    certs_der,
                     crls_der: Vec::new(),
                 }
             } else {
@@ -687,18 +688,37 @@ fn binding_field(tee: KbsTee, c: &Claims) -> Result<Vec<u8>, ApiError> {
         .map_err(|_| ApiError::internal("verified claims carry report data that is not hex"))
 }
 
-/// The init-data field of verified claims: SNP HOSTDATA, TDX MRCONFIGID (`None`: the TEE has no
-/// such field this server checks).
-fn init_data_field(c: &Claims) -> Option<(&'static str, Vec<u8>)> {
+/// Where verified claims carry the init-data digest, and the value that field must hold:
+/// SNP HOSTDATA and TDX MRCONFIGID the digest itself (fitted to the field); an Azure vTPM's
+/// PCR 8 the extension of a zero PCR by it, SHA-256(0^32 || digest fitted to 32 bytes), as
+/// CoCo's guests extend it and trustee checks it. `None`: the TEE has no such field (`sample`).
+fn init_data_field(
+    c: &Claims,
+    d: &enclava_kbs::initdata::InitDataDigest,
+) -> Option<(&'static str, Vec<u8>, enclava_kbs::initdata::InitDataDigest)> {
+    use sha2::Digest;
     let v = serde_json::to_value(c).ok()?;
-    let (name, hexv) = if let Some(h) = v.pointer("/snp/host_data").and_then(Value::as_str) {
-        ("HOSTDATA", h.to_string())
-    } else if let Some(h) = v.pointer("/tdx/mr_config_id").and_then(Value::as_str) {
-        ("MRCONFIGID", h.to_string())
-    } else {
-        return None;
-    };
-    hex::decode(hexv).ok().map(|b| (name, b))
+    let hex_at = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
+    if let Some(h) = hex_at("/snp/host_data") {
+        return hex::decode(h).ok().map(|b| ("HOSTDATA", b, d.clone()));
+    }
+    if let Some(h) = hex_at("/tdx/mr_config_id") {
+        return hex::decode(h).ok().map(|b| ("MRCONFIGID", b, d.clone()));
+    }
+    if c.azure.is_some() {
+        // A PCR 8 the quote does not cover is an empty field: the check then refuses.
+        let pcr = hex_at("/azure/pcrs/8")
+            .and_then(|h| hex::decode(h).ok())
+            .unwrap_or_default();
+        let mut input = [0u8; 64];
+        input[32..].copy_from_slice(&enclava_kbs::binding::fit(&d.digest, 32));
+        let expected = enclava_kbs::initdata::InitDataDigest {
+            algorithm: d.algorithm,
+            digest: sha2::Sha256::digest(input).to_vec(),
+        };
+        return Some(("PCR 8", pcr, expected));
+    }
+    None
 }
 
 fn attest(
@@ -754,7 +774,7 @@ fn attest(
         Err(e) => return Err(store_err(e)),
     }
 
-    let evidence = evidence_of(session.tee, &req.primary_evidence)?;
+    let evidence = evidence_of(st, session.tee, &req.primary_evidence)?;
     let a = &st.attestation;
     let svc = a.service(st)?;
     let now = a
@@ -805,9 +825,9 @@ fn attest(
     }));
     if let Some(init) = &req.init_data {
         let d = enclava_kbs::initdata::digest(&init.body).map_err(kerr)?;
-        let checked = match init_data_field(&claims) {
-            Some((name, field)) => {
-                enclava_kbs::initdata::check(&d, &field, name).map_err(kerr)?;
+        let checked = match init_data_field(&claims, &d) {
+            Some((name, field, expected)) => {
+                enclava_kbs::initdata::check(&expected, &field, name).map_err(kerr)?;
                 Some(name)
             }
             None => None,
@@ -958,6 +978,28 @@ fn get_resource(
     Reply::json(&jwe)
 }
 
+/// The resource policy's input: the token claims, plus the EAR appraisal (`x-enclava-ear`)
+/// lifted to the top level as trustee's tokens carry it (`eat_profile`, `ear.verifier-id`,
+/// `submods`), its one submodule also under the name `cpu0` that trustee's policies read
+/// (`input.submods.cpu0["ear.status"]`). Claims already at the top level win.
+pub fn policy_input(claims: &Value) -> Value {
+    let mut input = claims.clone();
+    let ear = claims.get(enclava_token::ear::EMBED_CLAIM).cloned();
+    if let (Some(Value::Object(ear)), Value::Object(top)) = (ear, &mut input) {
+        for (k, v) in ear {
+            top.entry(k).or_insert(v);
+        }
+        if let Some(Value::Object(sub)) = top.get_mut("submods")
+            && sub.len() == 1
+            && !sub.contains_key("cpu0")
+            && let Some(only) = sub.values().next().cloned()
+        {
+            sub.insert("cpu0".into(), only);
+        }
+    }
+    input
+}
+
 fn evaluate(
     text: &str,
     claims: &Value,
@@ -968,7 +1010,10 @@ fn evaluate(
     // compile cost (well under a millisecond for policies of this size).
     let p = enclava_policy::kbs::ResourcePolicy::compile("resource-policy.rego", text)
         .map_err(|e| ApiError::internal(format!("stored resource policy does not compile: {e}")))?;
-    p.evaluate(claims, &enclava_policy::kbs::resource_data(&path.to_string(), query))
+    p.evaluate(
+        &policy_input(claims),
+        &enclava_policy::kbs::resource_data(&path.to_string(), query),
+    )
         .map_err(|e| k(ErrorKind::PolicyDeny, format!("resource policy failed to evaluate: {e}")))
 }
 

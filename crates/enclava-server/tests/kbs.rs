@@ -34,6 +34,8 @@ default allow := false
 
 allow if {
     input["x-enclava-tee"] == "sample"
+    # trustee's shape: the EAR appraisal at the top level, its submodule as cpu0
+    input.submods.cpu0["ear.status"] != ""
     count(deny) == 0
 }
 
@@ -422,7 +424,11 @@ fn admin_routes_need_enclava_roles() {
     assert_eq!(r.status, 403, "{}", r.text);
     // The admin reads back exactly the bytes, lists, deletes, and sets again.
     let r = s.get("/kbs/v0/admin/resource/default/key/1", Some(&admin));
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        STANDARD.decode(r.body["value"].as_str().unwrap()).unwrap(),
+        b"\x00\x01\x02 resource one \xff"
+    );
     let r = s.get("/kbs/v0/admin/resources", Some(&admin));
     let paths: Vec<&str> = r.body["resources"]
         .as_array()
@@ -466,4 +472,213 @@ fn admin_routes_need_enclava_roles() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["allowed"], false);
     assert_eq!(r.body["failed"][0]["rule"], "key_2_closed");
+}
+
+/// A handshake started on replica A (auth) is finished on replica B (attest) and the resource
+/// fetched on A again with B's cookie: sessions are in the shared database. Needs
+/// `ENCLAVA_TEST_POSTGRES_URL` (scripts/postgres-test.sh); skipped with a notice without it.
+#[test]
+fn a_handshake_started_on_one_replica_finishes_on_another() {
+    use common::postgres::{admin_token, fresh_database_url, postgres_url};
+    let Some(base) = postgres_url() else { return };
+    let url = fresh_database_url(&base, "kbs", "handshake");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = || {
+        PartialConfig {
+            addr: Some("127.0.0.1:0".into()),
+            data_dir: Some(data.clone()),
+            dev: Some(true),
+            store: Some(enclava_server::StoreUrl::new(&url)),
+            public_url: Some("https://replicas.enclava.test".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap()
+    };
+    let a = start_with(config());
+    let b = start_with(config());
+    let admin = admin_token(&data);
+    provision(&a, &admin);
+    // Policies and resources written on A are read by B through the shared database (the
+    // appraisal-policy cache revalidates within a second).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    let key = TeeKey::ec();
+    let on_a = Client::start(&a);
+    let on_b = Client {
+        s: &b,
+        cookie: on_a.cookie.clone(),
+        nonce: on_a.nonce.clone(),
+    };
+    let r = on_b.attest(&key);
+    assert_eq!(r.status, 200, "attest on B of A's session: {}", r.text);
+    // Back on A with the same (now attested) session.
+    let r = on_a.resource("default/key/1");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(key.decrypt(&r.body), b"\x00\x01\x02 resource one \xff");
+    // The nonce is spent for both replicas.
+    assert_eq!(kind(&on_a.attest(&key)), "InvalidNonce");
+}
+
+/// The real Azure SEV-SNP vTPM evidence (trustee's test vectors, exactly what CoCo's
+/// az-snp-vtpm attester sends) attests through `/kbs/v0/attest`.
+///
+/// Their TPM quotes commit to the fixed nonce "challenge" (v0, v1) or to a fixed 48-byte value
+/// (v2), never to a JCS binding of a session we could create, so the test builds the session
+/// itself: it writes the session row straight into the server's database (`kbs_sessions`,
+/// state `pending`) with `expected_report_data` set to the value in the evidence's quote, which
+/// the server then requires instead of the JCS digest. No route can set that member; the
+/// comparison against the verified quote still runs. A session made by `/auth` expects the JCS
+/// digest, and the same evidence is refused with `BindingMismatch`.
+#[test]
+fn azure_snp_vtpm_vectors_attest_and_are_refused_without_their_binding() {
+    let Some(vectors) = enclava_testvectors::dir() else {
+        return;
+    };
+    let at = "2025-06-01T00:00:00Z";
+    let collateral = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        vectors.join("sev-snp/google-go-sev-guest/ask_ark_milan.pem"),
+        collateral.path().join("ask_ark_milan.pem"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PartialConfig {
+        addr: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().join("data")),
+        dev: Some(true),
+        attestation: Some(AttestationSettings {
+            verification_time: Some(at.into()),
+            collateral_dir: Some(collateral.path().to_path_buf()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let mut s = start_with(cfg);
+    s.dir = dir;
+    let admin = s.admin_token();
+    // An appraisal policy that admits these (debug-free, recorded) VMs: no revocation data is
+    // in the vectors, which the default azure-snp policy requires.
+    let policy = "package enclava.appraisal\nimport rego.v1\ndefault allow := false\nallow if input.claims.tee == \"azure-snp\"\n";
+    let r = s.call(
+        "PUT",
+        "/policies/azure-snp",
+        Some(&admin),
+        Some(policy.as_bytes()),
+        &[("Content-Type", "text/plain")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let db = rusqlite::Connection::open(dir_of(&s).join("vault.db")).unwrap();
+    let key = TeeKey::ec();
+    let (jwk, _) = key.jwk();
+    let v2_nonce = "982f5c6e45df0ed3f10b6f60b02f0c8390e281300f3805e2279c16168cd6ae9aa398f647caa2338748cd0fd9f5f819ef";
+    for (version, quote_nonce) in [
+        ("v0", hex::encode(b"challenge")),
+        ("v1", hex::encode(b"challenge")),
+        ("v2", v2_nonce.to_string()),
+    ] {
+        let evidence: Value = serde_json::from_slice(
+            &std::fs::read(vectors.join(format!(
+                "azure-cvm/trustee-az-snp-vtpm/evidence-{version}.json"
+            )))
+            .unwrap(),
+        )
+        .unwrap();
+        let body = |nonce: &str| {
+            json!({
+                "runtime-data": {"nonce": nonce, "tee-pubkey": jwk},
+                "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
+            })
+            .to_string()
+        };
+
+        // The session built by the test around the recorded quote.
+        let id = format!("{:032x}", 0xa2u128 + version.as_bytes()[1] as u128);
+        let now = chrono::Utc::now().timestamp();
+        let row = json!({
+            "tee": "az-snp-vtpm", "hash": "sha384", "nonce": "recorded", "created": now,
+            "expires": now + 300, "state": "pending", "expected_report_data": quote_nonce,
+        });
+        db.execute(
+            "INSERT INTO kbs_sessions (k, v) VALUES (?1, ?2)",
+            rusqlite::params![id, serde_json::to_vec(&row).unwrap()],
+        )
+        .unwrap();
+        let cookie = format!("kbs-session-id={id}");
+        let r = s.call(
+            "POST",
+            "/kbs/v0/attest",
+            None,
+            Some(body("recorded").as_bytes()),
+            &[("Cookie", &cookie)],
+        );
+        assert_eq!(r.status, 200, "{version}: {}", r.text);
+        let token = r.body["token"].as_str().unwrap();
+        let claims: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["x-enclava-tee"], "azure-snp", "{version}");
+        assert_eq!(claims["x-ms-attestation-type"], "azurevm", "{version}");
+        assert_eq!(
+            claims["x-ms-isolation-tee"]["x-ms-attestation-type"], "sevsnpvm",
+            "{version}"
+        );
+        assert_eq!(claims["x-enclava-kbs"]["tee"], "az-snp-vtpm");
+        assert_eq!(claims["x-enclava-kbs"]["tee-pubkey"], jwk);
+
+        // Init-data these VMs were not launched with: PCR 8 does not hold its extension.
+        let id2 = format!("{:032x}", 0xb2u128 + version.as_bytes()[1] as u128);
+        db.execute(
+            "INSERT INTO kbs_sessions (k, v) VALUES (?1, ?2)",
+            rusqlite::params![id2, serde_json::to_vec(&row).unwrap()],
+        )
+        .unwrap();
+        let mut with_init: Value = serde_json::from_str(&body("recorded")).unwrap();
+        with_init["init-data"] = json!({"format": "toml",
+            "body": "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n"});
+        let r = s.call(
+            "POST",
+            "/kbs/v0/attest",
+            None,
+            Some(with_init.to_string().as_bytes()),
+            &[("Cookie", &format!("kbs-session-id={id2}"))],
+        );
+        assert_eq!(r.status, 401, "{version}: {}", r.text);
+        assert_eq!(kind(&r), "InitDataMismatch", "{version}: {}", r.text);
+
+        // A real session (from /auth): the quote does not carry its JCS binding.
+        let r = s.post(
+            "/kbs/v0/auth",
+            None,
+            &json!({"version": "0.4.0", "tee": "az-snp-vtpm", "extra-params": ""}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        let cookie = r.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+        let nonce = r.body["nonce"].as_str().unwrap().to_string();
+        let r = s.call(
+            "POST",
+            "/kbs/v0/attest",
+            None,
+            Some(body(&nonce).as_bytes()),
+            &[("Cookie", &cookie)],
+        );
+        assert_eq!(r.status, 401, "{version}: {}", r.text);
+        assert_eq!(kind(&r), "BindingMismatch", "{version}: {}", r.text);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains(&quote_nonce),
+            "{}",
+            r.text
+        );
+    }
+}
+
+fn dir_of(s: &TestServer) -> std::path::PathBuf {
+    common::data_dir_of(s)
 }
