@@ -151,8 +151,12 @@ impl KbsRoute {
             KbsRoute::Attest => "/kbs/v0/attest",
             KbsRoute::GetResource { .. }
             | KbsRoute::SetResource { .. }
-            | KbsRoute::DeleteResource { .. } => "/kbs/v0/resource/{repository}/{resource_type}/{tag}",
-            KbsRoute::AdminGetResource { .. } => "/kbs/v0/admin/resource/{repository}/{resource_type}/{tag}",
+            | KbsRoute::DeleteResource { .. } => {
+                "/kbs/v0/resource/{repository}/{resource_type}/{tag}"
+            }
+            KbsRoute::AdminGetResource { .. } => {
+                "/kbs/v0/admin/resource/{repository}/{resource_type}/{tag}"
+            }
             KbsRoute::ListResources => "/kbs/v0/admin/resources",
             KbsRoute::GetResourcePolicy | KbsRoute::SetResourcePolicy => "/kbs/v0/resource-policy",
             KbsRoute::TestResourcePolicy => "/kbs/v0/admin/resource-policy/test",
@@ -248,7 +252,10 @@ pub fn error_response(e: ApiError) -> Response {
 
 fn store_err(e: StoreError) -> ApiError {
     if e.is_unavailable() {
-        return k(ErrorKind::Unavailable, "the database is unavailable: retry later");
+        return k(
+            ErrorKind::Unavailable,
+            "the database is unavailable: retry later",
+        );
     }
     ApiError::internal(format!("session storage failed: {e}"))
 }
@@ -331,10 +338,15 @@ fn set_cookie(st: &AppState, id: &str, expires: i64) -> String {
     } else {
         "; Secure"
     };
-    format!("{SESSION_COOKIE}={id}; Expires={when}; Path=/kbs/v0; HttpOnly; SameSite=Strict{secure}")
+    format!(
+        "{SESSION_COOKIE}={id}; Expires={when}; Path=/kbs/v0; HttpOnly; SameSite=Strict{secure}"
+    )
 }
 
-fn load_session(st: &AppState, headers: &HeaderMap) -> Result<(String, Session, Vec<u8>), ApiError> {
+fn load_session(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<(String, Session, Vec<u8>), ApiError> {
     let Some(id) = cookie_session(headers) else {
         return Err(k(
             ErrorKind::MissingCookie,
@@ -441,7 +453,13 @@ pub fn execute(
         KbsRoute::SetResource { path } => {
             let path = ResourcePath::parse(path).map_err(kerr)?;
             let name = resource_secret(&path)?;
-            admin_auth(st, headers, ctx, Action::SecretSet, Resource::Secret(name.clone()))?;
+            admin_auth(
+                st,
+                headers,
+                ctx,
+                Action::SecretSet,
+                Resource::Secret(name.clone()),
+            )?;
             let b = set_secret(st, &name, STANDARD.encode(body), RESOURCE_CONTENT_TYPE)?;
             ctx.detail = Some(format!("resource {path} version {}", version_of(&b.id)));
             Reply::json(&json!({"path": path.to_string(), "version": version_of(&b.id)}))
@@ -456,13 +474,21 @@ pub fn execute(
                 Action::SecretDelete,
                 Resource::Secret(name.clone()),
             )?;
-            st.vault.delete_secret(&name).map_err(|e| missing(e, &path))?;
+            st.vault
+                .delete_secret(&name)
+                .map_err(|e| missing(e, &path))?;
             Ok(Reply::empty(StatusCode::NO_CONTENT))
         }
         KbsRoute::AdminGetResource { path } => {
             let path = ResourcePath::parse(path).map_err(kerr)?;
             let name = resource_secret(&path)?;
-            admin_auth(st, headers, ctx, Action::SecretGet, Resource::Secret(name.clone()))?;
+            admin_auth(
+                st,
+                headers,
+                ctx,
+                Action::SecretGet,
+                Resource::Secret(name.clone()),
+            )?;
             let bytes = zeroize::Zeroizing::new(read_resource(st, &name, &path)?);
             Reply::json(&json!({"path": path.to_string(), "value": STANDARD.encode(&*bytes)}))
         }
@@ -494,7 +520,9 @@ pub fn execute(
             let req: PolicyBody = serde_json::from_slice(body).map_err(|e| {
                 k(
                     ErrorKind::InvalidRequest,
-                    format!("body: expected {{\"policy\": base64url(rego), \"prefix\"?: string}}: {e}"),
+                    format!(
+                        "body: expected {{\"policy\": base64url(rego), \"prefix\"?: string}}: {e}"
+                    ),
                 )
             })?;
             let prefix = policy_prefix(req.prefix.as_deref().unwrap_or(""))?;
@@ -605,7 +633,11 @@ fn auth(st: &AppState, body: &[u8], ctx: &mut KbsCtx) -> Result<Reply, ApiError>
         .map_err(store_err)?;
     st.kbs_sessions.created();
     ctx.set_cookie = Some(set_cookie(st, &id, s.expires));
-    ctx.detail = Some(format!("tee={} hash={}", req.tee.as_str(), req.hash.as_str()));
+    ctx.detail = Some(format!(
+        "tee={} hash={}",
+        req.tee.as_str(),
+        req.hash.as_str()
+    ));
     Reply::json(&Challenge {
         nonce,
         extra_params: Value::String(String::new()),
@@ -777,10 +809,7 @@ fn attest(
     let evidence = evidence_of(st, session.tee, &req.primary_evidence)?;
     let a = &st.attestation;
     let svc = a.service(st)?;
-    let now = a
-        .config
-        .verification_time
-        .unwrap_or_else(Utc::now);
+    let now = a.config.verification_time.unwrap_or_else(Utc::now);
     let claims = svc.verify_evidence(&evidence, now).map_err(|e| {
         k(
             ErrorKind::AttestationFailed,
@@ -819,10 +848,13 @@ fn attest(
     let mut kbs_claim = Map::new();
     kbs_claim.insert("tee".into(), session.tee.as_str().into());
     kbs_claim.insert("tee-pubkey".into(), req.tee_pubkey_jwk.clone());
-    kbs_claim.insert("runtime-data-hash".into(), json!({
-        "algorithm": session.hash.as_str(),
-        "digest": hex::encode(&digest),
-    }));
+    kbs_claim.insert(
+        "runtime-data-hash".into(),
+        json!({
+            "algorithm": session.hash.as_str(),
+            "digest": hex::encode(&digest),
+        }),
+    );
     if let Some(init) = &req.init_data {
         let d = enclava_kbs::initdata::digest(&init.body).map_err(kerr)?;
         let checked = match init_data_field(&claims, &d) {
@@ -852,7 +884,11 @@ fn attest(
             e.to_string()
         } else {
             let d: Vec<String> = failed.iter().map(ToString::to_string).collect();
-            format!("denied by the {} appraisal policy: {}", session.tee.as_str(), d.join("; "))
+            format!(
+                "denied by the {} appraisal policy: {}",
+                session.tee.as_str(),
+                d.join("; ")
+            )
         };
         k(ErrorKind::AttestationFailed, detail)
     })?;
@@ -890,7 +926,10 @@ fn resource_claims(st: &AppState, headers: &HeaderMap) -> Result<Value, ApiError
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     if let Some(token) = bearer {
         let a = &st.attestation;
@@ -956,13 +995,18 @@ fn get_resource(
         ctx.detail = Some("no resource policy".into());
         return Err(k(
             ErrorKind::PolicyDeny,
-            format!("no resource policy covers {path}: default deny (set one with `enclava kbs policy set`)"),
+            format!(
+                "no resource policy covers {path}: default deny (set one with `enclava kbs policy set`)"
+            ),
         ));
     };
     let d = evaluate(&text, &claims, &path, &q)?;
     if !d.allowed {
         let reasons: Vec<String> = d.failed.iter().map(ToString::to_string).collect();
-        ctx.detail = Some(format!("policy prefix {prefix:?} denied: {}", reasons.join("; ")));
+        ctx.detail = Some(format!(
+            "policy prefix {prefix:?} denied: {}",
+            reasons.join("; ")
+        ));
         return Err(k(
             ErrorKind::PolicyDeny,
             format!(
@@ -1014,7 +1058,12 @@ fn evaluate(
         &policy_input(claims),
         &enclava_policy::kbs::resource_data(&path.to_string(), query),
     )
-        .map_err(|e| k(ErrorKind::PolicyDeny, format!("resource policy failed to evaluate: {e}")))
+    .map_err(|e| {
+        k(
+            ErrorKind::PolicyDeny,
+            format!("resource policy failed to evaluate: {e}"),
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1096,9 +1145,18 @@ fn decode_policy(p: &str) -> Result<String, ApiError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(p.trim_end_matches('='))
         .or_else(|_| STANDARD.decode(p))
-        .map_err(|_| k(ErrorKind::InvalidRequest, "policy: expected base64url of the Rego text"))?;
-    String::from_utf8(bytes)
-        .map_err(|_| k(ErrorKind::InvalidRequest, "policy: expected UTF-8 Rego text"))
+        .map_err(|_| {
+            k(
+                ErrorKind::InvalidRequest,
+                "policy: expected base64url of the Rego text",
+            )
+        })?;
+    String::from_utf8(bytes).map_err(|_| {
+        k(
+            ErrorKind::InvalidRequest,
+            "policy: expected UTF-8 Rego text",
+        )
+    })
 }
 
 fn version_of(id: &str) -> String {
@@ -1129,16 +1187,22 @@ fn set_secret(
 
 fn missing(e: VaultError, path: &ResourcePath) -> ApiError {
     match e {
-        VaultError::SecretNotFound { .. } => {
-            k(ErrorKind::ResourceNotFound, format!("no resource at {path}"))
-        }
+        VaultError::SecretNotFound { .. } => k(
+            ErrorKind::ResourceNotFound,
+            format!("no resource at {path}"),
+        ),
         other => vault_err(other),
     }
 }
 
 fn read_resource(st: &AppState, name: &str, path: &ResourcePath) -> Result<Vec<u8>, ApiError> {
-    let b = st.vault.get_secret(name, None).map_err(|e| missing(e, path))?;
-    let v = b.value.ok_or_else(|| ApiError::internal("resource secret without a value"))?;
+    let b = st
+        .vault
+        .get_secret(name, None)
+        .map_err(|e| missing(e, path))?;
+    let v = b
+        .value
+        .ok_or_else(|| ApiError::internal("resource secret without a value"))?;
     STANDARD
         .decode(v.as_str())
         .map_err(|_| ApiError::internal("stored resource is not base64"))
@@ -1146,9 +1210,7 @@ fn read_resource(st: &AppState, name: &str, path: &ResourcePath) -> Result<Vec<u
 
 fn read_policy(st: &AppState, prefix: &str) -> Result<Option<(String, String)>, ApiError> {
     match st.vault.get_secret(&policy_secret(prefix), None) {
-        Ok(b) => Ok(b
-            .value
-            .map(|v| (v.as_str().to_string(), version_of(&b.id)))),
+        Ok(b) => Ok(b.value.map(|v| (v.as_str().to_string(), version_of(&b.id)))),
         Err(VaultError::SecretNotFound { .. }) => Ok(None),
         Err(e) => Err(vault_err(e)),
     }
@@ -1214,7 +1276,10 @@ mod tests {
                 path: "default/key/1".into()
             }))
         );
-        assert_eq!(r(Method::GET, "/kbs/v1/auth"), Some(Err(RouteError::NotFound)));
+        assert_eq!(
+            r(Method::GET, "/kbs/v1/auth"),
+            Some(Err(RouteError::NotFound))
+        );
         assert!(r(Method::GET, "/keys/x").is_none());
         assert!(matches!(
             r(Method::GET, "/kbs/v0/auth"),

@@ -228,9 +228,8 @@ impl<'a> Client<'a> {
 
     /// The runtime-data binding this client puts into its report: SHA-384 of the JCS document.
     fn report_data(&self, jcs_jwk: &str, nonce: &str) -> Vec<u8> {
-        let doc = format!(
-            r#"{{"additional-evidence":"","nonce":"{nonce}","tee-pubkey":{jcs_jwk}}}"#
-        );
+        let doc =
+            format!(r#"{{"additional-evidence":"","nonce":"{nonce}","tee-pubkey":{jcs_jwk}}}"#);
         sha2::Sha384::digest(doc.as_bytes()).to_vec()
     }
 
@@ -286,7 +285,11 @@ fn sample_flow_end_to_end_with_ec_and_rsa_keys_and_every_refusal() {
     let c = Client::start(&s);
     let r = c.attest(&key);
     assert_eq!(r.status, 200, "{}", r.text);
-    assert!(r.header("set-cookie").unwrap().starts_with("kbs-session-id="));
+    assert!(
+        r.header("set-cookie")
+            .unwrap()
+            .starts_with("kbs-session-id=")
+    );
     let token = r.body["token"].as_str().unwrap().to_string();
     let r = c.resource("default/key/1");
     assert_eq!(r.status, 200, "{}", r.text);
@@ -314,7 +317,11 @@ fn sample_flow_end_to_end_with_ec_and_rsa_keys_and_every_refusal() {
     let r = c.resource("default/key/2");
     assert_eq!(r.status, 401, "{}", r.text);
     assert_eq!(kind(&r), "PolicyDeny");
-    assert!(r.body["detail"].as_str().unwrap().contains("key_2_closed"), "{}", r.text);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("key_2_closed"),
+        "{}",
+        r.text
+    );
     // No such resource.
     let r = c.resource("default/key/3");
     assert_eq!(r.status, 404, "{}", r.text);
@@ -361,7 +368,10 @@ fn sample_flow_end_to_end_with_ec_and_rsa_keys_and_every_refusal() {
     let r = s.post("/kbs/v0/attest", None, &json!({}));
     assert_eq!(kind(&r), "MissingCookie", "{}", r.text);
     let fresh = Client::start(&s);
-    assert_eq!(kind(&fresh.resource("default/key/1")), "UnAuthenticatedCookie");
+    assert_eq!(
+        kind(&fresh.resource("default/key/1")),
+        "UnAuthenticatedCookie"
+    );
 
     // A tampered token.
     let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
@@ -372,8 +382,10 @@ fn sample_flow_end_to_end_with_ec_and_rsa_keys_and_every_refusal() {
     // Releases are audited with the policy prefix that allowed them.
     let audit = s.audit_entries(&admin);
     assert!(
-        audit.iter().any(|e| e.to_string().contains("kbs/resource/default/key/1")
-            && e.to_string().contains("released under policy prefix")),
+        audit
+            .iter()
+            .any(|e| e.to_string().contains("kbs/resource/default/key/1")
+                && e.to_string().contains("released under policy prefix")),
         "no release in the audit log"
     );
 }
@@ -437,7 +449,13 @@ fn admin_routes_need_enclava_roles() {
         .map(|x| x["path"].as_str().unwrap())
         .collect();
     assert_eq!(paths, ["default/key/1", "default/key/2"], "{}", r.text);
-    let r = s.call("DELETE", "/kbs/v0/resource/default/key/2", Some(&admin), None, &[]);
+    let r = s.call(
+        "DELETE",
+        "/kbs/v0/resource/default/key/2",
+        Some(&admin),
+        None,
+        &[],
+    );
     assert_eq!(r.status, 204, "{}", r.text);
     let r = s.get("/kbs/v0/admin/resource/default/key/2", Some(&admin));
     assert_eq!(r.status, 404, "{}", r.text);
@@ -660,7 +678,13 @@ fn azure_snp_vtpm_vectors_attest_and_are_refused_without_their_binding() {
             &json!({"version": "0.4.0", "tee": "az-snp-vtpm", "extra-params": ""}),
         );
         assert_eq!(r.status, 200, "{}", r.text);
-        let cookie = r.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+        let cookie = r
+            .header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
         let nonce = r.body["nonce"].as_str().unwrap().to_string();
         let r = s.call(
             "POST",

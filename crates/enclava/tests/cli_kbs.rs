@@ -104,12 +104,16 @@ fn kbs_resource_and_policy_commands() {
 
     // Bad path: exit 2 before anything is sent.
     assert_eq!(
-        s.run(&["kbs", "resource", "set", "a/b", "--file", &f]).status.code(),
+        s.run(&["kbs", "resource", "set", "a/b", "--file", &f])
+            .status
+            .code(),
         Some(2)
     );
     // Unknown resource: the server says no (exit 1).
     assert_eq!(
-        s.run(&["kbs", "resource", "get", "default/key/404"]).status.code(),
+        s.run(&["kbs", "resource", "get", "default/key/404"])
+            .status
+            .code(),
         Some(1)
     );
 
@@ -121,18 +125,34 @@ fn kbs_resource_and_policy_commands() {
     let yes = write(tmp.path(), "yes.json", br#"{"tee":"sample"}"#);
     let no = write(tmp.path(), "no.json", br#"{"tee":"snp"}"#);
     ok(&s.run(&[
-        "kbs", "policy", "test", "--path", "default/key/1", "--claims", &yes,
+        "kbs",
+        "policy",
+        "test",
+        "--path",
+        "default/key/1",
+        "--claims",
+        &yes,
     ]));
     assert_eq!(
-        s.run(&["kbs", "policy", "test", "--path", "default/key/1", "--claims", &no])
-            .status
-            .code(),
+        s.run(&[
+            "kbs",
+            "policy",
+            "test",
+            "--path",
+            "default/key/1",
+            "--claims",
+            &no
+        ])
+        .status
+        .code(),
         Some(1)
     );
 
     ok(&s.run(&["kbs", "resource", "delete", "default/key/1"]));
     assert_eq!(
-        s.run(&["kbs", "resource", "get", "default/key/1"]).status.code(),
+        s.run(&["kbs", "resource", "get", "default/key/1"])
+            .status
+            .code(),
         Some(1)
     );
 }

@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::client::{
-    CliError, CliResult, Client, ClientOpts, b64url, finish, print_fields, print_json,
-    print_table, read_input, usage, write_output,
+    CliError, CliResult, Client, ClientOpts, b64url, finish, print_fields, print_json, print_table,
+    read_input, usage, write_output,
 };
 
 #[derive(Debug, clap::Args)]
@@ -231,7 +231,12 @@ fn kbs(args: KbsArgs) -> CliResult<()> {
                 body["policy"] = json!(b64url(read_text(f, "policy")?.as_bytes()));
             }
             c = Client::new(&args.client)?;
-            let v = c.call("POST", "/kbs/v0/admin/resource-policy/test", &[], Some(&body))?;
+            let v = c.call(
+                "POST",
+                "/kbs/v0/admin/resource-policy/test",
+                &[],
+                Some(&body),
+            )?;
             print_json(&v);
             if v["allowed"] == true {
                 Ok(())

@@ -14,10 +14,10 @@ pub mod server;
 // BEGIN vault-client commands (CLI helper)
 pub mod audit;
 pub mod client;
+pub mod kbs;
 pub mod key;
 pub mod operator;
 pub mod secret;
-pub mod kbs;
 // END vault-client commands
 // BEGIN attestation commands
 pub mod attest;
