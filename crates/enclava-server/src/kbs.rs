@@ -547,10 +547,8 @@ pub fn execute(
                     "policy": URL_SAFE_NO_PAD.encode(text.as_bytes()),
                     "version": version,
                 })),
-                None => Err(k(
-                    ErrorKind::ResourceNotFound,
-                    format!("no resource policy for prefix {prefix:?}"),
-                )),
+                // No policy is a state (every path under it is denied), not a missing route.
+                None => Reply::json(&json!({"prefix": prefix, "policy": null, "version": null})),
             }
         }
         KbsRoute::SetResourcePolicy => {

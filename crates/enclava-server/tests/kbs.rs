@@ -467,6 +467,10 @@ fn admin_routes_need_enclava_roles() {
         &[("Content-Type", "application/octet-stream")],
     );
     assert_eq!(r.status, 200, "{}", r.text);
+    // No policy for a prefix is an answer, not a 404.
+    let r = s.get("/kbs/v0/resource-policy?prefix=other", Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body["policy"].is_null(), "{}", r.text);
     // The resource policy reads back; a broken one is refused and never stored.
     let r = s.get("/kbs/v0/resource-policy", Some(&admin));
     assert_eq!(

@@ -216,6 +216,11 @@ fn kbs(args: KbsArgs) -> CliResult<()> {
                 print_json(&v);
                 return Ok(());
             }
+            if v["policy"].is_null() {
+                return Err(CliError::Negative(format!(
+                    "no resource policy for prefix {prefix:?}: requests under it are denied"
+                )));
+            }
             let text = v["policy"]
                 .as_str()
                 .and_then(|p| super::client::decode_b64("policy", p).ok())
