@@ -494,6 +494,29 @@ fn admin_routes_need_enclava_roles() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["allowed"], false);
     assert_eq!(r.body["failed"][0]["rule"], "key_2_closed");
+
+    // Per prefix: the longest prefix with a policy decides.
+    let closed = "package policy\nimport rego.v1\ndefault allow := false\ndeny contains \"key_prefix_closed\" if true\n";
+    let r = s.post(
+        "/kbs/v0/resource-policy",
+        Some(&admin),
+        &json!({"policy": b64u(closed.as_bytes()), "prefix": "default/key"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let test = |path: &str| {
+        s.post(
+            "/kbs/v0/admin/resource-policy/test",
+            Some(&admin),
+            &json!({"path": path, "claims": {"x-enclava-tee": "sample", "x-enclava-ear": {"submods": {"sample": {"ear.status": "warning"}}}}}),
+        )
+    };
+    let r = test("default/key/1");
+    assert_eq!(r.body["prefix"], "default/key", "{}", r.text);
+    assert_eq!(r.body["allowed"], false);
+    assert_eq!(r.body["failed"][0]["rule"], "key_prefix_closed");
+    let r = test("default/cert/1");
+    assert_eq!(r.body["prefix"], "", "{}", r.text);
+    assert_eq!(r.body["allowed"], true, "{}", r.text);
 }
 
 /// A handshake started on replica A (auth) is finished on replica B (attest) and the resource
