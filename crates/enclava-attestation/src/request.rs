@@ -194,6 +194,10 @@ pub enum Evidence {
     Sim {
         evidence: Vec<u8>,
     },
+    /// Confidential Containers' `sample` evidence (JSON), see [`enclava_evidence::sample`].
+    Sample {
+        evidence: Vec<u8>,
+    },
 }
 
 impl Evidence {
@@ -205,6 +209,7 @@ impl Evidence {
             Evidence::AzureSnp { .. } => Tee::AzureSnp,
             Evidence::AzureTdx { .. } => Tee::AzureTdx,
             Evidence::Sim { .. } => Tee::Sim,
+            Evidence::Sample { .. } => Tee::Sample,
         }
     }
 }
@@ -375,6 +380,12 @@ impl AttestRequest {
                 no("crls", crls.is_some())?;
                 no("collateral", collateral.is_some())?;
                 Evidence::Sim { evidence: raw }
+            }
+            Tee::Sample => {
+                no("certs", certs.is_some())?;
+                no("crls", crls.is_some())?;
+                no("collateral", collateral.is_some())?;
+                Evidence::Sample { evidence: raw }
             }
         };
         let challenge = nonce_field(&obj)?;
