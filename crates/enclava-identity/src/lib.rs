@@ -545,7 +545,7 @@ impl Identity {
 
     /// Every write of identity rows goes through here: reads cached before it are stale after.
     fn transact(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        self.reads.write(|| self.transact(ops))
+        self.reads.write(|| self.store.transact(ops))
     }
 
     /// Verify our own token's ES256 signature, remembering successes (see `verified_signatures`).
