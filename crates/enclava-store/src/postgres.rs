@@ -19,9 +19,14 @@
 //!   `Expect` sees the latest committed value and nobody can change it before our commit, also
 //!   for a row that does not exist yet (which a row lock could not cover). Transactions that
 //!   share no key run in parallel.
-//! - Audit appends take `LOCK TABLE audit IN EXCLUSIVE MODE` inside the transaction (readers
-//!   go on; other appenders wait until our commit) and number entries from the table's maximum,
-//!   so the log is one gapless chain in commit order across all processes.
+//! - Audit appends that come with a change take `LOCK TABLE audit IN EXCLUSIVE MODE` inside the
+//!   transaction (readers go on; other appenders wait until our commit) and number entries from
+//!   the table's maximum, so the log is one gapless chain in commit order across all processes.
+//!   Entries without a change (every request's own entry) are one statement instead (one round
+//!   trip, see `append_audit_at`): they land only right after a committed entry, and the
+//!   primary key refuses a seq taken meanwhile, which keeps the same chain without the lock.
+//! - Statements are prepared once per connection and reused (see `Statements`): a query sent as
+//!   text costs an extra Parse/Describe round trip on every call.
 //! - A deadlock or serialization failure reported by the database (nothing was committed) is
 //!   retried a few times; any other failure is returned. A call that does not finish within
 //!   [`OP_TIMEOUT`] fails and its connection is discarded (dropping it closes it, and the
