@@ -39,13 +39,17 @@ struct Stamp {
 }
 
 type Rows = Vec<(String, Vec<u8>)>;
+/// A row as stored (`None`: absent), by table and key.
+type RowMap = HashMap<(Table, String), (Stamp, Option<Vec<u8>>)>;
+/// Every row under a prefix, by table and prefix.
+type ListMap = HashMap<(Table, String), (Stamp, Rows)>;
 
 pub(crate) struct ReadCache {
     coherence: Arc<Coherence>,
     /// Moved before and after every write made through [`ReadCache::write`].
     local: AtomicU64,
-    rows: Mutex<HashMap<(Table, String), (Stamp, Option<Vec<u8>>)>>,
-    lists: Mutex<HashMap<(Table, String), (Stamp, Rows)>>,
+    rows: Mutex<RowMap>,
+    lists: Mutex<ListMap>,
     hits: AtomicU64,
 }
 

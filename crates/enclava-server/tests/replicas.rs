@@ -202,7 +202,12 @@ fn key_disable_delete_and_rotation_on_a_reach_b_within_1s() {
 
 /// A service principal with CryptoUser at "/" (made on A), its assignment id, and a vault
 /// token for it issued by B.
-fn crypto_user(a: &TestServer, b: &TestServer, admin: &str, name: &str) -> (String, String, String) {
+fn crypto_user(
+    a: &TestServer,
+    b: &TestServer,
+    admin: &str,
+    name: &str,
+) -> (String, String, String) {
     let created = retried(|| {
         a.post(
             "/enclava/principals",
@@ -317,9 +322,7 @@ fn role_revocation_on_a_reaches_b_within_1s() {
         )
     });
     assert!(d.status == 200 || d.status == 204, "{}", d.text);
-    within_bound("principal delete", || {
-        refused_from_cache(b, &token, 401, 1)
-    });
+    within_bound("principal delete", || refused_from_cache(b, &token, 401, 1));
 }
 
 fn sim_policy(allow: bool) -> String {
