@@ -51,6 +51,7 @@
 //! ([`Identity::set_row_keys`]); while none is loaded, nothing is read or written. Rows written
 //! before this existed are adopted once ([`Identity::migrate_row_integrity`]).
 
+mod cache;
 pub mod integrity;
 mod roles;
 mod token;
@@ -356,6 +357,8 @@ pub struct Identity {
     /// otherwise dominate cheap operations. Only successes are kept, so a hit is exactly what a
     /// new verification would say; expiry, audience and the principal are checked every time.
     verified_signatures: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+    /// The principal and role-assignment rows read on every request (see [`cache`]).
+    reads: cache::ReadCache,
 }
 
 /// How many verified token signatures [`Identity`] remembers before it starts over.
@@ -523,13 +526,26 @@ fn resource_from_scope(scope: &str) -> Option<&str> {
 impl Identity {
     pub fn new(store: Arc<dyn Store>, config: IdentityConfig) -> Self {
         Identity {
-            store,
             config,
             token_key: RwLock::new(None),
             row_keys: RwLock::new(None),
             external: RwLock::new(Arc::new(Vec::new())),
             verified_signatures: std::sync::Mutex::new(std::collections::HashSet::new()),
+            reads: cache::ReadCache::new(store.coherence()),
+            store,
         }
+    }
+
+    /// Authorization reads (principal, role assignments) answered from the cache so far: only
+    /// on a store shared by several processes, while its change feed is trusted (see
+    /// [`enclava_store::coherence`]).
+    pub fn authorization_cache_hits(&self) -> u64 {
+        self.reads.hits()
+    }
+
+    /// Every write of identity rows goes through here: reads cached before it are stale after.
+    fn transact(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.reads.write(|| self.store.transact(ops))
     }
 
     /// Verify our own token's ES256 signature, remembering successes (see `verified_signatures`).
@@ -705,7 +721,7 @@ impl Identity {
             self.put_row(Table::Principals, key, &to_json(record)?)?,
         ];
         ops.extend(extra);
-        self.store.transact(ops).map_err(|e| match e {
+        self.transact(ops).map_err(|e| match e {
             StoreError::Conflict { .. } => IdentityError::AlreadyExists {
                 what: "principal",
                 id: record.principal.id.clone(),
@@ -823,11 +839,28 @@ impl Identity {
     }
 
     fn get_record(&self, id: &str) -> Result<Option<(PrincipalRecord, Vec<u8>)>, IdentityError> {
+        self.read_record(id, false)
+    }
+
+    /// [`Identity::get_record`] for authenticating a request (`cached`: through the read cache;
+    /// management operations read the database, their writes expect what it holds).
+    fn read_record(
+        &self,
+        id: &str,
+        cached: bool,
+    ) -> Result<Option<(PrincipalRecord, Vec<u8>)>, IdentityError> {
         if !valid_principal_id(id) {
             return Ok(None);
         }
         let key = pkey(id);
-        match self.store.get(Table::Principals, &key)? {
+        let stored = if cached {
+            self.reads.get(Table::Principals, &key, || {
+                self.store.get(Table::Principals, &key)
+            })?
+        } else {
+            self.store.get(Table::Principals, &key)?
+        };
+        match stored {
             None => Ok(None),
             Some(stored) => {
                 let payload = self.open_row(Table::Principals, &key, &stored)?;
@@ -880,7 +913,7 @@ impl Identity {
             })?;
         rec.principal.enabled = enabled;
         let key = pkey(id);
-        self.store.transact(vec![
+        self.transact(vec![
             Op::Expect {
                 table: Table::Principals,
                 key: key.clone(),
@@ -935,7 +968,7 @@ impl Identity {
         }
         rec.secret_sha256 = Some(hash_hex);
         ops.push(self.put_row(Table::Principals, key, &to_json(&rec)?)?);
-        self.store.transact(ops)?;
+        self.transact(ops)?;
         Ok(secret)
     }
 
@@ -1016,7 +1049,7 @@ impl Identity {
                 key: row,
             });
         }
-        self.store.transact(ops)?;
+        self.transact(ops)?;
         Ok(())
     }
 
@@ -1035,6 +1068,14 @@ impl Identity {
         table: Table,
         prefix: &str,
     ) -> Result<Vec<(String, Vec<u8>)>, IdentityError> {
+        Ok(self.stored_rows(table, prefix)?)
+    }
+
+    fn stored_rows(
+        &self,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -1056,9 +1097,26 @@ impl Identity {
         &self,
         principal: &str,
     ) -> Result<(Vec<RoleAssignment>, Vec<String>), IdentityError> {
+        self.read_assignments(principal, false)
+    }
+
+    /// [`Identity::assignments_of`], through the read cache when `cached` (authorization).
+    fn read_assignments(
+        &self,
+        principal: &str,
+        cached: bool,
+    ) -> Result<(Vec<RoleAssignment>, Vec<String>), IdentityError> {
         let mut good = Vec::new();
         let mut bad = Vec::new();
-        for (k, v) in self.all_rows(Table::RoleAssignments, &format!("p/{principal}/"))? {
+        let prefix = format!("p/{principal}/");
+        let rows = if cached {
+            self.reads.list(Table::RoleAssignments, &prefix, || {
+                self.stored_rows(Table::RoleAssignments, &prefix)
+            })?
+        } else {
+            self.all_rows(Table::RoleAssignments, &prefix)?
+        };
+        for (k, v) in rows {
             match self
                 .open_row(Table::RoleAssignments, &k, &v)
                 .and_then(|payload| decode_assignment(&k, &payload))
@@ -1106,7 +1164,7 @@ impl Identity {
         };
         let value = to_json(&a)?;
         let akey = format!("a/{}", a.id);
-        let written = self.store.transact(vec![
+        let written = self.transact(vec![
             // The principal must still exist (not deleted concurrently).
             Op::Expect {
                 table: Table::Principals,
@@ -1183,7 +1241,7 @@ impl Identity {
                         });
                     }
                 }
-                self.store.transact(ops)?;
+                self.transact(ops)?;
                 return Ok(None);
             }
             Err(e) => return Err(e),
@@ -1192,7 +1250,7 @@ impl Identity {
         let Some(stored) = self.store.get(Table::RoleAssignments, &akey)? else {
             return Err(not_found());
         };
-        let removed = self.store.transact(vec![
+        let removed = self.transact(vec![
             // Exactly one of two concurrent removals wins; the other finds it gone (404), as it
             // would one after the other.
             Op::Expect {
@@ -1255,7 +1313,7 @@ impl Identity {
                 integrity_failures: Vec::new(),
             });
         }
-        let (assignments, integrity_failures) = self.assignments_of(&principal.id)?;
+        let (assignments, integrity_failures) = self.read_assignments(&principal.id, true)?;
         let mut role_ok_elsewhere = None;
         for a in &assignments {
             if !a.role.grants(action) {
@@ -1529,7 +1587,7 @@ impl Identity {
                 });
             }
             let rec = self
-                .get_record(&c.sub)
+                .read_record(&c.sub, true)
                 .map_err(AuthError::from)?
                 .ok_or(AuthError::UnknownPrincipal)?;
             if !rec.0.principal.enabled {
@@ -1579,13 +1637,22 @@ impl Identity {
                 expected: issuer.audiences.clone(),
             });
         }
+        let index = external_index(&issuer.issuer, &c.sub);
         let id = self
-            .get_row(Table::Principals, &external_index(&issuer.issuer, &c.sub))
+            .reads
+            .get(Table::Principals, &index, || {
+                self.store.get(Table::Principals, &index)
+            })
+            .map_err(IdentityError::from)
+            .and_then(|stored| match stored {
+                Some(stored) => self.open_row(Table::Principals, &index, &stored).map(Some),
+                None => Ok(None),
+            })
             .map_err(AuthError::from)?
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or(AuthError::UnknownPrincipal)?;
         let (rec, _) = self
-            .get_record(&id)
+            .read_record(&id, true)
             .map_err(AuthError::from)?
             .ok_or(AuthError::UnknownPrincipal)?;
         match &rec.principal.kind {
@@ -1769,7 +1836,7 @@ impl Identity {
                 value: None,
             });
             ops.push(self.put_row(Table::Meta, ROW_INTEGRITY_META.into(), &marker_payload)?);
-            match self.store.transact(ops) {
+            match self.transact(ops) {
                 Ok(()) => {
                     return Ok(RowMigration::of_pass(adopt, names));
                 }

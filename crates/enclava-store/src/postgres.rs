@@ -19,9 +19,14 @@
 //!   `Expect` sees the latest committed value and nobody can change it before our commit, also
 //!   for a row that does not exist yet (which a row lock could not cover). Transactions that
 //!   share no key run in parallel.
-//! - Audit appends take `LOCK TABLE audit IN EXCLUSIVE MODE` inside the transaction (readers
-//!   go on; other appenders wait until our commit) and number entries from the table's maximum,
-//!   so the log is one gapless chain in commit order across all processes.
+//! - Audit appends that come with a change take `LOCK TABLE audit IN EXCLUSIVE MODE` inside the
+//!   transaction (readers go on; other appenders wait until our commit) and number entries from
+//!   the table's maximum, so the log is one gapless chain in commit order across all processes.
+//!   Entries without a change (every request's own entry) are one statement instead (one round
+//!   trip, see `append_audit_at`): they land only right after a committed entry, and the
+//!   primary key refuses a seq taken meanwhile, which keeps the same chain without the lock.
+//! - Statements are prepared once per connection and reused (see `Statements`): a query sent as
+//!   text costs an extra Parse/Describe round trip on every call.
 //! - A deadlock or serialization failure reported by the database (nothing was committed) is
 //!   retried a few times; any other failure is returned. A call that does not finish within
 //!   [`OP_TIMEOUT`] fails and its connection is discarded (dropping it closes it, and the
@@ -49,7 +54,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Mutex as AsyncMutex;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
-use tokio_postgres::{AsyncMessage, Client, Config, Socket, Transaction};
+use tokio_postgres::{AsyncMessage, Client, Config, GenericClient, Socket, Statement, Transaction};
 
 use crate::coherence::{Change, Coherence, HEARTBEAT_INTERVAL, decode_change, encode_change};
 use crate::{AuditRow, Op, Result, Store, StoreError, Table};
@@ -210,8 +215,48 @@ struct Inner {
     config: Config,
     tls: RustlsConnect,
     relaxed: bool,
-    slots: Vec<AsyncMutex<Option<Client>>>,
+    slots: Vec<AsyncMutex<Option<Conn>>>,
     next: AtomicUsize,
+}
+
+/// One pooled connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    stmts: Statements,
+}
+
+/// Upper bound of the prepared statements kept per connection. The store's SQL is a fixed set
+/// (a handful of statements per table), so this is never reached in practice; it only bounds
+/// memory should that change.
+const MAX_STATEMENTS: usize = 256;
+
+/// Prepared statements of one connection, by SQL text. A query given as text costs a
+/// Parse/Describe round trip before its Bind/Execute one, on every call; a statement prepared
+/// once per connection costs one round trip per call. Named statements live as long as their
+/// session (a rollback does not drop them); the cache is dropped with its connection, and
+/// cleared after any database error so that a statement the server no longer knows (or whose
+/// plan a schema change invalidated) is prepared afresh on the next call.
+#[derive(Default)]
+struct Statements(std::collections::HashMap<String, Statement>);
+
+impl Statements {
+    /// The statement for `sql`, prepared through `client` (a connection or a transaction on it)
+    /// the first time.
+    async fn get<C: GenericClient + Sync>(
+        &mut self,
+        client: &C,
+        sql: &str,
+    ) -> std::result::Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.0.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = client.prepare(sql).await?;
+        if self.0.len() >= MAX_STATEMENTS {
+            self.0.clear();
+        }
+        self.0.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
 }
 
 /// A failure inside one attempt: a database error (maybe retryable) or our own.
@@ -335,7 +380,7 @@ impl PostgresStore {
     fn migrate(&self) -> Result<()> {
         self.run(|c| {
             Box::pin(async move {
-                let tx = c.transaction().await?;
+                let tx = c.client.transaction().await?;
                 tx.execute(
                     "SELECT pg_advisory_xact_lock($1, $2)",
                     &[&LOCK_CLASS, &LOCK_MIGRATE],
@@ -378,12 +423,13 @@ impl PostgresStore {
     pub fn schema_version(&self) -> Result<i64> {
         self.run(|c| {
             Box::pin(async move {
-                Ok(c.query_one(
-                    "SELECT COALESCE(MAX(version), 0)::BIGINT FROM enclava_schema_version",
-                    &[],
-                )
-                .await?
-                .get(0))
+                Ok(c.client
+                    .query_one(
+                        "SELECT COALESCE(MAX(version), 0)::BIGINT FROM enclava_schema_version",
+                        &[],
+                    )
+                    .await?
+                    .get(0))
             })
         })
     }
@@ -394,7 +440,7 @@ impl PostgresStore {
     fn run<T, F>(&self, op: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> Fn(&'c mut Client) -> BoxFut<'c, T> + Send + Sync + 'static,
+        F: for<'c> Fn(&'c mut Conn) -> BoxFut<'c, T> + Send + Sync + 'static,
     {
         let Some(runtime) = self.runtime.as_ref() else {
             return Err(StoreError::Backend("the store is shut down".into()));
@@ -430,7 +476,7 @@ impl Drop for PostgresStore {
 }
 
 impl Inner {
-    async fn connect(&self) -> Result<Client> {
+    async fn connect(&self) -> Result<Conn> {
         let (client, connection) = self.config.connect(self.tls.clone()).await.map_err(|e| {
             let msg = format!("cannot connect to the database: {}", describe(&e));
             // Refused, reset, timed out, shutting down: out of reach. The database's refusal
@@ -452,24 +498,32 @@ impl Inner {
                 .await
                 .map_err(to_store_error)?;
         }
-        Ok(client)
+        Ok(Conn {
+            client,
+            stmts: Statements::default(),
+        })
     }
 
     async fn with_client<T, F>(&self, op: &F) -> Result<T>
     where
-        F: for<'c> Fn(&'c mut Client) -> BoxFut<'c, T> + Sync,
+        F: for<'c> Fn(&'c mut Conn) -> BoxFut<'c, T> + Sync,
     {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut slot = self.slots[i].lock().await;
         // Taken out of the slot for the duration: if this future is dropped (timeout) the
         // connection goes with it instead of being reused in an unknown state.
-        let mut client = match slot.take() {
-            Some(c) if !c.is_closed() => c,
+        let mut conn = match slot.take() {
+            Some(c) if !c.client.is_closed() => c,
             _ => self.connect().await?,
         };
         let mut attempt = 1;
         let result = loop {
-            match op(&mut client).await {
+            let r = op(&mut conn).await;
+            if matches!(r, Err(Fail::Pg(_))) {
+                // See `Statements`: prepare afresh after any database error.
+                conn.stmts.0.clear();
+            }
+            match r {
                 Ok(v) => break Ok(v),
                 Err(Fail::Store(e)) => break Err(e),
                 Err(Fail::Pg(e)) if retryable(&e) && attempt < MAX_ATTEMPTS => {
@@ -479,8 +533,8 @@ impl Inner {
                 Err(Fail::Pg(e)) => break Err(to_store_error(e)),
             }
         };
-        if !client.is_closed() {
-            *slot = Some(client);
+        if !conn.client.is_closed() {
+            *slot = Some(conn);
         }
         result
     }
@@ -501,7 +555,11 @@ fn row_lock_id(table: Table, key: &str) -> i64 {
 
 /// Lock every row `ops` touch, in ascending id order (one statement; PostgreSQL evaluates the
 /// volatile target list after the sort), so that lockers never wait on each other in a cycle.
-async fn lock_rows(tx: &Transaction<'_>, ops: &[Op]) -> std::result::Result<(), Fail> {
+async fn lock_rows(
+    tx: &Transaction<'_>,
+    stmts: &mut Statements,
+    ops: &[Op],
+) -> std::result::Result<(), Fail> {
     let mut ids: Vec<i64> = ops
         .iter()
         .map(|op| match op {
@@ -515,43 +573,47 @@ async fn lock_rows(tx: &Transaction<'_>, ops: &[Op]) -> std::result::Result<(), 
     if ids.is_empty() {
         return Ok(());
     }
-    tx.query(
-        "SELECT pg_advisory_xact_lock(id) FROM unnest($1::BIGINT[]) AS id ORDER BY id",
-        &[&ids],
-    )
-    .await?;
+    let s = stmts
+        .get(
+            tx,
+            "SELECT pg_advisory_xact_lock(id) FROM unnest($1::BIGINT[]) AS id ORDER BY id",
+        )
+        .await?;
+    tx.query(&s, &[&ids]).await?;
     Ok(())
 }
 
-async fn apply_ops(tx: &Transaction<'_>, ops: &[Op]) -> std::result::Result<(), Fail> {
-    lock_rows(tx, ops).await?;
+async fn apply_ops(
+    tx: &Transaction<'_>,
+    stmts: &mut Statements,
+    ops: &[Op],
+) -> std::result::Result<(), Fail> {
+    lock_rows(tx, stmts, ops).await?;
     for op in ops {
         match op {
             Op::Put { table, key, value } => {
-                tx.execute(
-                    &format!(
-                        "INSERT INTO {} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-                        table.name()
-                    ),
-                    &[key, value],
-                )
-                .await?;
+                let s = stmts
+                    .get(
+                        tx,
+                        &format!(
+                            "INSERT INTO {} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                            table.name()
+                        ),
+                    )
+                    .await?;
+                tx.execute(&s, &[key, value]).await?;
             }
             Op::Delete { table, key } => {
-                tx.execute(
-                    &format!("DELETE FROM {} WHERE k = $1", table.name()),
-                    &[key],
-                )
-                .await?;
+                let s = stmts
+                    .get(tx, &format!("DELETE FROM {} WHERE k = $1", table.name()))
+                    .await?;
+                tx.execute(&s, &[key]).await?;
             }
             Op::Expect { table, key, value } => {
-                let current: Option<Vec<u8>> = tx
-                    .query_opt(
-                        &format!("SELECT v FROM {} WHERE k = $1", table.name()),
-                        &[key],
-                    )
-                    .await?
-                    .map(|r| r.get(0));
+                let s = stmts
+                    .get(tx, &format!("SELECT v FROM {} WHERE k = $1", table.name()))
+                    .await?;
+                let current: Option<Vec<u8>> = tx.query_opt(&s, &[key]).await?.map(|r| r.get(0));
                 if current != *value {
                     // Returning drops the transaction: everything done so far rolls back.
                     return Err(Fail::Store(StoreError::Conflict {
@@ -571,34 +633,80 @@ async fn apply_ops(tx: &Transaction<'_>, ops: &[Op]) -> std::result::Result<(), 
 }
 
 /// Lock the audit table against other appenders (until commit) and return the next seq.
-async fn lock_audit(tx: &Transaction<'_>) -> std::result::Result<i64, Fail> {
+async fn lock_audit(
+    tx: &Transaction<'_>,
+    stmts: &mut Statements,
+) -> std::result::Result<i64, Fail> {
     tx.batch_execute("LOCK TABLE audit IN EXCLUSIVE MODE")
         .await?;
-    let head: i64 = tx
-        .query_one("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM audit", &[])
-        .await?
-        .get(0);
+    let s = stmts
+        .get(tx, "SELECT COALESCE(MAX(seq), 0)::BIGINT FROM audit")
+        .await?;
+    let head: i64 = tx.query_one(&s, &[]).await?.get(0);
     Ok(head + 1)
+}
+
+/// The seq of each of `n` entries from `first` on.
+fn audit_seqs(first: i64, n: usize) -> std::result::Result<Vec<i64>, Fail> {
+    (0..n)
+        .map(|i| i64::try_from(i).map(|i| first + i))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Fail::Store(StoreError::Backend(e.to_string())))
 }
 
 async fn insert_audit(
     tx: &Transaction<'_>,
+    stmts: &mut Statements,
     first: i64,
     entries: &[Vec<u8>],
 ) -> std::result::Result<(), Fail> {
     if entries.is_empty() {
         return Ok(());
     }
-    let seqs: Vec<i64> = (0..entries.len())
-        .map(|i| i64::try_from(i).map(|i| first + i))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Fail::Store(StoreError::Backend(e.to_string())))?;
-    tx.execute(
-        "INSERT INTO audit (seq, entry) SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[])",
-        &[&seqs, &entries],
-    )
-    .await?;
+    let seqs = audit_seqs(first, entries.len())?;
+    let s = stmts
+        .get(
+            tx,
+            "INSERT INTO audit (seq, entry) SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[])",
+        )
+        .await?;
+    tx.execute(&s, &[&seqs, &entries]).await?;
     Ok(())
+}
+
+/// Append `entries` at `first` in ONE statement (its own implicit transaction, one round trip
+/// with the prepared statement): the append of audit entries that come without a change, which
+/// is every request's entry. The chain stays one gapless sequence in commit order without the
+/// table lock of [`lock_audit`]:
+/// - the rows land only if entry `first - 1` is committed (or `first` is 1): the entry `first`
+///   chains onto is visible to this statement's snapshot, so nothing is ever left out between;
+/// - the primary key refuses a second entry at a seq already taken, also against a concurrent
+///   insert not committed yet (the second waits for the first and fails once it commits);
+/// - an appender holding the table lock ([`lock_audit`], EXCLUSIVE) and this insert (ROW
+///   EXCLUSIVE) exclude each other, so the lock holder's `MAX(seq)` sees this append.
+///
+/// Hence entry `n + 1` is committed only after entry `n`, by whichever process. Returns whether
+/// the rows landed at `first`; `false` (nothing written) means another process appended, for
+/// the caller to re-chain.
+async fn append_audit_at(
+    c: &mut Conn,
+    first: i64,
+    entries: &[Vec<u8>],
+) -> std::result::Result<bool, Fail> {
+    let seqs = audit_seqs(first, entries.len())?;
+    let s = c
+        .stmts
+        .get(
+            &c.client,
+            "INSERT INTO audit (seq, entry) SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[]) \
+             WHERE $3::BIGINT = 1 OR EXISTS (SELECT 1 FROM audit WHERE seq = $3::BIGINT - 1)",
+        )
+        .await?;
+    match c.client.execute(&s, &[&seqs, &entries, &first]).await {
+        Ok(n) => Ok(n == seqs.len() as u64),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn to_u64(v: i64) -> u64 {
@@ -615,12 +723,14 @@ impl Store for PostgresStore {
         self.run(move |c| {
             let key = key.clone();
             Box::pin(async move {
-                Ok(c.query_opt(
-                    &format!("SELECT v FROM {} WHERE k = $1", table.name()),
-                    &[&key],
-                )
-                .await?
-                .map(|r| r.get(0)))
+                let s = c
+                    .stmts
+                    .get(
+                        &c.client,
+                        &format!("SELECT v FROM {} WHERE k = $1", table.name()),
+                    )
+                    .await?;
+                Ok(c.client.query_opt(&s, &[&key]).await?.map(|r| r.get(0)))
             })
         })
     }
@@ -640,16 +750,18 @@ impl Store for PostgresStore {
             Box::pin(async move {
                 // starts_with, not LIKE: wildcards in names must not matter. The `k >= prefix`
                 // bound lets the primary key index start the scan at the prefix.
-                let rows = c
-                    .query(
+                let s = c
+                    .stmts
+                    .get(
+                        &c.client,
                         &format!(
                             "SELECT k, v FROM {} WHERE k >= $1 AND starts_with(k, $1) \
                              AND ($2::TEXT IS NULL OR k > $2) ORDER BY k LIMIT $3",
                             table.name()
                         ),
-                        &[&prefix, &after, &limit],
                     )
                     .await?;
+                let rows = c.client.query(&s, &[&prefix, &after, &limit]).await?;
                 Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
             })
         })
@@ -660,9 +772,9 @@ impl Store for PostgresStore {
         self.run(move |c| {
             let ops = ops.clone();
             Box::pin(async move {
-                let tx = c.transaction().await?;
-                apply_ops(&tx, &ops).await?;
-                notify_changes(&tx, &ops).await?;
+                let tx = c.client.transaction().await?;
+                apply_ops(&tx, &mut c.stmts, &ops).await?;
+                notify_changes(&tx, &mut c.stmts, &ops).await?;
                 tx.commit().await?;
                 Ok(())
             })
@@ -674,9 +786,9 @@ impl Store for PostgresStore {
         self.run(move |c| {
             let entries = entries.clone();
             Box::pin(async move {
-                let tx = c.transaction().await?;
-                let first = lock_audit(&tx).await?;
-                insert_audit(&tx, first, &entries).await?;
+                let tx = c.client.transaction().await?;
+                let first = lock_audit(&tx, &mut c.stmts).await?;
+                insert_audit(&tx, &mut c.stmts, first, &entries).await?;
                 tx.commit().await?;
                 Ok(to_u64(first))
             })
@@ -689,19 +801,33 @@ impl Store for PostgresStore {
         self.run(move |c| {
             let (ops, audit) = (ops.clone(), audit.clone());
             Box::pin(async move {
-                let tx = c.transaction().await?;
-                // Row locks before the audit lock, in every transaction: no lock cycle.
-                apply_ops(&tx, &ops).await?;
-                notify_changes(&tx, &ops).await?;
-                let first = lock_audit(&tx).await?;
-                if to_u64(first) != first_seq {
-                    return Err(Fail::Store(StoreError::Conflict {
+                let conflict = || {
+                    Fail::Store(StoreError::Conflict {
                         table: crate::AUDIT_TABLE,
                         key: first_seq.to_string(),
                         expected: "the next audit sequence number",
-                    }));
+                    })
+                };
+                // Entries without a change (every request's entry): one statement.
+                if ops.is_empty() && !audit.is_empty() {
+                    let first = i64::try_from(first_seq).map_err(|_| conflict())?;
+                    if first < 1 {
+                        return Err(conflict());
+                    }
+                    return match append_audit_at(c, first, &audit).await? {
+                        true => Ok(()),
+                        false => Err(conflict()),
+                    };
                 }
-                insert_audit(&tx, first, &audit).await?;
+                let tx = c.client.transaction().await?;
+                // Row locks before the audit lock, in every transaction: no lock cycle.
+                apply_ops(&tx, &mut c.stmts, &ops).await?;
+                notify_changes(&tx, &mut c.stmts, &ops).await?;
+                let first = lock_audit(&tx, &mut c.stmts).await?;
+                if to_u64(first) != first_seq {
+                    return Err(conflict());
+                }
+                insert_audit(&tx, &mut c.stmts, first, &audit).await?;
                 tx.commit().await?;
                 Ok(())
             })
@@ -713,12 +839,14 @@ impl Store for PostgresStore {
         let limit = to_i64(limit);
         self.run(move |c| {
             Box::pin(async move {
-                let rows = c
-                    .query(
+                let s = c
+                    .stmts
+                    .get(
+                        &c.client,
                         "SELECT seq, entry FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
-                        &[&from, &limit],
                     )
                     .await?;
+                let rows = c.client.query(&s, &[&from, &limit]).await?;
                 Ok(rows
                     .into_iter()
                     .map(|r| AuditRow {
@@ -733,15 +861,15 @@ impl Store for PostgresStore {
     fn audit_head(&self) -> Result<u64> {
         self.run(|c| {
             Box::pin(async move {
-                let head: i64 = c
-                    .query_one("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM audit", &[])
-                    .await?
-                    .get(0);
+                let s = c
+                    .stmts
+                    .get(&c.client, "SELECT COALESCE(MAX(seq), 0)::BIGINT FROM audit")
+                    .await?;
+                let head: i64 = c.client.query_one(&s, &[]).await?.get(0);
                 Ok(to_u64(head))
             })
         })
     }
-
     fn coherence(&self) -> Arc<Coherence> {
         self.coherence
             .get_or_init(|| {
@@ -762,7 +890,11 @@ impl Store for PostgresStore {
 /// Tell listeners which rows this transaction writes (sent by PostgreSQL at commit, dropped on
 /// rollback). Redeemed nonces are not cached anywhere and are written on every attestation:
 /// they are left out.
-async fn notify_changes(tx: &Transaction<'_>, ops: &[Op]) -> std::result::Result<(), Fail> {
+async fn notify_changes(
+    tx: &Transaction<'_>,
+    stmts: &mut Statements,
+    ops: &[Op],
+) -> std::result::Result<(), Fail> {
     let mut payloads: Vec<String> = ops
         .iter()
         .filter_map(|op| match op {
@@ -779,11 +911,10 @@ async fn notify_changes(tx: &Transaction<'_>, ops: &[Op]) -> std::result::Result
     if payloads.is_empty() {
         return Ok(());
     }
-    tx.execute(
-        "SELECT pg_notify($1, p) FROM unnest($2::TEXT[]) AS p",
-        &[&CHANGE_CHANNEL, &payloads],
-    )
-    .await?;
+    let s = stmts
+        .get(tx, "SELECT pg_notify($1, p) FROM unnest($2::TEXT[]) AS p")
+        .await?;
+    tx.execute(&s, &[&CHANGE_CHANNEL, &payloads]).await?;
     Ok(())
 }
 

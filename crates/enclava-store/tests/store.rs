@@ -125,6 +125,8 @@ for_each_backend!(
     concurrent_creates_of_one_key_have_one_winner,
     concurrent_read_modify_write_loses_no_update,
     concurrent_audited_changes_form_one_gapless_chain,
+    audit_only_appends_land_exactly_at_the_next_seq,
+    concurrent_audit_only_appends_and_changes_form_one_gapless_chain,
 );
 
 fn put(table: Table, k: &str, v: &[u8]) -> Op {
@@ -699,6 +701,98 @@ fn concurrent_audited_changes_form_one_gapless_chain(db: &Db) {
         s.list(Table::Secrets, "", None, usize::MAX).unwrap().len() as u64,
         total
     );
+}
+
+/// Entries without a change (every request's entry; one statement on PostgreSQL) land only at
+/// the log's next seq: a seq already taken or one that would leave a gap is a conflict on the
+/// audit table and writes nothing.
+fn audit_only_appends_land_exactly_at_the_next_seq(db: &Db) {
+    let s = db.open();
+    let conflict = |r: Result<(), StoreError>| {
+        assert!(
+            matches!(r, Err(StoreError::Conflict { table: "audit", .. })),
+            "{r:?}"
+        )
+    };
+    conflict(s.transact_audited(vec![], vec![b"gap".to_vec()], 2));
+    conflict(s.transact_audited(vec![], vec![b"zero".to_vec()], 0));
+    s.transact_audited(vec![], vec![b"e1".to_vec(), b"e2".to_vec()], 1)
+        .unwrap();
+    conflict(s.transact_audited(vec![], vec![b"taken".to_vec()], 2));
+    conflict(s.transact_audited(vec![], vec![b"taken".to_vec()], 1));
+    conflict(s.transact_audited(vec![], vec![b"gap".to_vec()], 5));
+    s.transact_audited(vec![], vec![b"e3".to_vec()], 3).unwrap();
+    let rows = s.audit_range(1, 100).unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.seq, r.entry.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, b"e1".to_vec()),
+            (2, b"e2".to_vec()),
+            (3, b"e3".to_vec())
+        ]
+    );
+}
+
+/// Writers on two connections, half of them appending entries without a change (the
+/// single-statement path on PostgreSQL), half committing changes with their entries (the
+/// table-lock path), all re-chaining on conflict: one gapless chain, each entry at the seq it
+/// was chained for.
+fn concurrent_audit_only_appends_and_changes_form_one_gapless_chain(db: &Db) {
+    const THREADS: usize = 6;
+    const APPENDS: usize = 10;
+    let conns = [db.open(), db.open()];
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (s, barrier) = (conns[t % 2].clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for c in 0..APPENDS {
+                    let key = format!("t{t}/c{c}");
+                    loop {
+                        let next = s.audit_head().unwrap() + 1;
+                        let ops = if t % 3 == 0 {
+                            vec![put(Table::Secrets, &key, b"v")]
+                        } else {
+                            vec![]
+                        };
+                        match s.transact_audited(
+                            ops,
+                            vec![format!("{key}@{next}").into_bytes()],
+                            next,
+                        ) {
+                            Ok(()) => break,
+                            Err(StoreError::Conflict { table: "audit", .. }) => continue,
+                            Err(e) => panic!("unexpected error: {e}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let s = db.open();
+    let total = (THREADS * APPENDS) as u64;
+    let rows = s.audit_range(1, usize::MAX).unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (1..=total).collect::<Vec<_>>()
+    );
+    let mut seen = BTreeSet::new();
+    for r in &rows {
+        let text = String::from_utf8(r.entry.clone()).unwrap();
+        let (key, at) = text.split_once('@').unwrap();
+        assert_eq!(
+            at,
+            r.seq.to_string(),
+            "entry chained for the seq it landed at"
+        );
+        assert!(seen.insert(key.to_string()), "one entry per append");
+    }
 }
 
 // --- PostgreSQL only -------------------------------------------------------------------------
