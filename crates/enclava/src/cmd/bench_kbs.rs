@@ -1,0 +1,337 @@
+//! `enclava bench kbs`: full KBS (RCAR 0.4.0) flows per second against an in-process development
+//! server over HTTPS on loopback, with p50 / p99 latency, next to the in-process cost of the same
+//! flow without HTTP (the server's pure KBS functions and the same policy evaluations).
+//!
+//! One flow is what a Confidential Containers guest (guest-components' `kbs_protocol` with the
+//! `sample` attester) does to fetch one resource: `POST /kbs/v0/auth`; the runtime data
+//! `{tee-pubkey, nonce}` bound by SHA-384 of its JCS form into the sample evidence's report data;
+//! `POST /kbs/v0/attest` (binding, appraisal policy, signed token, session update); `GET
+//! /kbs/v0/resource/default/key/1` with the session cookie (token check, resource policy, JWE
+//! ECDH-ES+A256KW to the guest's key); JWE decryption and a byte comparison with the stored
+//! resource. Each client keeps its connection alive (the TLS handshake is not what is measured)
+//! and uses a fresh P-256 key pair per flow, as a new guest would.
+//!
+//! For reference: trustee's KBS measured on this machine class did about 79 flows/s with 8 client
+//! threads (the issue's figure; not re-measured here).
+
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::agreement::{self, ECDH_P256, PrivateKey, UnparsedPublicKey};
+use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrap as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256, Sha384};
+use zeroize::Zeroizing;
+
+use super::OutputFormat;
+use super::bench::median;
+use super::bench_attest::{Srv, agent, start_dev_server};
+
+/// trustee's KBS on this machine class, 8 client threads (issue 13).
+const TRUSTEE_REFERENCE_FLOWS_PER_S: f64 = 79.0;
+const RESOURCE_PATH: &str = "default/key/1";
+const SESSION_COOKIE: &str = "kbs-session-id";
+
+/// The appraisal policy admitting the development TEE (`sample`), as in the issue's Contract.
+const SAMPLE_APPRAISAL_POLICY: &str = r#"package enclava.appraisal
+
+import rego.v1
+
+default allow := false
+
+allow if count(deny) == 0
+
+deny contains {"rule": "tee", "path": "claims.tee", "expected": "sample", "found": input.claims.tee} if input.claims.tee != "sample"
+"#;
+
+/// A resource policy in the KBS shape: release default/key/1 to affirmed tokens only.
+const RESOURCE_POLICY: &str = r#"package policy
+
+import rego.v1
+
+default allow := false
+
+allow if count(deny) == 0
+
+deny contains {"rule": "path", "path": "resource-path", "expected": "default/key/1", "found": data["resource-path"]} if trim_left(data["resource-path"], "/") != "default/key/1"
+"#;
+
+#[derive(Debug, clap::Args)]
+pub struct KbsBenchArgs {
+    /// Measuring time per figure, split into rounds; the median round is reported.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Concurrent client threads (one keep-alive connection each) for the throughput figure;
+    /// trustee's reference figure used 8.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+fn check_args(args: &KbsBenchArgs) -> Result<(), String> {
+    if !args.seconds.is_finite() || !(0.5..=3600.0).contains(&args.seconds) {
+        return Err(format!(
+            "--seconds: expected a number of seconds from 0.5 to 3600, found {}",
+            args.seconds
+        ));
+    }
+    if !(1..=100).contains(&args.rounds) {
+        return Err(format!(
+            "--rounds: expected 1 to 100, found {}",
+            args.rounds
+        ));
+    }
+    if !(1..=64).contains(&args.clients) {
+        return Err(format!(
+            "--clients: expected 1 to 64, found {}",
+            args.clients
+        ));
+    }
+    Ok(())
+}
+
+// --- the guest side ---------------------------------------------------------------------------
+
+/// The guest's ephemeral P-256 key (its `tee-pubkey`).
+struct TeeKey {
+    private: PrivateKey,
+    jwk: Value,
+}
+
+impl TeeKey {
+    fn generate() -> Result<TeeKey, String> {
+        let private = PrivateKey::generate(&ECDH_P256)
+            .map_err(|_| "P-256 key generation failed".to_string())?;
+        let public = private
+            .compute_public_key()
+            .map_err(|_| "P-256 public key computation failed".to_string())?;
+        // Uncompressed SEC1: 0x04 || x || y.
+        let point = public.as_ref();
+        if point.len() != 65 || point[0] != 4 {
+            return Err(format!(
+                "expected a 65-byte uncompressed P-256 point, found {} bytes",
+                point.len()
+            ));
+        }
+        let jwk = json!({
+            "kty": "EC", "crv": "P-256", "alg": "ECDH-ES+A256KW",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        });
+        Ok(TeeKey { private, jwk })
+    }
+
+    /// Decrypt a flattened JWE JSON (ECDH-ES+A256KW, A256GCM, AAD = ASCII of `protected`).
+    fn decrypt(&self, jwe: &Value) -> Result<Zeroizing<Vec<u8>>, String> {
+        let field = |name: &str| -> Result<Vec<u8>, String> {
+            let s = jwe[name]
+                .as_str()
+                .ok_or_else(|| format!("the JWE has no {name} member: {jwe}"))?;
+            URL_SAFE_NO_PAD
+                .decode(s)
+                .map_err(|e| format!("JWE {name}: expected base64url, found an error: {e}"))
+        };
+        let protected_b64 = jwe["protected"]
+            .as_str()
+            .ok_or("the JWE has no protected header")?;
+        let header: Value = serde_json::from_slice(&field("protected")?)
+            .map_err(|e| format!("the JWE protected header is not JSON: {e}"))?;
+        if header["alg"] != "ECDH-ES+A256KW" || header["enc"] != "A256GCM" {
+            return Err(format!(
+                "expected alg ECDH-ES+A256KW and enc A256GCM, found {} and {}",
+                header["alg"], header["enc"]
+            ));
+        }
+        let coord = |c: &str| {
+            header["epk"][c]
+                .as_str()
+                .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+                .filter(|v| v.len() == 32)
+                .ok_or_else(|| format!("the epk has no 32-byte {c}: {}", header["epk"]))
+        };
+        let mut epk = vec![4u8];
+        epk.extend(coord("x")?);
+        epk.extend(coord("y")?);
+        let kek = agreement::agree(
+            &self.private,
+            UnparsedPublicKey::new(&ECDH_P256, &epk),
+            "the epk is not a P-256 point".to_string(),
+            |z| Ok(concat_kdf_a256kw(z)),
+        )?;
+        let wrapped = field("encrypted_key")?;
+        let kek = AesKek::new(&AES_256, kek.as_slice())
+            .map_err(|_| "the derived key-encryption key was refused".to_string())?;
+        let mut cek = Zeroizing::new(vec![0u8; wrapped.len()]);
+        let cek_len = kek
+            .unwrap(&wrapped, &mut cek)
+            .map_err(|_| "the content key does not unwrap (wrong key or tampered)".to_string())?
+            .len();
+        cek.truncate(cek_len);
+        let iv: [u8; 12] = field("iv")?
+            .try_into()
+            .map_err(|v: Vec<u8>| format!("expected a 12-byte IV, found {} bytes", v.len()))?;
+        let key = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &cek)
+                .map_err(|_| format!("expected a 32-byte content key, found {cek_len} bytes"))?,
+        );
+        let mut data = Zeroizing::new(field("ciphertext")?);
+        data.extend(field("tag")?);
+        let plain_len = key
+            .open_in_place(
+                Nonce::assume_unique_for_key(iv),
+                Aad::from(protected_b64.as_bytes()),
+                &mut data,
+            )
+            .map_err(|_| "the JWE does not decrypt (tag mismatch)".to_string())?
+            .len();
+        data.truncate(plain_len);
+        Ok(data)
+    }
+}
+
+/// RFC 7518 section 4.6.2's Concat KDF (SHA-256, one round) for ECDH-ES+A256KW, empty apu/apv.
+fn concat_kdf_a256kw(z: &[u8]) -> Zeroizing<[u8; 32]> {
+    let alg = b"ECDH-ES+A256KW";
+    let mut h = Sha256::new();
+    h.update(1u32.to_be_bytes());
+    h.update(z);
+    h.update((alg.len() as u32).to_be_bytes());
+    h.update(alg);
+    h.update(0u32.to_be_bytes());
+    h.update(0u32.to_be_bytes());
+    h.update(256u32.to_be_bytes());
+    Zeroizing::new(h.finalize().into())
+}
+
+/// RFC 8785 (JCS) of `{"tee-pubkey", "nonce", "additional-evidence": ""}` for an EC JWK: every
+/// member name is ASCII, so JCS order is byte order, and serde_json's string escaping is JCS's.
+fn binding_json(jwk: &Value, nonce: &str) -> Result<String, String> {
+    let s = |v: &Value| serde_json::to_string(v).map_err(|e| e.to_string());
+    let m = |k: &str| {
+        jwk.get(k)
+            .ok_or_else(|| format!("the JWK has no {k}"))
+            .and_then(s)
+    };
+    Ok(format!(
+        r#"{{"additional-evidence":"","nonce":{},"tee-pubkey":{{"alg":{},"crv":{},"kty":{},"x":{},"y":{}}}}}"#,
+        s(&Value::from(nonce))?,
+        m("alg")?,
+        m("crv")?,
+        m("kty")?,
+        m("x")?,
+        m("y")?
+    ))
+}
+
+/// The sample attester's evidence: SHA-384 of the binding, zero-padded to 64 bytes.
+fn sample_evidence(jwk: &Value, nonce: &str) -> Result<Value, String> {
+    let mut report_data = [0u8; 64];
+    report_data[..48].copy_from_slice(&Sha384::digest(binding_json(jwk, nonce)?.as_bytes()));
+    Ok(json!({"svn": "1", "report_data": STANDARD.encode(report_data)}))
+}
+
+/// Per-flow timings in milliseconds.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    total: f64,
+    auth: f64,
+    attest: f64,
+    resource: f64,
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn kbs_error(what: &str, e: ureq::Error) -> String {
+    match e {
+        ureq::Error::Status(code, r) => format!(
+            "{what}: the server answered {code}: {}",
+            r.into_string().unwrap_or_default()
+        ),
+        e => format!("{what}: {e}"),
+    }
+}
+
+/// One full guest flow; checks the decrypted resource against `expect`.
+fn one_flow(a: &ureq::Agent, url: &str, expect: &[u8]) -> Result<Sample, String> {
+    let start = Instant::now();
+    let mut s = Sample::default();
+    let key = TeeKey::generate()?;
+
+    let t = Instant::now();
+    let r = a
+        .post(&format!("{url}/kbs/v0/auth"))
+        .send_json(json!({"version": "0.4.0", "tee": "sample",
+            "extra-params": {"supported-hash-algorithms": ["sha384"]}}))
+        .map_err(|e| kbs_error("auth", e))?;
+    let cookie = r
+        .all("set-cookie")
+        .into_iter()
+        .find_map(|c| {
+            c.split(';')
+                .next()
+                .filter(|kv| kv.trim_start().starts_with(&format!("{SESSION_COOKIE}=")))
+                .map(|kv| kv.trim().to_string())
+        })
+        .ok_or_else(|| format!("auth: no {SESSION_COOKIE} cookie in the answer"))?;
+    let challenge: Value = r.into_json().map_err(|e| format!("auth: {e}"))?;
+    let nonce = challenge["nonce"]
+        .as_str()
+        .ok_or_else(|| format!("auth: no nonce in {challenge}"))?
+        .to_string();
+    s.auth = ms(t);
+
+    let t = Instant::now();
+    let body = json!({
+        "runtime-data": {"nonce": nonce, "tee-pubkey": key.jwk},
+        "tee-evidence": {"primary_evidence": sample_evidence(&key.jwk, &nonce)?,
+                         "additional_evidence": ""},
+    });
+    let r = a
+        .post(&format!("{url}/kbs/v0/attest"))
+        .set("Cookie", &cookie)
+        .send_json(body)
+        .map_err(|e| kbs_error("attest", e))?;
+    // The server may refresh the cookie with the token.
+    let cookie = r
+        .all("set-cookie")
+        .into_iter()
+        .find_map(|c| {
+            c.split(';')
+                .next()
+                .filter(|kv| kv.trim_start().starts_with(&format!("{SESSION_COOKIE}=")))
+                .map(|kv| kv.trim().to_string())
+        })
+        .unwrap_or(cookie);
+    let answer: Value = r.into_json().map_err(|e| format!("attest: {e}"))?;
+    if answer["token"].as_str().is_none_or(str::is_empty) {
+        return Err(format!("attest: no token in the answer: {answer}"));
+    }
+    s.attest = ms(t);
+
+    let t = Instant::now();
+    let jwe: Value = a
+        .get(&format!("{url}/kbs/v0/resource/{RESOURCE_PATH}"))
+        .set("Cookie", &cookie)
+        .call()
+        .map_err(|e| kbs_error("resource", e))?
+        .into_json()
+        .map_err(|e| format!("resource: {e}"))?;
+    let plain = key.decrypt(&jwe)?;
+    s.resource = ms(t);
+    if plain.as_slice() != expect {
+        return Err(format!(
+            "resource: decrypted {} bytes that differ from the {} stored",
+            plain.len(),
+            expect.len()
+        ));
+    }
+    s.total = ms(start);
+    Ok(s)
+}
