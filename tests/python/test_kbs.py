@@ -335,7 +335,6 @@ def kbs(server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kbs")
     token_file = server.data_dir / "admin.token"
     # Before the appraisal policy admits it, the development TEE is refused like the simulator.
-    (tmp / "k.bin").write_bytes(SECRET_1)
     c = RcarClient(server.url, server.ca)
     nonce = c.challenge()
     assert_kbs_error(c.attest(TeeKey("EC"), nonce), "AttestationFailed", 401)

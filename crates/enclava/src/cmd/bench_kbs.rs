@@ -335,3 +335,257 @@ fn one_flow(a: &ureq::Agent, url: &str, expect: &[u8]) -> Result<Sample, String>
     s.total = ms(start);
     Ok(s)
 }
+
+// --- setup and measurement --------------------------------------------------------------------
+
+struct Setup {
+    /// The server, kept running for the measurements (stopped on drop).
+    srv: Srv,
+    resource: Vec<u8>,
+}
+
+/// One admin call to the bench server with the bootstrap token; the server's answer on failure.
+fn admin(
+    a: &ureq::Agent,
+    srv: &Srv,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: AdminBody<'_>,
+) -> Result<(), String> {
+    let req = a
+        .request(method, &format!("{}{path}", srv.url))
+        .set("Authorization", &format!("Bearer {token}"));
+    let res = match body {
+        AdminBody::Json(v) => req.send_json(v.clone()),
+        AdminBody::Bytes(b) => req
+            .set("Content-Type", "application/octet-stream")
+            .send_bytes(b),
+    };
+    res.map(drop)
+        .map_err(|e| kbs_error(&format!("setup: {method} {path}"), e))
+}
+
+enum AdminBody<'a> {
+    Json(&'a Value),
+    Bytes(&'a [u8]),
+}
+
+/// A fresh in-process dev server with the Contract's setup: one resource, a resource policy that
+/// releases it, and an appraisal policy admitting the sample TEE; then one checked flow.
+fn setup() -> Result<Setup, String> {
+    let srv = start_dev_server(None)?;
+    let admin_token = Zeroizing::new(
+        std::fs::read_to_string(srv.dir.path().join("data").join("admin.token"))
+            .map_err(|e| format!("setup: reading the dev server's bootstrap token: {e}"))?
+            .trim()
+            .to_string(),
+    );
+    let a = agent(&srv.ca)?;
+    let resource: Vec<u8> = Sha256::digest(format!("bench kbs resource {}", std::process::id()))
+        .iter()
+        .copied()
+        .collect();
+    admin(
+        &a,
+        &srv,
+        &admin_token,
+        "PUT",
+        "/policies/sample",
+        AdminBody::Json(&json!({"policy": SAMPLE_APPRAISAL_POLICY})),
+    )?;
+    admin(
+        &a,
+        &srv,
+        &admin_token,
+        "POST",
+        &format!("/kbs/v0/resource/{RESOURCE_PATH}"),
+        AdminBody::Bytes(&resource),
+    )?;
+    admin(
+        &a,
+        &srv,
+        &admin_token,
+        "POST",
+        "/kbs/v0/resource-policy",
+        AdminBody::Json(&json!({"policy": URL_SAFE_NO_PAD.encode(RESOURCE_POLICY)})),
+    )?;
+    one_flow(&a, &srv.url, &resource).map_err(|e| format!("setup: the first flow: {e}"))?;
+    Ok(Setup { srv, resource })
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len().max(1) - 1) as f64 * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(0.0)
+}
+
+struct Figure {
+    clients: usize,
+    per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Median of each step over all flows.
+    steps: Sample,
+    flows: usize,
+}
+
+fn bench_flows(s: &Setup, clients: usize, args: &KbsBenchArgs) -> Result<Figure, String> {
+    let rounds = args.rounds.max(1);
+    let per_round = Duration::from_secs_f64(args.seconds) / rounds;
+    let agents: Vec<ureq::Agent> = (0..clients)
+        .map(|_| agent(&s.srv.ca))
+        .collect::<Result<_, String>>()?;
+    // Warm up every connection (the TLS handshake is not what is measured).
+    for a in &agents {
+        one_flow(a, &s.srv.url, &s.resource).map_err(|e| format!("warm-up flow: {e}"))?;
+    }
+    let mut rates = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let results: Vec<Result<Vec<Sample>, String>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = agents
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    sc.spawn(move || {
+                        let mut out = Vec::new();
+                        while started.elapsed() < per_round {
+                            out.push(one_flow(a, &s.srv.url, &s.resource).map_err(|e| {
+                                format!("flow {} of client {}: {e}", out.len() + 1, i + 1)
+                            })?);
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a client thread panicked".into())))
+                .collect()
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        let mut n = 0usize;
+        for r in results {
+            let v = r?;
+            n += v.len();
+            samples.extend(v);
+        }
+        rates.push(n as f64 / elapsed);
+    }
+    let col = |f: fn(&Sample) -> f64| {
+        let mut v: Vec<f64> = samples.iter().map(f).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v
+    };
+    let total = col(|x| x.total);
+    let med = |f: fn(&Sample) -> f64| pct(&col(f), 0.5);
+    Ok(Figure {
+        clients,
+        per_s: median(&mut rates),
+        p50_ms: pct(&total, 0.5),
+        p99_ms: pct(&total, 0.99),
+        steps: Sample {
+            total: pct(&total, 0.5),
+            auth: med(|x| x.auth),
+            attest: med(|x| x.attest),
+            resource: med(|x| x.resource),
+        },
+        flows: samples.len(),
+    })
+}
+
+fn figure_json(f: &Figure, in_process: f64) -> Value {
+    json!({
+        "clients": f.clients,
+        "flows_per_s": f.per_s, "p50_ms": f.p50_ms, "p99_ms": f.p99_ms,
+        "vs_in_process": f.per_s / in_process,
+        "vs_trustee_reference": f.per_s / TRUSTEE_REFERENCE_FLOWS_PER_S,
+        "flows_measured": f.flows,
+        "step_p50_ms": {"auth": f.steps.auth, "attest": f.steps.attest,
+                        "resource_and_decrypt": f.steps.resource},
+    })
+}
+
+pub fn bench_kbs(args: &KbsBenchArgs) -> Result<(), String> {
+    check_args(args)?;
+    let machine = super::bench::Machine::detect();
+    eprintln!("{}", machine.line());
+    eprintln!("measuring the in-process flow (no HTTP, one core) ...");
+    let in_process = in_process_rate(args)?;
+    eprintln!("starting an in-process development server and setting up the Contract's resources ...");
+    let s = setup()?;
+    let mut figures = Vec::new();
+    eprintln!("measuring full flows, 1 client ...");
+    figures.push(bench_flows(&s, 1, args)?);
+    if args.clients > 1 {
+        eprintln!("measuring full flows, {} clients ...", args.clients);
+        figures.push(bench_flows(&s, args.clients, args)?);
+    }
+    drop(s);
+
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let mut report = json!({
+        "baseline": {
+            "in_process_flows_per_s": in_process.per_s,
+            "in_process_step_us": in_process.steps_json(),
+            "trustee_reference_flows_per_s": TRUSTEE_REFERENCE_FLOWS_PER_S,
+            "trustee_reference_note": "trustee's KBS, 8 client threads, this machine class (issue 13); not measured in this run",
+        },
+        "flows": figures.iter().map(|f| figure_json(f, in_process.per_s)).collect::<Vec<_>>(),
+        "flow": "auth + attest (sample TEE) + GET resource (ECDH-ES+A256KW JWE, decrypted and compared)",
+        "rounds": args.rounds, "seconds_per_figure": args.seconds,
+        "statistic": "median of rounds; latency percentiles over all flows",
+        "build": build,
+        "tee": "sample (CoCo's development TEE: measures the protocol, proves nothing)",
+    });
+    machine.annotate(&mut report);
+    match args.output {
+        OutputFormat::Json => println!("{report:#}"),
+        OutputFormat::Table => {
+            println!("{}", machine.line());
+            println!(
+                "KBS (RCAR 0.4.0) full flows over HTTPS on loopback (auth, attest with sample evidence, resource, JWE decrypt), median of {} rounds{}",
+                args.rounds,
+                if cfg!(debug_assertions) {
+                    " [DEBUG BUILD: not representative]"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "  in process, no HTTP (one core)          {:>9.1}/s   (baseline: {})",
+                in_process.per_s,
+                in_process.steps_line()
+            );
+            for f in &figures {
+                let label = format!(
+                    "flows, {} client{}",
+                    f.clients,
+                    if f.clients == 1 { "" } else { "s" }
+                );
+                println!(
+                    "  {label:<39} {:>9.1}/s   {:.3}x in process   {:.2}x trustee's ~{TRUSTEE_REFERENCE_FLOWS_PER_S:.0}/s   p50 {:.2} ms  p99 {:.2} ms",
+                    f.per_s,
+                    f.per_s / in_process.per_s,
+                    f.per_s / TRUSTEE_REFERENCE_FLOWS_PER_S,
+                    f.p50_ms,
+                    f.p99_ms
+                );
+                println!(
+                    "      step p50: auth {:.2} ms, attest {:.2} ms, resource + decrypt {:.2} ms",
+                    f.steps.auth, f.steps.attest, f.steps.resource
+                );
+            }
+            println!(
+                "  trustee's KBS on this machine class: ~{TRUSTEE_REFERENCE_FLOWS_PER_S:.0} flows/s with 8 client threads (reference figure, not measured here); client and server share {} core(s)",
+                machine.logical_cores
+            );
+        }
+    }
+    Ok(())
+}
