@@ -82,13 +82,14 @@ pub const DEFAULT_REVALIDATE_AFTER: Duration = Duration::from_secs(1);
 const MAX_CACHED_SCOPES: usize = 4096;
 
 /// Every attestation type with a policy.
-pub const POLICY_TYPES: [Tee; 6] = [
+pub const POLICY_TYPES: [Tee; 7] = [
     Tee::Snp,
     Tee::Tdx,
     Tee::Sgx,
     Tee::AzureSnp,
     Tee::AzureTdx,
     Tee::Sim,
+    Tee::Sample,
 ];
 
 /// The policy type for a name: a TEE name (`snp`, ...) or an MAA type name (case-insensitive).
@@ -100,7 +101,7 @@ pub fn policy_type(name: &str) -> Result<Tee, AttestError> {
         .map(MaaType::tee)
         .map_err(|_| AttestError::UnknownType {
             found: name.chars().take(64).collect(),
-            expected: "snp, tdx, sgx, azure-snp, azure-tdx, sim, SevSnpVm, TdxVm, SgxEnclave, OpenEnclave",
+            expected: "snp, tdx, sgx, azure-snp, azure-tdx, sim, sample, SevSnpVm, TdxVm, SgxEnclave, OpenEnclave",
         })
 }
 

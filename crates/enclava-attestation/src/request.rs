@@ -191,6 +191,10 @@ pub enum Evidence {
     Sim {
         evidence: Vec<u8>,
     },
+    /// Confidential Containers' `sample` evidence (JSON), see [`enclava_evidence::sample`].
+    Sample {
+        evidence: Vec<u8>,
+    },
 }
 
 impl Evidence {
@@ -202,6 +206,7 @@ impl Evidence {
             Evidence::AzureSnp { .. } => Tee::AzureSnp,
             Evidence::AzureTdx { .. } => Tee::AzureTdx,
             Evidence::Sim { .. } => Tee::Sim,
+            Evidence::Sample { .. } => Tee::Sample,
         }
     }
 }
@@ -367,6 +372,12 @@ impl AttestRequest {
                 no("crls", crls.is_some())?;
                 no("collateral", collateral.is_some())?;
                 Evidence::Sim { evidence: raw }
+            }
+            Tee::Sample => {
+                no("certs", certs.is_some())?;
+                no("crls", crls.is_some())?;
+                no("collateral", collateral.is_some())?;
+                Evidence::Sample { evidence: raw }
             }
         };
         let challenge = nonce_field(&obj)?;

@@ -491,6 +491,9 @@ impl AttestationService {
             Evidence::Sim { evidence } => {
                 enclava_evidence::sim::verify(evidence, now).map_err(evidence_err)
             }
+            Evidence::Sample { evidence } => {
+                enclava_evidence::sample::verify(evidence).map_err(evidence_err)
+            }
         }
     }
 
@@ -501,13 +504,14 @@ impl AttestationService {
         appraiser: Appraiser<'_>,
     ) -> Result<Appraised, AttestError> {
         let tee = req.tee();
-        if tee == Tee::Sim && !self.config.allow_sim {
+        // CoCo's `sample` TEE is a simulator too: the same gate.
+        if matches!(tee, Tee::Sim | Tee::Sample) && !self.config.allow_sim {
             return Err(AttestError::Denied {
                 failed: vec![FailedRule::new(
                     RULE_SIM_DISABLED,
                     "claims.tee",
                     "hardware evidence (simulated evidence is disabled on this service)",
-                    "sim",
+                    tee.as_str(),
                 )],
             });
         }

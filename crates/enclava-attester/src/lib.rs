@@ -389,6 +389,8 @@ pub fn open(root: &Path, prefer: Option<Tee>) -> Result<Box<dyn Attester>, Attes
                 ),
             ))
         }
-        Tee::Sgx | Tee::Sim => Err(unavailable(want, "not collected by auto-detection")),
+        Tee::Sgx | Tee::Sim | Tee::Sample => {
+            Err(unavailable(want, "not collected by auto-detection"))
+        }
     }
 }

@@ -52,7 +52,7 @@ pub fn collect(
         certs_pem.push_str(&pem_certificate(der));
     }
     match ev.tee {
-        Tee::Sim | Tee::Snp | Tee::Tdx => Ok(CollectedEvidence {
+        Tee::Sim | Tee::Sample | Tee::Snp | Tee::Tdx => Ok(CollectedEvidence {
             tee: ev.tee,
             evidence: ev.bytes,
             certs_pem,

@@ -14,6 +14,9 @@ pub enum Tee {
     AzureSnp,
     AzureTdx,
     Sim,
+    /// Confidential Containers' development TEE (`sample` attester): no hardware, no signature;
+    /// treated like `sim` (see [`crate::sample`]).
+    Sample,
 }
 
 impl Tee {
@@ -25,12 +28,13 @@ impl Tee {
             Tee::AzureSnp => "azure-snp",
             Tee::AzureTdx => "azure-tdx",
             Tee::Sim => "sim",
+            Tee::Sample => "sample",
         }
     }
 
     /// Simulated evidence is never hardware, whatever it claims.
     pub fn is_hardware(self) -> bool {
-        !matches!(self, Tee::Sim)
+        !matches!(self, Tee::Sim | Tee::Sample)
     }
 }
 
@@ -50,9 +54,10 @@ impl std::str::FromStr for Tee {
             "azure-snp" => Tee::AzureSnp,
             "azure-tdx" => Tee::AzureTdx,
             "sim" => Tee::Sim,
+            "sample" => Tee::Sample,
             other => {
                 return Err(format!(
-                    "unknown tee {other:?}: expected one of snp, tdx, sgx, azure-snp, azure-tdx, sim"
+                    "unknown tee {other:?}: expected one of snp, tdx, sgx, azure-snp, azure-tdx, sim, sample"
                 ));
             }
         })

@@ -19,6 +19,7 @@ pub mod dcap;
 pub mod error;
 pub mod nvidia;
 pub mod pem;
+pub mod sample;
 pub mod sim;
 pub mod snp;
 

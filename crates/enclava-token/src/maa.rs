@@ -87,7 +87,7 @@ pub fn attestation_type(tee: Tee) -> &'static str {
         Tee::Tdx => "tdxvm",
         Tee::Sgx => "sgx",
         Tee::AzureSnp | Tee::AzureTdx => "azurevm",
-        Tee::Sim => ATTESTATION_TYPE_SIM,
+        Tee::Sim | Tee::Sample => ATTESTATION_TYPE_SIM,
     }
 }
 
@@ -465,6 +465,12 @@ pub fn maa_claims(input: &MaaInput<'_>) -> Result<Map<String, Value>, TokenError
             );
         }
         Tee::AzureSnp | Tee::AzureTdx => azure_into(&mut m, c, section(&cv, "azure", c.tee)?)?,
+        Tee::Sample => {
+            m.insert(
+                "x-enclava-sample-report-data".into(),
+                c.report_data.clone().into(),
+            );
+        }
     }
 
     if let Some(rt) = runtime_json {

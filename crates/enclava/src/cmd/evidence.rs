@@ -363,6 +363,8 @@ fn run_verifier(
             }
         }
         Tee::Sim => sim::verify(&raw, at).map_err(VerifyError::from),
+        Tee::Sample => enclava_evidence::sample::verify(&raw)
+            .map_err(|e| VerifyError::Sim(sim::SimError::Malformed(e.0))),
     })
 }
 
