@@ -589,3 +589,207 @@ pub fn bench_kbs(args: &KbsBenchArgs) -> Result<(), String> {
     }
     Ok(())
 }
+
+// --- the same flow in process -----------------------------------------------------------------
+
+/// The in-process figure: flows per second and the median of each step in microseconds.
+struct InProcess {
+    per_s: f64,
+    /// (step name, median microseconds)
+    steps: Vec<(&'static str, f64)>,
+}
+
+impl InProcess {
+    fn steps_json(&self) -> Value {
+        Value::Object(
+            self.steps
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), json!(v)))
+                .collect(),
+        )
+    }
+
+    fn steps_line(&self) -> String {
+        self.steps
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.0} us"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// What the in-process flow compiles once, as a running server has it compiled.
+struct InProcessSetup {
+    appraisal: enclava_policy::rego::AppraisalPolicy,
+    resource_policy: enclava_policy::kbs::ResourcePolicy,
+    signer: enclava_token::jwt::Es256Signer,
+    jwk: enclava_token::jwt::Jwk,
+    resource: Vec<u8>,
+}
+
+const STEPS: [&str; 7] = [
+    "guest_key_and_evidence",
+    "parse_verify_bind",
+    "appraisal_policy",
+    "token_sign_and_verify",
+    "resource_policy",
+    "jwe_encrypt",
+    "guest_decrypt",
+];
+
+/// One flow without HTTP, sessions or storage: exactly the pure work of auth, attest and
+/// resource on the server (the enclava-kbs functions, the sample verifier, the two Rego
+/// policies, token signing and verification, the JWE) and the guest's own crypto.
+fn in_process_flow(p: &InProcessSetup, t: &mut [f64; 7]) -> Result<(), String> {
+    use enclava_kbs::wire::{AttestRequest, AuthRequest};
+    let us = |s: Instant| s.elapsed().as_secs_f64() * 1e6;
+    let issuer = "https://bench.enclava.invalid";
+
+    // auth: the request, hash negotiation, a fresh nonce.
+    let s = Instant::now();
+    let auth = AuthRequest::parse(
+        br#"{"version":"0.4.0","tee":"sample","extra-params":{"supported-hash-algorithms":["sha384"]}}"#,
+    )
+    .map_err(|e| e.to_string())?;
+    let alg = auth.hash;
+    let mut nonce = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "no randomness".to_string())?;
+    let nonce = STANDARD.encode(nonce);
+    let auth_us = us(s);
+
+    // The guest: key pair, runtime data, sample evidence.
+    let s = Instant::now();
+    let key = TeeKey::generate()?;
+    let body = serde_json::to_vec(&json!({
+        "runtime-data": {"nonce": nonce, "tee-pubkey": key.jwk},
+        "tee-evidence": {"primary_evidence": sample_evidence(&key.jwk, &nonce)?,
+                         "additional_evidence": ""},
+    }))
+    .map_err(|e| e.to_string())?;
+    t[0] += us(s);
+
+    // attest: parse, nonce, verify the evidence, check the binding.
+    let s = Instant::now();
+    let req = AttestRequest::parse(&body).map_err(|e| e.to_string())?;
+    if req.nonce != nonce {
+        return Err("the nonce changed".into());
+    }
+    let evidence = serde_json::to_vec(&req.primary_evidence).map_err(|e| e.to_string())?;
+    let claims = enclava_evidence::sample::verify(&evidence).map_err(|e| e.to_string())?;
+    let field = hex::decode(&claims.report_data).map_err(|e| e.to_string())?;
+    enclava_kbs::binding::check(&req.binding_digest(alg), &field).map_err(|e| e.to_string())?;
+    t[1] += us(s) + auth_us;
+
+    // The appraisal policy, with the input shape of every Enclava appraisal.
+    let s = Instant::now();
+    let input = json!({
+        "claims": serde_json::to_value(&claims).map_err(|e| e.to_string())?,
+        "runtime_data": Value::Null, "init_data": Value::Null, "reference": {},
+    });
+    let decision = p.appraisal.evaluate(&input).map_err(|e| e.to_string())?;
+    if !decision.allowed {
+        return Err(format!("appraisal denied: {}", decision.explain()));
+    }
+    t[2] += us(s);
+
+    // The token: EAR claims with the tee-pubkey, signed; then verified as the resource route does.
+    let s = Instant::now();
+    let now = chrono::Utc::now();
+    let appraisal = enclava_token::ear::Appraisal::new(
+        &claims,
+        enclava_token::ear::PolicyOutcome::Affirmed,
+        Some("sample"),
+    );
+    let mut token_claims = enclava_token::ear::ear_claims(
+        &[appraisal],
+        &enclava_token::ear::VerifierId::enclava(),
+        now,
+    );
+    token_claims.insert("iss".into(), issuer.into());
+    token_claims.insert("exp".into(), (now.timestamp() + 300).into());
+    token_claims.insert("tee-pubkey".into(), req.tee_pubkey_jwk.clone());
+    let header = enclava_token::jwt::Header::for_signer(&p.signer, None);
+    let token = enclava_token::jwt::sign_compact(&header, &token_claims, &p.signer)
+        .map_err(|e| e.to_string())?;
+    let verified = enclava_token::jwt::verify(
+        &token,
+        &p.jwk,
+        &enclava_token::jwt::Expectations::new(issuer, now),
+    )
+    .map_err(|e| e.to_string())?;
+    let claims_value = Value::Object(verified.claims);
+    let tee_pubkey = enclava_kbs::jwk::TeePubKey::from_jwk(&claims_value["tee-pubkey"])
+        .map_err(|e| e.to_string())?;
+    t[3] += us(s);
+
+    // The resource policy (KBS shape).
+    let s = Instant::now();
+    let data = enclava_policy::kbs::resource_data(RESOURCE_PATH, &serde_json::Map::new());
+    let decision = p
+        .resource_policy
+        .evaluate(&claims_value, &data)
+        .map_err(|e| e.to_string())?;
+    if !decision.allowed {
+        return Err(format!("resource policy denied: {}", decision.explain()));
+    }
+    t[4] += us(s);
+
+    // The answer.
+    let s = Instant::now();
+    let jwe = enclava_kbs::jwe::encrypt(&tee_pubkey, &p.resource).map_err(|e| e.to_string())?;
+    let jwe = serde_json::to_value(&jwe).map_err(|e| e.to_string())?;
+    t[5] += us(s);
+
+    let s = Instant::now();
+    let plain = key.decrypt(&jwe)?;
+    t[6] += us(s);
+    if plain.as_slice() != p.resource.as_slice() {
+        return Err("the in-process flow decrypted other bytes than the resource".into());
+    }
+    Ok(())
+}
+
+fn in_process_rate(args: &KbsBenchArgs) -> Result<InProcess, String> {
+    let signer = enclava_token::jwt::Es256Signer::generate("bench-kbs")
+        .map_err(|e| format!("token signer: {e}"))?;
+    let jwk = enclava_token::jwt::TokenSigner::public_jwk(&signer)
+        .map_err(|e| format!("token signer: {e}"))?;
+    let p = InProcessSetup {
+        appraisal: enclava_policy::rego::AppraisalPolicy::compile("sample", SAMPLE_APPRAISAL_POLICY)
+            .map_err(|e| format!("the sample appraisal policy: {e}"))?,
+        resource_policy: enclava_policy::kbs::ResourcePolicy::compile("resource", RESOURCE_POLICY)
+            .map_err(|e| format!("the resource policy: {e}"))?,
+        signer,
+        jwk,
+        resource: Sha256::digest(b"bench kbs in-process resource").to_vec(),
+    };
+    let mut warm = [0.0; 7];
+    in_process_flow(&p, &mut warm).map_err(|e| format!("the in-process flow: {e}"))?;
+    let rounds = args.rounds.max(1);
+    let per_round = Duration::from_secs_f64(args.seconds / 2.0) / rounds;
+    let mut rates = Vec::new();
+    let mut step_rounds: Vec<[f64; 7]> = Vec::new();
+    for _ in 0..rounds {
+        let mut t = [0.0; 7];
+        let mut n = 0u32;
+        let started = Instant::now();
+        while n == 0 || started.elapsed() < per_round {
+            in_process_flow(&p, &mut t).map_err(|e| format!("the in-process flow: {e}"))?;
+            n += 1;
+        }
+        rates.push(f64::from(n) / started.elapsed().as_secs_f64());
+        step_rounds.push(t.map(|v| v / f64::from(n)));
+    }
+    let steps = STEPS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut v: Vec<f64> = step_rounds.iter().map(|r| r[i]).collect();
+            (*name, median(&mut v))
+        })
+        .collect();
+    Ok(InProcess {
+        per_s: median(&mut rates),
+        steps,
+    })
+}

@@ -22,6 +22,7 @@ pub mod secret;
 pub mod attest;
 pub mod bench_attest;
 pub mod bench_release;
+pub mod bench_kbs;
 mod bench_store;
 pub mod policy;
 pub mod reference;
