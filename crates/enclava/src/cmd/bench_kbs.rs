@@ -700,14 +700,27 @@ fn in_process_flow(p: &InProcessSetup, t: &mut [f64; 7]) -> Result<(), String> {
         enclava_token::ear::PolicyOutcome::Affirmed,
         Some("sample"),
     );
-    let mut token_claims = enclava_token::ear::ear_claims(
-        &[appraisal],
-        &enclava_token::ear::VerifierId::enclava(),
-        now,
-    );
+    // The server's token shape: its claims, the EAR claims embedded, the KBS facts beside them.
+    let mut token_claims = serde_json::Map::new();
     token_claims.insert("iss".into(), issuer.into());
+    token_claims.insert("iat".into(), now.timestamp().into());
     token_claims.insert("exp".into(), (now.timestamp() + 300).into());
-    token_claims.insert("tee-pubkey".into(), req.tee_pubkey_jwk.clone());
+    token_claims.insert(
+        "claims".into(),
+        serde_json::to_value(&claims).map_err(|e| e.to_string())?,
+    );
+    token_claims.insert(
+        enclava_token::ear::EMBED_CLAIM.into(),
+        Value::Object(enclava_token::ear::ear_claims(
+            &[appraisal],
+            &enclava_token::ear::VerifierId::enclava(),
+            now,
+        )),
+    );
+    token_claims.insert(
+        "x-enclava-kbs".into(),
+        json!({"tee": "sample", "tee-pubkey": req.tee_pubkey_jwk}),
+    );
     let header = enclava_token::jwt::Header::for_signer(&p.signer, None);
     let token = enclava_token::jwt::sign_compact(&header, &token_claims, &p.signer)
         .map_err(|e| e.to_string())?;
@@ -718,7 +731,7 @@ fn in_process_flow(p: &InProcessSetup, t: &mut [f64; 7]) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let claims_value = Value::Object(verified.claims);
-    let tee_pubkey = enclava_kbs::jwk::TeePubKey::from_jwk(&claims_value["tee-pubkey"])
+    let tee_pubkey = enclava_kbs::jwk::TeePubKey::from_jwk(&claims_value["x-enclava-kbs"]["tee-pubkey"])
         .map_err(|e| e.to_string())?;
     t[3] += us(s);
 
