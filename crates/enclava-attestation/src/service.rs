@@ -654,6 +654,19 @@ impl AttestationService {
     /// Attest: verify, bind, appraise and issue a signed token. A request with a draft policy is
     /// a dry run (see the module docs).
     pub fn attest(&self, req: &AttestRequest, now: DateTime<Utc>) -> Result<Attested, AttestError> {
+        self.attest_with_claims(req, now, Map::new())
+    }
+
+    /// [`Self::attest`], adding `extra` claims to the token (a protocol front end's own facts,
+    /// e.g. the KBS `tee-pubkey` the evidence was bound to). Extra claims never replace a claim
+    /// the service sets, and must not be registered claims or `x-enclava-*` other than
+    /// `x-enclava-kbs`.
+    pub fn attest_with_claims(
+        &self,
+        req: &AttestRequest,
+        now: DateTime<Utc>,
+        extra: Map<String, Value>,
+    ) -> Result<Attested, AttestError> {
         if let Some(draft) = &req.draft_policy {
             let r = self.dry_run(draft, req, now)?;
             if !r.0.decision.allowed {
@@ -672,11 +685,18 @@ impl AttestationService {
         if let Some(c) = &req.challenge {
             self.challenges.consume(c, now)?;
         }
-        let a = self.appraise(req, now, Appraiser::Active)?;
+        let mut a = self.appraise(req, now, Appraiser::Active)?;
         if !a.decision.allowed {
             return Err(AttestError::Denied {
                 failed: a.decision.failed,
             });
+        }
+        for (k, v) in extra {
+            let reserved = REGISTERED_CLAIMS.contains(&k.as_str())
+                || (k.starts_with("x-enclava-") && k != "x-enclava-kbs");
+            if !reserved && !a.token_claims.contains_key(&k) {
+                a.token_claims.insert(k, v);
+            }
         }
         let signer = self.signer();
         let mut opts = TokenOptions::new(self.config.issuer.clone(), now);

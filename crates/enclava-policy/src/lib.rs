@@ -73,6 +73,7 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 #![forbid(unsafe_code)]
 
+pub mod kbs;
 pub mod maa;
 pub mod rego;
 pub mod release;

@@ -48,6 +48,8 @@ pub struct AppState {
     pub trusted_issuers: Arc<enclava_vault::keys::release::TrustedIssuers>,
     /// Per-client request rates and failed-login delays (see `ratelimit`).
     pub rate_limits: Arc<crate::ratelimit::RateLimits>,
+    /// Sweeping and counting of KBS sessions (see `kbs`).
+    pub kbs_sessions: Arc<crate::kbs::SessionSweeper>,
     /// Counts repetitive anonymous rejections instead of logging each (bounded audit growth).
     pub noise: Arc<enclava_audit::noise::NoiseFilter>,
     /// Lease of the background work and readiness of the database (see `cluster`).
@@ -63,6 +65,7 @@ struct Ctx {
     api_version: Option<String>,
     attest: crate::attest::AttestCtx,
     release_detail: Option<String>,
+    kbs: crate::kbs::KbsCtx,
     /// The peer's address (rate limits and failed-login delays).
     client_ip: Option<std::net::IpAddr>,
     /// Seconds for a `Retry-After` header (429 answers).
@@ -566,6 +569,12 @@ fn execute(
             ctx.action = ctx.attest.action;
             r
         }
+        R::Kbs(k) => {
+            let r = crate::kbs::execute(st, k, headers, query, body, &mut ctx.kbs);
+            ctx.principal = ctx.kbs.principal.clone();
+            ctx.action = ctx.kbs.action;
+            r
+        }
         R::ReleaseKey { name, version } => {
             ctx.action = Some(Action::KeyRelease.name());
             let api = ctx.api_version.clone().unwrap_or_else(|| "7.6".into());
@@ -762,6 +771,9 @@ fn rate_class(route: &Route) -> Option<crate::ratelimit::Class> {
         }
         Route::Attest(AR::Challenge) => Some(Class::Challenge),
         Route::Attest(AR::Maa(_) | AR::Native) => Some(Class::Attest),
+        // The KBS handshake: `/auth` is the protocol's challenge, `/attest` its attestation.
+        Route::Kbs(crate::kbs::KbsRoute::Auth) => Some(Class::Challenge),
+        Route::Kbs(crate::kbs::KbsRoute::Attest) => Some(Class::Attest),
         _ => None,
     }
 }
@@ -1232,6 +1244,10 @@ pub async fn dispatch(
             detail.push(' ');
             detail.push_str(d);
         }
+        if let Some(d) = &ctx.kbs.detail {
+            detail.push(' ');
+            detail.push_str(&d.chars().take(2000).collect::<String>());
+        }
         if let Some(c) = &ctx.claimed_client_id {
             detail.push_str(&format!(" claimed_client_id={c:?}"));
         }
@@ -1362,6 +1378,7 @@ pub async fn dispatch(
         }
         Err(e) => match &routed {
             Ok(Route::Attest(_)) => crate::attest::error_response(e, ctx.attest.error_extra.take()),
+            Ok(Route::Kbs(_)) => crate::kbs::error_response(e),
             _ => e.into_response(),
         },
     };
@@ -1392,6 +1409,11 @@ pub async fn dispatch(
     }
     if let Some(secs) = ctx.retry_after {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Some(c) = ctx.kbs.set_cookie.take()
+        && let Ok(v) = HeaderValue::from_str(&c)
+    {
+        h.insert(header::SET_COOKIE, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if !st.config.insecure_http {
@@ -1426,6 +1448,9 @@ fn version_from_reply(r: &Reply) -> Option<String> {
 }
 
 fn object_of(route: &Route) -> (String, Option<String>) {
+    if let Route::Kbs(k) = route {
+        return (k.object().unwrap_or_default(), None);
+    }
     let (name, version) = route.object();
     let obj = match (route, name) {
         (_, None) => String::new(),
@@ -1546,6 +1571,8 @@ fn audit_must_be_durable(method: &Method, routed: &Result<Route, RouteError>) ->
     use crate::attest::AttestRoute as AR;
     match routed {
         Ok(Route::GetSecret { .. }) => return true,
+        // A resource handed out (or changed) is never without a durable record.
+        Ok(Route::Kbs(k)) => return k.is_sensitive(),
         Ok(Route::KeyOperation {
             op: route::KeyOp::Decrypt | route::KeyOp::UnwrapKey,
             ..

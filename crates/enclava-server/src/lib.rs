@@ -23,6 +23,7 @@ pub mod connlimit;
 pub mod data;
 pub mod error;
 pub mod init_token;
+pub mod kbs;
 pub mod lifecycle;
 pub mod metrics;
 pub mod openapi;
@@ -439,6 +440,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             release::load_trusted_issuers(&config.trusted_issuers).map_err(ServerError::Startup)?,
         ),
         rate_limits: Arc::new(ratelimit::RateLimits::new(config.rate_limits.clone())),
+        kbs_sessions: Arc::new(kbs::SessionSweeper::default()),
         noise: Arc::new(NoiseFilter::new(
             NoiseConfig::default(),
             std::time::Instant::now(),

@@ -179,6 +179,8 @@ pub enum Route {
     RestoreSecret,
     /// The attestation service (MAA-compatible, native, policies): see [`crate::attest`].
     Attest(crate::attest::AttestRoute),
+    /// The Confidential Containers KBS protocol (`/kbs/v0/...`): see [`crate::kbs`].
+    Kbs(crate::kbs::KbsRoute),
 }
 
 /// Why no route matched.
@@ -213,6 +215,9 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
     use Route as R;
     if let Some(r) = crate::attest::route(m, &segs) {
         return r.map(R::Attest);
+    }
+    if let Some(r) = crate::kbs::route(m, &segs) {
+        return r.map(R::Kbs);
     }
     match segs.as_slice() {
         ["healthz"] => {
@@ -601,6 +606,7 @@ impl Route {
             R::BackupSecret { .. } => "/secrets/{name}/backup",
             R::RestoreSecret => "/secrets/restore",
             R::Attest(a) => a.template(),
+            R::Kbs(k) => k.template(),
         }
     }
 
@@ -670,6 +676,7 @@ impl Route {
             R::BackupSecret { .. } => "BackupSecret",
             R::RestoreSecret => "RestoreSecret",
             R::Attest(a) => a.operation(),
+            R::Kbs(k) => k.operation(),
         }
     }
 
@@ -702,6 +709,7 @@ impl Route {
                 | R::ReadAudit
                 | R::VerifyAudit
                 | R::Attest(_)
+                | R::Kbs(_)
         )
     }
 

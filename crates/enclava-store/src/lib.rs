@@ -50,10 +50,14 @@ pub enum Table {
     /// every server process on this database). Keys: `{issued_at:020}/{base64url(mac)}`, values
     /// empty.
     RedeemedNonces,
+    /// KBS (RCAR) sessions between `/kbs/v0/auth` and their expiry, shared by every server
+    /// process on this database so any replica can continue a handshake. Keys: the session id
+    /// (32 hex digits); values: the session JSON (see `enclava-server`'s `kbs.rs`).
+    KbsSessions,
 }
 
 impl Table {
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Meta,
         Table::Keys,
         Table::KeyVersions,
@@ -66,6 +70,7 @@ impl Table {
         Table::Policies,
         Table::AuditCheckpoints,
         Table::RedeemedNonces,
+        Table::KbsSessions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,6 +87,7 @@ impl Table {
             Table::Policies => "policies",
             Table::AuditCheckpoints => "audit_checkpoints",
             Table::RedeemedNonces => "redeemed_nonces",
+            Table::KbsSessions => "kbs_sessions",
         }
     }
 }

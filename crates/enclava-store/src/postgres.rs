@@ -65,7 +65,7 @@ pub const LISTENER_APPLICATION_NAME: &str = "enclava-change-listener";
 const LISTEN_RETRY: Duration = Duration::from_millis(200);
 
 /// The newest schema this build knows; see [`migration`].
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Connections per store. Each trait call holds one for its duration.
 const POOL_SIZE: usize = 8;
@@ -91,7 +91,8 @@ fn migration(version: i64) -> String {
     match version {
         1 => {
             let mut ddl = String::new();
-            for t in Table::ALL {
+            // The tables of version 1 only: later tables come with their own migration.
+            for t in Table::ALL.into_iter().filter(|t| *t != Table::KbsSessions) {
                 // COLLATE "C": keys order bytewise, like SQLite's BINARY, so listing and paging
                 // give the same order on both backends.
                 ddl.push_str(&format!(
@@ -102,6 +103,11 @@ fn migration(version: i64) -> String {
             ddl.push_str("CREATE TABLE audit (seq BIGINT PRIMARY KEY CHECK (seq > 0), entry BYTEA NOT NULL);");
             ddl
         }
+        // KBS sessions (issue 13): written at every handshake step, read by any replica.
+        2 => format!(
+            "CREATE TABLE {} (k TEXT COLLATE \"C\" PRIMARY KEY, v BYTEA NOT NULL);",
+            Table::KbsSessions.name()
+        ),
         _ => String::new(),
     }
 }
@@ -761,7 +767,7 @@ async fn notify_changes(tx: &Transaction<'_>, ops: &[Op]) -> std::result::Result
         .iter()
         .filter_map(|op| match op {
             Op::Put { table, key, .. } | Op::Delete { table, key }
-                if *table != Table::RedeemedNonces =>
+                if !matches!(table, Table::RedeemedNonces | Table::KbsSessions) =>
             {
                 Some(encode_change(*table, key))
             }

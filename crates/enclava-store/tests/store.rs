@@ -721,7 +721,7 @@ fn postgres_concurrent_startup_migrates_once() {
         })
         .collect();
     for h in handles {
-        assert_eq!(h.join().unwrap().unwrap(), 1);
+        assert_eq!(h.join().unwrap().unwrap(), 2);
     }
 }
 

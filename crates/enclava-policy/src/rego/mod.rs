@@ -190,7 +190,39 @@ impl RegoProgram {
         })?;
         let mut engine = self.engine.clone();
         engine.set_input(rego_input);
+        self.decide(engine, deadline)
+    }
 
+    /// [`Self::evaluate_until`] with a `data` document beside the policy (KBS resource policies
+    /// read `data["resource-path"]`, `data.plugin`, `data.query`).
+    pub(crate) fn evaluate_with_data_until(
+        &self,
+        input: &Value,
+        data: &Value,
+        deadline: Instant,
+    ) -> Result<Decision, PolicyError> {
+        let rego_input = RegoValue::deserialize(input).map_err(|e| PolicyError::Input {
+            expected: "a JSON document representable in Rego".to_string(),
+            found: bounded(&e.to_string(), MAX_ECHO),
+        })?;
+        let rego_data = RegoValue::deserialize(data).map_err(|e| PolicyError::Input {
+            expected: "a JSON data document representable in Rego".to_string(),
+            found: bounded(&e.to_string(), MAX_ECHO),
+        })?;
+        let mut engine = self.engine.clone();
+        engine.set_input(rego_input);
+        engine.add_data(rego_data).map_err(|e| PolicyError::Input {
+            expected: "a data document that merges with the policy's".to_string(),
+            found: bounded(&e.to_string(), MAX_ECHO),
+        })?;
+        self.decide(engine, deadline)
+    }
+
+    fn decide(
+        &self,
+        mut engine: regorus::Engine,
+        deadline: Instant,
+    ) -> Result<Decision, PolicyError> {
         let (deny, allow) = self.eval_deny_and_allow(&mut engine, deadline)?;
         let failed = self.deny_to_failed(&deny)?;
         if !failed.is_empty() {
