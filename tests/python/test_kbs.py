@@ -239,14 +239,17 @@ class RcarClient:
     def __init__(self, url: str, ca: str, tee: str = "sample") -> None:
         self.url = url
         self.tee = tee
+        self.ca = ca
+        # Cookies persist in the session; `verify` goes on every request (a Session's own
+        # `verify` loses against REQUESTS_CA_BUNDLE from the environment).
         self.http = requests.Session()
-        self.http.verify = ca
         self.hash_alg = "sha384"
 
     def auth(self, version: str = PROTOCOL_VERSION, hash_algs=("sha384", "sha256", "sha512")) -> requests.Response:
         return self.http.post(
             f"{self.url}/kbs/v0/auth",
             json={"version": version, "tee": self.tee, "extra-params": {"supported-hash-algorithms": list(hash_algs)}},
+            verify=self.ca,
             timeout=30,
         )
 
@@ -270,7 +273,7 @@ class RcarClient:
             "runtime-data": {"nonce": nonce, "tee-pubkey": key.jwk},
             "tee-evidence": {"primary_evidence": sample_evidence(report_data), "additional_evidence": ""},
         }
-        return self.http.post(f"{self.url}/kbs/v0/attest", json=body, timeout=30)
+        return self.http.post(f"{self.url}/kbs/v0/attest", json=body, verify=self.ca, timeout=30)
 
     def handshake(self, key: TeeKey) -> str:
         nonce = self.challenge()
@@ -280,11 +283,11 @@ class RcarClient:
 
     def resource(self, path: str, bearer: str | None = None) -> requests.Response:
         if bearer is None:
-            return self.http.get(f"{self.url}/kbs/v0/resource/{path}", timeout=30)
+            return self.http.get(f"{self.url}/kbs/v0/resource/{path}", verify=self.ca, timeout=30)
         # A fresh connection with no cookie: the token alone must be enough.
         return requests.get(
             f"{self.url}/kbs/v0/resource/{path}", headers={"Authorization": f"Bearer {bearer}"},
-            verify=self.http.verify, timeout=30,
+            verify=self.ca, timeout=30,
         )
 
 
