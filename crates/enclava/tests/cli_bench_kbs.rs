@@ -11,7 +11,16 @@ use serde_json::Value;
 fn bench_kbs_reports_flows_next_to_in_process_and_trustee() {
     let out = Command::new(env!("CARGO_BIN_EXE_enclava"))
         .args([
-            "bench", "kbs", "--seconds", "1", "--rounds", "1", "--clients", "2", "--output", "json",
+            "bench",
+            "kbs",
+            "--seconds",
+            "1",
+            "--rounds",
+            "1",
+            "--clients",
+            "2",
+            "--output",
+            "json",
         ])
         .output()
         .expect("run enclava");

@@ -461,7 +461,10 @@ fn bench_flows(s: &Setup, clients: usize, args: &KbsBenchArgs) -> Result<Figure,
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("a client thread panicked".into())))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a client thread panicked".into()))
+                })
                 .collect()
         });
         let elapsed = started.elapsed().as_secs_f64();
@@ -513,7 +516,9 @@ pub fn bench_kbs(args: &KbsBenchArgs) -> Result<(), String> {
     eprintln!("{}", machine.line());
     eprintln!("measuring the in-process flow (no HTTP, one core) ...");
     let in_process = in_process_rate(args)?;
-    eprintln!("starting an in-process development server and setting up the Contract's resources ...");
+    eprintln!(
+        "starting an in-process development server and setting up the Contract's resources ..."
+    );
     let s = setup()?;
     let mut figures = Vec::new();
     eprintln!("measuring full flows, 1 client ...");
@@ -731,8 +736,9 @@ fn in_process_flow(p: &InProcessSetup, t: &mut [f64; 7]) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let claims_value = Value::Object(verified.claims);
-    let tee_pubkey = enclava_kbs::jwk::TeePubKey::from_jwk(&claims_value["x-enclava-kbs"]["tee-pubkey"])
-        .map_err(|e| e.to_string())?;
+    let tee_pubkey =
+        enclava_kbs::jwk::TeePubKey::from_jwk(&claims_value["x-enclava-kbs"]["tee-pubkey"])
+            .map_err(|e| e.to_string())?;
     t[3] += us(s);
 
     // The resource policy (KBS shape).
@@ -768,8 +774,11 @@ fn in_process_rate(args: &KbsBenchArgs) -> Result<InProcess, String> {
     let jwk = enclava_token::jwt::TokenSigner::public_jwk(&signer)
         .map_err(|e| format!("token signer: {e}"))?;
     let p = InProcessSetup {
-        appraisal: enclava_policy::rego::AppraisalPolicy::compile("sample", SAMPLE_APPRAISAL_POLICY)
-            .map_err(|e| format!("the sample appraisal policy: {e}"))?,
+        appraisal: enclava_policy::rego::AppraisalPolicy::compile(
+            "sample",
+            SAMPLE_APPRAISAL_POLICY,
+        )
+        .map_err(|e| format!("the sample appraisal policy: {e}"))?,
         resource_policy: enclava_policy::kbs::ResourcePolicy::compile("resource", RESOURCE_POLICY)
             .map_err(|e| format!("the resource policy: {e}"))?,
         signer,
