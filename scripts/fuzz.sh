@@ -34,6 +34,7 @@ declare -A seeds=(
   [release_policy]=""
   [policy_upload]=""
   [attest_request]=""
+  [kbs_request]=""
   [kv_request]=""
   [backup_restore]=""
 )

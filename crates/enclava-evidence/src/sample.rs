@@ -57,7 +57,11 @@ pub fn verify(evidence: &[u8]) -> Result<Claims, SampleError> {
             .or_else(|_| STANDARD_NO_PAD.decode(s.trim_end_matches('=')))
             .map_err(|_| SampleError("report_data: expected standard base64".into()))?,
         Some(_) => return Err(SampleError("report_data: expected a string".into())),
-        None => return Err(SampleError("report_data: expected a member, found none".into())),
+        None => {
+            return Err(SampleError(
+                "report_data: expected a member, found none".into(),
+            ));
+        }
     };
     if rd.len() > MAX_REPORT_DATA {
         return Err(SampleError(format!(

@@ -116,8 +116,7 @@ pub fn check(digest: &[u8], field: &[u8]) -> Result<(), KbsError> {
 mod subtle_eq {
     /// Byte-slice equality whose time does not depend on where the slices differ.
     pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-        a.len() == b.len()
-            && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+        a.len() == b.len() && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
     }
 }
 
@@ -151,7 +150,10 @@ mod tests {
         assert!(check(&d, &field).is_ok());
         let mut bad = field.clone();
         bad[0] ^= 1;
-        assert_eq!(check(&d, &bad).unwrap_err().kind, ErrorKind::BindingMismatch);
+        assert_eq!(
+            check(&d, &bad).unwrap_err().kind,
+            ErrorKind::BindingMismatch
+        );
         // SHA-512 truncated to a 32-byte field.
         let d = binding_digest(HashAlg::Sha512, &jwk, "n", "");
         assert!(check(&d, &d[..32]).is_ok());

@@ -94,9 +94,17 @@ mod tests {
         }"#;
         let mut v: Value = serde_json::from_str(input).unwrap();
         // serde_json's default float parser is not always correctly rounded for 17 significant
-        // digits (333333333.33333329 lands one ulp off), so the numbers come from Rust literals,
-        // which are: the canonical form of a given double is what is under test.
-        v["numbers"] = serde_json::json!([333333333.33333329f64, 1e30, 4.50, 2e-3, 1e-27]);
+        // digits (333333333.33333329 lands one ulp off), so the numbers come from the RFC's texts
+        // which are, through Rust's correctly rounded parser: the canonical form of a given
+        // double is what is under test.
+        let n = |s: &str| s.parse::<f64>().unwrap();
+        v["numbers"] = serde_json::json!([
+            n("333333333.33333329"),
+            n("1E30"),
+            n("4.50"),
+            n("2e-3"),
+            n("0.000000000000000000000000001")
+        ]);
         assert_eq!(
             canonicalize(&v),
             "{\"literals\":[null,true,false],\"numbers\":[333333333.3333333,1e+30,4.5,0.002,1e-27],\"string\":\"€$\\u000f\\nA'B\\\"\\\\\\\\\\\"/\"}"

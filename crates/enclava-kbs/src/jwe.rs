@@ -99,7 +99,9 @@ pub fn encrypt(key: &TeePubKey, plaintext: &[u8]) -> Result<Jwe, KbsError> {
             let point = key.uncompressed_point().unwrap_or_default();
             let eph = EphemeralPrivateKey::generate(&ECDH_P256, &rng)
                 .map_err(|_| lib("key generation"))?;
-            let epk = eph.compute_public_key().map_err(|_| lib("key generation"))?;
+            let epk = eph
+                .compute_public_key()
+                .map_err(|_| lib("key generation"))?;
             let epk = epk.as_ref();
             if epk.len() != 65 {
                 return Err(lib("ephemeral key encoding"));

@@ -41,7 +41,11 @@ fn b64(m: &serde_json::Map<String, Value>, k: &str) -> Result<Vec<u8>, KbsError>
     let s = member(m, k)?;
     URL_SAFE_NO_PAD
         .decode(s.trim_end_matches('='))
-        .map_err(|_| KbsError::invalid(format!("tee-pubkey.{k}: expected base64url, found undecodable text")))
+        .map_err(|_| {
+            KbsError::invalid(format!(
+                "tee-pubkey.{k}: expected base64url, found undecodable text"
+            ))
+        })
 }
 
 impl TeePubKey {

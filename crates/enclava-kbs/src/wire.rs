@@ -276,7 +276,9 @@ impl AttestRequest {
         }
         let jwk = rd
             .get("tee-pubkey")
-            .ok_or_else(|| KbsError::invalid("runtime-data.tee-pubkey: expected a member, found none"))?
+            .ok_or_else(|| {
+                KbsError::invalid("runtime-data.tee-pubkey: expected a member, found none")
+            })?
             .clone();
         let tee_pubkey = TeePubKey::from_jwk(&jwk)?;
         let (primary_evidence, additional_evidence) = match m.get("tee-evidence") {
@@ -429,8 +431,8 @@ mod tests {
 
     #[test]
     fn attest_request_shapes() {
-        let sk = aws_lc_rs::agreement::PrivateKey::generate(&aws_lc_rs::agreement::ECDH_P256)
-            .unwrap();
+        let sk =
+            aws_lc_rs::agreement::PrivateKey::generate(&aws_lc_rs::agreement::ECDH_P256).unwrap();
         let pk = sk.compute_public_key().unwrap();
         let p = pk.as_ref();
         use base64::Engine;

@@ -30,11 +30,8 @@ impl ResourcePolicy {
 
     /// Decide for one request: `claims` (the token's claims) as `input`, `data` beside it.
     pub fn evaluate(&self, claims: &Value, data: &Value) -> Result<Decision, PolicyError> {
-        self.program.evaluate_with_data_until(
-            claims,
-            data,
-            Instant::now() + EVALUATION_TIME_LIMIT,
-        )
+        self.program
+            .evaluate_with_data_until(claims, data, Instant::now() + EVALUATION_TIME_LIMIT)
     }
 }
 

@@ -785,6 +785,17 @@ impl Attestation {
         &self.issuer
     }
 
+    /// SEV-SNP certificates for a hardware report from `attestation.collateral_dir` (the ASK and
+    /// ARK that evidence carrying only its VCEK, as CoCo's az-snp-vtpm does, needs); empty
+    /// without a collateral directory.
+    pub fn snp_certs(&self, report: &[u8]) -> Vec<Vec<u8>> {
+        self.collateral
+            .as_ref()
+            .and_then(|c| c.snp_endorsements(report))
+            .map(|e| e.certs_der)
+            .unwrap_or_default()
+    }
+
     /// Called after unseal: load (or create) the signer service key and start the service. A
     /// signer that does not load leaves the service down (503 `signer_unavailable`, an operator
     /// rotation recovers) without failing the unseal.

@@ -11,7 +11,7 @@
 //! | `GET /kbs/v0/resource/{repository}/{resource_type}/{tag}` | the attested session cookie, or `Authorization: Bearer <attestation token>` |
 //! | `POST /kbs/v0/resource/{repository}/{resource_type}/{tag}` (body: the raw bytes) | Enclava token, `secrets/set` on the backing secret |
 //! | `DELETE /kbs/v0/resource/{repository}/{resource_type}/{tag}` | Enclava token, `secrets/delete` |
-//! | `GET /kbs/v0/admin/resource/{repository}/{resource_type}/{tag}` (the raw bytes) | Enclava token, `secrets/get` |
+//! | `GET /kbs/v0/admin/resource/{repository}/{resource_type}/{tag}` (`{"path", "value": standard base64}`) | Enclava token, `secrets/get` |
 //! | `GET /kbs/v0/admin/resources` | Enclava token, `secrets/list` |
 //! | `POST /kbs/v0/resource-policy` `{"policy": base64url(rego), "prefix"?: "repo[/type[/tag]]"}` | Enclava token, `policies/manage` |
 //! | `GET /kbs/v0/resource-policy[?prefix=...]` | Enclava token, `policies/manage` |
@@ -151,8 +151,12 @@ impl KbsRoute {
             KbsRoute::Attest => "/kbs/v0/attest",
             KbsRoute::GetResource { .. }
             | KbsRoute::SetResource { .. }
-            | KbsRoute::DeleteResource { .. } => "/kbs/v0/resource/{repository}/{resource_type}/{tag}",
-            KbsRoute::AdminGetResource { .. } => "/kbs/v0/admin/resource/{repository}/{resource_type}/{tag}",
+            | KbsRoute::DeleteResource { .. } => {
+                "/kbs/v0/resource/{repository}/{resource_type}/{tag}"
+            }
+            KbsRoute::AdminGetResource { .. } => {
+                "/kbs/v0/admin/resource/{repository}/{resource_type}/{tag}"
+            }
             KbsRoute::ListResources => "/kbs/v0/admin/resources",
             KbsRoute::GetResourcePolicy | KbsRoute::SetResourcePolicy => "/kbs/v0/resource-policy",
             KbsRoute::TestResourcePolicy => "/kbs/v0/admin/resource-policy/test",
@@ -248,7 +252,10 @@ pub fn error_response(e: ApiError) -> Response {
 
 fn store_err(e: StoreError) -> ApiError {
     if e.is_unavailable() {
-        return k(ErrorKind::Unavailable, "the database is unavailable: retry later");
+        return k(
+            ErrorKind::Unavailable,
+            "the database is unavailable: retry later",
+        );
     }
     ApiError::internal(format!("session storage failed: {e}"))
 }
@@ -331,10 +338,15 @@ fn set_cookie(st: &AppState, id: &str, expires: i64) -> String {
     } else {
         "; Secure"
     };
-    format!("{SESSION_COOKIE}={id}; Expires={when}; Path=/kbs/v0; HttpOnly; SameSite=Strict{secure}")
+    format!(
+        "{SESSION_COOKIE}={id}; Expires={when}; Path=/kbs/v0; HttpOnly; SameSite=Strict{secure}"
+    )
 }
 
-fn load_session(st: &AppState, headers: &HeaderMap) -> Result<(String, Session, Vec<u8>), ApiError> {
+fn load_session(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<(String, Session, Vec<u8>), ApiError> {
     let Some(id) = cookie_session(headers) else {
         return Err(k(
             ErrorKind::MissingCookie,
@@ -441,7 +453,13 @@ pub fn execute(
         KbsRoute::SetResource { path } => {
             let path = ResourcePath::parse(path).map_err(kerr)?;
             let name = resource_secret(&path)?;
-            admin_auth(st, headers, ctx, Action::SecretSet, Resource::Secret(name.clone()))?;
+            admin_auth(
+                st,
+                headers,
+                ctx,
+                Action::SecretSet,
+                Resource::Secret(name.clone()),
+            )?;
             let b = set_secret(st, &name, STANDARD.encode(body), RESOURCE_CONTENT_TYPE)?;
             ctx.detail = Some(format!("resource {path} version {}", version_of(&b.id)));
             Reply::json(&json!({"path": path.to_string(), "version": version_of(&b.id)}))
@@ -456,19 +474,23 @@ pub fn execute(
                 Action::SecretDelete,
                 Resource::Secret(name.clone()),
             )?;
-            st.vault.delete_secret(&name).map_err(|e| missing(e, &path))?;
+            st.vault
+                .delete_secret(&name)
+                .map_err(|e| missing(e, &path))?;
             Ok(Reply::empty(StatusCode::NO_CONTENT))
         }
         KbsRoute::AdminGetResource { path } => {
             let path = ResourcePath::parse(path).map_err(kerr)?;
             let name = resource_secret(&path)?;
-            admin_auth(st, headers, ctx, Action::SecretGet, Resource::Secret(name.clone()))?;
-            let bytes = read_resource(st, &name, &path)?;
-            Ok(Reply {
-                status: StatusCode::OK,
-                body: Some(bytes),
-                content_type: "application/octet-stream",
-            })
+            admin_auth(
+                st,
+                headers,
+                ctx,
+                Action::SecretGet,
+                Resource::Secret(name.clone()),
+            )?;
+            let bytes = zeroize::Zeroizing::new(read_resource(st, &name, &path)?);
+            Reply::json(&json!({"path": path.to_string(), "value": STANDARD.encode(&*bytes)}))
         }
         KbsRoute::ListResources => {
             admin_auth(st, headers, ctx, Action::SecretList, Resource::Vault)?;
@@ -498,7 +520,9 @@ pub fn execute(
             let req: PolicyBody = serde_json::from_slice(body).map_err(|e| {
                 k(
                     ErrorKind::InvalidRequest,
-                    format!("body: expected {{\"policy\": base64url(rego), \"prefix\"?: string}}: {e}"),
+                    format!(
+                        "body: expected {{\"policy\": base64url(rego), \"prefix\"?: string}}: {e}"
+                    ),
                 )
             })?;
             let prefix = policy_prefix(req.prefix.as_deref().unwrap_or(""))?;
@@ -609,7 +633,11 @@ fn auth(st: &AppState, body: &[u8], ctx: &mut KbsCtx) -> Result<Reply, ApiError>
         .map_err(store_err)?;
     st.kbs_sessions.created();
     ctx.set_cookie = Some(set_cookie(st, &id, s.expires));
-    ctx.detail = Some(format!("tee={} hash={}", req.tee.as_str(), req.hash.as_str()));
+    ctx.detail = Some(format!(
+        "tee={} hash={}",
+        req.tee.as_str(),
+        req.hash.as_str()
+    ));
     Reply::json(&Challenge {
         nonce,
         extra_params: Value::String(String::new()),
@@ -617,7 +645,7 @@ fn auth(st: &AppState, body: &[u8], ctx: &mut KbsCtx) -> Result<Reply, ApiError>
 }
 
 /// The enclava evidence for a CoCo attester's `primary_evidence`.
-fn evidence_of(tee: KbsTee, primary: &Value) -> Result<Evidence, ApiError> {
+fn evidence_of(st: &AppState, tee: KbsTee, primary: &Value) -> Result<Evidence, ApiError> {
     let bad = |m: String| k(ErrorKind::InvalidRequest, format!("tee-evidence: {m}"));
     let b64_member = |name: &str| -> Result<Vec<u8>, ApiError> {
         match primary.get(name) {
@@ -658,9 +686,14 @@ fn evidence_of(tee: KbsTee, primary: &Value) -> Result<Evidence, ApiError> {
             let ev = AzureEvidence::from_coco_json(primary.to_string().as_bytes())
                 .map_err(|e| bad(format!("expected Azure vTPM evidence JSON: {e}")))?;
             if tee == KbsTee::AzSnpVtpm {
+                // The evidence carries the VCEK only: the ASK and ARK come from the collateral
+                // directory (as trustee ships them built in).
+                let certs_der = enclava_evidence::azure::parse_hcl_report(&ev.hcl_report)
+                    .map(|h| st.attestation.snp_certs(&h.hardware_report))
+                    .unwrap_or_default();
                 Evidence::AzureSnp {
                     evidence: Box::new(ev),
-                    certs_der: Vec::new(),
+                    certs_der,
                     crls_der: Vec::new(),
                 }
             } else {
@@ -687,18 +720,37 @@ fn binding_field(tee: KbsTee, c: &Claims) -> Result<Vec<u8>, ApiError> {
         .map_err(|_| ApiError::internal("verified claims carry report data that is not hex"))
 }
 
-/// The init-data field of verified claims: SNP HOSTDATA, TDX MRCONFIGID (`None`: the TEE has no
-/// such field this server checks).
-fn init_data_field(c: &Claims) -> Option<(&'static str, Vec<u8>)> {
+/// Where verified claims carry the init-data digest, and the value that field must hold:
+/// SNP HOSTDATA and TDX MRCONFIGID the digest itself (fitted to the field); an Azure vTPM's
+/// PCR 8 the extension of a zero PCR by it, SHA-256(0^32 || digest fitted to 32 bytes), as
+/// CoCo's guests extend it and trustee checks it. `None`: the TEE has no such field (`sample`).
+fn init_data_field(
+    c: &Claims,
+    d: &enclava_kbs::initdata::InitDataDigest,
+) -> Option<(&'static str, Vec<u8>, enclava_kbs::initdata::InitDataDigest)> {
+    use sha2::Digest;
     let v = serde_json::to_value(c).ok()?;
-    let (name, hexv) = if let Some(h) = v.pointer("/snp/host_data").and_then(Value::as_str) {
-        ("HOSTDATA", h.to_string())
-    } else if let Some(h) = v.pointer("/tdx/mr_config_id").and_then(Value::as_str) {
-        ("MRCONFIGID", h.to_string())
-    } else {
-        return None;
-    };
-    hex::decode(hexv).ok().map(|b| (name, b))
+    let hex_at = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
+    if let Some(h) = hex_at("/snp/host_data") {
+        return hex::decode(h).ok().map(|b| ("HOSTDATA", b, d.clone()));
+    }
+    if let Some(h) = hex_at("/tdx/mr_config_id") {
+        return hex::decode(h).ok().map(|b| ("MRCONFIGID", b, d.clone()));
+    }
+    if c.azure.is_some() {
+        // A PCR 8 the quote does not cover is an empty field: the check then refuses.
+        let pcr = hex_at("/azure/pcrs/8")
+            .and_then(|h| hex::decode(h).ok())
+            .unwrap_or_default();
+        let mut input = [0u8; 64];
+        input[32..].copy_from_slice(&enclava_kbs::binding::fit(&d.digest, 32));
+        let expected = enclava_kbs::initdata::InitDataDigest {
+            algorithm: d.algorithm,
+            digest: sha2::Sha256::digest(input).to_vec(),
+        };
+        return Some(("PCR 8", pcr, expected));
+    }
+    None
 }
 
 fn attest(
@@ -754,13 +806,10 @@ fn attest(
         Err(e) => return Err(store_err(e)),
     }
 
-    let evidence = evidence_of(session.tee, &req.primary_evidence)?;
+    let evidence = evidence_of(st, session.tee, &req.primary_evidence)?;
     let a = &st.attestation;
     let svc = a.service(st)?;
-    let now = a
-        .config
-        .verification_time
-        .unwrap_or_else(Utc::now);
+    let now = a.config.verification_time.unwrap_or_else(Utc::now);
     let claims = svc.verify_evidence(&evidence, now).map_err(|e| {
         k(
             ErrorKind::AttestationFailed,
@@ -799,15 +848,18 @@ fn attest(
     let mut kbs_claim = Map::new();
     kbs_claim.insert("tee".into(), session.tee.as_str().into());
     kbs_claim.insert("tee-pubkey".into(), req.tee_pubkey_jwk.clone());
-    kbs_claim.insert("runtime-data-hash".into(), json!({
-        "algorithm": session.hash.as_str(),
-        "digest": hex::encode(&digest),
-    }));
+    kbs_claim.insert(
+        "runtime-data-hash".into(),
+        json!({
+            "algorithm": session.hash.as_str(),
+            "digest": hex::encode(&digest),
+        }),
+    );
     if let Some(init) = &req.init_data {
         let d = enclava_kbs::initdata::digest(&init.body).map_err(kerr)?;
-        let checked = match init_data_field(&claims) {
-            Some((name, field)) => {
-                enclava_kbs::initdata::check(&d, &field, name).map_err(kerr)?;
+        let checked = match init_data_field(&claims, &d) {
+            Some((name, field, expected)) => {
+                enclava_kbs::initdata::check(&expected, &field, name).map_err(kerr)?;
                 Some(name)
             }
             None => None,
@@ -832,7 +884,11 @@ fn attest(
             e.to_string()
         } else {
             let d: Vec<String> = failed.iter().map(ToString::to_string).collect();
-            format!("denied by the {} appraisal policy: {}", session.tee.as_str(), d.join("; "))
+            format!(
+                "denied by the {} appraisal policy: {}",
+                session.tee.as_str(),
+                d.join("; ")
+            )
         };
         k(ErrorKind::AttestationFailed, detail)
     })?;
@@ -870,7 +926,10 @@ fn resource_claims(st: &AppState, headers: &HeaderMap) -> Result<Value, ApiError
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     if let Some(token) = bearer {
         let a = &st.attestation;
@@ -936,13 +995,18 @@ fn get_resource(
         ctx.detail = Some("no resource policy".into());
         return Err(k(
             ErrorKind::PolicyDeny,
-            format!("no resource policy covers {path}: default deny (set one with `enclava kbs policy set`)"),
+            format!(
+                "no resource policy covers {path}: default deny (set one with `enclava kbs policy set`)"
+            ),
         ));
     };
     let d = evaluate(&text, &claims, &path, &q)?;
     if !d.allowed {
         let reasons: Vec<String> = d.failed.iter().map(ToString::to_string).collect();
-        ctx.detail = Some(format!("policy prefix {prefix:?} denied: {}", reasons.join("; ")));
+        ctx.detail = Some(format!(
+            "policy prefix {prefix:?} denied: {}",
+            reasons.join("; ")
+        ));
         return Err(k(
             ErrorKind::PolicyDeny,
             format!(
@@ -958,6 +1022,28 @@ fn get_resource(
     Reply::json(&jwe)
 }
 
+/// The resource policy's input: the token claims, plus the EAR appraisal (`x-enclava-ear`)
+/// lifted to the top level as trustee's tokens carry it (`eat_profile`, `ear.verifier-id`,
+/// `submods`), its one submodule also under the name `cpu0` that trustee's policies read
+/// (`input.submods.cpu0["ear.status"]`). Claims already at the top level win.
+pub fn policy_input(claims: &Value) -> Value {
+    let mut input = claims.clone();
+    let ear = claims.get(enclava_token::ear::EMBED_CLAIM).cloned();
+    if let (Some(Value::Object(ear)), Value::Object(top)) = (ear, &mut input) {
+        for (k, v) in ear {
+            top.entry(k).or_insert(v);
+        }
+        if let Some(Value::Object(sub)) = top.get_mut("submods")
+            && sub.len() == 1
+            && !sub.contains_key("cpu0")
+            && let Some(only) = sub.values().next().cloned()
+        {
+            sub.insert("cpu0".into(), only);
+        }
+    }
+    input
+}
+
 fn evaluate(
     text: &str,
     claims: &Value,
@@ -968,8 +1054,16 @@ fn evaluate(
     // compile cost (well under a millisecond for policies of this size).
     let p = enclava_policy::kbs::ResourcePolicy::compile("resource-policy.rego", text)
         .map_err(|e| ApiError::internal(format!("stored resource policy does not compile: {e}")))?;
-    p.evaluate(claims, &enclava_policy::kbs::resource_data(&path.to_string(), query))
-        .map_err(|e| k(ErrorKind::PolicyDeny, format!("resource policy failed to evaluate: {e}")))
+    p.evaluate(
+        &policy_input(claims),
+        &enclava_policy::kbs::resource_data(&path.to_string(), query),
+    )
+    .map_err(|e| {
+        k(
+            ErrorKind::PolicyDeny,
+            format!("resource policy failed to evaluate: {e}"),
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1051,9 +1145,18 @@ fn decode_policy(p: &str) -> Result<String, ApiError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(p.trim_end_matches('='))
         .or_else(|_| STANDARD.decode(p))
-        .map_err(|_| k(ErrorKind::InvalidRequest, "policy: expected base64url of the Rego text"))?;
-    String::from_utf8(bytes)
-        .map_err(|_| k(ErrorKind::InvalidRequest, "policy: expected UTF-8 Rego text"))
+        .map_err(|_| {
+            k(
+                ErrorKind::InvalidRequest,
+                "policy: expected base64url of the Rego text",
+            )
+        })?;
+    String::from_utf8(bytes).map_err(|_| {
+        k(
+            ErrorKind::InvalidRequest,
+            "policy: expected UTF-8 Rego text",
+        )
+    })
 }
 
 fn version_of(id: &str) -> String {
@@ -1084,16 +1187,22 @@ fn set_secret(
 
 fn missing(e: VaultError, path: &ResourcePath) -> ApiError {
     match e {
-        VaultError::SecretNotFound { .. } => {
-            k(ErrorKind::ResourceNotFound, format!("no resource at {path}"))
-        }
+        VaultError::SecretNotFound { .. } => k(
+            ErrorKind::ResourceNotFound,
+            format!("no resource at {path}"),
+        ),
         other => vault_err(other),
     }
 }
 
 fn read_resource(st: &AppState, name: &str, path: &ResourcePath) -> Result<Vec<u8>, ApiError> {
-    let b = st.vault.get_secret(name, None).map_err(|e| missing(e, path))?;
-    let v = b.value.ok_or_else(|| ApiError::internal("resource secret without a value"))?;
+    let b = st
+        .vault
+        .get_secret(name, None)
+        .map_err(|e| missing(e, path))?;
+    let v = b
+        .value
+        .ok_or_else(|| ApiError::internal("resource secret without a value"))?;
     STANDARD
         .decode(v.as_str())
         .map_err(|_| ApiError::internal("stored resource is not base64"))
@@ -1101,9 +1210,7 @@ fn read_resource(st: &AppState, name: &str, path: &ResourcePath) -> Result<Vec<u
 
 fn read_policy(st: &AppState, prefix: &str) -> Result<Option<(String, String)>, ApiError> {
     match st.vault.get_secret(&policy_secret(prefix), None) {
-        Ok(b) => Ok(b
-            .value
-            .map(|v| (v.as_str().to_string(), version_of(&b.id)))),
+        Ok(b) => Ok(b.value.map(|v| (v.as_str().to_string(), version_of(&b.id)))),
         Err(VaultError::SecretNotFound { .. }) => Ok(None),
         Err(e) => Err(vault_err(e)),
     }
@@ -1169,7 +1276,10 @@ mod tests {
                 path: "default/key/1".into()
             }))
         );
-        assert_eq!(r(Method::GET, "/kbs/v1/auth"), Some(Err(RouteError::NotFound)));
+        assert_eq!(
+            r(Method::GET, "/kbs/v1/auth"),
+            Some(Err(RouteError::NotFound))
+        );
         assert!(r(Method::GET, "/keys/x").is_none());
         assert!(matches!(
             r(Method::GET, "/kbs/v0/auth"),

@@ -14,6 +14,7 @@ pub mod server;
 // BEGIN vault-client commands (CLI helper)
 pub mod audit;
 pub mod client;
+pub mod kbs;
 pub mod key;
 pub mod operator;
 pub mod secret;
@@ -49,6 +50,8 @@ pub enum Command {
     Key(key::KeyArgs),
     /// Secrets: set, get, list, delete, recover, purge, back up.
     Secret(secret::SecretArgs),
+    /// Confidential Containers KBS: resources and resource policies (`/kbs/v0`).
+    Kbs(kbs::KbsArgs),
     /// Vault operator tasks: init, unseal, seal, status.
     Operator(operator::OperatorArgs),
     /// Audit log: verify the hash chain and signed checkpoints, export entries.
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Collateral(cmd) => collateral::run(cmd),
         Command::Key(args) => key::run(args),
         Command::Secret(args) => secret::run(args),
+        Command::Kbs(args) => kbs::run(args),
         Command::Operator(args) => operator::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Attest(args) => attest::run(args),

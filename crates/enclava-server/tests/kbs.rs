@@ -1,0 +1,708 @@
+//! The KBS protocol (RCAR 0.4.0) end to end over HTTPS against the real server: a Rust-side
+//! client written here from the protocol description (its own JCS document, its own JWE
+//! decryption with the RustCrypto crates), the `sample` TEE, resources and resource policies
+//! set through the admin routes, and every refusal with its documented error kind.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use common::{Resp, TestServer, start_with};
+use enclava_server::PartialConfig;
+use enclava_server::attest::AttestationSettings;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+const KIND: &str = "https://github.com/confidential-containers/kbs/errors/";
+
+const SAMPLE_POLICY: &str = r#"package enclava.appraisal
+
+import rego.v1
+
+default allow := false
+
+allow if count(deny) == 0
+
+deny contains {"rule": "tee", "path": "claims.tee", "expected": "sample", "found": input.claims.tee} if input.claims.tee != "sample"
+"#;
+
+const RESOURCE_POLICY: &str = r#"package policy
+
+import rego.v1
+
+default allow := false
+
+allow if {
+    input["x-enclava-tee"] == "sample"
+    # trustee's shape: the EAR appraisal at the top level, its submodule as cpu0
+    input.submods.cpu0["ear.status"] != ""
+    count(deny) == 0
+}
+
+deny contains {"rule": "key_2_closed", "path": "resource-path", "expected": "any path but default/key/2", "found": data["resource-path"]} if {
+    data["resource-path"] == "default/key/2"
+}
+"#;
+
+fn b64u(b: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+fn dev_server(lifetime: Option<i64>) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PartialConfig {
+        addr: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().join("data")),
+        dev: Some(true),
+        attestation: Some(AttestationSettings {
+            token_lifetime_secs: lifetime,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let mut s = start_with(cfg);
+    s.dir = dir;
+    s
+}
+
+fn kind(r: &Resp) -> String {
+    r.body["type"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches(KIND)
+        .to_string()
+}
+
+/// Upload a resource, the resource policy and the sample appraisal policy (the Contract's
+/// three admin steps, over the routes the CLI uses).
+fn provision(s: &TestServer, admin: &str) {
+    for (path, bytes) in [
+        ("default/key/1", &b"\x00\x01\x02 resource one \xff"[..]),
+        ("default/key/2", b"resource two"),
+    ] {
+        let r = s.call(
+            "POST",
+            &format!("/kbs/v0/resource/{path}"),
+            Some(admin),
+            Some(bytes),
+            &[("Content-Type", "application/octet-stream")],
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let r = s.post(
+        "/kbs/v0/resource-policy",
+        Some(admin),
+        &json!({"policy": b64u(RESOURCE_POLICY.as_bytes())}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = s.call(
+        "PUT",
+        "/policies/sample",
+        Some(admin),
+        Some(SAMPLE_POLICY.as_bytes()),
+        &[("Content-Type", "text/plain")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// A TEE key pair of the client.
+enum TeeKey {
+    Ec(p256::SecretKey),
+    Rsa(Box<rsa::RsaPrivateKey>),
+}
+
+impl TeeKey {
+    fn ec() -> TeeKey {
+        TeeKey::Ec(p256::SecretKey::random(&mut rand::rngs::OsRng))
+    }
+
+    fn rsa() -> TeeKey {
+        TeeKey::Rsa(Box::new(
+            rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap(),
+        ))
+    }
+
+    /// The JWK and its JCS form (members in code-unit order, written by hand).
+    fn jwk(&self) -> (Value, String) {
+        match self {
+            TeeKey::Ec(sk) => {
+                use p256::elliptic_curve::sec1::ToEncodedPoint;
+                let p = sk.public_key().to_encoded_point(false);
+                let (x, y) = (b64u(p.x().unwrap()), b64u(p.y().unwrap()));
+                (
+                    json!({"kty": "EC", "crv": "P-256", "alg": "ECDH-ES+A256KW", "x": x, "y": y}),
+                    format!(
+                        r#"{{"alg":"ECDH-ES+A256KW","crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#
+                    ),
+                )
+            }
+            TeeKey::Rsa(sk) => {
+                use rsa::traits::PublicKeyParts;
+                let (n, e) = (b64u(&sk.n().to_bytes_be()), b64u(&sk.e().to_bytes_be()));
+                (
+                    json!({"kty": "RSA", "alg": "RSA-OAEP-256", "n": n, "e": e}),
+                    format!(r#"{{"alg":"RSA-OAEP-256","e":"{e}","kty":"RSA","n":"{n}"}}"#),
+                )
+            }
+        }
+    }
+
+    /// Decrypt a flattened JWE answer.
+    fn decrypt(&self, jwe: &Value) -> Vec<u8> {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let d = |k: &str| URL_SAFE_NO_PAD.decode(jwe[k].as_str().unwrap()).unwrap();
+        let protected = jwe["protected"].as_str().unwrap();
+        let header: Value = serde_json::from_slice(&d("protected")).unwrap();
+        assert_eq!(header["enc"], "A256GCM");
+        let cek: Vec<u8> = match self {
+            TeeKey::Ec(sk) => {
+                assert_eq!(header["alg"], "ECDH-ES+A256KW");
+                let epk = p256::PublicKey::from_jwk_str(&header["epk"].to_string()).unwrap();
+                let z = p256::ecdh::diffie_hellman(sk.to_nonzero_scalar(), epk.as_affine());
+                // Concat KDF (RFC 7518 4.6.2), one SHA-256 block.
+                let mut h = sha2::Sha256::new();
+                h.update(1u32.to_be_bytes());
+                h.update(z.raw_secret_bytes());
+                h.update(14u32.to_be_bytes());
+                h.update(b"ECDH-ES+A256KW");
+                h.update(0u32.to_be_bytes());
+                h.update(0u32.to_be_bytes());
+                h.update(256u32.to_be_bytes());
+                let kek: [u8; 32] = h.finalize().into();
+                let mut cek = [0u8; 32];
+                aes_kw::KekAes256::from(kek)
+                    .unwrap(&d("encrypted_key"), &mut cek)
+                    .unwrap();
+                cek.to_vec()
+            }
+            TeeKey::Rsa(sk) => {
+                assert_eq!(header["alg"], "RSA-OAEP-256");
+                sk.decrypt(rsa::Oaep::new::<sha2::Sha256>(), &d("encrypted_key"))
+                    .unwrap()
+            }
+        };
+        let gcm = aes_gcm::Aes256Gcm::new_from_slice(&cek).unwrap();
+        let iv: [u8; 12] = d("iv").try_into().unwrap();
+        let mut ct = d("ciphertext");
+        ct.extend_from_slice(&d("tag"));
+        gcm.decrypt(
+            &iv.into(),
+            Payload {
+                msg: &ct,
+                aad: protected.as_bytes(),
+            },
+        )
+        .unwrap()
+    }
+}
+
+/// One RCAR client session.
+struct Client<'a> {
+    s: &'a TestServer,
+    cookie: String,
+    nonce: String,
+}
+
+fn auth(s: &TestServer, version: &str) -> Resp {
+    s.post(
+        "/kbs/v0/auth",
+        None,
+        &json!({"version": version, "tee": "sample",
+            "extra-params": {"supported-hash-algorithms": ["sha256", "sha384"]}}),
+    )
+}
+
+impl<'a> Client<'a> {
+    fn start(s: &'a TestServer) -> Client<'a> {
+        let r = auth(s, "0.4.0");
+        assert_eq!(r.status, 200, "{}", r.text);
+        let set = r.header("set-cookie").expect("Set-Cookie").to_string();
+        assert!(set.starts_with("kbs-session-id="), "{set}");
+        let cookie = set.split(';').next().unwrap().to_string();
+        let nonce = r.body["nonce"].as_str().unwrap().to_string();
+        assert_eq!(STANDARD.decode(&nonce).unwrap().len(), 32);
+        Client { s, cookie, nonce }
+    }
+
+    /// The runtime-data binding this client puts into its report: SHA-384 of the JCS document.
+    fn report_data(&self, jcs_jwk: &str, nonce: &str) -> Vec<u8> {
+        let doc =
+            format!(r#"{{"additional-evidence":"","nonce":"{nonce}","tee-pubkey":{jcs_jwk}}}"#);
+        sha2::Sha384::digest(doc.as_bytes()).to_vec()
+    }
+
+    fn attest_with(&self, key: &TeeKey, nonce: &str, report_data: &[u8]) -> Resp {
+        let (jwk, _) = key.jwk();
+        let body = json!({
+            "runtime-data": {"nonce": nonce, "tee-pubkey": jwk},
+            "tee-evidence": {
+                "primary_evidence": {"svn": "1", "report_data": STANDARD.encode(report_data)},
+                "additional_evidence": "",
+            },
+        });
+        self.s.call(
+            "POST",
+            "/kbs/v0/attest",
+            None,
+            Some(body.to_string().as_bytes()),
+            &[("Cookie", &self.cookie)],
+        )
+    }
+
+    fn attest(&self, key: &TeeKey) -> Resp {
+        let (_, jcs) = key.jwk();
+        self.attest_with(key, &self.nonce, &self.report_data(&jcs, &self.nonce))
+    }
+
+    fn resource(&self, path: &str) -> Resp {
+        self.s.call(
+            "GET",
+            &format!("/kbs/v0/resource/{path}"),
+            None,
+            None,
+            &[("Cookie", &self.cookie)],
+        )
+    }
+}
+
+#[test]
+fn sample_flow_end_to_end_with_ec_and_rsa_keys_and_every_refusal() {
+    let s = dev_server(None);
+    let admin = s.admin_token();
+
+    // Before any policy: the default `sample` policy refuses the development TEE.
+    let c = Client::start(&s);
+    let key = TeeKey::ec();
+    let r = c.attest(&key);
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(kind(&r), "AttestationFailed", "{}", r.text);
+
+    provision(&s, &admin);
+
+    // EC tee-pubkey, cookie session.
+    let c = Client::start(&s);
+    let r = c.attest(&key);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.header("set-cookie")
+            .unwrap()
+            .starts_with("kbs-session-id=")
+    );
+    let token = r.body["token"].as_str().unwrap().to_string();
+    let r = c.resource("default/key/1");
+    assert_eq!(r.status, 200, "{}", r.text);
+    for m in ["protected", "encrypted_key", "iv", "ciphertext", "tag"] {
+        assert!(r.body[m].is_string(), "{m} in {}", r.text);
+    }
+    assert!(r.body.get("aad").is_none());
+    assert_eq!(key.decrypt(&r.body), b"\x00\x01\x02 resource one \xff");
+
+    // The same token as Bearer, without the cookie.
+    let r = s.get("/kbs/v0/resource/default/key/1", Some(&token));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(key.decrypt(&r.body), b"\x00\x01\x02 resource one \xff");
+
+    // RSA tee-pubkey.
+    let rsa_key = TeeKey::rsa();
+    let c2 = Client::start(&s);
+    let r = c2.attest(&rsa_key);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = c2.resource("default/key/1");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(rsa_key.decrypt(&r.body), b"\x00\x01\x02 resource one \xff");
+
+    // A resource the policy refuses, with the reason.
+    let r = c.resource("default/key/2");
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(kind(&r), "PolicyDeny");
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("key_2_closed"),
+        "{}",
+        r.text
+    );
+    // No such resource.
+    let r = c.resource("default/key/3");
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert_eq!(kind(&r), "ResourceNotFound");
+
+    // Replayed nonce: the same session attests again.
+    let r = c.attest(&key);
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(kind(&r), "InvalidNonce", "{}", r.text);
+
+    // A nonce that is not the session's.
+    let c3 = Client::start(&s);
+    let (_, jcs) = key.jwk();
+    let r = c3.attest_with(&key, &c.nonce, &c3.report_data(&jcs, &c.nonce));
+    assert_eq!(kind(&r), "InvalidNonce", "{}", r.text);
+
+    // Wrong binding: the report carries the digest of another key.
+    let c4 = Client::start(&s);
+    let (_, other) = TeeKey::ec().jwk();
+    let r = c4.attest_with(&key, &c4.nonce, &c4.report_data(&other, &c4.nonce));
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(kind(&r), "BindingMismatch", "{}", r.text);
+    // ... and its nonce is spent: no second try on that session.
+    assert_eq!(kind(&c4.attest(&key)), "InvalidNonce");
+
+    // Wrong protocol version.
+    for v in ["0.1.1", "0.3.0", "0.4"] {
+        let r = auth(&s, v);
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert_eq!(kind(&r), "ProtocolVersion", "{}", r.text);
+    }
+
+    // No cookie, a made-up cookie, an unattested session.
+    let r = s.get("/kbs/v0/resource/default/key/1", None);
+    assert_eq!(kind(&r), "TokenNotFound", "{}", r.text);
+    let r = s.call(
+        "POST",
+        "/kbs/v0/attest",
+        None,
+        Some(b"{}"),
+        &[("Cookie", "kbs-session-id=00000000000000000000000000000000")],
+    );
+    assert_eq!(kind(&r), "InvalidCookie", "{}", r.text);
+    let r = s.post("/kbs/v0/attest", None, &json!({}));
+    assert_eq!(kind(&r), "MissingCookie", "{}", r.text);
+    let fresh = Client::start(&s);
+    assert_eq!(
+        kind(&fresh.resource("default/key/1")),
+        "UnAuthenticatedCookie"
+    );
+
+    // A tampered token.
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    parts[1] = b64u(br#"{"x-enclava-kbs":{}}"#);
+    let r = s.get("/kbs/v0/resource/default/key/1", Some(&parts.join(".")));
+    assert_eq!(kind(&r), "TokenVerificationFailed", "{}", r.text);
+
+    // Releases are audited with the policy prefix that allowed them.
+    let audit = s.audit_entries(&admin);
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.to_string().contains("kbs/resource/default/key/1")
+                && e.to_string().contains("released under policy prefix")),
+        "no release in the audit log"
+    );
+}
+
+#[test]
+fn an_expired_token_is_refused_with_its_kind() {
+    let s = dev_server(Some(1));
+    let admin = s.admin_token();
+    provision(&s, &admin);
+    let key = TeeKey::ec();
+    let c = Client::start(&s);
+    let r = c.attest(&key);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let token = r.body["token"].as_str().unwrap().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let r = s.get("/kbs/v0/resource/default/key/1", Some(&token));
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(kind(&r), "TokenExpired", "{}", r.text);
+    // The session ended with its token.
+    assert_eq!(kind(&c.resource("default/key/1")), "ExpiredCookie");
+}
+
+#[test]
+fn admin_routes_need_enclava_roles() {
+    let s = dev_server(None);
+    let admin = s.admin_token();
+    provision(&s, &admin);
+    // No token, and an attestation token, are not admin credentials.
+    let r = s.call(
+        "POST",
+        "/kbs/v0/resource/default/key/9",
+        None,
+        Some(b"x"),
+        &[("Content-Type", "application/octet-stream")],
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    // A principal without secrets/set is refused.
+    let (id, secret) = s.service_principal(&admin, "reader");
+    s.assign(&admin, &id, "Key Vault Secrets User", "/");
+    let reader = s.token_for(&id, &secret);
+    let r = s.call(
+        "POST",
+        "/kbs/v0/resource/default/key/9",
+        Some(&reader),
+        Some(b"x"),
+        &[("Content-Type", "application/octet-stream")],
+    );
+    assert_eq!(r.status, 403, "{}", r.text);
+    // The admin reads back exactly the bytes, lists, deletes, and sets again.
+    let r = s.get("/kbs/v0/admin/resource/default/key/1", Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        STANDARD.decode(r.body["value"].as_str().unwrap()).unwrap(),
+        b"\x00\x01\x02 resource one \xff"
+    );
+    let r = s.get("/kbs/v0/admin/resources", Some(&admin));
+    let paths: Vec<&str> = r.body["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["default/key/1", "default/key/2"], "{}", r.text);
+    let r = s.call(
+        "DELETE",
+        "/kbs/v0/resource/default/key/2",
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = s.get("/kbs/v0/admin/resource/default/key/2", Some(&admin));
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = s.call(
+        "POST",
+        "/kbs/v0/resource/default/key/2",
+        Some(&admin),
+        Some(b"again"),
+        &[("Content-Type", "application/octet-stream")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The resource policy reads back; a broken one is refused and never stored.
+    let r = s.get("/kbs/v0/resource-policy", Some(&admin));
+    assert_eq!(
+        URL_SAFE_NO_PAD
+            .decode(r.body["policy"].as_str().unwrap())
+            .unwrap(),
+        RESOURCE_POLICY.as_bytes()
+    );
+    let r = s.post(
+        "/kbs/v0/resource-policy",
+        Some(&admin),
+        &json!({"policy": b64u(b"package policy\nallow if {")}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    // Policy test route.
+    let r = s.post(
+        "/kbs/v0/admin/resource-policy/test",
+        Some(&admin),
+        &json!({"path": "default/key/2", "claims": {"x-enclava-tee": "sample"}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["allowed"], false);
+    assert_eq!(r.body["failed"][0]["rule"], "key_2_closed");
+}
+
+/// A handshake started on replica A (auth) is finished on replica B (attest) and the resource
+/// fetched on A again with B's cookie: sessions are in the shared database. Needs
+/// `ENCLAVA_TEST_POSTGRES_URL` (scripts/postgres-test.sh); skipped with a notice without it.
+#[test]
+fn a_handshake_started_on_one_replica_finishes_on_another() {
+    use common::postgres::{admin_token, fresh_database_url, postgres_url};
+    let Some(base) = postgres_url() else { return };
+    let url = fresh_database_url(&base, "kbs", "handshake");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = || {
+        PartialConfig {
+            addr: Some("127.0.0.1:0".into()),
+            data_dir: Some(data.clone()),
+            dev: Some(true),
+            store: Some(enclava_server::StoreUrl::new(&url)),
+            public_url: Some("https://replicas.enclava.test".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap()
+    };
+    let a = start_with(config());
+    let b = start_with(config());
+    let admin = admin_token(&data);
+    provision(&a, &admin);
+    // Policies and resources written on A are read by B through the shared database (the
+    // appraisal-policy cache revalidates within a second).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    let key = TeeKey::ec();
+    let on_a = Client::start(&a);
+    let on_b = Client {
+        s: &b,
+        cookie: on_a.cookie.clone(),
+        nonce: on_a.nonce.clone(),
+    };
+    let r = on_b.attest(&key);
+    assert_eq!(r.status, 200, "attest on B of A's session: {}", r.text);
+    // Back on A with the same (now attested) session.
+    let r = on_a.resource("default/key/1");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(key.decrypt(&r.body), b"\x00\x01\x02 resource one \xff");
+    // The nonce is spent for both replicas.
+    assert_eq!(kind(&on_a.attest(&key)), "InvalidNonce");
+}
+
+/// The real Azure SEV-SNP vTPM evidence (trustee's test vectors, exactly what CoCo's
+/// az-snp-vtpm attester sends) attests through `/kbs/v0/attest`.
+///
+/// Their TPM quotes commit to the fixed nonce "challenge" (v0, v1) or to a fixed 48-byte value
+/// (v2), never to a JCS binding of a session we could create, so the test builds the session
+/// itself: it writes the session row straight into the server's database (`kbs_sessions`,
+/// state `pending`) with `expected_report_data` set to the value in the evidence's quote, which
+/// the server then requires instead of the JCS digest. No route can set that member; the
+/// comparison against the verified quote still runs. A session made by `/auth` expects the JCS
+/// digest, and the same evidence is refused with `BindingMismatch`.
+#[test]
+fn azure_snp_vtpm_vectors_attest_and_are_refused_without_their_binding() {
+    let Some(vectors) = enclava_testvectors::dir() else {
+        return;
+    };
+    let at = "2025-06-01T00:00:00Z";
+    let collateral = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        vectors.join("sev-snp/google-go-sev-guest/ask_ark_milan.pem"),
+        collateral.path().join("ask_ark_milan.pem"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PartialConfig {
+        addr: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().join("data")),
+        dev: Some(true),
+        attestation: Some(AttestationSettings {
+            verification_time: Some(at.into()),
+            collateral_dir: Some(collateral.path().to_path_buf()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let mut s = start_with(cfg);
+    s.dir = dir;
+    let admin = s.admin_token();
+    // An appraisal policy that admits these (debug-free, recorded) VMs: no revocation data is
+    // in the vectors, which the default azure-snp policy requires.
+    let policy = "package enclava.appraisal\nimport rego.v1\ndefault allow := false\nallow if input.claims.tee == \"azure-snp\"\n";
+    let r = s.call(
+        "PUT",
+        "/policies/azure-snp",
+        Some(&admin),
+        Some(policy.as_bytes()),
+        &[("Content-Type", "text/plain")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let db = rusqlite::Connection::open(dir_of(&s).join("vault.db")).unwrap();
+    let key = TeeKey::ec();
+    let (jwk, _) = key.jwk();
+    let v2_nonce = "982f5c6e45df0ed3f10b6f60b02f0c8390e281300f3805e2279c16168cd6ae9aa398f647caa2338748cd0fd9f5f819ef";
+    for (version, quote_nonce) in [
+        ("v0", hex::encode(b"challenge")),
+        ("v1", hex::encode(b"challenge")),
+        ("v2", v2_nonce.to_string()),
+    ] {
+        let evidence: Value = serde_json::from_slice(
+            &std::fs::read(vectors.join(format!(
+                "azure-cvm/trustee-az-snp-vtpm/evidence-{version}.json"
+            )))
+            .unwrap(),
+        )
+        .unwrap();
+        let body = |nonce: &str| {
+            json!({
+                "runtime-data": {"nonce": nonce, "tee-pubkey": jwk},
+                "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
+            })
+            .to_string()
+        };
+
+        // The session built by the test around the recorded quote.
+        let id = format!("{:032x}", 0xa2u128 + version.as_bytes()[1] as u128);
+        let now = chrono::Utc::now().timestamp();
+        let row = json!({
+            "tee": "az-snp-vtpm", "hash": "sha384", "nonce": "recorded", "created": now,
+            "expires": now + 300, "state": "pending", "expected_report_data": quote_nonce,
+        });
+        db.execute(
+            "INSERT INTO kbs_sessions (k, v) VALUES (?1, ?2)",
+            rusqlite::params![id, serde_json::to_vec(&row).unwrap()],
+        )
+        .unwrap();
+        let cookie = format!("kbs-session-id={id}");
+        let r = s.call(
+            "POST",
+            "/kbs/v0/attest",
+            None,
+            Some(body("recorded").as_bytes()),
+            &[("Cookie", &cookie)],
+        );
+        assert_eq!(r.status, 200, "{version}: {}", r.text);
+        let token = r.body["token"].as_str().unwrap();
+        let claims: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["x-enclava-tee"], "azure-snp", "{version}");
+        assert_eq!(claims["x-ms-attestation-type"], "azurevm", "{version}");
+        assert_eq!(
+            claims["x-ms-isolation-tee"]["x-ms-attestation-type"], "sevsnpvm",
+            "{version}"
+        );
+        assert_eq!(claims["x-enclava-kbs"]["tee"], "az-snp-vtpm");
+        assert_eq!(claims["x-enclava-kbs"]["tee-pubkey"], jwk);
+
+        // Init-data these VMs were not launched with: PCR 8 does not hold its extension.
+        let id2 = format!("{:032x}", 0xb2u128 + version.as_bytes()[1] as u128);
+        db.execute(
+            "INSERT INTO kbs_sessions (k, v) VALUES (?1, ?2)",
+            rusqlite::params![id2, serde_json::to_vec(&row).unwrap()],
+        )
+        .unwrap();
+        let mut with_init: Value = serde_json::from_str(&body("recorded")).unwrap();
+        with_init["init-data"] = json!({"format": "toml",
+            "body": "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n"});
+        let r = s.call(
+            "POST",
+            "/kbs/v0/attest",
+            None,
+            Some(with_init.to_string().as_bytes()),
+            &[("Cookie", &format!("kbs-session-id={id2}"))],
+        );
+        assert_eq!(r.status, 401, "{version}: {}", r.text);
+        assert_eq!(kind(&r), "InitDataMismatch", "{version}: {}", r.text);
+
+        // A real session (from /auth): the quote does not carry its JCS binding.
+        let r = s.post(
+            "/kbs/v0/auth",
+            None,
+            &json!({"version": "0.4.0", "tee": "az-snp-vtpm", "extra-params": ""}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        let cookie = r
+            .header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let nonce = r.body["nonce"].as_str().unwrap().to_string();
+        let r = s.call(
+            "POST",
+            "/kbs/v0/attest",
+            None,
+            Some(body(&nonce).as_bytes()),
+            &[("Cookie", &cookie)],
+        );
+        assert_eq!(r.status, 401, "{version}: {}", r.text);
+        assert_eq!(kind(&r), "BindingMismatch", "{version}: {}", r.text);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains(&quote_nonce),
+            "{}",
+            r.text
+        );
+    }
+}
+
+fn dir_of(s: &TestServer) -> std::path::PathBuf {
+    common::data_dir_of(s)
+}
