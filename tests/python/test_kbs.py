@@ -394,6 +394,39 @@ def test_second_resource_refused_by_policy_with_reason(kbs):
     assert c.resource("default/key/1").status_code == 200
 
 
+# A policy written the way trustee's are: the EAR appraisal read at input.submods.cpu0.
+TRUSTEE_SHAPED_POLICY = """package policy
+
+import rego.v1
+
+default allow = false
+
+allow if {
+    startswith(input["submods"]["cpu0"]["ear.appraisal-policy-id"], "sample@")
+    input["eat_profile"] == "tag:github.com,2023:veraison/ear"
+    data["resource-path"] == "default/trustee/1"
+}
+"""
+
+
+def test_trustee_shaped_policy_on_a_prefix(kbs, tmp_path):
+    token_file = kbs.data_dir / "admin.token"
+    (tmp_path / "t.bin").write_bytes(SECRET_2)
+    (tmp_path / "t.rego").write_text(TRUSTEE_SHAPED_POLICY)
+    for step in (("kbs", "resource", "set", "default/trustee/1", "--file", str(tmp_path / "t.bin")),
+                 ("kbs", "policy", "set", "--file", str(tmp_path / "t.rego"), "--prefix", "default/trustee")):
+        r = _cli(kbs.url, kbs.ca, token_file, *step)
+        assert r.returncode == 0, r.stderr
+    c = RcarClient(kbs.url, kbs.ca)
+    key = TeeKey("EC")
+    c.handshake(key)
+    r = c.resource("default/trustee/1")
+    assert r.status_code == 200, r.text
+    assert key.decrypt(r.json()) == SECRET_2
+    # The longest prefix decides: the general policy still governs default/key/*.
+    assert key.decrypt(c.resource("default/key/1").json()) == SECRET_1
+
+
 def test_replayed_nonce_refused(kbs):
     c = RcarClient(kbs.url, kbs.ca)
     key = TeeKey("EC")
