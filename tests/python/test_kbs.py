@@ -478,54 +478,62 @@ def test_unknown_resource_is_404(kbs):
 # --- an expired token, on a server issuing short-lived tokens ---------------------------------------
 
 
+class DevServer:
+    """One `enclava server --dev` process on DATA_DIR (stopped by `stop`)."""
+
+    def __init__(self, data_dir: Path, env_extra: dict[str, str], log: Path) -> None:
+        self.data_dir = data_dir
+        self.ca = str(data_dir / "ca.pem")
+        self._stderr_path = log
+        self._stderr = open(log, "w")
+        self.proc = subprocess.Popen(
+            [str(_binary()), "server", "--dev", "--data-dir", str(data_dir), "--addr", "127.0.0.1:0"],
+            env=dict(os.environ, **env_extra), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=self._stderr, text=True,
+        )
+        lines: "queue.Queue[str | None]" = queue.Queue()
+        threading.Thread(target=_pump, args=(self.proc.stdout, lines), daemon=True).start()
+        self.url = None
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        try:
+            while self.url is None:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("no `ready https://...` line")
+                try:
+                    line = lines.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if line is None:
+                    raise RuntimeError(f"server exited (code {self.proc.wait(timeout=5)})")
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == "ready" and parts[1].startswith("https://"):
+                    self.url = parts[1].rstrip("/")
+        except BaseException as e:  # noqa: BLE001 - reported with the server's own words
+            self.stop()
+            pytest.fail(f"enclava server failed to start: {e}\n{_stderr_tail(self._stderr_path)}", pytrace=False)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._stderr.close()
+
+
 @pytest.fixture(scope="module")
-def short_lived(tmp_path_factory):
-    """A dev server whose attestation tokens live one second."""
-    tmp = tempfile.TemporaryDirectory(prefix="enclava-pytest-kbs-")
-    root = Path(tmp.name)
-    data_dir = root / "data"
-    data_dir.mkdir()
-    stderr_path = root / "server.stderr"
-    stderr_file = open(stderr_path, "w")
-    env = dict(os.environ, ENCLAVA_ATTESTATION_TOKEN_LIFETIME_SECS="1")
-    proc = subprocess.Popen(
-        [str(_binary()), "server", "--dev", "--data-dir", str(data_dir), "--addr", "127.0.0.1:0"],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr_file, text=True,
-    )
-    lines: "queue.Queue[str | None]" = queue.Queue()
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-    url = None
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    try:
-        while url is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError("no `ready https://...` line")
-            try:
-                line = lines.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError(f"server exited (code {proc.wait(timeout=5)})")
-            parts = line.split()
-            if len(parts) == 2 and parts[0] == "ready" and parts[1].startswith("https://"):
-                url = parts[1].rstrip("/")
-        _configure(url, str(data_dir / "ca.pem"), data_dir / "admin.token", root)
-    except BaseException as e:  # noqa: BLE001 - reported with the server's own words
-        proc.kill()
-        proc.wait(timeout=10)
-        stderr_file.close()
-        tail = _stderr_tail(stderr_path)
-        tmp.cleanup()
-        pytest.fail(f"short-lived-token server failed to start: {e}\n{tail}", pytrace=False)
-    yield url, str(data_dir / "ca.pem")
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-    stderr_file.close()
-    tmp.cleanup()
+def short_lived():
+    """A dev server whose attestation tokens live one second, set up as the Contract says."""
+    with tempfile.TemporaryDirectory(prefix="enclava-pytest-kbs-") as tmp:
+        root = Path(tmp)
+        (root / "data").mkdir()
+        srv = DevServer(root / "data", {"ENCLAVA_ATTESTATION_TOKEN_LIFETIME_SECS": "1"}, root / "server.stderr")
+        try:
+            _configure(srv.url, srv.ca, srv.data_dir / "admin.token", root)
+            yield srv.url, srv.ca
+        finally:
+            srv.stop()
 
 
 def test_expired_token_refused(short_lived):
@@ -549,3 +557,63 @@ def test_expired_token_refused(short_lived):
     r = requests.get(f"{url}/kbs/v0/resource/default/key/1", headers={"Cookie": f"{SESSION_COOKIE}={session_id}"},
                      verify=ca, timeout=30)
     assert_kbs_error(r, "ExpiredCookie", 401)
+
+
+# --- a handshake across replicas (PostgreSQL) -------------------------------------------------------
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("ENCLAVA_TEST_POSTGRES_URL", "")
+    if not url:
+        msg = "ENCLAVA_TEST_POSTGRES_URL is not set: run through scripts/postgres-test.sh"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    return url
+
+
+def _fresh_database(base: str, name: str) -> str:
+    """Create database NAME in the test cluster (psql) and return the cluster URL pointing at it."""
+    for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
+        r = subprocess.run(["psql", base, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"psql {sql!r}: {r.stderr}"
+    scheme_end = base.index("://") + 3
+    slash = base.find("/", scheme_end)
+    head = base if slash < 0 else base[:slash]
+    query = "" if slash < 0 or "?" not in base[slash:] else base[base.index("?", slash):]
+    return f"{head}/{name}{query}"
+
+
+def test_handshake_started_on_one_replica_finished_on_another(tmp_path):
+    db = _fresh_database(_postgres_url(), f"kbs_pytest_{os.getpid()}")
+    data = tmp_path / "data"
+    data.mkdir()
+    # Two replicas: one database, one data directory (the --dev unseal key and TLS material), one
+    # public URL (one token issuer).
+    env = {"ENCLAVA_STORE": db, "ENCLAVA_PUBLIC_URL": "https://replicas.enclava.test"}
+    a = DevServer(data, env, tmp_path / "a.stderr")
+    try:
+        b = DevServer(data, env, tmp_path / "b.stderr")
+        try:
+            _configure(a.url, a.ca, data / "admin.token", tmp_path)
+            # Policies and resources written through A reach B through the shared database
+            # (B's appraisal-policy cache revalidates within a second).
+            time.sleep(1.5)
+            c = RcarClient(a.url, a.ca)
+            key = TeeKey("EC")
+            nonce = c.challenge()  # the session is created on A ...
+            c.url = b.url  # ... (cookies are per host, not per port: the same cookie goes to B)
+            r = c.attest(key, nonce)  # ... and attested on B
+            assert r.status_code == 200, r.text
+            c.url = a.url  # back on A with the now attested session
+            r = c.resource("default/key/1")
+            assert r.status_code == 200, r.text
+            assert key.decrypt(r.json()) == SECRET_1
+            # The nonce is spent for every replica.
+            c.url = b.url
+            assert_kbs_error(c.attest(key, nonce), "InvalidNonce", 401)
+        finally:
+            b.stop()
+    finally:
+        a.stop()
