@@ -48,8 +48,8 @@ pub struct AppState {
     pub trusted_issuers: Arc<enclava_vault::keys::release::TrustedIssuers>,
     /// Per-client request rates and failed-login delays (see `ratelimit`).
     pub rate_limits: Arc<crate::ratelimit::RateLimits>,
-    /// Sweeping and counting of KBS sessions (see `kbs`).
-    pub kbs_sessions: Arc<crate::kbs::SessionSweeper>,
+    /// KBS per-process state: session sweeping, compiled resource policies (see `kbs`).
+    pub kbs: Arc<crate::kbs::KbsState>,
     /// Counts repetitive anonymous rejections instead of logging each (bounded audit growth).
     pub noise: Arc<enclava_audit::noise::NoiseFilter>,
     /// Lease of the background work and readiness of the database (see `cluster`).

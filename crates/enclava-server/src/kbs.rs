@@ -34,7 +34,8 @@
 //! in `x-enclava-kbs`: `{tee, tee-pubkey, init-data?}`. A token is usable as Bearer on
 //! `/resource` until it expires (no leeway).
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -49,6 +50,7 @@ use enclava_evidence::azure::AzureEvidence;
 use enclava_identity::{Action, Resource};
 use enclava_kbs::wire::{AttestRequest, AuthRequest, Challenge, KbsTee, ResourcePath};
 use enclava_kbs::{ErrorKind, HashAlg, KbsError, SESSION_COOKIE};
+use enclava_policy::kbs::ResourcePolicy;
 use enclava_store::{Op, StoreError, Table};
 use enclava_vault::{SecretSetParameters, VaultError};
 use serde::{Deserialize, Serialize};
@@ -295,10 +297,37 @@ struct Session {
     expected_report_data: Option<String>,
 }
 
-/// Sweep bookkeeping (per process).
-#[derive(Debug, Default)]
-pub struct SessionSweeper {
+/// Most compiled resource policies kept per process (the cache starts over beyond).
+const MAX_CACHED_POLICIES: usize = 256;
+
+/// Per-process KBS state: session sweep bookkeeping, and compiled resource policies by the
+/// SHA-256 of their text (a changed policy has another text, so nothing goes stale; the text
+/// itself is read from the vault on every request).
+#[derive(Default)]
+pub struct KbsState {
     last: Mutex<Option<(Instant, usize)>>,
+    policies: Mutex<HashMap<[u8; 32], Arc<ResourcePolicy>>>,
+}
+
+impl KbsState {
+    fn compiled(&self, text: &str) -> Result<Arc<ResourcePolicy>, ApiError> {
+        use sha2::Digest;
+        let key: [u8; 32] = sha2::Sha256::digest(text.as_bytes()).into();
+        let mut cache = self.policies.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = cache.get(&key) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(
+            ResourcePolicy::compile("resource-policy.rego", text).map_err(|e| {
+                ApiError::internal(format!("stored resource policy does not compile: {e}"))
+            })?,
+        );
+        if cache.len() >= MAX_CACHED_POLICIES {
+            cache.clear();
+        }
+        cache.insert(key, p.clone());
+        Ok(p)
+    }
 }
 
 fn now_secs() -> i64 {
@@ -380,7 +409,7 @@ fn load_session(
     Ok((id, s, raw))
 }
 
-impl SessionSweeper {
+impl KbsState {
     /// Remove expired sessions every [`SWEEP_EVERY_SECS`] and return the number still live
     /// (as of the last sweep).
     fn live_sessions(&self, st: &AppState) -> Result<usize, ApiError> {
@@ -528,7 +557,7 @@ pub fn execute(
             let prefix = policy_prefix(req.prefix.as_deref().unwrap_or(""))?;
             let text = decode_policy(&req.policy)?;
             // Compile before storing: a broken policy is refused, never stored.
-            enclava_policy::kbs::ResourcePolicy::compile("resource-policy.rego", &text)
+            ResourcePolicy::compile("resource-policy.rego", &text)
                 .map_err(|e| k(ErrorKind::InvalidRequest, format!("policy: {e}")))?;
             let b = set_secret(st, &policy_secret(&prefix), text, POLICY_CONTENT_TYPE)?;
             ctx.detail = Some(format!(
@@ -548,10 +577,17 @@ pub fn execute(
                 )
             })?;
             let path = ResourcePath::parse(&req.path).map_err(kerr)?;
-            let (text, prefix) = match &req.policy {
-                Some(p) => (decode_policy(p)?, None),
+            let (policy, prefix) = match &req.policy {
+                // A draft: compiled for this request only, its errors are the caller's.
+                Some(p) => (
+                    Arc::new(
+                        ResourcePolicy::compile("draft.rego", &decode_policy(p)?)
+                            .map_err(|e| k(ErrorKind::InvalidRequest, format!("policy: {e}")))?,
+                    ),
+                    None,
+                ),
                 None => match find_policy(st, &path)? {
-                    Some((text, prefix)) => (text, Some(prefix)),
+                    Some((text, prefix)) => (st.kbs.compiled(&text)?, Some(prefix)),
                     None => {
                         return Reply::json(&json!({
                             "allowed": false,
@@ -560,7 +596,7 @@ pub fn execute(
                     }
                 },
             };
-            let d = evaluate(&text, &req.claims, &path, &Map::new())?;
+            let d = evaluate(&policy, &req.claims, &path, &Map::new())?;
             Reply::json(&json!({
                 "allowed": d.allowed,
                 "prefix": prefix,
@@ -602,7 +638,7 @@ fn admin_auth(
 
 fn auth(st: &AppState, body: &[u8], ctx: &mut KbsCtx) -> Result<Reply, ApiError> {
     let req = AuthRequest::parse(body).map_err(kerr)?;
-    if st.kbs_sessions.live_sessions(st)? >= MAX_SESSIONS {
+    if st.kbs.live_sessions(st)? >= MAX_SESSIONS {
         return Err(k(
             ErrorKind::TooManyRequests,
             format!("{MAX_SESSIONS} KBS sessions are open: retry when some have expired"),
@@ -631,7 +667,7 @@ fn auth(st: &AppState, body: &[u8], ctx: &mut KbsCtx) -> Result<Reply, ApiError>
             value: v,
         }])
         .map_err(store_err)?;
-    st.kbs_sessions.created();
+    st.kbs.created();
     ctx.set_cookie = Some(set_cookie(st, &id, s.expires));
     ctx.detail = Some(format!(
         "tee={} hash={}",
@@ -1000,7 +1036,7 @@ fn get_resource(
             ),
         ));
     };
-    let d = evaluate(&text, &claims, &path, &q)?;
+    let d = evaluate(&*st.kbs.compiled(&text)?, &claims, &path, &q)?;
     if !d.allowed {
         let reasons: Vec<String> = d.failed.iter().map(ToString::to_string).collect();
         ctx.detail = Some(format!(
@@ -1045,15 +1081,11 @@ pub fn policy_input(claims: &Value) -> Value {
 }
 
 fn evaluate(
-    text: &str,
+    p: &ResourcePolicy,
     claims: &Value,
     path: &ResourcePath,
     query: &Map<String, Value>,
 ) -> Result<enclava_policy::Decision, ApiError> {
-    // Compiled per request: resource policies are small and a resource fetch is rare next to
-    // compile cost (well under a millisecond for policies of this size).
-    let p = enclava_policy::kbs::ResourcePolicy::compile("resource-policy.rego", text)
-        .map_err(|e| ApiError::internal(format!("stored resource policy does not compile: {e}")))?;
     p.evaluate(
         &policy_input(claims),
         &enclava_policy::kbs::resource_data(&path.to_string(), query),

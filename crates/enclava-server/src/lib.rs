@@ -440,7 +440,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             release::load_trusted_issuers(&config.trusted_issuers).map_err(ServerError::Startup)?,
         ),
         rate_limits: Arc::new(ratelimit::RateLimits::new(config.rate_limits.clone())),
-        kbs_sessions: Arc::new(kbs::SessionSweeper::default()),
+        kbs: Arc::new(kbs::KbsState::default()),
         noise: Arc::new(NoiseFilter::new(
             NoiseConfig::default(),
             std::time::Instant::now(),

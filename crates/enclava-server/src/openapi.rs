@@ -463,7 +463,7 @@ fn parameters() -> Value {
         "path-version": path_param("version", "32 hexadecimal characters; empty: the latest version"),
         "path-tenant": path_param("tenant", "any tenant string (letters, digits, '-', '_', '.')"),
         "path-id": path_param("id", "a principal or role assignment id"),
-        "path-type": path_param("type", "snp, tdx, sgx, azure-snp, azure-tdx, sim or an MAA type name (SevSnpVm, TdxVm, SgxEnclave, OpenEnclave)"),
+        "path-type": path_param("type", "snp, tdx, sgx, azure-snp, azure-tdx, sim, sample or an MAA type name (SevSnpVm, TdxVm, SgxEnclave, OpenEnclave)"),
         "path-scope": path_param("scope", "a reference-value scope"),
         "path-repository": path_param("repository", "KBS resource repository: 1-64 of [A-Za-z0-9._-]"),
         "path-resource_type": path_param("resource_type", "KBS resource type: 1-64 of [A-Za-z0-9._-]"),

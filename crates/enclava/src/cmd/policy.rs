@@ -1,6 +1,7 @@
 //! `enclava policy get|set|reset|test|versions --type TYPE`: the attestation appraisal policies
-//! (`snp`, `tdx`, `sgx`, `azure-snp`, `azure-tdx`, `sim`, or the MAA names `SevSnpVm`, `TdxVm`,
-//! `SgxEnclave`, `OpenEnclave`). Needs a token with `policies/manage` (Administrator).
+//! (`snp`, `tdx`, `sgx`, `azure-snp`, `azure-tdx`, `sim`, `sample` (Confidential Containers'
+//! development TEE, see `enclava kbs`), or the MAA names `SevSnpVm`, `TdxVm`, `SgxEnclave`,
+//! `OpenEnclave`). Needs a token with `policies/manage` (Administrator).
 //!
 //! Exit codes: 0 done (for `test`: the draft allows the evidence), 1 refused / the draft denies,
 //! 2 bad arguments, 3 server failure.
@@ -87,7 +88,7 @@ fn checked_type(t: &str) -> CliResult<&str> {
         Ok(t)
     } else {
         Err(usage(format!(
-            "invalid --type {t:?}: expected snp, tdx, sgx, azure-snp, azure-tdx, sim or an MAA type name"
+            "invalid --type {t:?}: expected snp, tdx, sgx, azure-snp, azure-tdx, sim, sample or an MAA type name"
         )))
     }
 }
