@@ -30,6 +30,15 @@
 //! Rego text; a request is decided by the policy of the longest prefix of its path (`""` covers
 //! every path); no policy means deny.
 //!
+//! **Evidence** (`tee-evidence.primary_evidence`) per TEE: `sample` `{"svn", "report_data"}`;
+//! `tdx`, `sgx` `{"quote": base64}` (DCAP collateral from `attestation.collateral_dir`);
+//! `az-snp-vtpm`, `az-tdx-vtpm` the vTPM evidence JSON (`version`, `hcl_report`, `tpm_quote`,
+//! `vcek` / `td_quote`), the ASK/ARK from the collateral directory; `snp`
+//! `{"attestation_report": the 1184-byte report as base64 or a byte array}` (the structured JSON
+//! of the `sev` crate that guest-components' SNP attester writes is not decoded yet). The
+//! evidence is verified once for the binding and init-data checks and once more by the
+//! attestation service's appraisal.
+//!
 //! **Tokens** are the attestation service's (EAR claims in `x-enclava-ear`), with the KBS facts
 //! in `x-enclava-kbs`: `{tee, tee-pubkey, init-data?}`. A token is usable as Bearer on
 //! `/resource` until it expires (no leeway).

@@ -744,7 +744,7 @@ fn postgres_schema_newer_than_this_build_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 1
+                supported: 2
             }
         ),
         "{err}"
@@ -912,4 +912,27 @@ fn postgres_tls_verifies_the_server_certificate() {
     });
     assert!(encrypted >= 1, "the store's connection is encrypted");
     drop(s);
+}
+
+/// A database of schema version 1 (before `kbs_sessions`) is migrated to version 2 when a newer
+/// build opens it, and the new table works.
+#[test]
+fn postgres_version_1_database_is_migrated_to_2() {
+    let Some(url) = postgres_url() else { return };
+    let config = fresh_postgres_database(&url, "upgrade");
+    PostgresStore::from_config(config.clone(), PostgresOptions::default()).unwrap();
+    // Back to what version 1 left behind.
+    admin_sql(
+        &url,
+        config.get_dbname(),
+        "DROP TABLE kbs_sessions; DELETE FROM enclava_schema_version WHERE version = 2",
+    );
+    let s = PostgresStore::from_config(config, PostgresOptions::default()).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 2);
+    s.transact(vec![put(Table::KbsSessions, "s1", b"{}")])
+        .unwrap();
+    assert_eq!(
+        s.get(Table::KbsSessions, "s1").unwrap().as_deref(),
+        Some(&b"{}"[..])
+    );
 }
