@@ -85,7 +85,8 @@ ENCLAVA_BIN="$(pwd)/target/debug/enclava" bash scripts/postgres-test.sh bash dep
 if [ -x tests/python/run.sh ]; then
   step "Python SDK compatibility tests (real azure-keyvault SDKs against a real server)"
   bash scripts/python-env.sh
-  ENCLAVA_BIN="$(pwd)/target/debug/enclava" bash tests/python/run.sh
+  # On a throwaway PostgreSQL: test_kbs.py runs a KBS handshake across two replicas.
+  ENCLAVA_BIN="$(pwd)/target/debug/enclava" bash scripts/postgres-test.sh bash tests/python/run.sh
 fi
 
 if [ -x tests/js/run.sh ]; then

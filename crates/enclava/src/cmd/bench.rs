@@ -27,6 +27,9 @@ pub enum BenchCommand {
     /// End-to-end attested key releases per second over HTTPS (challenge, sim evidence, attest,
     /// release, key_hsm unwrap) with p50/p99, next to OpenSSL's RSA-2048 private-op rate.
     Release(super::bench_release::ReleaseBenchArgs),
+    /// Full KBS (RCAR 0.4.0) flows per second over HTTPS (auth, attest with the sample TEE,
+    /// resource, JWE decrypt) with p50/p99, next to the in-process cost of the same flow.
+    Kbs(super::bench_kbs::KbsBenchArgs),
     /// Envelope encrypt/decrypt throughput next to raw aws-lc-rs AES-256-GCM of the same chunk
     /// size (the ceiling for the envelope) and OpenSSL's AES-256-GCM (16 KiB).
     Data(super::bench_data::DataBenchArgs),
@@ -58,6 +61,7 @@ pub fn run(cmd: BenchCommand) -> ExitCode {
             }
         },
         BenchCommand::Data(args) => report(super::bench_data::bench_data(&args)),
+        BenchCommand::Kbs(args) => report(super::bench_kbs::bench_kbs(&args)),
         BenchCommand::Workload(args) => report(super::bench_data::bench_workload(&args)),
         BenchCommand::Vault(args) => match super::bench_vault::bench_vault(&args) {
             Ok(()) => ExitCode::SUCCESS,

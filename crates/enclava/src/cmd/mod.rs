@@ -23,6 +23,7 @@ pub mod secret;
 // BEGIN attestation commands
 pub mod attest;
 pub mod bench_attest;
+pub mod bench_kbs;
 pub mod bench_release;
 mod bench_store;
 pub mod policy;
