@@ -28,7 +28,9 @@
 //! segments of `[A-Za-z0-9._-]`; in the secret name letters and digits stay, every other byte
 //! becomes `-XX` (hex). **Resource policies** are secrets `kbs-p-<escaped prefix>` holding the
 //! Rego text; a request is decided by the policy of the longest prefix of its path (`""` covers
-//! every path); no policy means deny.
+//! every path); no policy means deny. Both name spaces are reserved ([`reserved_secret_name`]):
+//! the `/secrets` data plane refuses them with 400 and hides them from listings, so the secrets
+//! roles cannot bypass `policies/manage` or the attested session.
 //!
 //! **Evidence** (`tee-evidence.primary_evidence`) per TEE: `sample` `{"svn", "report_data"}`;
 //! `tdx`, `sgx` `{"quote": base64}` (DCAP collateral from `attestation.collateral_dir`);
@@ -80,6 +82,15 @@ const SWEEP_EVERY_SECS: u64 = 10;
 pub const RESOURCE_PREFIX: &str = "kbs-r-";
 /// Secret name prefix of resource policies.
 pub const POLICY_PREFIX: &str = "kbs-p-";
+/// Whether a Key Vault secret name belongs to the KBS (a resource or a resource policy). Those
+/// names are unreachable from the `/secrets` data plane: a principal with only `secrets/set`
+/// must not be able to replace a resource policy (guarded by `policies/manage`) or read a
+/// resource around the KBS's own checks. Vault names are case-insensitive, so is this test.
+pub fn reserved_secret_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with(RESOURCE_PREFIX) || lower.starts_with(POLICY_PREFIX)
+}
+
 /// Content type of a resource secret.
 pub const RESOURCE_CONTENT_TYPE: &str = "application/vnd.enclava.kbs-resource+base64";
 /// Content type of a resource policy secret.

@@ -519,6 +519,96 @@ fn admin_routes_need_enclava_roles() {
     assert_eq!(r.body["allowed"], true, "{}", r.text);
 }
 
+/// The privilege escalation of issue 13: KBS resources and resource policies are vault secrets,
+/// and a principal with only the Key Vault secrets roles must not reach them through `/secrets`
+/// (replacing a resource policy needs `policies/manage`; reading a resource needs an attested
+/// session). Every `/secrets` and `/deletedsecrets` route refuses the reserved names (in any
+/// case), listings hide them, and the KBS itself is unaffected.
+#[test]
+fn the_secrets_data_plane_cannot_reach_kbs_resources_or_policies() {
+    const V: &str = "api-version=7.5";
+    let s = dev_server(None);
+    let admin = s.admin_token();
+    provision(&s, &admin);
+    let (id, secret) = s.service_principal(&admin, "officer");
+    s.assign(&admin, &id, "Key Vault Secrets Officer", "/");
+    let officer = s.token_for(&id, &secret);
+    let open = "package policy\nimport rego.v1\ndefault allow := true\n";
+
+    // The attack: overwrite the catch-all resource policy (secret `kbs-p-`) with allow-all.
+    for name in ["kbs-p-", "KBS-P-", "kbs-p-default"] {
+        let r = s.put(
+            &format!("/secrets/{name}?{V}"),
+            Some(&officer),
+            &json!({"value": open, "contentType": "application/vnd.enclava.kbs-policy+rego"}),
+        );
+        assert_eq!(r.status, 400, "{name}: {}", r.text);
+        assert!(r.text.contains("reserved for the KBS"), "{}", r.text);
+    }
+    // Read, version-list, back up, patch and delete a resource around the KBS.
+    let res = "kbs-r-default-2Fkey-2F1";
+    for (method, path) in [
+        ("GET", format!("/secrets/{res}?{V}")),
+        ("GET", format!("/secrets/Kbs-R-default-2Fkey-2F1?{V}")),
+        ("GET", format!("/secrets/{res}/versions?{V}")),
+        ("POST", format!("/secrets/{res}/backup?{V}")),
+        ("PATCH", format!("/secrets/{res}/?{V}")),
+        ("DELETE", format!("/secrets/{res}?{V}")),
+        ("GET", format!("/deletedsecrets/{res}?{V}")),
+        ("POST", format!("/deletedsecrets/{res}/recover?{V}")),
+        ("DELETE", format!("/deletedsecrets/{res}?{V}")),
+    ] {
+        let r = s.call(
+            method,
+            &path,
+            Some(&admin),
+            Some(b"{}"),
+            &[("Content-Type", "application/json")],
+        );
+        assert_eq!(r.status, 400, "{method} {path}: {}", r.text);
+        assert!(!r.text.contains("resource one"), "{}", r.text);
+    }
+    // Listings (live and deleted) hide them, even from the vault administrator.
+    let other = s.put(
+        &format!("/secrets/plain?{V}"),
+        Some(&officer),
+        &json!({"value": "v"}),
+    );
+    assert_eq!(other.status, 200, "{}", other.text);
+    let r = s.call(
+        "DELETE",
+        "/kbs/v0/resource/default/key/2",
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = s.get(&format!("/secrets?{V}"), Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let ids: Vec<&str> = r.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "{}", r.text);
+    assert!(ids[0].ends_with("/secrets/plain"), "{}", r.text);
+    let r = s.get(&format!("/deletedsecrets?{V}"), Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(!r.text.to_ascii_lowercase().contains("kbs-"), "{}", r.text);
+
+    // The KBS is untouched: its policy still closes default/key/2, resources read back.
+    let r = s.post(
+        "/kbs/v0/admin/resource-policy/test",
+        Some(&admin),
+        &json!({"path": "default/key/2", "claims": {"x-enclava-tee": "sample"}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["failed"][0]["rule"], "key_2_closed", "{}", r.text);
+    let r = s.get("/kbs/v0/admin/resource/default/key/1", Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
 /// A handshake started on replica A (auth) is finished on replica B (attest) and the resource
 /// fetched on A again with B's cookie: sessions are in the shared database. Needs
 /// `ENCLAVA_TEST_POSTGRES_URL` (scripts/postgres-test.sh); skipped with a notice without it.
