@@ -36,8 +36,10 @@
 //! `tdx`, `sgx` `{"quote": base64}` (DCAP collateral from `attestation.collateral_dir`);
 //! `az-snp-vtpm`, `az-tdx-vtpm` the vTPM evidence JSON (`version`, `hcl_report`, `tpm_quote`,
 //! `vcek` / `td_quote`), the ASK/ARK from the collateral directory; `snp`
-//! `{"attestation_report": the 1184-byte report as base64 or a byte array}` (the structured JSON
-//! of the `sev` crate that guest-components' SNP attester writes is not decoded yet). The
+//! `{"attestation_report": the 1184-byte report as base64 or a byte array}`, or what
+//! guest-components' SNP attester writes: the `sev` crate's structured JSON of the report plus
+//! its `cert_chain` ([`enclava_kbs::snp`] rebuilds the signed bytes; the VCEK/VLEK of the chain
+//! is used like an extended report's, the ASK/ARK also from the collateral directory). The
 //! evidence is verified once for the binding and init-data checks and once more by the
 //! attestation service's appraisal.
 //!
@@ -730,6 +732,30 @@ fn evidence_of(st: &AppState, tee: KbsTee, primary: &Value) -> Result<Evidence, 
             quote: b64_member("quote")?,
             collateral: None,
         },
+        KbsTee::Snp
+            if primary
+                .get("attestation_report")
+                .is_some_and(Value::is_object) =>
+        {
+            // guest-components' SNP attester: the `sev` crate's structured JSON, rebuilt into
+            // the signed bytes (the signature check proves the rebuild), with its cert table.
+            let ev = enclava_kbs::snp::evidence_from_json(primary)
+                .map_err(|e| bad(format!("expected the sev crate's SNP evidence JSON: {e}")))?;
+            // The attester's VCEK/VLEK first; the ASK/ARK (and a cached VCEK) from the
+            // collateral directory, each certificate once.
+            let mut certs_der = ev.certs_der;
+            for c in st.attestation.snp_certs(&ev.report) {
+                if !certs_der.contains(&c) {
+                    certs_der.push(c);
+                }
+            }
+            Evidence::Snp {
+                report: ev.report,
+                certs_der,
+                crls_der: Vec::new(),
+                uvm_endorsements: None,
+            }
+        }
         KbsTee::Snp => Evidence::Snp {
             report: b64_member("attestation_report")?,
             certs_der: Vec::new(),

@@ -820,6 +820,121 @@ fn azure_snp_vtpm_vectors_attest_and_are_refused_without_their_binding() {
     }
 }
 
+/// guest-components' SNP attester sends the `sev` crate's structured JSON of the report plus
+/// its `cert_chain`: trustee's recorded e2e evidence (a real Genoa v3 report and its VCEK, the
+/// JSON exactly as recorded) attests through `/kbs/v0/attest`, which proves the rebuilt bytes
+/// are the signed ones; the same JSON with two same-sized fields swapped (a decoder placing
+/// fields wrongly) fails the signature; a malformed field is a 400 naming it.
+#[test]
+fn coco_snp_attester_json_evidence_attests_and_a_misplaced_field_fails_the_signature() {
+    let Some(vectors) = enclava_testvectors::dir() else {
+        return;
+    };
+    let collateral = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        vectors.join("sev-snp/google-go-sev-guest/ask_ark_genoa.pem"),
+        collateral.path().join("ask_ark_genoa.pem"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PartialConfig {
+        addr: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().join("data")),
+        dev: Some(true),
+        attestation: Some(AttestationSettings {
+            verification_time: Some("2025-06-01T00:00:00Z".into()),
+            collateral_dir: Some(collateral.path().to_path_buf()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let mut s = start_with(cfg);
+    s.dir = dir;
+    let admin = s.admin_token();
+    let policy = "package enclava.appraisal\nimport rego.v1\ndefault allow := false\nallow if input.claims.tee == \"snp\"\n";
+    let r = common::put_policy(&s, &admin, policy);
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let evidence: Value = serde_json::from_slice(
+        &std::fs::read(vectors.join("sev-snp/trustee/evidence.json")).unwrap(),
+    )
+    .unwrap();
+    let report = &evidence["attestation_report"];
+    let report_data: Vec<u8> = report["report_data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u8)
+        .collect();
+    assert_eq!(
+        enclava_kbs::snp::report_from_json(report).unwrap(),
+        std::fs::read(vectors.join("sev-snp/trustee/derived_e2e_evidence_report.bin")).unwrap()
+    );
+
+    let db = rusqlite::Connection::open(dir_of(&s).join("vault.db")).unwrap();
+    let key = TeeKey::ec();
+    let (jwk, _) = key.jwk();
+    let mut n = 0u128;
+    // A session built around the recorded report (its report_data is the expected binding).
+    let mut attest = |primary: &Value| {
+        n += 1;
+        let id = format!("{:032x}", 0x5e00u128 + n);
+        let now = chrono::Utc::now().timestamp();
+        let row = json!({
+            "tee": "snp", "hash": "sha384", "nonce": "recorded", "created": now,
+            "expires": now + 300, "state": "pending",
+            "expected_report_data": hex::encode(&report_data),
+        });
+        db.execute(
+            "INSERT INTO kbs_sessions (k, v) VALUES (?1, ?2)",
+            rusqlite::params![id, serde_json::to_vec(&row).unwrap()],
+        )
+        .unwrap();
+        let body = json!({
+            "runtime-data": {"nonce": "recorded", "tee-pubkey": jwk},
+            "tee-evidence": {"primary_evidence": primary, "additional_evidence": ""},
+        });
+        s.call(
+            "POST",
+            "/kbs/v0/attest",
+            None,
+            Some(body.to_string().as_bytes()),
+            &[("Cookie", &format!("kbs-session-id={id}"))],
+        )
+    };
+
+    let r = attest(&evidence);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let token = r.body["token"].as_str().unwrap();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["x-enclava-tee"], "snp");
+    assert_eq!(claims["x-enclava-kbs"]["tee"], "snp");
+
+    // report_id and report_id_ma swapped: same shape, other signed bytes.
+    let mut swapped = evidence.clone();
+    let a = swapped["attestation_report"]["report_id"].clone();
+    swapped["attestation_report"]["report_id"] =
+        swapped["attestation_report"]["report_id_ma"].clone();
+    swapped["attestation_report"]["report_id_ma"] = a;
+    let r = attest(&swapped);
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(r.text.to_lowercase().contains("signature"), "{}", r.text);
+
+    // A malformed field is a clear 400 naming it.
+    let mut broken = evidence.clone();
+    broken["attestation_report"]["measurement"] = json!([1, 2, 3]);
+    let r = attest(&broken);
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("measurement"), "{}", r.text);
+}
+
 fn dir_of(s: &TestServer) -> std::path::PathBuf {
     common::data_dir_of(s)
 }
