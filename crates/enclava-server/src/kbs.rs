@@ -40,8 +40,9 @@
 //! guest-components' SNP attester writes: the `sev` crate's structured JSON of the report plus
 //! its `cert_chain` ([`enclava_kbs::snp`] rebuilds the signed bytes; the VCEK/VLEK of the chain
 //! is used like an extended report's, the ASK/ARK also from the collateral directory). The
-//! evidence is verified once for the binding and init-data checks and once more by the
-//! attestation service's appraisal.
+//! evidence is verified once: the binding and init-data checks run on the claims of the
+//! attestation service's verification, before its appraisal
+//! ([`enclava_attestation::AttestationService::attest_checked`]).
 //!
 //! **Tokens** are the attestation service's (EAR claims in `x-enclava-ear`), with the KBS facts
 //! in `x-enclava-kbs`: `{tee, tee-pubkey, init-data?}`. A token is usable as Bearer on
@@ -786,6 +787,68 @@ fn evidence_of(st: &AppState, tee: KbsTee, primary: &Value) -> Result<Evidence, 
     })
 }
 
+/// The KBS's checks of verified claims: the runtime-data binding (the report field must carry
+/// H(JCS(runtime data)), or for a session built by a test around recorded evidence the value
+/// stored with it) and the init-data digest in the TEE's launch-time field. Returns the
+/// `x-enclava-kbs` claim.
+fn kbs_checks(
+    tee: KbsTee,
+    hash: HashAlg,
+    req: &AttestRequest,
+    expected: &[u8],
+    digest: &[u8],
+    claims: &Claims,
+) -> Result<Map<String, Value>, ApiError> {
+    let field = binding_field(tee, claims)?;
+    let binding_ok = match tee.report_data_len() {
+        Some(_) => enclava_kbs::binding::check(expected, &field),
+        // vTPM: the quote's extraData is exactly the digest.
+        None if field.len() == expected.len() => enclava_kbs::binding::check(expected, &field),
+        None => Err(KbsError::new(
+            ErrorKind::BindingMismatch,
+            format!(
+                "runtime-data binding: expected the vTPM quote's extraData to be {} ({} of the JCS runtime data), found {}",
+                hex::encode(expected),
+                hash.as_str(),
+                hex::encode(&field)
+            ),
+        )),
+    };
+    binding_ok.map_err(kerr)?;
+
+    let mut kbs_claim = Map::new();
+    kbs_claim.insert("tee".into(), tee.as_str().into());
+    kbs_claim.insert("tee-pubkey".into(), req.tee_pubkey_jwk.clone());
+    kbs_claim.insert(
+        "runtime-data-hash".into(),
+        json!({
+            "algorithm": hash.as_str(),
+            "digest": hex::encode(digest),
+        }),
+    );
+    if let Some(init) = &req.init_data {
+        let d = enclava_kbs::initdata::digest(&init.body).map_err(kerr)?;
+        let checked = match init_data_field(claims, &d) {
+            Some((name, field, expected)) => {
+                enclava_kbs::initdata::check(&expected, &field, name).map_err(kerr)?;
+                Some(name)
+            }
+            None => None,
+        };
+        kbs_claim.insert(
+            "init-data".into(),
+            json!({
+                "algorithm": d.algorithm.as_str(),
+                "digest": hex::encode(&d.digest),
+                "checked-against": checked,
+            }),
+        );
+    }
+    let mut extra = Map::new();
+    extra.insert(KBS_CLAIM.into(), Value::Object(kbs_claim));
+    Ok(extra)
+}
+
 /// The report field the binding lands in, from verified claims.
 fn binding_field(tee: KbsTee, c: &Claims) -> Result<Vec<u8>, ApiError> {
     let hex_field = match tee {
@@ -890,88 +953,50 @@ fn attest(
     let a = &st.attestation;
     let svc = a.service(st)?;
     let now = a.config.verification_time.unwrap_or_else(Utc::now);
-    let claims = svc.verify_evidence(&evidence, now).map_err(|e| {
-        k(
-            ErrorKind::AttestationFailed,
-            format!(
-                "evidence verification failed ({}): {e}",
-                e.failed_check().unwrap_or("evidence")
-            ),
-        )
-    })?;
-
-    // The binding: the report field must carry H(JCS(runtime data)), or, for a session built
-    // by a test around recorded evidence, the value stored with it.
-    let field = binding_field(session.tee, &claims)?;
     let digest = req.binding_digest(session.hash);
     let expected = match &session.expected_report_data {
         Some(h) => hex::decode(h).map_err(|_| ApiError::internal("stored binding is not hex"))?,
         None => digest.clone(),
     };
-    let binding_ok = match session.tee.report_data_len() {
-        Some(_) => enclava_kbs::binding::check(&expected, &field),
-        // vTPM: the quote's extraData is exactly the digest.
-        None if field.len() == expected.len() => enclava_kbs::binding::check(&expected, &field),
-        None => Err(KbsError::new(
-            ErrorKind::BindingMismatch,
-            format!(
-                "runtime-data binding: expected the vTPM quote's extraData to be {} ({} of the JCS runtime data), found {}",
-                hex::encode(&expected),
-                session.hash.as_str(),
-                hex::encode(&field)
-            ),
-        )),
+
+    // The KBS's own checks run on the claims of the service's one verification of the
+    // evidence, before its appraisal. Their error (a KBS error kind) is kept here and the
+    // service is told only to stop.
+    let mut kbs_err: Option<ApiError> = None;
+    let out = {
+        let mut check =
+            |claims: &Claims| -> Result<Map<String, Value>, enclava_attestation::AttestError> {
+                kbs_checks(session.tee, session.hash, &req, &expected, &digest, claims).map_err(
+                    |e| {
+                        kbs_err = Some(e);
+                        enclava_attestation::AttestError::Denied { failed: Vec::new() }
+                    },
+                )
+            };
+        let mut sreq = ServiceRequest::new(evidence);
+        sreq.nonce = Some(session.nonce.clone());
+        svc.attest_checked(&sreq, now, &mut check)
     };
-    binding_ok.map_err(kerr)?;
-
-    // Init-data: its digest must be in the TEE's launch-time field where the TEE has one.
-    let mut kbs_claim = Map::new();
-    kbs_claim.insert("tee".into(), session.tee.as_str().into());
-    kbs_claim.insert("tee-pubkey".into(), req.tee_pubkey_jwk.clone());
-    kbs_claim.insert(
-        "runtime-data-hash".into(),
-        json!({
-            "algorithm": session.hash.as_str(),
-            "digest": hex::encode(&digest),
-        }),
-    );
-    if let Some(init) = &req.init_data {
-        let d = enclava_kbs::initdata::digest(&init.body).map_err(kerr)?;
-        let checked = match init_data_field(&claims, &d) {
-            Some((name, field, expected)) => {
-                enclava_kbs::initdata::check(&expected, &field, name).map_err(kerr)?;
-                Some(name)
-            }
-            None => None,
-        };
-        kbs_claim.insert(
-            "init-data".into(),
-            json!({
-                "algorithm": d.algorithm.as_str(),
-                "digest": hex::encode(&d.digest),
-                "checked-against": checked,
-            }),
-        );
-    }
-
-    let mut sreq = ServiceRequest::new(evidence);
-    sreq.nonce = Some(session.nonce.clone());
-    let mut extra = Map::new();
-    extra.insert(KBS_CLAIM.into(), Value::Object(kbs_claim));
-    let out = svc.attest_with_claims(&sreq, now, extra).map_err(|e| {
-        let failed = e.failed_rules();
-        let detail = if failed.is_empty() {
-            e.to_string()
-        } else {
-            let d: Vec<String> = failed.iter().map(ToString::to_string).collect();
-            format!(
-                "denied by the {} appraisal policy: {}",
-                session.tee.as_str(),
-                d.join("; ")
-            )
-        };
-        k(ErrorKind::AttestationFailed, detail)
-    })?;
+    let out = match (out, kbs_err) {
+        (_, Some(e)) => return Err(e),
+        (Ok(out), None) => out,
+        (Err(e), None) => {
+            let failed = e.failed_rules();
+            let detail = if let Some(c) = e.failed_check() {
+                format!("evidence verification failed ({c}): {e}")
+            } else if failed.is_empty() {
+                e.to_string()
+            } else {
+                let d: Vec<String> = failed.iter().map(ToString::to_string).collect();
+                format!(
+                    "denied by the {} appraisal policy: {}",
+                    session.tee.as_str(),
+                    d.join("; ")
+                )
+            };
+            return Err(k(ErrorKind::AttestationFailed, detail));
+        }
+    };
     let exp = out
         .claims
         .get("exp")
