@@ -935,6 +935,51 @@ fn coco_snp_attester_json_evidence_attests_and_a_misplaced_field_fails_the_signa
     assert!(r.text.contains("measurement"), "{}", r.text);
 }
 
+/// The older `sev` serde shape (crate versions 1 to 3: `_author_key_en`, `_reserved_*`,
+/// `current_build`..., TCB `{bootloader, tee, _reserved, snp, microcode}`, signature
+/// `{r, s, _reserved}`), written here from a real Milan report: rebuilt byte for byte.
+#[test]
+fn the_older_sev_report_json_shape_rebuilds_the_signed_bytes() {
+    let Some(vectors) = enclava_testvectors::dir() else {
+        return;
+    };
+    let b = std::fs::read(vectors.join("sev-snp/trustee/test-report.bin")).unwrap();
+    let arr = |r: std::ops::Range<usize>| json!(b[r].to_vec());
+    let le = |r: std::ops::Range<usize>| {
+        let mut x = [0u8; 8];
+        x[..r.len()].copy_from_slice(&b[r]);
+        json!(u64::from_le_bytes(x))
+    };
+    let tcb = |at: usize| {
+        json!({"bootloader": b[at], "tee": b[at + 1], "_reserved": b[at + 2..at + 6].to_vec(),
+            "snp": b[at + 6], "microcode": b[at + 7]})
+    };
+    let report = json!({
+        "version": le(0..4), "guest_svn": le(4..8), "policy": le(8..16),
+        "family_id": arr(0x10..0x20), "image_id": arr(0x20..0x30), "vmpl": le(0x30..0x34),
+        "sig_algo": le(0x34..0x38), "current_tcb": tcb(0x38), "plat_info": le(0x40..0x48),
+        "_author_key_en": le(0x48..0x4C), "_reserved_0": le(0x4C..0x50),
+        "report_data": arr(0x50..0x90), "measurement": arr(0x90..0xC0),
+        "host_data": arr(0xC0..0xE0), "id_key_digest": arr(0xE0..0x110),
+        "author_key_digest": arr(0x110..0x140), "report_id": arr(0x140..0x160),
+        "report_id_ma": arr(0x160..0x180), "reported_tcb": tcb(0x180),
+        "_reserved_1": arr(0x188..0x1A0), "chip_id": arr(0x1A0..0x1E0),
+        "committed_tcb": tcb(0x1E0), "current_build": b[0x1E8], "current_minor": b[0x1E9],
+        "current_major": b[0x1EA], "_reserved_2": b[0x1EB], "committed_build": b[0x1EC],
+        "committed_minor": b[0x1ED], "committed_major": b[0x1EE], "_reserved_3": b[0x1EF],
+        "launch_tcb": tcb(0x1F0), "_reserved_4": arr(0x1F8..0x2A0),
+        "signature": {"r": arr(0x2A0..0x2E8), "s": arr(0x2E8..0x330), "_reserved": arr(0x330..0x4A0)},
+    });
+    assert_eq!(enclava_kbs::snp::report_from_json(&report).unwrap(), b);
+    let vcek = std::fs::read(vectors.join("sev-snp/trustee/test-vcek.der")).unwrap();
+    let ev = enclava_kbs::snp::evidence_from_json(&json!({
+        "attestation_report": report,
+        "cert_chain": [{"cert_type": "VCEK", "data": vcek}, {"cert_type": "Empty", "data": []}],
+    }))
+    .unwrap();
+    assert_eq!(ev.certs_der, vec![vcek]);
+}
+
 fn dir_of(s: &TestServer) -> std::path::PathBuf {
     common::data_dir_of(s)
 }
