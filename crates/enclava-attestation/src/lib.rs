@@ -31,8 +31,8 @@ pub use policies::{
 };
 pub use request::{AttestRequest, Evidence, MaaType, RequestError, Route};
 pub use service::{
-    AttestationService, Attested, CollateralSource, PolicyRef, PolicyResult, PolicyTestResult,
-    ServiceConfig, VERIFICATION_TIME_CLAIM,
+    AttestationService, Attested, CollateralSource, FrontEndCheck, PolicyRef, PolicyResult,
+    PolicyTestResult, ServiceConfig, VERIFICATION_TIME_CLAIM,
 };
 pub use signers::{
     PolicySigner, PolicySigners, SignedRequest, SignerChange, SignerSetRecord,

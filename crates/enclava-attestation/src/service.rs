@@ -289,8 +289,14 @@ impl Drop for DraftSlot<'_> {
     }
 }
 
+/// A front end's check of verified claims: returns the extra token claims (see
+/// [`Service::attest_checked`]).
+pub type FrontEndCheck<'a> = dyn FnMut(&Claims) -> Result<Map<String, Value>, AttestError> + 'a;
+
 struct Appraised {
     token_claims: Map<String, Value>,
+    /// What a front end's check ([`Service::attest_checked`]) returned.
+    extra: Map<String, Value>,
     decision: Decision,
     policy: PolicyRef,
 }
@@ -511,6 +517,7 @@ impl AttestationService {
         req: &AttestRequest,
         now: DateTime<Utc>,
         appraiser: Appraiser<'_>,
+        check: Option<&mut FrontEndCheck<'_>>,
     ) -> Result<Appraised, AttestError> {
         let tee = req.tee();
         // CoCo's `sample` TEE is a simulator too: the same gate.
@@ -526,6 +533,11 @@ impl AttestationService {
         }
         let mut fetched: Option<Arc<Collateral>> = None;
         let claims = self.verify_evidence_keeping(&req.evidence, now, &mut fetched)?;
+        // A front end's own checks see the claims of this one verification, before appraisal.
+        let extra = match check {
+            Some(c) => c(&claims)?,
+            None => Map::new(),
+        };
         let mut token_claims = binding::bind(
             &claims,
             req.runtime_data.as_ref(),
@@ -692,6 +704,7 @@ impl AttestationService {
         token_claims.insert(EMBED_CLAIM.into(), Value::Object(ear));
         Ok(Appraised {
             token_claims,
+            extra,
             decision,
             policy,
         })
@@ -713,6 +726,37 @@ impl AttestationService {
         now: DateTime<Utc>,
         extra: Map<String, Value>,
     ) -> Result<Attested, AttestError> {
+        self.attest_inner(req, now, extra, None)
+    }
+
+    /// [`Self::attest_with_claims`] where a protocol front end checks the verified claims
+    /// itself (e.g. the KBS runtime-data binding and init-data digest) and derives its extra
+    /// claims from them: `check` runs on the claims of the one evidence verification, after it
+    /// and before appraisal, so the evidence is verified once. An `Err` from `check` ends the
+    /// attestation with that error. Draft policies (dry runs) are refused here.
+    pub fn attest_checked(
+        &self,
+        req: &AttestRequest,
+        now: DateTime<Utc>,
+        check: &mut FrontEndCheck<'_>,
+    ) -> Result<Attested, AttestError> {
+        if req.draft_policy.is_some() {
+            return Err(AttestError::InvalidData {
+                what: "draft_policy".into(),
+                reason: "expected none: a front end's checked attestation is never a dry run"
+                    .into(),
+            });
+        }
+        self.attest_inner(req, now, Map::new(), Some(check))
+    }
+
+    fn attest_inner(
+        &self,
+        req: &AttestRequest,
+        now: DateTime<Utc>,
+        mut extra: Map<String, Value>,
+        check: Option<&mut FrontEndCheck<'_>>,
+    ) -> Result<Attested, AttestError> {
         if let Some(draft) = &req.draft_policy {
             let r = self.dry_run(draft, req, now)?;
             if !r.0.decision.allowed {
@@ -731,12 +775,13 @@ impl AttestationService {
         if let Some(c) = &req.challenge {
             self.challenges.consume(c, now)?;
         }
-        let mut a = self.appraise(req, now, Appraiser::Active)?;
+        let mut a = self.appraise(req, now, Appraiser::Active, check)?;
         if !a.decision.allowed {
             return Err(AttestError::Denied {
                 failed: a.decision.failed,
             });
         }
+        extra.extend(std::mem::take(&mut a.extra));
         for (k, v) in extra {
             let reserved = REGISTERED_CLAIMS.contains(&k.as_str())
                 || (k.starts_with("x-enclava-") && k != "x-enclava-kbs");
@@ -775,7 +820,7 @@ impl AttestationService {
         if let Some(c) = &req.challenge {
             self.challenges.check(c, now)?;
         }
-        let a = self.appraise(req, now, Appraiser::Draft(&compiled, draft, deadline))?;
+        let a = self.appraise(req, now, Appraiser::Draft(&compiled, draft, deadline), None)?;
         let mut claims = a.token_claims.clone();
         let iat = now.timestamp();
         let exp = iat.saturating_add(self.config.token_lifetime.num_seconds());

@@ -661,3 +661,59 @@ fn policy_tokens_for_the_maa_policy_api() {
     assert_eq!(v.claims["x-enclava-policy"]["version"], 1);
     assert_eq!(v.claims["x-enclava-policy"]["language"], "maa");
 }
+
+/// A front end's checks (the KBS binding and init-data) run once, on the claims of the one
+/// verification, before appraisal; their extra claims reach the token; their error ends the
+/// attestation with no token; dry runs are refused.
+#[test]
+fn attest_checked_runs_the_front_end_check_on_the_verified_claims() {
+    let env = sim_env();
+    let rt = br#"{"keys":[]}"#;
+    let req = sim_req(rt, None);
+    let mut calls = 0;
+    let mut seen = String::new();
+    let out = {
+        let mut check = |c: &enclava_evidence::Claims| {
+            calls += 1;
+            seen = c.report_data.clone();
+            let mut m = serde_json::Map::new();
+            m.insert("x-enclava-kbs".into(), json!({"tee": "sim-front-end"}));
+            Ok(m)
+        };
+        env.svc.attest_checked(&req, now(), &mut check).unwrap()
+    };
+    assert_eq!(calls, 1);
+    assert!(seen.starts_with(&hex::encode(Sha256::digest(rt))), "{seen}");
+    assert_eq!(out.claims["x-enclava-kbs"]["tee"], "sim-front-end");
+    assert!(!out.token.is_empty());
+
+    // The check refuses: that error, and no token.
+    let mut refuse = |_: &enclava_evidence::Claims| {
+        Err(AttestError::InvalidData {
+            what: "binding".into(),
+            reason: "front end says no".into(),
+        })
+    };
+    let e = env
+        .svc
+        .attest_checked(&req, now(), &mut refuse)
+        .unwrap_err();
+    assert!(e.to_string().contains("front end says no"), "{e}");
+
+    // Evidence that does not verify never reaches the check.
+    let mut bad = sim_req(rt, None);
+    bad.evidence = enclava_attestation::request::Evidence::Sim {
+        evidence: b"not sim evidence".to_vec(),
+    };
+    let mut never =
+        |_: &enclava_evidence::Claims| -> Result<serde_json::Map<String, Value>, AttestError> {
+            panic!("the check ran on evidence that did not verify")
+        };
+    assert!(env.svc.attest_checked(&bad, now(), &mut never).is_err());
+
+    // Dry runs are not front-end attestations.
+    let mut draft = sim_req(rt, None);
+    draft.draft_policy = Some(ALLOW_SIM.into());
+    let mut ok = |_: &enclava_evidence::Claims| Ok(serde_json::Map::new());
+    assert!(env.svc.attest_checked(&draft, now(), &mut ok).is_err());
+}

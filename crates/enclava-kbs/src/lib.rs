@@ -21,6 +21,7 @@ pub mod initdata;
 pub mod jcs;
 pub mod jwe;
 pub mod jwk;
+pub mod snp;
 pub mod wire;
 
 pub use binding::HashAlg;

@@ -141,7 +141,44 @@ fn key_name(n: &str) -> Result<(), ApiError> {
 }
 
 fn secret_name(n: &str) -> Result<(), ApiError> {
-    validate_name("secret", n).map_err(ApiError::bad_parameter)
+    validate_name("secret", n).map_err(ApiError::bad_parameter)?;
+    not_reserved(n)
+}
+
+/// Refuse the KBS's secret names on the `/secrets` data plane (see
+/// [`crate::kbs::reserved_secret_name`]): 400, whatever the caller's roles.
+fn not_reserved(n: &str) -> Result<(), ApiError> {
+    if crate::kbs::reserved_secret_name(n) {
+        return Err(ApiError::bad_parameter(format!(
+            "invalid secret name {n:?}: names starting with {:?} or {:?} are reserved for the KBS \
+             (use the /kbs/v0 routes); expected any other name",
+            crate::kbs::RESOURCE_PREFIX,
+            crate::kbs::POLICY_PREFIX
+        )));
+    }
+    Ok(())
+}
+
+/// A listing page without the KBS's reserved secrets (an item's name is the last segment of
+/// its `id` or `recoveryId`). The page may come out shorter than asked, as Key Vault's may.
+fn without_reserved<T: Serialize>(page: Page<T>) -> Result<Page<serde_json::Value>, ApiError> {
+    let mut items = Vec::with_capacity(page.items.len());
+    for item in page.items {
+        let v = serde_json::to_value(&item)
+            .map_err(|_| ApiError::internal("cannot serialize a listing item"))?;
+        let name = v
+            .get("id")
+            .and_then(|i| i.as_str())
+            .and_then(|i| i.rsplit('/').next())
+            .unwrap_or_default();
+        if !crate::kbs::reserved_secret_name(name) {
+            items.push(v);
+        }
+    }
+    Ok(Page {
+        items,
+        continuation: page.continuation,
+    })
 }
 
 /// Versions are path segments: reject what cannot be a version before the vault sees it.
@@ -223,8 +260,25 @@ fn lifecycle<K: VaultObject>(
 ) -> Result<Reply, ApiError> {
     let (mr, st) = (paging.max_results, paging.skip_token.as_deref());
     let coll = K::COLLECTION;
-    let named = |n: &str| validate_name(K::KIND, n).map_err(ApiError::bad_parameter);
+    // Secrets: the KBS's reserved names are neither addressable nor listed.
+    let secrets = K::COLLECTION == "secrets";
+    let named = |n: &str| {
+        validate_name(K::KIND, n).map_err(ApiError::bad_parameter)?;
+        if secrets { not_reserved(n) } else { Ok(()) }
+    };
     match op {
+        Lifecycle::List if secrets => page_json(
+            without_reserved(K::list(vault, mr, st)?)?,
+            ctx,
+            &format!("/{coll}"),
+            mr,
+        ),
+        Lifecycle::ListDeleted if secrets => page_json(
+            without_reserved(K::list_deleted(vault, mr, st)?)?,
+            ctx,
+            &format!("/deleted{coll}"),
+            mr,
+        ),
         Lifecycle::List => page_json(K::list(vault, mr, st)?, ctx, &format!("/{coll}"), mr),
         Lifecycle::Versions(name) => {
             named(name)?;

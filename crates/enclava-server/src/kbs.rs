@@ -28,16 +28,21 @@
 //! segments of `[A-Za-z0-9._-]`; in the secret name letters and digits stay, every other byte
 //! becomes `-XX` (hex). **Resource policies** are secrets `kbs-p-<escaped prefix>` holding the
 //! Rego text; a request is decided by the policy of the longest prefix of its path (`""` covers
-//! every path); no policy means deny.
+//! every path); no policy means deny. Both name spaces are reserved ([`reserved_secret_name`]):
+//! the `/secrets` data plane refuses them with 400 and hides them from listings, so the secrets
+//! roles cannot bypass `policies/manage` or the attested session.
 //!
 //! **Evidence** (`tee-evidence.primary_evidence`) per TEE: `sample` `{"svn", "report_data"}`;
 //! `tdx`, `sgx` `{"quote": base64}` (DCAP collateral from `attestation.collateral_dir`);
 //! `az-snp-vtpm`, `az-tdx-vtpm` the vTPM evidence JSON (`version`, `hcl_report`, `tpm_quote`,
 //! `vcek` / `td_quote`), the ASK/ARK from the collateral directory; `snp`
-//! `{"attestation_report": the 1184-byte report as base64 or a byte array}` (the structured JSON
-//! of the `sev` crate that guest-components' SNP attester writes is not decoded yet). The
-//! evidence is verified once for the binding and init-data checks and once more by the
-//! attestation service's appraisal.
+//! `{"attestation_report": the 1184-byte report as base64 or a byte array}`, or what
+//! guest-components' SNP attester writes: the `sev` crate's structured JSON of the report plus
+//! its `cert_chain` ([`enclava_kbs::snp`] rebuilds the signed bytes; the VCEK/VLEK of the chain
+//! is used like an extended report's, the ASK/ARK also from the collateral directory). The
+//! evidence is verified once: the binding and init-data checks run on the claims of the
+//! attestation service's verification, before its appraisal
+//! ([`enclava_attestation::AttestationService::attest_checked`]).
 //!
 //! **Tokens** are the attestation service's (EAR claims in `x-enclava-ear`), with the KBS facts
 //! in `x-enclava-kbs`: `{tee, tee-pubkey, init-data?}`. A token is usable as Bearer on
@@ -80,6 +85,15 @@ const SWEEP_EVERY_SECS: u64 = 10;
 pub const RESOURCE_PREFIX: &str = "kbs-r-";
 /// Secret name prefix of resource policies.
 pub const POLICY_PREFIX: &str = "kbs-p-";
+/// Whether a Key Vault secret name belongs to the KBS (a resource or a resource policy). Those
+/// names are unreachable from the `/secrets` data plane: a principal with only `secrets/set`
+/// must not be able to replace a resource policy (guarded by `policies/manage`) or read a
+/// resource around the KBS's own checks. Vault names are case-insensitive, so is this test.
+pub fn reserved_secret_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with(RESOURCE_PREFIX) || lower.starts_with(POLICY_PREFIX)
+}
+
 /// Content type of a resource secret.
 pub const RESOURCE_CONTENT_TYPE: &str = "application/vnd.enclava.kbs-resource+base64";
 /// Content type of a resource policy secret.
@@ -719,6 +733,30 @@ fn evidence_of(st: &AppState, tee: KbsTee, primary: &Value) -> Result<Evidence, 
             quote: b64_member("quote")?,
             collateral: None,
         },
+        KbsTee::Snp
+            if primary
+                .get("attestation_report")
+                .is_some_and(Value::is_object) =>
+        {
+            // guest-components' SNP attester: the `sev` crate's structured JSON, rebuilt into
+            // the signed bytes (the signature check proves the rebuild), with its cert table.
+            let ev = enclava_kbs::snp::evidence_from_json(primary)
+                .map_err(|e| bad(format!("expected the sev crate's SNP evidence JSON: {e}")))?;
+            // The attester's VCEK/VLEK first; the ASK/ARK (and a cached VCEK) from the
+            // collateral directory, each certificate once.
+            let mut certs_der = ev.certs_der;
+            for c in st.attestation.snp_certs(&ev.report) {
+                if !certs_der.contains(&c) {
+                    certs_der.push(c);
+                }
+            }
+            Evidence::Snp {
+                report: ev.report,
+                certs_der,
+                crls_der: Vec::new(),
+                uvm_endorsements: None,
+            }
+        }
         KbsTee::Snp => Evidence::Snp {
             report: b64_member("attestation_report")?,
             certs_der: Vec::new(),
@@ -747,6 +785,68 @@ fn evidence_of(st: &AppState, tee: KbsTee, primary: &Value) -> Result<Evidence, 
             }
         }
     })
+}
+
+/// The KBS's checks of verified claims: the runtime-data binding (the report field must carry
+/// H(JCS(runtime data)), or for a session built by a test around recorded evidence the value
+/// stored with it) and the init-data digest in the TEE's launch-time field. Returns the
+/// `x-enclava-kbs` claim.
+fn kbs_checks(
+    tee: KbsTee,
+    hash: HashAlg,
+    req: &AttestRequest,
+    expected: &[u8],
+    digest: &[u8],
+    claims: &Claims,
+) -> Result<Map<String, Value>, ApiError> {
+    let field = binding_field(tee, claims)?;
+    let binding_ok = match tee.report_data_len() {
+        Some(_) => enclava_kbs::binding::check(expected, &field),
+        // vTPM: the quote's extraData is exactly the digest.
+        None if field.len() == expected.len() => enclava_kbs::binding::check(expected, &field),
+        None => Err(KbsError::new(
+            ErrorKind::BindingMismatch,
+            format!(
+                "runtime-data binding: expected the vTPM quote's extraData to be {} ({} of the JCS runtime data), found {}",
+                hex::encode(expected),
+                hash.as_str(),
+                hex::encode(&field)
+            ),
+        )),
+    };
+    binding_ok.map_err(kerr)?;
+
+    let mut kbs_claim = Map::new();
+    kbs_claim.insert("tee".into(), tee.as_str().into());
+    kbs_claim.insert("tee-pubkey".into(), req.tee_pubkey_jwk.clone());
+    kbs_claim.insert(
+        "runtime-data-hash".into(),
+        json!({
+            "algorithm": hash.as_str(),
+            "digest": hex::encode(digest),
+        }),
+    );
+    if let Some(init) = &req.init_data {
+        let d = enclava_kbs::initdata::digest(&init.body).map_err(kerr)?;
+        let checked = match init_data_field(claims, &d) {
+            Some((name, field, expected)) => {
+                enclava_kbs::initdata::check(&expected, &field, name).map_err(kerr)?;
+                Some(name)
+            }
+            None => None,
+        };
+        kbs_claim.insert(
+            "init-data".into(),
+            json!({
+                "algorithm": d.algorithm.as_str(),
+                "digest": hex::encode(&d.digest),
+                "checked-against": checked,
+            }),
+        );
+    }
+    let mut extra = Map::new();
+    extra.insert(KBS_CLAIM.into(), Value::Object(kbs_claim));
+    Ok(extra)
 }
 
 /// The report field the binding lands in, from verified claims.
@@ -853,88 +953,50 @@ fn attest(
     let a = &st.attestation;
     let svc = a.service(st)?;
     let now = a.config.verification_time.unwrap_or_else(Utc::now);
-    let claims = svc.verify_evidence(&evidence, now).map_err(|e| {
-        k(
-            ErrorKind::AttestationFailed,
-            format!(
-                "evidence verification failed ({}): {e}",
-                e.failed_check().unwrap_or("evidence")
-            ),
-        )
-    })?;
-
-    // The binding: the report field must carry H(JCS(runtime data)), or, for a session built
-    // by a test around recorded evidence, the value stored with it.
-    let field = binding_field(session.tee, &claims)?;
     let digest = req.binding_digest(session.hash);
     let expected = match &session.expected_report_data {
         Some(h) => hex::decode(h).map_err(|_| ApiError::internal("stored binding is not hex"))?,
         None => digest.clone(),
     };
-    let binding_ok = match session.tee.report_data_len() {
-        Some(_) => enclava_kbs::binding::check(&expected, &field),
-        // vTPM: the quote's extraData is exactly the digest.
-        None if field.len() == expected.len() => enclava_kbs::binding::check(&expected, &field),
-        None => Err(KbsError::new(
-            ErrorKind::BindingMismatch,
-            format!(
-                "runtime-data binding: expected the vTPM quote's extraData to be {} ({} of the JCS runtime data), found {}",
-                hex::encode(&expected),
-                session.hash.as_str(),
-                hex::encode(&field)
-            ),
-        )),
+
+    // The KBS's own checks run on the claims of the service's one verification of the
+    // evidence, before its appraisal. Their error (a KBS error kind) is kept here and the
+    // service is told only to stop.
+    let mut kbs_err: Option<ApiError> = None;
+    let out = {
+        let mut check =
+            |claims: &Claims| -> Result<Map<String, Value>, enclava_attestation::AttestError> {
+                kbs_checks(session.tee, session.hash, &req, &expected, &digest, claims).map_err(
+                    |e| {
+                        kbs_err = Some(e);
+                        enclava_attestation::AttestError::Denied { failed: Vec::new() }
+                    },
+                )
+            };
+        let mut sreq = ServiceRequest::new(evidence);
+        sreq.nonce = Some(session.nonce.clone());
+        svc.attest_checked(&sreq, now, &mut check)
     };
-    binding_ok.map_err(kerr)?;
-
-    // Init-data: its digest must be in the TEE's launch-time field where the TEE has one.
-    let mut kbs_claim = Map::new();
-    kbs_claim.insert("tee".into(), session.tee.as_str().into());
-    kbs_claim.insert("tee-pubkey".into(), req.tee_pubkey_jwk.clone());
-    kbs_claim.insert(
-        "runtime-data-hash".into(),
-        json!({
-            "algorithm": session.hash.as_str(),
-            "digest": hex::encode(&digest),
-        }),
-    );
-    if let Some(init) = &req.init_data {
-        let d = enclava_kbs::initdata::digest(&init.body).map_err(kerr)?;
-        let checked = match init_data_field(&claims, &d) {
-            Some((name, field, expected)) => {
-                enclava_kbs::initdata::check(&expected, &field, name).map_err(kerr)?;
-                Some(name)
-            }
-            None => None,
-        };
-        kbs_claim.insert(
-            "init-data".into(),
-            json!({
-                "algorithm": d.algorithm.as_str(),
-                "digest": hex::encode(&d.digest),
-                "checked-against": checked,
-            }),
-        );
-    }
-
-    let mut sreq = ServiceRequest::new(evidence);
-    sreq.nonce = Some(session.nonce.clone());
-    let mut extra = Map::new();
-    extra.insert(KBS_CLAIM.into(), Value::Object(kbs_claim));
-    let out = svc.attest_with_claims(&sreq, now, extra).map_err(|e| {
-        let failed = e.failed_rules();
-        let detail = if failed.is_empty() {
-            e.to_string()
-        } else {
-            let d: Vec<String> = failed.iter().map(ToString::to_string).collect();
-            format!(
-                "denied by the {} appraisal policy: {}",
-                session.tee.as_str(),
-                d.join("; ")
-            )
-        };
-        k(ErrorKind::AttestationFailed, detail)
-    })?;
+    let out = match (out, kbs_err) {
+        (_, Some(e)) => return Err(e),
+        (Ok(out), None) => out,
+        (Err(e), None) => {
+            let failed = e.failed_rules();
+            let detail = if let Some(c) = e.failed_check() {
+                format!("evidence verification failed ({c}): {e}")
+            } else if failed.is_empty() {
+                e.to_string()
+            } else {
+                let d: Vec<String> = failed.iter().map(ToString::to_string).collect();
+                format!(
+                    "denied by the {} appraisal policy: {}",
+                    session.tee.as_str(),
+                    d.join("; ")
+                )
+            };
+            return Err(k(ErrorKind::AttestationFailed, detail));
+        }
+    };
     let exp = out
         .claims
         .get("exp")

@@ -519,6 +519,96 @@ fn admin_routes_need_enclava_roles() {
     assert_eq!(r.body["allowed"], true, "{}", r.text);
 }
 
+/// The privilege escalation of issue 13: KBS resources and resource policies are vault secrets,
+/// and a principal with only the Key Vault secrets roles must not reach them through `/secrets`
+/// (replacing a resource policy needs `policies/manage`; reading a resource needs an attested
+/// session). Every `/secrets` and `/deletedsecrets` route refuses the reserved names (in any
+/// case), listings hide them, and the KBS itself is unaffected.
+#[test]
+fn the_secrets_data_plane_cannot_reach_kbs_resources_or_policies() {
+    const V: &str = "api-version=7.5";
+    let s = dev_server(None);
+    let admin = s.admin_token();
+    provision(&s, &admin);
+    let (id, secret) = s.service_principal(&admin, "officer");
+    s.assign(&admin, &id, "Key Vault Secrets Officer", "/");
+    let officer = s.token_for(&id, &secret);
+    let open = "package policy\nimport rego.v1\ndefault allow := true\n";
+
+    // The attack: overwrite the catch-all resource policy (secret `kbs-p-`) with allow-all.
+    for name in ["kbs-p-", "KBS-P-", "kbs-p-default"] {
+        let r = s.put(
+            &format!("/secrets/{name}?{V}"),
+            Some(&officer),
+            &json!({"value": open, "contentType": "application/vnd.enclava.kbs-policy+rego"}),
+        );
+        assert_eq!(r.status, 400, "{name}: {}", r.text);
+        assert!(r.text.contains("reserved for the KBS"), "{}", r.text);
+    }
+    // Read, version-list, back up, patch and delete a resource around the KBS.
+    let res = "kbs-r-default-2Fkey-2F1";
+    for (method, path) in [
+        ("GET", format!("/secrets/{res}?{V}")),
+        ("GET", format!("/secrets/Kbs-R-default-2Fkey-2F1?{V}")),
+        ("GET", format!("/secrets/{res}/versions?{V}")),
+        ("POST", format!("/secrets/{res}/backup?{V}")),
+        ("PATCH", format!("/secrets/{res}/?{V}")),
+        ("DELETE", format!("/secrets/{res}?{V}")),
+        ("GET", format!("/deletedsecrets/{res}?{V}")),
+        ("POST", format!("/deletedsecrets/{res}/recover?{V}")),
+        ("DELETE", format!("/deletedsecrets/{res}?{V}")),
+    ] {
+        let r = s.call(
+            method,
+            &path,
+            Some(&admin),
+            Some(b"{}"),
+            &[("Content-Type", "application/json")],
+        );
+        assert_eq!(r.status, 400, "{method} {path}: {}", r.text);
+        assert!(!r.text.contains("resource one"), "{}", r.text);
+    }
+    // Listings (live and deleted) hide them, even from the vault administrator.
+    let other = s.put(
+        &format!("/secrets/plain?{V}"),
+        Some(&officer),
+        &json!({"value": "v"}),
+    );
+    assert_eq!(other.status, 200, "{}", other.text);
+    let r = s.call(
+        "DELETE",
+        "/kbs/v0/resource/default/key/2",
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = s.get(&format!("/secrets?{V}"), Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let ids: Vec<&str> = r.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "{}", r.text);
+    assert!(ids[0].ends_with("/secrets/plain"), "{}", r.text);
+    let r = s.get(&format!("/deletedsecrets?{V}"), Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(!r.text.to_ascii_lowercase().contains("kbs-"), "{}", r.text);
+
+    // The KBS is untouched: its policy still closes default/key/2, resources read back.
+    let r = s.post(
+        "/kbs/v0/admin/resource-policy/test",
+        Some(&admin),
+        &json!({"path": "default/key/2", "claims": {"x-enclava-tee": "sample"}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["failed"][0]["rule"], "key_2_closed", "{}", r.text);
+    let r = s.get("/kbs/v0/admin/resource/default/key/1", Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
 /// A handshake started on replica A (auth) is finished on replica B (attest) and the resource
 /// fetched on A again with B's cookie: sessions are in the shared database. Needs
 /// `ENCLAVA_TEST_POSTGRES_URL` (scripts/postgres-test.sh); skipped with a notice without it.
@@ -728,6 +818,166 @@ fn azure_snp_vtpm_vectors_attest_and_are_refused_without_their_binding() {
             r.text
         );
     }
+}
+
+/// guest-components' SNP attester sends the `sev` crate's structured JSON of the report plus
+/// its `cert_chain`: trustee's recorded e2e evidence (a real Genoa v3 report and its VCEK, the
+/// JSON exactly as recorded) attests through `/kbs/v0/attest`, which proves the rebuilt bytes
+/// are the signed ones; the same JSON with two same-sized fields swapped (a decoder placing
+/// fields wrongly) fails the signature; a malformed field is a 400 naming it.
+#[test]
+fn coco_snp_attester_json_evidence_attests_and_a_misplaced_field_fails_the_signature() {
+    let Some(vectors) = enclava_testvectors::dir() else {
+        return;
+    };
+    let collateral = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        vectors.join("sev-snp/google-go-sev-guest/ask_ark_genoa.pem"),
+        collateral.path().join("ask_ark_genoa.pem"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PartialConfig {
+        addr: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().join("data")),
+        dev: Some(true),
+        attestation: Some(AttestationSettings {
+            verification_time: Some("2025-06-01T00:00:00Z".into()),
+            collateral_dir: Some(collateral.path().to_path_buf()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let mut s = start_with(cfg);
+    s.dir = dir;
+    let admin = s.admin_token();
+    let policy = "package enclava.appraisal\nimport rego.v1\ndefault allow := false\nallow if input.claims.tee == \"snp\"\n";
+    let r = common::put_policy(&s, &admin, policy);
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let evidence: Value = serde_json::from_slice(
+        &std::fs::read(vectors.join("sev-snp/trustee/evidence.json")).unwrap(),
+    )
+    .unwrap();
+    let report = &evidence["attestation_report"];
+    let report_data: Vec<u8> = report["report_data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u8)
+        .collect();
+    assert_eq!(
+        enclava_kbs::snp::report_from_json(report).unwrap(),
+        std::fs::read(vectors.join("sev-snp/trustee/derived_e2e_evidence_report.bin")).unwrap()
+    );
+
+    let db = rusqlite::Connection::open(dir_of(&s).join("vault.db")).unwrap();
+    let key = TeeKey::ec();
+    let (jwk, _) = key.jwk();
+    let mut n = 0u128;
+    // A session built around the recorded report (its report_data is the expected binding).
+    let mut attest = |primary: &Value| {
+        n += 1;
+        let id = format!("{:032x}", 0x5e00u128 + n);
+        let now = chrono::Utc::now().timestamp();
+        let row = json!({
+            "tee": "snp", "hash": "sha384", "nonce": "recorded", "created": now,
+            "expires": now + 300, "state": "pending",
+            "expected_report_data": hex::encode(&report_data),
+        });
+        db.execute(
+            "INSERT INTO kbs_sessions (k, v) VALUES (?1, ?2)",
+            rusqlite::params![id, serde_json::to_vec(&row).unwrap()],
+        )
+        .unwrap();
+        let body = json!({
+            "runtime-data": {"nonce": "recorded", "tee-pubkey": jwk},
+            "tee-evidence": {"primary_evidence": primary, "additional_evidence": ""},
+        });
+        s.call(
+            "POST",
+            "/kbs/v0/attest",
+            None,
+            Some(body.to_string().as_bytes()),
+            &[("Cookie", &format!("kbs-session-id={id}"))],
+        )
+    };
+
+    let r = attest(&evidence);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let token = r.body["token"].as_str().unwrap();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["x-enclava-tee"], "snp");
+    assert_eq!(claims["x-enclava-kbs"]["tee"], "snp");
+
+    // report_id and report_id_ma swapped: same shape, other signed bytes.
+    let mut swapped = evidence.clone();
+    let a = swapped["attestation_report"]["report_id"].clone();
+    swapped["attestation_report"]["report_id"] =
+        swapped["attestation_report"]["report_id_ma"].clone();
+    swapped["attestation_report"]["report_id_ma"] = a;
+    let r = attest(&swapped);
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(r.text.to_lowercase().contains("signature"), "{}", r.text);
+
+    // A malformed field is a clear 400 naming it.
+    let mut broken = evidence.clone();
+    broken["attestation_report"]["measurement"] = json!([1, 2, 3]);
+    let r = attest(&broken);
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("measurement"), "{}", r.text);
+}
+
+/// The older `sev` serde shape (crate versions 1 to 3: `_author_key_en`, `_reserved_*`,
+/// `current_build`..., TCB `{bootloader, tee, _reserved, snp, microcode}`, signature
+/// `{r, s, _reserved}`), written here from a real Milan report: rebuilt byte for byte.
+#[test]
+fn the_older_sev_report_json_shape_rebuilds_the_signed_bytes() {
+    let Some(vectors) = enclava_testvectors::dir() else {
+        return;
+    };
+    let b = std::fs::read(vectors.join("sev-snp/trustee/test-report.bin")).unwrap();
+    let arr = |r: std::ops::Range<usize>| json!(b[r].to_vec());
+    let le = |r: std::ops::Range<usize>| {
+        let mut x = [0u8; 8];
+        x[..r.len()].copy_from_slice(&b[r]);
+        json!(u64::from_le_bytes(x))
+    };
+    let tcb = |at: usize| {
+        json!({"bootloader": b[at], "tee": b[at + 1], "_reserved": b[at + 2..at + 6].to_vec(),
+            "snp": b[at + 6], "microcode": b[at + 7]})
+    };
+    let report = json!({
+        "version": le(0..4), "guest_svn": le(4..8), "policy": le(8..16),
+        "family_id": arr(0x10..0x20), "image_id": arr(0x20..0x30), "vmpl": le(0x30..0x34),
+        "sig_algo": le(0x34..0x38), "current_tcb": tcb(0x38), "plat_info": le(0x40..0x48),
+        "_author_key_en": le(0x48..0x4C), "_reserved_0": le(0x4C..0x50),
+        "report_data": arr(0x50..0x90), "measurement": arr(0x90..0xC0),
+        "host_data": arr(0xC0..0xE0), "id_key_digest": arr(0xE0..0x110),
+        "author_key_digest": arr(0x110..0x140), "report_id": arr(0x140..0x160),
+        "report_id_ma": arr(0x160..0x180), "reported_tcb": tcb(0x180),
+        "_reserved_1": arr(0x188..0x1A0), "chip_id": arr(0x1A0..0x1E0),
+        "committed_tcb": tcb(0x1E0), "current_build": b[0x1E8], "current_minor": b[0x1E9],
+        "current_major": b[0x1EA], "_reserved_2": b[0x1EB], "committed_build": b[0x1EC],
+        "committed_minor": b[0x1ED], "committed_major": b[0x1EE], "_reserved_3": b[0x1EF],
+        "launch_tcb": tcb(0x1F0), "_reserved_4": arr(0x1F8..0x2A0),
+        "signature": {"r": arr(0x2A0..0x2E8), "s": arr(0x2E8..0x330), "_reserved": arr(0x330..0x4A0)},
+    });
+    assert_eq!(enclava_kbs::snp::report_from_json(&report).unwrap(), b);
+    let vcek = std::fs::read(vectors.join("sev-snp/trustee/test-vcek.der")).unwrap();
+    let ev = enclava_kbs::snp::evidence_from_json(&json!({
+        "attestation_report": report,
+        "cert_chain": [{"cert_type": "VCEK", "data": vcek}, {"cert_type": "Empty", "data": []}],
+    }))
+    .unwrap();
+    assert_eq!(ev.certs_der, vec![vcek]);
 }
 
 fn dir_of(s: &TestServer) -> std::path::PathBuf {
