@@ -1170,11 +1170,14 @@ fn evaluate(
 // ---------------------------------------------------------------------------------------------
 // Resources and policies in the vault
 
-/// Letters and digits as they are; every other byte `-XX`.
+/// Lower-case letters and digits as they are; every other byte `-XX`, upper-case letters included.
+/// Vault names compare without regard to case, KBS paths with it: escaping upper case keeps
+/// `default/Key/1` and `default/key/1` two objects (otherwise a request for one path would fetch
+/// the other's bytes while the policy of its own, differently cased, prefix decides).
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() {
+        if b.is_ascii_lowercase() || b.is_ascii_digit() {
             out.push(b as char);
         } else {
             out.push_str(&format!("-{b:02X}"));
@@ -1394,6 +1397,11 @@ mod tests {
             let e = escape(p);
             assert!(e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
             assert_eq!(unescape(&e).as_deref(), Some(p));
+        }
+        // Paths differing only in case stay distinct vault names (which ignore case).
+        for (a, b) in [("default/Key/1", "default/key/1"), ("A/b/c", "a/b/c"), ("x/y/Z", "x/y/z")] {
+            assert!(!escape(a).eq_ignore_ascii_case(&escape(b)), "{a} vs {b}");
+            assert!(!policy_secret(a).eq_ignore_ascii_case(&policy_secret(b)), "{a} vs {b}");
         }
         assert!(policy_prefix("default").is_ok());
         assert!(policy_prefix("a/b/c/d").is_err());
