@@ -21,6 +21,8 @@ pub struct BenchReport {
     pub wasm_secs: f64,
     /// Median wall-clock seconds of one native process (spawn + execute).
     pub native_secs: f64,
+    /// Median seconds of the instantiation part of a wasm run (a fixed cost per run).
+    pub wasm_instantiate_secs: f64,
     /// Fastest wasm run, seconds (less sensitive to a busy machine than the median).
     pub wasm_min_secs: f64,
     /// Fastest native run, seconds.
@@ -120,10 +122,11 @@ pub fn bench_overhead(
             (dataset_dir.to_path_buf(), "/input".into(), Access::ReadOnly),
             (wasm_out.clone(), "/output".into(), Access::ReadWrite),
         ];
-        let run_wasm = || -> Result<f64, RuntimeError> {
+        let run_wasm = || -> Result<(f64, f64), RuntimeError> {
             let t0 = Instant::now();
             let out = runtime.run(&module, &manifest, &dirs, &manifest.limits)?;
             let secs = t0.elapsed().as_secs_f64();
+            let instantiate = out.instantiate_duration.as_secs_f64();
             if out.exit_code != 0 {
                 return Err(RuntimeError::Io {
                     what: "wasm workload".into(),
@@ -134,7 +137,7 @@ pub fn bench_overhead(
                     ),
                 });
             }
-            Ok(secs)
+            Ok((secs, instantiate))
         };
         let run_native = || -> Result<f64, RuntimeError> {
             let t0 = Instant::now();
@@ -161,9 +164,12 @@ pub fn bench_overhead(
         run_wasm()?;
         run_native()?;
         let mut w = Vec::with_capacity(runs);
+        let mut inst = Vec::with_capacity(runs);
         let mut n = Vec::with_capacity(runs);
         for _ in 0..runs {
-            w.push(run_wasm()?);
+            let (secs, instantiate) = run_wasm()?;
+            w.push(secs);
+            inst.push(instantiate);
             n.push(run_native()?);
         }
         let outputs_identical = dir_contents(&wasm_out)? == dir_contents(&native_out)?;
@@ -173,6 +179,7 @@ pub fn bench_overhead(
         Ok(BenchReport {
             wasm_secs,
             native_secs,
+            wasm_instantiate_secs: median(inst),
             wasm_min_secs,
             native_min_secs,
             ratio: if native_secs > 0.0 {
