@@ -144,7 +144,9 @@ impl fmt::Display for StampError {
 impl std::error::Error for StampError {}
 
 fn is_hex_digest(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Parses a stamp (pure). Unknown keys are refused, so a stamp from a newer script is not half
@@ -212,11 +214,7 @@ fn file_sha256(path: &Path) -> Result<[u8; 32], StampError> {
 /// Every regular file under `dir` except the top-level `target/` (symbolic links are skipped, as
 /// `find -type f` does), with its SHA-256.
 pub fn read_source_tree(dir: &Path) -> Result<Vec<(String, [u8; 32])>, StampError> {
-    fn walk(
-        root: &Path,
-        rel: &str,
-        out: &mut Vec<(String, [u8; 32])>,
-    ) -> Result<(), StampError> {
+    fn walk(root: &Path, rel: &str, out: &mut Vec<(String, [u8; 32])>) -> Result<(), StampError> {
         let here = if rel.is_empty() {
             root.to_path_buf()
         } else {

@@ -6,9 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use enclava_runtime::{
-    BUILD_COMMAND, StampError, check_builds, read_source_tree, source_digest,
-};
+use enclava_runtime::{BUILD_COMMAND, StampError, check_builds, read_source_tree, source_digest};
 use sha2::{Digest, Sha256};
 
 fn repo() -> PathBuf {
@@ -103,7 +101,10 @@ fn a_stale_native_baseline_is_refused() {
     let msg = e.to_string();
     assert!(msg.contains("the native baseline binary"), "{msg}");
     assert!(msg.contains(&sha(b"native v1")[..16]), "{msg}");
-    assert!(msg.contains(&sha(b"native v0 (older source)")[..16]), "{msg}");
+    assert!(
+        msg.contains(&sha(b"native v0 (older source)")[..16]),
+        "{msg}"
+    );
     assert!(msg.contains(BUILD_COMMAND), "{msg}");
 }
 
@@ -168,7 +169,10 @@ fn missing_builds_are_named_before_anything_else() {
     };
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].0, f.native);
-    assert!(e.to_string().contains("(the native baseline binary)"), "{e}");
+    assert!(
+        e.to_string().contains("(the native baseline binary)"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -166,14 +166,21 @@ fn bench_workload_refuses_a_stale_native_baseline() {
         )) && stderr.contains("bash scripts/build-workload.sh"),
         "{stderr}"
     );
-    assert!(!stderr.contains("machine: "), "nothing was measured: {stderr}");
+    assert!(
+        !stderr.contains("machine: "),
+        "nothing was measured: {stderr}"
+    );
 }
 
 #[test]
 fn bench_workload_refuses_builds_older_than_the_source() {
     let dir = tempfile::tempdir().unwrap();
     let paths = stamped_workload(dir.path());
-    std::fs::write(paths[0].join("src/main.rs"), "fn main() { /* changed */ }\n").unwrap();
+    std::fs::write(
+        paths[0].join("src/main.rs"),
+        "fn main() { /* changed */ }\n",
+    )
+    .unwrap();
     let out = bench_workload_with(&paths);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
