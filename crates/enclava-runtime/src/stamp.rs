@@ -318,7 +318,7 @@ pub fn check_builds(
         (native, "the native baseline binary", &native_stamped),
     ] {
         let found = hex::encode(file_sha256(file)?);
-        if &found != stamped {
+        if found != *stamped {
             return Err(StampError::BuildMismatch {
                 what,
                 file: file.to_path_buf(),
