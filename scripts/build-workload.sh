@@ -6,14 +6,24 @@
 # native binary is the baseline of `enclava bench workload` and of the runtime's end-to-end test,
 # and the dataset generator of the bench. `--wasm-only` skips the native build (the quickstart
 # needs only the module). Prints the path of each file built. Fails loudly.
+#
+# Last it writes examples/fraud-workload/target/enclava-workload.stamp: the digest of the workload
+# source both were built from and the SHA-256 of each build. `enclava bench workload` refuses to
+# compare builds the stamp does not vouch for (a baseline from an older source, a module rebuilt
+# alone, a source edited since), so a stale baseline is never measured against a fresh module.
+# Source digest: `sha256sum` of every regular file under the example except target/, sorted by
+# path, then `sha256sum` of that listing (crates/enclava-runtime/src/stamp.rs computes the same).
 set -euo pipefail
 
 native_too=1
+digest_only=0
 case "${1:-}" in
     "") ;;
     --wasm-only) native_too=0 ;;
+    # Prints the source digest the stamp would record, builds nothing (used by the tests).
+    --source-digest) digest_only=1 ;;
     *)
-        echo "usage: build-workload.sh [--wasm-only]" >&2
+        echo "usage: build-workload.sh [--wasm-only | --source-digest]" >&2
         exit 2
         ;;
 esac
@@ -22,6 +32,17 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="$root/examples/fraud-workload"
 wasm="$dir/target/wasm32-wasip1/release/fraud-workload.wasm"
 native="$dir/target/release/fraud-workload"
+stamp="$dir/target/enclava-workload.stamp"
+
+source_digest() {
+    (cd "$dir" && find . -path ./target -prune -o -type f -print0 | LC_ALL=C sort -z \
+        | sed -z 's|^\./||' | xargs -0 sha256sum -- | sha256sum | cut -d' ' -f1)
+}
+
+if [[ "$digest_only" == 1 ]]; then
+    source_digest
+    exit 0
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
     echo "build-workload: cargo not found on PATH" >&2
@@ -40,6 +61,10 @@ if command -v rustup >/dev/null 2>&1; then
 else
     echo "build-workload: rustup not found; assuming the wasm32-wasip1 standard library is installed" >&2
 fi
+
+# An old stamp must not outlive a failed or partial build.
+rm -f "$stamp"
+source_before="$(source_digest)"
 
 # Build from inside the example directory: its .cargo/config.toml enables wasm simd128 (for the
 # wasm target only; the native build uses the host's default target features). The target
@@ -66,3 +91,21 @@ if [[ "$native_too" == 1 ]]; then
     fi
     echo "$native"
 fi
+
+# The source must not have changed while it was being built, or the stamp would vouch for builds
+# of two different revisions.
+if [[ "$(source_digest)" != "$source_before" ]]; then
+    echo "build-workload: FAILED: $dir changed during the build; run the script again" >&2
+    exit 1
+fi
+{
+    echo "# written by scripts/build-workload.sh; checked by enclava bench workload"
+    echo "source-sha256 $source_before"
+    echo "wasm-sha256 $(sha256sum "$wasm" | cut -d' ' -f1)"
+    if [[ "$native_too" == 1 ]]; then
+        echo "native-sha256 $(sha256sum "$native" | cut -d' ' -f1)"
+    fi
+    echo "rustc $(rustc -V)"
+} >"$stamp.tmp"
+mv "$stamp.tmp" "$stamp"
+echo "$stamp"

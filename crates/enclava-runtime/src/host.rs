@@ -46,6 +46,9 @@ pub struct RunOutcome {
     pub stderr_truncated: bool,
     /// Wall-clock time of instantiation and execution (the quantity `time_ms` limits).
     pub duration: Duration,
+    /// The instantiation part of `duration` (linking WASI, memory and data segments); the rest
+    /// is the guest's `_start`.
+    pub instantiate_duration: Duration,
     /// Time spent compiling the module (zero on a cache hit).
     pub compile_duration: Duration,
     /// Whether the compiled module came from the in-memory cache.
@@ -496,7 +499,9 @@ impl Runtime {
 
         let started = Instant::now();
         store.set_epoch_deadline(deadline_ticks(limits.time_ms));
-        let result = match self.linker.instantiate(&mut store, &compiled) {
+        let instantiated = self.linker.instantiate(&mut store, &compiled);
+        let instantiate_duration = started.elapsed();
+        let result = match instantiated {
             Err(e) => Err((e, Stage::Instantiate)),
             Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, "_start") {
                 Err(_) => return Err(RuntimeError::NoEntryPoint),
@@ -543,6 +548,7 @@ impl Runtime {
             stderr,
             stderr_truncated,
             duration,
+            instantiate_duration,
             compile_duration,
             cache_hit,
             limits,

@@ -62,6 +62,7 @@ mod host;
 mod manifest;
 mod measure;
 mod pipe;
+mod stamp;
 
 pub use bench::{BenchReport, bench_manifest, bench_overhead};
 pub use error::RuntimeError;
@@ -71,3 +72,7 @@ pub use host::{
 };
 pub use manifest::{Access, Limits, Manifest, ManifestError, bounds};
 pub use measure::{MEASUREMENT_DOMAIN, MEASUREMENT_LEN, measure, measure_canonical, module_sha256};
+pub use stamp::{
+    BUILD_COMMAND, BuildStamp, CheckedBuilds, STAMP_FILE, StampError, check_builds, parse_stamp,
+    read_source_tree, source_digest,
+};

@@ -105,3 +105,102 @@ fn bench_workload_names_what_is_missing_and_the_command_that_builds_both() {
         "{stderr}"
     );
 }
+
+/// A workload "source", two builds and the stamp scripts/build-workload.sh would write for them.
+fn stamped_workload(dir: &std::path::Path) -> [std::path::PathBuf; 4] {
+    use sha2::{Digest, Sha256};
+    let source = dir.join("workload");
+    std::fs::create_dir_all(source.join("src")).unwrap();
+    std::fs::create_dir_all(source.join("target")).unwrap();
+    std::fs::write(source.join("src/main.rs"), "fn main() {}\n").unwrap();
+    let wasm = source.join("target/w.wasm");
+    let native = source.join("target/w");
+    std::fs::write(&wasm, b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(&native, b"not a program").unwrap();
+    let stamp = source.join("target/enclava-workload.stamp");
+    let src = enclava_runtime::source_digest(&enclava_runtime::read_source_tree(&source).unwrap());
+    std::fs::write(
+        &stamp,
+        format!(
+            "source-sha256 {src}\nwasm-sha256 {}\nnative-sha256 {}\n",
+            hex::encode(Sha256::digest(b"\0asm\x01\0\0\0")),
+            hex::encode(Sha256::digest(b"not a program")),
+        ),
+    )
+    .unwrap();
+    [source, wasm, native, stamp]
+}
+
+fn bench_workload_with(paths: &[std::path::PathBuf; 4]) -> std::process::Output {
+    let [source, wasm, native, stamp] = paths;
+    enclava(&[
+        "bench",
+        "workload",
+        "--rows",
+        "10",
+        "--wasm",
+        wasm.to_str().unwrap(),
+        "--native",
+        native.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+        "--stamp",
+        stamp.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn bench_workload_refuses_a_stale_native_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = stamped_workload(dir.path());
+    // The attack on the figure: a baseline built from another revision of the workload (here,
+    // any other bytes) next to the current module.
+    std::fs::write(&paths[2], b"an older baseline").unwrap();
+    let out = bench_workload_with(&paths);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{} (the native baseline binary) is not the build the stamp records",
+            paths[2].display()
+        )) && stderr.contains("bash scripts/build-workload.sh"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("machine: "),
+        "nothing was measured: {stderr}"
+    );
+}
+
+#[test]
+fn bench_workload_refuses_builds_older_than_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = stamped_workload(dir.path());
+    std::fs::write(
+        paths[0].join("src/main.rs"),
+        "fn main() { /* changed */ }\n",
+    )
+    .unwrap();
+    let out = bench_workload_with(&paths);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("changed since it was built")
+            && stderr.contains("bash scripts/build-workload.sh"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bench_workload_runs_builds_its_stamp_vouches_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = stamped_workload(dir.path());
+    let out = bench_workload_with(&paths);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Past the check: the machine and the source digest are printed, then the fake native
+    // generator fails to run (it is not a program).
+    assert!(stderr.contains("machine: "), "{stderr}");
+    assert!(stderr.contains("workload source "), "{stderr}");
+    assert!(!stderr.contains("build-workload.sh"), "{stderr}");
+    assert_eq!(out.status.code(), Some(2));
+}
