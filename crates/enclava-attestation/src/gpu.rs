@@ -742,6 +742,165 @@ mod tests {
         assert_eq!(d[0].cc_mode, "unknown");
     }
 
+    fn with_revocation(mut c: NvidiaClaims, checked: bool, status: &str) -> NvidiaClaims {
+        c.revocation = serde_json::from_value(json!({
+            "checked": checked, "status": status,
+            "chains": [{"chain": "device", "status": status, "certs": [
+                {"subject": "GH100 A01 FSP BROM", "serial": "01", "status": status}]}],
+        }))
+        .unwrap();
+        c
+    }
+
+    /// A policy requiring revocation checked, evaluated on the policy input the service builds
+    /// (`gpus`: [`device_json`] of each appraised device). The pinned NVIDIA roots make a real
+    /// `good` response impossible for the real vectors, so the verified claims are constructed
+    /// here; the server tests (composite_ocsp.rs) show real evidence without responses is
+    /// `revocation_checked: false` and refused by this policy.
+    #[test]
+    fn policy_can_require_revocation_checked() {
+        let policy = enclava_policy::AppraisalPolicy::compile(
+            "sim",
+            r#"package enclava.appraisal
+
+import rego.v1
+
+default allow := false
+
+allow if count(deny) == 0
+
+deny contains {"rule": "gpu_revocation", "path": sprintf("gpus[%d].revocation_checked", [i]),
+    "expected": "true", "found": sprintf("%v", [g.revocation_checked])} if {
+    some i, g in input.gpus
+    not g.revocation_checked
+}
+"#,
+        )
+        .unwrap();
+        let rd = br#"{"nonce":"x"}"#;
+        let h = hex::encode(Sha256::digest(rd));
+        let decide = |c: NvidiaClaims| {
+            let (d, failed) = appraise(vec![(c, None)], Some(rd));
+            assert!(failed.is_empty(), "{failed:?}");
+            let input = json!({"claims": {"tee": "sim"},
+                "gpus": d.iter().map(device_json).collect::<Vec<_>>()});
+            (policy.evaluate(&input).unwrap(), summary_json(&d), device_json(&d[0]))
+        };
+        // No responses (the evidence layer's default): refused, naming the device.
+        let (dec, sum, dev) = decide(claims(&h, "success"));
+        assert!(!dec.allowed);
+        assert_eq!(dec.failed[0].rule, "gpu_revocation");
+        assert_eq!(dec.failed[0].claim_path, "gpus[0].revocation_checked");
+        assert_eq!(dev["revocation_checked"], false);
+        assert_eq!(dev["revocation_status"], "not_checked");
+        assert_eq!(sum["revocation_checked"], false);
+        // A stale answer is not checked either.
+        let (dec, _, dev) = decide(with_revocation(claims(&h, "success"), false, "stale"));
+        assert!(!dec.allowed);
+        assert_eq!(dev["revocation_status"], "stale");
+        // Current good answers for every covered certificate: admitted; the token keeps the
+        // per-chain status, not the per-certificate detail.
+        let (dec, sum, dev) = decide(with_revocation(claims(&h, "success"), true, "good"));
+        assert!(dec.allowed, "{:?}", dec.failed);
+        assert_eq!(dev["revocation_checked"], true);
+        assert_eq!(dev["revocation_status"], "good");
+        assert_eq!(
+            dev["revocation"],
+            json!({"checked": true, "status": "good", "chains": [{"chain": "device", "status": "good"}]})
+        );
+        assert_eq!(sum["revocation_checked"], true);
+    }
+
+    fn vector(rel: &str) -> Option<Vec<u8>> {
+        enclava_testvectors::read(&format!("nvidia-gpu/nvtrust/{rel}"))
+    }
+
+    fn nvtrust() -> Option<GpuEvidence> {
+        let report = hex::decode(
+            String::from_utf8(vector("attestationReport.txt")?)
+                .unwrap()
+                .trim(),
+        )
+        .unwrap();
+        let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
+        let list = json!([{"arch": "HOPPER", "evidence": b64(&report),
+            "certificate": b64(&vector("gpuAkCertChain.txt")?)}]);
+        let mut obj = Map::new();
+        obj.insert("gpuEvidence".into(), list);
+        let mut g = decode(&obj).unwrap().unwrap();
+        g.rims = vec![
+            vector("Driver_RIM_test_no_gpu.swidtag")?,
+            vector("1010_0200_882_96005E0001_test_no_gpu.swidtag")?,
+        ];
+        Some(g)
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// The service's verifier keeps verified RIMs and chain links across requests, gives the same
+    /// claims as a fresh verification, and still checks a cached RIM's validity window at each
+    /// request's time.
+    #[test]
+    fn verifier_caches_rims_and_links_and_still_checks_validity() {
+        let Some(g) = nvtrust() else { return };
+        let v = GpuVerifier::new();
+        let first = v.verify(&g, None, t("2025-06-01T00:00:00Z")).unwrap();
+        assert_eq!(v.cached_rims(), 2);
+        assert!(v.cached_links() >= 2, "{}", v.cached_links());
+        let again = v.verify(&g, None, t("2025-06-01T00:00:00Z")).unwrap();
+        assert_eq!(first[0].0, again[0].0);
+        assert_eq!(
+            first[0].0,
+            verify(&g, None, t("2025-06-01T00:00:00Z")).unwrap()[0].0
+        );
+        assert_eq!(first[0].0.measres, "success");
+        assert!(!first[0].0.revocation.checked);
+        // Past the RIM signers' window (ends 2025-06-22T09:38:54Z): the cached RIM is refused.
+        let e = v.verify(&g, None, t("2025-07-01T00:00:00Z")).unwrap_err();
+        assert!(
+            matches!(&e, AttestError::Evidence { failed_check, .. } if *failed_check == "rim_expired"),
+            "{e:?}"
+        );
+        assert_eq!(v.cached_rims(), 2);
+    }
+
+    /// Stapled OCSP responses are bounded in count and size and need gpuEvidence.
+    #[test]
+    fn gpu_ocsp_member_is_bounded() {
+        let Some(_) = vector("gpuAkCertChain.txt") else {
+            return;
+        };
+        let report = vector("attestationReport.txt").unwrap();
+        let report = hex::decode(String::from_utf8(report).unwrap().trim()).unwrap();
+        let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
+        let list = json!([{"evidence": b64(&report),
+            "certificate": b64(&vector("gpuAkCertChain.txt").unwrap())}]);
+        let req = |ocsp: Value| {
+            let mut o = Map::new();
+            o.insert("gpuEvidence".into(), list.clone());
+            o.insert("gpuOcsp".into(), ocsp);
+            decode(&o)
+        };
+        let ok = req(json!([b64(&[0x30, 0x03, 0x0a, 0x01, 0x00])])).unwrap().unwrap();
+        assert_eq!(ok.ocsp.len(), 1);
+        let too_many = vec![json!(b64(&[0x30, 0x00])); MAX_OCSP + 1];
+        let e = req(Value::Array(too_many)).unwrap_err().to_string();
+        assert!(e.contains("gpuOcsp") && e.contains("at most 64"), "{e}");
+        let big = b64(&vec![0u8; MAX_OCSP_BYTES + 1]);
+        let e = req(json!([big])).unwrap_err().to_string();
+        assert!(e.contains("gpuOcsp[0]") && e.contains("at most"), "{e}");
+        let e = req(json!("notalist")).unwrap_err().to_string();
+        assert!(e.contains("gpuOcsp"), "{e}");
+        let e = req(json!(["not base64 !"])).unwrap_err().to_string();
+        assert!(e.contains("gpuOcsp[0]"), "{e}");
+        let mut o = Map::new();
+        o.insert("gpu_ocsp".into(), json!([]));
+        let e = decode(&o).unwrap_err().to_string();
+        assert!(e.contains("gpu_ocsp") && e.contains("gpuEvidence"), "{e}");
+    }
+
     #[test]
     fn version_codes_order_driver_versions() {
         assert_eq!(version_code("550.90.07"), Some(550_090_007));
