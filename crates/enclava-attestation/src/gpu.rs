@@ -56,7 +56,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use enclava_evidence::error::FailedCheck;
-use enclava_evidence::nvidia::{self, DeviceEvidence, NvidiaClaims, NvidiaVerifier, rim::CheckedRim};
+use enclava_evidence::nvidia::{
+    self, DeviceEvidence, NvidiaClaims, NvidiaVerifier, rim::CheckedRim,
+};
 use enclava_policy::FailedRule;
 use enclava_token::ear::{AFFIRMING, CONTRAINDICATED, NO_CLAIM, TrustVector, WARNING};
 use serde_json::{Map, Value, json};
@@ -784,7 +786,11 @@ deny contains {"rule": "gpu_revocation", "path": sprintf("gpus[%d].revocation_ch
             assert!(failed.is_empty(), "{failed:?}");
             let input = json!({"claims": {"tee": "sim"},
                 "gpus": d.iter().map(device_json).collect::<Vec<_>>()});
-            (policy.evaluate(&input).unwrap(), summary_json(&d), device_json(&d[0]))
+            (
+                policy.evaluate(&input).unwrap(),
+                summary_json(&d),
+                device_json(&d[0]),
+            )
         };
         // No responses (the evidence layer's default): refused, naming the device.
         let (dec, sum, dev) = decide(claims(&h, "success"));
@@ -883,7 +889,9 @@ deny contains {"rule": "gpu_revocation", "path": sprintf("gpus[%d].revocation_ch
             o.insert("gpuOcsp".into(), ocsp);
             decode(&o)
         };
-        let ok = req(json!([b64(&[0x30, 0x03, 0x0a, 0x01, 0x00])])).unwrap().unwrap();
+        let ok = req(json!([b64(&[0x30, 0x03, 0x0a, 0x01, 0x00])]))
+            .unwrap()
+            .unwrap();
         assert_eq!(ok.ocsp.len(), 1);
         let too_many = vec![json!(b64(&[0x30, 0x00])); MAX_OCSP + 1];
         let e = req(Value::Array(too_many)).unwrap_err().to_string();

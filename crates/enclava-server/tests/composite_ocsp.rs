@@ -25,14 +25,14 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use common::{TestServer, start_with};
-use x509_cert::der::asn1::{BitString, GeneralizedTime, Null, ObjectIdentifier, OctetString};
-use x509_cert::der::{Decode, Encode};
 use enclava_server::PartialConfig;
 use enclava_server::attest::AttestationSettings;
 use enclava_token::{Expectations, Jwks};
 use serde_json::{Value, json};
 use sha2::Digest;
 use x509_cert::Certificate;
+use x509_cert::der::asn1::{BitString, GeneralizedTime, Null, ObjectIdentifier, OctetString};
+use x509_cert::der::{Decode, Encode};
 use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_ocsp::{
     BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspResponse, OcspResponseStatus,
@@ -237,8 +237,16 @@ fn collateral_with_rims() -> tempfile::TempDir {
     let c = tempfile::tempdir().unwrap();
     let rim = c.path().join("nvidia/rim");
     std::fs::create_dir_all(&rim).unwrap();
-    std::fs::write(rim.join(format!("{DRIVER_ID}.xml")), read(DRIVER_RIM).unwrap()).unwrap();
-    std::fs::write(rim.join(format!("{VBIOS_ID}.xml")), read(VBIOS_RIM).unwrap()).unwrap();
+    std::fs::write(
+        rim.join(format!("{DRIVER_ID}.xml")),
+        read(DRIVER_RIM).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        rim.join(format!("{VBIOS_ID}.xml")),
+        read(VBIOS_RIM).unwrap(),
+    )
+    .unwrap();
     c
 }
 
@@ -249,7 +257,11 @@ fn without_ocsp_responses_revocation_is_not_checked_and_a_policy_can_require_it(
     let s = server(collateral.path());
     put_sim_policy(&s, "");
     // RIMs from the collateral cache (no RIM directory, none in the request); no OCSP anywhere.
-    let r = s.post("/attest/native", None, &sim_request(json!({"gpuEvidence": list})));
+    let r = s.post(
+        "/attest/native",
+        None,
+        &sim_request(json!({"gpuEvidence": list})),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     let c = token_claims(&s, r.body["token"].as_str().unwrap());
     let g = &c["x-enclava-gpus"][0];
@@ -276,12 +288,23 @@ fn without_ocsp_responses_revocation_is_not_checked_and_a_policy_can_require_it(
     not g.revocation_checked
 }"#,
     );
-    let r = s.post("/attest/native", None, &sim_request(json!({"gpuEvidence": list})));
+    let r = s.post(
+        "/attest/native",
+        None,
+        &sim_request(json!({"gpuEvidence": list})),
+    );
     assert_eq!(r.status, 403, "{}", r.text);
-    let f = r.body["error"]["failed"].as_array().cloned().unwrap_or_default();
+    let f = r.body["error"]["failed"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(f.len(), 1, "{}", r.text);
     assert_eq!(f[0]["rule"], "gpu_revocation", "{}", r.text);
-    assert_eq!(f[0]["claim_path"], "gpus[0].revocation_checked", "{}", r.text);
+    assert_eq!(
+        f[0]["claim_path"], "gpus[0].revocation_checked",
+        "{}",
+        r.text
+    );
 }
 
 /// Attack: forged OCSP answers for the real device chain, stapled or planted in the collateral
@@ -304,17 +327,33 @@ fn forged_ocsp_responses_stapled_or_cached_are_refused() {
         );
         assert_eq!(r.status, 400, "{}", r.text);
         assert_eq!(r.code(), "evidence_invalid", "{}", r.text);
-        assert_eq!(r.body["error"]["failed_check"], "ocsp_signature", "{}", r.text);
+        assert_eq!(
+            r.body["error"]["failed_check"], "ocsp_signature",
+            "{}",
+            r.text
+        );
     }
     // Planted in the cache (read when the server starts using it; a new server reads it).
     let ocsp_dir = collateral.path().join("nvidia/ocsp");
     std::fs::create_dir_all(&ocsp_dir).unwrap();
-    std::fs::write(ocsp_dir.join("planted.der"), forged(&chain[1], &chain[2], false)).unwrap();
+    std::fs::write(
+        ocsp_dir.join("planted.der"),
+        forged(&chain[1], &chain[2], false),
+    )
+    .unwrap();
     let s2 = server(collateral.path());
     put_sim_policy(&s2, "");
-    let r = s2.post("/attest/native", None, &sim_request(json!({"gpuEvidence": list})));
+    let r = s2.post(
+        "/attest/native",
+        None,
+        &sim_request(json!({"gpuEvidence": list})),
+    );
     assert_eq!(r.status, 400, "{}", r.text);
-    assert_eq!(r.body["error"]["failed_check"], "ocsp_signature", "{}", r.text);
+    assert_eq!(
+        r.body["error"]["failed_check"], "ocsp_signature",
+        "{}",
+        r.text
+    );
 }
 
 #[test]
