@@ -404,7 +404,14 @@ impl GpuVerifier {
         // Stapled responses first, then the cache's; each is used for the certificates its
         // certIDs name, the others are ignored.
         let cached = source.map(|s| s.ocsp_responses()).unwrap_or_default();
-        let pool: Vec<Vec<u8>> = gpu.ocsp.iter().chain(cached.iter()).cloned().collect();
+        // Copied only when the request staples some (the cache's list is shared otherwise).
+        let pool: std::borrow::Cow<'_, [Vec<u8>]> = if gpu.ocsp.is_empty() {
+            std::borrow::Cow::Borrowed(cached.as_slice())
+        } else if cached.is_empty() {
+            std::borrow::Cow::Borrowed(gpu.ocsp.as_slice())
+        } else {
+            gpu.ocsp.iter().chain(cached.iter()).cloned().collect()
+        };
         let mut out = Vec::with_capacity(gpu.devices.len());
         for (i, dev) in gpu.devices.iter().enumerate() {
             let report = nvidia::spdm::parse(&dev.report).map_err(|e| evidence_err(i, e))?;

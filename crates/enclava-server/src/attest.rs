@@ -82,7 +82,8 @@ pub struct AttestationSettings {
     /// Attestation SDKs validate) or `ES256` (P-256). One signer serves every attestation route,
     /// the native one included, so one JWKS verifies all tokens.
     pub alg: Option<String>,
-    /// Directory of offline DCAP collateral (see [`DirCollateral`]).
+    /// Directory of offline DCAP collateral (see [`DirCollateral`]); as an `enclava-collateral`
+    /// cache also the NVIDIA OCSP responses and RIMs of composite attestation (see [`DirRims`]).
     pub collateral_dir: Option<PathBuf>,
     /// Let simulated evidence reach the policy (default: on in `--dev`, off otherwise). The
     /// default `sim` policy still denies it.
@@ -779,8 +780,9 @@ pub struct DirRims {
     ocsp: Mutex<Option<(Instant, Arc<Vec<Vec<u8>>>)>>,
 }
 
-/// Most OCSP responses read from the collateral cache.
-pub const MAX_CACHED_OCSP: usize = 4096;
+/// Most OCSP responses read from the collateral cache (every request's devices are matched
+/// against all of them; a few per GPU model and RIM signer are needed).
+pub const MAX_CACHED_OCSP: usize = 1024;
 
 /// When a RIM id was looked up, and what was found.
 type RimEntry = (Instant, Option<Arc<Vec<u8>>>);
