@@ -777,8 +777,11 @@ pub struct DirRims {
     dir: Option<PathBuf>,
     store: Option<enclava_collateral::Cache>,
     cache: Mutex<HashMap<String, RimEntry>>,
-    ocsp: Mutex<Option<(Instant, Arc<Vec<Vec<u8>>>)>>,
+    ocsp: Mutex<Option<OcspEntry>>,
 }
+
+/// When the cache's OCSP responses were read, and what was read.
+type OcspEntry = (Instant, Arc<Vec<Vec<u8>>>);
 
 /// Most OCSP responses read from the collateral cache (every request's devices are matched
 /// against all of them; a few per GPU model and RIM signer are needed).
