@@ -877,6 +877,37 @@ deny contains {"rule": "gpu_revocation", "path": sprintf("gpus[%d].revocation_ch
             "{e:?}"
         );
         assert_eq!(v.cached_rims(), 2);
+
+        // RIMs by id from a source (one verification per device: the ids are read first).
+        assert_eq!(
+            nvidia::rim_ids(&g.devices[0]).unwrap(),
+            ["NV_GPU_DRIVER_GH100_545.00", "NV_GPU_VBIOS_1010_0200_882_96005E0001"]
+        );
+        struct Source(HashMap<String, Arc<Vec<u8>>>);
+        impl RimSource for Source {
+            fn rim(&self, id: &str) -> Option<Arc<Vec<u8>>> {
+                self.0.get(id).cloned()
+            }
+        }
+        let src = Source(HashMap::from([
+            (
+                "NV_GPU_DRIVER_GH100_545.00".to_string(),
+                Arc::new(g.rims[0].clone()),
+            ),
+            (
+                "NV_GPU_VBIOS_1010_0200_882_96005E0001".to_string(),
+                Arc::new(g.rims[1].clone()),
+            ),
+        ]));
+        let bare = GpuEvidence {
+            rims: Vec::new(),
+            ..g.clone()
+        };
+        let from_source = v
+            .verify(&bare, Some(&src), t("2025-06-01T00:00:00Z"))
+            .unwrap();
+        assert_eq!(from_source[0].0, first[0].0);
+        assert_eq!(v.cached_rims(), 2, "same documents, same cache entries");
     }
 
     /// Stapled OCSP responses are bounded in count and size and need gpuEvidence.
