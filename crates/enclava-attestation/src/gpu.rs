@@ -881,7 +881,10 @@ deny contains {"rule": "gpu_revocation", "path": sprintf("gpus[%d].revocation_ch
         // RIMs by id from a source (one verification per device: the ids are read first).
         assert_eq!(
             nvidia::rim_ids(&g.devices[0]).unwrap(),
-            ["NV_GPU_DRIVER_GH100_545.00", "NV_GPU_VBIOS_1010_0200_882_96005E0001"]
+            [
+                "NV_GPU_DRIVER_GH100_545.00",
+                "NV_GPU_VBIOS_1010_0200_882_96005E0001"
+            ]
         );
         struct Source(HashMap<String, Arc<Vec<u8>>>);
         impl RimSource for Source {
