@@ -30,7 +30,7 @@
 //! issued by the service and is consumed (see [`crate::binding`] for how it must be bound).
 //!
 //! Both shapes may carry GPU / NVSwitch evidence for composite attestation: `gpuEvidence` (the
-//! JSON device list NVIDIA's SDKs produce) and `gpuRims` (see [`crate::gpu`]).
+//! JSON device list NVIDIA's SDKs produce), `gpuRims` and `gpuOcsp` (see [`crate::gpu`]).
 //!
 //! Base64 fields accept the URL-safe and the standard alphabet, with or without padding.
 
@@ -231,7 +231,7 @@ pub struct AttestRequest {
     /// Which reference-value scope (tenant / workload) feeds the policy (default `"default"`);
     /// set by the server (e.g. from the caller's tenant), never read from the body.
     pub scope: String,
-    /// `gpuEvidence` / `gpuRims`: GPU and NVSwitch evidence attested together with the CPU
+    /// `gpuEvidence` / `gpuRims` / `gpuOcsp`: GPU and NVSwitch evidence attested with the CPU
     /// evidence (composite attestation, see [`crate::gpu`]).
     pub gpu: Option<crate::gpu::GpuEvidence>,
 }

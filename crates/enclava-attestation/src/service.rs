@@ -223,6 +223,8 @@ pub struct AttestationService {
     collateral: Option<Arc<dyn CollateralSource>>,
     /// RIMs for GPU evidence whose request carries none (the server's RIM directory).
     rims: Option<Arc<dyn crate::gpu::RimSource>>,
+    /// Verified NVIDIA chain links and RIMs, kept across requests.
+    gpu: crate::gpu::GpuVerifier,
 }
 
 impl std::fmt::Debug for AttestationService {
@@ -340,6 +342,7 @@ impl AttestationService {
             dcap: DcapVerifier::new(),
             collateral: None,
             rims: None,
+            gpu: crate::gpu::GpuVerifier::new(),
         }
     }
 
@@ -551,7 +554,7 @@ impl AttestationService {
         let devices = match &req.gpu {
             None => Vec::new(),
             Some(g) => {
-                let verified = crate::gpu::verify(g, self.rims.as_deref(), now)?;
+                let verified = self.gpu.verify(g, self.rims.as_deref(), now)?;
                 let (devices, failed) = crate::gpu::appraise(
                     verified,
                     req.runtime_data.as_ref().map(|d| d.data.as_slice()),

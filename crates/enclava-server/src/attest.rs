@@ -82,7 +82,8 @@ pub struct AttestationSettings {
     /// Attestation SDKs validate) or `ES256` (P-256). One signer serves every attestation route,
     /// the native one included, so one JWKS verifies all tokens.
     pub alg: Option<String>,
-    /// Directory of offline DCAP collateral (see [`DirCollateral`]).
+    /// Directory of offline DCAP collateral (see [`DirCollateral`]); as an `enclava-collateral`
+    /// cache also the NVIDIA OCSP responses and RIMs of composite attestation (see [`DirRims`]).
     pub collateral_dir: Option<PathBuf>,
     /// Let simulated evidence reach the policy (default: on in `--dev`, off otherwise). The
     /// default `sim` policy still denies it.
@@ -766,12 +767,25 @@ struct Live {
 /// NVIDIA RIMs read from a directory by RIM id (`NV_GPU_DRIVER_GH100_545.00`,
 /// `NV_GPU_VBIOS_1010_0200_882_96005E0001`, `NV_SWITCH_BIOS_...`): `{dir}/{id}.xml`,
 /// `{dir}/{id}.swidtag` or `{dir}/{id}`. A plain path setting, so that a RIM cache filled by
-/// `enclava collateral fetch --nvidia-rim` can be named here. Entries (found or not) are kept for
-/// [`COLLATERAL_TTL`]; the documents are verified (signature, chain, validity) on every use.
+/// `enclava collateral fetch --nvidia-rim` can be named here. With the collateral cache
+/// (`attestation.collateral_dir`), RIMs not found there are read from its `nvidia/rim/{id}.xml`,
+/// and its `nvidia/ocsp/*.der` are the OCSP responses of the NVIDIA chains (at most
+/// [`MAX_CACHED_OCSP`], each at most `gpu::MAX_OCSP_BYTES`). Entries (found or not) are kept for
+/// [`COLLATERAL_TTL`]; the service keeps verified RIMs by content and checks their validity (and
+/// every OCSP response) on every use. Nothing is fetched from NVIDIA here.
 pub struct DirRims {
-    dir: PathBuf,
+    dir: Option<PathBuf>,
+    store: Option<enclava_collateral::Cache>,
     cache: Mutex<HashMap<String, RimEntry>>,
+    ocsp: Mutex<Option<OcspEntry>>,
 }
+
+/// When the cache's OCSP responses were read, and what was read.
+type OcspEntry = (Instant, Arc<Vec<Vec<u8>>>);
+
+/// Most OCSP responses read from the collateral cache (every request's devices are matched
+/// against all of them; a few per GPU model and RIM signer are needed).
+pub const MAX_CACHED_OCSP: usize = 1024;
 
 /// When a RIM id was looked up, and what was found.
 type RimEntry = (Instant, Option<Arc<Vec<u8>>>);
@@ -779,8 +793,46 @@ type RimEntry = (Instant, Option<Arc<Vec<u8>>>);
 impl DirRims {
     pub fn new(dir: PathBuf) -> Self {
         DirRims {
-            dir,
+            dir: Some(dir),
+            store: None,
             cache: Mutex::new(HashMap::new()),
+            ocsp: Mutex::new(None),
+        }
+    }
+
+    /// RIMs and OCSP responses from the collateral cache only (no RIM directory).
+    pub fn from_collateral(dir: PathBuf) -> Self {
+        DirRims {
+            dir: None,
+            ..DirRims::new(PathBuf::new())
+        }
+        .with_collateral(dir)
+    }
+
+    /// Also use the collateral cache at `dir` (see the type's documentation).
+    pub fn with_collateral(mut self, dir: PathBuf) -> Self {
+        self.store = enclava_collateral::Cache::open(&dir)
+            .inspect_err(
+                |e| tracing::warn!(path = %dir.display(), error = %e, "unusable collateral cache"),
+            )
+            .ok();
+        self
+    }
+
+    fn read_ocsp(&self) -> Vec<Vec<u8>> {
+        let Some(store) = &self.store else {
+            return Vec::new();
+        };
+        match store.nvidia_ocsp_responses() {
+            Ok(list) => list
+                .into_iter()
+                .filter(|d| d.len() <= enclava_attestation::gpu::MAX_OCSP_BYTES)
+                .take(MAX_CACHED_OCSP)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "unusable NVIDIA OCSP responses in the collateral cache");
+                Vec::new()
+            }
         }
     }
 }
@@ -803,14 +855,32 @@ impl enclava_attestation::gpu::RimSource for DirRims {
         {
             return doc.clone();
         }
-        let doc = [format!("{id}.xml"), format!("{id}.swidtag"), id.to_string()]
-            .iter()
-            .find_map(|name| std::fs::read(self.dir.join(name)).ok())
+        let from_dir = self.dir.as_ref().and_then(|dir| {
+            [format!("{id}.xml"), format!("{id}.swidtag"), id.to_string()]
+                .iter()
+                .find_map(|name| std::fs::read(dir.join(name)).ok())
+        });
+        let doc = from_dir
+            .or_else(|| self.store.as_ref()?.nvidia_rim(id).ok())
             .map(Arc::new);
         if let Ok(mut g) = self.cache.lock() {
             g.insert(id.to_string(), (Instant::now(), doc.clone()));
         }
         doc
+    }
+
+    fn ocsp_responses(&self) -> Arc<Vec<Vec<u8>>> {
+        if let Ok(g) = self.ocsp.lock()
+            && let Some((at, list)) = g.as_ref()
+            && at.elapsed() < COLLATERAL_TTL
+        {
+            return list.clone();
+        }
+        let list = Arc::new(self.read_ocsp());
+        if let Ok(mut g) = self.ocsp.lock() {
+            *g = Some((Instant::now(), list.clone()));
+        }
+        list
     }
 }
 
@@ -833,10 +903,14 @@ impl Attestation {
             .collateral_dir
             .clone()
             .map(|d| Arc::new(DirCollateral::new(d)));
-        let rims = config
-            .nvidia_rim_dir
-            .clone()
-            .map(|d| Arc::new(DirRims::new(d)));
+        // RIMs from the RIM directory, then the collateral cache; OCSP from the collateral cache.
+        let rims = match (config.nvidia_rim_dir.clone(), config.collateral_dir.clone()) {
+            (Some(r), Some(c)) => Some(DirRims::new(r).with_collateral(c)),
+            (Some(r), None) => Some(DirRims::new(r)),
+            (None, Some(c)) => Some(DirRims::from_collateral(c)),
+            (None, None) => None,
+        }
+        .map(Arc::new);
         Attestation {
             config,
             issuer,

@@ -620,25 +620,7 @@ fn verify_inner(
     let chip_sku = r.text_field(spdm::opaque::CHIP_SKU);
 
     let mut rim_ids = Vec::new();
-    let driver_id = driver_version
-        .as_ref()
-        .filter(|_| !is_switch)
-        .map(|d| format!("NV_GPU_DRIVER_{chip}_{d}"));
-    let vbios_id = match (&project, &project_sku, &chip_sku, &vbios_version) {
-        (Some(p), Some(ps), Some(cs), Some(v)) => Some(format!(
-            "{}_{}_{}_{}_{}",
-            if is_switch {
-                "NV_SWITCH_BIOS"
-            } else {
-                "NV_GPU_VBIOS"
-            },
-            p.to_uppercase(),
-            ps.to_uppercase(),
-            cs.to_uppercase(),
-            v.replace('.', "").to_uppercase()
-        )),
-        _ => None,
-    };
+    let (driver_id, vbios_id) = rim_id_pair(&r, &chip, is_switch);
     rim_ids.extend(driver_id.clone());
     rim_ids.extend(vbios_id.clone());
 
@@ -811,6 +793,69 @@ fn verify_inner(
         leaf_cert_sha256: hex::encode(sha2::Sha256::digest(&leaf.der)),
         revocation,
     })
+}
+
+/// The RIM ids (driver, (V)BIOS) of a report from a device of model `chip`: one formula for the
+/// verified claims and for [`rim_ids`].
+fn rim_id_pair(
+    r: &spdm::SpdmReport,
+    chip: &str,
+    is_switch: bool,
+) -> (Option<String>, Option<String>) {
+    let driver_id = r
+        .driver_version()
+        .filter(|_| !is_switch)
+        .map(|d| format!("NV_GPU_DRIVER_{chip}_{d}"));
+    let fields = (
+        r.text_field(spdm::opaque::PROJECT),
+        r.text_field(spdm::opaque::PROJECT_SKU),
+        r.text_field(spdm::opaque::CHIP_SKU),
+        r.vbios_version(),
+    );
+    let vbios_id = match fields {
+        (Some(p), Some(ps), Some(cs), Some(v)) => Some(format!(
+            "{}_{}_{}_{}_{}",
+            if is_switch {
+                "NV_SWITCH_BIOS"
+            } else {
+                "NV_GPU_VBIOS"
+            },
+            p.to_uppercase(),
+            ps.to_uppercase(),
+            cs.to_uppercase(),
+            v.replace('.', "").to_uppercase()
+        )),
+        _ => None,
+    };
+    (driver_id, vbios_id)
+}
+
+/// The RIM ids a device's evidence names (driver, (V)BIOS), read WITHOUT verifying anything: for
+/// looking RIMs up before the one verification. Whatever is looked up is then checked by the
+/// verification (a RIM that is not this device's fails `rim_mismatch`), so a lying input only
+/// fails its own request. The model comes from the leaf's issuer CN as in [`verify`].
+pub fn rim_ids(ev: &DeviceEvidence) -> Result<Vec<String>, NvidiaError> {
+    let r = spdm::parse(&ev.report)?;
+    let ders = if crate::pem::is_pem(&ev.certs) {
+        crate::pem::certificates(&ev.certs).map_err(|e| NvidiaError::MalformedCertificate {
+            which: "device chain".into(),
+            reason: format!("invalid PEM: {e}"),
+        })?
+    } else {
+        crate::pem::der_sequences(&ev.certs)
+            .unwrap_or_default()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let Some(issuer) = ders.get(1) else {
+        return Ok(Vec::new());
+    };
+    let hwmodel = Cert::parse(issuer, "device certificate #1")?.subject_cn();
+    let chip = hwmodel.split_whitespace().next().unwrap_or_default();
+    let is_switch = chip == "LS_10";
+    let (d, v) = rim_id_pair(&r, chip, is_switch);
+    Ok(d.into_iter().chain(v).collect())
 }
 
 /// Step 8: OCSP over the device chain (below the root, without the device-made attestation

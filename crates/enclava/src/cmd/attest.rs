@@ -12,7 +12,8 @@
 //!
 //! `--gpu-evidence FILE` attaches NVIDIA GPU / NVSwitch evidence (the JSON device list NVIDIA's
 //! SDKs produce) for composite CPU+GPU attestation, with `--gpu-rim FILE` RIMs (else the server's
-//! RIM directory is used). With `--simulate`, the list's nonce goes into the runtime data as
+//! RIM directory is used) and `--gpu-ocsp FILE` stapled OCSP responses (DER; else only the
+//! server's collateral cache is used). With `--simulate`, the list's nonce goes into the runtime data as
 //! `gpu_nonce`, which binds the GPU reports to the simulated CPU evidence; `--sim-time` dates the
 //! simulated evidence (for a development server verifying on a moved clock).
 //!
@@ -83,6 +84,10 @@ pub struct AttestArgs {
     /// RIM directory is used.
     #[arg(long, value_name = "FILE", requires = "gpu_evidence")]
     pub gpu_rim: Vec<PathBuf>,
+    /// A DER OCSP response for the GPU evidence's device or RIM chains (stapled as `gpuOcsp`);
+    /// may be repeated. Without one, the server's collateral cache is used.
+    #[arg(long, value_name = "FILE", requires = "gpu_evidence")]
+    pub gpu_ocsp: Vec<PathBuf>,
     #[command(flatten)]
     pub client: ClientOpts,
 }
@@ -170,7 +175,16 @@ fn attest(args: AttestArgs) -> CliResult<()> {
             for r in &args.gpu_rim {
                 rims.push(base64::engine::general_purpose::STANDARD.encode(read_input(r)?));
             }
-            Some((list, nonce, rims))
+            let mut ocsp = Vec::new();
+            for r in &args.gpu_ocsp {
+                ocsp.push(base64::engine::general_purpose::STANDARD.encode(read_input(r)?));
+            }
+            Some(GpuMembers {
+                list,
+                nonce,
+                rims,
+                ocsp,
+            })
         }
     };
     let evidence = match (&args.simulate, &args.evidence) {
@@ -199,8 +213,8 @@ fn attest(args: AttestArgs) -> CliResult<()> {
                 if args.challenge {
                     obj.insert("nonce".into(), json!(nonce));
                 }
-                if let Some((_, n, _)) = &gpu {
-                    obj.insert("gpu_nonce".into(), json!(n));
+                if let Some(g) = &gpu {
+                    obj.insert("gpu_nonce".into(), json!(g.nonce));
                 }
                 runtime_data = Some(Value::Object(obj).to_string().into_bytes());
             }
@@ -320,12 +334,24 @@ fn attest(args: AttestArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// `gpuEvidence` / `gpuRims` members (the same on the MAA and the native routes).
-fn attach_gpu(body: &mut Value, gpu: Option<&(Value, String, Vec<String>)>) {
-    if let Some((list, _, rims)) = gpu {
-        body["gpuEvidence"] = list.clone();
-        if !rims.is_empty() {
-            body["gpuRims"] = json!(rims);
+/// What `--gpu-evidence`, `--gpu-rim` and `--gpu-ocsp` add to a request.
+struct GpuMembers {
+    list: Value,
+    /// The devices' nonce (hex), for the simulated runtime data.
+    nonce: String,
+    rims: Vec<String>,
+    ocsp: Vec<String>,
+}
+
+/// `gpuEvidence` / `gpuRims` / `gpuOcsp` members (the same on the MAA and the native routes).
+fn attach_gpu(body: &mut Value, gpu: Option<&GpuMembers>) {
+    if let Some(g) = gpu {
+        body["gpuEvidence"] = g.list.clone();
+        if !g.rims.is_empty() {
+            body["gpuRims"] = json!(g.rims);
+        }
+        if !g.ocsp.is_empty() {
+            body["gpuOcsp"] = json!(g.ocsp);
         }
     }
 }
