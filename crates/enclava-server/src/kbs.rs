@@ -1399,9 +1399,16 @@ mod tests {
             assert_eq!(unescape(&e).as_deref(), Some(p));
         }
         // Paths differing only in case stay distinct vault names (which ignore case).
-        for (a, b) in [("default/Key/1", "default/key/1"), ("A/b/c", "a/b/c"), ("x/y/Z", "x/y/z")] {
+        for (a, b) in [
+            ("default/Key/1", "default/key/1"),
+            ("A/b/c", "a/b/c"),
+            ("x/y/Z", "x/y/z"),
+        ] {
             assert!(!escape(a).eq_ignore_ascii_case(&escape(b)), "{a} vs {b}");
-            assert!(!policy_secret(a).eq_ignore_ascii_case(&policy_secret(b)), "{a} vs {b}");
+            assert!(
+                !policy_secret(a).eq_ignore_ascii_case(&policy_secret(b)),
+                "{a} vs {b}"
+            );
         }
         assert!(policy_prefix("default").is_ok());
         assert!(policy_prefix("a/b/c/d").is_err());
