@@ -789,7 +789,12 @@ fn a_reused_release_signer_never_outlives_the_rows_it_came_from() {
         Some(&admin),
         &json!({"target": release_token(&att)}),
     );
-    assert!(r.status == 503 || r.status == 401, "{}: {}", r.status, r.text);
+    assert!(
+        r.status == 503 || r.status == 401,
+        "{}: {}",
+        r.status,
+        r.text
+    );
     assert!(r.body.get("value").is_none(), "{}", r.text);
     let r = t.post("/operator/unseal", None, &json!({"share": share}));
     assert_eq!(r.status, 200, "{}", r.text);
