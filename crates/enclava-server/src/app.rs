@@ -46,6 +46,8 @@ pub struct AppState {
     pub attestation: Arc<crate::attest::Attestation>,
     /// Attestation token issuers trusted for secure key release.
     pub trusted_issuers: Arc<enclava_vault::keys::release::TrustedIssuers>,
+    /// The parsed release signer, reused while its stored rows are unchanged (`release`).
+    pub release_signer: crate::release::SignerCache,
     /// Per-client request rates and failed-login delays (see `ratelimit`).
     pub rate_limits: Arc<crate::ratelimit::RateLimits>,
     /// KBS per-process state: session sweeping, compiled resource policies (see `kbs`).

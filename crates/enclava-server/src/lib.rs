@@ -439,6 +439,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         trusted_issuers: Arc::new(
             release::load_trusted_issuers(&config.trusted_issuers).map_err(ServerError::Startup)?,
         ),
+        release_signer: Default::default(),
         rate_limits: Arc::new(ratelimit::RateLimits::new(config.rate_limits.clone())),
         kbs: Arc::new(kbs::KbsState::default()),
         noise: Arc::new(NoiseFilter::new(

@@ -20,6 +20,7 @@
 //! certificate is self-signed. A missing or unusable signer answers 503 `signer_unavailable`.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -27,7 +28,8 @@ use enclava_identity::{Action, Resource};
 use enclava_store::{Op, Table};
 use enclava_vault::VaultError;
 use enclava_vault::keys::release::{
-    IssuerKeys, Jwks, ReleaseRequest, TrustedIssuer, TrustedIssuers, unverified_summary,
+    IssuerKeys, Jwks, ReleaseRequest, Rs256Signer, TrustedIssuer, TrustedIssuers,
+    unverified_summary,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -124,13 +126,101 @@ struct StoredCert {
     x5c: Vec<String>,
 }
 
+/// The parsed release signer of an earlier call, reused while everything it was built from is
+/// unchanged. Parsing an RSA-2048 PKCS#8 key (aws-lc validates it and sets up its Montgomery
+/// and blinding state on first use) and unsealing the ring cost more per release than the
+/// store reads that tell whether the ring or the certificate changed, so only the reads stay
+/// per request: a rotation by this or another replica (a new ring row), a re-issued
+/// certificate, a new CA or new host names all miss the cache and rebuild the signer.
+#[derive(Default)]
+pub struct SignerCache(Mutex<Option<CachedSigner>>);
+
+struct CachedSigner {
+    /// SHA-256 of the sealed ring row, of the stored certificate row, and of the host names
+    /// with the CA certificate: the signer is only valid for exactly these.
+    ring_row: [u8; 32],
+    cert_row: [u8; 32],
+    context: [u8; 32],
+    signer: Arc<Rs256Signer>,
+}
+
+impl SignerCache {
+    fn get(
+        &self,
+        ring_row: &[u8; 32],
+        cert_row: &[u8; 32],
+        context: &[u8; 32],
+    ) -> Option<Arc<Rs256Signer>> {
+        let cached = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cached
+            .as_ref()
+            .filter(|c| &c.ring_row == ring_row && &c.cert_row == cert_row && &c.context == context)
+            .map(|c| c.signer.clone())
+    }
+
+    fn put(&self, entry: Option<CachedSigner>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = entry;
+    }
+}
+
+/// The host names and the CA certificate a release certificate is bound to.
+fn signer_context(st: &AppState, ca: Option<&service_keys::LocalCa>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"release-signer-context-v1\0");
+    h.update(st.config.hostnames.join(",").as_bytes());
+    h.update([0]);
+    if let Some(ca) = ca {
+        h.update(&ca.der);
+    }
+    h.finalize().into()
+}
+
 /// The release signer: the current version of the release service key
 /// ([`crate::service_keys`]) with its certificate chain `[leaf, CA]` (purpose
 /// [`enclava_token::eku::RELEASE_SIGNING_EKU`]). The certificate is re-issued when the key, the
-/// CA or the host names change.
-pub fn release_signer(
+/// CA or the host names change. The parsed signer is reused from [`AppState::release_signer`]
+/// while the stored ring and certificate rows, the CA and the host names are unchanged; a
+/// sealed vault never uses it.
+pub fn release_signer(st: &AppState) -> Result<Arc<Rs256Signer>, ServiceKeyError> {
+    let ring = service_keys::Ring::Release;
+    let err = |reason: String| ServiceKeyError {
+        key: ring.meta_key(),
+        reason,
+    };
+    if st.vault.is_sealed() {
+        st.release_signer.put(None);
+        return build_release_signer(st).map(|(signer, _)| signer);
+    }
+    let ca = st.lifecycle.local_ca();
+    let context = signer_context(st, ca.as_deref());
+    let ring_row = service_keys::row_digest(st.store.as_ref(), ring)?;
+    let cert_row = st
+        .store
+        .get(Table::Meta, RELEASE_CERT_META)
+        .map_err(|e| err(e.to_string()))?
+        .map(|b| <[u8; 32]>::from(Sha256::digest(&b)));
+    if let (Some(ring_row), Some(cert_row)) = (&ring_row, &cert_row)
+        && let Some(signer) = st.release_signer.get(ring_row, cert_row, &context)
+    {
+        return Ok(signer);
+    }
+    let (signer, rows) = build_release_signer(st)?;
+    st.release_signer
+        .put(rows.map(|(ring_row, cert_row)| CachedSigner {
+            ring_row,
+            cert_row,
+            context,
+            signer: signer.clone(),
+        }));
+    Ok(signer)
+}
+
+/// Builds the release signer from the store (unsealing the ring, issuing the certificate when
+/// needed). Also returns the digests of the ring and certificate rows it was built from.
+#[allow(clippy::type_complexity)]
+fn build_release_signer(
     st: &AppState,
-) -> Result<enclava_vault::keys::release::Rs256Signer, ServiceKeyError> {
+) -> Result<(Arc<Rs256Signer>, Option<([u8; 32], [u8; 32])>), ServiceKeyError> {
     let ring = service_keys::Ring::Release;
     let key_name = ring.meta_key();
     let err = |reason: String| ServiceKeyError {
@@ -158,13 +248,15 @@ pub fn release_signer(
         h.update(current.kid.as_bytes());
         hex::encode(h.finalize())
     };
-    let stored: Option<StoredCert> = st
+    let stored_row = st
         .store
         .get(Table::Meta, RELEASE_CERT_META)
-        .map_err(|e| err(e.to_string()))?
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let x5c = match stored {
-        Some(s) if s.binding == binding && !s.x5c.is_empty() => s.x5c,
+        .map_err(|e| err(e.to_string()))?;
+    let stored: Option<StoredCert> = stored_row
+        .as_ref()
+        .and_then(|b| serde_json::from_slice(b).ok());
+    let (x5c, cert_row) = match stored {
+        Some(s) if s.binding == binding && !s.x5c.is_empty() => (s.x5c, stored_row),
         _ => {
             let x5c =
                 service_keys::release_x5c(&current.pkcs8, &st.config.hostnames, ca.as_deref())?;
@@ -177,10 +269,10 @@ pub fn release_signer(
                 .transact(vec![Op::Put {
                     table: Table::Meta,
                     key: RELEASE_CERT_META.into(),
-                    value: v,
+                    value: v.clone(),
                 }])
                 .map_err(|e| err(e.to_string()))?;
-            x5c
+            (x5c, Some(v))
         }
     };
     let leaf = x5c
@@ -188,9 +280,11 @@ pub fn release_signer(
         .and_then(|c| STANDARD.decode(c).ok())
         .unwrap_or_default();
     let kid = enclava_vault::b64::encode(&Sha256::digest(&leaf));
-    enclava_vault::keys::release::Rs256Signer::from_pkcs8(kid, &current.pkcs8)
-        .map(|s| s.with_x5c(x5c))
-        .map_err(|e| err(format!("the release signing key does not load: {e}")))
+    let signer = Rs256Signer::from_pkcs8(kid, &current.pkcs8)
+        .map(|s| Arc::new(s.with_x5c(x5c)))
+        .map_err(|e| err(format!("the release signing key does not load: {e}")))?;
+    let rows = cert_row.map(|c| (loaded.row_digest, Sha256::digest(&c).into()));
+    Ok((signer, rows))
 }
 
 fn vault_error(e: VaultError) -> ApiError {
@@ -250,7 +344,7 @@ pub fn handle(
     })?;
     let out = st
         .vault
-        .release(name, version, &req, &att, &signer, api_version)
+        .release(name, version, &req, &att, signer.as_ref(), api_version)
         .map_err(vault_error)?;
     Reply::json(&out)
 }

@@ -701,3 +701,102 @@ fn an_unusable_signer_is_503_and_an_administrator_rotation_recovers() {
     );
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+/// The release handler reuses its parsed signer between requests (the RSA key is not unsealed
+/// and parsed per release). Attack: someone with database access changes the rows that signer
+/// came from while the server keeps running (no seal, no restart). Each change must be seen by
+/// the very next release: a replaced certificate row is re-issued from the sealed key, a
+/// destroyed key ring is 503 `signer_unavailable` instead of answers signed by the cached key,
+/// and a sealed vault releases nothing.
+#[test]
+fn a_reused_release_signer_never_outlives_the_rows_it_came_from() {
+    let att = Es256Signer::generate("att").unwrap();
+    let t = start_dev_with_issuer(&att, false);
+    let share = init_and_unseal(&t);
+    let admin = t.admin_token();
+    let release = releasable_key(&t, &admin);
+    let release_leaf = |t: &TestServer| {
+        let r = t.post(
+            &release,
+            Some(&admin),
+            &json!({"target": release_token(&att)}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        x5c_ders(&header_of(r.body["value"].as_str().unwrap())["x5c"])
+    };
+    let first = release_leaf(&t);
+    assert_eq!(release_leaf(&t), first, "same key, same certificate");
+    let cert_row = |t: &TestServer| {
+        t.server
+            .state
+            .store
+            .get(Table::Meta, enclava_server::release::RELEASE_CERT_META)
+            .unwrap()
+    };
+    let stored_cert = cert_row(&t).expect("the certificate row exists after a release");
+
+    // 1. The certificate row is replaced by another (valid JSON, wrong binding and chain).
+    let forged = json!({"binding": "forged", "x5c": [STANDARD.encode(b"not a certificate")]});
+    t.server
+        .state
+        .store
+        .transact(vec![Op::Put {
+            table: Table::Meta,
+            key: enclava_server::release::RELEASE_CERT_META.into(),
+            value: serde_json::to_vec(&forged).unwrap(),
+        }])
+        .unwrap();
+    let reissued = release_leaf(&t);
+    assert!(issued_by(&reissued[0], &ca_der(&t)), "re-issued by ca.pem");
+    assert!(cert_has_eku(&reissued[0], RELEASE_SIGNING_EKU));
+    assert_ne!(cert_row(&t).unwrap(), serde_json::to_vec(&forged).unwrap());
+    assert_ne!(cert_row(&t), Some(stored_cert));
+
+    // 2. The sealed key ring is destroyed: the cached signer must not keep signing.
+    t.server
+        .state
+        .store
+        .transact(vec![Op::Put {
+            table: Table::Meta,
+            key: "service-keys/release-rs256".into(),
+            value: b"garbage".to_vec(),
+        }])
+        .unwrap();
+    let r = t.post(
+        &release,
+        Some(&admin),
+        &json!({"target": release_token(&att)}),
+    );
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.code(), "signer_unavailable", "{}", r.text);
+
+    // 3. An Administrator rotation recovers, with a new key and certificate.
+    let r = t.post(
+        "/enclava/service-keys/release/rotate",
+        Some(&admin),
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rotated = release_leaf(&t);
+    assert_ne!(rotated[0], first[0]);
+    assert_ne!(rotated[0], reissued[0]);
+
+    // 4. Sealed: nothing is released with the cached signer.
+    let r = t.post("/operator/seal", Some(&admin), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = t.post(
+        &release,
+        Some(&admin),
+        &json!({"target": release_token(&att)}),
+    );
+    assert!(
+        r.status == 503 || r.status == 401,
+        "{}: {}",
+        r.status,
+        r.text
+    );
+    assert!(r.body.get("value").is_none(), "{}", r.text);
+    let r = t.post("/operator/unseal", None, &json!({"share": share}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(release_leaf(&t)[0], rotated[0]);
+}

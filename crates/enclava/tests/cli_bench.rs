@@ -204,3 +204,63 @@ fn bench_workload_runs_builds_its_stamp_vouches_for() {
     assert!(!stderr.contains("build-workload.sh"), "{stderr}");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `bench release --breakdown` through the real binary: every phase of a release is timed in
+/// process against the bench server (each after a successful warm-up run, so a phase that
+/// fails makes the bench fail), with wall-clock and on-CPU time. Only the shape is checked:
+/// the figures themselves depend on the machine.
+#[test]
+fn bench_release_breakdown_times_every_phase() {
+    if !has_openssl() {
+        eprintln!("NOTICE: skipping: the OpenSSL baseline needs the openssl command");
+        return;
+    }
+    let out = enclava(&[
+        "bench",
+        "release",
+        "--seconds",
+        "0.5",
+        "--rounds",
+        "1",
+        "--connections",
+        "1",
+        "--breakdown",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let phases = report["breakdown"]["phases"].as_array().expect("phases");
+    let names: Vec<&str> = phases.iter().filter_map(|p| p["phase"].as_str()).collect();
+    for want in [
+        "attestation token verification",
+        "release signer, cached (2 store reads)",
+        "release signer, uncached (unseal ring, parse RSA key)",
+        "release policy (parse, evaluate)",
+        "RSA-OAEP-256 + AES-KWP wrap (public op)",
+        "RS256 signature (RSA-2048 private op)",
+        "vault release (key read, policy, wrap, sign)",
+        "durable audit append (1 entry)",
+        "release answer signature check",
+        "key_hsm unwrap (RSA-2048 OAEP private op + AES-KWP)",
+    ] {
+        assert!(names.contains(&want), "{want:?} missing from {names:?}");
+    }
+    for p in phases {
+        let wall = p["wall_p50_us"].as_f64().unwrap_or(-1.0);
+        assert!(wall.is_finite() && wall > 0.0, "{p}");
+        assert!(p["runs"].as_u64().is_some_and(|n| n >= 5), "{p}");
+        #[cfg(target_os = "linux")]
+        assert!(p["cpu_us"].as_f64().is_some_and(|c| c > 0.0), "{p}");
+    }
+    assert!(
+        report["releases"][0]["releases_measured"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{report}"
+    );
+}

@@ -51,6 +51,11 @@ pub struct ReleaseBenchArgs {
     /// uses one.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
+    /// Also time each phase of one release in process against the bench server's own state
+    /// (token verification, release signer, policy, RSA wrap, RS256 signature, durable audit
+    /// append, the client's signature check and unwrap), wall clock and on-CPU time per phase.
+    #[arg(long)]
+    pub breakdown: bool,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 }
@@ -64,10 +69,12 @@ struct Expect {
 
 struct Setup {
     /// The server, kept running for the measurements (stopped on drop).
-    _srv: Srv,
+    srv: Srv,
     conn: Connection,
     measurement: [u8; 48],
     expect: Expect,
+    /// The key's release policy (JSON) and this server's token issuer, for the breakdown.
+    policy: Value,
 }
 
 /// Per-release timings in milliseconds.
@@ -330,13 +337,14 @@ fn setup() -> Result<Setup, String> {
         );
     }
     Ok(Setup {
-        _srv: srv,
+        srv,
         conn,
         measurement,
         expect: Expect {
             kid,
             material_sha256,
         },
+        policy,
     })
 }
 
@@ -532,6 +540,248 @@ fn unwrap_rate(args: &ReleaseBenchArgs) -> Result<f64, String> {
     )
 }
 
+/// Nanoseconds the calling thread has spent on a CPU (`/proc/thread-self/schedstat`, first
+/// field; `None` where there is no such file). On a machine shared with other work, wall-clock
+/// time per phase includes waiting for a core; on-CPU time does not, so it is the figure to
+/// compare between phases and with `openssl speed` (which also divides by CPU time).
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// One phase of a release, timed in process.
+struct Phase {
+    name: &'static str,
+    /// Where it runs: "server" or "client".
+    side: &'static str,
+    wall_p50_us: f64,
+    cpu_us: Option<f64>,
+    runs: usize,
+}
+
+/// Runs `op` repeatedly for `budget` (at least 5 times, after one warm-up run) and reports the
+/// median wall-clock time and the mean on-CPU time per run.
+fn phase(
+    name: &'static str,
+    side: &'static str,
+    budget: Duration,
+    mut op: impl FnMut() -> Result<(), String>,
+) -> Result<Phase, String> {
+    op().map_err(|e| format!("breakdown, {name}: {e}"))?;
+    let mut wall = Vec::new();
+    let cpu_start = thread_cpu_ns();
+    let started = Instant::now();
+    while wall.len() < 5 || started.elapsed() < budget {
+        let t = Instant::now();
+        op().map_err(|e| format!("breakdown, {name}: {e}"))?;
+        wall.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let cpu_us = match (cpu_start, thread_cpu_ns()) {
+        (Some(a), Some(b)) if b >= a => Some((b - a) as f64 / 1000.0 / wall.len() as f64),
+        _ => None,
+    };
+    Ok(Phase {
+        name,
+        side,
+        wall_p50_us: median(&mut wall),
+        cpu_us,
+        runs: wall.len(),
+    })
+}
+
+/// The phases of one release, each timed in process on this thread against the running bench
+/// server's own state (the same functions its handlers call), so the HTTPS figures can be
+/// split into where the time goes. The server is idle meanwhile.
+fn breakdown(s: &Setup, args: &ReleaseBenchArgs) -> Result<Vec<Phase>, String> {
+    use enclava_vault::keys::release::{
+        ReleaseEnc, ReleaseRequest, Rs256Signer, TokenSigner, rsa_aes_key_wrap,
+    };
+    let st = s
+        .srv
+        .server
+        .as_ref()
+        .map(|r| r.state.clone())
+        .ok_or("breakdown: the bench server is gone")?;
+    let budget = Duration::from_secs_f64((args.seconds / 10.0).clamp(0.2, 2.0));
+    let client = Client::new(s.conn.clone()).map_err(|e| enclave_err("client", e))?;
+    let keys = EphemeralKeys::generate().map_err(|e| enclave_err("key generation", e))?;
+    let nonce = challenge(&client).map_err(|e| enclave_err("challenge", e))?;
+    let rd = RuntimeData::new(&keys, &s.measurement, &nonce).map_err(|e| enclave_err("", e))?;
+    let ev = evidence::collect(
+        TeeChoice::Sim,
+        Path::new("/"),
+        &rd.report_data(),
+        &s.measurement,
+    )
+    .map_err(|e| enclave_err("simulated evidence", e))?;
+    let att = attest(&client, &ev, &rd, &nonce).map_err(|e| enclave_err("attest", e))?;
+    let now = chrono::Utc::now;
+    let verified = st
+        .trusted_issuers
+        .verify(&att.token, now())
+        .map_err(|e| format!("breakdown: the attestation token does not verify: {e}"))?;
+    let signer = enclava_server::release::release_signer(&st).map_err(|e| e.to_string())?;
+    let req = ReleaseRequest {
+        target: att.token.clone(),
+        nonce: None,
+        enc: Some("RSA_AES_KEY_WRAP_256".into()),
+    };
+    let jws = st
+        .vault
+        .release(KEY_NAME, None, &req, &verified, signer.as_ref(), "7.6")
+        .map_err(|e| format!("breakdown: release: {e}"))?
+        .value;
+    let policy_bytes = s.policy.to_string().into_bytes();
+    let claims = Value::Object(verified.claims.clone());
+    let jwk: enclava_vault::JsonWebKey = serde_json::from_value(keys.wrapping_jwk().clone())
+        .map_err(|e| format!("the ephemeral JWK does not parse as a vault JWK: {e}"))?;
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    };
+    let mut seq = 0u64;
+    let mut out = Vec::new();
+    out.push(phase(
+        "attestation token verification",
+        "server",
+        budget,
+        || {
+            st.trusted_issuers
+                .verify(&att.token, now())
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    )?);
+    out.push(phase(
+        "release signer, cached (2 store reads)",
+        "server",
+        budget,
+        || {
+            enclava_server::release::release_signer(&st)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    )?);
+    out.push(phase(
+        "release signer, uncached (unseal ring, parse RSA key)",
+        "server",
+        budget,
+        || {
+            let ring = enclava_server::service_keys::load_or_create(
+                &st.vault,
+                st.store.as_ref(),
+                enclava_server::service_keys::Ring::Release,
+            )
+            .map_err(|e| e.to_string())?;
+            Rs256Signer::from_pkcs8("breakdown", &ring.current().pkcs8)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    )?);
+    out.push(phase(
+        "release policy (parse, evaluate)",
+        "server",
+        budget,
+        || {
+            let p = enclava_policy::ReleasePolicy::from_content(
+                Some("application/json; charset=utf-8"),
+                &policy_bytes,
+            )
+            .map_err(|e| e.to_string())?;
+            if p.evaluate(&verified.issuer, &claims).allowed {
+                Ok(())
+            } else {
+                Err("the release policy denied the token".into())
+            }
+        },
+    )?);
+    out.push(phase(
+        "RSA-OAEP-256 + AES-KWP wrap (public op)",
+        "server",
+        budget,
+        || {
+            rsa_aes_key_wrap(&jwk, ReleaseEnc::RsaAesKeyWrap256, &[0x5a; 32])
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    )?);
+    out.push(phase(
+        "RS256 signature (RSA-2048 private op)",
+        "server",
+        budget,
+        || {
+            signer
+                .sign(b"enclava bench release signing input")
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    )?);
+    out.push(phase(
+        "vault release (key read, policy, wrap, sign)",
+        "server",
+        budget,
+        || {
+            st.vault
+                .release(KEY_NAME, None, &req, &verified, signer.as_ref(), "7.6")
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    )?);
+    out.push(phase(
+        "durable audit append (1 entry)",
+        "server",
+        budget,
+        || {
+            seq += 1;
+            st.audit_log
+                .append(vec![enclava_audit::NewEntry {
+                    time: chrono::Utc::now(),
+                    principal: "bench-release-breakdown".into(),
+                    action: "keys/release".into(),
+                    object: format!("keys/{KEY_NAME}"),
+                    version: None,
+                    result: enclava_audit::Outcome::Allowed,
+                    status: 200,
+                    request_id: format!("breakdown-{seq}"),
+                    client_addr: "127.0.0.1".into(),
+                    detail: Some("bench release --breakdown".into()),
+                }])
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    )?);
+    out.push(phase(
+        "release answer signature check",
+        "client",
+        budget,
+        || {
+            enclava_enclave::release_sig::verify_release_jws(&jws, client.pinned_ca(), unix_now())
+                .map_err(|e| e.to_string())
+        },
+    )?);
+    out.push(phase(
+        "key_hsm unwrap (RSA-2048 OAEP private op + AES-KWP)",
+        "client",
+        budget,
+        || {
+            enclava_enclave::keyhsm::released_key_from_jws(&jws, &keys)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    )?);
+    Ok(out)
+}
+
+fn phase_json(p: &Phase) -> Value {
+    json!({"phase": p.name, "side": p.side, "wall_p50_us": p.wall_p50_us, "cpu_us": p.cpu_us, "runs": p.runs})
+}
+
 fn figure_json(f: &Figure, rsa_private: f64) -> Value {
     json!({
         "connections": f.connections,
@@ -568,6 +818,12 @@ pub fn bench_release(args: &ReleaseBenchArgs) -> Result<(), String> {
     }
     eprintln!("measuring releases, {conns} connection(s), fresh ephemeral key per release ...");
     figures.push(bench_releases(&s, conns, true, args)?);
+    let phases = if args.breakdown {
+        eprintln!("timing the phases of one release in process ...");
+        breakdown(&s, args)?
+    } else {
+        Vec::new()
+    };
     drop(s);
 
     let cores = std::thread::available_parallelism()
@@ -592,6 +848,12 @@ pub fn bench_release(args: &ReleaseBenchArgs) -> Result<(), String> {
         "build": build,
         "tee": "sim (simulated evidence: measures the protocol, proves nothing)",
     });
+    if args.breakdown {
+        report["breakdown"] = json!({
+            "phases": phases.iter().map(phase_json).collect::<Vec<_>>(),
+            "statistic": "median wall-clock microseconds per run; mean on-CPU microseconds per run (this thread)",
+        });
+    }
     let machine = super::bench::Machine::detect();
     machine.annotate(&mut report);
     match args.output {
@@ -644,6 +906,21 @@ pub fn bench_release(args: &ReleaseBenchArgs) -> Result<(), String> {
                     f.steps.attest,
                     f.steps.release
                 );
+            }
+            if !phases.is_empty() {
+                println!(
+                    "  phases of one release, in process, one thread (wall p50 / on-CPU mean per run):"
+                );
+                for p in &phases {
+                    println!(
+                        "      {:<6} {:<52} {:>8.1} us   {:>8} us cpu",
+                        p.side,
+                        p.name,
+                        p.wall_p50_us,
+                        p.cpu_us
+                            .map_or_else(|| "-".to_string(), |c| format!("{c:.1}"))
+                    );
+                }
             }
             println!(
                 "  each release: 3 HTTPS requests and 2 RSA-2048 private ops (the vault's RS256 release signature, the enclave's OAEP unwrap); client and server share {cores} core(s)"
