@@ -238,6 +238,24 @@ fn split_features(checks: &[(&'static str, bool)]) -> (Vec<&'static str>, Vec<&'
 }
 
 /// Median operations per second over `rounds` rounds of `total / rounds` each.
+/// The load benches' shared argument check: measuring time, rounds, and the number of concurrent
+/// workers under the flag that sets it (`--connections`, `--clients`).
+pub fn check_load_args(seconds: f64, rounds: u32, workers: (&str, usize)) -> Result<(), String> {
+    if !seconds.is_finite() || !(0.5..=3600.0).contains(&seconds) {
+        return Err(format!(
+            "--seconds: expected a number of seconds from 0.5 to 3600, found {seconds}"
+        ));
+    }
+    if !(1..=100).contains(&rounds) {
+        return Err(format!("--rounds: expected 1 to 100, found {rounds}"));
+    }
+    let (flag, n) = workers;
+    if !(1..=64).contains(&n) {
+        return Err(format!("{flag}: expected 1 to 64, found {n}"));
+    }
+    Ok(())
+}
+
 pub fn measure(total: Duration, rounds: u32, mut op: impl FnMut() -> bool) -> Result<f64, String> {
     let rounds = rounds.max(1);
     let per_round = total / rounds;

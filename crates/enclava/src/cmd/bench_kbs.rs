@@ -74,25 +74,7 @@ pub struct KbsBenchArgs {
 }
 
 fn check_args(args: &KbsBenchArgs) -> Result<(), String> {
-    if !args.seconds.is_finite() || !(0.5..=3600.0).contains(&args.seconds) {
-        return Err(format!(
-            "--seconds: expected a number of seconds from 0.5 to 3600, found {}",
-            args.seconds
-        ));
-    }
-    if !(1..=100).contains(&args.rounds) {
-        return Err(format!(
-            "--rounds: expected 1 to 100, found {}",
-            args.rounds
-        ));
-    }
-    if !(1..=64).contains(&args.clients) {
-        return Err(format!(
-            "--clients: expected 1 to 64, found {}",
-            args.clients
-        ));
-    }
-    Ok(())
+    super::bench::check_load_args(args.seconds, args.rounds, ("--clients", args.clients))
 }
 
 // --- the guest side ---------------------------------------------------------------------------

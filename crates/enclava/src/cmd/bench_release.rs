@@ -100,25 +100,11 @@ struct Figure {
 }
 
 fn check_args(args: &ReleaseBenchArgs) -> Result<(), String> {
-    if !args.seconds.is_finite() || !(0.5..=3600.0).contains(&args.seconds) {
-        return Err(format!(
-            "--seconds: expected a number of seconds from 0.5 to 3600, found {}",
-            args.seconds
-        ));
-    }
-    if !(1..=100).contains(&args.rounds) {
-        return Err(format!(
-            "--rounds: expected 1 to 100, found {}",
-            args.rounds
-        ));
-    }
-    if !(1..=64).contains(&args.connections) {
-        return Err(format!(
-            "--connections: expected 1 to 64, found {}",
-            args.connections
-        ));
-    }
-    Ok(())
+    super::bench::check_load_args(
+        args.seconds,
+        args.rounds,
+        ("--connections", args.connections),
+    )
 }
 
 /// One admin call to the bench server (`api-version` on key routes); the server's error answer
