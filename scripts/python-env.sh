@@ -21,7 +21,7 @@ command -v "$python" >/dev/null 2>&1 || die "'$python' not found; install Python
 want="$(sha256sum "$req" | cut -d' ' -f1)"
 
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-    && "$venv/bin/python" -c 'import azure.keyvault.keys, azure.keyvault.secrets, azure.security.attestation, azure.identity, cryptography, jwt, pytest' 2>/dev/null; then
+    && "$venv/bin/python" -c 'import azure.keyvault.keys, azure.keyvault.secrets, azure.keyvault.certificates, azure.security.attestation, azure.identity, cryptography, jwt, pytest' 2>/dev/null; then
     echo "$venv"
     exit 0
 fi
@@ -34,7 +34,7 @@ fi
 echo "python-env: installing pinned packages from $req" >&2
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2 \
     || die "pip install -r $req failed (see above)"
-"$venv/bin/python" -c 'import azure.keyvault.keys, azure.keyvault.secrets, azure.security.attestation, azure.identity, cryptography, jwt, pytest' \
+"$venv/bin/python" -c 'import azure.keyvault.keys, azure.keyvault.secrets, azure.keyvault.certificates, azure.security.attestation, azure.identity, cryptography, jwt, pytest' \
     || die "packages installed but cannot be imported"
 
 echo "$want" > "$stamp"
