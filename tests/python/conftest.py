@@ -132,6 +132,8 @@ def server():
     stderr_file = open(stderr_path, "w")
     att_key_pem, att_jwks = _test_attestation_issuer(Path(tmp.name))
     env = dict(os.environ, ENCLAVA_TRUSTED_ISSUERS=f"{TEST_ATTESTATION_ISSUER}={att_jwks}")
+    # Certificate lifetime actions (test_certificates.py auto-renew) run on the maintenance tick.
+    env.setdefault("ENCLAVA_MAINTENANCE_INTERVAL_SECS", "2")
     proc = subprocess.Popen(
         [str(binary), "server", "--dev", "--data-dir", str(data_dir), "--addr", "127.0.0.1:0"],
         env=env,
