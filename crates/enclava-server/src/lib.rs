@@ -17,6 +17,7 @@ pub mod apiversion;
 pub mod app;
 pub mod attest;
 pub mod audit_pipe;
+pub mod certs;
 pub mod cluster;
 pub mod config;
 pub mod connlimit;
