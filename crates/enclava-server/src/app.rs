@@ -1108,7 +1108,7 @@ pub async fn dispatch(
         ..Ctx::default()
     };
 
-    let routed = route::route(&method, &path);
+    let routed = crate::certs::key_vault_or_maa(route::route(&method, &path), &query);
     let (template, operation) = match &routed {
         Ok(r) => (r.template(), r.operation()),
         Err(_) => ("unmatched", "Unmatched"),

@@ -19,7 +19,7 @@ use enclava_vault::{Certificates, Vault};
 use crate::app::AppState;
 use crate::data::{self, LinkCtx, Paging, Reply, page_json};
 use crate::error::ApiError;
-use crate::route::{RouteError, validate_name};
+use crate::route::{Route, RouteError, validate_name};
 
 /// A certificate route. Names and versions are raw path segments (validated in [`handle`]);
 /// `version: None` means the latest.
@@ -514,6 +514,24 @@ pub fn issuing_ca_pem(st: &AppState) -> Result<Reply, ApiError> {
         body: Some(pem.as_bytes().to_vec()),
         content_type: "application/x-pem-file",
     })
+}
+
+/// `GET /certificates` is both MAA's "policy management certificates" (the path router gives it
+/// to attestation) and Key Vault's certificate listing: a Key Vault api-version makes it the
+/// listing (see [`crate::attest::certificates_api`]).
+pub fn key_vault_or_maa(
+    routed: Result<Route, RouteError>,
+    query: &[(String, String)],
+) -> Result<Route, RouteError> {
+    use crate::attest::{AttestRoute, CertOp, CertificatesApi, certificates_api};
+    match routed {
+        Ok(Route::Attest(AttestRoute::PolicyCertificates(CertOp::Get)))
+            if certificates_api(query) == CertificatesApi::KeyVault =>
+        {
+            Ok(Route::Cert(CertRoute::List))
+        }
+        r => r,
+    }
 }
 
 /// The `Location` of a create's operation (`/certificates/{name}/pending`).
