@@ -76,6 +76,14 @@ pub fn route(m: &Method, segs: &[&str]) -> Option<Result<CertRoute, RouteError>>
             _ => not_allowed("GET"),
         },
         ["certificates", "restore"] if *m == Method::POST => Ok(C::Restore),
+        // `issuers` as a certificate name: routed as a create / import so the answer is a clear
+        // 400 about the reserved name rather than 405 from the issuer route.
+        ["certificates", "issuers", "create"] if *m == Method::POST => Ok(C::Create {
+            name: n("issuers"),
+        }),
+        ["certificates", "issuers", "import"] if *m == Method::POST => Ok(C::Import {
+            name: n("issuers"),
+        }),
         ["certificates", "issuers"] | ["certificates", "issuers", ""] => match *m {
             Method::GET => Ok(C::ListIssuers),
             _ => not_allowed("GET"),
