@@ -60,10 +60,26 @@ fn issuing_ca(t: &TestServer) -> Vec<u8> {
         r.headers
     );
     assert!(!r.text.contains("PRIVATE"), "{}", r.text);
-    let pems = ::pem::parse_many(r.text.as_bytes()).expect("PEM");
-    assert_eq!(pems.len(), 1, "exactly the CA certificate");
-    assert_eq!(pems[0].tag(), "CERTIFICATE");
-    pems[0].contents().to_vec()
+    let certs = pem_certs(&r.text);
+    assert_eq!(certs.len(), 1, "exactly the CA certificate: {}", r.text);
+    certs.into_iter().next().expect("one")
+}
+
+/// The CERTIFICATE blocks of a PEM text (DER), read independently of the server's PEM code.
+fn pem_certs(text: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if line == "-----BEGIN CERTIFICATE-----" {
+            cur = Some(String::new());
+        } else if line == "-----END CERTIFICATE-----" {
+            let b64 = cur.take().expect("BEGIN before END");
+            out.push(STANDARD.decode(b64).expect("PEM base64"));
+        } else if let Some(c) = cur.as_mut() {
+            c.push_str(line);
+        }
+    }
+    out
 }
 
 fn principal_with(t: &TestServer, admin: &str, name: &str, roles: &[(&str, &str)]) -> String {
@@ -101,8 +117,8 @@ fn issuing_ca_is_public_sealed_and_not_the_tls_ca() {
         parsed.subject
     );
     // Never the local CA that issues the server's TLS certificate.
-    let tls_ca = std::fs::read(data_dir_of(&t).join("ca.pem")).expect("ca.pem");
-    let tls_ca = ::pem::parse(&tls_ca).expect("ca.pem").contents().to_vec();
+    let tls_ca = std::fs::read_to_string(data_dir_of(&t).join("ca.pem")).expect("ca.pem");
+    let tls_ca = pem_certs(&tls_ca).into_iter().next().expect("ca.pem");
     assert_ne!(ca, tls_ca);
     // Key and certificate are sealed together: no file of the data directory holds the CA's
     // certificate in clear (before any certificate was issued, whose chain is public data).
