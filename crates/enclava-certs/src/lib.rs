@@ -67,7 +67,7 @@ pub(crate) fn order_chain(key_pkcs8: &[u8], certs: Vec<Vec<u8>>) -> Result<Vec<V
     }
     let leaf = parsed
         .iter()
-        .position(|p| p.spki == spki)
+        .position(|p| keys::same_spki(&p.spki, &spki))
         .ok_or(CertError::KeyMismatch)?;
     let mut used = vec![false; certs.len()];
     let mut order = vec![leaf];
@@ -75,10 +75,8 @@ pub(crate) fn order_chain(key_pkcs8: &[u8], certs: Vec<Vec<u8>>) -> Result<Vec<V
         *u = true;
     }
     let mut current = leaf;
-    loop {
-        let Some(cur) = parsed.get(current) else {
-            break;
-        };
+    // Follow issuer names up to a self-issued certificate; `used` also stops a cycle.
+    while let Some(cur) = parsed.get(current) {
         if cur.issuer == cur.subject {
             break;
         }

@@ -39,7 +39,7 @@ pub fn build(key_pkcs8: &[u8], chain: &[Vec<u8>], password: Option<&str>) -> Res
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf)
             .as_ref()
             .to_vec();
-    let entry = PrivateKeyChain::new(key_pkcs8.to_vec(), local_key_id, certs);
+    let entry = PrivateKeyChain::new(key_pkcs8, local_key_id, certs);
     let mut store = KeyStore::new();
     store.add_entry("1", KeyStoreEntry::PrivateKeyChain(entry));
     store

@@ -216,10 +216,10 @@ fn attribute_oid(key: &str) -> Result<String> {
         return Ok((*oid).to_string());
     }
     let dotted = upper.strip_prefix("OID.").unwrap_or(&upper);
-    if dotted.starts_with(|c: char| c.is_ascii_digit()) {
-        if let Ok(oid) = ObjectIdentifier::new(dotted) {
-            return Ok(oid.to_string());
-        }
+    if dotted.starts_with(|c: char| c.is_ascii_digit())
+        && let Ok(oid) = ObjectIdentifier::new(dotted)
+    {
+        return Ok(oid.to_string());
     }
     Err(CertError::Subject(format!(
         "expected an attribute name (CN, O, OU, L, ST, C, E, DC, STREET, SERIALNUMBER, T, G, SN, UID) or a dotted OID, found {:?}",

@@ -740,3 +740,143 @@ mod garbage {
         }
     }
 }
+
+// ---- Python `cryptography` interop (what Key Vault SDK users open the secret with) --------------
+
+/// A python3 with `cryptography` 42+ (its X.509 verifier), if this machine has one. Not required
+/// under CI: the SDK acceptance suite (tests/python) checks the same through the server.
+fn python_with_cryptography() -> Option<String> {
+    let py = std::env::var("ENCLAVA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&py)
+        .args([
+            "-c",
+            "from cryptography.x509.verification import PolicyBuilder",
+        ])
+        .output()
+        .ok()
+        .is_some_and(|o| o.status.success());
+    ok.then_some(py)
+}
+
+const PY_CHECK: &str = r#"
+import sys, datetime
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.verification import PolicyBuilder, Store
+pfx_path, pw, pem_path, host, when = sys.argv[1:6]
+data = open(pfx_path, "rb").read()
+key, leaf, extra = pkcs12.load_key_and_certificates(data, pw.encode() if pw else None)
+pub = serialization.PublicFormat.SubjectPublicKeyInfo
+der = serialization.Encoding.DER
+assert key.public_key().public_bytes(der, pub) == leaf.public_key().public_bytes(der, pub), "key/leaf"
+pem = open(pem_path, "rb").read()
+pkey = serialization.load_pem_private_key(pem, None)
+certs = x509.load_pem_x509_certificates(pem)
+assert pkey.public_key().public_bytes(der, pub) == certs[0].public_key().public_bytes(der, pub)
+assert certs[0] == leaf
+ca = extra[-1]
+t = datetime.datetime.fromtimestamp(int(when), datetime.timezone.utc)
+v = PolicyBuilder().store(Store([ca])).time(t).build_server_verifier(x509.DNSName(host))
+chain = v.verify(leaf, extra[:-1])
+assert chain[-1] == ca
+print("ok")
+"#;
+
+#[test]
+fn python_cryptography_opens_our_pfx_and_verifies_the_chain_strictly() {
+    let Some(py) = python_with_cryptography() else {
+        eprintln!("skipping: no python3 with cryptography");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for ca_spec in [
+        KeySpec::Ec {
+            curve: EcCurve::P384,
+        },
+        KeySpec::Rsa { bits: 2048 },
+    ] {
+        let ca_key = key(ca_spec);
+        let ca = new_issuing_ca(
+            &ca_key,
+            "Enclava Certificate Issuing CA",
+            NOW - 10,
+            NOW + 10 * YEAR,
+        )
+        .unwrap();
+        for spec in [
+            KeySpec::Rsa { bits: 2048 },
+            KeySpec::Ec {
+                curve: EcCurve::P256,
+            },
+            KeySpec::Ec {
+                curve: EcCurve::P384,
+            },
+            KeySpec::Ec {
+                curve: EcCurve::P521,
+            },
+        ] {
+            let k = key(spec);
+            let mut t = template("leaf");
+            t.key_usage = vec![KeyUsage::DigitalSignature];
+            t.ekus = vec!["1.3.6.1.5.5.7.3.1".into()];
+            let leaf = issue(
+                &t,
+                &k,
+                Issuer::Ca {
+                    cert_der: &ca,
+                    key_pkcs8: &ca_key,
+                },
+            )
+            .unwrap();
+            let chain = vec![leaf, ca.clone()];
+            for pw in [None, Some("pw")] {
+                let pfx_path = dir.path().join("c.p12");
+                let pem_path = dir.path().join("c.pem");
+                std::fs::write(&pfx_path, pfx::build(&k, &chain, pw).unwrap()).unwrap();
+                std::fs::write(&pem_path, pem::build(Some(&k), &chain).as_bytes()).unwrap();
+                let out = run(std::process::Command::new(&py)
+                    .args(["-c", PY_CHECK])
+                    .arg(&pfx_path)
+                    .arg(pw.unwrap_or(""))
+                    .arg(&pem_path)
+                    .arg("leaf.example.com")
+                    .arg((NOW + 3600).to_string()));
+                assert_eq!(
+                    String::from_utf8_lossy(&out.stdout).trim(),
+                    "ok",
+                    "{ca_spec:?} {spec:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn certificates_in_any_form() {
+    use base64::Engine;
+    let (_, chain, _) = chain_of_two();
+    let der_cat: Vec<u8> = chain.concat();
+    let pem_text = pem::build(None, &chain).to_string();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&chain[0]);
+    assert_eq!(pem::certificates_any(&der_cat).unwrap(), chain);
+    assert_eq!(pem::certificates_any(pem_text.as_bytes()).unwrap(), chain);
+    assert_eq!(
+        pem::certificates_any(b64.as_bytes()).unwrap(),
+        chain[..1].to_vec()
+    );
+    let wrapped: String = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
+        .collect();
+    assert_eq!(
+        pem::certificates_any(wrapped.as_bytes()).unwrap(),
+        chain[..1].to_vec()
+    );
+    assert!(matches!(
+        pem::certificates_any(b"not a certificate"),
+        Err(CertError::Certificate(_))
+    ));
+    assert!(pem::certificates_any(&[0x30, 0x03, 0x02, 0x01, 0x01]).is_err());
+}
