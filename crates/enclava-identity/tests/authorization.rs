@@ -161,9 +161,11 @@ fn expected_actions(role: Role) -> BTreeSet<&'static str> {
         }
         // Key Vault's Certificates Officer: everything about certificates, issuers and contacts;
         // the private key stays behind secrets/get and the crypto roles.
-        Role::CertificatesOfficer => s.extend(ALL.iter().copied().filter(|a| {
-            a.starts_with("certificates/") || a.starts_with("deletedcertificates/")
-        })),
+        Role::CertificatesOfficer => {
+            s.extend(ALL.iter().copied().filter(|a| {
+                a.starts_with("certificates/") || a.starts_with("deletedcertificates/")
+            }))
+        }
         Role::CertificateUser => s.extend([
             "certificates/get",
             "certificates/list",
@@ -361,7 +363,10 @@ fn role_and_scope_parsing() {
         "/certificates/c-1".parse::<Scope>().unwrap(),
         Scope::Certificate("c-1".into())
     );
-    assert_eq!(Scope::Certificate("c".into()).to_string(), "/certificates/c");
+    assert_eq!(
+        Scope::Certificate("c".into()).to_string(),
+        "/certificates/c"
+    );
     assert!("/certificates/bad_name".parse::<Scope>().is_err());
     assert_eq!("/".parse::<Scope>().unwrap(), Scope::Vault);
     assert_eq!(

@@ -1459,9 +1459,8 @@ fn version_from_reply(r: &Reply) -> Option<String> {
     let last = parts.next()?;
     let kind = parts.nth(1)?;
     // A certificate reply's id may end in `pending` or `policy`; only a version id counts.
-    let cert_version = kind == "certificates"
-        && last.len() == 32
-        && last.bytes().all(|b| b.is_ascii_hexdigit());
+    let cert_version =
+        kind == "certificates" && last.len() == 32 && last.bytes().all(|b| b.is_ascii_hexdigit());
     if (matches!(kind, "keys" | "secrets") || cert_version) && !last.is_empty() {
         Some(last.chars().take(80).collect())
     } else {

@@ -1490,9 +1490,7 @@ pub fn certificates_api(query: &[(String, String)]) -> CertificatesApi {
         {
             CertificatesApi::KeyVault
         }
-        Some(v)
-            if crate::apiversion::KNOWN.contains(&v.split("-preview").next().unwrap_or(v)) =>
-        {
+        Some(v) if crate::apiversion::KNOWN.contains(&v.split("-preview").next().unwrap_or(v)) => {
             CertificatesApi::KeyVault
         }
         _ => CertificatesApi::Maa,

@@ -25,30 +25,72 @@ use crate::route::{Route, RouteError, validate_name};
 /// `version: None` means the latest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertRoute {
-    Create { name: String },
-    Import { name: String },
-    Get { name: String, version: Option<String> },
-    Update { name: String, version: Option<String> },
+    Create {
+        name: String,
+    },
+    Import {
+        name: String,
+    },
+    Get {
+        name: String,
+        version: Option<String>,
+    },
+    Update {
+        name: String,
+        version: Option<String>,
+    },
     List,
-    Versions { name: String },
-    Delete { name: String },
+    Versions {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
     ListDeleted,
-    GetDeleted { name: String },
-    Purge { name: String },
-    Recover { name: String },
-    Backup { name: String },
+    GetDeleted {
+        name: String,
+    },
+    Purge {
+        name: String,
+    },
+    Recover {
+        name: String,
+    },
+    Backup {
+        name: String,
+    },
     Restore,
-    GetPolicy { name: String },
-    UpdatePolicy { name: String },
-    GetPending { name: String },
-    UpdatePending { name: String },
-    DeletePending { name: String },
-    Merge { name: String },
+    GetPolicy {
+        name: String,
+    },
+    UpdatePolicy {
+        name: String,
+    },
+    GetPending {
+        name: String,
+    },
+    UpdatePending {
+        name: String,
+    },
+    DeletePending {
+        name: String,
+    },
+    Merge {
+        name: String,
+    },
     ListIssuers,
-    SetIssuer { name: String },
-    GetIssuer { name: String },
-    UpdateIssuer { name: String },
-    DeleteIssuer { name: String },
+    SetIssuer {
+        name: String,
+    },
+    GetIssuer {
+        name: String,
+    },
+    UpdateIssuer {
+        name: String,
+    },
+    DeleteIssuer {
+        name: String,
+    },
     SetContacts,
     GetContacts,
     DeleteContacts,
@@ -78,12 +120,12 @@ pub fn route(m: &Method, segs: &[&str]) -> Option<Result<CertRoute, RouteError>>
         ["certificates", "restore"] if *m == Method::POST => Ok(C::Restore),
         // `issuers` as a certificate name: routed as a create / import so the answer is a clear
         // 400 about the reserved name rather than 405 from the issuer route.
-        ["certificates", "issuers", "create"] if *m == Method::POST => Ok(C::Create {
-            name: n("issuers"),
-        }),
-        ["certificates", "issuers", "import"] if *m == Method::POST => Ok(C::Import {
-            name: n("issuers"),
-        }),
+        ["certificates", "issuers", "create"] if *m == Method::POST => {
+            Ok(C::Create { name: n("issuers") })
+        }
+        ["certificates", "issuers", "import"] if *m == Method::POST => {
+            Ok(C::Import { name: n("issuers") })
+        }
         ["certificates", "issuers"] | ["certificates", "issuers", ""] => match *m {
             Method::GET => Ok(C::ListIssuers),
             _ => not_allowed("GET"),
@@ -570,7 +612,10 @@ mod tests {
     fn certificate_paths_route() {
         use CertRoute as C;
         let n = |s: &str| s.to_string();
-        assert_eq!(c(Method::POST, "/certificates/a/create"), Ok(C::Create { name: n("a") }));
+        assert_eq!(
+            c(Method::POST, "/certificates/a/create"),
+            Ok(C::Create { name: n("a") })
+        );
         assert_eq!(
             c(Method::GET, "/certificates/a/"),
             Ok(C::Get {
@@ -585,7 +630,20 @@ mod tests {
                 version: Some(n("0123"))
             })
         );
-        assert_eq!(c(Method::GET, "/certificates"), Ok(C::List));
+        assert_eq!(c(Method::GET, "/certificates/"), Ok(C::List));
+        // `GET /certificates` is MAA's unless the api-version is Key Vault's.
+        let qv = |v: &str| vec![("api-version".to_string(), v.to_string())];
+        let list = |v: &str| key_vault_or_maa(r(Method::GET, "/certificates"), &qv(v));
+        for v in ["7.6", "2025-07-01", "2026-04-01"] {
+            assert_eq!(list(v), Ok(crate::route::Route::Cert(C::List)), "{v}");
+        }
+        for v in ["2020-10-01", "2022-08-01"] {
+            assert!(matches!(list(v), Ok(crate::route::Route::Attest(_))), "{v}");
+        }
+        assert!(matches!(
+            key_vault_or_maa(r(Method::GET, "/certificates"), &[]),
+            Ok(crate::route::Route::Attest(_))
+        ));
         assert_eq!(c(Method::POST, "/certificates/restore"), Ok(C::Restore));
         assert_eq!(
             c(Method::POST, "/certificates/a/pending/merge"),
@@ -620,7 +678,10 @@ mod tests {
             c(Method::DELETE, "/deletedcertificates/a"),
             Ok(C::Purge { name: n("a") })
         );
-        assert_eq!(c(Method::GET, "/certificates/a/b/c"), Err(RouteError::NotFound));
+        assert_eq!(
+            c(Method::GET, "/certificates/a/b/c"),
+            Err(RouteError::NotFound)
+        );
         assert_eq!(c(Method::GET, "/enclava/certificates/ca"), Ok(C::IssuingCa));
         assert!(!C::IssuingCa.is_data());
         assert!(C::IssuingCa.permission().is_none());

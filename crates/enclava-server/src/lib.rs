@@ -816,7 +816,10 @@ async fn run_certificate_lifetime_actions(st: &Arc<AppState>) {
             None => (
                 Outcome::Allowed,
                 200,
-                format!("lifetime action of version {} (maintenance task)", ev.version),
+                format!(
+                    "lifetime action of version {} (maintenance task)",
+                    ev.version
+                ),
             ),
             Some(e) => {
                 tracing::error!(certificate = %ev.name, action, error = %e, "certificate lifetime action failed");

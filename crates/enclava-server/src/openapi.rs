@@ -1328,12 +1328,19 @@ fn schemas() -> Value {
             ),
         ),
         ("CertificateListResult", list_of("CertificateBundle")),
-        ("DeletedCertificateListResult", list_of("DeletedCertificateBundle")),
+        (
+            "DeletedCertificateListResult",
+            list_of("DeletedCertificateBundle"),
+        ),
         (
             "CertificateCreateParameters",
             object(
                 "create parameters",
-                &[("policy", r("CertificatePolicy")), ("attributes", obj()), ("tags", obj())],
+                &[
+                    ("policy", r("CertificatePolicy")),
+                    ("attributes", obj()),
+                    ("tags", obj()),
+                ],
                 &[],
             ),
         ),
@@ -1355,7 +1362,11 @@ fn schemas() -> Value {
             "CertificateUpdateParameters",
             object(
                 "update parameters",
-                &[("policy", r("CertificatePolicy")), ("attributes", obj()), ("tags", obj())],
+                &[
+                    ("policy", r("CertificatePolicy")),
+                    ("attributes", obj()),
+                    ("tags", obj()),
+                ],
                 &[],
             ),
         ),
@@ -1380,7 +1391,10 @@ fn schemas() -> Value {
                     ("issuer", obj()),
                     ("csr", s()),
                     ("cancellation_requested", boolean()),
-                    ("status", json!({"enum": ["inProgress", "completed", "failed", "cancelled"]})),
+                    (
+                        "status",
+                        json!({"enum": ["inProgress", "completed", "failed", "cancelled"]}),
+                    ),
                     ("status_details", s()),
                     ("error", obj()),
                     ("target", s()),
@@ -1429,7 +1443,10 @@ fn schemas() -> Value {
             "Contacts",
             object(
                 "certificate contacts",
-                &[("id", s()), ("contacts", json!({"type": "array", "items": obj()}))],
+                &[
+                    ("id", s()),
+                    ("contacts", json!({"type": "array", "items": obj()})),
+                ],
                 &[],
             ),
         ),

@@ -224,8 +224,14 @@ fn self_and_enclava_issued_certificates_with_their_key_and_secret() {
             .iter()
             .filter_map(|i| i["id"].as_str())
             .collect();
-        assert!(ids.iter().any(|i| i.ends_with("/certificates/web")), "{ids:?}");
-        assert!(ids.iter().any(|i| i.ends_with("/certificates/svc")), "{ids:?}");
+        assert!(
+            ids.iter().any(|i| i.ends_with("/certificates/web")),
+            "{ids:?}"
+        );
+        assert!(
+            ids.iter().any(|i| i.ends_with("/certificates/svc")),
+            "{ids:?}"
+        );
     }
     // With an MAA api-version the same path stays MAA's policy management certificates.
     let r = t.get("/certificates?api-version=2022-08-01", Some(&admin));
@@ -259,7 +265,13 @@ fn self_and_enclava_issued_certificates_with_their_key_and_secret() {
     assert_eq!(r.status, 202, "{}", r.text);
     let r = call(&t, "GET", "/certificates/web/versions", &admin, None);
     assert_eq!(r.body["value"].as_array().expect("value").len(), 2);
-    let old = call(&t, "GET", &format!("/certificates/web/{version}"), &admin, None);
+    let old = call(
+        &t,
+        "GET",
+        &format!("/certificates/web/{version}"),
+        &admin,
+        None,
+    );
     assert_eq!(old.status, 200, "{}", old.text);
 
     // Audit: the create is recorded with the certificate as object.
@@ -312,7 +324,12 @@ fn managed_key_and_secret_are_read_only_and_the_key_signs() {
 fn roles_decide_per_certificate_action() {
     let t = start_dev();
     let admin = t.admin_token();
-    let officer = principal_with(&t, &admin, "officer", &[("Key Vault Certificates Officer", "/")]);
+    let officer = principal_with(
+        &t,
+        &admin,
+        "officer",
+        &[("Key Vault Certificates Officer", "/")],
+    );
     let user = principal_with(&t, &admin, "user", &[("Key Vault Certificate User", "/")]);
     let secrets = principal_with(&t, &admin, "secrets", &[("SecretsUser", "/")]);
     let crypto_officer = principal_with(&t, &admin, "co", &[("CryptoOfficer", "/")]);
@@ -320,7 +337,10 @@ fn roles_decide_per_certificate_action() {
     // Certificates Officer: creates, reads, manages issuers and contacts ...
     let r = create(&t, &officer, "c1", "Self");
     assert_eq!(r.status, 202, "{}", r.text);
-    assert_eq!(call(&t, "GET", "/certificates/c1", &officer, None).status, 200);
+    assert_eq!(
+        call(&t, "GET", "/certificates/c1", &officer, None).status,
+        200
+    );
     let r = call(
         &t,
         "PUT",
@@ -346,7 +366,10 @@ fn roles_decide_per_certificate_action() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.body["value"].is_string());
     assert_eq!(create(&t, &secrets, "c2", "Self").status, 403);
-    assert_eq!(call(&t, "GET", "/certificates/c1", &secrets, None).status, 403);
+    assert_eq!(
+        call(&t, "GET", "/certificates/c1", &secrets, None).status,
+        403
+    );
 
     // Certificate User: get / list / versions only.
     assert_eq!(call(&t, "GET", "/certificates/c1", &user, None).status, 200);
@@ -375,8 +398,16 @@ fn roles_decide_per_certificate_action() {
     );
 
     // A certificate-scoped assignment covers that certificate only.
-    let scoped = principal_with(&t, &admin, "scoped", &[("CertificateUser", "/certificates/c1")]);
-    assert_eq!(call(&t, "GET", "/certificates/c1", &scoped, None).status, 200);
+    let scoped = principal_with(
+        &t,
+        &admin,
+        "scoped",
+        &[("CertificateUser", "/certificates/c1")],
+    );
+    assert_eq!(
+        call(&t, "GET", "/certificates/c1", &scoped, None).status,
+        200
+    );
     assert_eq!(create(&t, &admin, "other", "Self").status, 202);
     assert_eq!(
         call(&t, "GET", "/certificates/other", &scoped, None).status,
@@ -411,7 +442,13 @@ fn bad_input_is_a_clear_4xx() {
         &[],
     );
     assert_eq!(r.status, 400, "{}", r.text);
-    let r = t.call("POST", &q("/certificates/c/create"), Some(&admin), Some(b""), &[]);
+    let r = t.call(
+        "POST",
+        &q("/certificates/c/create"),
+        Some(&admin),
+        Some(b""),
+        &[],
+    );
     assert_eq!(r.status, 400, "{}", r.text);
     // Garbage import, wrong PFX password, PEM without a key: 400, nothing written.
     let r = call(
@@ -433,10 +470,9 @@ fn bad_input_is_a_clear_4xx() {
         now + 86_400,
     )
     .expect("template");
-    let der =
-        enclava_certs::issue(&tpl, &key, enclava_certs::Issuer::SelfSigned).expect("issue");
-    let pfx = enclava_certs::pfx::build(&key, std::slice::from_ref(&der), Some("right"))
-        .expect("pfx");
+    let der = enclava_certs::issue(&tpl, &key, enclava_certs::Issuer::SelfSigned).expect("issue");
+    let pfx =
+        enclava_certs::pfx::build(&key, std::slice::from_ref(&der), Some("right")).expect("pfx");
     let r = call(
         &t,
         "POST",
@@ -445,7 +481,10 @@ fn bad_input_is_a_clear_4xx() {
         Some(&json!({"value": STANDARD.encode(&pfx), "pwd": "wrong"})),
     );
     assert_eq!(r.status, 400, "{}", r.text);
-    assert_eq!(call(&t, "GET", "/certificates/imp", &admin, None).status, 404);
+    assert_eq!(
+        call(&t, "GET", "/certificates/imp", &admin, None).status,
+        404
+    );
     // The right password imports.
     let r = call(
         &t,
@@ -517,7 +556,9 @@ fn csr_flow_lifecycle_backup_issuers_and_contacts() {
         "PUT",
         "/certificates/issuers/digicert",
         &admin,
-        Some(&json!({"provider": "DigiCert", "credentials": {"account_id": "a", "pwd": "hunter2"}})),
+        Some(
+            &json!({"provider": "DigiCert", "credentials": {"account_id": "a", "pwd": "hunter2"}}),
+        ),
     );
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(!r.text.contains("hunter2"), "{}", r.text);
@@ -561,7 +602,10 @@ fn csr_flow_lifecycle_backup_issuers_and_contacts() {
     // Delete carries the key and secret along; recover brings them back; purge removes all.
     let r = call(&t, "DELETE", "/certificates/other", &admin, None);
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(call(&t, "GET", "/certificates/other", &admin, None).status, 404);
+    assert_eq!(
+        call(&t, "GET", "/certificates/other", &admin, None).status,
+        404
+    );
     assert_eq!(call(&t, "GET", "/keys/other", &admin, None).status, 404);
     assert_eq!(call(&t, "GET", "/secrets/other", &admin, None).status, 404);
     let r = call(&t, "GET", "/deletedcertificates", &admin, None);
@@ -570,7 +614,13 @@ fn csr_flow_lifecycle_backup_issuers_and_contacts() {
         call(&t, "GET", "/deletedcertificates/other", &admin, None).status,
         200
     );
-    let r = call(&t, "POST", "/deletedcertificates/other/recover", &admin, None);
+    let r = call(
+        &t,
+        "POST",
+        "/deletedcertificates/other/recover",
+        &admin,
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(call(&t, "GET", "/keys/other", &admin, None).status, 200);
     assert_eq!(call(&t, "GET", "/secrets/other", &admin, None).status, 200);
@@ -579,7 +629,10 @@ fn csr_flow_lifecycle_backup_issuers_and_contacts() {
     let b = call(&t, "POST", "/certificates/other/backup", &admin, None);
     assert_eq!(b.status, 200, "{}", b.text);
     let before = call(&t, "GET", "/certificates/other", &admin, None);
-    assert_eq!(call(&t, "DELETE", "/certificates/other", &admin, None).status, 200);
+    assert_eq!(
+        call(&t, "DELETE", "/certificates/other", &admin, None).status,
+        200
+    );
     let r = call(&t, "DELETE", "/deletedcertificates/other", &admin, None);
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(
@@ -624,8 +677,7 @@ fn the_maintenance_task_renews_once() {
         now + 600,
     )
     .expect("template");
-    let der =
-        enclava_certs::issue(&tpl, &key, enclava_certs::Issuer::SelfSigned).expect("issue");
+    let der = enclava_certs::issue(&tpl, &key, enclava_certs::Issuer::SelfSigned).expect("issue");
     let pfx = enclava_certs::pfx::build(&key, std::slice::from_ref(&der), None).expect("pfx");
     let mut pol = policy("Self");
     pol["x509_props"]["subject"] = json!("CN=short.example.test");
@@ -653,7 +705,10 @@ fn the_maintenance_task_renews_once() {
     let renewed = der_of(&latest.body);
     assert_ne!(renewed, der);
     let p = enclava_certs::ParsedCertificate::from_der(&renewed).expect("renewed");
-    assert!(p.not_after > now + 30 * 86_400, "renewed for the policy's validity");
+    assert!(
+        p.not_after > now + 30 * 86_400,
+        "renewed for the policy's validity"
+    );
     // Again: the action ran for that version already, and the new one is not due.
     t.rt.block_on(enclava_server::run_maintenance_once(&t.server.state));
     t.rt.block_on(enclava_server::run_maintenance_once(&t.server.state));
