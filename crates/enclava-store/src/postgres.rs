@@ -97,7 +97,10 @@ fn migration(version: i64) -> String {
         1 => {
             let mut ddl = String::new();
             // The tables of version 1 only: later tables come with their own migration.
-            for t in Table::ALL.into_iter().take_while(|t| *t != Table::KbsSessions) {
+            for t in Table::ALL
+                .into_iter()
+                .take_while(|t| *t != Table::KbsSessions)
+            {
                 // COLLATE "C": keys order bytewise, like SQLite's BINARY, so listing and paging
                 // give the same order on both backends.
                 ddl.push_str(&format!(

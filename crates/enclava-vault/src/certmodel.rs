@@ -502,11 +502,7 @@ pub struct CertificateIssuerItem {
 /// One certificate contact.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
-    #[serde(
-        rename = "email",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "email", default, skip_serializing_if = "Option::is_none")]
     pub email_address: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -520,11 +516,7 @@ pub struct Contacts {
     /// `{base}/certificates/contacts` (responses only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(
-        rename = "contacts",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "contacts", default, skip_serializing_if = "Option::is_none")]
     pub contact_list: Option<Vec<Contact>>,
 }
 

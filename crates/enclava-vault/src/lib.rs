@@ -35,9 +35,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use chrono::{DateTime, Utc};
 use enclava_store::Store;
 
-pub use certificates::{
-    CertificateAction, CertificateLifetimeEvent, Certificates, IssuingCa,
-};
+pub use certificates::{CertificateAction, CertificateLifetimeEvent, Certificates, IssuingCa};
 pub use error::{Result, VaultError};
 pub use keys::{Keys, ReleasableKey, RotationAction, RotationEvent};
 pub use model::*;
