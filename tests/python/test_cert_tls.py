@@ -163,6 +163,15 @@ def create_released_certificate(server, name: str) -> dict:
         timeout=30,
     )
     assert r.status_code == 202, f"create -> {r.status_code}: {r.text}"
+    # Key Vault answers the create with the operation in progress; Enclava-issued creates complete
+    # within the request, so the operation reads completed right after.
+    r = requests.get(
+        f"{server.url}/certificates/{name}/pending?api-version=7.6",
+        headers={"Authorization": f"Bearer {server.admin_token}"},
+        verify=server.ca,
+        timeout=30,
+    )
+    assert r.status_code == 200, f"pending -> {r.status_code}: {r.text}"
     op = r.json()
     assert op["status"] == "completed", op
     return op
