@@ -720,3 +720,47 @@ fn the_maintenance_task_renews_once() {
         .count();
     assert_eq!(renewals, 1);
 }
+
+/// Attack: a certificate whose key may only be released to attested workloads must not hand its
+/// private key to a Secrets User through the certificate's secret (that would bypass attestation).
+#[test]
+fn a_release_policy_keeps_the_private_key_out_of_the_secret() {
+    let t = start_dev();
+    let admin = t.admin_token();
+    let release = json!({"version": "1.0.0", "anyOf": [{"authority": "https://attest.example.test",
+        "allOf": [{"claim": "x-ms-attestation-type", "equals": "sevsnpvm"}]}]});
+    let data = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&release).expect("json"));
+    let mut pol = policy("Enclava");
+    pol["key_props"]["release_policy"] = json!({"data": data});
+    let r = call(
+        &t,
+        "POST",
+        "/certificates/workload/create",
+        &admin,
+        Some(&json!({"policy": pol})),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.body["status"], "completed", "{}", r.text);
+    let secrets = principal_with(&t, &admin, "reader", &[("SecretsUser", "/")]);
+    let s = call(&t, "GET", "/secrets/workload", &secrets, None);
+    assert_eq!(s.status, 200, "{}", s.text);
+    let value = s.body["value"].as_str().expect("value");
+    assert!(
+        !value.contains("PRIVATE KEY"),
+        "the secret carries a private key"
+    );
+    // Whatever the encoding, no block but certificates, and the leaf is the certificate's.
+    let cert = call(&t, "GET", "/certificates/workload", &admin, None);
+    let leaf = der_of(&cert.body);
+    let certs = pem_certs(value);
+    assert_eq!(certs.first(), Some(&leaf), "{value}");
+    // The key exists for release through /keys (attestation decides there), marked exportable.
+    let k = call(&t, "GET", "/keys/workload", &admin, None);
+    assert_eq!(k.status, 200, "{}", k.text);
+    assert!(k.body["release_policy"].is_object(), "{}", k.text);
+    assert!(
+        k.body["key"].get("d").is_none(),
+        "a key GET never has private members"
+    );
+}
