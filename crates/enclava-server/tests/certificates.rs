@@ -145,6 +145,11 @@ fn issuing_ca_is_public_sealed_and_not_the_tls_ca() {
     // Wrong method.
     let r = t.post("/enclava/certificates/ca", None, &json!({}));
     assert_eq!(r.status, 405);
+    // Open only while unsealed: sealing forgets it.
+    let r = t.post("/operator/seal", Some(&admin), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = t.get("/enclava/certificates/ca", None);
+    assert_eq!(r.status, 503, "{}", r.text);
 }
 
 #[test]
