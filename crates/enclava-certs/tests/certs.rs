@@ -880,3 +880,173 @@ fn certificates_in_any_form() {
     ));
     assert!(pem::certificates_any(&[0x30, 0x03, 0x02, 0x01, 0x01]).is_err());
 }
+
+// ---- PFX work limits: the attacks ---------------------------------------------------------------
+
+mod pfx_work {
+    use super::*;
+    use der::asn1::{Any, ObjectIdentifier, OctetString};
+    use enclava_certs::PFX_MAX_KDF_ITERATIONS;
+
+    fn oid(s: &str) -> ObjectIdentifier {
+        ObjectIdentifier::new_unwrap(s)
+    }
+
+    fn data(inner: Vec<u8>) -> cms::content_info::ContentInfo {
+        cms::content_info::ContentInfo {
+            content_type: oid("1.2.840.113549.1.7.1"),
+            content: Any::encode_from(&OctetString::new(inner).unwrap()).unwrap(),
+        }
+    }
+
+    /// A PFX (no MAC) whose one shrouded key bag is encrypted under `alg`.
+    fn pfx_with_key_alg(alg: spki::AlgorithmIdentifierOwned) -> Vec<u8> {
+        let epki = pkcs12::pbe_params::EncryptedPrivateKeyInfo {
+            encryption_algorithm: alg,
+            encrypted_data: OctetString::new(vec![0u8; 32]).unwrap(),
+        };
+        let bag = pkcs12::safe_bag::SafeBag {
+            bag_id: oid("1.2.840.113549.1.12.10.1.2"),
+            bag_value: epki.to_der().unwrap(),
+            bag_attributes: None,
+        };
+        let safe = vec![bag].to_der().unwrap();
+        let auth = vec![data(safe)].to_der().unwrap();
+        pkcs12::pfx::Pfx {
+            version: pkcs12::pfx::Version::V3,
+            auth_safe: data(auth),
+            mac_data: None,
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    #[test]
+    fn scrypt_with_a_gigabyte_is_refused_before_deriving() {
+        // N = 2^20, r = 8: 1 GiB of memory per derivation if it were run.
+        let params = pkcs5::pbes2::Parameters {
+            kdf: pkcs5::pbes2::Kdf::Scrypt(pkcs5::pbes2::ScryptParams {
+                salt: &[1u8; 16],
+                cost_parameter: 1 << 20,
+                block_size: 8,
+                parallelization: 1,
+                key_length: Some(32),
+            }),
+            encryption: pkcs5::pbes2::EncryptionScheme::Aes256Cbc { iv: &[0u8; 16] },
+        };
+        let alg = spki::AlgorithmIdentifierOwned {
+            oid: oid("1.2.840.113549.1.5.13"),
+            parameters: Some(Any::from_der(&params.to_der().unwrap()).unwrap()),
+        };
+        let started = std::time::Instant::now();
+        let e = pfx::parse(&pfx_with_key_alg(alg), Some("pw")).unwrap_err();
+        assert!(e.to_string().contains("found scrypt"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn legacy_pbe_with_two_billion_iterations_is_refused_before_deriving() {
+        let params = pkcs12::pbe_params::Pkcs12PbeParams {
+            salt: OctetString::new(vec![1u8; 8]).unwrap(),
+            iterations: i32::MAX,
+        };
+        let alg = spki::AlgorithmIdentifierOwned {
+            oid: oid("1.2.840.113549.1.12.1.3"),
+            parameters: Some(Any::from_der(&params.to_der().unwrap()).unwrap()),
+        };
+        let started = std::time::Instant::now();
+        let e = pfx::parse(&pfx_with_key_alg(alg), Some("pw")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("1 to {PFX_MAX_KDF_ITERATIONS} iterations")),
+            "{e}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn mac_and_encryption_iterations_over_the_limit_are_refused() {
+        use p12_keystore::{Certificate as P12Cert, KeyStore, KeyStoreEntry, PrivateKeyChain};
+        let k = key(KeySpec::Ec {
+            curve: EcCurve::P256,
+        });
+        let cert = issue(&template("w"), &k, Issuer::SelfSigned).unwrap();
+        let mut ks = KeyStore::new();
+        ks.add_entry(
+            "x",
+            KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(
+                &k,
+                [1u8],
+                [P12Cert::from_der(&cert).unwrap()],
+            )),
+        );
+        let over = PFX_MAX_KDF_ITERATIONS + 1;
+        let big_mac = ks
+            .writer("pw")
+            .mac_iterations(over)
+            .encryption_iterations(1)
+            .write()
+            .unwrap();
+        let e = pfx::parse(&big_mac, Some("pw")).unwrap_err();
+        assert!(e.to_string().contains("iterations for the MAC"), "{e}");
+        let big_enc = ks
+            .writer("pw")
+            .mac_iterations(1)
+            .encryption_iterations(over)
+            .write()
+            .unwrap();
+        let e = pfx::parse(&big_enc, Some("pw")).unwrap_err();
+        assert!(e.to_string().contains(&format!("found {over}")), "{e}");
+        // At the limit it is still read.
+        let ok = ks
+            .writer("pw")
+            .mac_iterations(1)
+            .encryption_iterations(1)
+            .write()
+            .unwrap();
+        assert!(pfx::parse(&ok, Some("pw")).is_ok());
+    }
+
+    #[test]
+    fn too_many_bags_are_refused() {
+        let k = key(KeySpec::Ec {
+            curve: EcCurve::P256,
+        });
+        let leaf = issue(&template("w"), &k, Issuer::SelfSigned).unwrap();
+        let mut chain = vec![leaf];
+        let other = key(KeySpec::Ec {
+            curve: EcCurve::P256,
+        });
+        for i in 0..70 {
+            chain.push(issue(&template(&format!("c{i}")), &other, Issuer::SelfSigned).unwrap());
+        }
+        // We do not write what we would not read back.
+        assert!(
+            pfx::build(&k, &chain, None)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 63")
+        );
+        // A file from elsewhere with that many bags is refused before its bags are decrypted.
+        use p12_keystore::{Certificate as P12Cert, KeyStore, KeyStoreEntry, PrivateKeyChain};
+        let certs: Vec<P12Cert> = chain
+            .iter()
+            .map(|c| P12Cert::from_der(c).unwrap())
+            .collect();
+        let mut ks = KeyStore::new();
+        ks.add_entry(
+            "x",
+            KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(&k, [1u8], certs)),
+        );
+        let p = ks
+            .writer("")
+            .mac_iterations(1)
+            .encryption_iterations(1)
+            .write()
+            .unwrap();
+        let e = pfx::parse(&p, None).unwrap_err();
+        assert!(e.to_string().contains("at most 64 bags"), "{e}");
+        // 63 certificates and the key: read.
+        assert!(pfx::parse(&pfx::build(&k, &chain[..63], None).unwrap(), None).is_ok());
+    }
+}
