@@ -1218,9 +1218,14 @@ pub async fn dispatch(
     let audited = match &routed {
         // The OpenAPI document is static and public, like the probes: hammering it must not
         // grow the audit log.
+        // So is the issuing CA's certificate (public, in memory).
         Ok(r) => !matches!(
             r,
-            Route::Healthz | Route::Metrics | Route::Readyz | Route::OpenApi
+            Route::Healthz
+                | Route::Metrics
+                | Route::Readyz
+                | Route::OpenApi
+                | Route::Cert(crate::certs::CertRoute::IssuingCa)
         ),
         Err(_) => true,
     };

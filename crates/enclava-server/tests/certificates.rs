@@ -145,6 +145,14 @@ fn issuing_ca_is_public_sealed_and_not_the_tls_ca() {
     // Wrong method.
     let r = t.post("/enclava/certificates/ca", None, &json!({}));
     assert_eq!(r.status, 405);
+    // Public and static like the OpenAPI document: fetching it does not grow the audit log.
+    let before = t.audit_entries(&admin).len();
+    for _ in 0..20 {
+        assert_eq!(t.get("/enclava/certificates/ca", None).status, 200);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let after = t.audit_entries(&admin).len();
+    assert!(after <= before + 2, "{before} -> {after} entries");
     // Open only while unsealed: sealing forgets it.
     let r = t.post("/operator/seal", Some(&admin), &json!({}));
     assert_eq!(r.status, 200, "{}", r.text);
