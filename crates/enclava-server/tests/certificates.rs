@@ -289,10 +289,11 @@ fn self_and_enclava_issued_certificates_with_their_key_and_secret() {
 
     // Audit: the create is recorded with the certificate as object.
     let entries = t.audit_entries(&admin);
+    // The create commits with its audit entry (action and object named, as for keys).
     assert!(
-        entries
-            .iter()
-            .any(|e| e["action"] == "certificates/create" && e["object"] == "certificates/svc"),
+        entries.iter().any(|e| e["action"] == "certificates/create"
+            && e["object"] == "certificates/svc"
+            && e["status"] == 202),
         "no audit entry for the create"
     );
 }
