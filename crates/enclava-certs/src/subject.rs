@@ -304,14 +304,15 @@ fn encode_value(oid: &str, value: &str) -> Result<Any> {
 }
 
 /// Quote a value for the string form when it holds a separator, a quote or a backslash, or
-/// starts or ends with a space.
+/// starts or ends with white space (which the reader trims from unquoted values).
 fn quote(value: &str) -> String {
     let needs = value.contains([',', ';', '+', '"', '\\', '='])
-        || value.starts_with(' ')
-        || value.ends_with(' ')
+        || value.starts_with(char::is_whitespace)
+        || value.ends_with(char::is_whitespace)
         || value.starts_with('#');
     if needs {
-        format!("\"{}\"", value.replace('"', "\"\""))
+        // Inside quotes a backslash escapes the next character, so it is doubled too.
+        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\"\""))
     } else {
         value.to_string()
     }
@@ -388,6 +389,24 @@ mod tests {
         let name = Subject::parse("CN=a, O=b").unwrap().to_name().unwrap();
         assert_eq!(name_to_string(&name), "CN=a, O=b");
         assert_eq!(name.0[0].0.get(0).unwrap().oid.to_string(), "2.5.4.10");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rendering_reads_back(values in proptest::collection::vec("[^\\x00]{1,12}", 1..5)) {
+            let oids = ["2.5.4.3", "2.5.4.10", "2.5.4.11", "2.5.4.7"];
+            let s = Subject {
+                attributes: values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, value)| SubjectAttribute { oid: oids[i % oids.len()].into(), value })
+                    .collect(),
+            };
+            let text = s.to_string();
+            proptest::prop_assert_eq!(Subject::parse(&text).unwrap(), s.clone(), "{}", text);
+            // And the DER name renders to the same string.
+            proptest::prop_assert_eq!(name_to_string(&s.to_name().unwrap()), text);
+        }
     }
 
     #[test]

@@ -705,7 +705,11 @@ mod garbage {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        // 64 cases by default (keeps the suite fast); PROPTEST_CASES=5000 for a deeper local run.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn random_bytes_are_errors(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
