@@ -1054,3 +1054,46 @@ mod pfx_work {
         assert!(pfx::parse(&pfx::build(&k, &chain[..63], None).unwrap(), None).is_ok());
     }
 }
+
+#[test]
+fn openssl_subjects_read_back_to_the_same_name() {
+    let Some(ossl) = openssl() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for subj in [
+        "/C=US/ST=WA/L=Redmond/O=Contoso, Ltd./OU=a/OU=b/CN=www.contoso.com/emailAddress=x@contoso.com",
+        "/DC=com/DC=contoso/O=c/CN=a+UID=b",
+        "/CN=quote \" and \\, comma",
+    ] {
+        let cert = dir.path().join("c.pem");
+        run(std::process::Command::new(&ossl)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "1",
+            ])
+            .args(["-multivalue-rdn", "-subj", subj, "-out"])
+            .arg(&cert)
+            .arg("-keyout")
+            .arg(dir.path().join("k.pem")));
+        let der = enclava_evidence::pem::certificates(&std::fs::read(&cert).unwrap())
+            .unwrap()
+            .remove(0);
+        let parsed = ParsedCertificate::from_der(&der).unwrap();
+        let subject = Subject::parse(&parsed.subject)
+            .unwrap_or_else(|e| panic!("{subj}: {}: {e}", parsed.subject));
+        let ours = subject.to_name_der().unwrap();
+        let theirs = Certificate::from_der(&der)
+            .unwrap()
+            .tbs_certificate
+            .subject
+            .to_der()
+            .unwrap();
+        assert_eq!(ours, theirs, "{subj} -> {}", parsed.subject);
+    }
+}
