@@ -1260,7 +1260,11 @@ mod tests {
             None,
         )
         .unwrap();
-        let live = v.store.get(Table::Certificates, "my-cert").unwrap().unwrap();
+        let live = v
+            .store
+            .get(Table::Certificates, "my-cert")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             fields(&live),
             ["name", "latest", "created", "policy", "actions_done"]
@@ -1306,17 +1310,9 @@ mod tests {
         assert_eq!(chain.len(), 1);
         // The owned key and secret rows are marked managed; unmanaged rows do not carry the
         // field at all (their MACs from before certificates keep verifying).
-        let k = v
-            .store
-            .get(Table::KeyVersions, &row)
-            .unwrap()
-            .unwrap();
+        let k = v.store.get(Table::KeyVersions, &row).unwrap().unwrap();
         assert!(fields(&k).contains(&"managed".to_string()));
-        let s = v
-            .store
-            .get(Table::SecretVersions, &row)
-            .unwrap()
-            .unwrap();
+        let s = v.store.get(Table::SecretVersions, &row).unwrap().unwrap();
         assert!(fields(&s).contains(&"managed".to_string()));
 
         Certificates::delete(&v, "My-Cert").unwrap();
@@ -1329,14 +1325,15 @@ mod tests {
         Certificates::recover(&v, "My-Cert").unwrap();
         let blob = Certificates::backup(&v, "My-Cert").unwrap().value.0;
         assert_eq!(&blob[..6], b"EVBK\x01\x03");
-        let plain =
-            crate::backup::open(&v, crate::backup::BackupKind::Certificate, &blob).unwrap();
+        let plain = crate::backup::open(&v, crate::backup::BackupKind::Certificate, &blob).unwrap();
         assert_eq!(fields(&plain), ["certificate", "key", "secret"]);
         let payload: serde_json::Value = serde_json::from_slice(&plain).unwrap();
         assert_eq!(payload["certificate"]["certificate"]["name"], "My-Cert");
         assert_eq!(payload["key"]["key"]["name"], "My-Cert");
         assert_eq!(payload["secret"]["secret"]["name"], "My-Cert");
-        assert_eq!(payload["certificate"]["versions"][0]["record"]["sealed"], "");
+        assert_eq!(
+            payload["certificate"]["versions"][0]["record"]["sealed"],
+            ""
+        );
     }
-
 }
