@@ -17,6 +17,7 @@ pub mod keys;
 mod parse;
 pub mod pem;
 pub mod pfx;
+mod pfx_limits;
 mod subject;
 mod template;
 
@@ -24,6 +25,7 @@ pub use error::CertError;
 pub use issue::{Issuer, csr, issue, new_issuing_ca};
 pub use keys::{EcCurve, KeySpec, generate, key_spec, matches_key};
 pub use parse::{ParsedCertificate, verify_issued_by};
+pub use pfx_limits::{MAX_BAGS as PFX_MAX_BAGS, MAX_KDF_ITERATIONS as PFX_MAX_KDF_ITERATIONS};
 pub use subject::{Subject, SubjectAttribute};
 pub use template::{CertTemplate, KeyUsage, SubjectAltNames, UPN_OID, random_serial};
 
@@ -67,7 +69,7 @@ pub(crate) fn order_chain(key_pkcs8: &[u8], certs: Vec<Vec<u8>>) -> Result<Vec<V
     }
     let leaf = parsed
         .iter()
-        .position(|p| p.spki == spki)
+        .position(|p| keys::same_spki(&p.spki, &spki))
         .ok_or(CertError::KeyMismatch)?;
     let mut used = vec![false; certs.len()];
     let mut order = vec![leaf];
@@ -75,10 +77,8 @@ pub(crate) fn order_chain(key_pkcs8: &[u8], certs: Vec<Vec<u8>>) -> Result<Vec<V
         *u = true;
     }
     let mut current = leaf;
-    loop {
-        let Some(cur) = parsed.get(current) else {
-            break;
-        };
+    // Follow issuer names up to a self-issued certificate; `used` also stops a cycle.
+    while let Some(cur) = parsed.get(current) {
         if cur.issuer == cur.subject {
             break;
         }

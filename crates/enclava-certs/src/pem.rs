@@ -72,3 +72,39 @@ pub fn parse_bundle(text: &[u8]) -> Result<KeyAndChain> {
         chain,
     })
 }
+
+/// Certificates given in any of the forms clients send them (Key Vault merge `x5c` elements,
+/// CLI files): DER (one or more SEQUENCEs back to back), PEM text (explanatory text allowed), or
+/// the base64 text of DER without PEM lines (what Microsoft's SDK samples pass to merge). Each
+/// result is checked to be an X.509 certificate.
+pub fn certificates_any(input: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let certs = if evidence_pem::der_sequences(input).is_some() || evidence_pem::is_pem(input) {
+        evidence_pem::pem_or_der(input, "CERTIFICATE")?
+    } else {
+        let b64: Vec<u8> = input
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&b64)
+            .map_err(|_| {
+                CertError::Certificate(
+                    "expected DER, PEM text or the base64 of DER, found none of them".into(),
+                )
+            })?;
+        evidence_pem::der_sequences(&der)
+            .ok_or_else(|| {
+                CertError::Certificate(
+                    "expected the base64 text to hold DER certificates, found other bytes".into(),
+                )
+            })?
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    for c in &certs {
+        crate::ParsedCertificate::from_der(c)?;
+    }
+    Ok(certs)
+}

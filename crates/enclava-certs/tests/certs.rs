@@ -705,7 +705,11 @@ mod garbage {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        // 64 cases by default (keeps the suite fast); PROPTEST_CASES=5000 for a deeper local run.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn random_bytes_are_errors(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -738,5 +742,358 @@ mod garbage {
             let _ = ParsedCertificate::from_der(&u);
             let _ = verify_issued_by(&u, &u);
         }
+    }
+}
+
+// ---- Python `cryptography` interop (what Key Vault SDK users open the secret with) --------------
+
+/// A python3 with `cryptography` 42+ (its X.509 verifier), if this machine has one. Not required
+/// under CI: the SDK acceptance suite (tests/python) checks the same through the server.
+fn python_with_cryptography() -> Option<String> {
+    let py = std::env::var("ENCLAVA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&py)
+        .args([
+            "-c",
+            "from cryptography.x509.verification import PolicyBuilder",
+        ])
+        .output()
+        .ok()
+        .is_some_and(|o| o.status.success());
+    ok.then_some(py)
+}
+
+const PY_CHECK: &str = r#"
+import sys, datetime
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.verification import PolicyBuilder, Store
+pfx_path, pw, pem_path, host, when = sys.argv[1:6]
+data = open(pfx_path, "rb").read()
+key, leaf, extra = pkcs12.load_key_and_certificates(data, pw.encode() if pw else None)
+pub = serialization.PublicFormat.SubjectPublicKeyInfo
+der = serialization.Encoding.DER
+assert key.public_key().public_bytes(der, pub) == leaf.public_key().public_bytes(der, pub), "key/leaf"
+pem = open(pem_path, "rb").read()
+pkey = serialization.load_pem_private_key(pem, None)
+certs = x509.load_pem_x509_certificates(pem)
+assert pkey.public_key().public_bytes(der, pub) == certs[0].public_key().public_bytes(der, pub)
+assert certs[0] == leaf
+ca = extra[-1]
+t = datetime.datetime.fromtimestamp(int(when), datetime.timezone.utc)
+v = PolicyBuilder().store(Store([ca])).time(t).build_server_verifier(x509.DNSName(host))
+chain = v.verify(leaf, extra[:-1])
+assert chain[-1] == ca
+print("ok")
+"#;
+
+#[test]
+fn python_cryptography_opens_our_pfx_and_verifies_the_chain_strictly() {
+    let Some(py) = python_with_cryptography() else {
+        eprintln!("skipping: no python3 with cryptography");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for ca_spec in [
+        KeySpec::Ec {
+            curve: EcCurve::P384,
+        },
+        KeySpec::Rsa { bits: 2048 },
+    ] {
+        let ca_key = key(ca_spec);
+        let ca = new_issuing_ca(
+            &ca_key,
+            "Enclava Certificate Issuing CA",
+            NOW - 10,
+            NOW + 10 * YEAR,
+        )
+        .unwrap();
+        for spec in [
+            KeySpec::Rsa { bits: 2048 },
+            KeySpec::Ec {
+                curve: EcCurve::P256,
+            },
+            KeySpec::Ec {
+                curve: EcCurve::P384,
+            },
+            KeySpec::Ec {
+                curve: EcCurve::P521,
+            },
+        ] {
+            let k = key(spec);
+            let mut t = template("leaf");
+            t.key_usage = vec![KeyUsage::DigitalSignature];
+            t.ekus = vec!["1.3.6.1.5.5.7.3.1".into()];
+            let leaf = issue(
+                &t,
+                &k,
+                Issuer::Ca {
+                    cert_der: &ca,
+                    key_pkcs8: &ca_key,
+                },
+            )
+            .unwrap();
+            let chain = vec![leaf, ca.clone()];
+            for pw in [None, Some("pw")] {
+                let pfx_path = dir.path().join("c.p12");
+                let pem_path = dir.path().join("c.pem");
+                std::fs::write(&pfx_path, pfx::build(&k, &chain, pw).unwrap()).unwrap();
+                std::fs::write(&pem_path, pem::build(Some(&k), &chain).as_bytes()).unwrap();
+                let out = run(std::process::Command::new(&py)
+                    .args(["-c", PY_CHECK])
+                    .arg(&pfx_path)
+                    .arg(pw.unwrap_or(""))
+                    .arg(&pem_path)
+                    .arg("leaf.example.com")
+                    .arg((NOW + 3600).to_string()));
+                assert_eq!(
+                    String::from_utf8_lossy(&out.stdout).trim(),
+                    "ok",
+                    "{ca_spec:?} {spec:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn certificates_in_any_form() {
+    use base64::Engine;
+    let (_, chain, _) = chain_of_two();
+    let der_cat: Vec<u8> = chain.concat();
+    let pem_text = pem::build(None, &chain).to_string();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&chain[0]);
+    assert_eq!(pem::certificates_any(&der_cat).unwrap(), chain);
+    assert_eq!(pem::certificates_any(pem_text.as_bytes()).unwrap(), chain);
+    assert_eq!(
+        pem::certificates_any(b64.as_bytes()).unwrap(),
+        chain[..1].to_vec()
+    );
+    let wrapped: String = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
+        .collect();
+    assert_eq!(
+        pem::certificates_any(wrapped.as_bytes()).unwrap(),
+        chain[..1].to_vec()
+    );
+    assert!(matches!(
+        pem::certificates_any(b"not a certificate"),
+        Err(CertError::Certificate(_))
+    ));
+    assert!(pem::certificates_any(&[0x30, 0x03, 0x02, 0x01, 0x01]).is_err());
+}
+
+// ---- PFX work limits: the attacks ---------------------------------------------------------------
+
+mod pfx_work {
+    use super::*;
+    use der::asn1::{Any, ObjectIdentifier, OctetString};
+    use enclava_certs::PFX_MAX_KDF_ITERATIONS;
+
+    fn oid(s: &str) -> ObjectIdentifier {
+        ObjectIdentifier::new_unwrap(s)
+    }
+
+    fn data(inner: Vec<u8>) -> cms::content_info::ContentInfo {
+        cms::content_info::ContentInfo {
+            content_type: oid("1.2.840.113549.1.7.1"),
+            content: Any::encode_from(&OctetString::new(inner).unwrap()).unwrap(),
+        }
+    }
+
+    /// A PFX (no MAC) whose one shrouded key bag is encrypted under `alg`.
+    fn pfx_with_key_alg(alg: spki::AlgorithmIdentifierOwned) -> Vec<u8> {
+        let epki = pkcs12::pbe_params::EncryptedPrivateKeyInfo {
+            encryption_algorithm: alg,
+            encrypted_data: OctetString::new(vec![0u8; 32]).unwrap(),
+        };
+        let bag = pkcs12::safe_bag::SafeBag {
+            bag_id: oid("1.2.840.113549.1.12.10.1.2"),
+            bag_value: epki.to_der().unwrap(),
+            bag_attributes: None,
+        };
+        let safe = vec![bag].to_der().unwrap();
+        let auth = vec![data(safe)].to_der().unwrap();
+        pkcs12::pfx::Pfx {
+            version: pkcs12::pfx::Version::V3,
+            auth_safe: data(auth),
+            mac_data: None,
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    #[test]
+    fn scrypt_with_a_gigabyte_is_refused_before_deriving() {
+        // N = 2^20, r = 8: 1 GiB of memory per derivation if it were run.
+        let params = pkcs5::pbes2::Parameters {
+            kdf: pkcs5::pbes2::Kdf::Scrypt(pkcs5::pbes2::ScryptParams {
+                salt: &[1u8; 16],
+                cost_parameter: 1 << 20,
+                block_size: 8,
+                parallelization: 1,
+                key_length: Some(32),
+            }),
+            encryption: pkcs5::pbes2::EncryptionScheme::Aes256Cbc { iv: &[0u8; 16] },
+        };
+        let alg = spki::AlgorithmIdentifierOwned {
+            oid: oid("1.2.840.113549.1.5.13"),
+            parameters: Some(Any::from_der(&params.to_der().unwrap()).unwrap()),
+        };
+        let started = std::time::Instant::now();
+        let e = pfx::parse(&pfx_with_key_alg(alg), Some("pw")).unwrap_err();
+        assert!(e.to_string().contains("found scrypt"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn legacy_pbe_with_two_billion_iterations_is_refused_before_deriving() {
+        let params = pkcs12::pbe_params::Pkcs12PbeParams {
+            salt: OctetString::new(vec![1u8; 8]).unwrap(),
+            iterations: i32::MAX,
+        };
+        let alg = spki::AlgorithmIdentifierOwned {
+            oid: oid("1.2.840.113549.1.12.1.3"),
+            parameters: Some(Any::from_der(&params.to_der().unwrap()).unwrap()),
+        };
+        let started = std::time::Instant::now();
+        let e = pfx::parse(&pfx_with_key_alg(alg), Some("pw")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("1 to {PFX_MAX_KDF_ITERATIONS} iterations")),
+            "{e}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn mac_and_encryption_iterations_over_the_limit_are_refused() {
+        use p12_keystore::{Certificate as P12Cert, KeyStore, KeyStoreEntry, PrivateKeyChain};
+        let k = key(KeySpec::Ec {
+            curve: EcCurve::P256,
+        });
+        let cert = issue(&template("w"), &k, Issuer::SelfSigned).unwrap();
+        let mut ks = KeyStore::new();
+        ks.add_entry(
+            "x",
+            KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(
+                &k,
+                [1u8],
+                [P12Cert::from_der(&cert).unwrap()],
+            )),
+        );
+        let over = PFX_MAX_KDF_ITERATIONS + 1;
+        let big_mac = ks
+            .writer("pw")
+            .mac_iterations(over)
+            .encryption_iterations(1)
+            .write()
+            .unwrap();
+        let e = pfx::parse(&big_mac, Some("pw")).unwrap_err();
+        assert!(e.to_string().contains("iterations for the MAC"), "{e}");
+        let big_enc = ks
+            .writer("pw")
+            .mac_iterations(1)
+            .encryption_iterations(over)
+            .write()
+            .unwrap();
+        let e = pfx::parse(&big_enc, Some("pw")).unwrap_err();
+        assert!(e.to_string().contains(&format!("found {over}")), "{e}");
+        // At the limit it is still read.
+        let ok = ks
+            .writer("pw")
+            .mac_iterations(1)
+            .encryption_iterations(1)
+            .write()
+            .unwrap();
+        assert!(pfx::parse(&ok, Some("pw")).is_ok());
+    }
+
+    #[test]
+    fn too_many_bags_are_refused() {
+        let k = key(KeySpec::Ec {
+            curve: EcCurve::P256,
+        });
+        let leaf = issue(&template("w"), &k, Issuer::SelfSigned).unwrap();
+        let mut chain = vec![leaf];
+        let other = key(KeySpec::Ec {
+            curve: EcCurve::P256,
+        });
+        for i in 0..70 {
+            chain.push(issue(&template(&format!("c{i}")), &other, Issuer::SelfSigned).unwrap());
+        }
+        // We do not write what we would not read back.
+        assert!(
+            pfx::build(&k, &chain, None)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 63")
+        );
+        // A file from elsewhere with that many bags is refused before its bags are decrypted.
+        use p12_keystore::{Certificate as P12Cert, KeyStore, KeyStoreEntry, PrivateKeyChain};
+        let certs: Vec<P12Cert> = chain
+            .iter()
+            .map(|c| P12Cert::from_der(c).unwrap())
+            .collect();
+        let mut ks = KeyStore::new();
+        ks.add_entry(
+            "x",
+            KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(&k, [1u8], certs)),
+        );
+        let p = ks
+            .writer("")
+            .mac_iterations(1)
+            .encryption_iterations(1)
+            .write()
+            .unwrap();
+        let e = pfx::parse(&p, None).unwrap_err();
+        assert!(e.to_string().contains("at most 64 bags"), "{e}");
+        // 63 certificates and the key: read.
+        assert!(pfx::parse(&pfx::build(&k, &chain[..63], None).unwrap(), None).is_ok());
+    }
+}
+
+#[test]
+fn openssl_subjects_read_back_to_the_same_name() {
+    let Some(ossl) = openssl() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for subj in [
+        "/C=US/ST=WA/L=Redmond/O=Contoso, Ltd./OU=a/OU=b/CN=www.contoso.com/emailAddress=x@contoso.com",
+        "/DC=com/DC=contoso/O=c/CN=a+UID=b",
+        "/CN=quote \" and \\, comma",
+    ] {
+        let cert = dir.path().join("c.pem");
+        run(std::process::Command::new(&ossl)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "1",
+            ])
+            .args(["-multivalue-rdn", "-subj", subj, "-out"])
+            .arg(&cert)
+            .arg("-keyout")
+            .arg(dir.path().join("k.pem")));
+        let der = enclava_evidence::pem::certificates(&std::fs::read(&cert).unwrap())
+            .unwrap()
+            .remove(0);
+        let parsed = ParsedCertificate::from_der(&der).unwrap();
+        let subject = Subject::parse(&parsed.subject)
+            .unwrap_or_else(|e| panic!("{subj}: {}: {e}", parsed.subject));
+        let ours = subject.to_name_der().unwrap();
+        let theirs = Certificate::from_der(&der)
+            .unwrap()
+            .tbs_certificate
+            .subject
+            .to_der()
+            .unwrap();
+        assert_eq!(ours, theirs, "{subj} -> {}", parsed.subject);
     }
 }
