@@ -21,8 +21,8 @@ use crate::keys::{Keys, validate_tags};
 use crate::lifecycle;
 use crate::model::{BackupBlob, Page, Tags};
 use crate::object::{
-    MAX_RETRIES, ObjectKind, ObjectRecord, ObjectWire, VersionRecord, deleted_record, from_json,
-    to_json, version_record,
+    MAX_RETRIES, ManagedVersion, ObjectKind, ObjectRecord, ObjectWire, VersionRecord,
+    deleted_record, from_json, to_json, version_record,
 };
 use crate::secrets::Secrets;
 use crate::util::{Authenticated, aead_open, aead_seal, name_key, validate_name};
@@ -1044,15 +1044,18 @@ impl Vault {
         let version = crate::util::new_version_id()?;
         let kp = n.policy.key_props.clone().unwrap_or_default();
         let state = (n.enabled, Some(leaf.not_before), Some(leaf.not_after));
-        let kbytes = self.managed_key_version(
+        let mv = ManagedVersion {
             name,
-            &version,
+            version: &version,
+            state,
+            tags: n.tags,
+            now,
+        };
+        let kbytes = self.managed_key_version(
+            &mv,
             n.key_pkcs8,
             kp.kty.as_deref().is_some_and(|k| k.ends_with("-HSM")),
             kp.release_policy.as_ref(),
-            state,
-            n.tags,
-            now,
         )?;
         // The private key goes into the secret only when exportable and not bound to attested
         // release (else a Secrets User would bypass attestation).
@@ -1077,15 +1080,7 @@ impl Vault {
                 enclava_certs::pem::build(None, &n.chain),
             )
         };
-        let sbytes = self.managed_secret_version(
-            name,
-            &version,
-            &content_type,
-            value.as_bytes(),
-            state,
-            n.tags,
-            now,
-        )?;
+        let sbytes = self.managed_secret_version(&mv, &content_type, value.as_bytes())?;
         let chain = chain_json(&n.chain)?;
         let vr = CertificateVersionRecord {
             version: version.clone(),

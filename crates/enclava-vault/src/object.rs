@@ -33,6 +33,17 @@ use crate::util::{
     validate_name,
 };
 
+/// The common parts of the key, secret and certificate versions a certificate version writes
+/// together (same name and version id).
+pub(crate) struct ManagedVersion<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    /// `enabled`, `nbf`, `exp`.
+    pub state: (bool, Option<i64>, Option<i64>),
+    pub tags: Option<&'a crate::model::Tags>,
+    pub now: i64,
+}
+
 /// How often a read-modify-write retries on a concurrent change before answering 409.
 pub(crate) const MAX_RETRIES: usize = 5;
 

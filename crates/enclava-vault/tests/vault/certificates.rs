@@ -279,6 +279,9 @@ fn non_exportable_or_release_policy_secret_never_holds_the_key() {
     assert!(enclava_certs::matches_key(&cer, &r.material).unwrap());
 }
 
+/// A change that makes a policy invalid.
+type PolicyEdit = Box<dyn Fn(&mut CertificatePolicy)>;
+
 #[test]
 fn bad_names_and_policies_are_400() {
     let e = env();
@@ -290,7 +293,7 @@ fn bad_names_and_policies_are_400() {
             Certificates::import(&e.vault, n, &CertificateImportParameters::default()).unwrap_err();
         assert_eq!(imp.http_status(), 400);
     }
-    let cases: Vec<(&str, Box<dyn Fn(&mut CertificatePolicy)>)> = vec![
+    let cases: Vec<(&str, PolicyEdit)> = vec![
         (
             "kty",
             Box::new(|p| p.key_props.as_mut().unwrap().kty = Some("oct".into())),
