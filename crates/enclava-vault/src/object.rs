@@ -216,6 +216,10 @@ pub(crate) trait ObjectKind: ObjectWire + Sized {
     ) -> Result<Self::BackupVersion>;
     /// The record of a version in a backup and its plain value.
     fn restore_version(v: &Self::BackupVersion) -> (&Self::Version, &[u8]);
+    /// Whether a version belongs to a certificate (then it is restored only with it).
+    fn is_managed(_record: &Self::Version) -> bool {
+        false
+    }
     /// Check a restored version's value against its record (after its id was checked).
     fn check_restored(_record: &Self::Version, _value: &[u8]) -> Result<()> {
         Ok(())
@@ -918,6 +922,18 @@ impl Vault {
                 "invalid {kind} backup: the blob content is malformed"
             ))
         })?;
+        let (_, versions) = K::backup_parts(&payload);
+        if versions
+            .iter()
+            .any(|v| K::is_managed(K::restore_version(v).0))
+        {
+            return Err(VaultError::Forbidden {
+                message: format!(
+                    "this {kind} backup holds a {kind} managed by a certificate: restore the certificate's backup instead"
+                ),
+                inner: None,
+            });
+        }
         let (name, latest, ops) = self.restore_ops::<K>(&payload)?;
         self.store.transact(ops).map_err(|e| match e {
             StoreError::Conflict { .. } => {

@@ -218,6 +218,10 @@ impl ObjectKind for Keys {
         vault.check_unmanaged("key", name)
     }
 
+    fn is_managed(record: &KeyVersionRecord) -> bool {
+        record.managed
+    }
+
     fn bundle(vault: &Vault, name: &str, vr: &KeyVersionRecord) -> KeyBundle {
         vault.key_bundle(name, vr)
     }

@@ -153,6 +153,10 @@ impl ObjectKind for Secrets {
         vault.check_unmanaged("secret", name)
     }
 
+    fn is_managed(record: &SecretVersionRecord) -> bool {
+        record.managed
+    }
+
     fn bundle(vault: &Vault, name: &str, vr: &SecretVersionRecord) -> SecretBundle {
         vault.secret_bundle(name, vr, None)
     }

@@ -88,15 +88,18 @@ fn version_of(id: &str) -> String {
 fn self_signed_create_completes_with_key_and_pfx_secret() {
     let e = env();
     let v = &e.vault;
+    // The create reply says inProgress (as Key Vault's; the Python poller needs it), the
+    // certificate is complete by then.
     let op = create(v, "Web-Cert", policy("Self"), None).unwrap();
-    assert_eq!(op.status, "completed");
+    assert_eq!(op.status, "inProgress");
+    assert!(op.target.is_none());
     assert_eq!(op.id, format!("{BASE}/certificates/Web-Cert/pending"));
-    assert_eq!(
-        op.target.as_deref(),
-        Some(&*format!("{BASE}/certificates/Web-Cert"))
-    );
     let pending = Certificates::get_operation(v, "web-cert").unwrap();
     assert_eq!(pending.status, "completed");
+    assert_eq!(
+        pending.target.as_deref(),
+        Some(&*format!("{BASE}/certificates/Web-Cert"))
+    );
 
     let b = Certificates::get(v, "web-cert", None).unwrap();
     let ver = version_of(&b.id);
@@ -209,7 +212,8 @@ fn enclava_issued_chains_to_the_ca_and_needs_it() {
     let ca = issuing_ca(now);
     let err = create(&e.vault, "nca", policy("Enclava"), None).unwrap_err();
     assert_eq!(err.http_status(), 400, "{err}");
-    let op = create(&e.vault, "issued", policy("Enclava"), Some(&ca)).unwrap();
+    create(&e.vault, "issued", policy("Enclava"), Some(&ca)).unwrap();
+    let op = Certificates::get_operation(&e.vault, "issued").unwrap();
     assert_eq!(op.status, "completed");
     let b = Certificates::get(&e.vault, "issued", None).unwrap();
     let leaf = b.cer.unwrap().0;
@@ -840,6 +844,16 @@ fn backup_restore_round_trip_includes_key_and_secret() {
     let k = v.get_key("bk", None).unwrap();
     assert_eq!(k.key, key_before.key);
     assert_eq!(k.managed, Some(true));
+    // The owned key and secret alone cannot be restored as plain objects (they would turn into
+    // a "managed" key without its certificate).
+    let kblob = v.backup_key("bk").unwrap().value.0;
+    let sblob = v.backup_secret("bk").unwrap().value.0;
+    Certificates::delete(v, "bk").unwrap();
+    Certificates::purge(v, "bk").unwrap();
+    assert_eq!(v.restore_key(&kblob).unwrap_err().http_status(), 403);
+    assert_eq!(v.restore_secret(&sblob).unwrap_err().http_status(), 403);
+    assert!(v.get_key("bk", None).is_err());
+    Certificates::restore(v, &blob).unwrap();
     // A tampered blob is refused.
     let mut bad = blob.clone();
     let n = bad.len();
@@ -1201,4 +1215,58 @@ fn sealed_vault_refuses_certificates() {
             .http_status(),
         503
     );
+}
+
+#[test]
+fn certificate_private_keys_are_never_stored_in_the_clear() {
+    let e = env();
+    let v = &e.vault;
+    create(v, "clear", policy("Self"), None).unwrap();
+    let kc = pfx::parse(
+        &std_unb64(v.get_secret("clear", None).unwrap().value.unwrap().as_str()),
+        None,
+    )
+    .unwrap();
+    // The pending key of a CSR flow too.
+    let mut p = policy("Unknown");
+    p.key_props = Some(KeyProperties {
+        kty: Some("RSA".into()),
+        ..Default::default()
+    });
+    create(v, "pending", p, None).unwrap();
+    Certificates::set_issuer(
+        v,
+        "ext",
+        &CertificateIssuerSetParameters {
+            provider: "p".into(),
+            credentials: Some(IssuerCredentials {
+                account_id: None,
+                pwd: Some(SecretString::new("issuer-pass-123".into())),
+            }),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let key = kc.key_pkcs8.to_vec();
+    // The EC private scalar sits inside the PKCS#8: look for a 24-byte window of it too.
+    let needles: Vec<Vec<u8>> = vec![
+        key.clone(),
+        key[key.len() - 40..key.len() - 16].to_vec(),
+        std_b64(&key).into_bytes(),
+        hex::encode(&key).into_bytes(),
+        b"issuer-pass-123".to_vec(),
+    ];
+    let mut rows = 0;
+    for t in Table::ALL {
+        for (k, val) in e.store.list(t, "", None, 100_000).unwrap() {
+            rows += 1;
+            for n in &needles {
+                assert!(
+                    !val.windows(n.len()).any(|w| w == n.as_slice()),
+                    "private material in the clear in {t:?}/{k}"
+                );
+            }
+        }
+    }
+    assert!(rows > 8);
 }
