@@ -21,8 +21,8 @@ use crate::keys::{Keys, validate_tags};
 use crate::lifecycle;
 use crate::model::{BackupBlob, Page, Tags};
 use crate::object::{
-    MAX_RETRIES, ObjectKind, ObjectRecord, ObjectWire, VersionRecord, deleted_record, from_json,
-    to_json, version_record,
+    MAX_RETRIES, ManagedVersion, ObjectKind, ObjectRecord, ObjectWire, VersionRecord,
+    deleted_record, from_json, to_json, version_record,
 };
 use crate::secrets::Secrets;
 use crate::util::{Authenticated, aead_open, aead_seal, name_key, validate_name};
@@ -76,7 +76,8 @@ pub const RESERVED_NAMES: [&str; 2] = ["issuers", "contacts"];
 
 impl Certificates {
     /// Create a certificate (or a new version) from its policy. `Self` and `Enclava` complete at
-    /// once (`Enclava` needs `ca`, else 400); `Unknown` leaves an `inProgress` operation with a
+    /// once (`Enclava` needs `ca`, else 400), yet the reply says `inProgress` as Key Vault's
+    /// does (the SDK pollers then GET the operation, which is `completed`); `Unknown` leaves an `inProgress` operation with a
     /// CSR until [`Certificates::merge`]; another issuer name must be an issuer object and ends
     /// `failed` (Enclava has no external CA connectors).
     pub fn create(
@@ -915,31 +916,6 @@ fn template(p: &CertificatePolicy, now: i64) -> Result<enclava_certs::CertTempla
     Ok(t)
 }
 
-/// Certificates from a merge's `x5c` element: DER, base64 text of DER, or PEM text (as the SDKs
-/// and Microsoft's documentation pass them).
-fn x5c_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
-    if bytes.first() == Some(&0x30) {
-        return Ok(vec![bytes.to_vec()]);
-    }
-    if enclava_evidence::pem::is_pem(bytes) {
-        return enclava_evidence::pem::certificates(bytes)
-            .map_err(|e| VaultError::bad(format!("invalid x5c: {e}")));
-    }
-    let text = std::str::from_utf8(bytes).map_err(|_| {
-        VaultError::bad("invalid x5c: expected DER, base64 DER or PEM, found other bytes")
-    })?;
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let der = crate::b64::decode(&compact).map_err(|_| {
-        VaultError::bad("invalid x5c: expected DER, base64 DER or PEM, found other bytes")
-    })?;
-    if der.first() != Some(&0x30) {
-        return Err(VaultError::bad(
-            "invalid x5c: expected DER, base64 DER or PEM, found other bytes",
-        ));
-    }
-    Ok(vec![der])
-}
-
 /// What a new certificate version is made of.
 struct NewVersion<'a> {
     name: &'a str,
@@ -1044,15 +1020,18 @@ impl Vault {
         let version = crate::util::new_version_id()?;
         let kp = n.policy.key_props.clone().unwrap_or_default();
         let state = (n.enabled, Some(leaf.not_before), Some(leaf.not_after));
-        let kbytes = self.managed_key_version(
+        let mv = ManagedVersion {
             name,
-            &version,
+            version: &version,
+            state,
+            tags: n.tags,
+            now,
+        };
+        let kbytes = self.managed_key_version(
+            &mv,
             n.key_pkcs8,
             kp.kty.as_deref().is_some_and(|k| k.ends_with("-HSM")),
             kp.release_policy.as_ref(),
-            state,
-            n.tags,
-            now,
         )?;
         // The private key goes into the secret only when exportable and not bound to attested
         // release (else a Secrets User would bypass attestation).
@@ -1077,15 +1056,7 @@ impl Vault {
                 enclava_certs::pem::build(None, &n.chain),
             )
         };
-        let sbytes = self.managed_secret_version(
-            name,
-            &version,
-            &content_type,
-            value.as_bytes(),
-            state,
-            n.tags,
-            now,
-        )?;
+        let sbytes = self.managed_secret_version(&mv, &content_type, value.as_bytes())?;
         let chain = chain_json(&n.chain)?;
         let vr = CertificateVersionRecord {
             version: version.clone(),
@@ -1329,9 +1300,11 @@ impl Vault {
                     |_| {},
                 )?;
                 let _ = vr;
-                op.name = display.clone();
-                op.status = operation_status::COMPLETED.to_string();
-                op.target = Some(self.object_url::<Certificates>(&display, None));
+                // Stored as completed, but the create reply says inProgress as Key Vault's
+                // always does: the Python SDK's poller only fetches the certificate when its
+                // first poll (GET pending) sees the completion.
+                op.name = display;
+                return Ok(self.op_wire(&op));
             }
             issuer_names::UNKNOWN => {
                 let key = self.new_cert_key(name, &policy)?;
@@ -1431,7 +1404,8 @@ impl Vault {
         }
         let mut chain = Vec::new();
         for c in &p.x5c {
-            chain.extend(x5c_certificates(c.as_slice())?);
+            // DER, base64 text of DER or PEM: the SDKs and Microsoft's documentation pass each.
+            chain.extend(enclava_certs::pem::certificates_any(c.as_slice()).map_err(cert_err)?);
         }
         let leaf = chain.first().ok_or_else(|| {
             VaultError::bad("expected x5c with at least one certificate, found none")
