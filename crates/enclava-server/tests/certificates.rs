@@ -652,6 +652,9 @@ fn csr_flow_lifecycle_backup_issuers_and_contacts() {
     assert_eq!(call(&t, "GET", "/secrets/other", &admin, None).status, 404);
     let r = call(&t, "GET", "/deletedcertificates", &admin, None);
     assert_eq!(r.status, 200, "{}", r.text);
+    // A deleted (recoverable) name cannot be created or imported over: 409.
+    let r = create(&t, &admin, "other", "Self");
+    assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(
         call(&t, "GET", "/deletedcertificates/other", &admin, None).status,
         200
