@@ -95,6 +95,60 @@ fn pem_certs(text: &str) -> Vec<Vec<u8>> {
     out
 }
 
+/// Sign a PKCS#10 request (DER) with OpenSSL as an outside CA would (the CA itself made with
+/// enclava-certs): returns (leaf DER, CA DER). `None` when `openssl` is missing (required in CI).
+fn outside_ca_signs(csr: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        assert!(std::env::var("CI").is_err(), "openssl is required in CI");
+        return None;
+    }
+    let key = enclava_certs::generate(enclava_certs::KeySpec::Ec {
+        curve: enclava_certs::EcCurve::P384,
+    })
+    .expect("CA key");
+    let now = chrono::Utc::now().timestamp();
+    let ca = enclava_certs::new_issuing_ca(&key, "Outside CA", now - 60, now + 86_400).expect("CA");
+    let dir = tempfile::tempdir().expect("tmp");
+    let bundle = dir.path().join("ca-bundle.pem");
+    std::fs::write(
+        &bundle,
+        enclava_certs::pem::build(Some(&key), std::slice::from_ref(&ca)).as_bytes(),
+    )
+    .expect("write CA");
+    let csr_path = dir.path().join("req.der");
+    std::fs::write(&csr_path, csr).expect("write CSR");
+    let out = dir.path().join("leaf.der");
+    let status = std::process::Command::new("openssl")
+        .args(["x509", "-req", "-inform", "DER", "-in"])
+        .arg(&csr_path)
+        .arg("-CA")
+        .arg(&bundle)
+        .arg("-CAkey")
+        .arg(&bundle)
+        .args([
+            "-set_serial",
+            "4242",
+            "-days",
+            "5",
+            "-outform",
+            "DER",
+            "-out",
+        ])
+        .arg(&out)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    Some((std::fs::read(&out).expect("leaf"), ca))
+}
+
 fn principal_with(t: &TestServer, admin: &str, name: &str, roles: &[(&str, &str)]) -> String {
     let (id, secret) = t.service_principal(admin, name);
     for (role, scope) in roles {
@@ -572,6 +626,31 @@ fn csr_flow_lifecycle_backup_issuers_and_contacts() {
         Some(&json!({"x5c": [other.body["cer"]]})),
     );
     assert_eq!(r.status, 400, "{}", r.text);
+    // Signed by an outside CA: the merge completes the certificate (201), chain leaf first.
+    let r = create(&t, &admin, "merged", "Unknown");
+    assert_eq!(r.status, 202, "{}", r.text);
+    let merge_csr = STANDARD
+        .decode(r.body["csr"].as_str().expect("csr"))
+        .expect("csr base64");
+    if let Some((leaf, outside)) = outside_ca_signs(&merge_csr) {
+        let r = call(
+            &t,
+            "POST",
+            "/certificates/merged/pending/merge",
+            &admin,
+            Some(&json!({"x5c": [STANDARD.encode(&leaf), STANDARD.encode(&outside)]})),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(der_of(&r.body), leaf);
+        assert_eq!(pending(&t, &admin, "merged"), "completed");
+        let s = call(&t, "GET", "/secrets/merged", &admin, None);
+        let pfx = STANDARD
+            .decode(s.body["value"].as_str().expect("value"))
+            .expect("base64 PFX");
+        let kc = enclava_certs::pfx::parse(&pfx, None).expect("PFX");
+        assert_eq!(kc.chain.first(), Some(&leaf));
+        assert!(enclava_certs::matches_key(&leaf, &kc.key_pkcs8).expect("match"));
+    }
     let r = call(
         &t,
         "PATCH",
