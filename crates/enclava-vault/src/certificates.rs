@@ -2070,8 +2070,12 @@ impl Vault {
                     new_version: None,
                     error: None,
                 };
+                let renewable = matches!(
+                    issuer_name(&policy),
+                    issuer_names::SELF | issuer_names::ENCLAVA
+                );
                 match a.action.as_ref().and_then(|x| x.action_type.as_deref()) {
-                    Some("AutoRenew") => {
+                    Some("AutoRenew") if renewable => {
                         event.action = CertificateAction::AutoRenew;
                         match self.renew(&rec, &policy, &vr, old.clone(), ca, now, &done_key) {
                             Ok(Some(v)) => event.new_version = Some(v),
@@ -2080,7 +2084,17 @@ impl Vault {
                             Err(e) => event.error = Some(e.to_string()),
                         }
                     }
-                    _ => {
+                    other => {
+                        if other == Some("AutoRenew") {
+                            // Not renewable by the vault (CSR flow): recorded once with the
+                            // reason, instead of failing again at every run.
+                            event.action = CertificateAction::AutoRenew;
+                            event.error = Some(format!(
+                                "certificate '{}' cannot be renewed automatically: its issuer '{}' needs a CSR and merge",
+                                rec.name,
+                                issuer_name(&policy)
+                            ));
+                        }
                         let mut r = rec.clone();
                         mark(&mut r);
                         match self.store.transact(vec![

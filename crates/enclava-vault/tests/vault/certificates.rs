@@ -1330,3 +1330,55 @@ fn certificate_private_keys_are_never_stored_in_the_clear() {
     }
     assert!(rows > 8);
 }
+
+#[test]
+fn auto_renew_of_a_csr_certificate_is_reported_once() {
+    let e = env();
+    let now = e.clock.now().timestamp();
+    let key = enclava_certs::generate(enclava_certs::KeySpec::Ec {
+        curve: enclava_certs::EcCurve::P256,
+    })
+    .unwrap();
+    let t = enclava_certs::CertTemplate::new(
+        enclava_certs::Subject::parse("CN=ext").unwrap(),
+        now,
+        now + 10 * 86_400,
+    )
+    .unwrap();
+    let leaf = enclava_certs::issue(&t, &key, enclava_certs::Issuer::SelfSigned).unwrap();
+    Certificates::import(
+        &e.vault,
+        "ext",
+        &CertificateImportParameters {
+            value: SecretString::new(std_b64(&pfx::build(&key, &[leaf], None).unwrap())),
+            policy: Some(CertificatePolicy {
+                lifetime_actions: Some(vec![certmodel::LifetimeAction {
+                    trigger: Some(Trigger {
+                        lifetime_percentage: Some(50),
+                        days_before_expiry: None,
+                    }),
+                    action: Some(Action {
+                        action_type: Some("AutoRenew".into()),
+                    }),
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    e.clock.advance(Duration::days(6));
+    let ev = Certificates::run_lifetime_actions(&e.vault, e.clock.now(), None).unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].action, CertificateAction::AutoRenew);
+    assert!(ev[0].new_version.is_none());
+    assert!(
+        ev[0].error.as_deref().unwrap().contains("Unknown"),
+        "{ev:?}"
+    );
+    assert!(
+        Certificates::run_lifetime_actions(&e.vault, e.clock.now(), None)
+            .unwrap()
+            .is_empty()
+    );
+}
