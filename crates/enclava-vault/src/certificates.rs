@@ -1624,16 +1624,33 @@ impl Vault {
         if let Some(pol) = &p.policy {
             self.update_certificate_policy(name, pol)?;
         }
-        let (rec, vr) = self.update_version::<Certificates>(name, version, |_, vr| {
-            if let Some(a) = &p.attributes {
+        let enabled = p.attributes.as_ref().and_then(|a| a.enabled);
+        let nk = name_key(name);
+        let (rec, vr) = self.update_version_with::<Certificates>(
+            name,
+            version,
+            |_, vr| {
                 // nbf and exp are the certificate's own validity.
-                vr.state().apply(a.enabled, None, None);
-            }
-            if p.tags.is_some() {
-                vr.tags = p.tags.clone();
-            }
-            Ok(())
-        })?;
+                vr.state().apply(enabled, None, None);
+                if p.tags.is_some() {
+                    vr.tags = p.tags.clone();
+                }
+                Ok(())
+            },
+            // Enabling or disabling a certificate version does the same to its key and secret
+            // version, in the same transaction (as Key Vault).
+            |vr| {
+                let Some(e) = enabled else {
+                    return Ok(Vec::new());
+                };
+                let mut ops = self.enabled_ops::<Keys>(&nk, &vr.version, e)?;
+                ops.extend(self.enabled_ops::<Secrets>(&nk, &vr.version, e)?);
+                Ok(ops)
+            },
+        )?;
+        if enabled.is_some() {
+            Keys::changed(self, &nk);
+        }
         let (rec2, _) = self
             .read_record::<Certificates>(&name_key(name))?
             .unwrap_or((rec, Vec::new()));

@@ -890,6 +890,20 @@ fn update_versions_and_policy() {
     .unwrap();
     assert_eq!(b.attributes.enabled, Some(false));
     assert!(b.policy.is_none(), "not the latest version");
+    // The key and secret version follow the certificate's enabled.
+    let v1 = version_of(&first.id);
+    assert_eq!(
+        v.get_key("up", Some(&v1)).unwrap().attributes.enabled,
+        Some(false)
+    );
+    assert_eq!(
+        v.get_secret("up", Some(&v1)).unwrap_err().http_status(),
+        403
+    );
+    assert_eq!(
+        v.get_key("up", None).unwrap().attributes.enabled,
+        Some(true)
+    );
     assert_eq!(
         Certificates::get(v, "up", Some(&version_of(&first.id)))
             .unwrap()
