@@ -1042,20 +1042,22 @@ impl Vault {
             .as_ref()
             .and_then(|s| s.content_type.clone())
             .unwrap_or_else(|| content_types::PKCS12.to_string());
-        let (content_type, value): (String, Zeroizing<String>) = if with_key
-            && ct == content_types::PKCS12
-        {
-            let pfx = enclava_certs::pfx::build(n.key_pkcs8, &n.chain, None).map_err(cert_err)?;
-            (ct, Zeroizing::new(std_b64(&pfx)))
-        } else if with_key {
-            (ct, enclava_certs::pem::build(Some(n.key_pkcs8), &n.chain))
-        } else {
-            // Without the key a PFX has nothing to protect: the chain as PEM.
-            (
-                content_types::PEM.to_string(),
-                enclava_certs::pem::build(None, &n.chain),
-            )
-        };
+        let (content_type, value): (String, Zeroizing<String>) =
+            if with_key && ct == content_types::PKCS12 {
+                // Without a password the PFX holds the key in effect in the clear: zeroize it.
+                let pfx = Zeroizing::new(
+                    enclava_certs::pfx::build(n.key_pkcs8, &n.chain, None).map_err(cert_err)?,
+                );
+                (ct, Zeroizing::new(std_b64(&pfx)))
+            } else if with_key {
+                (ct, enclava_certs::pem::build(Some(n.key_pkcs8), &n.chain))
+            } else {
+                // Without the key a PFX has nothing to protect: the chain as PEM.
+                (
+                    content_types::PEM.to_string(),
+                    enclava_certs::pem::build(None, &n.chain),
+                )
+            };
         let sbytes = self.managed_secret_version(&mv, &content_type, value.as_bytes())?;
         let chain = chain_json(&n.chain)?;
         let vr = CertificateVersionRecord {
