@@ -1097,3 +1097,24 @@ fn openssl_subjects_read_back_to_the_same_name() {
         assert_eq!(ours, theirs, "{subj} -> {}", parsed.subject);
     }
 }
+
+#[test]
+fn wire_names_are_key_vaults() {
+    let all: Vec<KeyUsage> = KeyUsage::ALL.to_vec();
+    let json = serde_json::to_string(&all).unwrap();
+    assert_eq!(
+        json,
+        r#"["digitalSignature","nonRepudiation","keyEncipherment","dataEncipherment","keyAgreement","keyCertSign","cRLSign","encipherOnly","decipherOnly"]"#
+    );
+    assert_eq!(serde_json::from_str::<Vec<KeyUsage>>(&json).unwrap(), all);
+    for u in KeyUsage::ALL {
+        assert_eq!(serde_json::to_value(u).unwrap(), u.as_str());
+    }
+    assert_eq!(serde_json::to_value(EcCurve::P521).unwrap(), "P-521");
+    let sans: SubjectAltNames = serde_json::from_str(r#"{"dns_names":["a.example"]}"#).unwrap();
+    assert_eq!(sans.dns_names, ["a.example"]);
+    assert!(sans.emails.is_empty() && sans.upns.is_empty());
+    let s: Subject = serde_json::from_str(r#""CN=a; O=b""#).unwrap();
+    assert_eq!(serde_json::to_value(&s).unwrap(), "CN=a, O=b");
+    assert!(serde_json::from_str::<Subject>(r#""C=USA""#).is_err());
+}
