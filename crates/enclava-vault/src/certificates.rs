@@ -1042,20 +1042,22 @@ impl Vault {
             .as_ref()
             .and_then(|s| s.content_type.clone())
             .unwrap_or_else(|| content_types::PKCS12.to_string());
-        let (content_type, value): (String, Zeroizing<String>) = if with_key
-            && ct == content_types::PKCS12
-        {
-            let pfx = enclava_certs::pfx::build(n.key_pkcs8, &n.chain, None).map_err(cert_err)?;
-            (ct, Zeroizing::new(std_b64(&pfx)))
-        } else if with_key {
-            (ct, enclava_certs::pem::build(Some(n.key_pkcs8), &n.chain))
-        } else {
-            // Without the key a PFX has nothing to protect: the chain as PEM.
-            (
-                content_types::PEM.to_string(),
-                enclava_certs::pem::build(None, &n.chain),
-            )
-        };
+        let (content_type, value): (String, Zeroizing<String>) =
+            if with_key && ct == content_types::PKCS12 {
+                // Without a password the PFX holds the key in effect in the clear: zeroize it.
+                let pfx = Zeroizing::new(
+                    enclava_certs::pfx::build(n.key_pkcs8, &n.chain, None).map_err(cert_err)?,
+                );
+                (ct, Zeroizing::new(std_b64(&pfx)))
+            } else if with_key {
+                (ct, enclava_certs::pem::build(Some(n.key_pkcs8), &n.chain))
+            } else {
+                // Without the key a PFX has nothing to protect: the chain as PEM.
+                (
+                    content_types::PEM.to_string(),
+                    enclava_certs::pem::build(None, &n.chain),
+                )
+            };
         let sbytes = self.managed_secret_version(&mv, &content_type, value.as_bytes())?;
         let chain = chain_json(&n.chain)?;
         let vr = CertificateVersionRecord {
@@ -1624,16 +1626,33 @@ impl Vault {
         if let Some(pol) = &p.policy {
             self.update_certificate_policy(name, pol)?;
         }
-        let (rec, vr) = self.update_version::<Certificates>(name, version, |_, vr| {
-            if let Some(a) = &p.attributes {
+        let enabled = p.attributes.as_ref().and_then(|a| a.enabled);
+        let nk = name_key(name);
+        let (rec, vr) = self.update_version_with::<Certificates>(
+            name,
+            version,
+            |_, vr| {
                 // nbf and exp are the certificate's own validity.
-                vr.state().apply(a.enabled, None, None);
-            }
-            if p.tags.is_some() {
-                vr.tags = p.tags.clone();
-            }
-            Ok(())
-        })?;
+                vr.state().apply(enabled, None, None);
+                if p.tags.is_some() {
+                    vr.tags = p.tags.clone();
+                }
+                Ok(())
+            },
+            // Enabling or disabling a certificate version does the same to its key and secret
+            // version, in the same transaction (as Key Vault).
+            |vr| {
+                let Some(e) = enabled else {
+                    return Ok(Vec::new());
+                };
+                let mut ops = self.enabled_ops::<Keys>(&nk, &vr.version, e)?;
+                ops.extend(self.enabled_ops::<Secrets>(&nk, &vr.version, e)?);
+                Ok(ops)
+            },
+        )?;
+        if enabled.is_some() {
+            Keys::changed(self, &nk);
+        }
         let (rec2, _) = self
             .read_record::<Certificates>(&name_key(name))?
             .unwrap_or((rec, Vec::new()));
@@ -2070,8 +2089,12 @@ impl Vault {
                     new_version: None,
                     error: None,
                 };
+                let renewable = matches!(
+                    issuer_name(&policy),
+                    issuer_names::SELF | issuer_names::ENCLAVA
+                );
                 match a.action.as_ref().and_then(|x| x.action_type.as_deref()) {
-                    Some("AutoRenew") => {
+                    Some("AutoRenew") if renewable => {
                         event.action = CertificateAction::AutoRenew;
                         match self.renew(&rec, &policy, &vr, old.clone(), ca, now, &done_key) {
                             Ok(Some(v)) => event.new_version = Some(v),
@@ -2080,7 +2103,17 @@ impl Vault {
                             Err(e) => event.error = Some(e.to_string()),
                         }
                     }
-                    _ => {
+                    other => {
+                        if other == Some("AutoRenew") {
+                            // Not renewable by the vault (CSR flow): recorded once with the
+                            // reason, instead of failing again at every run.
+                            event.action = CertificateAction::AutoRenew;
+                            event.error = Some(format!(
+                                "certificate '{}' cannot be renewed automatically: its issuer '{}' needs a CSR and merge",
+                                rec.name,
+                                issuer_name(&policy)
+                            ));
+                        }
                         let mut r = rec.clone();
                         mark(&mut r);
                         match self.store.transact(vec![

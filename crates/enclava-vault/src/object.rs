@@ -647,6 +647,18 @@ impl Vault {
         version: Option<&str>,
         edit: impl Fn(&K::Record, &mut K::Version) -> Result<()>,
     ) -> Result<(K::Record, K::Version)> {
+        self.update_version_with::<K>(name, version, edit, |_| Ok(Vec::new()))
+    }
+
+    /// [`Vault::update_version`] with `extra` ops (from the edited version) in the same
+    /// transaction (a certificate's update also changes its key and secret version).
+    pub(crate) fn update_version_with<K: ObjectKind>(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        edit: impl Fn(&K::Record, &mut K::Version) -> Result<()>,
+        extra: impl Fn(&K::Version) -> Result<Vec<Op>>,
+    ) -> Result<(K::Record, K::Version)> {
         K::check_mutable(self, name)?;
         for _ in 0..MAX_RETRIES {
             let (rec, mut vr, old) = self.resolve::<K>(name, version)?;
@@ -654,7 +666,7 @@ impl Vault {
             edit(&rec, &mut vr)?;
             *vr.state().updated = self.now().timestamp();
             let row = version_key(&nk, vr.version());
-            let ops = vec![
+            let mut ops = vec![
                 Op::Expect {
                     table: K::TABLES.versions,
                     key: row.clone(),
@@ -666,6 +678,7 @@ impl Vault {
                     value: self.encode_version::<K>(&nk, &vr)?,
                 },
             ];
+            ops.extend(extra(&vr)?);
             match self.store.transact(ops) {
                 Ok(()) => {
                     K::changed(self, &nk);
@@ -1051,6 +1064,34 @@ impl Vault {
             },
         ];
         Ok((ops, rec.name().to_string()))
+    }
+
+    /// The ops that set `enabled` of version `version` of `nk` (when it exists), expecting the
+    /// row unchanged.
+    pub(crate) fn enabled_ops<K: ObjectKind>(
+        &self,
+        nk: &str,
+        version: &str,
+        enabled: bool,
+    ) -> Result<Vec<Op>> {
+        let Some((mut vr, old)) = self.read_version::<K>(nk, version)? else {
+            return Ok(Vec::new());
+        };
+        *vr.state().enabled = enabled;
+        *vr.state().updated = self.now().timestamp();
+        let row = version_key(nk, version);
+        Ok(vec![
+            Op::Expect {
+                table: K::TABLES.versions,
+                key: row.clone(),
+                value: Some(old),
+            },
+            Op::Put {
+                table: K::TABLES.versions,
+                key: row,
+                value: self.encode_version::<K>(nk, &vr)?,
+            },
+        ])
     }
 
     /// The ops that soft-delete the live object `nk` (when it exists) at `now`.

@@ -890,6 +890,20 @@ fn update_versions_and_policy() {
     .unwrap();
     assert_eq!(b.attributes.enabled, Some(false));
     assert!(b.policy.is_none(), "not the latest version");
+    // The key and secret version follow the certificate's enabled.
+    let v1 = version_of(&first.id);
+    assert_eq!(
+        v.get_key("up", Some(&v1)).unwrap().attributes.enabled,
+        Some(false)
+    );
+    assert_eq!(
+        v.get_secret("up", Some(&v1)).unwrap_err().http_status(),
+        403
+    );
+    assert_eq!(
+        v.get_key("up", None).unwrap().attributes.enabled,
+        Some(true)
+    );
     assert_eq!(
         Certificates::get(v, "up", Some(&version_of(&first.id)))
             .unwrap()
@@ -1067,18 +1081,78 @@ fn issuers_and_contacts() {
 
 #[test]
 fn auto_renew_runs_exactly_once_with_two_vaults_on_one_store() {
-    let e = env();
-    let store = e.store.clone();
-    let dyn_store: Arc<dyn Store> = store.clone();
-    // A second replica on the same database, same clock.
-    let v2 = Vault::with_options(
-        dyn_store,
+    let store = Arc::new(enclava_store::SqliteStore::in_memory().unwrap());
+    renew_once_with_two_replicas(store.clone(), store);
+}
+
+/// The same race on PostgreSQL: two stores (connection pools) on one database, as two replicas.
+#[test]
+fn auto_renew_runs_exactly_once_with_two_replicas_on_postgres() {
+    let url = match std::env::var("ENCLAVA_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "ENCLAVA_TEST_POSTGRES_URL is not set under CI=true"
+            );
+            eprintln!("NOTICE: ENCLAVA_TEST_POSTGRES_URL not set, PostgreSQL test skipped");
+            return;
+        }
+    };
+    let db = format!("t_vault_cert_renew_{}", std::process::id());
+    let admin = |sql: String| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = url.clone();
+        rt.block_on(async move {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            let task = tokio::spawn(conn);
+            client.batch_execute(&sql).await.unwrap();
+            drop(client);
+            let _ = task.await;
+        });
+    };
+    admin(format!("DROP DATABASE IF EXISTS {db}"));
+    admin(format!("CREATE DATABASE {db}"));
+    let open = || -> Arc<dyn Store> {
+        let mut config: tokio_postgres::Config = url.parse().unwrap();
+        config.dbname(&db);
+        Arc::new(enclava_store::PostgresStore::from_config(config, Default::default()).unwrap())
+    };
+    renew_once_with_two_replicas(open(), open());
+}
+
+/// Two vaults (replicas) on `s1` and `s2` (one database) race to run a due AutoRenew: exactly
+/// one new version is made, and the action never runs again.
+fn renew_once_with_two_replicas(s1: Arc<dyn Store>, s2: Arc<dyn Store>) {
+    let clock = TestClock::new();
+    let v1 = Vault::with_options(
+        s1,
         format!("{BASE}/"),
-        e.clock.clock(),
+        clock.clock(),
         VaultOptions::default(),
     );
-    v2.unseal(&e.shares[0]).unwrap();
-    v2.unseal(&e.shares[1]).unwrap();
+    let out = v1.init(3, 2).unwrap();
+    let shares: Vec<String> = out.shares.iter().map(|s| s.to_string()).collect();
+    let v2 = Vault::with_options(
+        s2,
+        format!("{BASE}/"),
+        clock.clock(),
+        VaultOptions::default(),
+    );
+    for v in [&v1, &v2] {
+        v.unseal(&shares[0]).unwrap();
+        v.unseal(&shares[1]).unwrap();
+    }
+    struct E<'a> {
+        vault: &'a Vault,
+        clock: TestClock,
+    }
+    let e = E { vault: &v1, clock };
     let now = e.clock.now().timestamp();
     let ca = issuing_ca(now);
     let mut p = policy("Enclava");
@@ -1103,17 +1177,17 @@ fn auto_renew_runs_exactly_once_with_two_vaults_on_one_store() {
             }),
         },
     ]);
-    create(&e.vault, "renew", p, Some(&ca)).unwrap();
-    let first = Certificates::get(&e.vault, "renew", None).unwrap();
+    create(e.vault, "renew", p, Some(&ca)).unwrap();
+    let first = Certificates::get(e.vault, "renew", None).unwrap();
     // Not due yet.
     assert!(
-        Certificates::run_lifetime_actions(&e.vault, e.clock.now(), Some(&ca))
+        Certificates::run_lifetime_actions(e.vault, e.clock.now(), Some(&ca))
             .unwrap()
             .is_empty()
     );
 
     e.clock.advance(Duration::days(16));
-    let vaults = [&e.vault, &v2];
+    let vaults = [e.vault, &v2];
     let barrier = Barrier::new(2);
     let events: Vec<CertificateLifetimeEvent> = std::thread::scope(|s| {
         let hs: Vec<_> = vaults
@@ -1132,12 +1206,12 @@ fn auto_renew_runs_exactly_once_with_two_vaults_on_one_store() {
     assert_eq!(events[0].action, CertificateAction::AutoRenew);
     assert_eq!(events[0].version, version_of(&first.id));
     let new_version = events[0].new_version.clone().unwrap();
-    let renewed = Certificates::get(&e.vault, "renew", None).unwrap();
+    let renewed = Certificates::get(e.vault, "renew", None).unwrap();
     assert_eq!(version_of(&renewed.id), new_version);
     assert_ne!(renewed.cer, first.cer);
     enclava_certs::verify_issued_by(&renewed.cer.unwrap().0, &ca.cert_der).unwrap();
     assert_eq!(
-        Certificates::list_versions(&e.vault, "renew", None, None)
+        Certificates::list_versions(e.vault, "renew", None, None)
             .unwrap()
             .items
             .len(),
@@ -1159,7 +1233,7 @@ fn auto_renew_runs_exactly_once_with_two_vaults_on_one_store() {
             .is_empty()
     );
     assert!(
-        Certificates::run_lifetime_actions(&e.vault, e.clock.now(), Some(&ca))
+        Certificates::run_lifetime_actions(e.vault, e.clock.now(), Some(&ca))
             .unwrap()
             .is_empty()
     );
@@ -1269,4 +1343,56 @@ fn certificate_private_keys_are_never_stored_in_the_clear() {
         }
     }
     assert!(rows > 8);
+}
+
+#[test]
+fn auto_renew_of_a_csr_certificate_is_reported_once() {
+    let e = env();
+    let now = e.clock.now().timestamp();
+    let key = enclava_certs::generate(enclava_certs::KeySpec::Ec {
+        curve: enclava_certs::EcCurve::P256,
+    })
+    .unwrap();
+    let t = enclava_certs::CertTemplate::new(
+        enclava_certs::Subject::parse("CN=ext").unwrap(),
+        now,
+        now + 10 * 86_400,
+    )
+    .unwrap();
+    let leaf = enclava_certs::issue(&t, &key, enclava_certs::Issuer::SelfSigned).unwrap();
+    Certificates::import(
+        &e.vault,
+        "ext",
+        &CertificateImportParameters {
+            value: SecretString::new(std_b64(&pfx::build(&key, &[leaf], None).unwrap())),
+            policy: Some(CertificatePolicy {
+                lifetime_actions: Some(vec![certmodel::LifetimeAction {
+                    trigger: Some(Trigger {
+                        lifetime_percentage: Some(50),
+                        days_before_expiry: None,
+                    }),
+                    action: Some(Action {
+                        action_type: Some("AutoRenew".into()),
+                    }),
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    e.clock.advance(Duration::days(6));
+    let ev = Certificates::run_lifetime_actions(&e.vault, e.clock.now(), None).unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].action, CertificateAction::AutoRenew);
+    assert!(ev[0].new_version.is_none());
+    assert!(
+        ev[0].error.as_deref().unwrap().contains("Unknown"),
+        "{ev:?}"
+    );
+    assert!(
+        Certificates::run_lifetime_actions(&e.vault, e.clock.now(), None)
+            .unwrap()
+            .is_empty()
+    );
 }
