@@ -17,6 +17,7 @@ pub mod keys;
 mod parse;
 pub mod pem;
 pub mod pfx;
+mod pfx_limits;
 mod subject;
 mod template;
 
@@ -24,6 +25,7 @@ pub use error::CertError;
 pub use issue::{Issuer, csr, issue, new_issuing_ca};
 pub use keys::{EcCurve, KeySpec, generate, key_spec, matches_key};
 pub use parse::{ParsedCertificate, verify_issued_by};
+pub use pfx_limits::{MAX_BAGS as PFX_MAX_BAGS, MAX_KDF_ITERATIONS as PFX_MAX_KDF_ITERATIONS};
 pub use subject::{Subject, SubjectAttribute};
 pub use template::{CertTemplate, KeyUsage, SubjectAltNames, UPN_OID, random_serial};
 

@@ -4,8 +4,11 @@
 //! HMAC-SHA256 integrity MAC: what OpenSSL 3 writes by default and reads without `-legacy`, and
 //! what Python `cryptography` reads. "No password" is the empty password, which both accept for
 //! `None`. Read: the same, plus the legacy PBE-SHA1-3DES and PBE-SHA1-RC2-40 that Windows and
-//! older OpenSSL write. The format work is `p12-keystore`'s; this module adds the key checks
-//! and the chain order.
+//! older OpenSSL write. The format work is `p12-keystore`'s; this module adds a bound on the work
+//! a file may ask for (`pfx_limits`), the key checks and the chain order.
+//!
+//! Known limit: p12-keystore keeps its own copies of the key (and of the decrypted bags) in plain
+//! `Vec`s that are freed without being zeroized; the copies this crate hands out are `Zeroizing`.
 
 use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKeyChain};
 use zeroize::Zeroizing;
@@ -25,6 +28,14 @@ pub const MAX_PFX_LEN: usize = 1 << 20;
 pub fn build(key_pkcs8: &[u8], chain: &[Vec<u8>], password: Option<&str>) -> Result<Vec<u8>> {
     key_spec(key_pkcs8)?;
     let leaf = chain.first().ok_or(CertError::NoCertificate)?;
+    // One bag per certificate plus the key's: more would not read back.
+    if chain.len() >= crate::pfx_limits::MAX_BAGS {
+        return Err(CertError::Pfx(format!(
+            "expected a chain of at most {} certificates, found {}",
+            crate::pfx_limits::MAX_BAGS - 1,
+            chain.len()
+        )));
+    }
     if !crate::matches_key(leaf, key_pkcs8)? {
         return Err(CertError::KeyMismatch);
     }
@@ -59,6 +70,8 @@ pub fn parse(pfx: &[u8], password: Option<&str>) -> Result<KeyAndChain> {
             pfx.len()
         )));
     }
+    // Bound the key-derivation work the file asks for before doing any of it.
+    crate::pfx_limits::check(pfx, password.unwrap_or(""))?;
     let store = KeyStore::from_pkcs12(pfx, password.unwrap_or("")).map_err(map_err)?;
     let mut key: Option<Zeroizing<Vec<u8>>> = None;
     let mut keys = 0usize;

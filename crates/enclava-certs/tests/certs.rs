@@ -705,7 +705,11 @@ mod garbage {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        // 64 cases by default (keeps the suite fast); PROPTEST_CASES=5000 for a deeper local run.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn random_bytes_are_errors(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -879,4 +883,238 @@ fn certificates_in_any_form() {
         Err(CertError::Certificate(_))
     ));
     assert!(pem::certificates_any(&[0x30, 0x03, 0x02, 0x01, 0x01]).is_err());
+}
+
+// ---- PFX work limits: the attacks ---------------------------------------------------------------
+
+mod pfx_work {
+    use super::*;
+    use der::asn1::{Any, ObjectIdentifier, OctetString};
+    use enclava_certs::PFX_MAX_KDF_ITERATIONS;
+
+    fn oid(s: &str) -> ObjectIdentifier {
+        ObjectIdentifier::new_unwrap(s)
+    }
+
+    fn data(inner: Vec<u8>) -> cms::content_info::ContentInfo {
+        cms::content_info::ContentInfo {
+            content_type: oid("1.2.840.113549.1.7.1"),
+            content: Any::encode_from(&OctetString::new(inner).unwrap()).unwrap(),
+        }
+    }
+
+    /// A PFX (no MAC) whose one shrouded key bag is encrypted under `alg`.
+    fn pfx_with_key_alg(alg: spki::AlgorithmIdentifierOwned) -> Vec<u8> {
+        let epki = pkcs12::pbe_params::EncryptedPrivateKeyInfo {
+            encryption_algorithm: alg,
+            encrypted_data: OctetString::new(vec![0u8; 32]).unwrap(),
+        };
+        let bag = pkcs12::safe_bag::SafeBag {
+            bag_id: oid("1.2.840.113549.1.12.10.1.2"),
+            bag_value: epki.to_der().unwrap(),
+            bag_attributes: None,
+        };
+        let safe = vec![bag].to_der().unwrap();
+        let auth = vec![data(safe)].to_der().unwrap();
+        pkcs12::pfx::Pfx {
+            version: pkcs12::pfx::Version::V3,
+            auth_safe: data(auth),
+            mac_data: None,
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    #[test]
+    fn scrypt_with_a_gigabyte_is_refused_before_deriving() {
+        // N = 2^20, r = 8: 1 GiB of memory per derivation if it were run.
+        let params = pkcs5::pbes2::Parameters {
+            kdf: pkcs5::pbes2::Kdf::Scrypt(pkcs5::pbes2::ScryptParams {
+                salt: &[1u8; 16],
+                cost_parameter: 1 << 20,
+                block_size: 8,
+                parallelization: 1,
+                key_length: Some(32),
+            }),
+            encryption: pkcs5::pbes2::EncryptionScheme::Aes256Cbc { iv: &[0u8; 16] },
+        };
+        let alg = spki::AlgorithmIdentifierOwned {
+            oid: oid("1.2.840.113549.1.5.13"),
+            parameters: Some(Any::from_der(&params.to_der().unwrap()).unwrap()),
+        };
+        let started = std::time::Instant::now();
+        let e = pfx::parse(&pfx_with_key_alg(alg), Some("pw")).unwrap_err();
+        assert!(e.to_string().contains("found scrypt"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn legacy_pbe_with_two_billion_iterations_is_refused_before_deriving() {
+        let params = pkcs12::pbe_params::Pkcs12PbeParams {
+            salt: OctetString::new(vec![1u8; 8]).unwrap(),
+            iterations: i32::MAX,
+        };
+        let alg = spki::AlgorithmIdentifierOwned {
+            oid: oid("1.2.840.113549.1.12.1.3"),
+            parameters: Some(Any::from_der(&params.to_der().unwrap()).unwrap()),
+        };
+        let started = std::time::Instant::now();
+        let e = pfx::parse(&pfx_with_key_alg(alg), Some("pw")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("1 to {PFX_MAX_KDF_ITERATIONS} iterations")),
+            "{e}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn mac_and_encryption_iterations_over_the_limit_are_refused() {
+        use p12_keystore::{Certificate as P12Cert, KeyStore, KeyStoreEntry, PrivateKeyChain};
+        let k = key(KeySpec::Ec {
+            curve: EcCurve::P256,
+        });
+        let cert = issue(&template("w"), &k, Issuer::SelfSigned).unwrap();
+        let mut ks = KeyStore::new();
+        ks.add_entry(
+            "x",
+            KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(
+                &k,
+                [1u8],
+                [P12Cert::from_der(&cert).unwrap()],
+            )),
+        );
+        let over = PFX_MAX_KDF_ITERATIONS + 1;
+        let big_mac = ks
+            .writer("pw")
+            .mac_iterations(over)
+            .encryption_iterations(1)
+            .write()
+            .unwrap();
+        let e = pfx::parse(&big_mac, Some("pw")).unwrap_err();
+        assert!(e.to_string().contains("iterations for the MAC"), "{e}");
+        let big_enc = ks
+            .writer("pw")
+            .mac_iterations(1)
+            .encryption_iterations(over)
+            .write()
+            .unwrap();
+        let e = pfx::parse(&big_enc, Some("pw")).unwrap_err();
+        assert!(e.to_string().contains(&format!("found {over}")), "{e}");
+        // At the limit it is still read.
+        let ok = ks
+            .writer("pw")
+            .mac_iterations(1)
+            .encryption_iterations(1)
+            .write()
+            .unwrap();
+        assert!(pfx::parse(&ok, Some("pw")).is_ok());
+    }
+
+    #[test]
+    fn too_many_bags_are_refused() {
+        let k = key(KeySpec::Ec {
+            curve: EcCurve::P256,
+        });
+        let leaf = issue(&template("w"), &k, Issuer::SelfSigned).unwrap();
+        let mut chain = vec![leaf];
+        let other = key(KeySpec::Ec {
+            curve: EcCurve::P256,
+        });
+        for i in 0..70 {
+            chain.push(issue(&template(&format!("c{i}")), &other, Issuer::SelfSigned).unwrap());
+        }
+        // We do not write what we would not read back.
+        assert!(
+            pfx::build(&k, &chain, None)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 63")
+        );
+        // A file from elsewhere with that many bags is refused before its bags are decrypted.
+        use p12_keystore::{Certificate as P12Cert, KeyStore, KeyStoreEntry, PrivateKeyChain};
+        let certs: Vec<P12Cert> = chain
+            .iter()
+            .map(|c| P12Cert::from_der(c).unwrap())
+            .collect();
+        let mut ks = KeyStore::new();
+        ks.add_entry(
+            "x",
+            KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(&k, [1u8], certs)),
+        );
+        let p = ks
+            .writer("")
+            .mac_iterations(1)
+            .encryption_iterations(1)
+            .write()
+            .unwrap();
+        let e = pfx::parse(&p, None).unwrap_err();
+        assert!(e.to_string().contains("at most 64 bags"), "{e}");
+        // 63 certificates and the key: read.
+        assert!(pfx::parse(&pfx::build(&k, &chain[..63], None).unwrap(), None).is_ok());
+    }
+}
+
+#[test]
+fn openssl_subjects_read_back_to_the_same_name() {
+    let Some(ossl) = openssl() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for subj in [
+        "/C=US/ST=WA/L=Redmond/O=Contoso, Ltd./OU=a/OU=b/CN=www.contoso.com/emailAddress=x@contoso.com",
+        "/DC=com/DC=contoso/O=c/CN=a+UID=b",
+        "/CN=quote \" and \\, comma",
+    ] {
+        let cert = dir.path().join("c.pem");
+        run(std::process::Command::new(&ossl)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "1",
+            ])
+            .args(["-multivalue-rdn", "-subj", subj, "-out"])
+            .arg(&cert)
+            .arg("-keyout")
+            .arg(dir.path().join("k.pem")));
+        let der = enclava_evidence::pem::certificates(&std::fs::read(&cert).unwrap())
+            .unwrap()
+            .remove(0);
+        let parsed = ParsedCertificate::from_der(&der).unwrap();
+        let subject = Subject::parse(&parsed.subject)
+            .unwrap_or_else(|e| panic!("{subj}: {}: {e}", parsed.subject));
+        let ours = subject.to_name_der().unwrap();
+        let theirs = Certificate::from_der(&der)
+            .unwrap()
+            .tbs_certificate
+            .subject
+            .to_der()
+            .unwrap();
+        assert_eq!(ours, theirs, "{subj} -> {}", parsed.subject);
+    }
+}
+
+#[test]
+fn wire_names_are_key_vaults() {
+    let all: Vec<KeyUsage> = KeyUsage::ALL.to_vec();
+    let json = serde_json::to_string(&all).unwrap();
+    assert_eq!(
+        json,
+        r#"["digitalSignature","nonRepudiation","keyEncipherment","dataEncipherment","keyAgreement","keyCertSign","cRLSign","encipherOnly","decipherOnly"]"#
+    );
+    assert_eq!(serde_json::from_str::<Vec<KeyUsage>>(&json).unwrap(), all);
+    for u in KeyUsage::ALL {
+        assert_eq!(serde_json::to_value(u).unwrap(), u.as_str());
+    }
+    assert_eq!(serde_json::to_value(EcCurve::P521).unwrap(), "P-521");
+    let sans: SubjectAltNames = serde_json::from_str(r#"{"dns_names":["a.example"]}"#).unwrap();
+    assert_eq!(sans.dns_names, ["a.example"]);
+    assert!(sans.emails.is_empty() && sans.upns.is_empty());
+    let s: Subject = serde_json::from_str(r#""CN=a; O=b""#).unwrap();
+    assert_eq!(serde_json::to_value(&s).unwrap(), "CN=a, O=b");
+    assert!(serde_json::from_str::<Subject>(r#""C=USA""#).is_err());
 }

@@ -1218,9 +1218,14 @@ pub async fn dispatch(
     let audited = match &routed {
         // The OpenAPI document is static and public, like the probes: hammering it must not
         // grow the audit log.
+        // So is the issuing CA's certificate (public, in memory).
         Ok(r) => !matches!(
             r,
-            Route::Healthz | Route::Metrics | Route::Readyz | Route::OpenApi
+            Route::Healthz
+                | Route::Metrics
+                | Route::Readyz
+                | Route::OpenApi
+                | Route::Cert(crate::certs::CertRoute::IssuingCa)
         ),
         Err(_) => true,
     };
@@ -1451,10 +1456,13 @@ pub async fn dispatch(
 fn version_from_reply(r: &Reply) -> Option<String> {
     let body = r.body.as_deref()?;
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    // A certificate create answers with its operation: the version is in `target`.
     let id = v
         .pointer("/key/kid")
         .or_else(|| v.get("id"))
-        .and_then(|x| x.as_str())?;
+        .and_then(|x| x.as_str())
+        .filter(|id| !id.ends_with("/pending"))
+        .or_else(|| v.get("target").and_then(|x| x.as_str()))?;
     let mut parts = id.rsplit('/');
     let last = parts.next()?;
     let kind = parts.nth(1)?;
