@@ -401,6 +401,37 @@ impl Client {
         }
     }
 
+    /// GET a route answering something other than JSON (e.g. a PEM certificate), returning the
+    /// body as it came (at most [`MAX_BODY`] bytes). No `api-version` (native Enclava routes).
+    pub fn get_bytes(&self, path: &str, accept: &str) -> Result<Vec<u8>> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.agent.get(&url).set("Accept", accept);
+        if let Some(t) = &self.token {
+            let header = Zeroizing::new(format!("Bearer {}", t.as_str()));
+            req = req.set("Authorization", &header);
+        }
+        match req.call() {
+            Ok(resp) => {
+                let mut buf = Vec::new();
+                resp.into_reader()
+                    .take(MAX_BODY)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| {
+                        Error::Transport(format!("reading the response from {url} failed: {e}"))
+                    })?;
+                Ok(buf)
+            }
+            Err(ureq::Error::Status(status, resp)) => {
+                let text = read_body(resp).unwrap_or_default();
+                Err(Error::Api(decode_error(status, &text)))
+            }
+            Err(ureq::Error::Transport(t)) => Err(Error::Transport(format!(
+                "cannot reach the server: {}",
+                describe_transport(&t)
+            ))),
+        }
+    }
+
     /// GET a Key Vault collection and follow `nextLink` to the end, returning every item as the
     /// server sent it. `nextLink`s are only followed on this server ([`follow_url`]).
     pub fn list_json(&self, path: &str, query: Query<'_>) -> Result<Vec<Value>> {
