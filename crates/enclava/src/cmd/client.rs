@@ -18,8 +18,6 @@ use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-/// Key Vault data-plane API version the CLI speaks.
-pub const DEFAULT_API_VERSION: &str = enclava_client::API_VERSION;
 
 pub use super::OutputFormat;
 
@@ -147,11 +145,6 @@ impl std::fmt::Debug for Client {
         // enclava_client::Client's Debug redacts the token.
         f.debug_struct("Client").field("inner", &self.inner).finish()
     }
-}
-
-/// Check a server base URL: `https://host[:port]` with no query, fragment or credentials.
-pub fn normalize_base_url(raw: &str) -> CliResult<String> {
-    enclava_client::normalize_base_url(raw).map_err(CliError::from)
 }
 
 impl From<enclava_client::Error> for CliError {
@@ -462,30 +455,6 @@ pub fn id_segment(id: &str, from_end: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_url_must_be_https_without_extras() {
-        assert_eq!(
-            normalize_base_url("https://127.0.0.1:8443/").unwrap(),
-            "https://127.0.0.1:8443"
-        );
-        assert!(matches!(
-            normalize_base_url("http://127.0.0.1:8443"),
-            Err(CliError::Usage(_))
-        ));
-        assert!(matches!(
-            normalize_base_url("https://"),
-            Err(CliError::Usage(_))
-        ));
-        assert!(matches!(
-            normalize_base_url("https://u:p@host"),
-            Err(CliError::Usage(_))
-        ));
-        assert!(matches!(
-            normalize_base_url("https://host/?x=1"),
-            Err(CliError::Usage(_))
-        ));
-    }
 
     #[test]
     fn names_and_versions_cannot_escape_the_path() {
