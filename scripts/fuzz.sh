@@ -37,6 +37,7 @@ declare -A seeds=(
   [kbs_request]=""
   [kv_request]=""
   [backup_restore]=""
+  [cert_import]=""
 )
 
 export RUSTC_BOOTSTRAP=1

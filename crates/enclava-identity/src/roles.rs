@@ -15,10 +15,16 @@
 //! | Secrets User | secret get (the value), secret list, secret list versions |
 //! | Auditor | audit read + metadata reads that never reveal secret values or perform crypto: key get (public part only), key list, key list versions, key rotation policy get, deleted-key get/list, secret list, secret list versions, deleted-secret list. **No** secret get (a secret GET returns the value), **no** deleted-secret get, no crypto, no rng |
 //! | Attestation Contributor | attestation policy and reference-value management (`policies/manage`, vault scope) only: Azure's "Attestation Contributor" for the attestation resource (use it with a token for `https://attest.azure.net`) |
+//! | Certificates Officer | every certificate action: create, import, get, list, list versions, update, delete, get/list deleted, recover, purge, backup, restore, policy get/set, pending operation get/cancel/delete, merge, issuers and contacts. **Not** the secret value of a certificate (that is `secrets/get`) and no crypto with its key |
+//! | Certificate User | certificate get, list, list versions (Key Vault's "Certificate User" reads the certificate; its private key is the secret's value, `secrets/get`) |
 //!
-//! Scopes: an assignment applies to the whole vault (`/`), one key (`/keys/{name}`) or one secret
-//! (`/secrets/{name}`). A key scope covers exactly the routes of that key name (all its versions,
-//! its deleted form, its crypto operations, its release); a secret scope likewise. Vault-level
+//! A certificate owns a key and a secret of the same name: the key's crypto needs a Crypto role and
+//! the secret's value needs `secrets/get` (Secrets User), exactly as for any key and secret.
+//!
+//! Scopes: an assignment applies to the whole vault (`/`), one key (`/keys/{name}`), one secret
+//! (`/secrets/{name}`) or one certificate (`/certificates/{name}`). A key scope covers exactly the
+//! routes of that key name (all its versions, its deleted form, its crypto operations, its release);
+//! a secret scope and a certificate scope likewise. Vault-level
 //! actions ([`Action::is_vault_level`]: the list operations, restore (the name is inside the
 //! blob), rng, audit, role / principal / policy management, seal) need a vault-scope assignment,
 //! whatever resource the caller names.
@@ -41,10 +47,14 @@ pub enum Role {
     /// Manages attestation policies and reference values (`policies/manage`) and nothing else:
     /// Azure's "Attestation Contributor" for the attestation resource.
     AttestationContributor,
+    /// Every certificate action (Key Vault's "Certificates Officer").
+    CertificatesOfficer,
+    /// Certificate get, list and list versions (Key Vault's "Certificate User").
+    CertificateUser,
 }
 
 impl Role {
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 10] = [
         Role::Administrator,
         Role::CryptoOfficer,
         Role::CryptoUser,
@@ -53,6 +63,8 @@ impl Role {
         Role::SecretsUser,
         Role::Auditor,
         Role::AttestationContributor,
+        Role::CertificatesOfficer,
+        Role::CertificateUser,
     ];
 
     /// The display name ("Crypto Officer").
@@ -66,6 +78,8 @@ impl Role {
             Role::SecretsUser => "Secrets User",
             Role::Auditor => "Auditor",
             Role::AttestationContributor => "Attestation Contributor",
+            Role::CertificatesOfficer => "Certificates Officer",
+            Role::CertificateUser => "Certificate User",
         }
     }
 
@@ -80,6 +94,8 @@ impl Role {
             Role::SecretsUser => "SecretsUser",
             Role::Auditor => "Auditor",
             Role::AttestationContributor => "AttestationContributor",
+            Role::CertificatesOfficer => "CertificatesOfficer",
+            Role::CertificateUser => "CertificateUser",
         }
     }
 
@@ -158,6 +174,10 @@ impl Role {
                     | SecretListDeleted
             ),
             Role::AttestationContributor => matches!(action, PolicyManage),
+            Role::CertificatesOfficer => action.is_certificate(),
+            Role::CertificateUser => {
+                matches!(action, CertGet | CertList | CertListVersions)
+            }
         }
     }
 }
@@ -205,7 +225,7 @@ impl FromStr for Role {
             .find(|r| r.id().to_ascii_lowercase() == norm)
             .ok_or_else(|| ParseError {
                 what: "role",
-                expected: "one of Administrator, CryptoOfficer, CryptoUser, ReleaseUser, SecretsOfficer, SecretsUser, Auditor, AttestationContributor",
+                expected: "one of Administrator, CryptoOfficer, CryptoUser, ReleaseUser, SecretsOfficer, SecretsUser, Auditor, AttestationContributor, CertificatesOfficer, CertificateUser",
                 found: shorten(s),
             })
     }
@@ -301,6 +321,41 @@ actions! {
     /// granted by Administrator only. Service keys themselves are not vault keys: no key action
     /// reaches them.
     ServiceKeyRotate => "service-keys/rotate", true;
+    CertCreate => "certificates/create", false;
+    CertImport => "certificates/import", false;
+    /// Read a certificate (the public certificate and its attributes, never its private key).
+    CertGet => "certificates/get", false;
+    CertList => "certificates/list", true;
+    CertListVersions => "certificates/versions/list", false;
+    CertUpdate => "certificates/update", false;
+    CertDelete => "certificates/delete", false;
+    CertGetDeleted => "deletedcertificates/get", false;
+    CertListDeleted => "deletedcertificates/list", true;
+    CertRecover => "deletedcertificates/recover", false;
+    CertPurge => "deletedcertificates/purge", false;
+    CertBackup => "certificates/backup", false;
+    /// Restore from a backup blob: the name is inside the blob, so vault scope is needed.
+    CertRestore => "certificates/restore", true;
+    CertPolicyGet => "certificates/policy/get", false;
+    CertPolicySet => "certificates/policy/set", false;
+    /// Read the pending create operation (status, CSR).
+    CertPendingGet => "certificates/pending/get", false;
+    /// Cancel or delete the pending create operation.
+    CertPendingUpdate => "certificates/pending/update", false;
+    /// Merge an externally signed certificate into the pending operation.
+    CertMerge => "certificates/pending/merge", false;
+    /// Read the certificate issuers (never their credentials' password).
+    CertIssuersGet => "certificates/issuers/get", true;
+    CertIssuersManage => "certificates/issuers/manage", true;
+    CertContactsGet => "certificates/contacts/get", true;
+    CertContactsManage => "certificates/contacts/manage", true;
+}
+
+impl Action {
+    /// The certificate actions (all of them granted by Certificates Officer).
+    pub fn is_certificate(self) -> bool {
+        self.name().starts_with("certificates/") || self.name().starts_with("deletedcertificates/")
+    }
 }
 
 impl fmt::Display for Action {
@@ -309,29 +364,35 @@ impl fmt::Display for Action {
     }
 }
 
-/// What an assignment applies to. Text form: `/`, `/keys/{name}`, `/secrets/{name}`.
+/// What an assignment applies to. Text form: `/`, `/keys/{name}`, `/secrets/{name}`,
+/// `/certificates/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     Vault,
     Key(String),
     Secret(String),
+    Certificate(String),
 }
 
-/// What a request touches: the vault as a whole, or one named key / secret (any version).
+/// What a request touches: the vault as a whole, or one named key / secret / certificate (any
+/// version).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Resource {
     Vault,
     Key(String),
     Secret(String),
+    Certificate(String),
 }
 
 impl Resource {
-    /// Object path used in audit entries: `""`, `keys/{name}`, `secrets/{name}`.
+    /// Object path used in audit entries: `""`, `keys/{name}`, `secrets/{name}`,
+    /// `certificates/{name}`.
     pub fn object(&self) -> String {
         match self {
             Resource::Vault => String::new(),
             Resource::Key(n) => format!("keys/{n}"),
             Resource::Secret(n) => format!("secrets/{n}"),
+            Resource::Certificate(n) => format!("certificates/{n}"),
         }
     }
 }
@@ -351,6 +412,7 @@ impl Scope {
             _ if action.is_vault_level() => false,
             Scope::Key(k) => matches!(resource, Resource::Key(r) if r == k),
             Scope::Secret(s) => matches!(resource, Resource::Secret(r) if r == s),
+            Scope::Certificate(c) => matches!(resource, Resource::Certificate(r) if r == c),
         }
     }
 }
@@ -361,6 +423,7 @@ impl fmt::Display for Scope {
             Scope::Vault => f.write_str("/"),
             Scope::Key(n) => write!(f, "/keys/{n}"),
             Scope::Secret(n) => write!(f, "/secrets/{n}"),
+            Scope::Certificate(n) => write!(f, "/certificates/{n}"),
         }
     }
 }
@@ -370,7 +433,7 @@ impl FromStr for Scope {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseError {
             what: "scope",
-            expected: "\"/\", \"/keys/{name}\" or \"/secrets/{name}\" with a name of 1-127 characters [0-9a-zA-Z-]",
+            expected: "\"/\", \"/keys/{name}\", \"/secrets/{name}\" or \"/certificates/{name}\" with a name of 1-127 characters [0-9a-zA-Z-]",
             found: shorten(s),
         };
         if s == "/" {
@@ -387,6 +450,13 @@ impl FromStr for Scope {
         if let Some(n) = s2.strip_prefix("/secrets/") {
             return if valid_object_name(n) {
                 Ok(Scope::Secret(n.to_string()))
+            } else {
+                Err(err())
+            };
+        }
+        if let Some(n) = s2.strip_prefix("/certificates/") {
+            return if valid_object_name(n) {
+                Ok(Scope::Certificate(n.to_string()))
             } else {
                 Err(err())
             };

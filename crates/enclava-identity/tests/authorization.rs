@@ -64,6 +64,28 @@ const ALL: &[&str] = &[
     "operator/seal",
     "policies/manage",
     "service-keys/rotate",
+    "certificates/create",
+    "certificates/import",
+    "certificates/get",
+    "certificates/list",
+    "certificates/versions/list",
+    "certificates/update",
+    "certificates/delete",
+    "deletedcertificates/get",
+    "deletedcertificates/list",
+    "deletedcertificates/recover",
+    "deletedcertificates/purge",
+    "certificates/backup",
+    "certificates/restore",
+    "certificates/policy/get",
+    "certificates/policy/set",
+    "certificates/pending/get",
+    "certificates/pending/update",
+    "certificates/pending/merge",
+    "certificates/issuers/get",
+    "certificates/issuers/manage",
+    "certificates/contacts/get",
+    "certificates/contacts/manage",
 ];
 
 /// Actions not about one named object: need vault scope.
@@ -81,6 +103,13 @@ const VAULT_LEVEL: &[&str] = &[
     "operator/seal",
     "policies/manage",
     "service-keys/rotate",
+    "certificates/list",
+    "deletedcertificates/list",
+    "certificates/restore",
+    "certificates/issuers/get",
+    "certificates/issuers/manage",
+    "certificates/contacts/get",
+    "certificates/contacts/manage",
 ];
 
 const CRYPTO_OPS: &[&str] = &[
@@ -130,6 +159,18 @@ fn expected_actions(role: Role) -> BTreeSet<&'static str> {
         Role::AttestationContributor => {
             s.insert("policies/manage");
         }
+        // Key Vault's Certificates Officer: everything about certificates, issuers and contacts;
+        // the private key stays behind secrets/get and the crypto roles.
+        Role::CertificatesOfficer => {
+            s.extend(ALL.iter().copied().filter(|a| {
+                a.starts_with("certificates/") || a.starts_with("deletedcertificates/")
+            }))
+        }
+        Role::CertificateUser => s.extend([
+            "certificates/get",
+            "certificates/list",
+            "certificates/versions/list",
+        ]),
     }
     s
 }
@@ -140,6 +181,7 @@ fn expected_covers(scope: &Scope, action: &str, resource: &Resource) -> bool {
         _ if VAULT_LEVEL.contains(&action) => false,
         Scope::Key(k) => *resource == Resource::Key(k.clone()),
         Scope::Secret(s) => *resource == Resource::Secret(s.clone()),
+        Scope::Certificate(c) => *resource == Resource::Certificate(c.clone()),
     }
 }
 
@@ -173,6 +215,7 @@ fn full_matrix_role_action_scope_resource() {
         Scope::Vault,
         Scope::Key("k1".into()),
         Scope::Secret("s1".into()),
+        Scope::Certificate("c1".into()),
     ];
     let resources = [
         Resource::Vault,
@@ -180,6 +223,8 @@ fn full_matrix_role_action_scope_resource() {
         Resource::Key("k2".into()),
         Resource::Secret("s1".into()),
         Resource::Secret("s2".into()),
+        Resource::Certificate("c1".into()),
+        Resource::Certificate("c2".into()),
     ];
     let mut checked = 0;
     let mut allowed = 0;
@@ -207,8 +252,8 @@ fn full_matrix_role_action_scope_resource() {
             }
         }
     }
-    assert_eq!(checked, Role::ALL.len() * 3 * ALL.len() * 5);
-    assert_eq!(Role::ALL.len(), 8);
+    assert_eq!(checked, Role::ALL.len() * 4 * ALL.len() * 7);
+    assert_eq!(Role::ALL.len(), 10);
     // Sanity: the expectation is neither all-allow nor all-deny.
     assert!(allowed > 0 && allowed < checked);
 }
@@ -305,6 +350,24 @@ fn role_and_scope_parsing() {
         Role::ReleaseUser
     );
     assert!("Owner".parse::<Role>().is_err());
+    // Azure's built-in certificate role names.
+    assert_eq!(
+        "Key Vault Certificates Officer".parse::<Role>().unwrap(),
+        Role::CertificatesOfficer
+    );
+    assert_eq!(
+        "Key Vault Certificate User".parse::<Role>().unwrap(),
+        Role::CertificateUser
+    );
+    assert_eq!(
+        "/certificates/c-1".parse::<Scope>().unwrap(),
+        Scope::Certificate("c-1".into())
+    );
+    assert_eq!(
+        Scope::Certificate("c".into()).to_string(),
+        "/certificates/c"
+    );
+    assert!("/certificates/bad_name".parse::<Scope>().is_err());
     assert_eq!("/".parse::<Scope>().unwrap(), Scope::Vault);
     assert_eq!(
         "/keys/k-1".parse::<Scope>().unwrap(),
@@ -319,7 +382,8 @@ fn role_and_scope_parsing() {
         "/keys/",
         "/keys/a/b",
         "/keys/a_b",
-        "/certificates/c",
+        "/certificates/",
+        "/certificates/a/b",
         "keys/k",
         "/secrets/x y",
     ] {
@@ -329,6 +393,7 @@ fn role_and_scope_parsing() {
         Scope::Vault,
         Scope::Key("k".into()),
         Scope::Secret("s".into()),
+        Scope::Certificate("c".into()),
     ] {
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), s);

@@ -76,6 +76,8 @@ struct Ctx {
     claimed_client_id: Option<String>,
     /// What the request's data changes committed with their audit entries.
     scope: Option<enclava_audit::scope::ScopeOutcome>,
+    /// A `Location` header for the answer (a certificate create's pending operation).
+    location: Option<String>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-request-id");
@@ -179,6 +181,7 @@ pub fn required_permission(route: &Route) -> Option<(Action, Resource)> {
         | R::DeleteRoleAssignment { .. } => (A::RoleManage, Resource::Vault),
         R::ReadAudit | R::VerifyAudit => (A::AuditRead, Resource::Vault),
         R::OperatorSeal => (A::OperatorSeal, Resource::Vault),
+        R::Cert(c) => return c.permission(),
         _ => return None,
     })
 }
@@ -583,6 +586,7 @@ fn execute(
             let (p, d) = (&mut ctx.principal, &mut ctx.release_detail);
             crate::release::handle(st, name, version.as_deref(), headers, body, &api, p, d)
         }
+        R::Cert(crate::certs::CertRoute::IssuingCa) => crate::certs::issuing_ca_pem(st),
         R::Jwks => match st.identity.token_jwks() {
             Some(j) => Reply::json(&j),
             None => Err(ApiError::sealed()),
@@ -603,6 +607,13 @@ fn execute(
                     base_url: &st.base_url,
                     api_version: ctx.api_version.as_deref().unwrap_or("7.6"),
                 };
+                if let R::Cert(c) = route {
+                    let r = crate::certs::handle(st, c, &paging, body, &link);
+                    if let (crate::certs::CertRoute::Create { name }, Ok(_)) = (c, &r) {
+                        ctx.location = Some(crate::certs::pending_location(&link, name));
+                    }
+                    return r;
+                }
                 data::handle(&st.vault, route, &paging, body, &link)
             }
         }
@@ -1097,7 +1108,7 @@ pub async fn dispatch(
         ..Ctx::default()
     };
 
-    let routed = route::route(&method, &path);
+    let routed = crate::certs::key_vault_or_maa(route::route(&method, &path), &query);
     let (template, operation) = match &routed {
         Ok(r) => (r.template(), r.operation()),
         Err(_) => ("unmatched", "Unmatched"),
@@ -1207,9 +1218,14 @@ pub async fn dispatch(
     let audited = match &routed {
         // The OpenAPI document is static and public, like the probes: hammering it must not
         // grow the audit log.
+        // So is the issuing CA's certificate (public, in memory).
         Ok(r) => !matches!(
             r,
-            Route::Healthz | Route::Metrics | Route::Readyz | Route::OpenApi
+            Route::Healthz
+                | Route::Metrics
+                | Route::Readyz
+                | Route::OpenApi
+                | Route::Cert(crate::certs::CertRoute::IssuingCa)
         ),
         Err(_) => true,
     };
@@ -1412,6 +1428,11 @@ pub async fn dispatch(
     if let Some(secs) = ctx.retry_after {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
+    if let Some(l) = ctx.location.take()
+        && let Ok(v) = HeaderValue::from_str(&l)
+    {
+        h.insert(header::LOCATION, v);
+    }
     if let Some(c) = ctx.kbs.set_cookie.take()
         && let Ok(v) = HeaderValue::from_str(&c)
     {
@@ -1435,14 +1456,20 @@ pub async fn dispatch(
 fn version_from_reply(r: &Reply) -> Option<String> {
     let body = r.body.as_deref()?;
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    // A certificate create answers with its operation: the version is in `target`.
     let id = v
         .pointer("/key/kid")
         .or_else(|| v.get("id"))
-        .and_then(|x| x.as_str())?;
+        .and_then(|x| x.as_str())
+        .filter(|id| !id.ends_with("/pending"))
+        .or_else(|| v.get("target").and_then(|x| x.as_str()))?;
     let mut parts = id.rsplit('/');
     let last = parts.next()?;
     let kind = parts.nth(1)?;
-    if matches!(kind, "keys" | "secrets") && !last.is_empty() {
+    // A certificate reply's id may end in `pending` or `policy`; only a version id counts.
+    let cert_version =
+        kind == "certificates" && last.len() == 32 && last.bytes().all(|b| b.is_ascii_hexdigit());
+    if (matches!(kind, "keys" | "secrets") || cert_version) && !last.is_empty() {
         Some(last.chars().take(80).collect())
     } else {
         None
@@ -1452,6 +1479,10 @@ fn version_from_reply(r: &Reply) -> Option<String> {
 fn object_of(route: &Route) -> (String, Option<String>) {
     if let Route::Kbs(k) = route {
         return (k.object().unwrap_or_default(), None);
+    }
+    if let Route::Cert(c) = route {
+        let version = c.object().1.map(|v| v.chars().take(80).collect());
+        return (c.audit_object().chars().take(300).collect(), version);
     }
     let (name, version) = route.object();
     let obj = match (route, name) {
@@ -1626,6 +1657,7 @@ fn expected_success_status(route: &Route) -> u16 {
     match route {
         Route::CreatePrincipal | Route::CreateRoleAssignment => 201,
         Route::DeletePrincipal { .. } | Route::DeleteRoleAssignment { .. } => 204,
+        Route::Cert(c) => c.success_status(),
         _ => 200,
     }
 }

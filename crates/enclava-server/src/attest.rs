@@ -1468,12 +1468,15 @@ pub enum CertificatesApi {
     /// MAA's policy management certificates (api-version a date: 2020-10-01, 2022-08-01,
     /// 2022-09-01-preview; or none).
     Maa,
-    /// Key Vault certificates (api-version `7.x`).
+    /// Key Vault certificates (api-version `7.x`, or a Key Vault date version such as
+    /// 2025-07-01 / 2026-04-01, which the certificate SDKs send by default).
     KeyVault,
 }
 
 /// Tell MAA's `/certificates` from Key Vault's by `api-version`: Key Vault versions are
-/// `MAJOR.MINOR` (7.0 to 7.6, `-preview` suffixes), MAA's are dates.
+/// `MAJOR.MINOR` (7.0 to 7.6, `-preview` suffixes) or one of Key Vault's own date versions
+/// ([`crate::apiversion::KNOWN`]); MAA's are other dates (2018-09-01-preview, 2020-10-01,
+/// 2022-08-01, 2022-09-01-preview).
 pub fn certificates_api(query: &[(String, String)]) -> CertificatesApi {
     let v = query
         .iter()
@@ -1485,6 +1488,9 @@ pub fn certificates_api(query: &[(String, String)]) -> CertificatesApi {
                 !m.is_empty() && m.len() <= 2 && m.bytes().all(|b| b.is_ascii_digit())
             }) && v.contains('.') =>
         {
+            CertificatesApi::KeyVault
+        }
+        Some(v) if crate::apiversion::KNOWN.contains(&v.split("-preview").next().unwrap_or(v)) => {
             CertificatesApi::KeyVault
         }
         _ => CertificatesApi::Maa,
@@ -1768,10 +1774,11 @@ pub fn execute(
         }
         AttestRoute::PolicyCertificates(op) => {
             if certificates_api(query) == CertificatesApi::KeyVault {
-                // Key Vault certificates are not served yet (issue 12): this path is MAA's only
-                // for MAA api-versions.
+                // `GET /certificates` with a Key Vault api-version is re-routed to the Key Vault
+                // listing before it gets here (`certs::key_vault_or_maa`); what is left
+                // (`certificates:add` / `:remove`) has no Key Vault meaning.
                 return Err(ApiError::not_found(
-                    "Key Vault certificates are not implemented by this server; /certificates with an MAA api-version (2020-10-01, 2022-08-01, 2022-09-01-preview) lists the policy management certificates",
+                    "no Key Vault operation at this path: /certificates:add and /certificates:remove are MAA's policy management certificate operations (use an MAA api-version: 2020-10-01, 2022-08-01, 2022-09-01-preview)",
                 ));
             }
             auth(st, headers, ctx, true)?;
@@ -2058,7 +2065,15 @@ mod tests {
             assert_eq!(certificates_api(&q(v)), CertificatesApi::Maa, "{v}");
         }
         assert_eq!(certificates_api(&[]), CertificatesApi::Maa);
-        for v in ["7.0", "7.4", "7.6", "7.6-preview.1", "7.5-preview.1"] {
+        for v in [
+            "7.0",
+            "7.4",
+            "7.6",
+            "7.6-preview.1",
+            "7.5-preview.1",
+            "2025-07-01",
+            "2026-04-01",
+        ] {
             assert_eq!(certificates_api(&q(v)), CertificatesApi::KeyVault, "{v}");
         }
         assert_eq!(

@@ -205,7 +205,7 @@ fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 
 /// The routes every vault object kind (keys, secrets; certificates next) has, answered the same
 /// way for each: listing, versions, soft delete, deleted objects, recover, purge, backup, restore.
-enum Lifecycle<'a> {
+pub(crate) enum Lifecycle<'a> {
     List,
     Versions(&'a str),
     Delete(&'a str),
@@ -251,7 +251,7 @@ fn lifecycle_of(route: &Route) -> Option<(Kind, Lifecycle<'_>)> {
 }
 
 /// Answer a [`Lifecycle`] route for the object kind `K`.
-fn lifecycle<K: VaultObject>(
+pub(crate) fn lifecycle<K: VaultObject>(
     vault: &Vault,
     op: Lifecycle<'_>,
     paging: &Paging,

@@ -17,6 +17,7 @@ pub mod apiversion;
 pub mod app;
 pub mod attest;
 pub mod audit_pipe;
+pub mod certs;
 pub mod cluster;
 pub mod config;
 pub mod connlimit;
@@ -767,11 +768,83 @@ pub async fn run_maintenance_once(st: &Arc<AppState>) {
         Ok(n) => tracing::info!(purged = n, "purged expired deleted objects"),
         Err(e) => tracing::error!(error = %e, "purging expired deleted objects failed"),
     }
+    run_certificate_lifetime_actions(st).await;
     let st2 = st.clone();
     match tokio::task::spawn_blocking(move || st2.attestation.sweep_challenges()).await {
         Ok(Ok(0)) => {}
         Ok(Ok(n)) => tracing::info!(swept = n, "forgot expired redeemed challenges"),
         Ok(Err(e)) => tracing::error!(error = %e, "sweeping redeemed challenges failed"),
         Err(e) => tracing::error!(error = %e, "sweeping redeemed challenges failed"),
+    }
+}
+
+/// Due certificate lifetime actions (AutoRenew issues a new version, EmailContacts is recorded):
+/// each (certificate, version, action) once, even with several replicas (the vault decides with
+/// a conditional write). Renewals of `Enclava` certificates sign with the issuing CA.
+async fn run_certificate_lifetime_actions(st: &Arc<AppState>) {
+    let st2 = st.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let _scope = enclava_audit::scope::enter(app::system_scope_entry(
+            "server/maintenance",
+            Some("certificate lifetime actions".into()),
+        ));
+        let ca = st2.lifecycle.issuing_ca();
+        enclava_vault::Certificates::run_lifetime_actions(
+            &st2.vault,
+            chrono::Utc::now(),
+            ca.as_deref(),
+        )
+    })
+    .await;
+    let events = match res {
+        Ok(Ok(events)) => events,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "running certificate lifetime actions failed");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "certificate lifetime actions task failed");
+            return;
+        }
+    };
+    for ev in events {
+        let action = match ev.action {
+            enclava_vault::CertificateAction::AutoRenew => "certificates/autorenew",
+            enclava_vault::CertificateAction::EmailContacts => "certificates/emailcontacts",
+        };
+        let (result, status, detail) = match &ev.error {
+            None => (
+                Outcome::Allowed,
+                200,
+                format!(
+                    "lifetime action of version {} (maintenance task)",
+                    ev.version
+                ),
+            ),
+            Some(e) => {
+                tracing::error!(certificate = %ev.name, action, error = %e, "certificate lifetime action failed");
+                (
+                    Outcome::Error,
+                    500,
+                    format!("lifetime action of version {} failed: {e}", ev.version),
+                )
+            }
+        };
+        tracing::info!(certificate = %ev.name, action, "certificate lifetime action");
+        let entry = NewEntry {
+            time: chrono::Utc::now(),
+            principal: "system".into(),
+            action: action.into(),
+            object: format!("certificates/{}", ev.name),
+            version: ev.new_version.clone().or(Some(ev.version.clone())),
+            result,
+            status,
+            request_id: app::new_request_id(),
+            client_addr: "internal".into(),
+            detail: Some(detail),
+        };
+        if let Err(e) = st.audit.append_durable(entry).await {
+            tracing::error!(error = %e, "audit append failed for a certificate lifetime action");
+        }
     }
 }

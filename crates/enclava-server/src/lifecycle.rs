@@ -36,6 +36,8 @@ pub struct Lifecycle {
     local_tls: Option<LocalTls>,
     /// The local CA, open while the vault is unsealed.
     ca: RwLock<Option<Arc<LocalCa>>>,
+    /// The certificate issuing CA (issuer `Enclava`), open while the vault is unsealed.
+    issuing_ca: RwLock<Option<Arc<enclava_vault::IssuingCa>>>,
 }
 
 struct LocalTls {
@@ -54,6 +56,7 @@ impl Lifecycle {
             init_token: Default::default(),
             local_tls: None,
             ca: RwLock::new(None),
+            issuing_ca: RwLock::new(None),
         }
     }
 
@@ -82,6 +85,28 @@ impl Lifecycle {
     /// The open local CA (`None`: no local CA, vault sealed, or its key is unusable).
     pub fn local_ca(&self) -> Option<Arc<LocalCa>> {
         self.ca.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The open certificate issuing CA (`None`: sealed, or its row does not open). Never the
+    /// local CA (see [`service_keys`]).
+    pub fn issuing_ca(&self) -> Option<Arc<enclava_vault::IssuingCa>> {
+        self.issuing_ca
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Open (or create, on the first unseal) the certificate issuing CA. A row that does not open
+    /// is logged, not fatal: everything else works, `Enclava`-issued certificates answer 503.
+    fn open_issuing_ca(&self, st: &AppState) {
+        let ca = match service_keys::load_or_create_issuing_ca(&st.vault, st.store.as_ref()) {
+            Ok(ca) => Some(Arc::new(ca)),
+            Err(e) => {
+                tracing::error!(error = %e, "the certificate issuing CA does not open; issuer Enclava is unavailable");
+                None
+            }
+        };
+        *self.issuing_ca.write().unwrap_or_else(|p| p.into_inner()) = ca;
     }
 
     /// Seal a pending CA key, open the sealed one, and re-issue the TLS certificate if the host
@@ -143,6 +168,7 @@ impl Lifecycle {
     /// Called after the vault became unsealed (blocking context).
     pub fn on_unsealed(&self, st: &AppState) -> Result<(), String> {
         self.open_local_ca(st)?;
+        self.open_issuing_ca(st);
         let wrap = VaultKeyWrap::new(&st.vault, "token-signing-key");
         let key = TokenKey::load_or_create(st.store.as_ref(), &wrap)
             .map_err(|e| format!("token signing key: {e}"))?;
@@ -191,6 +217,7 @@ impl Lifecycle {
     pub fn seal(&self, st: &AppState) {
         st.vault.seal();
         *self.ca.write().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.issuing_ca.write().unwrap_or_else(|p| p.into_inner()) = None;
         st.identity.set_token_key(None);
         st.identity.set_row_keys(None);
         st.audit_log.set_signer(None);

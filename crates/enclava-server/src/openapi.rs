@@ -106,6 +106,7 @@ use Auth::{
 };
 
 const PAGED: &[&str] = &["maxresults", "skiptoken"];
+const PAGED_PENDING: &[&str] = &["maxresults", "skiptoken", "includePending"];
 const ADMIN_PAGED: &[&str] = &["after", "limit"];
 const SCOPE: &[&str] = &["scope"];
 
@@ -194,6 +195,37 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/deletedsecrets/{name}", "GetDeletedSecret", Bearer("deletedsecrets/get"), "Get a deleted secret").out("DeletedSecretBundle"),
     op("DELETE", "/deletedsecrets/{name}", "PurgeDeletedSecret", Bearer("deletedsecrets/purge"), "Purge a deleted secret").status(204, None),
     op("POST", "/deletedsecrets/{name}/recover", "RecoverDeletedSecret", Bearer("deletedsecrets/recover"), "Recover a deleted secret").out("SecretBundle"),
+    // Key Vault certificates (each owns a key and a secret of the same name; see API.md)
+    op("GET", "/certificates/", "GetCertificates", Bearer("certificates/list"), "List certificates (`GET /certificates` with a Key Vault api-version is the same operation; with an MAA api-version it is MAA's policy management certificates)").query(PAGED_PENDING).out("CertificateListResult"),
+    op("POST", "/certificates/{name}/create", "CreateCertificate", Bearer("certificates/create"), "Create a certificate (a new version) from its policy: 202 with the operation (Self and Enclava complete at once; Location = the pending operation)").body("CertificateCreateParameters").status(202, Some("CertificateOperation")),
+    op("POST", "/certificates/{name}/import", "ImportCertificate", Bearer("certificates/import"), "Import a certificate with its private key (base64 PFX with optional password, or PEM)").body("CertificateImportParameters").out("CertificateBundle"),
+    op("GET", "/certificates/{name}", "GetCertificateLatest", Bearer("certificates/get"), "Get the latest version of a certificate (with its policy)").route_op("GetCertificate").out("CertificateBundle"),
+    op("GET", "/certificates/{name}/{version}", "GetCertificate", Bearer("certificates/get"), "Get a certificate version (empty version: latest)").out("CertificateBundle"),
+    op("PATCH", "/certificates/{name}", "UpdateCertificateLatest", Bearer("certificates/update"), "Update the latest version of a certificate (attributes, tags)").route_op("UpdateCertificate").body("CertificateUpdateParameters").out("CertificateBundle"),
+    op("PATCH", "/certificates/{name}/{version}", "UpdateCertificate", Bearer("certificates/update"), "Update a certificate version (attributes, tags)").body("CertificateUpdateParameters").out("CertificateBundle"),
+    op("DELETE", "/certificates/{name}", "DeleteCertificate", Bearer("certificates/delete"), "Delete a certificate with its key and secret (soft delete)").out("DeletedCertificateBundle"),
+    op("GET", "/certificates/{name}/versions", "GetCertificateVersions", Bearer("certificates/versions/list"), "List the versions of a certificate").query(PAGED).out("CertificateListResult"),
+    op("GET", "/certificates/{name}/policy", "GetCertificatePolicy", Bearer("certificates/policy/get"), "Get the policy of a certificate").out("CertificatePolicy"),
+    op("PATCH", "/certificates/{name}/policy", "UpdateCertificatePolicy", Bearer("certificates/policy/set"), "Update the policy of a certificate (the given sections)").body("CertificatePolicy").out("CertificatePolicy"),
+    op("GET", "/certificates/{name}/pending", "GetCertificateOperation", Bearer("certificates/pending/get"), "Get the create operation (status, CSR)").out("CertificateOperation"),
+    op("PATCH", "/certificates/{name}/pending", "UpdateCertificateOperation", Bearer("certificates/pending/update"), "Request cancellation of the create operation").body("CertificateOperationUpdate").out("CertificateOperation"),
+    op("DELETE", "/certificates/{name}/pending", "DeleteCertificateOperation", Bearer("certificates/pending/update"), "Delete the create operation").out("CertificateOperation"),
+    op("POST", "/certificates/{name}/pending/merge", "MergeCertificate", Bearer("certificates/pending/merge"), "Merge the signed certificate chain (leaf first) into a CSR-flow operation: 201").body("CertificateMergeParameters").status(201, Some("CertificateBundle")),
+    op("POST", "/certificates/{name}/backup", "BackupCertificate", Bearer("certificates/backup"), "Back up a certificate with its key and secret (protected blob)").out("BackupBlob"),
+    op("POST", "/certificates/restore", "RestoreCertificate", Bearer("certificates/restore"), "Restore a certificate backup").body("BackupBlob").out("CertificateBundle"),
+    op("GET", "/deletedcertificates", "GetDeletedCertificates", Bearer("deletedcertificates/list"), "List deleted certificates").query(PAGED).out("DeletedCertificateListResult"),
+    op("GET", "/deletedcertificates/{name}", "GetDeletedCertificate", Bearer("deletedcertificates/get"), "Get a deleted certificate").out("DeletedCertificateBundle"),
+    op("DELETE", "/deletedcertificates/{name}", "PurgeDeletedCertificate", Bearer("deletedcertificates/purge"), "Purge a deleted certificate with its key and secret").status(204, None),
+    op("POST", "/deletedcertificates/{name}/recover", "RecoverDeletedCertificate", Bearer("deletedcertificates/recover"), "Recover a deleted certificate with its key and secret").out("CertificateBundle"),
+    op("GET", "/certificates/issuers", "GetCertificateIssuers", Bearer("certificates/issuers/get"), "List certificate issuers").query(PAGED).out("CertificateIssuerListResult"),
+    op("PUT", "/certificates/issuers/{issuer}", "SetCertificateIssuer", Bearer("certificates/issuers/manage"), "Create or replace a certificate issuer (the credentials' password is stored sealed, never returned)").body("CertificateIssuerSetParameters").out("IssuerBundle"),
+    op("GET", "/certificates/issuers/{issuer}", "GetCertificateIssuer", Bearer("certificates/issuers/get"), "Get a certificate issuer").out("IssuerBundle"),
+    op("PATCH", "/certificates/issuers/{issuer}", "UpdateCertificateIssuer", Bearer("certificates/issuers/manage"), "Update a certificate issuer").body("CertificateIssuerSetParameters").out("IssuerBundle"),
+    op("DELETE", "/certificates/issuers/{issuer}", "DeleteCertificateIssuer", Bearer("certificates/issuers/manage"), "Delete a certificate issuer").out("IssuerBundle"),
+    op("PUT", "/certificates/contacts", "SetCertificateContacts", Bearer("certificates/contacts/manage"), "Set the certificate contacts").body("Contacts").out("Contacts"),
+    op("GET", "/certificates/contacts", "GetCertificateContacts", Bearer("certificates/contacts/get"), "Get the certificate contacts").out("Contacts"),
+    op("DELETE", "/certificates/contacts", "DeleteCertificateContacts", Bearer("certificates/contacts/manage"), "Delete the certificate contacts").out("Contacts"),
+    op("GET", "/enclava/certificates/ca", "GetCertificateIssuingCa", Anon, "The certificate of the vault's issuing CA (issuer Enclava), PEM; public, never its key; 503 while sealed"),
     // attestation (MAA-compatible and native)
     op("POST", "/attest/SevSnpVm", "AttestSevSnpVm", Attest, "Attest AMD SEV-SNP evidence (MAA shape)").query(SCOPE).body("MaaAttestRequest").out("AttestationResponse"),
     op("POST", "/attest/TdxVm", "AttestTdxVm", Attest, "Attest Intel TDX evidence (MAA shape)").query(SCOPE).body("MaaAttestRequest").out("AttestationResponse"),
@@ -242,6 +274,8 @@ fn tag(path: &str) -> &'static str {
         "healthz" | "readyz" | "metrics" | "openapi.json" => "Health",
         "keys" | "deletedkeys" | "rng" => "Keys",
         "secrets" | "deletedsecrets" => "Secrets",
+        // Key Vault certificates; `/certificates` itself and `/certificates:...` are MAA's.
+        "certificates" | "deletedcertificates" if path != "/certificates" => "Certificates",
         "operator" => "Operator",
         "attest" | "challenge" | "certs" | "policies" | ".well-known"
             if !path.ends_with("jwks.json") =>
@@ -269,7 +303,7 @@ fn error_schema(o: &Operation) -> &'static str {
 
 /// Key Vault data-plane operations need `api-version`.
 fn is_data(o: &Operation) -> bool {
-    matches!(tag(o.path), "Keys" | "Secrets")
+    matches!(tag(o.path), "Keys" | "Secrets" | "Certificates")
 }
 
 fn path_params(path: &str) -> Vec<&str> {
@@ -429,7 +463,7 @@ pub fn document(base_url: &str) -> Value {
         "tags": [
             {"name": "Health"}, {"name": "Identity"}, {"name": "Operator"},
             {"name": "Administration"}, {"name": "Keys"}, {"name": "Secrets"},
-            {"name": "Attestation"}
+            {"name": "Attestation"}, {"name": "Certificates"}
         ],
         "paths": paths,
         "components": {
@@ -460,6 +494,7 @@ fn query_param(name: &str, required: bool, schema: Value, description: &str) -> 
 fn parameters() -> Value {
     json!({
         "path-name": path_param("name", "object name: 1-127 of [0-9A-Za-z-]"),
+        "path-issuer": path_param("issuer", "certificate issuer name: 1-127 of [0-9A-Za-z-]"),
         "path-version": path_param("version", "32 hexadecimal characters; empty: the latest version"),
         "path-tenant": path_param("tenant", "any tenant string (letters, digits, '-', '_', '.')"),
         "path-id": path_param("id", "a principal or role assignment id"),
@@ -474,6 +509,7 @@ fn parameters() -> Value {
         "api-version-maa": query_param("api-version", false, json!({"type": "string"}),
             "accepted and ignored on attestation routes"),
         "maxresults": query_param("maxresults", false, json!({"type": "integer", "minimum": 1, "maximum": 25}), "page size"),
+        "includePending": query_param("includePending", false, json!({"type": "boolean"}), "also list certificates whose create is pending"),
         "skiptoken": query_param("$skiptoken", false, json!({"type": "string"}), "continuation from nextLink"),
         "after": query_param("after", false, json!({"type": "string"}), "continue after this id"),
         "limit": query_param("limit", false, json!({"type": "integer", "minimum": 1, "maximum": 1000}), "page size"),
@@ -1244,6 +1280,177 @@ fn schemas() -> Value {
             ),
         ),
         (
+            "CertificatePolicy",
+            object(
+                "certificate policy (Key Vault's CertificatePolicy; key_props.release_policy is Enclava's extension)",
+                &[
+                    ("id", s()),
+                    ("key_props", obj()),
+                    ("secret_props", obj()),
+                    ("x509_props", obj()),
+                    ("lifetime_actions", json!({"type": "array", "items": obj()})),
+                    ("issuer", obj()),
+                    ("attributes", obj()),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "CertificateBundle",
+            object(
+                "a certificate version: ids of its certificate, key and secret, the DER (cer), thumbprint",
+                &[
+                    ("id", s()),
+                    ("kid", s()),
+                    ("sid", s()),
+                    ("x5t", b64()),
+                    ("cer", s()),
+                    ("attributes", obj()),
+                    ("tags", obj()),
+                    ("policy", r("CertificatePolicy")),
+                ],
+                &["id"],
+            ),
+        ),
+        (
+            "DeletedCertificateBundle",
+            object(
+                "a deleted certificate",
+                &[
+                    ("id", s()),
+                    ("recoveryId", s()),
+                    ("deletedDate", int()),
+                    ("scheduledPurgeDate", int()),
+                    ("cer", s()),
+                    ("attributes", obj()),
+                ],
+                &["id"],
+            ),
+        ),
+        ("CertificateListResult", list_of("CertificateBundle")),
+        (
+            "DeletedCertificateListResult",
+            list_of("DeletedCertificateBundle"),
+        ),
+        (
+            "CertificateCreateParameters",
+            object(
+                "create parameters",
+                &[
+                    ("policy", r("CertificatePolicy")),
+                    ("attributes", obj()),
+                    ("tags", obj()),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "CertificateImportParameters",
+            object(
+                "import parameters: value = base64 PFX or PEM text, pwd = the PFX password",
+                &[
+                    ("value", s()),
+                    ("pwd", s()),
+                    ("policy", r("CertificatePolicy")),
+                    ("attributes", obj()),
+                    ("tags", obj()),
+                ],
+                &["value"],
+            ),
+        ),
+        (
+            "CertificateUpdateParameters",
+            object(
+                "update parameters",
+                &[
+                    ("policy", r("CertificatePolicy")),
+                    ("attributes", obj()),
+                    ("tags", obj()),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "CertificateMergeParameters",
+            object(
+                "the signed chain, leaf first (standard base64 DER)",
+                &[
+                    ("x5c", json!({"type": "array", "items": s()})),
+                    ("attributes", obj()),
+                    ("tags", obj()),
+                ],
+                &["x5c"],
+            ),
+        ),
+        (
+            "CertificateOperation",
+            object(
+                "the create operation",
+                &[
+                    ("id", s()),
+                    ("issuer", obj()),
+                    ("csr", s()),
+                    ("cancellation_requested", boolean()),
+                    (
+                        "status",
+                        json!({"enum": ["inProgress", "completed", "failed", "cancelled"]}),
+                    ),
+                    ("status_details", s()),
+                    ("error", obj()),
+                    ("target", s()),
+                    ("request_id", s()),
+                ],
+                &["id", "status"],
+            ),
+        ),
+        (
+            "CertificateOperationUpdate",
+            object(
+                "cancel the operation",
+                &[("cancellation_requested", boolean())],
+                &["cancellation_requested"],
+            ),
+        ),
+        (
+            "CertificateIssuerSetParameters",
+            object(
+                "an issuer (the credentials' password is never returned)",
+                &[
+                    ("provider", s()),
+                    ("credentials", obj()),
+                    ("org_details", obj()),
+                    ("attributes", obj()),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "IssuerBundle",
+            object(
+                "an issuer",
+                &[
+                    ("id", s()),
+                    ("provider", s()),
+                    ("credentials", obj()),
+                    ("org_details", obj()),
+                    ("attributes", obj()),
+                ],
+                &["id"],
+            ),
+        ),
+        ("CertificateIssuerListResult", list_of("IssuerBundle")),
+        (
+            "Contacts",
+            object(
+                "certificate contacts",
+                &[
+                    ("id", s()),
+                    ("contacts", json!({"type": "array", "items": obj()})),
+                ],
+                &[],
+            ),
+        ),
+        (
             "SignedJws",
             json!({"type": "string", "description": "a JWS signed by a policy management certificate (MAA isolated mode)"}),
         ),
@@ -1355,7 +1562,11 @@ mod tests {
     /// matcher arm is written in.
     fn vocabulary() -> Vec<String> {
         let mut words = BTreeSet::new();
-        let sources = [include_str!("route.rs"), include_str!("attest.rs")];
+        let sources = [
+            include_str!("route.rs"),
+            include_str!("attest.rs"),
+            include_str!("certs.rs"),
+        ];
         // Lines of match patterns (`["keys", name] =>`, `| [...]`, `("create", Method::POST) =>`)
         // of string tables (`"encrypt" => KeyOp::Encrypt`, the `template()` arms) and of
         // suffix matches (`seg.strip_suffix(":reset")`).

@@ -181,6 +181,9 @@ pub enum Route {
     Attest(crate::attest::AttestRoute),
     /// The Confidential Containers KBS protocol (`/kbs/v0/...`): see [`crate::kbs`].
     Kbs(crate::kbs::KbsRoute),
+    /// Key Vault certificates (`/certificates`, `/deletedcertificates`) and the issuing CA's
+    /// certificate: see [`crate::certs`].
+    Cert(crate::certs::CertRoute),
 }
 
 /// Why no route matched.
@@ -337,6 +340,9 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
     }
     if let Some(r) = crate::kbs::route(m, &segs) {
         return r.map(R::Kbs);
+    }
+    if let Some(r) = crate::certs::route(m, &segs) {
+        return r.map(R::Cert);
     }
     match segs.as_slice() {
         ["healthz"] => {
@@ -618,6 +624,7 @@ impl Route {
             R::RestoreSecret => "/secrets/restore",
             R::Attest(a) => a.template(),
             R::Kbs(k) => k.template(),
+            R::Cert(c) => c.template(),
         }
     }
 
@@ -688,6 +695,7 @@ impl Route {
             R::RestoreSecret => "RestoreSecret",
             R::Attest(a) => a.operation(),
             R::Kbs(k) => k.operation(),
+            R::Cert(c) => c.operation(),
         }
     }
 
@@ -721,6 +729,7 @@ impl Route {
                 | R::VerifyAudit
                 | R::Attest(_)
                 | R::Kbs(_)
+                | R::Cert(crate::certs::CertRoute::IssuingCa)
         )
     }
 
@@ -777,6 +786,7 @@ impl Route {
             | R::DeleteRoleAssignment { id } => (Some(id), None),
             R::TenantToken { tenant } => (Some(tenant), None),
             R::Attest(a) => (a.object(), None),
+            R::Cert(c) => c.object(),
             _ => (None, None),
         }
     }

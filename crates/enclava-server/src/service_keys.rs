@@ -6,6 +6,12 @@
 //! | attestation token signer | ES256 P-256, or RS256 RSA-2048 (`attestation.alg`) | `service-keys/attestation-es256` / `-rs256` (`service-key/attestation-es256` / `-rs256`) |
 //! | secure key release signer | RS256 RSA-2048 | `service-keys/release-rs256` (`service-key/release-rs256`) |
 //! | local CA (issues the TLS, release and attestation-signer certificates) | ECDSA P-256 | `service-keys/local-ca` (`service-key/local-ca`) |
+//! | certificate issuing CA (issues Key Vault certificates with issuer `Enclava`) | ECDSA P-256, self-signed "Enclava Certificate Issuing CA" | `service-keys/certificate-issuing-ca` (`service-key/certificate-issuing-ca`), key and CA certificate sealed together |
+//!
+//! The certificate issuing CA is deliberately NOT the local CA: clients trust the local CA for the
+//! vault's own TLS, so a Certificates Officer who could have it sign would obtain a certificate for
+//! the vault's host name. The issuing CA signs only data-plane certificates; its certificate is
+//! public (`GET /enclava/certificates/ca`), its key is on no route.
 //!
 //! The access-token signing key and the audit checkpoint key were already sealed Meta rows
 //! (`lifecycle.rs`) and keep their storage format.
@@ -689,4 +695,122 @@ pub fn release_x5c(
             Ok(vec![STANDARD.encode(leaf.der())])
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The certificate issuing CA (issuer `Enclava` of the certificates data plane)
+
+/// Meta row of the sealed certificate issuing CA (key and certificate).
+pub const ISSUING_CA_META: &str = "service-keys/certificate-issuing-ca";
+const ISSUING_CA_PURPOSE: &str = "service-key/certificate-issuing-ca";
+/// The issuing CA's subject common name.
+pub const ISSUING_CA_NAME: &str = "Enclava Certificate Issuing CA";
+/// The issuing CA is valid this long (seconds): 20 years, far beyond any leaf it issues.
+const ISSUING_CA_LIFETIME: i64 = 20 * 365 * 86_400;
+
+#[derive(Serialize, Deserialize)]
+struct StoredIssuingCa {
+    /// Standard base64 CA certificate DER (sealed with the key: a row cannot pair a key with
+    /// another certificate).
+    cert: String,
+    /// Standard base64 PKCS#8 DER.
+    pkcs8: String,
+}
+
+impl Drop for StoredIssuingCa {
+    fn drop(&mut self) {
+        self.pkcs8.zeroize();
+    }
+}
+
+/// A new issuing CA: a P-256 key and its self-signed certificate (pathLen 0, keyCertSign and
+/// cRLSign), valid from an hour ago (clock skew) for [`ISSUING_CA_LIFETIME`].
+fn new_issuing_ca(now: i64) -> Result<enclava_vault::IssuingCa, ServiceKeyError> {
+    let key = ISSUING_CA_META;
+    let doc = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .map_err(|_| err(key, "P-256 key generation failed"))?;
+    let pkcs8 = Zeroizing::new(doc.as_ref().to_vec());
+    let cert_der = enclava_certs::new_issuing_ca(
+        &pkcs8,
+        ISSUING_CA_NAME,
+        now - 3600,
+        now + ISSUING_CA_LIFETIME,
+    )
+    .map_err(|e| err(key, format!("issuing the CA certificate failed: {e}")))?;
+    Ok(enclava_vault::IssuingCa {
+        cert_der,
+        key_pkcs8: pkcs8,
+    })
+}
+
+fn decode_issuing_ca(
+    vault: &Vault,
+    row: &[u8],
+) -> Result<enclava_vault::IssuingCa, ServiceKeyError> {
+    let key = ISSUING_CA_META;
+    let plain = vault
+        .open_aux(ISSUING_CA_PURPOSE, row)
+        .map_err(|e| err(key, e))?;
+    let stored: StoredIssuingCa = serde_json::from_slice(&plain).map_err(|_| {
+        err(
+            key,
+            "expected a sealed JSON issuing CA, found undecodable content",
+        )
+    })?;
+    let cert_der = STANDARD
+        .decode(stored.cert.as_bytes())
+        .map_err(|_| err(key, "undecodable CA certificate"))?;
+    let key_pkcs8 = Zeroizing::new(
+        STANDARD
+            .decode(stored.pkcs8.as_bytes())
+            .map_err(|_| err(key, "undecodable CA key"))?,
+    );
+    Ok(enclava_vault::IssuingCa {
+        cert_der,
+        key_pkcs8,
+    })
+}
+
+/// The certificate issuing CA, created on first use (after init / the first unseal). Replicas
+/// racing to create it agree on one (conditional write; the loser reads the winner's). A row that
+/// does not open is an error, never silently replaced (the certificates it issued chain to it).
+pub fn load_or_create_issuing_ca(
+    vault: &Vault,
+    store: &dyn Store,
+) -> Result<enclava_vault::IssuingCa, ServiceKeyError> {
+    let key = ISSUING_CA_META;
+    for _ in 0..3 {
+        if let Some(row) = store.get(Table::Meta, key).map_err(|e| err(key, e))? {
+            return decode_issuing_ca(vault, &row);
+        }
+        let ca = new_issuing_ca(chrono::Utc::now().timestamp())?;
+        let stored = StoredIssuingCa {
+            cert: STANDARD.encode(&ca.cert_der),
+            pkcs8: STANDARD.encode(ca.key_pkcs8.as_slice()),
+        };
+        let json = Zeroizing::new(serde_json::to_vec(&stored).map_err(|e| err(key, e))?);
+        let row = vault
+            .seal_aux(ISSUING_CA_PURPOSE, &json)
+            .map_err(|e| err(key, e))?;
+        match store.transact(vec![
+            Op::Expect {
+                table: Table::Meta,
+                key: key.into(),
+                value: None,
+            },
+            Op::Put {
+                table: Table::Meta,
+                key: key.into(),
+                value: row,
+            },
+        ]) {
+            Ok(()) => return Ok(ca),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(err(key, e)),
+        }
+    }
+    Err(err(key, "kept changing while loading it"))
 }

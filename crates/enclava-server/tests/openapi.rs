@@ -141,10 +141,14 @@ fn documented_stateless_gets_are_served() {
         if item.get("get").is_none() || !placeholders(path).iter().all(|p| STATELESS.contains(p)) {
             continue;
         }
+        // Key Vault answers 404 for the contacts until some are set.
+        if path == "/certificates/contacts" {
+            continue;
+        }
         let sep = if path.contains('?') { '&' } else { '?' };
         // `/certificates` is MAA's (policy management certificates) with an MAA api-version;
-        // with a Key Vault one it is Key Vault's certificates, which this server does not have.
-        let api = if path.starts_with("/certificates") {
+        // with a Key Vault one it is Key Vault's certificate list (`/certificates/` always is).
+        let api = if path == "/certificates" {
             "2022-08-01"
         } else {
             "7.6"

@@ -363,3 +363,74 @@ fn release_end_to_end() {
     );
     assert!(!all.contains("eyJ"), "no tokens in the audit log");
 }
+
+/// A certificate with a release policy (issue 12): its private key reaches an attested workload
+/// through the key of the same name (and only so: the certificate's secret holds no key), and
+/// the released key is the certificate's (its public key is the leaf's), so the workload can
+/// serve TLS with a certificate chaining to the Enclava issuing CA.
+#[test]
+fn a_certificate_key_is_released_to_an_attested_workload() {
+    let att = Es256Signer::generate("att-1").unwrap();
+    let t = start(&att);
+    let admin = t.admin_token();
+    let h = holder();
+    let r = t.post(
+        &format!("/certificates/tls/create?{V}"),
+        Some(&admin),
+        &json!({"policy": {
+            "key_props": {"kty": "RSA", "key_size": 2048, "exportable": true,
+                "release_policy": {"data": policy_b64()}},
+            "x509_props": {"subject": "CN=workload.example.test",
+                "sans": {"dns_names": ["workload.example.test"]}},
+            "issuer": {"name": "Enclava"}}}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.body["status"], "completed", "{}", r.text);
+    let cert = t.get(&format!("/certificates/tls?{V}"), Some(&admin));
+    assert_eq!(cert.status, 200, "{}", cert.text);
+    let leaf = STANDARD.decode(cert.body["cer"].as_str().unwrap()).unwrap();
+    let version = cert.body["id"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    // The secret has no private key, whoever reads it.
+    let s = t.get(&format!("/secrets/tls?{V}"), Some(&admin));
+    assert_eq!(s.status, 200, "{}", s.text);
+    assert!(!s.body["value"].as_str().unwrap().contains("PRIVATE KEY"));
+
+    let (id, secret) = t.service_principal(&admin, "workload");
+    t.assign(&admin, &id, "ReleaseUser", "/keys/tls");
+    let user = t.token_for(&id, &secret);
+    // Not attested as the policy wants: refused.
+    let r = t.post(
+        &format!("/keys/tls/{version}/release?{V}"),
+        Some(&user),
+        &json!({"target": token(&att, &h, "jti-cert-debug", json!({"x-ms-sevsnpvm-is-debuggable": true}))}),
+    );
+    assert_eq!(r.status, 403, "{}", r.text);
+    // Attested: the key of this certificate version.
+    let r = t.post(
+        &format!("/keys/tls/{version}/release?{V}"),
+        Some(&user),
+        &json!({"target": token(&att, &h, "jti-cert-1", json!({}))}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (_, p) = check_jws(&t, r.body["value"].as_str().unwrap());
+    let key = &p["response"]["key"]["key"];
+    let der = unwrap_key_hsm(&h, key["key_hsm"].as_str().unwrap());
+    assert!(
+        enclava_certs::matches_key(&leaf, &der).unwrap(),
+        "the released key is the certificate's"
+    );
+    // And the leaf chains to the issuing CA the server publishes.
+    let ca = t.get("/enclava/certificates/ca", None);
+    let ca_b64: String = ca
+        .text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    enclava_certs::verify_issued_by(&leaf, &STANDARD.decode(ca_b64).unwrap()).unwrap();
+}

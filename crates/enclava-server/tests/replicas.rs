@@ -563,3 +563,86 @@ fn while_the_change_feed_is_down_b_reads_through_its_caches() {
     }
     assert_eq!(sign(b, admin, "k-feed").status, 403);
 }
+
+/// The certificate issuing CA is one for the cluster (created once, whichever replica unsealed
+/// first), and a due AutoRenew runs once even when both replicas' maintenance passes run it.
+#[test]
+fn one_issuing_ca_and_one_renewal_across_both_replicas() {
+    let Some(r) = replicas("certs") else { return };
+    let ca = |s: &TestServer| {
+        let x = s.get("/enclava/certificates/ca", None);
+        assert_eq!(x.status, 200, "{}", x.text);
+        x.text
+    };
+    assert_eq!(
+        ca(&r.a),
+        ca(&r.b),
+        "both replicas serve the same issuing CA"
+    );
+
+    // A certificate expiring in ten minutes with an AutoRenew already due.
+    let key = enclava_certs::generate(enclava_certs::KeySpec::Ec {
+        curve: enclava_certs::EcCurve::P256,
+    })
+    .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let tpl = enclava_certs::CertTemplate::new(
+        enclava_certs::Subject::parse("CN=replicated").unwrap(),
+        now - 60,
+        now + 600,
+    )
+    .unwrap();
+    let der = enclava_certs::issue(&tpl, &key, enclava_certs::Issuer::SelfSigned).unwrap();
+    let pfx = enclava_certs::pfx::build(&key, std::slice::from_ref(&der), None).unwrap();
+    let policy = json!({
+        "key_props": {"kty": "EC", "crv": "P-256", "exportable": true},
+        "x509_props": {"subject": "CN=replicated", "validity_months": 12},
+        "issuer": {"name": "Enclava"},
+        "lifetime_actions": [{"trigger": {"days_before_expiry": 1}, "action": {"action_type": "AutoRenew"}}]
+    });
+    let imported = retried(|| {
+        r.a.post(
+            &format!("/certificates/rep/import?{V}"),
+            Some(&r.admin),
+            &json!({"value": base64::engine::general_purpose::STANDARD.encode(&pfx), "policy": policy}),
+        )
+    });
+    assert_eq!(imported.status, 200, "{}", imported.text);
+    // Both maintenance passes at once.
+    let (ra, rb) = std::thread::scope(|sc| {
+        let a = sc.spawn(|| {
+            r.a.rt
+                .block_on(enclava_server::run_maintenance_once(&r.a.server.state))
+        });
+        let b = sc.spawn(|| {
+            r.b.rt
+                .block_on(enclava_server::run_maintenance_once(&r.b.server.state))
+        });
+        (a.join(), b.join())
+    });
+    ra.unwrap();
+    rb.unwrap();
+    let versions = retried(|| {
+        r.b.get(&format!("/certificates/rep/versions?{V}"), Some(&r.admin))
+    });
+    assert_eq!(versions.status, 200, "{}", versions.text);
+    assert_eq!(
+        versions.body["value"].as_array().unwrap().len(),
+        2,
+        "renewed exactly once: {}",
+        versions.text
+    );
+    // The renewal was signed by the cluster's issuing CA.
+    let latest = retried(|| r.b.get(&format!("/certificates/rep?{V}"), Some(&r.admin)));
+    let leaf = base64::engine::general_purpose::STANDARD
+        .decode(latest.body["cer"].as_str().unwrap())
+        .unwrap();
+    let ca_pem = ca(&r.a);
+    let ca_b64: String = ca_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let ca_der = base64::engine::general_purpose::STANDARD
+        .decode(ca_b64)
+        .unwrap();
+    enclava_certs::verify_issued_by(&leaf, &ca_der).expect("renewed leaf chains to the CA");
+    stop(r.a);
+    stop(r.b);
+}

@@ -54,10 +54,20 @@ pub enum Table {
     /// process on this database so any replica can continue a handshake. Keys: the session id
     /// (32 hex digits); values: the session JSON (see `enclava-server`'s `kbs.rs`).
     KbsSessions,
+    /// Certificates (issue 12), the third versioned-object kind beside keys and secrets: the
+    /// live record (`name_key`), the versions (`name_key/version`) and the deleted record.
+    Certificates,
+    CertificateVersions,
+    DeletedCertificates,
+    /// Pending certificate create operations (`name_key`): CSR flow state with the sealed key.
+    CertificateOperations,
+    /// Certificate issuer objects (`name_key`) and the certificate contacts (key `contacts`
+    /// is not a valid issuer name: issuer keys are `issuer/{name_key}`).
+    CertificateIssuers,
 }
 
 impl Table {
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 18] = [
         Table::Meta,
         Table::Keys,
         Table::KeyVersions,
@@ -71,6 +81,11 @@ impl Table {
         Table::AuditCheckpoints,
         Table::RedeemedNonces,
         Table::KbsSessions,
+        Table::Certificates,
+        Table::CertificateVersions,
+        Table::DeletedCertificates,
+        Table::CertificateOperations,
+        Table::CertificateIssuers,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +103,11 @@ impl Table {
             Table::AuditCheckpoints => "audit_checkpoints",
             Table::RedeemedNonces => "redeemed_nonces",
             Table::KbsSessions => "kbs_sessions",
+            Table::Certificates => "certificates",
+            Table::CertificateVersions => "certificate_versions",
+            Table::DeletedCertificates => "deleted_certificates",
+            Table::CertificateOperations => "certificate_operations",
+            Table::CertificateIssuers => "certificate_issuers",
         }
     }
 }

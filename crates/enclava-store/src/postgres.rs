@@ -70,7 +70,7 @@ pub const LISTENER_APPLICATION_NAME: &str = "enclava-change-listener";
 const LISTEN_RETRY: Duration = Duration::from_millis(200);
 
 /// The newest schema this build knows; see [`migration`].
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Connections per store. Each trait call holds one for its duration.
 const POOL_SIZE: usize = 8;
@@ -97,7 +97,10 @@ fn migration(version: i64) -> String {
         1 => {
             let mut ddl = String::new();
             // The tables of version 1 only: later tables come with their own migration.
-            for t in Table::ALL.into_iter().filter(|t| *t != Table::KbsSessions) {
+            for t in Table::ALL
+                .into_iter()
+                .take_while(|t| *t != Table::KbsSessions)
+            {
                 // COLLATE "C": keys order bytewise, like SQLite's BINARY, so listing and paging
                 // give the same order on both backends.
                 ddl.push_str(&format!(
@@ -113,9 +116,28 @@ fn migration(version: i64) -> String {
             "CREATE TABLE {} (k TEXT COLLATE \"C\" PRIMARY KEY, v BYTEA NOT NULL);",
             Table::KbsSessions.name()
         ),
+        // Certificates (issue 12): the third object kind, its operations and issuers.
+        3 => CERTIFICATE_TABLES
+            .iter()
+            .map(|t| {
+                format!(
+                    "CREATE TABLE {} (k TEXT COLLATE \"C\" PRIMARY KEY, v BYTEA NOT NULL);",
+                    t.name()
+                )
+            })
+            .collect(),
         _ => String::new(),
     }
 }
+
+/// The tables migration 3 adds.
+const CERTIFICATE_TABLES: [Table; 5] = [
+    Table::Certificates,
+    Table::CertificateVersions,
+    Table::DeletedCertificates,
+    Table::CertificateOperations,
+    Table::CertificateIssuers,
+];
 
 /// Options beyond the connection string.
 #[derive(Debug, Clone, Default)]

@@ -8,8 +8,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::{AuditRow, Op, Result, Store, StoreError, Table};
 
-// 2: `kbs_sessions` (created by the `CREATE TABLE IF NOT EXISTS` loop over every table).
-const SCHEMA_VERSION: i64 = 2;
+// 2: `kbs_sessions`; 3: the certificate tables (all created by the `CREATE TABLE IF NOT EXISTS`
+// loop over every table).
+const SCHEMA_VERSION: i64 = 3;
 
 /// The embedded store. One connection behind a mutex: SQLite serializes writers anyway, and the
 /// vault's hot paths (crypto operations) read keys that callers cache.

@@ -815,7 +815,7 @@ fn postgres_concurrent_startup_migrates_once() {
         })
         .collect();
     for h in handles {
-        assert_eq!(h.join().unwrap().unwrap(), 2);
+        assert_eq!(h.join().unwrap().unwrap(), 3);
     }
 }
 
@@ -1008,10 +1008,10 @@ fn postgres_tls_verifies_the_server_certificate() {
     drop(s);
 }
 
-/// A database of schema version 1 (before `kbs_sessions`) is migrated to version 2 when a newer
-/// build opens it, and the new table works.
+/// A database of schema version 1 (before `kbs_sessions`) is migrated to the current version
+/// when a newer build opens it, and the new tables work.
 #[test]
-fn postgres_version_1_database_is_migrated_to_2() {
+fn postgres_version_1_database_is_migrated_to_current() {
     let Some(url) = postgres_url() else { return };
     let config = fresh_postgres_database(&url, "upgrade");
     PostgresStore::from_config(config.clone(), PostgresOptions::default()).unwrap();
@@ -1019,14 +1019,54 @@ fn postgres_version_1_database_is_migrated_to_2() {
     admin_sql(
         &url,
         config.get_dbname(),
-        "DROP TABLE kbs_sessions; DELETE FROM enclava_schema_version WHERE version = 2",
+        "DROP TABLE kbs_sessions, certificates, certificate_versions, deleted_certificates, \
+         certificate_operations, certificate_issuers; \
+         DELETE FROM enclava_schema_version WHERE version >= 2",
     );
     let s = PostgresStore::from_config(config, PostgresOptions::default()).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 2);
-    s.transact(vec![put(Table::KbsSessions, "s1", b"{}")])
-        .unwrap();
+    assert_eq!(s.schema_version().unwrap(), 3);
+    s.transact(vec![
+        put(Table::KbsSessions, "s1", b"{}"),
+        put(Table::Certificates, "c1", b"{}"),
+    ])
+    .unwrap();
     assert_eq!(
         s.get(Table::KbsSessions, "s1").unwrap().as_deref(),
         Some(&b"{}"[..])
     );
+    assert_eq!(
+        s.get(Table::Certificates, "c1").unwrap().as_deref(),
+        Some(&b"{}"[..])
+    );
+}
+
+/// A database of schema version 2 (before the certificate tables, issue 12) gets exactly the
+/// five certificate tables, and keeps its rows.
+#[test]
+fn postgres_version_2_database_is_migrated_to_3() {
+    let Some(url) = postgres_url() else { return };
+    let config = fresh_postgres_database(&url, "upgrade2");
+    let s = PostgresStore::from_config(config.clone(), PostgresOptions::default()).unwrap();
+    s.transact(vec![put(Table::Keys, "k", b"1")]).unwrap();
+    drop(s);
+    admin_sql(
+        &url,
+        config.get_dbname(),
+        "DROP TABLE certificates, certificate_versions, deleted_certificates, \
+         certificate_operations, certificate_issuers; \
+         DELETE FROM enclava_schema_version WHERE version = 3",
+    );
+    let s = PostgresStore::from_config(config, PostgresOptions::default()).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.get(Table::Keys, "k").unwrap().as_deref(), Some(&b"1"[..]));
+    for t in [
+        Table::Certificates,
+        Table::CertificateVersions,
+        Table::DeletedCertificates,
+        Table::CertificateOperations,
+        Table::CertificateIssuers,
+    ] {
+        s.transact(vec![put(t, "x", b"{}")]).unwrap();
+        assert_eq!(s.get(t, "x").unwrap().as_deref(), Some(&b"{}"[..]));
+    }
 }

@@ -1,6 +1,6 @@
 //! The backup blob format shared by keys and secrets.
 //!
-//! `"EVBK" || format (1 byte, = 1) || kind (1 byte: 1 key, 2 secret) || nonce || AES-256-GCM(
+//! `"EVBK" || format (1 byte, = 1) || kind (1 byte: 1 key, 2 secret, 3 certificate) || nonce || AES-256-GCM(
 //! backup key, payload JSON, AAD = "enclava/v1/backup" || header) || tag`. The backup key is
 //! derived from the root key, so only a vault with the same root can restore the blob.
 
@@ -17,6 +17,8 @@ const FORMAT: u8 = 1;
 pub(crate) enum BackupKind {
     Key = 1,
     Secret = 2,
+    /// A certificate with its key and secret.
+    Certificate = 3,
 }
 
 impl BackupKind {
@@ -24,6 +26,7 @@ impl BackupKind {
         match self {
             BackupKind::Key => "key",
             BackupKind::Secret => "secret",
+            BackupKind::Certificate => "certificate",
         }
     }
 }
@@ -70,6 +73,7 @@ pub(crate) fn open(vault: &Vault, kind: BackupKind, blob: &[u8]) -> Result<Zeroi
         let found = match found_kind {
             1 => "key",
             2 => "secret",
+            3 => "certificate",
             _ => "unknown",
         };
         return Err(VaultError::bad(format!(

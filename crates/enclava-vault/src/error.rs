@@ -45,6 +45,10 @@ pub enum VaultError {
     /// No deleted secret with that name.
     #[error("deleted secret '{name}' was not found")]
     DeletedSecretNotFound { name: String },
+    /// No such certificate-plane object (HTTP 404): `code` is Key Vault's (`CertificateNotFound`,
+    /// `PendingCertificateNotFound`, `CertificateIssuerNotFound`, `ContactsNotFound`).
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
     /// Malformed or unacceptable input (HTTP 400, code `BadParameter`).
     #[error("{0}")]
     BadParameter(String),
@@ -83,7 +87,8 @@ impl VaultError {
             VaultError::KeyNotFound { .. }
             | VaultError::DeletedKeyNotFound { .. }
             | VaultError::SecretNotFound { .. }
-            | VaultError::DeletedSecretNotFound { .. } => 404,
+            | VaultError::DeletedSecretNotFound { .. }
+            | VaultError::NotFound { .. } => 404,
             VaultError::BadParameter(_) => 400,
             VaultError::Forbidden { .. } => 403,
             VaultError::Conflict(_) => 409,
@@ -101,6 +106,7 @@ impl VaultError {
             VaultError::SecretNotFound { .. } | VaultError::DeletedSecretNotFound { .. } => {
                 "SecretNotFound"
             }
+            VaultError::NotFound { code, .. } => code,
             VaultError::BadParameter(_) => "BadParameter",
             VaultError::Forbidden { .. } => "Forbidden",
             VaultError::Conflict(_) => "Conflict",

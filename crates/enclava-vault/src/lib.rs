@@ -19,6 +19,8 @@
 pub mod b64;
 mod backup;
 mod cache;
+pub mod certificates;
+pub mod certmodel;
 pub mod error;
 pub mod keys;
 mod lifecycle;
@@ -33,6 +35,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use chrono::{DateTime, Utc};
 use enclava_store::Store;
 
+pub use certificates::{CertificateAction, CertificateLifetimeEvent, Certificates, IssuingCa};
 pub use error::{Result, VaultError};
 pub use keys::{Keys, ReleasableKey, RotationAction, RotationEvent};
 pub use model::*;

@@ -32,9 +32,16 @@ pub(crate) const SECRETS: Tables = Tables {
     versions: Table::SecretVersions,
 };
 
+pub(crate) const CERTIFICATES: Tables = Tables {
+    kind: "certificate",
+    live: Table::Certificates,
+    deleted: Table::DeletedCertificates,
+    versions: Table::CertificateVersions,
+};
+
 /// Move row `nk` from table `from` (where it must still be `old`) to table `to` (where it must
 /// be absent) as `new`.
-fn move_row(from: Table, to: Table, nk: &str, old: Vec<u8>, new: Vec<u8>) -> Vec<Op> {
+pub(crate) fn move_row(from: Table, to: Table, nk: &str, old: Vec<u8>, new: Vec<u8>) -> Vec<Op> {
     vec![
         Op::Expect {
             table: from,

@@ -179,7 +179,7 @@ pub(crate) use deleted_record;
 
 /// One kind of versioned object. Implemented by a marker type per kind (`keys::Keys`,
 /// `secrets::Secrets`).
-pub(crate) trait ObjectKind: ObjectWire {
+pub(crate) trait ObjectKind: ObjectWire + Sized {
     /// `"Key"`: the start of Key Vault's deleted-conflict message.
     const TITLE: &'static str;
     /// `"key material"`: what the sealed value is, for integrity messages.
@@ -215,6 +215,34 @@ pub(crate) trait ObjectKind: ObjectWire {
     /// Called after every committed change of the object `nk`'s rows (keys drop their cache).
     fn changed(_vault: &Vault, _nk: &str) {}
 
+    /// Refuse a change made through this kind's own routes (keys and secrets that a certificate
+    /// owns are read-only: they change only with their certificate). Called by every generic
+    /// write (new version, update, delete, recover, purge).
+    fn check_mutable(_vault: &Vault, _name: &str) -> Result<()> {
+        Ok(())
+    }
+
+    // The lifecycle as [`VaultObject`] answers it. A kind that owns objects of other kinds
+    // (certificates) overrides these to carry them along in the same transactions.
+    fn delete_impl(v: &Vault, name: &str) -> Result<Self::DeletedBundle> {
+        let (d, vr) = v.delete_object::<Self>(name)?;
+        Ok(Self::deleted_bundle(v, &d, &vr))
+    }
+    fn recover_impl(v: &Vault, name: &str) -> Result<Self::Bundle> {
+        let (rec, vr) = v.recover_object::<Self>(name)?;
+        Ok(Self::bundle(v, rec.name(), &vr))
+    }
+    fn purge_impl(v: &Vault, name: &str) -> Result<()> {
+        v.purge_object::<Self>(name)
+    }
+    fn backup_impl(v: &Vault, name: &str) -> Result<BackupBlob> {
+        v.backup_object::<Self>(name)
+    }
+    fn restore_impl(v: &Vault, blob: &[u8]) -> Result<Self::Bundle> {
+        let (name, latest) = v.restore_object::<Self>(blob)?;
+        Ok(Self::bundle(v, &name, &latest))
+    }
+
     /// A version as returned by get / update / recover / restore (never with a secret value).
     fn bundle(vault: &Vault, name: &str, vr: &Self::Version) -> Self::Bundle;
     /// A version in a listing (`id` with the version only in a versions listing).
@@ -227,6 +255,7 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::keys::Keys {}
     impl Sealed for crate::secrets::Secrets {}
+    impl Sealed for crate::certificates::Certificates {}
 }
 
 /// What names an object kind on the wire: its words and Key Vault's JSON shapes for it. Sealed:
@@ -300,8 +329,7 @@ impl<K: ObjectKind> VaultObject for K {
     }
 
     fn delete(v: &Vault, name: &str) -> Result<Self::DeletedBundle> {
-        let (d, vr) = v.delete_object::<K>(name)?;
-        Ok(K::deleted_bundle(v, &d, &vr))
+        K::delete_impl(v, name)
     }
 
     fn get_deleted(v: &Vault, name: &str) -> Result<Self::DeletedBundle> {
@@ -318,21 +346,19 @@ impl<K: ObjectKind> VaultObject for K {
     }
 
     fn recover(v: &Vault, name: &str) -> Result<Self::Bundle> {
-        let (rec, vr) = v.recover_object::<K>(name)?;
-        Ok(K::bundle(v, rec.name(), &vr))
+        K::recover_impl(v, name)
     }
 
     fn purge(v: &Vault, name: &str) -> Result<()> {
-        v.purge_object::<K>(name)
+        K::purge_impl(v, name)
     }
 
     fn backup(v: &Vault, name: &str) -> Result<BackupBlob> {
-        v.backup_object::<K>(name)
+        K::backup_impl(v, name)
     }
 
     fn restore(v: &Vault, blob: &[u8]) -> Result<Self::Bundle> {
-        let (name, latest) = v.restore_object::<K>(blob)?;
-        Ok(K::bundle(v, &name, &latest))
+        K::restore_impl(v, blob)
     }
 }
 
@@ -551,6 +577,7 @@ impl Vault {
         vbytes: Vec<u8>,
         now: i64,
     ) -> Result<String> {
+        K::check_mutable(self, name)?;
         let nk = name_key(name);
         let version = vr.version();
         for _ in 0..MAX_RETRIES {
@@ -605,6 +632,7 @@ impl Vault {
         version: Option<&str>,
         edit: impl Fn(&K::Record, &mut K::Version) -> Result<()>,
     ) -> Result<(K::Record, K::Version)> {
+        K::check_mutable(self, name)?;
         for _ in 0..MAX_RETRIES {
             let (rec, mut vr, old) = self.resolve::<K>(name, version)?;
             let nk = name_key(name);
@@ -745,6 +773,7 @@ impl Vault {
         let (rec, old) = self
             .read_record::<K>(&nk)?
             .ok_or_else(|| K::not_found(name, None))?;
+        K::check_mutable(self, name)?;
         let now = self.now();
         let scheduled = now + chrono::Duration::days(self.options.recoverable_days as i64);
         let d = K::Deleted::new(rec, now.timestamp(), scheduled.timestamp());
@@ -782,6 +811,7 @@ impl Vault {
         name: &str,
     ) -> Result<(K::Record, K::Version)> {
         let (nk, d, old) = self.deleted_row::<K>(name)?;
+        K::check_mutable(self, name)?;
         self.recover_row(K::TABLES, &nk, old, to_json(d.record())?)?;
         K::changed(self, &nk);
         let vr = self.deleted_latest::<K>(&nk, &d, "recovered")?;
@@ -797,6 +827,7 @@ impl Vault {
     /// Permanently delete a deleted object. `Forbidden` under purge protection.
     pub(crate) fn purge_object<K: ObjectKind>(&self, name: &str) -> Result<()> {
         let (nk, _, old) = self.deleted_row::<K>(name)?;
+        K::check_mutable(self, name)?;
         self.check_purge_allowed(K::TABLES, name)?;
         self.purge_object_rows::<K>(&nk, old)
     }
@@ -833,25 +864,33 @@ impl Vault {
     pub(crate) fn backup_object<K: ObjectKind>(&self, name: &str) -> Result<BackupBlob> {
         self.data_keys()?;
         validate_name(K::KIND, name)?;
-        let nk = name_key(name);
-        let (rec, _) = self
-            .read_record::<K>(&nk)?
+        let payload = self
+            .backup_payload_of::<K>(&name_key(name))?
             .ok_or_else(|| K::not_found(name, None))?;
+        let plain = Zeroizing::new(to_json(&payload)?);
+        let blob = crate::backup::seal(self, K::BACKUP, &plain)?;
+        Ok(BackupBlob {
+            value: crate::b64::Base64Url(blob),
+        })
+    }
+
+    /// The backup payload (record and every version with its plain value) of the object `nk`,
+    /// `None` when it has no live record.
+    pub(crate) fn backup_payload_of<K: ObjectKind>(&self, nk: &str) -> Result<Option<K::Backup>> {
+        let Some((rec, _)) = self.read_record::<K>(nk)? else {
+            return Ok(None);
+        };
         let mut versions = Vec::new();
         for k in self.all_row_keys(K::TABLES.versions, &format!("{nk}/"))? {
             let Some(bytes) = self.store.get(K::TABLES.versions, &k)? else {
                 continue;
             };
-            let mut vr = self.decode_version::<K>(&nk, &k, &bytes)?;
-            let value = self.open_object_value::<K>(&nk, &vr)?;
+            let mut vr = self.decode_version::<K>(nk, &k, &bytes)?;
+            let value = self.open_object_value::<K>(nk, &vr)?;
             vr.sealed_mut().clear();
             versions.push(K::backup_version(vr, value)?);
         }
-        let plain = Zeroizing::new(to_json(&K::backup_payload(rec, versions))?);
-        let blob = crate::backup::seal(self, K::BACKUP, &plain)?;
-        Ok(BackupBlob {
-            value: crate::b64::Base64Url(blob),
-        })
+        Ok(Some(K::backup_payload(rec, versions)))
     }
 
     /// Restore a backup made by [`Vault::backup_object`]. 409 when the name exists, live or
@@ -868,7 +907,25 @@ impl Vault {
                 "invalid {kind} backup: the blob content is malformed"
             ))
         })?;
-        let (rec, versions) = K::backup_parts(&payload);
+        let (name, latest, ops) = self.restore_ops::<K>(&payload)?;
+        self.store.transact(ops).map_err(|e| match e {
+            StoreError::Conflict { .. } => {
+                VaultError::Conflict(format!("{kind} '{name}' already exists"))
+            }
+            other => other.into(),
+        })?;
+        K::changed(self, &name_key(&name));
+        Ok((name, latest))
+    }
+
+    /// The transaction that restores `payload` (expecting the name to be free, live and
+    /// deleted), its display name and latest version.
+    pub(crate) fn restore_ops<K: ObjectKind>(
+        &self,
+        payload: &K::Backup,
+    ) -> Result<(String, K::Version, Vec<Op>)> {
+        let kind = K::KIND;
+        let (rec, versions) = K::backup_parts(payload);
         let name = rec.name().to_string();
         validate_name(kind, &name)?;
         let nk = name_key(&name);
@@ -920,14 +977,106 @@ impl Vault {
             key: nk.clone(),
             value: to_json(rec)?,
         });
-        self.store.transact(ops).map_err(|e| match e {
-            StoreError::Conflict { .. } => {
-                VaultError::Conflict(format!("{kind} '{name}' already exists"))
+        Ok((name, latest, ops))
+    }
+
+    /// The ops that add the encoded version `vbytes` (of version id `version`) as the latest of
+    /// `name` (creating the object when it has no live record), expecting the live record as
+    /// read now and no deleted record; `edit` may change the live record further. Returns the
+    /// ops and the display name. For writes that span several kinds in one transaction.
+    pub(crate) fn new_version_ops<K: ObjectKind>(
+        &self,
+        name: &str,
+        version: &str,
+        vbytes: Vec<u8>,
+        now: i64,
+        edit: impl FnOnce(&mut K::Record),
+    ) -> Result<(Vec<Op>, String)> {
+        let nk = name_key(name);
+        let (mut rec, old) = match self.read_record::<K>(&nk)? {
+            Some((mut rec, old)) => {
+                rec.set_latest(version);
+                (rec, Some(old))
             }
-            other => other.into(),
-        })?;
-        K::changed(self, &nk);
-        Ok((name, latest))
+            None => (K::Record::new(name, version, now), None),
+        };
+        edit(&mut rec);
+        let ops = vec![
+            Op::Expect {
+                table: K::TABLES.deleted,
+                key: nk.clone(),
+                value: None,
+            },
+            Op::Expect {
+                table: K::TABLES.live,
+                key: nk.clone(),
+                value: old,
+            },
+            Op::Put {
+                table: K::TABLES.versions,
+                key: version_key(&nk, version),
+                value: vbytes,
+            },
+            Op::Put {
+                table: K::TABLES.live,
+                key: nk,
+                value: to_json(&rec)?,
+            },
+        ];
+        Ok((ops, rec.name().to_string()))
+    }
+
+    /// The ops that soft-delete the live object `nk` (when it exists) at `now`.
+    pub(crate) fn soft_delete_ops<K: ObjectKind>(&self, nk: &str, now: i64) -> Result<Vec<Op>> {
+        let Some((rec, old)) = self.read_record::<K>(nk)? else {
+            return Ok(Vec::new());
+        };
+        let scheduled = now + 86_400 * self.options.recoverable_days as i64;
+        let d = K::Deleted::new(rec, now, scheduled);
+        Ok(crate::lifecycle::move_row(
+            K::TABLES.live,
+            K::TABLES.deleted,
+            nk,
+            old,
+            to_json(&d)?,
+        ))
+    }
+
+    /// The ops that recover the deleted object `nk` (when it exists).
+    pub(crate) fn recover_ops<K: ObjectKind>(&self, nk: &str) -> Result<Vec<Op>> {
+        let Some((d, old)) = self.read_deleted::<K>(nk)? else {
+            return Ok(Vec::new());
+        };
+        Ok(crate::lifecycle::move_row(
+            K::TABLES.deleted,
+            K::TABLES.live,
+            nk,
+            old,
+            to_json(d.record())?,
+        ))
+    }
+
+    /// The ops that purge the deleted object `nk` (its deleted record and every version).
+    pub(crate) fn purge_ops<K: ObjectKind>(&self, nk: &str) -> Result<Vec<Op>> {
+        let mut ops = Vec::new();
+        if let Some((_, old)) = self.read_deleted::<K>(nk)? {
+            ops.push(Op::Expect {
+                table: K::TABLES.deleted,
+                key: nk.to_string(),
+                value: Some(old),
+            });
+            ops.push(Op::Delete {
+                table: K::TABLES.deleted,
+                key: nk.to_string(),
+            });
+        }
+        for k in self.all_row_keys(K::TABLES.versions, &format!("{nk}/"))? {
+            ops.push(Op::Delete {
+                table: K::TABLES.versions,
+                key: k,
+            });
+        }
+        Ok(ops)
     }
 }
 

@@ -2,6 +2,8 @@
 
 #[path = "vault/at_rest.rs"]
 mod at_rest;
+#[path = "vault/certificates.rs"]
+mod certificates;
 #[path = "vault/common.rs"]
 mod common;
 #[path = "vault/crypto.rs"]

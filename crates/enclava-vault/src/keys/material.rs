@@ -294,6 +294,39 @@ fn ec_public(pair: &EcdsaKeyPair, curve: Curve) -> Result<PublicJwk> {
     })
 }
 
+/// Material from an RSA or EC private key in PKCS#8 DER (a certificate's key): parsed and
+/// re-encoded the way [`generate`] stores it.
+pub(crate) fn from_pkcs8(pkcs8: &[u8]) -> Result<NewMaterial> {
+    let bad = || VaultError::bad("expected an RSA or EC (P-256, P-384, P-521) private key");
+    if let Ok(pair) = rsa::KeyPair::from_pkcs8(pkcs8) {
+        let bits = (pair.public_modulus_len() * 8) as u32;
+        if !matches!(bits, 2048 | 3072 | 4096) {
+            return Err(VaultError::bad(format!(
+                "invalid RSA key size: expected 2048, 3072 or 4096 bits, found {bits}"
+            )));
+        }
+        return Ok(NewMaterial {
+            kind: KeyKind::Rsa,
+            public: rsa_public(&pair),
+            bytes: Zeroizing::new(pkcs8.to_vec()),
+            key_size: Some(bits),
+        });
+    }
+    for crv in ["P-256", "P-384", "P-521"] {
+        let curve = Curve::parse(crv)?;
+        if let Ok(pair) = EcdsaKeyPair::from_pkcs8(curve.signing_alg(), pkcs8) {
+            let doc = pair.to_pkcs8v1().map_err(|_| lib_err("EC key encoding"))?;
+            return Ok(NewMaterial {
+                kind: KeyKind::Ec,
+                public: ec_public(&pair, curve)?,
+                bytes: Zeroizing::new(doc.as_ref().to_vec()),
+                key_size: None,
+            });
+        }
+    }
+    Err(bad())
+}
+
 /// Import a private JWK (BYOK). Returns the kind from the JWK's kty.
 pub(crate) fn import(jwk: &JsonWebKey) -> Result<NewMaterial> {
     let kty = jwk

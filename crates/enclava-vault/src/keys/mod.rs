@@ -103,6 +103,10 @@ pub(crate) struct KeyVersionRecord {
     tags: Option<Tags>,
     #[serde(default)]
     release_policy: Option<KeyReleasePolicy>,
+    /// Owned by the certificate of the same name (read-only here). Absent when false, so rows
+    /// written before certificates existed keep their MAC.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    managed: bool,
     public: PublicJwk,
     /// hex(nonce || AES-256-GCM(object key, material, AAD = key/name/version) || tag)
     sealed: String,
@@ -210,6 +214,10 @@ impl ObjectKind for Keys {
         vault.cache.invalidate(nk);
     }
 
+    fn check_mutable(vault: &Vault, name: &str) -> Result<()> {
+        vault.check_unmanaged("key", name)
+    }
+
     fn bundle(vault: &Vault, name: &str, vr: &KeyVersionRecord) -> KeyBundle {
         vault.key_bundle(name, vr)
     }
@@ -219,7 +227,7 @@ impl ObjectKind for Keys {
             kid: vault.object_url::<Keys>(name, with_version.then_some(vr.version.as_str())),
             attributes: vault.key_attributes(vr),
             tags: vr.tags.clone(),
-            managed: None,
+            managed: vr.managed.then_some(true),
         }
     }
 
@@ -386,7 +394,7 @@ impl Vault {
             },
             attributes: self.key_attributes(r),
             tags: r.tags.clone(),
-            managed: None,
+            managed: r.managed.then_some(true),
             release_policy: r.release_policy.clone(),
         }
     }
@@ -440,6 +448,7 @@ impl Vault {
             exportable,
             tags: spec.tags.clone(),
             release_policy,
+            managed: false,
             public: m.public.clone(),
             sealed,
             mac: String::new(),
@@ -447,6 +456,55 @@ impl Vault {
         let vbytes = self.encode_version::<Keys>(&nk, &vrec)?;
         let display = self.commit_new_version::<Keys>(name, &vrec, vbytes, now)?;
         Ok(self.key_bundle(&display, &vrec))
+    }
+
+    /// The encoded version row of a certificate's key (`managed`): `pkcs8` is the certificate's
+    /// RSA or EC private key. Exportable (releasable) only with a release policy, as every key.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn managed_key_version(
+        &self,
+        name: &str,
+        version: &str,
+        pkcs8: &[u8],
+        hsm: bool,
+        release_policy: Option<&KeyReleasePolicy>,
+        state: (bool, Option<i64>, Option<i64>),
+        tags: Option<&Tags>,
+        now: i64,
+    ) -> Result<Vec<u8>> {
+        let nk = name_key(name);
+        let m = material::from_pkcs8(pkcs8)?;
+        let release_policy = release_policy.map(validate_release_policy).transpose()?;
+        let kty = if hsm {
+            format!("{}-HSM", m.kind.name())
+        } else {
+            m.kind.name().to_string()
+        };
+        let vrec = KeyVersionRecord {
+            version: version.to_string(),
+            kty,
+            key_size: m.key_size,
+            key_ops: default_key_ops(m.kind),
+            enabled: state.0,
+            nbf: state.1,
+            exp: state.2,
+            created: now,
+            updated: now,
+            exportable: release_policy.is_some(),
+            tags: tags.cloned(),
+            release_policy,
+            managed: true,
+            public: m.public.clone(),
+            sealed: self.seal_object_value::<Keys>(&nk, version, &m.bytes)?,
+            mac: String::new(),
+        };
+        self.encode_version::<Keys>(&nk, &vrec)
+    }
+
+    /// The private key (PKCS#8) of a key version, for a certificate renewal that reuses it.
+    pub(crate) fn key_pkcs8(&self, name: &str, version: &str) -> Result<Zeroizing<Vec<u8>>> {
+        let (_, vr, _) = self.resolve::<Keys>(name, Some(version))?;
+        self.open_material(&name_key(name), &vr)
     }
 
     /// Create a key (or a new version of an existing key). 409 `Conflict` when a deleted key of
@@ -619,7 +677,9 @@ impl Vault {
     pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<usize> {
         self.data_keys()?;
         let now = now.timestamp();
-        Ok(self.purge_expired_objects::<Keys>(now)?
+        // Certificates first: they carry their keys and secrets (deleted at the same time).
+        Ok(self.purge_expired_certificates(now)?
+            + self.purge_expired_objects::<Keys>(now)?
             + self.purge_expired_objects::<crate::secrets::Secrets>(now)?)
     }
 
@@ -701,6 +761,7 @@ impl Vault {
     ) -> Result<KeyRotationPolicy> {
         self.data_keys()?;
         validate_name("key", name)?;
+        self.check_unmanaged("key", name)?;
         let (mut normalized, _, _) = rotation::validate(policy)?;
         let nk = name_key(name);
         for _ in 0..MAX_RETRIES {

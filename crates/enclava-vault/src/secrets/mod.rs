@@ -41,6 +41,10 @@ pub(crate) struct SecretVersionRecord {
     updated: i64,
     #[serde(default)]
     tags: Option<Tags>,
+    /// Owned by the certificate of the same name (read-only here; `kid` names its key). Absent
+    /// when false, so rows written before certificates existed keep their MAC.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    managed: bool,
     /// hex(nonce || AES-256-GCM(object key, value, AAD) || tag)
     sealed: String,
     /// HMAC over the record (see [`crate::util::Authenticated`]).
@@ -145,6 +149,10 @@ impl ObjectKind for Secrets {
         (&b.secret, &b.versions)
     }
 
+    fn check_mutable(vault: &Vault, name: &str) -> Result<()> {
+        vault.check_unmanaged("secret", name)
+    }
+
     fn bundle(vault: &Vault, name: &str, vr: &SecretVersionRecord) -> SecretBundle {
         vault.secret_bundle(name, vr, None)
     }
@@ -155,7 +163,7 @@ impl ObjectKind for Secrets {
             attributes: vault.secret_attributes(vr),
             tags: vr.tags.clone(),
             content_type: vr.content_type.clone(),
-            managed: None,
+            managed: vr.managed.then_some(true),
         }
     }
 
@@ -219,9 +227,39 @@ impl Vault {
             content_type: r.content_type.clone(),
             attributes: self.secret_attributes(r),
             tags: r.tags.clone(),
-            kid: None,
-            managed: None,
+            kid: r
+                .managed
+                .then(|| self.object_url::<crate::keys::Keys>(name, Some(&r.version))),
+            managed: r.managed.then_some(true),
         }
+    }
+
+    /// The encoded version row of a certificate's secret (`managed`, `kid` = its key).
+    pub(crate) fn managed_secret_version(
+        &self,
+        name: &str,
+        version: &str,
+        content_type: &str,
+        value: &[u8],
+        state: (bool, Option<i64>, Option<i64>),
+        tags: Option<&Tags>,
+        now: i64,
+    ) -> Result<Vec<u8>> {
+        let nk = name_key(name);
+        let vr = SecretVersionRecord {
+            version: version.to_string(),
+            content_type: Some(content_type.to_string()),
+            enabled: state.0,
+            nbf: state.1,
+            exp: state.2,
+            created: now,
+            updated: now,
+            tags: tags.cloned(),
+            managed: true,
+            sealed: self.seal_object_value::<Secrets>(&nk, version, value)?,
+            mac: String::new(),
+        };
+        self.encode_version::<Secrets>(&nk, &vr)
     }
 
     /// Set a secret: creates a new version. 409 when a deleted secret of that name is recoverable.
@@ -249,6 +287,7 @@ impl Vault {
             created: now,
             updated: now,
             tags: params.tags.clone(),
+            managed: false,
             sealed: self.seal_object_value::<Secrets>(
                 &nk,
                 &version,
