@@ -29,6 +29,10 @@ pub mod wire;
 #[cfg(feature = "vault")]
 pub use enclava_vault::model;
 
+/// The server's Key Vault certificate wire models (policy, bundle, operation, create/import/merge).
+#[cfg(feature = "vault")]
+pub use enclava_vault::certmodel;
+
 /// Key Vault data-plane API version the clients speak.
 pub const API_VERSION: &str = "7.6";
 
@@ -340,7 +344,13 @@ impl Client {
             })?)),
             None => None,
         };
-        self.raw(method, path, query, bytes.as_deref().map(|b| b.as_slice()), true)
+        self.raw(
+            method,
+            path,
+            query,
+            bytes.as_deref().map(|b| b.as_slice()),
+            true,
+        )
     }
 
     /// A request with a pre-serialized JSON body (for bodies holding secrets that the caller keeps

@@ -96,7 +96,10 @@ fn typed_requests_errors_and_paging_against_the_real_server() {
     }
     let got = c.get_key("k1", None).expect("get");
     assert_eq!(got.key.kty.as_deref(), Some("EC"));
-    assert!(got.key.d.is_none(), "a key read never carries the private part");
+    assert!(
+        got.key.d.is_none(),
+        "a key read never carries the private part"
+    );
 
     // Paging: one item per page, the client follows nextLink to the end.
     let items: Vec<KeyItem> = c.list("/keys", &[("maxresults", "1")]).expect("list");

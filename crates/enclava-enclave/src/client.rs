@@ -111,7 +111,9 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // enclava_client::Client's Debug redacts the token.
-        f.debug_struct("Client").field("inner", &self.inner).finish()
+        f.debug_struct("Client")
+            .field("inner", &self.inner)
+            .finish()
     }
 }
 

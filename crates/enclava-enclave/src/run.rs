@@ -12,7 +12,6 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::client::{CallError, Client, Connection};
-use enclava_client::wire::{ReleaseRequest, ReleaseResult};
 use crate::data::{
     InputRecord, OutputRecord, PrivateDir, Recipient, ReleasedKeys, RsaOaepWrapper, SealedInput,
     decrypt_input, encrypt_output, input_target, output_file_name, spki_from_components,
@@ -22,6 +21,7 @@ use crate::evidence::{CollectedEvidence, TeeChoice, collect, native_request};
 use crate::keyhsm::{ReleasedKey, released_key_from_jws};
 use crate::keys::{EphemeralKeys, RuntimeData};
 use crate::receipt::{AttestationInfo, Receipt, SignedReceipt, WorkloadInfo, sign_receipt};
+use enclava_client::wire::{ReleaseRequest, ReleaseResult};
 
 /// Everything one run needs.
 #[derive(Debug, Clone)]

@@ -140,14 +140,28 @@ fn certificates_through_the_cli() {
     let ca = s.path("enclava-ca.pem");
     ok(&s.run(&["cert", "ca", "-O", p(&ca)]));
     let ca_pem = std::fs::read_to_string(&ca).expect("ca file");
-    assert!(ca_pem.starts_with("-----BEGIN CERTIFICATE-----"), "{ca_pem}");
+    assert!(
+        ca_pem.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{ca_pem}"
+    );
     let tls_ca = std::fs::read_to_string(s.data_dir().join("ca.pem")).expect("tls ca");
     assert_ne!(ca_pem.trim(), tls_ca.trim());
 
     // Enclava-issued, PFX (the default content type): create completes at once.
     let web = json(&s.run(&[
-        "cert", "create", "web", "--issuer", "Enclava", "--subject", "CN=web.test", "--dns",
-        "web.test", "--dns", "www.web.test", "-o", "json",
+        "cert",
+        "create",
+        "web",
+        "--issuer",
+        "Enclava",
+        "--subject",
+        "CN=web.test",
+        "--dns",
+        "web.test",
+        "--dns",
+        "www.web.test",
+        "-o",
+        "json",
     ]));
     let id = web["id"].as_str().expect("id");
     assert!(id.contains("/certificates/web/"), "{web}");
@@ -176,30 +190,73 @@ fn certificates_through_the_cli() {
     assert_eq!(std::fs::read(&pfx).expect("pfx"), bytes);
     // The stored format is PKCS#12: asking for PEM says so (exit 2), nothing written.
     let pem_out = s.path("web.pem");
-    let wrong = s.run(&["cert", "download", "web", "--format", "pem", "-O", p(&pem_out)]);
+    let wrong = s.run(&[
+        "cert",
+        "download",
+        "web",
+        "--format",
+        "pem",
+        "-O",
+        p(&pem_out),
+    ]);
     assert_eq!(code(&wrong), Some(2), "{}", stderr(&wrong));
     assert!(!pem_out.exists());
 
     // Self-signed EC, PEM: key then chain.
     let api = json(&s.run(&[
-        "cert", "create", "api", "--subject", "CN=api.test", "--kty", "ec", "--curve", "P-384",
-        "--content-type", "pem", "--validity-months", "3", "-o", "json",
+        "cert",
+        "create",
+        "api",
+        "--subject",
+        "CN=api.test",
+        "--kty",
+        "ec",
+        "--curve",
+        "P-384",
+        "--content-type",
+        "pem",
+        "--validity-months",
+        "3",
+        "-o",
+        "json",
     ]));
     assert_eq!(api["policy"]["key_props"]["crv"], "P-384");
     let api_pem = s.path("api.pem");
-    ok(&s.run(&["cert", "download", "api", "--format", "pem", "-O", p(&api_pem)]));
+    ok(&s.run(&[
+        "cert",
+        "download",
+        "api",
+        "--format",
+        "pem",
+        "-O",
+        p(&api_pem),
+    ]));
     let text = std::fs::read_to_string(&api_pem).expect("pem");
     assert!(text.contains("PRIVATE KEY-----"), "{text}");
     assert!(text.contains("-----BEGIN CERTIFICATE-----"), "{text}");
 
     // Import that PEM under another name: the same certificate (same thumbprint).
-    let imported = json(&s.run(&["cert", "import", "copy", "--file", p(&api_pem), "-o", "json"]));
+    let imported = json(&s.run(&[
+        "cert",
+        "import",
+        "copy",
+        "--file",
+        p(&api_pem),
+        "-o",
+        "json",
+    ]));
     assert_eq!(imported["x5t"], api["x5t"], "{imported}");
 
     // Not exportable: the secret carries the chain only.
     ok(&s.run(&[
-        "cert", "create", "locked", "--subject", "CN=locked.test", "--not-exportable",
-        "--content-type", "pem",
+        "cert",
+        "create",
+        "locked",
+        "--subject",
+        "CN=locked.test",
+        "--not-exportable",
+        "--content-type",
+        "pem",
     ]));
     let locked = s.path("locked.pem");
     ok(&s.run(&["cert", "download", "locked", "-O", p(&locked)]));
@@ -210,8 +267,17 @@ fn certificates_through_the_cli() {
     // CSR flow: Unknown issuer leaves a pending operation with a CSR.
     let csr = s.path("req.pem");
     let op = json(&s.run(&[
-        "cert", "create", "ext", "--subject", "CN=ext.test", "--issuer", "Unknown", "--csr-out",
-        p(&csr), "-o", "json",
+        "cert",
+        "create",
+        "ext",
+        "--subject",
+        "CN=ext.test",
+        "--issuer",
+        "Unknown",
+        "--csr-out",
+        p(&csr),
+        "-o",
+        "json",
     ]));
     assert_eq!(op["status"], "inProgress", "{op}");
     let csr_text = std::fs::read_to_string(&csr).expect("csr");
@@ -222,7 +288,11 @@ fn certificates_through_the_cli() {
     let other = s.path("other.pem");
     std::fs::write(
         &other,
-        ca_pem.split("-----END CERTIFICATE-----").next().unwrap_or("").to_string()
+        ca_pem
+            .split("-----END CERTIFICATE-----")
+            .next()
+            .unwrap_or("")
+            .to_string()
             + "-----END CERTIFICATE-----\n",
     )
     .expect("write");
@@ -232,7 +302,10 @@ fn certificates_through_the_cli() {
     // Listing, versions, policy.
     let list = ok(&s.run(&["cert", "list"]));
     for name in ["web", "api", "copy", "locked"] {
-        assert!(list.lines().any(|l| l.starts_with(name)), "{name} not in {list}");
+        assert!(
+            list.lines().any(|l| l.starts_with(name)),
+            "{name} not in {list}"
+        );
     }
     let versions = json(&s.run(&["cert", "versions", "web", "-o", "json"]));
     assert_eq!(versions.as_array().map(Vec::len), Some(1));
@@ -241,11 +314,21 @@ fn certificates_through_the_cli() {
     let patch = s.path("policy.json");
     std::fs::write(&patch, r#"{"x509_props": {"validity_months": 6}}"#).expect("write");
     let updated = json(&s.run(&[
-        "cert", "policy", "set", "web", "--file", p(&patch), "-o", "json",
+        "cert",
+        "policy",
+        "set",
+        "web",
+        "--file",
+        p(&patch),
+        "-o",
+        "json",
     ]));
     assert_eq!(updated["x509_props"]["validity_months"], 6, "{updated}");
     let table = ok(&s.run(&["cert", "get", "web"]));
-    assert!(table.contains("Enclava") && table.contains("CN=web.test"), "{table}");
+    assert!(
+        table.contains("Enclava") && table.contains("CN=web.test"),
+        "{table}"
+    );
 
     // Backup, delete, purge, restore; delete and recover.
     let backup = s.path("web.backup");
@@ -280,8 +363,26 @@ fn cert_input_is_checked_before_anything_is_sent() {
         vec!["cert", "get", "../keys/x"],
         vec!["cert", "create", "a/b", "--subject", "CN=x"],
         vec!["cert", "create", "a"],
-        vec!["cert", "create", "a", "--subject", "CN=x", "--key-size", "1024"],
-        vec!["cert", "create", "a", "--subject", "CN=x", "--kty", "ec", "--curve", "P-192"],
+        vec![
+            "cert",
+            "create",
+            "a",
+            "--subject",
+            "CN=x",
+            "--key-size",
+            "1024",
+        ],
+        vec![
+            "cert",
+            "create",
+            "a",
+            "--subject",
+            "CN=x",
+            "--kty",
+            "ec",
+            "--curve",
+            "P-192",
+        ],
         vec!["cert", "import", "a", "--file", junk.to_str().unwrap_or("")],
         vec!["cert", "merge", "a", "--file", junk.to_str().unwrap_or("")],
         vec!["cert", "download", "a", "--version", "x/y", "-O", "-"],

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::client::{
@@ -19,6 +19,13 @@ use super::client::{
     print_fields, print_json, read_input, show, show_time, usage, write_output,
 };
 use super::object::{Column, Lifecycle, ObjectCli};
+use enclava_client::certmodel::{
+    Action, Base64Std, CertificateAttributes, CertificateCreateParameters,
+    CertificateImportParameters, CertificateMergeParameters, CertificateOperation,
+    CertificatePolicy, IssuerParameters, KeyProperties, LifetimeAction, SecretProperties,
+    SecretString, SubjectAlternativeNames, Trigger, X509CertificateProperties, operation_status,
+};
+use enclava_client::model::{KeyReleasePolicy, Tags};
 
 const PKCS12: &str = "application/x-pkcs12";
 const PEM: &str = "application/x-pem-file";
@@ -285,9 +292,7 @@ fn validate(cmd: &CertCommand) -> CliResult<()> {
         | CertCommand::Purge { name }
         | CertCommand::Backup { name, .. }
         | CertCommand::Policy(PolicyCommand::Get { name })
-        | CertCommand::Policy(PolicyCommand::Set { name, .. }) => {
-            check_name("certificate", name)
-        }
+        | CertCommand::Policy(PolicyCommand::Set { name, .. }) => check_name("certificate", name),
     }
 }
 
@@ -310,11 +315,15 @@ fn run_inner(args: CertArgs) -> CliResult<()> {
         CertCommand::Merge { name, file } => {
             let x5c = chain_from_pem(&file)?;
             let c = Client::new(&args.client)?;
-            let v = c.call(
+            let body = CertificateMergeParameters {
+                x5c,
+                ..Default::default()
+            };
+            let v = c.typed().json(
                 "POST",
                 &format!("/certificates/{name}/pending/merge"),
                 &[],
-                Some(&json!({ "x5c": x5c })),
+                Some(&body),
             )?;
             print_cert(&c, &v);
             Ok(())
@@ -458,24 +467,26 @@ fn content_type(f: DownloadFormat) -> &'static str {
     }
 }
 
-/// The `{policy, attributes, tags}` body of `create`, from the flags (Key Vault's defaults for
-/// whatever is not given are the server's).
-fn create_body(a: &CreateArgs) -> CliResult<Value> {
+/// The typed `create` body (the server's own wire model), from the flags; Key Vault's defaults
+/// for whatever is not given are the server's.
+fn create_body(a: &CreateArgs) -> CliResult<CertificateCreateParameters> {
     if a.subject.is_none() && a.dns_names.is_empty() && a.emails.is_empty() && a.upns.is_empty() {
         return Err(usage(
             "give a --subject (e.g. \"CN=api.example.com\") or at least one --dns/--email/--upn",
         ));
     }
-    let mut key_props = Map::new();
-    key_props.insert(
-        "kty".into(),
-        json!(match a.kty {
-            KeyType::Rsa => "RSA",
-            KeyType::Ec => "EC",
-        }),
-    );
-    key_props.insert("exportable".into(), json!(!a.not_exportable));
-    key_props.insert("reuse_key".into(), json!(a.reuse_key));
+    let mut key_props = KeyProperties {
+        kty: Some(
+            match a.kty {
+                KeyType::Rsa => "RSA",
+                KeyType::Ec => "EC",
+            }
+            .into(),
+        ),
+        exportable: Some(!a.not_exportable),
+        reuse_key: Some(a.reuse_key),
+        ..Default::default()
+    };
     match (a.kty, a.key_size, &a.curve) {
         (KeyType::Rsa, _, Some(_)) => {
             return Err(usage("--curve applies to --kty ec only"));
@@ -489,7 +500,7 @@ fn create_body(a: &CreateArgs) -> CliResult<Value> {
                     "--key-size: expected 2048, 3072 or 4096, found {bits}"
                 )));
             }
-            key_props.insert("key_size".into(), json!(bits));
+            key_props.key_size = Some(bits);
         }
         (KeyType::Ec, None, Some(crv)) => {
             if !matches!(crv.as_str(), "P-256" | "P-384" | "P-521") {
@@ -497,7 +508,7 @@ fn create_body(a: &CreateArgs) -> CliResult<Value> {
                     "--curve: expected P-256, P-384 or P-521, found {crv:?}"
                 )));
             }
-            key_props.insert("crv".into(), json!(crv));
+            key_props.crv = Some(crv.clone());
         }
         _ => {}
     }
@@ -507,79 +518,86 @@ fn create_body(a: &CreateArgs) -> CliResult<Value> {
                 "--release-policy needs an exportable key (drop --not-exportable)",
             ));
         }
-        key_props.insert("release_policy".into(), release_policy(path)?);
+        key_props.release_policy = Some(release_policy(path)?);
     }
-    let mut x509 = Map::new();
-    if let Some(s) = &a.subject {
-        x509.insert("subject".into(), json!(s));
+    let nonempty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let sans = SubjectAlternativeNames {
+        dns_names: nonempty(&a.dns_names),
+        emails: nonempty(&a.emails),
+        upns: nonempty(&a.upns),
+    };
+    if a.validity_months == Some(0) {
+        return Err(usage("--validity-months: expected at least 1"));
     }
-    let mut sans = Map::new();
-    for (field, values) in [
-        ("dns_names", &a.dns_names),
-        ("emails", &a.emails),
-        ("upns", &a.upns),
-    ] {
-        if !values.is_empty() {
-            sans.insert(field.into(), json!(values));
-        }
-    }
-    if !sans.is_empty() {
-        x509.insert("sans".into(), Value::Object(sans));
-    }
-    if !a.ekus.is_empty() {
-        x509.insert("ekus".into(), json!(a.ekus));
-    }
-    if !a.key_usage.is_empty() {
-        x509.insert("key_usage".into(), json!(a.key_usage));
-    }
-    if let Some(m) = a.validity_months {
-        if m == 0 {
-            return Err(usage("--validity-months: expected at least 1"));
-        }
-        x509.insert("validity_months".into(), json!(m));
-    }
-    let mut policy = Map::new();
-    policy.insert("key_props".into(), Value::Object(key_props));
-    policy.insert(
-        "secret_props".into(),
-        json!({ "contentType": content_type(a.content_type) }),
-    );
-    policy.insert("x509_props".into(), Value::Object(x509));
-    policy.insert("issuer".into(), json!({ "name": a.issuer }));
+    let x509 = X509CertificateProperties {
+        subject: a.subject.clone(),
+        sans: (sans != SubjectAlternativeNames::default()).then_some(sans),
+        ekus: nonempty(&a.ekus),
+        key_usage: nonempty(&a.key_usage),
+        validity_months: a.validity_months,
+    };
     let trigger = match (a.renew_days_before_expiry, a.renew_at_percent) {
-        (Some(d), _) => Some(json!({ "days_before_expiry": d })),
-        (None, Some(p)) => Some(json!({ "lifetime_percentage": p })),
+        (Some(d), _) => Some(Trigger {
+            days_before_expiry: Some(d),
+            ..Default::default()
+        }),
+        (None, Some(p)) => Some(Trigger {
+            lifetime_percentage: Some(p),
+            ..Default::default()
+        }),
         (None, None) => None,
     };
-    if let Some(trigger) = trigger {
-        policy.insert(
-            "lifetime_actions".into(),
-            json!([{ "trigger": trigger, "action": { "action_type": "AutoRenew" } }]),
-        );
-    }
-    let mut body = Map::new();
-    body.insert("policy".into(), Value::Object(policy));
-    if a.disabled {
-        body.insert("attributes".into(), json!({ "enabled": false }));
-    }
-    if let Some(tags) = client::parse_tags(&a.tags)? {
-        body.insert("tags".into(), tags);
-    }
-    Ok(Value::Object(body))
+    let policy = CertificatePolicy {
+        key_props: Some(key_props),
+        secret_props: Some(SecretProperties {
+            content_type: Some(content_type(a.content_type).into()),
+        }),
+        x509_props: Some(x509),
+        issuer: Some(IssuerParameters {
+            name: Some(a.issuer.clone()),
+            ..Default::default()
+        }),
+        lifetime_actions: trigger.map(|t| {
+            vec![LifetimeAction {
+                trigger: Some(t),
+                action: Some(Action {
+                    action_type: Some("AutoRenew".into()),
+                }),
+            }]
+        }),
+        ..Default::default()
+    };
+    Ok(CertificateCreateParameters {
+        policy: Some(policy),
+        attributes: a.disabled.then(|| CertificateAttributes {
+            enabled: Some(false),
+            ..Default::default()
+        }),
+        tags: tags(&a.tags)?,
+        ..Default::default()
+    })
+}
+
+fn tags(args: &[String]) -> CliResult<Option<Tags>> {
+    let Some(Value::Object(map)) = client::parse_tags(args)? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        map.into_iter()
+            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
+            .collect(),
+    ))
 }
 
 /// A release policy file: the Key Vault object `{contentType?, data, immutable?}` (data already
 /// base64url), or the policy document itself, which is then encoded into `data`.
-fn release_policy(path: &Path) -> CliResult<Value> {
+fn release_policy(path: &Path) -> CliResult<KeyReleasePolicy> {
     let v: Value = serde_json::from_slice(&read_input(path)?).map_err(|e| {
         usage(format!(
             "--release-policy {}: expected JSON: {e}",
             path.display()
         ))
     })?;
-    if v.get("data").is_some_and(Value::is_string) {
-        return Ok(v);
-    }
     if !v.is_object() {
         return Err(usage(format!(
             "--release-policy {}: expected a JSON object, found {}",
@@ -587,44 +605,55 @@ fn release_policy(path: &Path) -> CliResult<Value> {
             kind_of(&v)
         )));
     }
-    Ok(json!({
-        "contentType": "application/json; charset=utf-8",
-        "data": client::b64url(v.to_string().as_bytes()),
-    }))
+    let wire = if v.get("data").is_some_and(Value::is_string) {
+        v
+    } else {
+        json!({
+            "contentType": "application/json; charset=utf-8",
+            "data": client::b64url(v.to_string().as_bytes()),
+        })
+    };
+    serde_json::from_value(wire).map_err(|e| {
+        usage(format!(
+            "--release-policy {}: not a Key Vault release policy: {e}",
+            path.display()
+        ))
+    })
 }
 
-fn create(c: &Client, a: &CreateArgs, body: &Value) -> CliResult<()> {
-    let op = c.call(
-        "POST",
-        &format!("/certificates/{}/create", a.name),
-        &[],
-        Some(body),
-    )?;
-    let status = client::s(&op, &["status"]);
-    if status == "completed" {
+fn create(c: &Client, a: &CreateArgs, body: &CertificateCreateParameters) -> CliResult<()> {
+    let path = format!("/certificates/{}/create", a.name);
+    let raw = c.typed().json("POST", &path, &[], Some(body))?;
+    // Typed view of the answer for the decisions; `--output json` prints it as it came.
+    let op: CertificateOperation = serde_json::from_value(raw.clone()).map_err(|e| {
+        CliError::Transport(format!(
+            "POST {path}: expected a certificate operation: {e}"
+        ))
+    })?;
+    if op.status == operation_status::COMPLETED {
         let v = c.call("GET", &cert_path(&a.name, None), &[], None)?;
         print_cert(c, &v);
         return Ok(());
     }
-    if let Some(path) = &a.csr_out {
-        let csr = client::s(&op, &["csr"]);
-        if csr.is_empty() {
-            return Err(CliError::Transport(
-                "the pending operation carries no CSR".into(),
-            ));
-        }
-        let der = client::decode_b64_response("csr", csr)?;
-        write_output(path, pem_block("CERTIFICATE REQUEST", &der).as_bytes())?;
-        if path.as_os_str() != "-" {
-            eprintln!("wrote the CSR to {}", path.display());
+    if let Some(out) = &a.csr_out {
+        let csr = op
+            .csr
+            .as_ref()
+            .ok_or_else(|| CliError::Transport("the pending operation carries no CSR".into()))?;
+        write_output(
+            out,
+            pem_block("CERTIFICATE REQUEST", csr.as_slice()).as_bytes(),
+        )?;
+        if out.as_os_str() != "-" {
+            eprintln!("wrote the CSR to {}", out.display());
         }
     }
-    print_operation(c, &op);
-    if status == "failed" {
+    print_operation(c, &raw);
+    if op.status == operation_status::FAILED {
         return Err(CliError::Negative(format!(
             "creating certificate {} failed: {}",
             a.name,
-            show(&op, &["error", "message"])
+            op.error.map(|e| e.message).unwrap_or_default()
         )));
     }
     Ok(())
@@ -644,39 +673,36 @@ fn import_body(a: &ImportArgs) -> CliResult<Zeroizing<Vec<u8>>> {
             let text = Zeroizing::new(read_input(p)?);
             let s = std::str::from_utf8(&text)
                 .map_err(|_| usage(format!("password file {} is not UTF-8", p.display())))?;
-            Some(Zeroizing::new(
-                s.trim_end_matches(['\r', '\n']).to_string(),
-            ))
+            Some(Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_string()))
         }
         None => std::env::var("ENCLAVA_PFX_PASSWORD")
             .ok()
             .map(Zeroizing::new),
     };
-    let mut body = Map::new();
-    body.insert("value".into(), Value::String(value.to_string()));
-    if let Some(p) = &pwd {
-        body.insert("pwd".into(), Value::String(p.to_string()));
-    }
-    body.insert(
-        "policy".into(),
-        json!({
-            "key_props": { "exportable": !a.not_exportable },
-            "secret_props": { "contentType": ctype },
+    // The typed body keeps the key material and password in zeroizing strings.
+    let body = CertificateImportParameters {
+        value: SecretString::new(value.to_string()),
+        pwd: pwd.map(|p| SecretString::new(p.to_string())),
+        policy: Some(CertificatePolicy {
+            key_props: Some(KeyProperties {
+                exportable: Some(!a.not_exportable),
+                ..Default::default()
+            }),
+            secret_props: Some(SecretProperties {
+                content_type: Some(ctype.into()),
+            }),
+            ..Default::default()
         }),
-    );
-    if a.disabled {
-        body.insert("attributes".into(), json!({ "enabled": false }));
-    }
-    if let Some(tags) = client::parse_tags(&a.tags)? {
-        body.insert("tags".into(), tags);
-    }
-    let body = Value::Object(body);
+        attributes: a.disabled.then(|| CertificateAttributes {
+            enabled: Some(false),
+            ..Default::default()
+        }),
+        tags: tags(&a.tags)?,
+        ..Default::default()
+    };
     let encoded = Zeroizing::new(
         serde_json::to_vec(&body).map_err(|e| usage(format!("cannot encode the request: {e}")))?,
     );
-    // The JSON copies of the key material and password go away with `body`; serde_json's strings
-    // cannot be zeroized in place, so they are dropped at once.
-    drop(body);
     Ok(encoded)
 }
 
@@ -700,8 +726,8 @@ fn classify_import(bytes: &[u8]) -> Option<(Zeroizing<String>, &'static str)> {
     None
 }
 
-/// The certificates of a PEM file as `x5c` (standard base64 DER, in file order).
-fn chain_from_pem(path: &Path) -> CliResult<Vec<String>> {
+/// The certificates of a PEM file as `x5c` (DER, in file order).
+fn chain_from_pem(path: &Path) -> CliResult<Vec<Base64Std>> {
     let bytes = read_input(path)?;
     let certs = enclava_evidence::pem::certificates(&bytes).map_err(|e| {
         usage(format!(
@@ -715,7 +741,7 @@ fn chain_from_pem(path: &Path) -> CliResult<Vec<String>> {
             path.display()
         )));
     }
-    Ok(certs.iter().map(|d| STANDARD.encode(d)).collect())
+    Ok(certs.into_iter().map(Base64Std::from).collect())
 }
 
 fn pem_block(label: &str, der: &[u8]) -> String {
@@ -847,7 +873,10 @@ fn print_cert(c: &Client, v: &Value) {
     if v.get("policy").is_some() {
         rows.push(("subject", show(v, &["policy", "x509_props", "subject"])));
         rows.push(("issuer", show(v, &["policy", "issuer", "name"])));
-        rows.push(("contentType", show(v, &["policy", "secret_props", "contentType"])));
+        rows.push((
+            "contentType",
+            show(v, &["policy", "secret_props", "contentType"]),
+        ));
     }
     if v.get("tags").is_some() {
         rows.push(("tags", show(v, &["tags"])));
@@ -880,7 +909,10 @@ fn print_operation(c: &Client, v: &Value) {
         rows.push(("target", show(v, &["target"])));
     }
     if v.get("csr").is_some() {
-        rows.push(("csr", "present (write it with --csr-out, or --output json)".into()));
+        rows.push((
+            "csr",
+            "present (write it with --csr-out, or --output json)".into(),
+        ));
     }
     print_fields(&rows);
 }
@@ -901,7 +933,10 @@ fn print_policy(c: &Client, v: &Value) {
         ("exportable", show(v, &["key_props", "exportable"])),
         ("reuse key", show(v, &["key_props", "reuse_key"])),
         ("contentType", show(v, &["secret_props", "contentType"])),
-        ("validity months", show(v, &["x509_props", "validity_months"])),
+        (
+            "validity months",
+            show(v, &["x509_props", "validity_months"]),
+        ),
         ("lifetime actions", show(v, &["lifetime_actions"])),
     ]);
 }
@@ -915,6 +950,83 @@ mod tests {
         use clap::{Args, Command};
         let cmd = CertArgs::augment_args(Command::new("cert").version("1").propagate_version(true));
         cmd.debug_assert();
+    }
+
+    #[derive(clap::Parser)]
+    struct T {
+        #[command(subcommand)]
+        c: CertCommand,
+    }
+
+    fn create_args(args: &[&str]) -> CreateArgs {
+        use clap::Parser;
+        let mut argv = vec!["t", "create"];
+        argv.extend_from_slice(args);
+        match T::try_parse_from(argv).expect("parse").c {
+            CertCommand::Create(a) => *a,
+            _ => unreachable!("create parses as create"),
+        }
+    }
+
+    #[test]
+    fn create_flags_become_the_wire_policy() {
+        let a = create_args(&[
+            "web",
+            "--subject",
+            "CN=w",
+            "--dns",
+            "a.test",
+            "--dns",
+            "b.test",
+            "--kty",
+            "ec",
+            "--curve",
+            "P-384",
+            "--issuer",
+            "Enclava",
+            "--content-type",
+            "pem",
+            "--renew-days-before-expiry",
+            "10",
+            "--tag",
+            "env=prod",
+            "--disabled",
+        ]);
+        let wire = serde_json::to_value(create_body(&a).unwrap()).unwrap();
+        assert_eq!(
+            wire,
+            json!({
+                "policy": {
+                    "key_props": {"kty": "EC", "crv": "P-384", "exportable": true, "reuse_key": false},
+                    "secret_props": {"contentType": "application/x-pem-file"},
+                    "x509_props": {"subject": "CN=w", "sans": {"dns_names": ["a.test", "b.test"]}},
+                    "issuer": {"name": "Enclava"},
+                    "lifetime_actions": [{"trigger": {"days_before_expiry": 10},
+                                          "action": {"action_type": "AutoRenew"}}],
+                },
+                "attributes": {"enabled": false},
+                "tags": {"env": "prod"},
+            })
+        );
+        for bad in [
+            vec!["x"],
+            vec![
+                "x",
+                "--subject",
+                "CN=x",
+                "--kty",
+                "ec",
+                "--key-size",
+                "2048",
+            ],
+            vec!["x", "--subject", "CN=x", "--curve", "P-256"],
+            vec!["x", "--subject", "CN=x", "--validity-months", "0"],
+        ] {
+            assert!(
+                matches!(create_body(&create_args(&bad)), Err(CliError::Usage(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

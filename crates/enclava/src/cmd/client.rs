@@ -18,7 +18,6 @@ use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-
 pub use super::OutputFormat;
 
 // Connection options shared by every client command; all can come from the environment. (A plain
@@ -143,7 +142,9 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // enclava_client::Client's Debug redacts the token.
-        f.debug_struct("Client").field("inner", &self.inner).finish()
+        f.debug_struct("Client")
+            .field("inner", &self.inner)
+            .finish()
     }
 }
 

@@ -227,7 +227,8 @@ fn client(url: &str, token: &str, ca: &Path) -> R<Client> {
 
 /// A TLS agent trusting only `ca` (for the OAuth2 form post and raw status checks).
 fn agent(ca: &Path) -> R<ureq::Agent> {
-    let (builder, _) = enclava_client::agent_builder(Some(ca)).map_err(|e| fail(3, e.to_string()))?;
+    let (builder, _) =
+        enclava_client::agent_builder(Some(ca)).map_err(|e| fail(3, e.to_string()))?;
     Ok(builder.timeout(Duration::from_secs(60)).build())
 }
 

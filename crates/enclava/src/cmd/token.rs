@@ -185,8 +185,8 @@ fn fetch_jwks(url: &str, ca: Option<&PathBuf>) -> Result<Jwks, (u8, String)> {
         return Err((2, format!("--jwks-url must be https://, found {url:?}")));
     }
     // The one root-loading path of every Enclava client (the pinned CA, or the public roots).
-    let (b, _) = enclava_client::agent_builder(ca.map(PathBuf::as_path))
-        .map_err(|e| (2, e.to_string()))?;
+    let (b, _) =
+        enclava_client::agent_builder(ca.map(PathBuf::as_path)).map_err(|e| (2, e.to_string()))?;
     let b = b.timeout(Duration::from_secs(30)).redirects(0);
     let resp = b
         .build()
