@@ -50,7 +50,7 @@ pub enum Error {
     Config(String),
     /// The server answered with an error status.
     #[error("{0}")]
-    Api(ApiError),
+    Api(Box<ApiError>),
     /// The server could not be reached (connection, TLS, timeout).
     #[error("{0}")]
     Transport(String),
@@ -402,7 +402,7 @@ impl Client {
             Ok(resp) => read_json(resp, url),
             Err(ureq::Error::Status(status, resp)) => {
                 let text = read_body(resp).unwrap_or_default();
-                Err(Error::Api(decode_error(status, &text)))
+                Err(Error::Api(Box::new(decode_error(status, &text))))
             }
             Err(ureq::Error::Transport(t)) => Err(Error::Transport(format!(
                 "cannot reach the server: {}",
@@ -433,7 +433,7 @@ impl Client {
             }
             Err(ureq::Error::Status(status, resp)) => {
                 let text = read_body(resp).unwrap_or_default();
-                Err(Error::Api(decode_error(status, &text)))
+                Err(Error::Api(Box::new(decode_error(status, &text))))
             }
             Err(ureq::Error::Transport(t)) => Err(Error::Transport(format!(
                 "cannot reach the server: {}",

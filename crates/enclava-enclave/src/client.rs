@@ -95,7 +95,7 @@ impl From<enclava_client::ApiError> for HttpError {
 impl From<enclava_client::Error> for CallError {
     fn from(e: enclava_client::Error) -> Self {
         match e {
-            enclava_client::Error::Api(a) => CallError::Http(a.into()),
+            enclava_client::Error::Api(a) => CallError::Http((*a).into()),
             enclava_client::Error::Config(m)
             | enclava_client::Error::Transport(m)
             | enclava_client::Error::Decode(m) => CallError::Transport(m),
