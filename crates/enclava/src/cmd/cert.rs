@@ -25,7 +25,7 @@ use enclava_client::certmodel::{
     CertificatePolicy, IssuerParameters, KeyProperties, LifetimeAction, SecretProperties,
     SecretString, SubjectAlternativeNames, Trigger, X509CertificateProperties, operation_status,
 };
-use enclava_client::model::{KeyReleasePolicy, Tags};
+use enclava_client::model::KeyReleasePolicy;
 
 const PKCS12: &str = "application/x-pkcs12";
 const PEM: &str = "application/x-pem-file";
@@ -573,20 +573,9 @@ fn create_body(a: &CreateArgs) -> CliResult<CertificateCreateParameters> {
             enabled: Some(false),
             ..Default::default()
         }),
-        tags: tags(&a.tags)?,
+        tags: client::tag_map(&a.tags)?,
         ..Default::default()
     })
-}
-
-fn tags(args: &[String]) -> CliResult<Option<Tags>> {
-    let Some(Value::Object(map)) = client::parse_tags(args)? else {
-        return Ok(None);
-    };
-    Ok(Some(
-        map.into_iter()
-            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
-            .collect(),
-    ))
 }
 
 /// A release policy file: the Key Vault object `{contentType?, data, immutable?}` (data already
@@ -697,7 +686,7 @@ fn import_body(a: &ImportArgs) -> CliResult<Zeroizing<Vec<u8>>> {
             enabled: Some(false),
             ..Default::default()
         }),
-        tags: tags(&a.tags)?,
+        tags: client::tag_map(&a.tags)?,
         ..Default::default()
     };
     let encoded = Zeroizing::new(

@@ -353,6 +353,18 @@ pub fn parse_tags(tags: &[String]) -> CliResult<Option<Value>> {
     Ok(Some(Value::Object(map)))
 }
 
+/// Parse `--tag key=value` arguments into the wire models' tag map.
+pub fn tag_map(tags: &[String]) -> CliResult<Option<enclava_client::model::Tags>> {
+    let Some(Value::Object(map)) = parse_tags(tags)? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        map.into_iter()
+            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
+            .collect(),
+    ))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Output helpers
 
