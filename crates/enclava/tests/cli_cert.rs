@@ -132,6 +132,30 @@ fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
+/// OpenSSL as the independent party: it opens what the CLI downloaded and signs the CSR. Absent
+/// only outside CI (then those checks are skipped, said on stderr).
+fn openssl_present() -> bool {
+    if Command::new("openssl").arg("version").output().is_ok() {
+        return true;
+    }
+    assert!(std::env::var("CI").is_err(), "openssl is required in CI");
+    eprintln!("openssl not found: skipping the OpenSSL interop checks");
+    false
+}
+
+fn openssl(args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn certificates_through_the_cli() {
     let s = DevServer::start();
@@ -188,6 +212,33 @@ fn certificates_through_the_cli() {
     assert_eq!(std::fs::read(&pfx).expect("pfx"), b"keep me");
     ok(&s.run(&["cert", "download", "web", "-O", p(&pfx), "--force"]));
     assert_eq!(std::fs::read(&pfx).expect("pfx"), bytes);
+    if openssl_present() {
+        // OpenSSL opens the password-less PFX: key and certificate, and the leaf chains to the
+        // Enclava issuing CA for its host name.
+        let all = openssl(&["pkcs12", "-in", p(&pfx), "-passin", "pass:", "-nodes"]);
+        assert!(all.contains("PRIVATE KEY-----"), "{all}");
+        let leaf = s.path("web-leaf.pem");
+        openssl(&[
+            "pkcs12",
+            "-in",
+            p(&pfx),
+            "-passin",
+            "pass:",
+            "-nokeys",
+            "-clcerts",
+            "-out",
+            p(&leaf),
+        ]);
+        let verified = openssl(&[
+            "verify",
+            "-CAfile",
+            p(&ca),
+            "-verify_hostname",
+            "www.web.test",
+            p(&leaf),
+        ]);
+        assert!(verified.contains(": OK"), "{verified}");
+    }
     // The stored format is PKCS#12: asking for PEM says so (exit 2), nothing written.
     let pem_out = s.path("web.pem");
     let wrong = s.run(&[
@@ -298,6 +349,61 @@ fn certificates_through_the_cli() {
     .expect("write");
     let merged = s.run(&["cert", "merge", "ext", "--file", p(&other)]);
     assert_eq!(code(&merged), Some(1), "{}", stderr(&merged));
+
+    if openssl_present() {
+        // Sign the CSR with a CA of our own and merge: the certificate is complete.
+        let (ca_key, ca_crt) = (s.path("test-ca.key"), s.path("test-ca.pem"));
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            p(&ca_key),
+            "-out",
+            p(&ca_crt),
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Test CA",
+        ]);
+        let signed = s.path("signed.pem");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            p(&csr),
+            "-CA",
+            p(&ca_crt),
+            "-CAkey",
+            p(&ca_key),
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-out",
+            p(&signed),
+        ]);
+        let chain = s.path("chain.pem");
+        std::fs::write(
+            &chain,
+            std::fs::read_to_string(&signed).expect("signed")
+                + &std::fs::read_to_string(&ca_crt).expect("ca"),
+        )
+        .expect("chain");
+        let merged = json(&s.run(&["cert", "merge", "ext", "--file", p(&chain), "-o", "json"]));
+        assert!(
+            merged["id"]
+                .as_str()
+                .unwrap_or("")
+                .contains("/certificates/ext/"),
+            "{merged}"
+        );
+        let got = json(&s.run(&["cert", "get", "ext", "-o", "json"]));
+        assert_eq!(got["x5t"], merged["x5t"]);
+    }
 
     // Listing, versions, policy.
     let list = ok(&s.run(&["cert", "list"]));
