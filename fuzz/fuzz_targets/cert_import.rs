@@ -3,7 +3,7 @@
 //! written back reads back to the same key and chain.
 #![no_main]
 
-use enclava_certs::{matches_key, pem, pfx, ParsedCertificate};
+use enclava_certs::{ParsedCertificate, matches_key, pem, pfx};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -311,6 +311,7 @@ pub fn new_issuing_ca(
         attributes: vec![crate::SubjectAttribute {
             oid: "2.5.4.3".into(),
             value: common_name.to_string(),
+            multi_valued: false,
         }],
     };
     let mut t = CertTemplate::new(subject, not_before, not_after)?;

@@ -6,6 +6,9 @@
 //! `None`. Read: the same, plus the legacy PBE-SHA1-3DES and PBE-SHA1-RC2-40 that Windows and
 //! older OpenSSL write. The format work is `p12-keystore`'s; this module adds a bound on the work
 //! a file may ask for (`pfx_limits`), the key checks and the chain order.
+//!
+//! Known limit: p12-keystore keeps its own copies of the key (and of the decrypted bags) in plain
+//! `Vec`s that are freed without being zeroized; the copies this crate hands out are `Zeroizing`.
 
 use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKeyChain};
 use zeroize::Zeroizing;

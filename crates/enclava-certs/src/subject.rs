@@ -4,7 +4,9 @@
 //! the DER name is the string's attributes in reverse order ("CN=a, O=b" is encoded O=b then
 //! CN=a, and OpenSSL prints it `O = b, CN = a`). Separators are `,` or `;`; a value may be quoted
 //! ("CN=\"a, b\"", `""` or `\"` for a quote inside) or use backslash escapes (`CN=a\, b`).
-//! One attribute per RDN: an unquoted `+` (a multi-valued RDN) is refused rather than guessed.
+//! An unquoted `+` joins attributes into one multi-valued RDN ("CN=a + UID=b"), as RFC 4514
+//! writes them, so the subject of any imported certificate reads back. (Attribute values that
+//! are not strings render as RFC 4514 `#<hex DER>` and would read back as that text.)
 
 use std::fmt;
 use std::str::FromStr;
@@ -51,6 +53,8 @@ pub struct SubjectAttribute {
     pub oid: String,
     /// The value, unescaped.
     pub value: String,
+    /// In the same RDN as the attribute before it (written `+` rather than `,`).
+    pub multi_valued: bool,
 }
 
 impl SubjectAttribute {
@@ -73,9 +77,15 @@ impl Subject {
     /// Read a Key Vault subject string. An empty string is the empty subject (a certificate
     /// named only by its SANs).
     pub fn parse(text: &str) -> Result<Self> {
-        let mut attributes = Vec::new();
-        for part in split_top_level(text)? {
+        let mut attributes: Vec<SubjectAttribute> = Vec::new();
+        for (plus, part) in split_top_level(text)? {
             let part = part.trim();
+            let multi_valued = plus;
+            if multi_valued && (part.is_empty() || attributes.is_empty()) {
+                return Err(CertError::Subject(
+                    "expected an attribute on both sides of '+', found none".into(),
+                ));
+            }
             if part.is_empty() {
                 // "CN=a, , O=b" and a trailing separator are tolerated, as .NET does.
                 continue;
@@ -92,9 +102,16 @@ impl Subject {
                 )));
             }
             check_value(&oid, &value)?;
-            attributes.push(SubjectAttribute { oid, value });
+            attributes.push(SubjectAttribute {
+                oid,
+                value,
+                multi_valued,
+            });
         }
-        Ok(Self { attributes })
+        let subject = Self { attributes };
+        // Refuse here what could not be encoded later (a repeated attribute within one '+' group).
+        subject.to_name()?;
+        Ok(subject)
     }
 
     /// The first common name, if any.
@@ -112,15 +129,28 @@ impl Subject {
     /// The X.509 name: the attributes in reverse string order, one per RDN. C and SERIALNUMBER
     /// are PrintableString, E and DC IA5String (as RFC 5280 requires), everything else UTF8String.
     pub fn to_name(&self) -> Result<Name> {
-        let mut rdns = Vec::with_capacity(self.attributes.len());
-        for a in self.attributes.iter().rev() {
+        // Group the attributes into RDNs in string order, then reverse the RDNs.
+        let mut groups: Vec<Vec<AttributeTypeAndValue>> = Vec::new();
+        for a in &self.attributes {
             let oid = ObjectIdentifier::new(&a.oid).map_err(|_| {
                 CertError::Subject(format!("expected a dotted OID, found {:?}", a.oid))
             })?;
-            let value = encode_value(&a.oid, &a.value)?;
-            let atv = AttributeTypeAndValue { oid, value };
-            let set = SetOfVec::try_from(vec![atv])
-                .map_err(|e| CertError::Subject(format!("cannot encode {}: {e}", a.name())))?;
+            let atv = AttributeTypeAndValue {
+                oid,
+                value: encode_value(&a.oid, &a.value)?,
+            };
+            match groups.last_mut() {
+                Some(g) if a.multi_valued => g.push(atv),
+                _ => groups.push(vec![atv]),
+            }
+        }
+        let mut rdns = Vec::with_capacity(groups.len());
+        for g in groups.into_iter().rev() {
+            let set = SetOfVec::try_from(g).map_err(|e| {
+                CertError::Subject(format!(
+                    "expected distinct attributes within one '+' group, found a repeat: {e}"
+                ))
+            })?;
             rdns.push(RelativeDistinguishedName(set));
         }
         Ok(RdnSequence(rdns))
@@ -138,7 +168,7 @@ impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, a) in self.attributes.iter().enumerate() {
             if i > 0 {
-                f.write_str(", ")?;
+                f.write_str(if a.multi_valued { " + " } else { ", " })?;
             }
             write!(f, "{}={}", a.name(), quote(&a.value))?;
         }
@@ -170,10 +200,12 @@ fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-/// Split at `,` / `;` outside quotes and not escaped.
-fn split_top_level(text: &str) -> Result<Vec<&str>> {
+/// Split at `,` / `;` / `+` outside quotes and not escaped; each part with whether a `+` came
+/// before it.
+fn split_top_level(text: &str) -> Result<Vec<(bool, &str)>> {
     let mut parts = Vec::new();
     let mut start = 0;
+    let mut plus = false;
     let mut in_quotes = false;
     let mut escaped = false;
     for (i, c) in text.char_indices() {
@@ -184,14 +216,10 @@ fn split_top_level(text: &str) -> Result<Vec<&str>> {
         match c {
             '\\' => escaped = true,
             '"' => in_quotes = !in_quotes,
-            ',' | ';' if !in_quotes => {
-                parts.push(text.get(start..i).unwrap_or_default());
+            ',' | ';' | '+' if !in_quotes => {
+                parts.push((plus, text.get(start..i).unwrap_or_default()));
+                plus = c == '+';
                 start = i + c.len_utf8();
-            }
-            '+' if !in_quotes => {
-                return Err(CertError::Subject(
-                    "expected one attribute per name component, found an unquoted '+' (a multi-valued RDN); quote the value if '+' is part of it".into(),
-                ));
             }
             _ => {}
         }
@@ -206,7 +234,7 @@ fn split_top_level(text: &str) -> Result<Vec<&str>> {
             "expected a character after '\\', found the end of the subject".into(),
         ));
     }
-    parts.push(text.get(start..).unwrap_or_default());
+    parts.push((plus, text.get(start..).unwrap_or_default()));
     Ok(parts)
 }
 
@@ -304,14 +332,15 @@ fn encode_value(oid: &str, value: &str) -> Result<Any> {
 }
 
 /// Quote a value for the string form when it holds a separator, a quote or a backslash, or
-/// starts or ends with a space.
+/// starts or ends with white space (which the reader trims from unquoted values).
 fn quote(value: &str) -> String {
     let needs = value.contains([',', ';', '+', '"', '\\', '='])
-        || value.starts_with(' ')
-        || value.ends_with(' ')
+        || value.starts_with(char::is_whitespace)
+        || value.ends_with(char::is_whitespace)
         || value.starts_with('#');
     if needs {
-        format!("\"{}\"", value.replace('"', "\"\""))
+        // Inside quotes a backslash escapes the next character, so it is doubled too.
+        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\"\""))
     } else {
         value.to_string()
     }
@@ -352,6 +381,7 @@ pub(crate) fn name_to_string(name: &Name) -> String {
             let attr_name = SubjectAttribute {
                 oid: atv.oid.to_string(),
                 value: String::new(),
+                multi_valued: false,
             }
             .name();
             let value = match any_to_string(&atv.value) {
@@ -390,6 +420,44 @@ mod tests {
         assert_eq!(name.0[0].0.get(0).unwrap().oid.to_string(), "2.5.4.10");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn rendering_reads_back(values in proptest::collection::vec("[^\\x00]{1,12}", 1..5)) {
+            let oids = ["2.5.4.3", "2.5.4.10", "2.5.4.11", "2.5.4.7"];
+            let s = Subject {
+                attributes: values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, value)| SubjectAttribute {
+                        oid: oids[i % oids.len()].into(),
+                        value,
+                        multi_valued: false,
+                    })
+                    .collect(),
+            };
+            let text = s.to_string();
+            proptest::prop_assert_eq!(Subject::parse(&text).unwrap(), s.clone(), "{}", text);
+            // And the DER name renders to the same string.
+            proptest::prop_assert_eq!(name_to_string(&s.to_name().unwrap()), text);
+        }
+    }
+
+    #[test]
+    fn multi_valued_rdns_read_back() {
+        let s = Subject::parse("CN=a + UID=b, O=c").unwrap();
+        assert!(s.attributes[1].multi_valued);
+        let name = s.to_name().unwrap();
+        assert_eq!(name.0.len(), 2);
+        assert_eq!(name.0[1].0.len(), 2);
+        let text = name_to_string(&name);
+        assert_eq!(Subject::parse(&text).unwrap().to_name().unwrap(), name);
+        // A quoted '+' is part of the value.
+        assert_eq!(
+            Subject::parse("CN=\"C++\"").unwrap().attributes[0].value,
+            "C++"
+        );
+    }
+
     #[test]
     fn bad_subjects_say_why() {
         for (text, why) in [
@@ -398,7 +466,9 @@ mod tests {
             ("C=USA", "two-letter country"),
             ("CN=", "expected a value after CN="),
             ("CN=\"a", "closing"),
-            ("CN=a+O=b", "multi-valued"),
+            ("CN=a+, O=b", "both sides of '+'"),
+            ("+CN=a", "both sides of '+'"),
+            ("CN=a + CN=a", "repeat"),
             ("CN=a\"b\"c", "quote only around"),
             ("E=é@x", "ASCII"),
         ] {

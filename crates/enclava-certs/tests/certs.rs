@@ -705,7 +705,11 @@ mod garbage {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        // 64 cases by default (keeps the suite fast); PROPTEST_CASES=5000 for a deeper local run.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn random_bytes_are_errors(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -1049,4 +1053,68 @@ mod pfx_work {
         // 63 certificates and the key: read.
         assert!(pfx::parse(&pfx::build(&k, &chain[..63], None).unwrap(), None).is_ok());
     }
+}
+
+#[test]
+fn openssl_subjects_read_back_to_the_same_name() {
+    let Some(ossl) = openssl() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for subj in [
+        "/C=US/ST=WA/L=Redmond/O=Contoso, Ltd./OU=a/OU=b/CN=www.contoso.com/emailAddress=x@contoso.com",
+        "/DC=com/DC=contoso/O=c/CN=a+UID=b",
+        "/CN=quote \" and \\, comma",
+    ] {
+        let cert = dir.path().join("c.pem");
+        run(std::process::Command::new(&ossl)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "1",
+            ])
+            .args(["-multivalue-rdn", "-subj", subj, "-out"])
+            .arg(&cert)
+            .arg("-keyout")
+            .arg(dir.path().join("k.pem")));
+        let der = enclava_evidence::pem::certificates(&std::fs::read(&cert).unwrap())
+            .unwrap()
+            .remove(0);
+        let parsed = ParsedCertificate::from_der(&der).unwrap();
+        let subject = Subject::parse(&parsed.subject)
+            .unwrap_or_else(|e| panic!("{subj}: {}: {e}", parsed.subject));
+        let ours = subject.to_name_der().unwrap();
+        let theirs = Certificate::from_der(&der)
+            .unwrap()
+            .tbs_certificate
+            .subject
+            .to_der()
+            .unwrap();
+        assert_eq!(ours, theirs, "{subj} -> {}", parsed.subject);
+    }
+}
+
+#[test]
+fn wire_names_are_key_vaults() {
+    let all: Vec<KeyUsage> = KeyUsage::ALL.to_vec();
+    let json = serde_json::to_string(&all).unwrap();
+    assert_eq!(
+        json,
+        r#"["digitalSignature","nonRepudiation","keyEncipherment","dataEncipherment","keyAgreement","keyCertSign","cRLSign","encipherOnly","decipherOnly"]"#
+    );
+    assert_eq!(serde_json::from_str::<Vec<KeyUsage>>(&json).unwrap(), all);
+    for u in KeyUsage::ALL {
+        assert_eq!(serde_json::to_value(u).unwrap(), u.as_str());
+    }
+    assert_eq!(serde_json::to_value(EcCurve::P521).unwrap(), "P-521");
+    let sans: SubjectAltNames = serde_json::from_str(r#"{"dns_names":["a.example"]}"#).unwrap();
+    assert_eq!(sans.dns_names, ["a.example"]);
+    assert!(sans.emails.is_empty() && sans.upns.is_empty());
+    let s: Subject = serde_json::from_str(r#""CN=a; O=b""#).unwrap();
+    assert_eq!(serde_json::to_value(&s).unwrap(), "CN=a, O=b");
+    assert!(serde_json::from_str::<Subject>(r#""C=USA""#).is_err());
 }

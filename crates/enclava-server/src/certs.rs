@@ -464,7 +464,13 @@ pub fn handle(
             cert_name(name)?;
             let p: CertificateCreateParameters = decode(body)?;
             let ca = issuing_ca_for(st, p.policy.as_ref())?;
-            let op = Certificates::create(v, name, &p, ca.as_deref())?;
+            let mut op = Certificates::create(v, name, &p, ca.as_deref())?;
+            // Key Vault's create always answers `inProgress`, whatever the issuer did: the SDKs'
+            // pollers (azure-core) treat a finished first answer as "nothing to poll" and return
+            // no certificate. The real status is the next `GET .../pending`.
+            op.status = enclava_vault::certmodel::operation_status::IN_PROGRESS.to_string();
+            op.target = None;
+            op.error = None;
             Ok(Reply::json(&op)?.with_status(StatusCode::ACCEPTED))
         }
         C::Import { name } => {

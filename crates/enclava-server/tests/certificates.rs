@@ -43,6 +43,19 @@ fn create(t: &TestServer, token: &str, name: &str, issuer: &str) -> Resp {
     )
 }
 
+/// The status of the create operation of `name` (what the SDK pollers read).
+fn pending(t: &TestServer, token: &str, name: &str) -> String {
+    let r = call(
+        t,
+        "GET",
+        &format!("/certificates/{name}/pending"),
+        token,
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["status"].as_str().expect("status").to_string()
+}
+
 fn der_of(bundle: &Value) -> Vec<u8> {
     STANDARD
         .decode(bundle["cer"].as_str().expect("cer"))
@@ -80,6 +93,60 @@ fn pem_certs(text: &str) -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+/// Sign a PKCS#10 request (DER) with OpenSSL as an outside CA would (the CA itself made with
+/// enclava-certs): returns (leaf DER, CA DER). `None` when `openssl` is missing (required in CI).
+fn outside_ca_signs(csr: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        assert!(std::env::var("CI").is_err(), "openssl is required in CI");
+        return None;
+    }
+    let key = enclava_certs::generate(enclava_certs::KeySpec::Ec {
+        curve: enclava_certs::EcCurve::P384,
+    })
+    .expect("CA key");
+    let now = chrono::Utc::now().timestamp();
+    let ca = enclava_certs::new_issuing_ca(&key, "Outside CA", now - 60, now + 86_400).expect("CA");
+    let dir = tempfile::tempdir().expect("tmp");
+    let bundle = dir.path().join("ca-bundle.pem");
+    std::fs::write(
+        &bundle,
+        enclava_certs::pem::build(Some(&key), std::slice::from_ref(&ca)).as_bytes(),
+    )
+    .expect("write CA");
+    let csr_path = dir.path().join("req.der");
+    std::fs::write(&csr_path, csr).expect("write CSR");
+    let out = dir.path().join("leaf.der");
+    let status = std::process::Command::new("openssl")
+        .args(["x509", "-req", "-inform", "DER", "-in"])
+        .arg(&csr_path)
+        .arg("-CA")
+        .arg(&bundle)
+        .arg("-CAkey")
+        .arg(&bundle)
+        .args([
+            "-set_serial",
+            "4242",
+            "-days",
+            "5",
+            "-outform",
+            "DER",
+            "-out",
+        ])
+        .arg(&out)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    Some((std::fs::read(&out).expect("leaf"), ca))
 }
 
 fn principal_with(t: &TestServer, admin: &str, name: &str, roles: &[(&str, &str)]) -> String {
@@ -169,7 +236,12 @@ fn self_and_enclava_issued_certificates_with_their_key_and_secret() {
     // Self-signed: completes in the request; Location names the pending operation.
     let r = create(&t, &admin, "web", "Self");
     assert_eq!(r.status, 202, "{}", r.text);
-    assert_eq!(r.body["status"], "completed", "{}", r.text);
+    assert_eq!(
+        r.body["status"], "inProgress",
+        "the create answers inProgress, as Key Vault: {}",
+        r.text
+    );
+    assert_eq!(pending(&t, &admin, "web"), "completed");
     assert!(
         r.header("location")
             .is_some_and(|l| l.contains("/certificates/web/pending")),
@@ -208,7 +280,12 @@ fn self_and_enclava_issued_certificates_with_their_key_and_secret() {
     // Enclava-issued: chains to the served issuing CA.
     let r = create(&t, &admin, "svc", "Enclava");
     assert_eq!(r.status, 202, "{}", r.text);
-    assert_eq!(r.body["status"], "completed", "{}", r.text);
+    assert_eq!(
+        r.body["status"], "inProgress",
+        "the create answers inProgress, as Key Vault: {}",
+        r.text
+    );
+    assert_eq!(pending(&t, &admin, "svc"), "completed");
     let cert = call(&t, "GET", "/certificates/svc", &admin, None);
     assert_eq!(cert.status, 200, "{}", cert.text);
     let leaf = der_of(&cert.body);
@@ -549,6 +626,31 @@ fn csr_flow_lifecycle_backup_issuers_and_contacts() {
         Some(&json!({"x5c": [other.body["cer"]]})),
     );
     assert_eq!(r.status, 400, "{}", r.text);
+    // Signed by an outside CA: the merge completes the certificate (201), chain leaf first.
+    let r = create(&t, &admin, "merged", "Unknown");
+    assert_eq!(r.status, 202, "{}", r.text);
+    let merge_csr = STANDARD
+        .decode(r.body["csr"].as_str().expect("csr"))
+        .expect("csr base64");
+    if let Some((leaf, outside)) = outside_ca_signs(&merge_csr) {
+        let r = call(
+            &t,
+            "POST",
+            "/certificates/merged/pending/merge",
+            &admin,
+            Some(&json!({"x5c": [STANDARD.encode(&leaf), STANDARD.encode(&outside)]})),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(der_of(&r.body), leaf);
+        assert_eq!(pending(&t, &admin, "merged"), "completed");
+        let s = call(&t, "GET", "/secrets/merged", &admin, None);
+        let pfx = STANDARD
+            .decode(s.body["value"].as_str().expect("value"))
+            .expect("base64 PFX");
+        let kc = enclava_certs::pfx::parse(&pfx, None).expect("PFX");
+        assert_eq!(kc.chain.first(), Some(&leaf));
+        assert!(enclava_certs::matches_key(&leaf, &kc.key_pkcs8).expect("match"));
+    }
     let r = call(
         &t,
         "PATCH",
@@ -592,7 +694,12 @@ fn csr_flow_lifecycle_backup_issuers_and_contacts() {
     assert_eq!(r.body["value"].as_array().expect("value").len(), 1);
     let r = create(&t, &admin, "viaca", "digicert");
     assert_eq!(r.status, 202, "{}", r.text);
-    assert_eq!(r.body["status"], "failed", "{}", r.text);
+    assert_eq!(
+        r.body["status"], "inProgress",
+        "the create answers inProgress, as Key Vault: {}",
+        r.text
+    );
+    assert_eq!(pending(&t, &admin, "viaca"), "failed");
     let r = call(&t, "DELETE", "/certificates/issuers/digicert", &admin, None);
     assert_eq!(r.status, 200, "{}", r.text);
     // Contacts.
@@ -624,6 +731,9 @@ fn csr_flow_lifecycle_backup_issuers_and_contacts() {
     assert_eq!(call(&t, "GET", "/secrets/other", &admin, None).status, 404);
     let r = call(&t, "GET", "/deletedcertificates", &admin, None);
     assert_eq!(r.status, 200, "{}", r.text);
+    // A deleted (recoverable) name cannot be created or imported over: 409.
+    let r = create(&t, &admin, "other", "Self");
+    assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(
         call(&t, "GET", "/deletedcertificates/other", &admin, None).status,
         200
@@ -755,7 +865,12 @@ fn a_release_policy_keeps_the_private_key_out_of_the_secret() {
         Some(&json!({"policy": pol})),
     );
     assert_eq!(r.status, 202, "{}", r.text);
-    assert_eq!(r.body["status"], "completed", "{}", r.text);
+    assert_eq!(
+        r.body["status"], "inProgress",
+        "the create answers inProgress, as Key Vault: {}",
+        r.text
+    );
+    assert_eq!(pending(&t, &admin, "workload"), "completed");
     let secrets = principal_with(&t, &admin, "reader", &[("SecretsUser", "/")]);
     let s = call(&t, "GET", "/secrets/workload", &secrets, None);
     assert_eq!(s.status, 200, "{}", s.text);

@@ -385,7 +385,9 @@ fn a_certificate_key_is_released_to_an_attested_workload() {
             "issuer": {"name": "Enclava"}}}),
     );
     assert_eq!(r.status, 202, "{}", r.text);
-    assert_eq!(r.body["status"], "completed", "{}", r.text);
+    assert_eq!(r.body["status"], "inProgress", "{}", r.text);
+    let op = t.get(&format!("/certificates/tls/pending?{V}"), Some(&admin));
+    assert_eq!(op.body["status"], "completed", "{}", op.text);
     let cert = t.get(&format!("/certificates/tls?{V}"), Some(&admin));
     assert_eq!(cert.status, 200, "{}", cert.text);
     let leaf = STANDARD.decode(cert.body["cer"].as_str().unwrap()).unwrap();

@@ -838,7 +838,7 @@ fn postgres_schema_newer_than_this_build_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 2
+                supported: 3
             }
         ),
         "{err}"

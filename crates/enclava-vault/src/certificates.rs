@@ -21,8 +21,8 @@ use crate::keys::{Keys, validate_tags};
 use crate::lifecycle;
 use crate::model::{BackupBlob, Page, Tags};
 use crate::object::{
-    MAX_RETRIES, ObjectKind, ObjectRecord, ObjectWire, VersionRecord, deleted_record, from_json,
-    to_json, version_record,
+    MAX_RETRIES, ManagedVersion, ObjectKind, ObjectRecord, ObjectWire, VersionRecord,
+    deleted_record, from_json, to_json, version_record,
 };
 use crate::secrets::Secrets;
 use crate::util::{Authenticated, aead_open, aead_seal, name_key, validate_name};
@@ -76,7 +76,8 @@ pub const RESERVED_NAMES: [&str; 2] = ["issuers", "contacts"];
 
 impl Certificates {
     /// Create a certificate (or a new version) from its policy. `Self` and `Enclava` complete at
-    /// once (`Enclava` needs `ca`, else 400); `Unknown` leaves an `inProgress` operation with a
+    /// once (`Enclava` needs `ca`, else 400), yet the reply says `inProgress` as Key Vault's
+    /// does (the SDK pollers then GET the operation, which is `completed`); `Unknown` leaves an `inProgress` operation with a
     /// CSR until [`Certificates::merge`]; another issuer name must be an issuer object and ends
     /// `failed` (Enclava has no external CA connectors).
     pub fn create(
@@ -915,31 +916,6 @@ fn template(p: &CertificatePolicy, now: i64) -> Result<enclava_certs::CertTempla
     Ok(t)
 }
 
-/// Certificates from a merge's `x5c` element: DER, base64 text of DER, or PEM text (as the SDKs
-/// and Microsoft's documentation pass them).
-fn x5c_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
-    if bytes.first() == Some(&0x30) {
-        return Ok(vec![bytes.to_vec()]);
-    }
-    if enclava_evidence::pem::is_pem(bytes) {
-        return enclava_evidence::pem::certificates(bytes)
-            .map_err(|e| VaultError::bad(format!("invalid x5c: {e}")));
-    }
-    let text = std::str::from_utf8(bytes).map_err(|_| {
-        VaultError::bad("invalid x5c: expected DER, base64 DER or PEM, found other bytes")
-    })?;
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let der = crate::b64::decode(&compact).map_err(|_| {
-        VaultError::bad("invalid x5c: expected DER, base64 DER or PEM, found other bytes")
-    })?;
-    if der.first() != Some(&0x30) {
-        return Err(VaultError::bad(
-            "invalid x5c: expected DER, base64 DER or PEM, found other bytes",
-        ));
-    }
-    Ok(vec![der])
-}
-
 /// What a new certificate version is made of.
 struct NewVersion<'a> {
     name: &'a str,
@@ -1044,15 +1020,18 @@ impl Vault {
         let version = crate::util::new_version_id()?;
         let kp = n.policy.key_props.clone().unwrap_or_default();
         let state = (n.enabled, Some(leaf.not_before), Some(leaf.not_after));
-        let kbytes = self.managed_key_version(
+        let mv = ManagedVersion {
             name,
-            &version,
+            version: &version,
+            state,
+            tags: n.tags,
+            now,
+        };
+        let kbytes = self.managed_key_version(
+            &mv,
             n.key_pkcs8,
             kp.kty.as_deref().is_some_and(|k| k.ends_with("-HSM")),
             kp.release_policy.as_ref(),
-            state,
-            n.tags,
-            now,
         )?;
         // The private key goes into the secret only when exportable and not bound to attested
         // release (else a Secrets User would bypass attestation).
@@ -1063,29 +1042,23 @@ impl Vault {
             .as_ref()
             .and_then(|s| s.content_type.clone())
             .unwrap_or_else(|| content_types::PKCS12.to_string());
-        let (content_type, value): (String, Zeroizing<String>) = if with_key
-            && ct == content_types::PKCS12
-        {
-            let pfx = enclava_certs::pfx::build(n.key_pkcs8, &n.chain, None).map_err(cert_err)?;
-            (ct, Zeroizing::new(std_b64(&pfx)))
-        } else if with_key {
-            (ct, enclava_certs::pem::build(Some(n.key_pkcs8), &n.chain))
-        } else {
-            // Without the key a PFX has nothing to protect: the chain as PEM.
-            (
-                content_types::PEM.to_string(),
-                enclava_certs::pem::build(None, &n.chain),
-            )
-        };
-        let sbytes = self.managed_secret_version(
-            name,
-            &version,
-            &content_type,
-            value.as_bytes(),
-            state,
-            n.tags,
-            now,
-        )?;
+        let (content_type, value): (String, Zeroizing<String>) =
+            if with_key && ct == content_types::PKCS12 {
+                // Without a password the PFX holds the key in effect in the clear: zeroize it.
+                let pfx = Zeroizing::new(
+                    enclava_certs::pfx::build(n.key_pkcs8, &n.chain, None).map_err(cert_err)?,
+                );
+                (ct, Zeroizing::new(std_b64(&pfx)))
+            } else if with_key {
+                (ct, enclava_certs::pem::build(Some(n.key_pkcs8), &n.chain))
+            } else {
+                // Without the key a PFX has nothing to protect: the chain as PEM.
+                (
+                    content_types::PEM.to_string(),
+                    enclava_certs::pem::build(None, &n.chain),
+                )
+            };
+        let sbytes = self.managed_secret_version(&mv, &content_type, value.as_bytes())?;
         let chain = chain_json(&n.chain)?;
         let vr = CertificateVersionRecord {
             version: version.clone(),
@@ -1329,9 +1302,11 @@ impl Vault {
                     |_| {},
                 )?;
                 let _ = vr;
-                op.name = display.clone();
-                op.status = operation_status::COMPLETED.to_string();
-                op.target = Some(self.object_url::<Certificates>(&display, None));
+                // Stored as completed, but the create reply says inProgress as Key Vault's
+                // always does: the Python SDK's poller only fetches the certificate when its
+                // first poll (GET pending) sees the completion.
+                op.name = display;
+                return Ok(self.op_wire(&op));
             }
             issuer_names::UNKNOWN => {
                 let key = self.new_cert_key(name, &policy)?;
@@ -1431,7 +1406,8 @@ impl Vault {
         }
         let mut chain = Vec::new();
         for c in &p.x5c {
-            chain.extend(x5c_certificates(c.as_slice())?);
+            // DER, base64 text of DER or PEM: the SDKs and Microsoft's documentation pass each.
+            chain.extend(enclava_certs::pem::certificates_any(c.as_slice()).map_err(cert_err)?);
         }
         let leaf = chain.first().ok_or_else(|| {
             VaultError::bad("expected x5c with at least one certificate, found none")
@@ -1650,16 +1626,33 @@ impl Vault {
         if let Some(pol) = &p.policy {
             self.update_certificate_policy(name, pol)?;
         }
-        let (rec, vr) = self.update_version::<Certificates>(name, version, |_, vr| {
-            if let Some(a) = &p.attributes {
+        let enabled = p.attributes.as_ref().and_then(|a| a.enabled);
+        let nk = name_key(name);
+        let (rec, vr) = self.update_version_with::<Certificates>(
+            name,
+            version,
+            |_, vr| {
                 // nbf and exp are the certificate's own validity.
-                vr.state().apply(a.enabled, None, None);
-            }
-            if p.tags.is_some() {
-                vr.tags = p.tags.clone();
-            }
-            Ok(())
-        })?;
+                vr.state().apply(enabled, None, None);
+                if p.tags.is_some() {
+                    vr.tags = p.tags.clone();
+                }
+                Ok(())
+            },
+            // Enabling or disabling a certificate version does the same to its key and secret
+            // version, in the same transaction (as Key Vault).
+            |vr| {
+                let Some(e) = enabled else {
+                    return Ok(Vec::new());
+                };
+                let mut ops = self.enabled_ops::<Keys>(&nk, &vr.version, e)?;
+                ops.extend(self.enabled_ops::<Secrets>(&nk, &vr.version, e)?);
+                Ok(ops)
+            },
+        )?;
+        if enabled.is_some() {
+            Keys::changed(self, &nk);
+        }
         let (rec2, _) = self
             .read_record::<Certificates>(&name_key(name))?
             .unwrap_or((rec, Vec::new()));
@@ -2096,8 +2089,12 @@ impl Vault {
                     new_version: None,
                     error: None,
                 };
+                let renewable = matches!(
+                    issuer_name(&policy),
+                    issuer_names::SELF | issuer_names::ENCLAVA
+                );
                 match a.action.as_ref().and_then(|x| x.action_type.as_deref()) {
-                    Some("AutoRenew") => {
+                    Some("AutoRenew") if renewable => {
                         event.action = CertificateAction::AutoRenew;
                         match self.renew(&rec, &policy, &vr, old.clone(), ca, now, &done_key) {
                             Ok(Some(v)) => event.new_version = Some(v),
@@ -2106,7 +2103,17 @@ impl Vault {
                             Err(e) => event.error = Some(e.to_string()),
                         }
                     }
-                    _ => {
+                    other => {
+                        if other == Some("AutoRenew") {
+                            // Not renewable by the vault (CSR flow): recorded once with the
+                            // reason, instead of failing again at every run.
+                            event.action = CertificateAction::AutoRenew;
+                            event.error = Some(format!(
+                                "certificate '{}' cannot be renewed automatically: its issuer '{}' needs a CSR and merge",
+                                rec.name,
+                                issuer_name(&policy)
+                            ));
+                        }
                         let mut r = rec.clone();
                         mark(&mut r);
                         match self.store.transact(vec![

@@ -33,6 +33,17 @@ use crate::util::{
     validate_name,
 };
 
+/// The common parts of the key, secret and certificate versions a certificate version writes
+/// together (same name and version id).
+pub(crate) struct ManagedVersion<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    /// `enabled`, `nbf`, `exp`.
+    pub state: (bool, Option<i64>, Option<i64>),
+    pub tags: Option<&'a crate::model::Tags>,
+    pub now: i64,
+}
+
 /// How often a read-modify-write retries on a concurrent change before answering 409.
 pub(crate) const MAX_RETRIES: usize = 5;
 
@@ -205,6 +216,10 @@ pub(crate) trait ObjectKind: ObjectWire + Sized {
     ) -> Result<Self::BackupVersion>;
     /// The record of a version in a backup and its plain value.
     fn restore_version(v: &Self::BackupVersion) -> (&Self::Version, &[u8]);
+    /// Whether a version belongs to a certificate (then it is restored only with it).
+    fn is_managed(_record: &Self::Version) -> bool {
+        false
+    }
     /// Check a restored version's value against its record (after its id was checked).
     fn check_restored(_record: &Self::Version, _value: &[u8]) -> Result<()> {
         Ok(())
@@ -632,6 +647,18 @@ impl Vault {
         version: Option<&str>,
         edit: impl Fn(&K::Record, &mut K::Version) -> Result<()>,
     ) -> Result<(K::Record, K::Version)> {
+        self.update_version_with::<K>(name, version, edit, |_| Ok(Vec::new()))
+    }
+
+    /// [`Vault::update_version`] with `extra` ops (from the edited version) in the same
+    /// transaction (a certificate's update also changes its key and secret version).
+    pub(crate) fn update_version_with<K: ObjectKind>(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        edit: impl Fn(&K::Record, &mut K::Version) -> Result<()>,
+        extra: impl Fn(&K::Version) -> Result<Vec<Op>>,
+    ) -> Result<(K::Record, K::Version)> {
         K::check_mutable(self, name)?;
         for _ in 0..MAX_RETRIES {
             let (rec, mut vr, old) = self.resolve::<K>(name, version)?;
@@ -639,7 +666,7 @@ impl Vault {
             edit(&rec, &mut vr)?;
             *vr.state().updated = self.now().timestamp();
             let row = version_key(&nk, vr.version());
-            let ops = vec![
+            let mut ops = vec![
                 Op::Expect {
                     table: K::TABLES.versions,
                     key: row.clone(),
@@ -651,6 +678,7 @@ impl Vault {
                     value: self.encode_version::<K>(&nk, &vr)?,
                 },
             ];
+            ops.extend(extra(&vr)?);
             match self.store.transact(ops) {
                 Ok(()) => {
                     K::changed(self, &nk);
@@ -907,6 +935,18 @@ impl Vault {
                 "invalid {kind} backup: the blob content is malformed"
             ))
         })?;
+        let (_, versions) = K::backup_parts(&payload);
+        if versions
+            .iter()
+            .any(|v| K::is_managed(K::restore_version(v).0))
+        {
+            return Err(VaultError::Forbidden {
+                message: format!(
+                    "this {kind} backup holds a {kind} managed by a certificate: restore the certificate's backup instead"
+                ),
+                inner: None,
+            });
+        }
         let (name, latest, ops) = self.restore_ops::<K>(&payload)?;
         self.store.transact(ops).map_err(|e| match e {
             StoreError::Conflict { .. } => {
@@ -1024,6 +1064,34 @@ impl Vault {
             },
         ];
         Ok((ops, rec.name().to_string()))
+    }
+
+    /// The ops that set `enabled` of version `version` of `nk` (when it exists), expecting the
+    /// row unchanged.
+    pub(crate) fn enabled_ops<K: ObjectKind>(
+        &self,
+        nk: &str,
+        version: &str,
+        enabled: bool,
+    ) -> Result<Vec<Op>> {
+        let Some((mut vr, old)) = self.read_version::<K>(nk, version)? else {
+            return Ok(Vec::new());
+        };
+        *vr.state().enabled = enabled;
+        *vr.state().updated = self.now().timestamp();
+        let row = version_key(nk, version);
+        Ok(vec![
+            Op::Expect {
+                table: K::TABLES.versions,
+                key: row.clone(),
+                value: Some(old),
+            },
+            Op::Put {
+                table: K::TABLES.versions,
+                key: row,
+                value: self.encode_version::<K>(nk, &vr)?,
+            },
+        ])
     }
 
     /// The ops that soft-delete the live object `nk` (when it exists) at `now`.
@@ -1233,5 +1301,107 @@ mod tests {
         Keys::recover(&v, "k1").unwrap();
         let kblob = Keys::backup(&v, "k1").unwrap().value.0;
         assert_eq!(&kblob[..6], b"EVBK\x01\x01");
+    }
+    #[test]
+    fn certificate_rows_keep_their_format() {
+        use crate::certmodel::{CertificateCreateParameters, CertificatePolicy, IssuerParameters};
+        use crate::{Certificates, VaultObject};
+        let v = vault();
+        let keys = v.data_keys().unwrap();
+        Certificates::create(
+            &v,
+            "My-Cert",
+            &CertificateCreateParameters {
+                policy: Some(CertificatePolicy {
+                    issuer: Some(IssuerParameters {
+                        name: Some("Self".into()),
+                        ..Default::default()
+                    }),
+                    x509_props: Some(crate::certmodel::X509CertificateProperties {
+                        subject: Some("CN=a".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        let live = v
+            .store
+            .get(Table::Certificates, "my-cert")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            fields(&live),
+            ["name", "latest", "created", "policy", "actions_done"]
+        );
+        let rec: serde_json::Value = serde_json::from_slice(&live).unwrap();
+        let ver = rec["latest"].as_str().unwrap().to_string();
+        let row = format!("my-cert/{ver}");
+        let bytes = v
+            .store
+            .get(Table::CertificateVersions, &row)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            fields(&bytes),
+            [
+                "version",
+                "enabled",
+                "nbf",
+                "exp",
+                "created",
+                "updated",
+                "tags",
+                "content_type",
+                "x5t",
+                "cer",
+                "sealed",
+                "mac"
+            ]
+        );
+        let vr: crate::certificates::CertificateVersionRecord = decode_authenticated(
+            &keys.record_mac,
+            &format!("certificate-version/{row}"),
+            "certificate version",
+            &bytes,
+        )
+        .unwrap();
+        let sealed = hex::decode(vr.sealed()).unwrap();
+        let aad = format!("enclava/v1/certificate/my-cert/{ver}");
+        let chain = aead_open(&keys.object, aad.as_bytes(), &sealed)
+            .unwrap()
+            .unwrap();
+        let chain: Vec<String> = serde_json::from_slice(&chain).unwrap();
+        assert_eq!(chain.len(), 1);
+        // The owned key and secret rows are marked managed; unmanaged rows do not carry the
+        // field at all (their MACs from before certificates keep verifying).
+        let k = v.store.get(Table::KeyVersions, &row).unwrap().unwrap();
+        assert!(fields(&k).contains(&"managed".to_string()));
+        let s = v.store.get(Table::SecretVersions, &row).unwrap().unwrap();
+        assert!(fields(&s).contains(&"managed".to_string()));
+
+        Certificates::delete(&v, "My-Cert").unwrap();
+        let d = v
+            .store
+            .get(Table::DeletedCertificates, "my-cert")
+            .unwrap()
+            .unwrap();
+        assert_eq!(fields(&d), ["certificate", "deleted", "scheduled_purge"]);
+        Certificates::recover(&v, "My-Cert").unwrap();
+        let blob = Certificates::backup(&v, "My-Cert").unwrap().value.0;
+        assert_eq!(&blob[..6], b"EVBK\x01\x03");
+        let plain = crate::backup::open(&v, crate::backup::BackupKind::Certificate, &blob).unwrap();
+        assert_eq!(fields(&plain), ["certificate", "key", "secret"]);
+        let payload: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(payload["certificate"]["certificate"]["name"], "My-Cert");
+        assert_eq!(payload["key"]["key"]["name"], "My-Cert");
+        assert_eq!(payload["secret"]["secret"]["name"], "My-Cert");
+        assert_eq!(
+            payload["certificate"]["versions"][0]["record"]["sealed"],
+            ""
+        );
     }
 }

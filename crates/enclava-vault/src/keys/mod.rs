@@ -218,6 +218,10 @@ impl ObjectKind for Keys {
         vault.check_unmanaged("key", name)
     }
 
+    fn is_managed(record: &KeyVersionRecord) -> bool {
+        record.managed
+    }
+
     fn bundle(vault: &Vault, name: &str, vr: &KeyVersionRecord) -> KeyBundle {
         vault.key_bundle(name, vr)
     }
@@ -460,19 +464,15 @@ impl Vault {
 
     /// The encoded version row of a certificate's key (`managed`): `pkcs8` is the certificate's
     /// RSA or EC private key. Exportable (releasable) only with a release policy, as every key.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn managed_key_version(
         &self,
-        name: &str,
-        version: &str,
+        mv: &crate::object::ManagedVersion<'_>,
         pkcs8: &[u8],
         hsm: bool,
         release_policy: Option<&KeyReleasePolicy>,
-        state: (bool, Option<i64>, Option<i64>),
-        tags: Option<&Tags>,
-        now: i64,
     ) -> Result<Vec<u8>> {
-        let nk = name_key(name);
+        let (version, state, now) = (mv.version, mv.state, mv.now);
+        let nk = name_key(mv.name);
         let m = material::from_pkcs8(pkcs8)?;
         let release_policy = release_policy.map(validate_release_policy).transpose()?;
         let kty = if hsm {
@@ -491,7 +491,7 @@ impl Vault {
             created: now,
             updated: now,
             exportable: release_policy.is_some(),
-            tags: tags.cloned(),
+            tags: mv.tags.cloned(),
             release_policy,
             managed: true,
             public: m.public.clone(),

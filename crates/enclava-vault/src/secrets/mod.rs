@@ -153,6 +153,10 @@ impl ObjectKind for Secrets {
         vault.check_unmanaged("secret", name)
     }
 
+    fn is_managed(record: &SecretVersionRecord) -> bool {
+        record.managed
+    }
+
     fn bundle(vault: &Vault, name: &str, vr: &SecretVersionRecord) -> SecretBundle {
         vault.secret_bundle(name, vr, None)
     }
@@ -237,15 +241,12 @@ impl Vault {
     /// The encoded version row of a certificate's secret (`managed`, `kid` = its key).
     pub(crate) fn managed_secret_version(
         &self,
-        name: &str,
-        version: &str,
+        mv: &crate::object::ManagedVersion<'_>,
         content_type: &str,
         value: &[u8],
-        state: (bool, Option<i64>, Option<i64>),
-        tags: Option<&Tags>,
-        now: i64,
     ) -> Result<Vec<u8>> {
-        let nk = name_key(name);
+        let (version, state, now, tags) = (mv.version, mv.state, mv.now, mv.tags);
+        let nk = name_key(mv.name);
         let vr = SecretVersionRecord {
             version: version.to_string(),
             content_type: Some(content_type.to_string()),
