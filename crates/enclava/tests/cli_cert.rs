@@ -189,8 +189,14 @@ fn certificates_through_the_cli() {
     ]));
     let id = web["id"].as_str().expect("id");
     assert!(id.contains("/certificates/web/"), "{web}");
-    assert!(web["kid"].as_str().unwrap_or("").contains("/keys/web/"));
-    assert!(web["sid"].as_str().unwrap_or("").contains("/secrets/web/"));
+    assert!(
+        web["kid"].as_str().unwrap_or("").contains("/keys/web/"),
+        "{web}"
+    );
+    assert!(
+        web["sid"].as_str().unwrap_or("").contains("/secrets/web/"),
+        "{web}"
+    );
     assert!(!web["x5t"].as_str().unwrap_or("").is_empty());
     assert_eq!(web["policy"]["issuer"]["name"], "Enclava");
 

@@ -439,6 +439,10 @@ fn run_inner(args: CertArgs) -> CliResult<()> {
     }
 }
 
+/// How long `create` follows a pending operation, and how often it looks.
+const POLL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The server's route for the Enclava issuing CA certificate (public; PEM).
 const CA_ROUTE: &str = "/enclava/certificates/ca";
 
@@ -612,13 +616,32 @@ fn release_policy(path: &Path) -> CliResult<KeyReleasePolicy> {
 
 fn create(c: &Client, a: &CreateArgs, body: &CertificateCreateParameters) -> CliResult<()> {
     let path = format!("/certificates/{}/create", a.name);
-    let raw = c.typed().json("POST", &path, &[], Some(body))?;
-    // Typed view of the answer for the decisions; `--output json` prints it as it came.
-    let op: CertificateOperation = serde_json::from_value(raw.clone()).map_err(|e| {
-        CliError::Transport(format!(
-            "POST {path}: expected a certificate operation: {e}"
-        ))
-    })?;
+    let mut raw = c.typed().json("POST", &path, &[], Some(body))?;
+    let pending = format!("/certificates/{}/pending", a.name);
+    // Key Vault's create reply says inProgress even when the issuer completes at once (Self,
+    // Enclava); like the SDK pollers, read the operation until it settles. A CSR operation
+    // (issuer Unknown) stays inProgress until `merge`, so it settles as soon as it has its CSR.
+    let deadline = std::time::Instant::now() + POLL_LIMIT;
+    let mut first = true;
+    let op = loop {
+        let op: CertificateOperation = serde_json::from_value(raw.clone()).map_err(|e| {
+            CliError::Transport(format!(
+                "{}: expected a certificate operation: {e}",
+                if first { &path } else { &pending }
+            ))
+        })?;
+        if op.status != operation_status::IN_PROGRESS
+            || (!first && op.csr.is_some())
+            || std::time::Instant::now() >= deadline
+        {
+            break op;
+        }
+        if !first {
+            std::thread::sleep(POLL_INTERVAL);
+        }
+        first = false;
+        raw = c.call("GET", &pending, &[], None)?;
+    };
     if op.status == operation_status::COMPLETED {
         let v = c.call("GET", &cert_path(&a.name, None), &[], None)?;
         print_cert(c, &v);
@@ -638,6 +661,12 @@ fn create(c: &Client, a: &CreateArgs, body: &CertificateCreateParameters) -> Cli
         }
     }
     print_operation(c, &raw);
+    if op.status == operation_status::IN_PROGRESS && op.csr.is_none() {
+        eprintln!(
+            "the operation is still in progress: see `enclava cert get {} --pending`",
+            a.name
+        );
+    }
     if op.status == operation_status::FAILED {
         return Err(CliError::Negative(format!(
             "creating certificate {} failed: {}",
