@@ -1,9 +1,8 @@
-//! Step (c), the network half: a small blocking HTTPS client for the attestation service and the
-//! vault (challenge, native attestation, key release, public key reads).
+//! Step (c), the network half: the blocking HTTPS client for the attestation service and the
+//! vault (challenge, native attestation, key release, public key reads), over the typed
+//! `enclava-client` shared with the CLI (one TLS/root-loading path, one error decoding).
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -12,8 +11,7 @@ use zeroize::Zeroizing;
 use crate::error::{EnclaveError, FailedRule};
 
 /// Key Vault API version used on key routes.
-pub const API_VERSION: &str = "7.6";
-const MAX_BODY: u64 = 4 * 1024 * 1024;
+pub const API_VERSION: &str = enclava_client::API_VERSION;
 
 /// Where the server is and how to talk to it.
 #[derive(Clone)]
@@ -42,6 +40,7 @@ impl std::fmt::Debug for Connection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpError {
     pub status: u16,
+    /// `error.code`, with `/innererror.code` appended when present; `unknown` when absent.
     pub code: String,
     pub message: String,
     pub failed: Vec<FailedRule>,
@@ -68,95 +67,85 @@ impl CallError {
     }
 }
 
-/// The HTTPS client.
+impl From<enclava_client::ApiError> for HttpError {
+    fn from(a: enclava_client::ApiError) -> Self {
+        let code = match (a.code.is_empty(), &a.inner_code) {
+            (_, Some(inner)) => format!("{}/{inner}", a.code),
+            (false, None) => a.code,
+            (true, None) => "unknown".into(),
+        };
+        HttpError {
+            status: a.status,
+            code,
+            message: a.message.unwrap_or_default(),
+            failed: a
+                .failed
+                .into_iter()
+                .map(|f| FailedRule {
+                    rule: f.rule,
+                    claim_path: f.claim_path,
+                    expected: f.expected,
+                    found: f.found,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<enclava_client::Error> for CallError {
+    fn from(e: enclava_client::Error) -> Self {
+        match e {
+            enclava_client::Error::Api(a) => CallError::Http((*a).into()),
+            enclava_client::Error::Config(m)
+            | enclava_client::Error::Transport(m)
+            | enclava_client::Error::Decode(m) => CallError::Transport(m),
+        }
+    }
+}
+
+/// The HTTPS client: the shared typed `enclava-client` (one TLS/root-loading path with the CLI).
 pub struct Client {
-    agent: ureq::Agent,
-    conn: Connection,
-    /// The CA certificates (DER) pinned with `ca_cert`; empty with the system roots.
-    pinned_ca: Vec<Vec<u8>>,
+    inner: enclava_client::Client,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("conn", &self.conn).finish()
+        // enclava_client::Client's Debug redacts the token.
+        f.debug_struct("Client")
+            .field("inner", &self.inner)
+            .finish()
     }
-}
-
-fn load_roots(path: &PathBuf) -> Result<(rustls::RootCertStore, Vec<Vec<u8>>), EnclaveError> {
-    use rustls::pki_types::CertificateDer;
-    let pem = std::fs::read(path).map_err(|e| {
-        EnclaveError::bad(format!(
-            "cannot open CA certificate file {}: {e}",
-            path.display()
-        ))
-    })?;
-    let mut roots = rustls::RootCertStore::empty();
-    let mut ders = Vec::new();
-    let certs = match enclava_evidence::pem::certificates(&pem) {
-        Ok(c) => c,
-        Err(enclava_evidence::pem::PemError::NoBlock) => Vec::new(),
-        Err(e) => {
-            return Err(EnclaveError::bad(format!(
-                "CA file {} is not valid PEM: {e}",
-                path.display()
-            )));
-        }
-    };
-    for der in certs {
-        let cert = CertificateDer::from(der.clone());
-        ders.push(der);
-        roots.add(cert).map_err(|e| {
-            EnclaveError::bad(format!(
-                "CA file {} holds an unusable certificate: {e}",
-                path.display()
-            ))
-        })?;
-    }
-    if roots.is_empty() {
-        return Err(EnclaveError::bad(format!(
-            "CA file {}: expected PEM certificates, found none",
-            path.display()
-        )));
-    }
-    Ok((roots, ders))
 }
 
 impl Client {
     pub fn new(conn: Connection) -> Result<Client, EnclaveError> {
-        let url = conn.url.trim().trim_end_matches('/').to_string();
-        if !url.starts_with("https://") || url.len() <= "https://".len() {
-            return Err(EnclaveError::bad(format!(
-                "server URL: expected https://host[:port], found {url:?}"
-            )));
-        }
-        let mut b = enclava_http::agent_builder()
-            .timeout_connect(Duration::from_secs(10))
-            .timeout(conn.timeout.max(Duration::from_secs(1)))
-            .redirects(0)
-            .user_agent(concat!("enclava-enclave/", env!("CARGO_PKG_VERSION")));
-        let mut pinned_ca = Vec::new();
-        if let Some(ca) = &conn.ca_cert {
-            let (roots, ders) = load_roots(ca)?;
-            pinned_ca = ders;
-            let config = enclava_http::client_config(roots)
-                .map_err(|e| EnclaveError::internal(format!("TLS configuration failed: {e}")))?;
-            b = b.tls_connector(enclava_http::connector(Arc::new(config)));
-        }
-        Ok(Client {
-            agent: b.build(),
-            conn: Connection { url, ..conn },
-            pinned_ca,
-        })
+        let config = enclava_client::Config {
+            url: conn.url,
+            token: conn.token,
+            ca_cert: conn.ca_cert,
+            timeout: conn.timeout,
+            user_agent: concat!("enclava-enclave/", env!("CARGO_PKG_VERSION")).to_string(),
+        };
+        let inner = enclava_client::Client::new(config).map_err(|e| match e {
+            enclava_client::Error::Config(m) => EnclaveError::bad(m),
+            other => EnclaveError::internal(other.to_string()),
+        })?;
+        Ok(Client { inner })
+    }
+
+    /// The shared typed client (challenge, attestation, release, key reads).
+    pub fn typed(&self) -> &enclava_client::Client {
+        &self.inner
     }
 
     /// The CA certificates (DER) pinned for this server; empty with the system roots.
     pub fn pinned_ca(&self) -> &[Vec<u8>] {
-        &self.pinned_ca
+        self.inner.pinned_ca()
     }
 
     /// The server's base URL.
     pub fn base(&self) -> &str {
-        &self.conn.url
+        self.inner.base()
     }
 
     /// One JSON call. `api_version` adds `?api-version=` (key routes).
@@ -167,88 +156,14 @@ impl Client {
         body: Option<&[u8]>,
         api_version: bool,
     ) -> Result<Value, CallError> {
-        let url = format!("{}{}", self.conn.url, path);
-        let mut req = self
-            .agent
-            .request(method, &url)
-            .set("Accept", "application/json");
-        if api_version {
-            req = req.query("api-version", API_VERSION);
-        }
-        if let Some(t) = &self.conn.token {
-            req = req.set("Authorization", &format!("Bearer {}", t.as_str()));
-        }
-        let res = match body {
-            Some(b) => req.set("Content-Type", "application/json").send_bytes(b),
-            None => req.call(),
-        };
-        match res {
-            Ok(resp) => read_json(resp).map_err(CallError::Transport),
-            Err(ureq::Error::Status(status, resp)) => {
-                let body = read_json(resp).unwrap_or(Value::Null);
-                Err(CallError::Http(decode_error(status, &body)))
-            }
-            Err(ureq::Error::Transport(t)) => Err(CallError::Transport(format!(
-                "cannot reach {}: {t}",
-                self.conn.url
-            ))),
-        }
-    }
-}
-
-fn read_json(resp: ureq::Response) -> Result<Value, String> {
-    let mut buf = Vec::new();
-    resp.into_reader()
-        .take(MAX_BODY)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("reading the answer failed: {e}"))?;
-    if buf.is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(&buf).map_err(|e| format!("the answer is not JSON: {e}"))
-}
-
-fn as_text(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        Ok(self.inner.raw(method, path, &[], body, api_version)?)
     }
 }
 
 /// `{"error": {"code", "message", "failed"?: [{rule, claim_path, expected, found}],
 /// "innererror"?: {"code"}}}`.
 pub fn decode_error(status: u16, body: &Value) -> HttpError {
-    let err = body.get("error").unwrap_or(&Value::Null);
-    let mut code = as_text(err.get("code"));
-    if let Some(inner) = err.pointer("/innererror/code").and_then(Value::as_str) {
-        code = format!("{code}/{inner}");
-    }
-    let failed = err
-        .get("failed")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .take(64)
-                .map(|f| FailedRule {
-                    rule: as_text(f.get("rule")),
-                    claim_path: as_text(f.get("claim_path").or_else(|| f.get("path"))),
-                    expected: as_text(f.get("expected")),
-                    found: as_text(f.get("found")),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    HttpError {
-        status,
-        code: if code.is_empty() {
-            "unknown".into()
-        } else {
-            code
-        },
-        message: as_text(err.get("message")).chars().take(4000).collect(),
-        failed,
-    }
+    enclava_client::decode_error(status, &body.to_string()).into()
 }
 
 #[cfg(test)]

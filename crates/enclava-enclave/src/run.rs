@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{SecondsFormat, Utc};
 use enclava_envelope::KeyWrapper;
 use enclava_runtime::{Access, DirMapping, Limits, Manifest, Runtime, RuntimeError};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::client::{CallError, Client, Connection};
@@ -21,6 +21,7 @@ use crate::evidence::{CollectedEvidence, TeeChoice, collect, native_request};
 use crate::keyhsm::{ReleasedKey, released_key_from_jws};
 use crate::keys::{EphemeralKeys, RuntimeData};
 use crate::receipt::{AttestationInfo, Receipt, SignedReceipt, WorkloadInfo, sign_receipt};
+use enclava_client::wire::{ReleaseRequest, ReleaseResult};
 
 /// Everything one run needs.
 #[derive(Debug, Clone)]
@@ -218,16 +219,12 @@ pub fn check_request(req: &RunRequest) -> Result<Vec<(String, String)>, EnclaveE
 
 /// Step (b): a challenge from the attestation service.
 pub fn challenge(client: &Client) -> Result<String, EnclaveError> {
-    let v = client
-        .call("GET", "/challenge", None, false)
-        .map_err(|e| e.into_enclave("GET /challenge"))?;
-    v.get("nonce")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty() && n.len() <= 1024)
-        .map(str::to_string)
-        .ok_or_else(|| {
-            EnclaveError::Server("GET /challenge: expected {\"nonce\": ...}, found none".into())
-        })
+    // The typed client checks the shape (`{"nonce": non-empty, at most 1024 characters}`).
+    client
+        .typed()
+        .challenge()
+        .map(|c| c.nonce)
+        .map_err(|e| CallError::from(e).into_enclave("GET /challenge"))
 }
 
 /// Step (c): the native attestation request; a denial is [`EnclaveError::Refused`] naming every
@@ -254,11 +251,8 @@ pub fn attest_with_gpu(
     if let Some(g) = gpu {
         g.attach(&mut body);
     }
-    let body = serde_json::to_vec(&body).map_err(|e| {
-        EnclaveError::internal(format!("attestation request does not serialize: {e}"))
-    })?;
-    let v = match client.call("POST", "/attest/native", Some(&body), false) {
-        Ok(v) => v,
+    let answer = match client.typed().attest_native(&body).map_err(CallError::from) {
+        Ok(a) => a,
         Err(CallError::Http(h))
             if h.status == 403
                 || (h.status == 400
@@ -274,13 +268,7 @@ pub fn attest_with_gpu(
         }
         Err(e) => return Err(e.into_enclave("POST /attest/native")),
     };
-    let token = v
-        .get("token")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            EnclaveError::Server("POST /attest/native: expected a token, found none".into())
-        })?
-        .to_string();
+    let token = answer.token;
     let decoded = enclava_token::decode_unverified(&token)
         .map_err(|e| EnclaveError::Server(format!("the attestation token does not decode: {e}")))?;
     let claims = decoded.claims;
@@ -307,12 +295,16 @@ pub fn release(
     keys: &EphemeralKeys,
 ) -> Result<ReleasedKey, EnclaveError> {
     let path = format!("{}/release", key_path(reference)?);
-    let body = serde_json::to_vec(&json!({
-        "target": attested.token,
-        "enc": "RSA_AES_KEY_WRAP_256",
-    }))
-    .map_err(|e| EnclaveError::internal(format!("release request does not serialize: {e}")))?;
-    let v = match client.call("POST", &path, Some(&body), true) {
+    let body = ReleaseRequest {
+        target: attested.token.clone(),
+        nonce: None,
+        enc: Some("RSA_AES_KEY_WRAP_256".into()),
+    };
+    let answer: ReleaseResult = match client
+        .typed()
+        .send("POST", &path, &[], Some(&body))
+        .map_err(CallError::from)
+    {
         Ok(v) => v,
         Err(CallError::Http(h)) if h.status == 401 || h.status == 403 => {
             let mut failed = h.failed;
@@ -335,11 +327,7 @@ pub fn release(
         }
         Err(e) => return Err(e.into_enclave(&format!("POST {path}"))),
     };
-    let jws = v.get("value").and_then(Value::as_str).ok_or_else(|| {
-        EnclaveError::Server(format!(
-            "POST {path}: expected {{\"value\": JWS}}, found none"
-        ))
-    })?;
+    let jws = answer.value.as_str();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

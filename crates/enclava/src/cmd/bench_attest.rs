@@ -6,7 +6,6 @@
 //! knob).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -202,15 +201,8 @@ pub(super) fn start_dev_server_on(
 }
 
 pub(super) fn agent(ca: &Path) -> Result<ureq::Agent, String> {
-    let pem = std::fs::read(ca).map_err(|e| e.to_string())?;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in enclava_evidence::pem::certificates(&pem).map_err(|e| e.to_string())? {
-        roots
-            .add(rustls::pki_types::CertificateDer::from(c))
-            .map_err(|e| e.to_string())?;
-    }
-    let cfg = enclava_http::client_config(roots).map_err(|e| e.to_string())?;
-    Ok(enclava_http::pinned_agent_builder(Arc::new(cfg))
+    let (builder, _) = enclava_client::agent_builder(Some(ca)).map_err(|e| e.to_string())?;
+    Ok(builder
         .timeout(Duration::from_secs(30))
         .max_idle_connections_per_host(64)
         .build())

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use enclava_client::model::{Base64Url, KeyAttributes, KeyCreateParameters, KeyReleasePolicy};
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
@@ -339,9 +340,12 @@ fn key_path(name: &str, version: Option<&str>) -> String {
     }
 }
 
-/// The request body for `key create`, checked locally so mistakes exit 2 with a clear message.
-pub fn create_body(a: &CreateArgs, release_policy: Option<&[u8]>) -> CliResult<Value> {
-    let mut body = Map::new();
+/// The request body for `key create` (the server's wire model), checked locally so mistakes
+/// exit 2 with a clear message.
+pub fn create_body(
+    a: &CreateArgs,
+    release_policy: Option<&[u8]>,
+) -> CliResult<KeyCreateParameters> {
     let kty = match (a.kty, a.hsm) {
         (Kty::Rsa, false) => "RSA",
         (Kty::Rsa, true) => "RSA-HSM",
@@ -350,7 +354,10 @@ pub fn create_body(a: &CreateArgs, release_policy: Option<&[u8]>) -> CliResult<V
         (Kty::Oct, false) => "oct",
         (Kty::Oct, true) => "oct-HSM",
     };
-    body.insert("kty".into(), json!(kty));
+    let mut body = KeyCreateParameters {
+        kty: kty.into(),
+        ..Default::default()
+    };
     match a.kty {
         Kty::Rsa => {
             if a.curve.is_some() {
@@ -362,7 +369,7 @@ pub fn create_body(a: &CreateArgs, release_policy: Option<&[u8]>) -> CliResult<V
                     "RSA key size must be 2048, 3072 or 4096 bits, found {size}"
                 )));
             }
-            body.insert("key_size".into(), json!(size));
+            body.key_size = Some(size);
         }
         Kty::Ec => {
             if let Some(size) = a.size {
@@ -370,7 +377,7 @@ pub fn create_body(a: &CreateArgs, release_policy: Option<&[u8]>) -> CliResult<V
                     "--size applies to RSA and oct keys; EC keys take --curve (found --size {size})"
                 )));
             }
-            body.insert("crv".into(), json!(a.curve.as_deref().unwrap_or("P-256")));
+            body.crv = Some(a.curve.as_deref().unwrap_or("P-256").to_string());
         }
         Kty::Oct => {
             if a.curve.is_some() {
@@ -382,25 +389,20 @@ pub fn create_body(a: &CreateArgs, release_policy: Option<&[u8]>) -> CliResult<V
                     "oct key size must be 128, 192 or 256 bits, found {size}"
                 )));
             }
-            body.insert("key_size".into(), json!(size));
+            body.key_size = Some(size);
         }
     }
     if !a.ops.is_empty() {
-        body.insert("key_ops".into(), json!(a.ops));
+        body.key_ops = Some(a.ops.clone());
     }
-    let mut attributes = Map::new();
-    if a.disabled {
-        attributes.insert("enabled".into(), json!(false));
+    if a.disabled || a.exportable {
+        body.attributes = Some(KeyAttributes {
+            enabled: a.disabled.then_some(false),
+            exportable: a.exportable.then_some(true),
+            ..Default::default()
+        });
     }
-    if a.exportable {
-        attributes.insert("exportable".into(), json!(true));
-    }
-    if !attributes.is_empty() {
-        body.insert("attributes".into(), Value::Object(attributes));
-    }
-    if let Some(tags) = client::parse_tags(&a.tags)? {
-        body.insert("tags".into(), tags);
-    }
+    body.tags = client::tag_map(&a.tags)?;
     if let Some(policy) = release_policy {
         let parsed: Value = serde_json::from_slice(policy)
             .map_err(|e| usage(format!("release policy is not valid JSON: {e}")))?;
@@ -409,12 +411,13 @@ pub fn create_body(a: &CreateArgs, release_policy: Option<&[u8]>) -> CliResult<V
                 "release policy must be a JSON object ({\"version\": \"1.0.0\", \"anyOf\": [...]})",
             ));
         }
-        body.insert(
-            "release_policy".into(),
-            json!({ "contentType": "application/json; charset=utf-8", "data": b64url(policy) }),
-        );
+        body.release_policy = Some(KeyReleasePolicy {
+            content_type: Some("application/json; charset=utf-8".into()),
+            data: Some(Base64Url(policy.to_vec())),
+            ..Default::default()
+        });
     }
-    Ok(Value::Object(body))
+    Ok(body)
 }
 
 fn create(c: &Client, a: CreateArgs) -> CliResult<()> {
@@ -423,7 +426,7 @@ fn create(c: &Client, a: CreateArgs) -> CliResult<()> {
         None => None,
     };
     let body = create_body(&a, policy.as_deref())?;
-    let v = c.call(
+    let v = c.typed().json(
         "POST",
         &format!("/keys/{}/create", a.name),
         &[],
@@ -717,16 +720,15 @@ mod tests {
 
     #[test]
     fn create_body_defaults_and_checks() {
-        let b = create_body(&args(Kty::Rsa), None).unwrap();
-        assert_eq!(b, json!({"kty": "RSA", "key_size": 2048}));
-        let b = create_body(&args(Kty::Ec), None).unwrap();
-        assert_eq!(b, json!({"kty": "EC", "crv": "P-256"}));
+        let wire = |a: &CreateArgs| serde_json::to_value(create_body(a, None).unwrap()).unwrap();
+        assert_eq!(
+            wire(&args(Kty::Rsa)),
+            json!({"kty": "RSA", "key_size": 2048})
+        );
+        assert_eq!(wire(&args(Kty::Ec)), json!({"kty": "EC", "crv": "P-256"}));
         let mut o = args(Kty::Oct);
         o.hsm = true;
-        assert_eq!(
-            create_body(&o, None).unwrap(),
-            json!({"kty": "oct-HSM", "key_size": 256})
-        );
+        assert_eq!(wire(&o), json!({"kty": "oct-HSM", "key_size": 256}));
         let mut bad = args(Kty::Rsa);
         bad.size = Some(1024);
         assert!(matches!(create_body(&bad, None), Err(CliError::Usage(m)) if m.contains("1024")));
@@ -740,8 +742,12 @@ mod tests {
         let mut a = args(Kty::Rsa);
         a.exportable = true;
         let policy = br#"{"version":"1.0.0","anyOf":[]}"#;
-        let b = create_body(&a, Some(policy)).unwrap();
-        assert_eq!(b["attributes"]["exportable"], json!(true));
+        let b = serde_json::to_value(create_body(&a, Some(policy)).unwrap()).unwrap();
+        assert_eq!(b["attributes"], json!({"exportable": true}));
+        assert_eq!(
+            b["release_policy"]["contentType"],
+            "application/json; charset=utf-8"
+        );
         let data = b["release_policy"]["data"].as_str().unwrap();
         assert_eq!(client::decode_b64("d", data).unwrap(), policy);
         assert!(matches!(

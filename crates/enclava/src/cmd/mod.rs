@@ -13,6 +13,7 @@ pub mod evidence;
 pub mod server;
 // BEGIN vault-client commands (CLI helper)
 pub mod audit;
+pub mod cert;
 pub mod client;
 pub mod kbs;
 pub mod key;
@@ -51,6 +52,8 @@ pub enum Command {
     Key(key::KeyArgs),
     /// Secrets: set, get, list, delete, recover, purge, back up.
     Secret(secret::SecretArgs),
+    /// Certificates: create (self-signed, Enclava-issued, CSR), import, download PFX/PEM, list, lifecycle, policy.
+    Cert(cert::CertArgs),
     /// Confidential Containers KBS: resources and resource policies (`/kbs/v0`).
     Kbs(kbs::KbsArgs),
     /// Vault operator tasks: init, unseal, seal, status.
@@ -101,6 +104,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Collateral(cmd) => collateral::run(cmd),
         Command::Key(args) => key::run(args),
         Command::Secret(args) => secret::run(args),
+        Command::Cert(args) => cert::run(args),
         Command::Kbs(args) => kbs::run(args),
         Command::Operator(args) => operator::run(args),
         Command::Audit(args) => audit::run(args),

@@ -15,7 +15,6 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -228,20 +227,9 @@ fn client(url: &str, token: &str, ca: &Path) -> R<Client> {
 
 /// A TLS agent trusting only `ca` (for the OAuth2 form post and raw status checks).
 fn agent(ca: &Path) -> R<ureq::Agent> {
-    let pem = std::fs::read(ca).map_err(|e| io_fail("reading ca.pem", e))?;
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = enclava_evidence::pem::certificates(&pem)
-        .map_err(|e| fail(3, format!("parsing ca.pem: {e}")))?;
-    for c in certs {
-        roots
-            .add(rustls::pki_types::CertificateDer::from(c))
-            .map_err(|e| fail(3, format!("ca.pem holds an unusable certificate: {e}")))?;
-    }
-    let config = enclava_http::client_config(roots)
-        .map_err(|e| fail(3, format!("TLS configuration failed: {e}")))?;
-    Ok(enclava_http::pinned_agent_builder(Arc::new(config))
-        .timeout(Duration::from_secs(60))
-        .build())
+    let (builder, _) =
+        enclava_client::agent_builder(Some(ca)).map_err(|e| fail(3, e.to_string()))?;
+    Ok(builder.timeout(Duration::from_secs(60)).build())
 }
 
 fn b64url(b: &[u8]) -> String {

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde_json::{Map, Value, json};
-use zeroize::{Zeroize, Zeroizing};
+use enclava_client::model::{SecretAttributes, SecretSetParameters, SecretString};
+use serde_json::Value;
+use zeroize::Zeroizing;
 
 use super::client::{
     self, CliError, CliResult, Client, ClientOpts, check_name, check_version, id_segment,
@@ -149,24 +150,20 @@ fn run_inner(args: SecretArgs) -> CliResult<()> {
     match args.command {
         SecretCommand::Set(a) => {
             let value = set_value.ok_or_else(|| usage("no secret value"))?;
-            let mut body = Map::new();
-            body.insert("value".into(), json!(value.as_str()));
-            if let Some(ct) = &a.content_type {
-                body.insert("contentType".into(), json!(ct));
-            }
-            if a.disabled {
-                body.insert("attributes".into(), json!({ "enabled": false }));
-            }
-            if let Some(tags) = client::parse_tags(&a.tags)? {
-                body.insert("tags".into(), tags);
-            }
+            // The typed wire body keeps the value in a zeroizing string.
+            let body = SecretSetParameters {
+                value: SecretString::new(value.to_string()),
+                content_type: a.content_type.clone(),
+                attributes: a.disabled.then(|| SecretAttributes {
+                    enabled: Some(false),
+                    ..Default::default()
+                }),
+                tags: client::tag_map(&a.tags)?,
+            };
             let encoded = Zeroizing::new(
                 serde_json::to_vec(&body)
                     .map_err(|e| usage(format!("cannot encode the request: {e}")))?,
             );
-            if let Some(Value::String(mut copy)) = body.remove("value") {
-                copy.zeroize();
-            }
             let v = c.call_raw("PUT", &format!("/secrets/{}", a.name), &encoded)?;
             print_secret(&c, &v, false);
             Ok(())

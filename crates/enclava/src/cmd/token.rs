@@ -8,7 +8,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -185,24 +184,10 @@ fn fetch_jwks(url: &str, ca: Option<&PathBuf>) -> Result<Jwks, (u8, String)> {
     if !url.starts_with("https://") {
         return Err((2, format!("--jwks-url must be https://, found {url:?}")));
     }
-    let mut b = enclava_http::agent_builder()
-        .timeout(Duration::from_secs(30))
-        .redirects(0);
-    if let Some(ca) = ca {
-        let pem =
-            std::fs::read(ca).map_err(|e| (2, format!("cannot read {}: {e}", ca.display())))?;
-        let mut roots = rustls::RootCertStore::empty();
-        let certs = enclava_evidence::pem::certificates(&pem)
-            .map_err(|e| (2, format!("{}: not PEM: {e}", ca.display())))?;
-        for c in certs {
-            roots
-                .add(rustls::pki_types::CertificateDer::from(c))
-                .map_err(|e| (2, format!("{}: unusable certificate: {e}", ca.display())))?;
-        }
-        let cfg = enclava_http::client_config(roots)
-            .map_err(|e| (3, format!("TLS configuration failed: {e}")))?;
-        b = b.tls_connector(enclava_http::connector(Arc::new(cfg)));
-    }
+    // The one root-loading path of every Enclava client (the pinned CA, or the public roots).
+    let (b, _) =
+        enclava_client::agent_builder(ca.map(PathBuf::as_path)).map_err(|e| (2, e.to_string()))?;
+    let b = b.timeout(Duration::from_secs(30)).redirects(0);
     let resp = b
         .build()
         .get(url)
