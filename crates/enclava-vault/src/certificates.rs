@@ -924,6 +924,9 @@ struct NewVersion<'a> {
     chain: Vec<Vec<u8>>,
     enabled: bool,
     tags: Option<&'a Tags>,
+    /// The version id to commit under: an operation's version (its request id, which a GET of
+    /// the certificate names while the operation is pending), or `None` for a fresh one.
+    version: Option<&'a str>,
 }
 
 impl Vault {
@@ -1017,7 +1020,10 @@ impl Vault {
             .ok_or_else(|| VaultError::bad("expected a certificate, found none"))?;
         let leaf = ParsedCertificate::from_der(leaf_der).map_err(cert_err)?;
         let now = self.now().timestamp();
-        let version = crate::util::new_version_id()?;
+        let version = match n.version {
+            Some(v) => v.to_string(),
+            None => crate::util::new_version_id()?,
+        };
         let kp = n.policy.key_props.clone().unwrap_or_default();
         let state = (n.enabled, Some(leaf.not_before), Some(leaf.not_after));
         let mv = ManagedVersion {
@@ -1290,6 +1296,7 @@ impl Vault {
                         chain,
                         enabled,
                         tags: params.tags.as_ref(),
+                        version: Some(&op.request_id),
                     },
                     |display| {
                         let mut done = op.clone();
@@ -1439,6 +1446,7 @@ impl Vault {
                 chain,
                 enabled,
                 tags: tags.as_ref(),
+                version: Some(&op.request_id),
             },
             |display| {
                 let mut done = op.clone();
@@ -1592,6 +1600,7 @@ impl Vault {
                 chain: bundle.chain.clone(),
                 enabled,
                 tags: p.tags.as_ref(),
+                version: None,
             },
             |_| Ok(Vec::new()),
             None,
@@ -1607,11 +1616,61 @@ impl Vault {
     fn get_certificate(&self, name: &str, version: Option<&str>) -> Result<CertificateBundle> {
         self.data_keys()?;
         check_cert_name(name)?;
-        let (rec, vr, _) = self.resolve::<Certificates>(name, version)?;
+        let (rec, vr, _) = match self.resolve::<Certificates>(name, version) {
+            Ok(found) => found,
+            Err(e @ VaultError::NotFound { .. }) => return self.pending_bundle(name, version, e),
+            Err(e) => return Err(e),
+        };
         let policy = (vr.version == rec.latest)
             .then(|| rec.policy.clone())
             .flatten();
         Ok(self.cert_bundle(&rec.name, &vr, policy))
+    }
+
+    /// A certificate whose first version is still an operation (CSR awaiting merge, failed or
+    /// cancelled create) reads as Key Vault shows it: the pending version (the operation's
+    /// version id), disabled, with its policy and no `cer`/`x5t`. Microsoft's JS SDK reads the
+    /// certificate before the operation in `getCertificateOperation`, so a 404 here would make
+    /// the CSR flow impossible. Any other miss stays `not_found`.
+    fn pending_bundle(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        not_found: VaultError,
+    ) -> Result<CertificateBundle> {
+        let op = match self.read_op(name) {
+            Ok((op, _)) => op,
+            Err(VaultError::NotFound { .. }) => return Err(not_found),
+            Err(e) => return Err(e),
+        };
+        let asked = version.filter(|v| !v.is_empty());
+        if op.status == operation_status::COMPLETED
+            || asked.is_some_and(|v| !v.eq_ignore_ascii_case(&op.request_id))
+        {
+            return Err(not_found);
+        }
+        let content_type = op
+            .policy
+            .secret_props
+            .as_ref()
+            .and_then(|s| s.content_type.clone());
+        Ok(CertificateBundle {
+            id: self.object_url::<Certificates>(&op.name, Some(&op.request_id)),
+            kid: Some(self.object_url::<Keys>(&op.name, Some(&op.request_id))),
+            sid: Some(self.object_url::<Secrets>(&op.name, Some(&op.request_id))),
+            x5t: None,
+            cer: None,
+            content_type,
+            attributes: CertificateAttributes {
+                enabled: Some(false),
+                recoverable_days: Some(self.options.recoverable_days as i64),
+                recovery_level: Some(self.recovery_level().to_string()),
+                ..Default::default()
+            },
+            tags: op.tags.clone(),
+            policy: Some(self.policy_out(&op.name, op.policy.clone())),
+            preserve_cert_order: None,
+        })
     }
 
     fn update_certificate(
@@ -2173,6 +2232,7 @@ impl Vault {
                 chain,
                 enabled: true,
                 tags: vr.tags.as_ref(),
+                version: None,
             },
             |_| Ok(Vec::new()),
             Some(old),

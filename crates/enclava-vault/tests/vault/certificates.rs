@@ -474,8 +474,27 @@ fn csr_flow_merge_checks_the_key_and_completes() {
     let op = create(v, "csr", policy("Unknown"), None).unwrap();
     assert_eq!(op.status, "inProgress");
     let csr = op.csr.clone().expect("a CSR").0;
+    // While pending, the certificate reads as Key Vault shows it: the pending version (the
+    // operation's id), disabled, with its policy and no certificate yet.
+    let pending = Certificates::get(v, "csr", None).unwrap();
+    let pending_version = op.request_id.clone().unwrap();
     assert_eq!(
-        Certificates::get(v, "csr", None).unwrap_err().http_status(),
+        pending.id,
+        format!("{BASE}/certificates/csr/{pending_version}")
+    );
+    assert_eq!(pending.attributes.enabled, Some(false));
+    assert!(pending.cer.is_none() && pending.x5t.is_none());
+    assert!(pending.policy.is_some());
+    assert_eq!(
+        Certificates::get(v, "csr", Some(&pending_version))
+            .unwrap()
+            .id,
+        pending.id
+    );
+    assert_eq!(
+        Certificates::get(v, "csr", Some("0123456789abcdef0123456789abcdef"))
+            .unwrap_err()
+            .http_status(),
         404
     );
     // A second create while pending is a conflict.
@@ -523,6 +542,8 @@ fn csr_flow_merge_checks_the_key_and_completes() {
     )
     .unwrap();
     assert_eq!(b.cer.as_ref().unwrap().as_slice(), &leaf[..]);
+    // The merged version is the one the pending certificate named.
+    assert_eq!(b.id, pending.id);
     let op = Certificates::get_operation(v, "csr").unwrap();
     assert_eq!(op.status, "completed");
     assert_eq!(
@@ -589,8 +610,15 @@ fn operation_cancel_delete_and_external_issuer_fails() {
     let op = create(v, "c2", policy("DigiCert"), None).unwrap();
     assert_eq!(op.status, "failed");
     assert!(op.error.unwrap().message.contains("DigiCert"));
+    // A failed first create still reads as its pending version (as Key Vault), without a
+    // certificate; a name with neither a certificate nor an operation is 404.
+    let failed = Certificates::get(v, "c2", None).unwrap();
+    assert!(failed.cer.is_none());
+    assert_eq!(failed.attributes.enabled, Some(false));
     assert_eq!(
-        Certificates::get(v, "c2", None).unwrap_err().http_status(),
+        Certificates::get(v, "nothing-here", None)
+            .unwrap_err()
+            .http_status(),
         404
     );
 }
