@@ -70,7 +70,20 @@ if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
     || die "cannot install the haproxy package"
 fi
 
+step "OpenSSL command line for the certificate interop tests"
+# enclava-certs, the vault and the CLI tests check our PKCS#12 / CSR / chains with the `openssl`
+# command line (OpenSSL 3); under CI=true those tests fail when it is missing.
+if ! command -v openssl >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || die "openssl not found and not root: install Debian's openssl package"
+  echo "installing Debian's openssl package ..."
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null) \
+    || die "cannot install the openssl package"
+fi
+
 step "Rust tests"
+# The Python `cryptography` interop test of enclava-certs uses the SDK suite's virtualenv.
+ENCLAVA_PYTHON="$(bash scripts/python-env.sh)/bin/python"
+export ENCLAVA_PYTHON
 # Against a throwaway PostgreSQL cluster too (the storage suite runs on both backends): the
 # script installs Debian's postgresql when missing and fails loudly when it cannot. The cluster
 # failure tests (crates/enclava/tests/cluster_failures.rs, about 2-3 minutes) start their own

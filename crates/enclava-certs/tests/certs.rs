@@ -747,8 +747,8 @@ mod garbage {
 
 // ---- Python `cryptography` interop (what Key Vault SDK users open the secret with) --------------
 
-/// A python3 with `cryptography` 42+ (its X.509 verifier), if this machine has one. Not required
-/// under CI: the SDK acceptance suite (tests/python) checks the same through the server.
+/// A python3 with `cryptography` 42+ (its X.509 verifier): `ENCLAVA_PYTHON` (scripts/test.sh
+/// points it at the SDK suite's virtualenv) or `python3`. Required under CI=true.
 fn python_with_cryptography() -> Option<String> {
     let py = std::env::var("ENCLAVA_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = std::process::Command::new(&py)
@@ -790,6 +790,10 @@ print("ok")
 #[test]
 fn python_cryptography_opens_our_pfx_and_verifies_the_chain_strictly() {
     let Some(py) = python_with_cryptography() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: expected a python3 with cryptography 42+ (set ENCLAVA_PYTHON), found none"
+        );
         eprintln!("skipping: no python3 with cryptography");
         return;
     };
