@@ -17,7 +17,7 @@ use enclava_vault::certmodel::{
 use enclava_vault::{Certificates, Vault};
 
 use crate::app::AppState;
-use crate::data::{self, LinkCtx, Paging, Reply, page_json};
+use crate::data::{self, LinkCtx, Paging, Reply, decode, page_json, version_ok};
 use crate::error::ApiError;
 use crate::route::{Route, RouteError, validate_name};
 
@@ -388,28 +388,6 @@ fn issuer_name(n: &str) -> Result<(), ApiError> {
     validate_name("issuer", n).map_err(ApiError::bad_parameter)
 }
 
-/// Versions are path segments: reject what cannot be a version before the vault sees it.
-fn version_ok(v: &Option<String>) -> Result<(), ApiError> {
-    if let Some(v) = v
-        && (v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-    {
-        return Err(ApiError::bad_parameter(format!(
-            "invalid certificate version {:?}: expected letters and digits (a version id from this vault)",
-            v.chars().take(64).collect::<String>()
-        )));
-    }
-    Ok(())
-}
-
-fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_parameter(
-            "invalid request body: expected a JSON object, found an empty body",
-        ));
-    }
-    enclava_vault::model::decode(body).map_err(ApiError::from)
-}
-
 /// The issuing CA for a create / renewal whose policy names issuer `Enclava`: 503 while it is not
 /// open (the server's state, not the client's mistake).
 fn issuing_ca_for(
@@ -480,12 +458,12 @@ pub fn handle(
         }
         C::Get { name, version } => {
             cert_name(name)?;
-            version_ok(version)?;
+            version_ok("certificate", version)?;
             Reply::json(&Certificates::get(v, name, version.as_deref())?)
         }
         C::Update { name, version } => {
             cert_name(name)?;
-            version_ok(version)?;
+            version_ok("certificate", version)?;
             let p: CertificateUpdateParameters = decode(body)?;
             Reply::json(&Certificates::update(v, name, version.as_deref(), &p)?)
         }

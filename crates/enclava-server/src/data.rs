@@ -182,7 +182,7 @@ fn without_reserved<T: Serialize>(page: Page<T>) -> Result<Page<serde_json::Valu
 }
 
 /// Versions are path segments: reject what cannot be a version before the vault sees it.
-fn version_ok(kind: &str, v: &Option<String>) -> Result<(), ApiError> {
+pub(crate) fn version_ok(kind: &str, v: &Option<String>) -> Result<(), ApiError> {
     if let Some(v) = v
         && (v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
     {
@@ -194,7 +194,7 @@ fn version_ok(kind: &str, v: &Option<String>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_parameter(
             "invalid request body: expected a JSON object, found an empty body",
