@@ -1683,6 +1683,9 @@ impl Vault {
         check_cert_name(name)?;
         validate_tags(&p.tags)?;
         if let Some(pol) = &p.policy {
+            // The version must exist before the policy changes: a request that fails must not
+            // leave half of itself written (the policy's own errors come before its write).
+            self.resolve::<Certificates>(name, version)?;
             self.update_certificate_policy(name, pol)?;
         }
         let enabled = p.attributes.as_ref().and_then(|a| a.enabled);

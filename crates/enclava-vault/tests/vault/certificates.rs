@@ -1424,3 +1424,26 @@ fn auto_renew_of_a_csr_certificate_is_reported_once() {
             .is_empty()
     );
 }
+
+#[test]
+fn an_update_of_a_missing_version_changes_no_policy() {
+    let e = env();
+    let v = &e.vault;
+    create(v, "pw", policy("Self"), None).unwrap();
+    let before = Certificates::get_policy(v, "pw").unwrap();
+    let mut changed = before.clone();
+    changed.id = None;
+    changed.x509_props.as_mut().unwrap().validity_months = Some(3);
+    let err = Certificates::update(
+        v,
+        "pw",
+        Some("0123456789abcdef0123456789abcdef"),
+        &CertificateUpdateParameters {
+            policy: Some(changed),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.http_status(), 404, "{err}");
+    assert_eq!(Certificates::get_policy(v, "pw").unwrap(), before);
+}
