@@ -3,14 +3,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use enclava_client::model::{Base64Url, KeyAttributes, KeyCreateParameters, KeyReleasePolicy};
-use serde_json::{Map, Value, json};
+use enclava_client::model::{
+    Base64Url, KeyAttributes, KeyCreateParameters, KeyOperationsParameters, KeyReleasePolicy,
+    KeySignParameters, KeyUpdateParameters, KeyVerifyParameters,
+};
+use serde_json::Value;
 use sha2::Digest as _;
 
 use super::client::{
-    self, CliError, CliResult, Client, ClientOpts, b64url, check_name, check_version,
-    decode_b64_arg, decode_b64_response, id_segment, print_fields, print_json, read_input, show,
-    show_time, usage, write_output,
+    self, CliError, CliResult, Client, ClientOpts, check_name, check_version, decode_b64_arg,
+    decode_b64_response, id_segment, print_fields, print_json, read_input, show, show_time, usage,
+    write_output,
 };
 use super::object::{Column, Lifecycle, ObjectCli};
 
@@ -437,26 +440,25 @@ fn create(c: &Client, a: CreateArgs) -> CliResult<()> {
 }
 
 fn update(c: &Client, a: UpdateArgs) -> CliResult<()> {
-    let mut body = Map::new();
-    if a.enable || a.disable {
-        body.insert("attributes".into(), json!({ "enabled": a.enable }));
-    }
-    if !a.ops.is_empty() {
-        body.insert("key_ops".into(), json!(a.ops));
-    }
-    if let Some(tags) = client::parse_tags(&a.tags)? {
-        body.insert("tags".into(), tags);
-    }
-    if body.is_empty() {
+    let body = KeyUpdateParameters {
+        attributes: (a.enable || a.disable).then(|| KeyAttributes {
+            enabled: Some(a.enable),
+            ..Default::default()
+        }),
+        key_ops: (!a.ops.is_empty()).then(|| a.ops.clone()),
+        tags: client::tag_map(&a.tags)?,
+        release_policy: None,
+    };
+    if body == KeyUpdateParameters::default() {
         return Err(usage(
             "nothing to update: pass --enable, --disable, --ops or --tag",
         ));
     }
-    let v = c.call(
+    let v = c.typed().json(
         "PATCH",
         &key_path(&a.name, a.version.as_deref()),
         &[],
-        Some(&Value::Object(body)),
+        Some(&body),
     )?;
     print_key(c, &v);
     Ok(())
@@ -484,20 +486,23 @@ fn crypt(c: &Client, op: &str, a: CryptoArgs) -> CliResult<()> {
     if data.is_empty() {
         return Err(usage("the input is empty"));
     }
-    let mut body = Map::new();
-    body.insert("alg".into(), json!(a.alg));
-    body.insert("value".into(), json!(b64url(&data)));
-    for (field, arg) in [("iv", &a.iv), ("aad", &a.aad), ("tag", &a.tag)] {
-        if let Some(b64) = arg {
-            let bytes = decode_b64_arg(&format!("--{field}"), b64)?;
-            body.insert(field.into(), json!(b64url(&bytes)));
-        }
-    }
-    let v = c.call(
+    let optional = |field: &str, arg: &Option<String>| -> CliResult<Option<Base64Url>> {
+        arg.as_deref()
+            .map(|b64| decode_b64_arg(&format!("--{field}"), b64).map(Base64Url))
+            .transpose()
+    };
+    let body = KeyOperationsParameters {
+        alg: a.alg.clone(),
+        value: Base64Url(data),
+        iv: optional("iv", &a.iv)?,
+        aad: optional("aad", &a.aad)?,
+        tag: optional("tag", &a.tag)?,
+    };
+    let v = c.typed().json(
         "POST",
         &op_path(&a.name, a.version.as_deref(), op),
         &[],
-        Some(&Value::Object(body)),
+        Some(&body),
     )?;
     let value = v
         .get("value")
@@ -558,8 +563,11 @@ fn sign(c: &Client, a: SignArgs) -> CliResult<()> {
     } else {
         digest_for(&a.alg, &data)?
     };
-    let body = json!({ "alg": a.alg, "value": b64url(&digest) });
-    let v = c.call(
+    let body = KeySignParameters {
+        alg: a.alg.clone(),
+        value: Base64Url(digest),
+    };
+    let v = c.typed().json(
         "POST",
         &op_path(&a.name, a.version.as_deref(), "sign"),
         &[],
@@ -600,8 +608,12 @@ fn verify(c: &Client, a: VerifyArgs) -> CliResult<()> {
             ));
         }
     };
-    let body = json!({ "alg": a.alg, "digest": b64url(&digest), "value": b64url(&signature) });
-    let v = c.call(
+    let body = KeyVerifyParameters {
+        alg: a.alg.clone(),
+        digest: Base64Url(digest),
+        value: Base64Url(signature),
+    };
+    let v = c.typed().json(
         "POST",
         &op_path(&a.name, a.version.as_deref(), "verify"),
         &[],
@@ -675,6 +687,7 @@ fn print_key(c: &Client, v: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn clap_definition_is_valid_under_propagated_version() {
