@@ -597,39 +597,12 @@ impl Vault {
         let version = vr.version();
         for _ in 0..MAX_RETRIES {
             self.check_not_deleted::<K>(name)?;
-            let (rec, old) = match self.read_record::<K>(&nk)? {
-                Some((mut rec, old)) => {
-                    rec.set_latest(version);
-                    (rec, Some(old))
-                }
-                None => (K::Record::new(name, version, now), None),
-            };
-            let ops = vec![
-                Op::Expect {
-                    table: K::TABLES.deleted,
-                    key: nk.clone(),
-                    value: None,
-                },
-                Op::Expect {
-                    table: K::TABLES.live,
-                    key: nk.clone(),
-                    value: old,
-                },
-                Op::Put {
-                    table: K::TABLES.versions,
-                    key: version_key(&nk, version),
-                    value: vbytes.clone(),
-                },
-                Op::Put {
-                    table: K::TABLES.live,
-                    key: nk.clone(),
-                    value: to_json(&rec)?,
-                },
-            ];
+            let (ops, display) =
+                self.new_version_ops::<K>(name, version, vbytes.clone(), now, |_| {})?;
             match self.store.transact(ops) {
                 Ok(()) => {
                     K::changed(self, &nk);
-                    return Ok(rec.name().to_string());
+                    return Ok(display);
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
