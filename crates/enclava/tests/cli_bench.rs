@@ -205,6 +205,29 @@ fn bench_workload_runs_builds_its_stamp_vouches_for() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// Runs `enclava ARGS --output json`, which must succeed, and returns its report.
+fn json_report(args: &[&str]) -> Value {
+    let out = enclava(&[args, &["--output", "json"]].concat());
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON report")
+}
+
+/// Every phase of a `--breakdown` was timed: a positive wall-clock median over at least five
+/// runs, and on Linux a positive on-CPU time.
+fn assert_timed(phases: &[Value]) {
+    for p in phases {
+        let wall = p["wall_p50_us"].as_f64().unwrap_or(-1.0);
+        assert!(wall.is_finite() && wall > 0.0, "{p}");
+        assert!(p["runs"].as_u64().is_some_and(|n| n >= 5), "{p}");
+        #[cfg(target_os = "linux")]
+        assert!(p["cpu_us"].as_f64().is_some_and(|c| c > 0.0), "{p}");
+    }
+}
+
 /// `bench release --breakdown` through the real binary: every phase of a release is timed in
 /// process against the bench server (each after a successful warm-up run, so a phase that
 /// fails makes the bench fail), with wall-clock and on-CPU time. Only the shape is checked:
@@ -215,7 +238,7 @@ fn bench_release_breakdown_times_every_phase() {
         eprintln!("NOTICE: skipping: the OpenSSL baseline needs the openssl command");
         return;
     }
-    let out = enclava(&[
+    let report = json_report(&[
         "bench",
         "release",
         "--seconds",
@@ -225,15 +248,7 @@ fn bench_release_breakdown_times_every_phase() {
         "--connections",
         "1",
         "--breakdown",
-        "--output",
-        "json",
     ]);
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     let phases = report["breakdown"]["phases"].as_array().expect("phases");
     let names: Vec<&str> = phases.iter().filter_map(|p| p["phase"].as_str()).collect();
     for want in [
@@ -250,17 +265,77 @@ fn bench_release_breakdown_times_every_phase() {
     ] {
         assert!(names.contains(&want), "{want:?} missing from {names:?}");
     }
-    for p in phases {
-        let wall = p["wall_p50_us"].as_f64().unwrap_or(-1.0);
-        assert!(wall.is_finite() && wall > 0.0, "{p}");
-        assert!(p["runs"].as_u64().is_some_and(|n| n >= 5), "{p}");
-        #[cfg(target_os = "linux")]
-        assert!(p["cpu_us"].as_f64().is_some_and(|c| c > 0.0), "{p}");
-    }
+    assert_timed(phases);
     assert!(
         report["releases"][0]["releases_measured"]
             .as_u64()
             .is_some_and(|n| n >= 1),
         "{report}"
     );
+}
+
+/// `bench attest --breakdown --token-alg ES256` through the real binary on the hardware vectors:
+/// the bench servers sign with the algorithm asked for (the bench checks the first token's
+/// header), and every phase of one SNP and one TDX attestation is timed (each after a
+/// successful warm-up run), with the derived lines in between. Only the shape is checked.
+#[test]
+fn bench_attest_breakdown_times_every_phase_with_the_chosen_signer() {
+    if !has_openssl() {
+        eprintln!("NOTICE: skipping: the OpenSSL baseline needs the openssl command");
+        return;
+    }
+    let Some(vectors) = enclava_testvectors::dir() else {
+        panic!("the attestation bench needs the hardware vectors (ENCLAVA_VECTORS)");
+    };
+    let vectors = vectors.display().to_string();
+    let report = json_report(&[
+        "bench",
+        "attest",
+        "--vectors",
+        &vectors,
+        "--seconds",
+        "0.5",
+        "--rounds",
+        "1",
+        "--token-alg",
+        "ES256",
+        "--breakdown",
+    ]);
+    assert_eq!(report["token_alg"], "ES256", "{report}");
+    for tee in ["snp", "tdx"] {
+        let b = &report["breakdown"][tee];
+        let phases = b["phases"].as_array().expect("phases");
+        let names: Vec<&str> = phases.iter().filter_map(|p| p["phase"].as_str()).collect();
+        for want in [
+            "request decoding (JSON, base64)",
+            "evidence verification (caches warm)",
+            "token issue without claims (header + signature)",
+            "service attest (verify, bind, policy, claims, token)",
+            "the same attestation over HTTPS (1 connection)",
+            "HTTPS floor: GET openid-configuration (1 connection)",
+            "RS256 signature alone (RSA-2048, token-sized input)",
+            "ES256 signature alone (P-256, token-sized input)",
+        ] {
+            assert!(
+                names.contains(&want),
+                "{tee}: {want:?} missing from {names:?}"
+            );
+        }
+        assert_timed(phases);
+        for d in [
+            "binding_policy_claims_encoding",
+            "http_handler_audit_client",
+            "https_floor",
+        ] {
+            assert!(b["derived_us"][d].as_f64().is_some(), "{tee}: {d} in {b}");
+        }
+    }
+}
+
+#[test]
+fn bench_attest_refuses_an_unknown_token_algorithm() {
+    let out = enclava(&["bench", "attest", "--token-alg", "HS256"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("RS256") && err.contains("ES256"), "{err}");
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::OutputFormat;
 
@@ -131,7 +131,7 @@ impl Machine {
     /// One line for the text output.
     pub fn line(&self) -> String {
         format!(
-            "machine: {} ({}, {} logical cores); features: {}; absent: {}{}",
+            "machine: {} ({}, {} logical cores); features: {}; absent: {}{}{}",
             self.cpu_model,
             self.arch,
             self.logical_cores,
@@ -141,7 +141,8 @@ impl Machine {
                 Some(mask) =>
                     format!("; OPENSSL_ia32cap={mask} (masks features from the crypto libraries)"),
                 None => String::new(),
-            }
+            },
+            build_note()
         )
     }
 
@@ -150,7 +151,7 @@ impl Machine {
             "cpu_model": self.cpu_model, "arch": self.arch, "logical_cores": self.logical_cores,
             "features": self.features, "absent_features": self.absent,
             "openssl_ia32cap": self.openssl_ia32cap,
-            "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+            "build": build_kind(),
         })
     }
 
@@ -548,4 +549,102 @@ fn bench_evidence(args: &EvidenceBenchArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Nanoseconds the calling thread has spent on a CPU (`/proc/thread-self/schedstat`, first
+/// field; `None` where there is no such file). On a machine shared with other work, wall-clock
+/// time per phase includes waiting for a core; on-CPU time does not, so it is the figure to
+/// compare between phases and with `openssl speed` (which also divides by CPU time).
+pub(super) fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// One phase of an operation (a release, an attestation), timed in process.
+pub(super) struct Phase {
+    pub name: &'static str,
+    /// Where it runs: "server" or "client".
+    pub side: &'static str,
+    pub wall_p50_us: f64,
+    pub cpu_us: Option<f64>,
+    pub runs: usize,
+}
+
+/// Runs `op` repeatedly for `budget` (at least 5 times, after one warm-up run) and reports the
+/// median wall-clock time and the mean on-CPU time per run.
+pub(super) fn phase(
+    name: &'static str,
+    side: &'static str,
+    budget: Duration,
+    mut op: impl FnMut() -> Result<(), String>,
+) -> Result<Phase, String> {
+    op().map_err(|e| format!("breakdown, {name}: {e}"))?;
+    let mut wall = Vec::new();
+    let cpu_start = thread_cpu_ns();
+    let started = Instant::now();
+    while wall.len() < 5 || started.elapsed() < budget {
+        let t = Instant::now();
+        op().map_err(|e| format!("breakdown, {name}: {e}"))?;
+        wall.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let cpu_us = match (cpu_start, thread_cpu_ns()) {
+        (Some(a), Some(b)) if b >= a => Some((b - a) as f64 / 1000.0 / wall.len() as f64),
+        _ => None,
+    };
+    Ok(Phase {
+        name,
+        side,
+        wall_p50_us: median(&mut wall),
+        cpu_us,
+        runs: wall.len(),
+    })
+}
+
+pub(super) fn phase_json(p: &Phase) -> Value {
+    json!({"phase": p.name, "side": p.side, "wall_p50_us": p.wall_p50_us, "cpu_us": p.cpu_us, "runs": p.runs})
+}
+
+/// Prints the phases of `what` (e.g. "one release") as a table: side, name, wall p50, on-CPU.
+pub(super) fn print_phases(what: &str, phases: &[Phase]) {
+    if phases.is_empty() {
+        return;
+    }
+    println!("  phases of {what}, in process, one thread (wall p50 / on-CPU mean per run):");
+    for p in phases {
+        println!(
+            "      {:<6} {:<58} {:>8.1} us   {:>8} us cpu",
+            p.side,
+            p.name,
+            p.wall_p50_us,
+            p.cpu_us
+                .map_or_else(|| "-".to_string(), |c| format!("{c:.1}"))
+        );
+    }
+}
+
+/// How this binary was built, as every report names it: "debug" (debug assertions on),
+/// "unoptimized" (opt-level 0 or 1: the `quickstart` profile) or "release".
+pub(super) fn build_kind() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else if matches!(env!("ENCLAVA_OPT_LEVEL"), "0" | "1") {
+        "unoptimized"
+    } else {
+        "release"
+    }
+}
+
+/// What a report's title adds when the binary is not an optimised build.
+pub(super) fn build_note() -> &'static str {
+    match build_kind() {
+        "debug" => " [DEBUG BUILD: not representative]",
+        "unoptimized" => {
+            " [UNOPTIMISED BUILD (the quickstart profile): not representative; use `cargo build --release`]"
+        }
+        _ => "",
+    }
 }

@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::OutputFormat;
-use super::bench::{measure, median, openssl_speed};
+use super::bench::{
+    Phase, build_kind, build_note, measure, median, openssl_speed, phase, phase_json, print_phases,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct AttestBenchArgs {
@@ -41,6 +43,17 @@ pub struct AttestBenchArgs {
     /// vs this many (same proxy for both; at least this many connections).
     #[arg(long, value_name = "N", requires = "store", value_parser = clap::value_parser!(u32).range(2..=16))]
     pub replicas: Option<u32>,
+    /// The bench servers' attestation token signer (`attestation.alg`): RS256 (the default,
+    /// MAA's algorithm: RSA-2048) or ES256 (P-256). The signature is the largest part of an
+    /// attestation's own work after the evidence; `--breakdown` times both.
+    #[arg(long, value_name = "ALG", value_parser = ["RS256", "ES256"], default_value = "RS256")]
+    pub token_alg: String,
+    /// Also time each phase of one attestation in process against the bench server's own
+    /// service (request decoding, evidence verification, token signature, the whole service
+    /// call) next to the same request over HTTPS and the HTTPS floor on one connection, wall
+    /// clock and on-CPU time per phase; what lies between them is printed as derived lines.
+    #[arg(long)]
+    pub breakdown: bool,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 }
@@ -111,6 +124,19 @@ pub(super) struct Srv {
     _db: Option<super::bench_store::FreshDatabase>,
 }
 
+impl Srv {
+    /// The running server's attestation service (what its attestation handlers call).
+    fn attestation_service(
+        &self,
+    ) -> Result<std::sync::Arc<enclava_attestation::AttestationService>, String> {
+        let server = self.server.as_ref().ok_or("the server is gone")?;
+        let st = &server.state;
+        st.attestation
+            .service(st)
+            .map_err(|e| format!("the attestation service is not running: {e}"))
+    }
+}
+
 impl Drop for Srv {
     fn drop(&mut self) {
         if let Some(s) = self.server.take() {
@@ -124,12 +150,7 @@ impl Drop for Srv {
 
 /// Store the built-in `snp` policy with `require_revocation := false` as the server's snp policy.
 fn snp_policy_without_revocation(srv: &Srv, now: DateTime<Utc>) -> Result<(), String> {
-    let server = srv.server.as_ref().ok_or("the server is gone")?;
-    let st = &server.state;
-    let svc = st
-        .attestation
-        .service(st)
-        .map_err(|e| format!("the attestation service is not running: {e}"))?;
+    let svc = srv.attestation_service()?;
     let text = enclava_policy::rego::defaults::SNP
         .replace("require_revocation := true", "require_revocation := false");
     svc.policies()
@@ -138,11 +159,17 @@ fn snp_policy_without_revocation(srv: &Srv, now: DateTime<Utc>) -> Result<(), St
         .map_err(|e| e.to_string())
 }
 
-fn start(at: &str, collateral: Option<PathBuf>, store: Option<&str>) -> Result<Srv, String> {
+fn start(
+    at: &str,
+    collateral: Option<PathBuf>,
+    store: Option<&str>,
+    token_alg: &str,
+) -> Result<Srv, String> {
     start_dev_server_on(
         Some(enclava_server::attest::AttestationSettings {
             verification_time: Some(at.into()),
             collateral_dir: collateral,
+            alg: Some(token_alg.into()),
             ..Default::default()
         }),
         store,
@@ -227,6 +254,8 @@ struct Http {
     service_per_s: f64,
     /// A request that does no attestation work, over the same connections: the transport's share.
     floor_per_s: f64,
+    /// `--breakdown`: the phases of one attestation (first server only).
+    phases: Vec<Phase>,
 }
 
 /// The figures of one route on each server (one per backend). Throughput rounds are interleaved
@@ -247,35 +276,38 @@ fn bench_http(
     let mut partial = Vec::new();
     for (srv, url) in srvs.iter().zip(&urls) {
         let a = agent(&srv.ca)?;
-        if !post(&a, url, &bytes) {
-            let r = a
-                .post(url)
-                .set("Content-Type", "application/json")
-                .send_bytes(&bytes);
-            let text = match r {
-                Ok(r) => r.into_string().unwrap_or_default(),
-                Err(ureq::Error::Status(_, r)) => r.into_string().unwrap_or_default(),
-                Err(e) => e.to_string(),
-            };
-            return Err(format!("attesting through {route} failed: {text}"));
-        }
-        let service_per_s = {
-            let server = srv.server.as_ref().ok_or("the server is gone")?;
-            let st = &server.state;
-            let svc = st
-                .attestation
-                .service(st)
-                .map_err(|e| format!("the attestation service is not running: {e}"))?;
-            let ty = enclava_attestation::MaaType::from_name(route).map_err(|e| e.to_string())?;
-            let req = enclava_attestation::AttestRequest::from_maa_json(ty, &bytes)
-                .map_err(|e| e.to_string())?;
-            let now = st
-                .config
-                .attestation
-                .verification_time
-                .unwrap_or_else(Utc::now);
-            measure(total, args.rounds, || svc.attest(&req, now).is_ok())?
+        // The first request checks the answer: a token signed with the algorithm asked for.
+        let r = a
+            .post(url)
+            .set("Content-Type", "application/json")
+            .send_bytes(&bytes);
+        let text = match r {
+            Ok(r) => r.into_string().unwrap_or_default(),
+            Err(ureq::Error::Status(_, r)) => r.into_string().unwrap_or_default(),
+            Err(e) => e.to_string(),
         };
+        let alg = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["token"].as_str().map(str::to_string))
+            .and_then(|t| enclava_token::decode_unverified(&t).ok())
+            .map(|t| t.header.alg)
+            .ok_or_else(|| format!("attesting through {route} failed: {text}"))?;
+        if alg != args.token_alg {
+            return Err(format!(
+                "the server signed its token with {alg}, expected {}",
+                args.token_alg
+            ));
+        }
+        let svc = srv.attestation_service()?;
+        let ty = enclava_attestation::MaaType::from_name(route).map_err(|e| e.to_string())?;
+        let req = enclava_attestation::AttestRequest::from_maa_json(ty, &bytes)
+            .map_err(|e| e.to_string())?;
+        let now = srv
+            .server
+            .as_ref()
+            .and_then(|s| s.state.config.attestation.verification_time)
+            .unwrap_or_else(Utc::now);
+        let service_per_s = measure(total, args.rounds, || svc.attest(&req, now).is_ok())?;
         // Latency: one connection, sequential requests.
         let mut lat = Vec::new();
         let start = Instant::now();
@@ -293,7 +325,18 @@ fn bench_http(
             let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
             lat.get(i).copied().unwrap_or(0.0)
         };
-        partial.push((pct(0.5), pct(0.99), service_per_s));
+        let phases = if args.breakdown && firsts.is_empty() {
+            let floor_url = format!("{}/.well-known/openid-configuration", srv.url);
+            let http = HttpTarget {
+                agent: &a,
+                url,
+                floor_url: &floor_url,
+            };
+            attest_breakdown(&svc, ty, &bytes, now, &http, args)?
+        } else {
+            Vec::new()
+        };
+        partial.push((pct(0.5), pct(0.99), service_per_s, phases));
         firsts.push(a);
     }
     let cas: Vec<&Path> = srvs.iter().map(|s| s.ca.as_path()).collect();
@@ -316,14 +359,146 @@ fn bench_http(
     Ok(partial
         .into_iter()
         .enumerate()
-        .map(|(i, (p50_ms, p99_ms, service_per_s))| Http {
+        .map(|(i, (p50_ms, p99_ms, service_per_s, phases))| Http {
             per_s: per_s[i],
             p50_ms,
             p99_ms,
             service_per_s,
             floor_per_s: floor_per_s[i],
+            phases,
         })
         .collect())
+}
+
+/// Where the breakdown sends its HTTPS requests: the latency connection, the route and the floor.
+struct HttpTarget<'a> {
+    agent: &'a ureq::Agent,
+    url: &'a str,
+    floor_url: &'a str,
+}
+
+/// The phases of one attestation, each timed in process on this thread against the bench
+/// server's own service (the functions its handler calls), next to the same request over HTTPS
+/// and the HTTPS floor on one connection, and the two token signatures on their own. The server
+/// is otherwise idle meanwhile.
+fn attest_breakdown(
+    svc: &enclava_attestation::AttestationService,
+    ty: enclava_attestation::MaaType,
+    bytes: &[u8],
+    now: DateTime<Utc>,
+    http: &HttpTarget<'_>,
+    args: &AttestBenchArgs,
+) -> Result<Vec<Phase>, String> {
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+    };
+    use enclava_attestation::AttestRequest;
+    let budget = Duration::from_secs_f64((args.seconds / 10.0).clamp(0.2, 2.0));
+    let req = AttestRequest::from_maa_json(ty, bytes).map_err(|e| e.to_string())?;
+    let err = |e: enclava_attestation::AttestError| e.to_string();
+    let token_len = svc.attest(&req, now).map_err(err)?.token.len();
+    let mut out = vec![
+        phase("request decoding (JSON, base64)", "server", budget, || {
+            AttestRequest::from_maa_json(ty, bytes)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })?,
+        phase(
+            "evidence verification (caches warm)",
+            "server",
+            budget,
+            || {
+                svc.verify_evidence(&req.evidence, now)
+                    .map(drop)
+                    .map_err(err)
+            },
+        )?,
+        phase(
+            "token issue without claims (header + signature)",
+            "server",
+            budget,
+            || {
+                svc.management_token(&serde_json::Map::new(), now)
+                    .map(drop)
+                    .map_err(err)
+            },
+        )?,
+        phase(
+            "service attest (verify, bind, policy, claims, token)",
+            "server",
+            budget,
+            || svc.attest(&req, now).map(drop).map_err(err),
+        )?,
+        phase(
+            "the same attestation over HTTPS (1 connection)",
+            "client",
+            budget,
+            || {
+                post(http.agent, http.url, bytes)
+                    .then_some(())
+                    .ok_or_else(|| "the request failed".to_string())
+            },
+        )?,
+        phase(
+            "HTTPS floor: GET openid-configuration (1 connection)",
+            "client",
+            budget,
+            || {
+                http.agent
+                    .get(http.floor_url)
+                    .call()
+                    .map_err(|e| e.to_string())?
+                    .into_string()
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            },
+        )?,
+    ];
+    // Both signers on their own, over an input the size of this token (aws-lc-rs, the library
+    // the service signs with): what `--token-alg` changes.
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let input = vec![0x5au8; token_len];
+    let rsa = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .map_err(|_| "cannot generate an RSA-2048 key".to_string())?;
+    let mut sig = vec![0u8; rsa.public_modulus_len()];
+    out.push(phase(
+        "RS256 signature alone (RSA-2048, token-sized input)",
+        "server",
+        budget,
+        || {
+            rsa.sign(&RSA_PKCS1_SHA256, &rng, &input, &mut sig)
+                .map_err(|_| "RS256 signing failed".to_string())
+        },
+    )?);
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|_| "cannot generate a P-256 key".to_string())?;
+    let ec = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+        .map_err(|_| "cannot load the P-256 key".to_string())?;
+    out.push(phase(
+        "ES256 signature alone (P-256, token-sized input)",
+        "server",
+        budget,
+        || {
+            ec.sign(&rng, &input)
+                .map(drop)
+                .map_err(|_| "ES256 signing failed".to_string())
+        },
+    )?);
+    Ok(out)
+}
+
+/// Derived lines of an attestation breakdown: what lies between the timed phases.
+fn derived(phases: &[Phase]) -> Option<(f64, f64, f64)> {
+    let p50 = |prefix: &str| {
+        phases
+            .iter()
+            .find(|p| p.name.starts_with(prefix))
+            .map(|p| p.wall_p50_us)
+    };
+    let attest = p50("service attest")?;
+    let rest = attest - p50("evidence verification")? - p50("token issue")?;
+    let https = p50("the same attestation over HTTPS")?;
+    Some((rest, https - attest, p50("HTTPS floor")?))
 }
 
 /// Requests per second from `connections` keep-alive clients (one agent each) on each server,
@@ -396,9 +571,10 @@ fn tdx_replicas(
     let quoted = |v: &str| serde_json::to_string(v).unwrap_or_default();
     // A JSON string is a TOML basic string for everything a path or a time holds here.
     let config = format!(
-        "[attestation]\nverification_time = {}\ncollateral_dir = {}\n",
+        "[attestation]\nverification_time = {}\ncollateral_dir = {}\nalg = {}\n",
         quoted(at),
-        quoted(&collateral.display().to_string())
+        quoted(&collateral.display().to_string()),
+        quoted(&args.token_alg)
     );
     let r = super::bench_store::Replicas::start(store, count, Some(&config))?;
     let body =
@@ -502,9 +678,9 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
     eprintln!("measuring SNP attestations over HTTPS ...");
     let store = args.store.as_deref();
     let snp_all = {
-        let mut srvs = vec![start(snp_at, None, None)?];
+        let mut srvs = vec![start(snp_at, None, None, &args.token_alg)?];
         if let Some(url) = store {
-            srvs.push(start(snp_at, None, Some(url))?);
+            srvs.push(start(snp_at, None, Some(url), &args.token_alg)?);
         }
         // The vectors carry no AMD CRL, which the default snp policy requires: bench the default
         // policy's rules without that requirement (the same evaluation work, minus one rule).
@@ -543,9 +719,19 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     eprintln!("measuring TDX attestations over HTTPS ...");
     let tdx_all = {
-        let mut srvs = vec![start(tdx_at, Some(cdir.path().to_path_buf()), None)?];
+        let mut srvs = vec![start(
+            tdx_at,
+            Some(cdir.path().to_path_buf()),
+            None,
+            &args.token_alg,
+        )?];
         if let Some(url) = store {
-            srvs.push(start(tdx_at, Some(cdir.path().to_path_buf()), Some(url))?);
+            srvs.push(start(
+                tdx_at,
+                Some(cdir.path().to_path_buf()),
+                Some(url),
+                &args.token_alg,
+            )?);
         }
         bench_http(
             &srvs.iter().collect::<Vec<_>>(),
@@ -581,7 +767,8 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
         "tdx": {"evidence_only_per_s": tdx_only, "https_per_s": tdx_http.per_s, "https_vs_evidence_only": tdx_ratio,
                 "p50_ms": tdx_http.p50_ms, "p99_ms": tdx_http.p99_ms, "service_in_process_per_s": tdx_http.service_per_s, "https_floor_per_s": tdx_http.floor_per_s, "goal_ratio": 0.7},
         "connections": args.connections, "rounds": args.rounds, "seconds_per_figure": args.seconds,
-        "statistic": "median", "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "token_alg": args.token_alg,
+        "statistic": "median", "build": build_kind(),
     });
     let comparison = |all: &[Http]| -> Option<(Value, f64)> {
         let (sqlite, postgres) = (all.first()?, all.get(1)?);
@@ -595,6 +782,18 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
             r,
         ))
     };
+    if args.breakdown
+        && let Some(obj) = out.as_object_mut()
+    {
+        obj.insert(
+            "breakdown".into(),
+            json!({
+                "snp": breakdown_json(&snp_http.phases),
+                "tdx": breakdown_json(&tdx_http.phases),
+                "statistic": "median wall-clock microseconds per run; mean on-CPU microseconds per run (this thread)",
+            }),
+        );
+    }
     let snp_cmp = comparison(&snp_all);
     let tdx_cmp = comparison(&tdx_all);
     if let (Some(url), Some(obj)) = (store, out.as_object_mut()) {
@@ -629,14 +828,11 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
         OutputFormat::Table => {
             println!("{}", machine.line());
             println!(
-                "attestation over HTTPS (keep-alive, {} connection(s)), median of {} rounds{}",
+                "attestation over HTTPS (keep-alive, {} connection(s), {} tokens), median of {} rounds{}",
                 args.connections,
+                args.token_alg,
                 args.rounds,
-                if cfg!(debug_assertions) {
-                    " [DEBUG BUILD: not representative]"
-                } else {
-                    ""
-                }
+                build_note()
             );
             println!("  openssl P-384 verify        {p384:>10.0}/s   (ceiling)");
             println!("  openssl P-256 verify        {p256:>10.0}/s   (ceiling)");
@@ -654,6 +850,7 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
                 "  HTTPS floor                 {:>10.0}/s   (GET openid-configuration, same connections)",
                 snp_http.floor_per_s
             );
+            print_breakdown("one SNP attestation", &snp_http.phases);
             println!("  TDX evidence only (cached)  {tdx_only:>10.0}/s");
             println!(
                 "  TDX via /attest/TdxVm       {:>10.0}/s   {tdx_ratio:.2}x evidence-only (goal >= 0.7)   p50 {:.2} ms  p99 {:.2} ms",
@@ -667,6 +864,7 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
                 "  HTTPS floor                 {:>10.0}/s   (GET openid-configuration, same connections)",
                 tdx_http.floor_per_s
             );
+            print_breakdown("one TDX attestation", &tdx_http.phases);
             for (tee, all, cmp) in [("SNP", &snp_all, &snp_cmp), ("TDX", &tdx_all, &tdx_cmp)] {
                 let (Some(s), Some(p), Some((_, r))) = (all.first(), all.get(1), cmp) else {
                     continue;
@@ -718,6 +916,30 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn breakdown_json(phases: &[Phase]) -> Value {
+    let d = derived(phases);
+    json!({
+        "phases": phases.iter().map(phase_json).collect::<Vec<_>>(),
+        "derived_us": d.map(|(rest, transport, floor)| json!({
+            "binding_policy_claims_encoding": rest,
+            "http_handler_audit_client": transport,
+            "https_floor": floor,
+        })),
+    })
+}
+
+fn print_breakdown(what: &str, phases: &[Phase]) {
+    print_phases(what, phases);
+    if let Some((rest, transport, floor)) = derived(phases) {
+        println!(
+            "      derived: binding, policy, claims, token encoding (attest - verification - token issue) {rest:>8.1} us"
+        );
+        println!(
+            "      derived: HTTP, handler, audit queue, client (HTTPS request - service attest)     {transport:>8.1} us   (HTTPS floor {floor:.1} us)"
+        );
+    }
 }
 
 fn http_json(h: &Http) -> Value {

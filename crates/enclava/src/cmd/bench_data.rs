@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::OutputFormat;
-use super::bench::{Machine, median, openssl_speed};
+use super::bench::{Machine, build_note, median, openssl_speed};
 
 #[derive(Debug, clap::Args)]
 pub struct DataBenchArgs {
@@ -79,11 +79,7 @@ pub fn bench_data(args: &DataBenchArgs) -> Result<(), String> {
                 args.bytes >> 20,
                 kib,
                 args.rounds,
-                if cfg!(debug_assertions) {
-                    " [DEBUG BUILD: not representative]"
-                } else {
-                    ""
-                }
+                build_note()
             );
             println!(
                 "  openssl aes-256-gcm 16 KiB      {:>7.2} GB/s   (OpenSSL ceiling, encrypt, one core)",

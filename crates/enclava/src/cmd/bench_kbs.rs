@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256, Sha384};
 use zeroize::Zeroizing;
 
 use super::OutputFormat;
-use super::bench::median;
+use super::bench::{build_kind, build_note, median};
 use super::bench_attest::{Srv, agent, start_dev_server};
 
 /// trustee's KBS on this machine class, 8 client threads (issue 13).
@@ -511,11 +511,7 @@ pub fn bench_kbs(args: &KbsBenchArgs) -> Result<(), String> {
     }
     drop(s);
 
-    let build = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
+    let build = build_kind();
     let mut report = json!({
         "baseline": {
             "in_process_flows_per_s": in_process.per_s,
@@ -538,11 +534,7 @@ pub fn bench_kbs(args: &KbsBenchArgs) -> Result<(), String> {
             println!(
                 "KBS (RCAR 0.4.0) full flows over HTTPS on loopback (auth, attest with sample evidence, resource, JWE decrypt), median of {} rounds{}",
                 args.rounds,
-                if cfg!(debug_assertions) {
-                    " [DEBUG BUILD: not representative]"
-                } else {
-                    ""
-                }
+                build_note()
             );
             println!(
                 "  in process, no HTTP (one core)          {:>9.1}/s   (baseline: {})",

@@ -34,7 +34,9 @@ use sha2::{Digest, Sha256, Sha384};
 use zeroize::Zeroizing;
 
 use super::OutputFormat;
-use super::bench::{measure, median, openssl_speed};
+use super::bench::{
+    Phase, build_kind, build_note, measure, median, openssl_speed, phase, phase_json, print_phases,
+};
 use super::bench_attest::{Srv, agent, start_dev_server};
 
 /// The released key's name in the bench vault.
@@ -526,59 +528,6 @@ fn unwrap_rate(args: &ReleaseBenchArgs) -> Result<f64, String> {
     )
 }
 
-/// Nanoseconds the calling thread has spent on a CPU (`/proc/thread-self/schedstat`, first
-/// field; `None` where there is no such file). On a machine shared with other work, wall-clock
-/// time per phase includes waiting for a core; on-CPU time does not, so it is the figure to
-/// compare between phases and with `openssl speed` (which also divides by CPU time).
-fn thread_cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// One phase of a release, timed in process.
-struct Phase {
-    name: &'static str,
-    /// Where it runs: "server" or "client".
-    side: &'static str,
-    wall_p50_us: f64,
-    cpu_us: Option<f64>,
-    runs: usize,
-}
-
-/// Runs `op` repeatedly for `budget` (at least 5 times, after one warm-up run) and reports the
-/// median wall-clock time and the mean on-CPU time per run.
-fn phase(
-    name: &'static str,
-    side: &'static str,
-    budget: Duration,
-    mut op: impl FnMut() -> Result<(), String>,
-) -> Result<Phase, String> {
-    op().map_err(|e| format!("breakdown, {name}: {e}"))?;
-    let mut wall = Vec::new();
-    let cpu_start = thread_cpu_ns();
-    let started = Instant::now();
-    while wall.len() < 5 || started.elapsed() < budget {
-        let t = Instant::now();
-        op().map_err(|e| format!("breakdown, {name}: {e}"))?;
-        wall.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    let cpu_us = match (cpu_start, thread_cpu_ns()) {
-        (Some(a), Some(b)) if b >= a => Some((b - a) as f64 / 1000.0 / wall.len() as f64),
-        _ => None,
-    };
-    Ok(Phase {
-        name,
-        side,
-        wall_p50_us: median(&mut wall),
-        cpu_us,
-        runs: wall.len(),
-    })
-}
-
 /// The phases of one release, each timed in process on this thread against the running bench
 /// server's own state (the same functions its handlers call), so the HTTPS figures can be
 /// split into where the time goes. The server is idle meanwhile.
@@ -764,10 +713,6 @@ fn breakdown(s: &Setup, args: &ReleaseBenchArgs) -> Result<Vec<Phase>, String> {
     Ok(out)
 }
 
-fn phase_json(p: &Phase) -> Value {
-    json!({"phase": p.name, "side": p.side, "wall_p50_us": p.wall_p50_us, "cpu_us": p.cpu_us, "runs": p.runs})
-}
-
 fn figure_json(f: &Figure, rsa_private: f64) -> Value {
     json!({
         "connections": f.connections,
@@ -815,11 +760,7 @@ pub fn bench_release(args: &ReleaseBenchArgs) -> Result<(), String> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let build = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
+    let build = build_kind();
     let mut report = json!({
         "baseline": {
             "openssl_rsa2048_private_ops_per_s": rsa_private,
@@ -849,11 +790,7 @@ pub fn bench_release(args: &ReleaseBenchArgs) -> Result<(), String> {
             println!(
                 "attested key release end to end over HTTPS (challenge, sim evidence, attest, release, key_hsm unwrap), median of {} rounds{}",
                 args.rounds,
-                if cfg!(debug_assertions) {
-                    " [DEBUG BUILD: not representative]"
-                } else {
-                    ""
-                }
+                build_note()
             );
             println!(
                 "  openssl RSA-2048 private op (sign)        {rsa_private:>9.0}/s   (baseline, one core)"
@@ -893,21 +830,7 @@ pub fn bench_release(args: &ReleaseBenchArgs) -> Result<(), String> {
                     f.steps.release
                 );
             }
-            if !phases.is_empty() {
-                println!(
-                    "  phases of one release, in process, one thread (wall p50 / on-CPU mean per run):"
-                );
-                for p in &phases {
-                    println!(
-                        "      {:<6} {:<52} {:>8.1} us   {:>8} us cpu",
-                        p.side,
-                        p.name,
-                        p.wall_p50_us,
-                        p.cpu_us
-                            .map_or_else(|| "-".to_string(), |c| format!("{c:.1}"))
-                    );
-                }
-            }
+            print_phases("one release", &phases);
             println!(
                 "  each release: 3 HTTPS requests and 2 RSA-2048 private ops (the vault's RS256 release signature, the enclave's OAEP unwrap); client and server share {cores} core(s)"
             );
