@@ -638,8 +638,8 @@ pub(super) fn build_kind() -> &'static str {
     }
 }
 
-/// What a report's title adds when the binary is not an optimised build.
-pub(super) fn build_note() -> &'static str {
+/// What the machine line (printed by every bench) adds when the binary is not an optimised build.
+fn build_note() -> &'static str {
     match build_kind() {
         "debug" => " [DEBUG BUILD: not representative]",
         "unoptimized" => {

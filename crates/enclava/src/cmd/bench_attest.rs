@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::OutputFormat;
 use super::bench::{
-    Phase, build_kind, build_note, measure, median, openssl_speed, phase, phase_json, print_phases,
+    Phase, build_kind, measure, median, openssl_speed, phase, phase_json, print_phases,
 };
 
 #[derive(Debug, clap::Args)]
@@ -332,7 +332,7 @@ fn bench_http(
                 url,
                 floor_url: &floor_url,
             };
-            attest_breakdown(&svc, ty, &bytes, now, &http, args)?
+            attest_breakdown(&svc, ty, &bytes, &req, now, &http, args)?
         } else {
             Vec::new()
         };
@@ -385,6 +385,7 @@ fn attest_breakdown(
     svc: &enclava_attestation::AttestationService,
     ty: enclava_attestation::MaaType,
     bytes: &[u8],
+    req: &enclava_attestation::AttestRequest,
     now: DateTime<Utc>,
     http: &HttpTarget<'_>,
     args: &AttestBenchArgs,
@@ -394,9 +395,8 @@ fn attest_breakdown(
     };
     use enclava_attestation::AttestRequest;
     let budget = Duration::from_secs_f64((args.seconds / 10.0).clamp(0.2, 2.0));
-    let req = AttestRequest::from_maa_json(ty, bytes).map_err(|e| e.to_string())?;
     let err = |e: enclava_attestation::AttestError| e.to_string();
-    let token_len = svc.attest(&req, now).map_err(err)?.token.len();
+    let token_len = svc.attest(req, now).map_err(err)?.token.len();
     let mut out = vec![
         phase("request decoding (JSON, base64)", "server", budget, || {
             AttestRequest::from_maa_json(ty, bytes)
@@ -427,7 +427,7 @@ fn attest_breakdown(
             "service attest (verify, bind, policy, claims, token)",
             "server",
             budget,
-            || svc.attest(&req, now).map(drop).map_err(err),
+            || svc.attest(req, now).map(drop).map_err(err),
         )?,
         phase(
             "the same attestation over HTTPS (1 connection)",
@@ -828,11 +828,8 @@ pub fn bench_attest(args: &AttestBenchArgs) -> Result<(), String> {
         OutputFormat::Table => {
             println!("{}", machine.line());
             println!(
-                "attestation over HTTPS (keep-alive, {} connection(s), {} tokens), median of {} rounds{}",
-                args.connections,
-                args.token_alg,
-                args.rounds,
-                build_note()
+                "attestation over HTTPS (keep-alive, {} connection(s), {} tokens), median of {} rounds",
+                args.connections, args.token_alg, args.rounds,
             );
             println!("  openssl P-384 verify        {p384:>10.0}/s   (ceiling)");
             println!("  openssl P-256 verify        {p256:>10.0}/s   (ceiling)");

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::OutputFormat;
-use super::bench::{Machine, build_note, median, openssl_speed};
+use super::bench::{Machine, median, openssl_speed};
 
 #[derive(Debug, clap::Args)]
 pub struct DataBenchArgs {
@@ -75,11 +75,10 @@ pub fn bench_data(args: &DataBenchArgs) -> Result<(), String> {
             let kib = args.chunk_size >> 10;
             println!("{}", machine.line());
             println!(
-                "envelope throughput, {} MiB per run, {} KiB chunks, median of {} rounds (in memory: the crypto path, no disk){}",
+                "envelope throughput, {} MiB per run, {} KiB chunks, median of {} rounds (in memory: the crypto path, no disk)",
                 args.bytes >> 20,
                 kib,
                 args.rounds,
-                build_note()
             );
             println!(
                 "  openssl aes-256-gcm 16 KiB      {:>7.2} GB/s   (OpenSSL ceiling, encrypt, one core)",

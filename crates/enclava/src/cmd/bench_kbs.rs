@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256, Sha384};
 use zeroize::Zeroizing;
 
 use super::OutputFormat;
-use super::bench::{build_kind, build_note, median};
+use super::bench::{build_kind, median};
 use super::bench_attest::{Srv, agent, start_dev_server};
 
 /// trustee's KBS on this machine class, 8 client threads (issue 13).
@@ -532,9 +532,8 @@ pub fn bench_kbs(args: &KbsBenchArgs) -> Result<(), String> {
         OutputFormat::Table => {
             println!("{}", machine.line());
             println!(
-                "KBS (RCAR 0.4.0) full flows over HTTPS on loopback (auth, attest with sample evidence, resource, JWE decrypt), median of {} rounds{}",
+                "KBS (RCAR 0.4.0) full flows over HTTPS on loopback (auth, attest with sample evidence, resource, JWE decrypt), median of {} rounds",
                 args.rounds,
-                build_note()
             );
             println!(
                 "  in process, no HTTP (one core)          {:>9.1}/s   (baseline: {})",

@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 
 use super::OutputFormat;
 use super::bench::{
-    Phase, build_kind, build_note, measure, median, openssl_speed, phase, phase_json, print_phases,
+    Phase, build_kind, measure, median, openssl_speed, phase, phase_json, print_phases,
 };
 use super::bench_attest::{Srv, agent, start_dev_server};
 
@@ -788,9 +788,8 @@ pub fn bench_release(args: &ReleaseBenchArgs) -> Result<(), String> {
         OutputFormat::Table => {
             println!("{}", machine.line());
             println!(
-                "attested key release end to end over HTTPS (challenge, sim evidence, attest, release, key_hsm unwrap), median of {} rounds{}",
+                "attested key release end to end over HTTPS (challenge, sim evidence, attest, release, key_hsm unwrap), median of {} rounds",
                 args.rounds,
-                build_note()
             );
             println!(
                 "  openssl RSA-2048 private op (sign)        {rsa_private:>9.0}/s   (baseline, one core)"
